@@ -1,0 +1,19 @@
+//! The SCIM 2.0 model of scimgate: schema definitions (RFC 7643), resource validation,
+//! projection, filters and the SCIM error type. It knows neither HTTP nor SQL.
+
+pub mod casefold;
+pub mod clock;
+pub mod error;
+pub mod filter;
+pub mod path;
+pub mod projection;
+pub mod resource_type;
+pub mod schema;
+pub mod schemas;
+pub mod validate;
+
+pub use casefold::fold_case;
+pub use clock::{Clock, SystemClock, format_timestamp};
+pub use error::{ScimError, ScimType};
+pub use resource_type::ResourceType;
+pub use validate::{MemberInput, ValidatedResource};

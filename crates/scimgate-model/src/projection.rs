@@ -1,0 +1,214 @@
+//! `attributes` and `excludedAttributes` (RFC 7644 §3.4.2.5) applied to a rendered resource,
+//! honouring each attribute's `returned` characteristic.
+
+use serde_json::{Map, Value};
+
+use crate::error::ScimError;
+use crate::path::{PathTarget, resolve};
+use crate::resource_type::ResourceType;
+
+/// Keys that every representation keeps, whatever was asked (`returned: always`).
+const ALWAYS: &[&str] = &["schemas", "id"];
+
+#[derive(Debug, Clone, Default)]
+pub struct Projection {
+    mode: Mode,
+}
+
+#[derive(Debug, Clone, Default)]
+enum Mode {
+    #[default]
+    Default,
+    Include(Vec<Vec<&'static str>>),
+    Exclude(Vec<Vec<&'static str>>),
+}
+
+impl Projection {
+    /// Builds the projection from the two query parameters; `attributes` wins when both are
+    /// given. Names that no schema defines are ignored, as they select nothing.
+    pub fn parse(
+        rt: ResourceType,
+        attributes: Option<&str>,
+        excluded: Option<&str>,
+    ) -> Result<Self, ScimError> {
+        let mode = match (attributes, excluded) {
+            (Some(a), _) if !a.trim().is_empty() => Mode::Include(selections(rt, a)),
+            (_, Some(e)) if !e.trim().is_empty() => Mode::Exclude(selections(rt, e)),
+            _ => Mode::Default,
+        };
+        Ok(Projection { mode })
+    }
+
+    /// Whether the top-level attribute `name` will appear at all, so that storage can skip
+    /// reading it (a group's members).
+    pub fn wants(&self, name: &str) -> bool {
+        match &self.mode {
+            Mode::Default => true,
+            Mode::Include(sel) => sel.iter().any(|s| s[0] == name),
+            Mode::Exclude(sel) => !sel.iter().any(|s| s.len() == 1 && s[0] == name),
+        }
+    }
+
+    pub fn apply(&self, resource: &mut Map<String, Value>) {
+        match &self.mode {
+            Mode::Default => {}
+            Mode::Include(sel) => include(resource, sel, true),
+            Mode::Exclude(sel) => exclude(resource, sel, true),
+        }
+    }
+}
+
+fn selections(rt: ResourceType, list: &str) -> Vec<Vec<&'static str>> {
+    list.split(',')
+        .filter_map(|p| resolve(rt, p.trim()).ok())
+        .map(|t| match t {
+            PathTarget::Extension(ext) => vec![ext.id],
+            PathTarget::Attribute(p) => {
+                let mut v = Vec::with_capacity(3);
+                if let Some(ext) = p.extension {
+                    v.push(ext.id);
+                }
+                v.push(p.attr.name);
+                if let Some(sub) = p.sub {
+                    v.push(sub.name);
+                }
+                v
+            }
+        })
+        .collect()
+}
+
+fn tails(sel: &[Vec<&'static str>], key: &str) -> Vec<Vec<&'static str>> {
+    sel.iter()
+        .filter(|s| s[0] == key)
+        .map(|s| s[1..].to_vec())
+        .collect()
+}
+
+fn include(obj: &mut Map<String, Value>, sel: &[Vec<&'static str>], top: bool) {
+    obj.retain(|key, value| {
+        if top && ALWAYS.contains(&key.as_str()) {
+            return true;
+        }
+        let t = tails(sel, key);
+        if t.is_empty() {
+            return false;
+        }
+        if t.iter().any(Vec::is_empty) {
+            return true;
+        }
+        for_each_object(value, |o| include(o, &t, false));
+        true
+    });
+}
+
+fn exclude(obj: &mut Map<String, Value>, sel: &[Vec<&'static str>], top: bool) {
+    obj.retain(|key, value| {
+        if top && ALWAYS.contains(&key.as_str()) {
+            return true;
+        }
+        let t = tails(sel, key);
+        if t.iter().any(Vec::is_empty) {
+            return false;
+        }
+        if !t.is_empty() {
+            for_each_object(value, |o| exclude(o, &t, false));
+        }
+        true
+    });
+}
+
+/// Applies `f` to an object, or to each object of a list (multi-valued complex attributes).
+fn for_each_object(value: &mut Value, mut f: impl FnMut(&mut Map<String, Value>)) {
+    match value {
+        Value::Object(o) => f(o),
+        Value::Array(items) => items
+            .iter_mut()
+            .filter_map(Value::as_object_mut)
+            .for_each(f),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schemas::ENTERPRISE_USER_URN;
+    use serde_json::json;
+
+    fn sample() -> Map<String, Value> {
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "id": "1",
+            "userName": "bjensen",
+            "name": {"givenName": "Barbara", "familyName": "Jensen"},
+            "emails": [{"value": "a@x", "type": "work"}, {"value": "b@x", "type": "home"}],
+            ENTERPRISE_USER_URN: {"department": "R&D", "division": "Labs"},
+            "meta": {"resourceType": "User"},
+        })
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
+    }
+
+    fn project(a: Option<&str>, e: Option<&str>) -> Value {
+        let p = Projection::parse(ResourceType::User, a, e).expect("parse");
+        let mut r = sample();
+        p.apply(&mut r);
+        Value::Object(r)
+    }
+
+    #[test]
+    fn attributes_keeps_always_returned_and_named() {
+        assert_eq!(
+            project(Some("userName,name.givenName,emails.value"), None),
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "id": "1",
+                "userName": "bjensen",
+                "name": {"givenName": "Barbara"},
+                "emails": [{"value": "a@x"}, {"value": "b@x"}],
+            })
+        );
+        let r = project(Some(&format!("{ENTERPRISE_USER_URN}:department")), None);
+        assert_eq!(r[ENTERPRISE_USER_URN], json!({"department": "R&D"}));
+        let r = project(Some(ENTERPRISE_USER_URN), None);
+        assert_eq!(
+            r[ENTERPRISE_USER_URN],
+            json!({"department": "R&D", "division": "Labs"})
+        );
+    }
+
+    #[test]
+    fn excluded_attributes_never_drops_id() {
+        let r = project(None, Some("emails,name.familyName,id,meta"));
+        assert_eq!(r["id"], "1");
+        assert!(r.get("emails").is_none() && r.get("meta").is_none());
+        assert_eq!(r["name"], json!({"givenName": "Barbara"}));
+    }
+
+    #[test]
+    fn wants_tells_storage_what_to_skip() {
+        let g = ResourceType::Group;
+        assert!(
+            !Projection::parse(g, None, Some("members"))
+                .expect("p")
+                .wants("members")
+        );
+        assert!(
+            Projection::parse(g, None, Some("members.display"))
+                .expect("p")
+                .wants("members")
+        );
+        assert!(
+            !Projection::parse(g, Some("displayName"), None)
+                .expect("p")
+                .wants("members")
+        );
+        assert!(
+            Projection::parse(g, None, None)
+                .expect("p")
+                .wants("members")
+        );
+    }
+}

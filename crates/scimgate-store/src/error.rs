@@ -1,0 +1,41 @@
+//! Storage failures, each of which the HTTP layer maps to one SCIM status.
+
+use scimgate_model::ResourceType;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no {0} with id '{1}'")]
+    NotFound(ResourceType, String),
+    #[error("stored version is {current}")]
+    VersionMismatch { current: i64 },
+    #[error("userName '{0}' is already taken")]
+    UserNameTaken(String),
+    #[error("member '{0}' does not exist")]
+    MemberNotFound(String),
+    #[error("member '{id}' is a {actual}, not a {claimed}")]
+    MemberTypeMismatch {
+        id: String,
+        claimed: ResourceType,
+        actual: ResourceType,
+    },
+    #[error("a group cannot be a member of itself ('{0}')")]
+    SelfMembership(String),
+    #[error("{0}")]
+    UnsupportedFilter(String),
+    #[error("database busy: no connection free within {0:?}")]
+    PoolTimeout(std::time::Duration),
+    #[error("the writer is not running")]
+    WriterGone,
+    #[error("commit failed: {0}")]
+    Commit(String),
+    #[error("database schema version {found} is newer than this binary ({supported})")]
+    DatabaseTooNew { found: i64, supported: i64 },
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}

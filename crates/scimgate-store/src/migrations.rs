@@ -1,0 +1,55 @@
+//! Forward-only schema migrations, embedded in the binary and tracked in `PRAGMA user_version`.
+
+use rusqlite::Connection;
+use rusqlite_migration::{M, Migrations};
+
+use crate::error::StoreError;
+
+const STEPS: &[M<'static>] = &[M::up(include_str!("migrations/0001_init.sql"))];
+
+/// The schema version this binary writes.
+pub const LATEST: i64 = STEPS.len() as i64;
+
+/// Brings `conn` to [`LATEST`]; refuses a database written by a newer scimgate.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > LATEST {
+        return Err(StoreError::DatabaseTooNew {
+            found,
+            supported: LATEST,
+        });
+    }
+    Migrations::from_slice(STEPS)
+        .to_latest(conn)
+        .map_err(|e| StoreError::Migration(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_step_applies_from_an_empty_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = Connection::open(dir.path().join("m.db")).expect("open");
+        migrate(&mut conn).expect("migrate");
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(v, LATEST);
+        assert!(Migrations::from_slice(STEPS).validate().is_ok());
+        migrate(&mut conn).expect("second run is a no-op");
+    }
+
+    #[test]
+    fn refuses_a_newer_database() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = Connection::open(dir.path().join("m.db")).expect("open");
+        conn.execute_batch(&format!("PRAGMA user_version = {}", LATEST + 1))
+            .expect("set");
+        assert!(matches!(
+            migrate(&mut conn),
+            Err(StoreError::DatabaseTooNew { .. })
+        ));
+    }
+}

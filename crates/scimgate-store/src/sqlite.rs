@@ -1,0 +1,169 @@
+//! [`SqliteStore`]: the SQLite implementation of [`Store`]. Writes go through the one
+//! [`Writer`]; reads through a pool of read-only connections.
+
+mod read;
+mod write;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OpenFlags};
+use scimgate_model::{Clock, ResourceType};
+
+use crate::error::StoreError;
+use crate::migrations::migrate;
+use crate::records::{NewResource, StoredResource};
+use crate::writer::Writer;
+use crate::{ListPage, ListQuery, Store};
+
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    pub path: PathBuf,
+    /// Read-only connections in the pool.
+    pub read_connections: u32,
+    /// How long a request waits for a pooled connection before it gets 503.
+    pub pool_timeout: Duration,
+    /// How long SQLite waits on a lock held by another process.
+    pub busy_timeout: Duration,
+    /// Most writes committed in one transaction.
+    pub max_batch: usize,
+}
+
+impl SqliteOptions {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        SqliteOptions {
+            path: path.into(),
+            read_connections: 8,
+            pool_timeout: Duration::from_secs(5),
+            busy_timeout: Duration::from_secs(5),
+            max_batch: 256,
+        }
+    }
+}
+
+pub struct SqliteStore {
+    writer: Writer,
+    readers: r2d2::Pool<SqliteConnectionManager>,
+    clock: Arc<dyn Clock>,
+    pool_timeout: Duration,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database, migrates it and starts the writer.
+    pub fn open(options: &SqliteOptions, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(&options.path)?;
+        conn.busy_timeout(options.busy_timeout)?;
+        // WAL lets readers run beside the writer; FULL makes every commit survive power loss.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrate(&mut conn)?;
+        let writer = Writer::start(conn, options.max_batch)?;
+
+        let busy = options.busy_timeout;
+        let manager = SqliteConnectionManager::file(&options.path)
+            .with_flags(
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_URI,
+            )
+            .with_init(move |c| {
+                c.busy_timeout(busy)?;
+                c.pragma_update(None, "query_only", "ON")
+            });
+        let readers = r2d2::Pool::builder()
+            .max_size(options.read_connections.max(1))
+            .min_idle(Some(1))
+            .connection_timeout(options.pool_timeout)
+            .build(manager)
+            .map_err(|e| StoreError::Migration(format!("cannot open read connections: {e}")))?;
+        Ok(SqliteStore {
+            writer,
+            readers,
+            clock,
+            pool_timeout: options.pool_timeout,
+        })
+    }
+
+    fn reader(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, StoreError> {
+        self.readers
+            .get()
+            .map_err(|_| StoreError::PoolTimeout(self.pool_timeout))
+    }
+
+    fn now(&self) -> String {
+        scimgate_model::format_timestamp(self.clock.now())
+    }
+}
+
+impl Store for SqliteStore {
+    fn create(&self, tenant: &str, new: NewResource) -> Result<StoredResource, StoreError> {
+        let (tenant, now) = (tenant.to_owned(), self.now());
+        self.writer
+            .write(move |c| write::create(c, &tenant, new, &now))
+    }
+
+    fn replace(
+        &self,
+        tenant: &str,
+        id: &str,
+        expected_version: Option<i64>,
+        new: NewResource,
+    ) -> Result<StoredResource, StoreError> {
+        let (tenant, id, now) = (tenant.to_owned(), id.to_owned(), self.now());
+        self.writer
+            .write(move |c| write::replace(c, &tenant, &id, expected_version, new, &now))
+    }
+
+    fn delete(
+        &self,
+        tenant: &str,
+        rt: ResourceType,
+        id: &str,
+        expected_version: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let (tenant, id, now) = (tenant.to_owned(), id.to_owned(), self.now());
+        self.writer
+            .write(move |c| write::delete(c, &tenant, rt, &id, expected_version, &now))
+    }
+
+    fn get(
+        &self,
+        tenant: &str,
+        rt: ResourceType,
+        id: &str,
+        with_relations: bool,
+    ) -> Result<Option<StoredResource>, StoreError> {
+        read::get(&*self.reader()?, tenant, rt, id, with_relations)
+    }
+
+    fn list(
+        &self,
+        tenant: &str,
+        rt: ResourceType,
+        query: &ListQuery,
+    ) -> Result<ListPage, StoreError> {
+        read::list(&*self.reader()?, tenant, rt, query)
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        let conn = self.reader()?;
+        conn.query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+/// The type column's text for `rt`.
+fn type_name(rt: ResourceType) -> &'static str {
+    rt.name()
+}
+
+fn parse_type(s: &str) -> Result<ResourceType, StoreError> {
+    ResourceType::from_name(s)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown resource type '{s}'")))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,244 @@
+use std::sync::Arc;
+use std::thread;
+
+use scimgate_model::validate::validate;
+use scimgate_model::{MemberInput, SystemClock};
+use serde_json::json;
+
+use super::*;
+use crate::ListQuery;
+
+fn open(dir: &tempfile::TempDir) -> SqliteStore {
+    SqliteStore::open(
+        &SqliteOptions::new(dir.path().join("s.db")),
+        Arc::new(SystemClock),
+    )
+    .expect("open")
+}
+
+fn user(name: &str) -> NewResource {
+    let v = validate(
+        ResourceType::User,
+        &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name}),
+    )
+    .expect("valid");
+    NewResource::from_validated(v, None)
+}
+
+fn group(name: &str, members: &[&str]) -> NewResource {
+    let members: Vec<_> = members.iter().map(|m| json!({"value": m})).collect();
+    let v = validate(
+        ResourceType::Group,
+        &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": members}),
+    )
+    .expect("valid");
+    NewResource::from_validated(v, None)
+}
+
+fn filter(rt: ResourceType, f: &str) -> ListQuery {
+    ListQuery {
+        filter: Some(scimgate_model::filter::parse(rt, f).expect("filter")),
+        start_index: 1,
+        count: 100,
+        with_relations: true,
+    }
+}
+
+#[test]
+fn user_name_is_unique_per_tenant_with_unicode_folding() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    s.create("t1", user("Émile")).expect("first");
+    assert!(matches!(
+        s.create("t1", user("éMILE")),
+        Err(StoreError::UserNameTaken(_))
+    ));
+    s.create("t1", user("straße")).expect("straße");
+    assert!(matches!(
+        s.create("t1", user("STRASSE")),
+        Err(StoreError::UserNameTaken(_))
+    ));
+    s.create("t2", user("émile"))
+        .expect("another tenant may reuse it");
+
+    let page = s
+        .list(
+            "t1",
+            ResourceType::User,
+            &filter(ResourceType::User, r#"userName eq "EMILE""#),
+        )
+        .expect("list");
+    assert_eq!(page.total_results, 0, "E is not É");
+    let page = s
+        .list(
+            "t1",
+            ResourceType::User,
+            &filter(ResourceType::User, r#"userName eq "ÉMILE""#),
+        )
+        .expect("list");
+    assert_eq!(page.total_results, 1);
+}
+
+#[test]
+fn tenants_never_see_each_other() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    let a = s.create("a", user("alice")).expect("create");
+    assert!(
+        s.get("b", ResourceType::User, &a.id, true)
+            .expect("get")
+            .is_none()
+    );
+    assert!(matches!(
+        s.delete("b", ResourceType::User, &a.id, None),
+        Err(StoreError::NotFound(..))
+    ));
+    assert!(matches!(
+        s.create("b", group("g", &[&a.id])),
+        Err(StoreError::MemberNotFound(_))
+    ));
+    assert_eq!(
+        s.list(
+            "b",
+            ResourceType::User,
+            &filter(ResourceType::User, r#"id eq "x""#)
+        )
+        .expect("l")
+        .total_results,
+        0
+    );
+    let all = ListQuery {
+        filter: None,
+        start_index: 1,
+        count: 10,
+        with_relations: false,
+    };
+    assert_eq!(
+        s.list("b", ResourceType::User, &all)
+            .expect("list")
+            .total_results,
+        0
+    );
+    assert_eq!(
+        s.list("a", ResourceType::User, &all)
+            .expect("list")
+            .total_results,
+        1
+    );
+}
+
+#[test]
+fn memberships_follow_deletes_and_bump_group_versions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    let u1 = s.create("t", user("u1")).expect("u1");
+    let u2 = s.create("t", user("u2")).expect("u2");
+    let g = s.create("t", group("g", &[&u1.id, &u2.id])).expect("g");
+    assert_eq!(g.members.as_ref().map(Vec::len), Some(2));
+    let groups = s
+        .get("t", ResourceType::User, &u1.id, true)
+        .expect("get")
+        .and_then(|u| u.groups);
+    assert_eq!(groups.map(|g| g.len()), Some(1));
+
+    s.delete("t", ResourceType::User, &u1.id, None)
+        .expect("delete");
+    let g2 = s
+        .get("t", ResourceType::Group, &g.id, true)
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        g2.members
+            .map(|m| m.into_iter().map(|m| m.value).collect::<Vec<_>>()),
+        Some(vec![u2.id.clone()])
+    );
+    assert_eq!(g2.version, g.version + 1);
+
+    let found = s
+        .list(
+            "t",
+            ResourceType::Group,
+            &filter(
+                ResourceType::Group,
+                &format!("members.value eq \"{}\"", u2.id),
+            ),
+        )
+        .expect("l");
+    assert_eq!(found.total_results, 1);
+}
+
+#[test]
+fn replace_checks_version_members_and_self_membership() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    let u = s.create("t", user("u")).expect("u");
+    let g = s.create("t", group("g", &[])).expect("g");
+    assert!(matches!(
+        s.replace("t", &g.id, Some(7), group("g", &[])),
+        Err(StoreError::VersionMismatch { current: 1 })
+    ));
+    assert!(matches!(
+        s.replace("t", &g.id, None, group("g", &[&g.id])),
+        Err(StoreError::SelfMembership(_))
+    ));
+    assert!(matches!(
+        s.replace("t", &g.id, None, group("g", &["nope"])),
+        Err(StoreError::MemberNotFound(_))
+    ));
+    let mut typed = group("g", &[]);
+    typed.members = vec![MemberInput {
+        value: u.id.clone(),
+        member_type: Some(ResourceType::Group),
+    }];
+    assert!(matches!(
+        s.replace("t", &g.id, None, typed),
+        Err(StoreError::MemberTypeMismatch { .. })
+    ));
+    let after = s
+        .get("t", ResourceType::Group, &g.id, true)
+        .expect("get")
+        .expect("exists");
+    assert_eq!(after.version, 1, "failed replaces change nothing");
+
+    let r = s
+        .replace("t", &g.id, Some(1), group("renamed", &[&u.id]))
+        .expect("replace");
+    assert_eq!(r.version, 2);
+    assert_eq!(r.attributes["displayName"], "renamed");
+    assert_eq!(r.members.map(|m| m.len()), Some(1));
+}
+
+#[test]
+fn concurrent_writes_all_land_and_survive_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ids: Vec<String> = {
+        let s = Arc::new(open(&dir));
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let s = Arc::clone(&s);
+                thread::spawn(move || {
+                    (0..25)
+                        .map(|i| {
+                            s.create("t", user(&format!("u{t}-{i}")))
+                                .expect("create")
+                                .id
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|t| t.join().expect("join"))
+            .collect()
+    };
+    let s = open(&dir);
+    for id in &ids {
+        assert!(
+            s.get("t", ResourceType::User, id, false)
+                .expect("get")
+                .is_some()
+        );
+    }
+    assert_eq!(ids.len(), 200);
+}

@@ -1,0 +1,226 @@
+//! Write statements, each run by the writer inside its own savepoint.
+
+use std::collections::HashSet;
+
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+use scimgate_model::{MemberInput, ResourceType};
+
+use super::read::{load_relations, members_of};
+use super::{parse_type, type_name};
+use crate::error::StoreError;
+use crate::records::{MemberRef, NewResource, StoredResource};
+
+pub fn create(
+    conn: &Connection,
+    tenant: &str,
+    new: NewResource,
+    now: &str,
+) -> Result<StoredResource, StoreError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let members = check_members(conn, tenant, None, &new.members)?;
+    let attributes = serde_json::Value::Object(new.attributes).to_string();
+    conn.prepare_cached(
+        "INSERT INTO resources (tenant, resource_type, id, name, name_key, display, external_id, \
+         attributes, password_hash, version, created, last_modified) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, ?10)",
+    )?
+    .execute(params![
+        tenant,
+        type_name(new.resource_type),
+        id,
+        new.name,
+        new.name_key,
+        new.display,
+        new.external_id,
+        attributes,
+        new.password_hash,
+        now
+    ])
+    .map_err(|e| uniqueness(e, &new.name))?;
+    insert_memberships(conn, tenant, &id, members.iter().map(|m| m.value.as_str()))?;
+    let attributes =
+        serde_json::from_str(&attributes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(StoredResource {
+        id,
+        resource_type: new.resource_type,
+        attributes,
+        version: 1,
+        created: now.to_owned(),
+        last_modified: now.to_owned(),
+        members: (new.resource_type == ResourceType::Group).then_some(members),
+        groups: (new.resource_type == ResourceType::User).then(Vec::new),
+    })
+}
+
+pub fn replace(
+    conn: &Connection,
+    tenant: &str,
+    id: &str,
+    expected_version: Option<i64>,
+    new: NewResource,
+    now: &str,
+) -> Result<StoredResource, StoreError> {
+    let rt = new.resource_type;
+    let (version, created) = current(conn, tenant, rt, id, expected_version)?;
+    let members = check_members(conn, tenant, Some(id), &new.members)?;
+    let attributes = serde_json::Value::Object(new.attributes).to_string();
+    conn.prepare_cached(
+        "UPDATE resources SET name = ?3, name_key = ?4, display = ?5, external_id = ?6, attributes = ?7, \
+         password_hash = COALESCE(?8, password_hash), version = version + 1, last_modified = ?9 \
+         WHERE tenant = ?1 AND id = ?2",
+    )?
+    .execute(params![
+        tenant,
+        id,
+        new.name,
+        new.name_key,
+        new.display,
+        new.external_id,
+        attributes,
+        new.password_hash,
+        now
+    ])
+    .map_err(|e| uniqueness(e, &new.name))?;
+    if rt == ResourceType::Group {
+        replace_memberships(conn, tenant, id, &members)?;
+    }
+    let mut stored = StoredResource {
+        id: id.to_owned(),
+        resource_type: rt,
+        attributes: serde_json::from_str(&attributes)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        version: version + 1,
+        created,
+        last_modified: now.to_owned(),
+        members: None,
+        groups: None,
+    };
+    load_relations(conn, tenant, &mut stored)?;
+    Ok(stored)
+}
+
+pub fn delete(
+    conn: &Connection,
+    tenant: &str,
+    rt: ResourceType,
+    id: &str,
+    expected_version: Option<i64>,
+    now: &str,
+) -> Result<(), StoreError> {
+    current(conn, tenant, rt, id, expected_version)?;
+    // Groups that lose a member change, so their version moves too.
+    conn.prepare_cached(
+        "UPDATE resources SET version = version + 1, last_modified = ?3 WHERE tenant = ?1 AND id IN \
+         (SELECT group_id FROM memberships WHERE tenant = ?1 AND member_id = ?2)",
+    )?
+    .execute(params![tenant, id, now])?;
+    // Memberships on both sides go with the row (ON DELETE CASCADE).
+    conn.prepare_cached("DELETE FROM resources WHERE tenant = ?1 AND id = ?2")?
+        .execute(params![tenant, id])?;
+    Ok(())
+}
+
+/// The stored version and creation time, after the existence and version checks.
+fn current(
+    conn: &Connection,
+    tenant: &str,
+    rt: ResourceType,
+    id: &str,
+    expected_version: Option<i64>,
+) -> Result<(i64, String), StoreError> {
+    let (version, created): (i64, String) = conn
+        .prepare_cached("SELECT version, created FROM resources WHERE tenant = ?1 AND id = ?2 AND resource_type = ?3")?
+        .query_row(params![tenant, id, type_name(rt)], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(rt, id.to_owned()))?;
+    match expected_version {
+        Some(expected) if expected != version => {
+            Err(StoreError::VersionMismatch { current: version })
+        }
+        _ => Ok((version, created)),
+    }
+}
+
+/// Resolves each member in the tenant: it must exist, and be of the type the client named.
+fn check_members(
+    conn: &Connection,
+    tenant: &str,
+    group_id: Option<&str>,
+    members: &[MemberInput],
+) -> Result<Vec<MemberRef>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT resource_type, display FROM resources WHERE tenant = ?1 AND id = ?2",
+    )?;
+    let mut out = Vec::with_capacity(members.len());
+    for m in members {
+        if group_id == Some(m.value.as_str()) {
+            return Err(StoreError::SelfMembership(m.value.clone()));
+        }
+        let (rt, display): (String, String) = stmt
+            .query_row(params![tenant, m.value], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .ok_or_else(|| StoreError::MemberNotFound(m.value.clone()))?;
+        let actual = parse_type(&rt)?;
+        if let Some(claimed) = m.member_type.filter(|c| *c != actual) {
+            return Err(StoreError::MemberTypeMismatch {
+                id: m.value.clone(),
+                claimed,
+                actual,
+            });
+        }
+        out.push(MemberRef {
+            value: m.value.clone(),
+            member_type: actual,
+            display,
+        });
+    }
+    Ok(out)
+}
+
+fn insert_memberships<'a>(
+    conn: &Connection,
+    tenant: &str,
+    group_id: &str,
+    member_ids: impl Iterator<Item = &'a str>,
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT OR IGNORE INTO memberships (tenant, group_id, member_id) VALUES (?1, ?2, ?3)",
+    )?;
+    for member in member_ids {
+        stmt.execute(params![tenant, group_id, member])?;
+    }
+    Ok(())
+}
+
+/// Changes only the memberships that differ, so a large group costs what changed.
+fn replace_memberships(
+    conn: &Connection,
+    tenant: &str,
+    group_id: &str,
+    members: &[MemberRef],
+) -> Result<(), StoreError> {
+    let existing: HashSet<String> = members_of(conn, tenant, group_id)?
+        .into_iter()
+        .map(|m| m.value)
+        .collect();
+    let wanted: HashSet<&str> = members.iter().map(|m| m.value.as_str()).collect();
+    let mut remove = conn.prepare_cached(
+        "DELETE FROM memberships WHERE tenant = ?1 AND group_id = ?2 AND member_id = ?3",
+    )?;
+    for gone in existing.iter().filter(|id| !wanted.contains(id.as_str())) {
+        remove.execute(params![tenant, group_id, gone])?;
+    }
+    insert_memberships(
+        conn,
+        tenant,
+        group_id,
+        wanted.into_iter().filter(|id| !existing.contains(*id)),
+    )
+}
+
+fn uniqueness(e: rusqlite::Error, name: &str) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::ConstraintViolation) => StoreError::UserNameTaken(name.to_owned()),
+        _ => StoreError::Sqlite(e),
+    }
+}

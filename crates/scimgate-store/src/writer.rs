@@ -1,0 +1,185 @@
+//! The single writer: one connection, one thread, group commit. Every write waiting when the
+//! writer wakes joins one `BEGIN IMMEDIATE` transaction, each in its own savepoint so that a
+//! failing write rolls back alone, and all of them share one fsync at `COMMIT`. A caller is
+//! answered only after that commit is durable.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc;
+use std::thread;
+
+use rusqlite::Connection;
+
+use crate::error::StoreError;
+
+/// A write to run inside the batch; it returns whether it succeeded and how to answer its
+/// caller once the batch's fate is known.
+type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
+
+struct Completion {
+    succeeded: bool,
+    answer: Box<dyn FnOnce(Result<(), String>) + Send>,
+}
+
+pub struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Starts the writer thread, which owns `conn` until every `Writer` handle is dropped.
+    pub fn start(conn: Connection, max_batch: usize) -> Result<Self, StoreError> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        thread::Builder::new()
+            .name("scimgate-writer".into())
+            .spawn(move || run(conn, queue, max_batch.max(1)))?;
+        Ok(Writer { jobs })
+    }
+
+    /// Runs `write` in the next batch and blocks until its batch has committed (or failed).
+    pub fn write<T, F>(&self, write: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = mpsc::sync_channel::<Result<T, StoreError>>(1);
+        let job: Job = Box::new(move |conn| {
+            let result = write(conn);
+            Completion {
+                succeeded: result.is_ok(),
+                answer: Box::new(move |commit| {
+                    let outcome = match (commit, result) {
+                        (_, Err(e)) => Err(e),
+                        (Err(e), Ok(_)) => Err(StoreError::Commit(e)),
+                        (Ok(()), Ok(v)) => Ok(v),
+                    };
+                    // The caller may have gone away; its write is committed all the same.
+                    let _ = reply.send(outcome);
+                }),
+            }
+        });
+        self.jobs.send(job).map_err(|_| StoreError::WriterGone)?;
+        // A dropped reply (the batch could not start, or the write panicked) is an error.
+        answer.recv().map_err(|_| StoreError::WriterGone)?
+    }
+}
+
+fn run(conn: Connection, queue: mpsc::Receiver<Job>, max_batch: usize) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&conn, batch);
+    }
+}
+
+fn commit_batch(conn: &Connection, batch: Vec<Job>) {
+    let size = batch.len();
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        // Dropping the jobs unanswered tells each caller the write did not happen.
+        tracing::error!(error = %e, size, "could not begin a write transaction");
+        return;
+    }
+    let mut completions = Vec::with_capacity(size);
+    for job in batch {
+        if let Err(e) = conn.execute_batch("SAVEPOINT write") {
+            tracing::error!(error = %e, "could not open a savepoint");
+            continue;
+        }
+        match catch_unwind(AssertUnwindSafe(|| job(conn))) {
+            Ok(done) => {
+                if !done.succeeded {
+                    rollback_savepoint(conn);
+                }
+                completions.push(done);
+            }
+            Err(_) => {
+                tracing::error!("a write panicked; its changes were rolled back");
+                rollback_savepoint(conn);
+            }
+        }
+        if let Err(e) = conn.execute_batch("RELEASE write") {
+            tracing::error!(error = %e, "could not release a savepoint");
+        }
+    }
+    let commit = conn.execute_batch("COMMIT").map_err(|e| {
+        tracing::error!(error = %e, size, "commit failed; the batch is rolled back");
+        let _ = conn.execute_batch("ROLLBACK");
+        e.to_string()
+    });
+    tracing::trace!(size, "write batch committed");
+    for done in completions {
+        (done.answer)(commit.clone());
+    }
+}
+
+fn rollback_savepoint(conn: &Connection) {
+    if let Err(e) = conn.execute_batch("ROLLBACK TO write") {
+        tracing::error!(error = %e, "could not roll back a savepoint");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn writer_on(dir: &tempfile::TempDir) -> (Arc<Writer>, std::path::PathBuf) {
+        let path = dir.path().join("w.db");
+        let conn = Connection::open(&path).expect("open");
+        conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (k TEXT PRIMARY KEY);")
+            .expect("schema");
+        (Arc::new(Writer::start(conn, 64).expect("start")), path)
+    }
+
+    fn insert(w: &Writer, k: &str) -> Result<(), StoreError> {
+        let k = k.to_owned();
+        w.write(move |c| {
+            c.execute("INSERT INTO t (k) VALUES (?1)", [&k])?;
+            Ok(())
+        })
+    }
+
+    fn count(path: &std::path::Path) -> i64 {
+        let c = Connection::open(path).expect("open");
+        c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .expect("count")
+    }
+
+    #[test]
+    fn a_failing_write_rolls_back_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (w, path) = writer_on(&dir);
+        let threads: Vec<_> = (0..32)
+            .map(|i| {
+                let w = Arc::clone(&w);
+                // Every fourth writer repeats a key and must fail; the rest must land.
+                thread::spawn(move || {
+                    insert(&w, &format!("k{}", if i % 4 == 3 { i - 1 } else { i }))
+                })
+            })
+            .collect();
+        let results: Vec<_> = threads
+            .into_iter()
+            .map(|t| t.join().expect("join"))
+            .collect();
+        let ok = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(ok as i64, count(&path));
+        assert_eq!(ok, 24);
+    }
+
+    #[test]
+    fn a_panicking_write_fails_only_itself() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (w, path) = writer_on(&dir);
+        let r: Result<(), StoreError> = w.write(|c| {
+            c.execute("INSERT INTO t (k) VALUES ('half')", [])?;
+            panic!("boom")
+        });
+        assert!(matches!(r, Err(StoreError::WriterGone)));
+        insert(&w, "after").expect("writer still serves");
+        assert_eq!(count(&path), 1);
+    }
+}
