@@ -1,1 +1,181 @@
-fn main() {}
+//! `scimgate`: serve SCIM 2.0, mint tokens, and answer Docker's health check.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use scimgate::config::{FlagOverrides, LogFormat};
+use scimgate::{Config, build_state};
+use scimgate_http::{SigningKey, TokenRequest, build_app};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "scimgate",
+    version,
+    about = "A single-binary SCIM 2.0 service provider"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the SCIM server.
+    Serve(ServeArgs),
+    /// Print a signed bearer token for an IdP or a script.
+    Token(TokenArgs),
+    /// Exit 0 when the server at --url answers /healthz (for Docker's HEALTHCHECK).
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "SCIMGATE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long)]
+    listen: Option<String>,
+    /// Data folder [default: ./scimgate-data].
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Public base URL used in meta.location, e.g. https://scim.example.com.
+    #[arg(long)]
+    public_base_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct TokenArgs {
+    /// TOML configuration file (for the data folder).
+    #[arg(long, env = "SCIMGATE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data folder holding the signing key [default: ./scimgate-data].
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Tenant the token acts for.
+    #[arg(long, default_value = "default")]
+    tenant: String,
+    /// Space-separated scopes.
+    #[arg(long, default_value = "scim:read scim:write")]
+    scope: String,
+    /// Lifetime in seconds [default: one year].
+    #[arg(long, default_value_t = 365 * 24 * 3600)]
+    ttl: u64,
+    /// Subject: who holds the token (e.g. the IdP's name).
+    #[arg(long, default_value = "scim-client")]
+    sub: String,
+}
+
+#[derive(Debug, Args)]
+struct HealthcheckArgs {
+    /// host:port of the server.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Token(args) => token(args),
+        Command::Healthcheck(args) => healthcheck(&args.addr),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("scimgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+fn serve(args: ServeArgs) -> CliResult {
+    let flags = FlagOverrides {
+        listen: args.listen,
+        data: args.data,
+        public_base_url: args.public_base_url,
+    };
+    let config = Config::load(args.config.as_deref(), &flags)?;
+    init_logging(&config)?;
+    let state = build_state(&config)?;
+    tracing::info!(listen = %config.listen, data = %config.data.display(), "scimgate starting");
+    actix_web::rt::System::new().block_on(async move {
+        let mut server = actix_web::HttpServer::new(move || build_app(state.clone()))
+            .client_request_timeout(Duration::from_secs(10));
+        if let Some(workers) = config.workers {
+            server = server.workers(workers);
+        }
+        server.bind(&config.listen)?.run().await
+    })?;
+    tracing::info!("scimgate stopped");
+    Ok(())
+}
+
+fn token(args: TokenArgs) -> CliResult {
+    let flags = FlagOverrides {
+        data: args.data,
+        ..Default::default()
+    };
+    let config = Config::load(args.config.as_deref(), &flags)?;
+    if !scimgate_http::auth_tenant_is_valid(&args.tenant) {
+        return Err(format!(
+            "'{}' is not a valid tenant name (1-64 of A-Z a-z 0-9 . _ -)",
+            args.tenant
+        )
+        .into());
+    }
+    let key = SigningKey::load_or_create(&config.data)?;
+    let request = TokenRequest {
+        subject: args.sub,
+        tenant: args.tenant,
+        scope: args.scope,
+        ttl_secs: args.ttl,
+    };
+    let now = scimgate_model::Clock::now(&scimgate_model::SystemClock).unix_timestamp();
+    println!("{}", key.mint(&request, now)?);
+    Ok(())
+}
+
+/// A dependency-free HTTP/1.1 GET of /healthz, so the runtime image needs no curl.
+fn healthcheck(addr: &str) -> CliResult {
+    let target = addr.to_socket_addrs()?.next().ok_or("no address")?;
+    let mut stream = TcpStream::connect_timeout(&target, Duration::from_secs(3))?;
+    stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    if response.starts_with("HTTP/1.1 200") {
+        Ok(())
+    } else {
+        Err(format!(
+            "unhealthy: {}",
+            response.lines().next().unwrap_or("no answer")
+        )
+        .into())
+    }
+}
+
+fn init_logging(config: &Config) -> CliResult {
+    let filter = EnvFilter::try_from_env("SCIMGATE_LOG")
+        .or_else(|_| EnvFilter::try_new(&config.log_level))?;
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    Ok(())
+}

@@ -1,1 +1,55 @@
-//! placeholder
+//! The SCIM 2.0 HTTP layer of scimgate: actix-web routes under `/scim/v2`, bearer-token
+//! auth, request ids, and the one mapping from every error to a SCIM error response.
+
+mod auth;
+mod body;
+mod discovery;
+mod error;
+mod etag;
+mod health;
+mod list;
+mod password;
+mod render;
+mod request_id;
+mod resources;
+mod state;
+mod write_path;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::from_fn;
+use actix_web::{App, web};
+
+pub use auth::{Claims, SigningKey, TokenRequest, valid_tenant as auth_tenant_is_valid};
+pub use error::ApiError;
+pub use password::PasswordStorage;
+pub use state::{AppState, HttpSettings};
+pub use write_path::{WriteContext, WriteHook, WriteKind};
+
+/// Builds the whole application. `main` and the integration tests both call this, so the
+/// tests exercise exactly what ships.
+pub fn build_app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(state)
+        .wrap(from_fn(request_id::middleware))
+        .route("/healthz", web::get().to(health::live))
+        .route("/readyz", web::get().to(health::ready))
+        .service(
+            web::scope("/scim/v2")
+                .wrap(from_fn(auth::middleware))
+                .configure(discovery::routes)
+                .configure(resources::routes)
+                .default_service(web::to(error::not_found)),
+        )
+        .default_service(web::to(error::not_found))
+}

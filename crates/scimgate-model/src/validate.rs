@@ -377,15 +377,15 @@ fn carry_immutable_in(
                 }
                 Some(_) => {}
             }
-        } else if def.ty == AttrType::Complex {
-            if let (Value::Object(old), Some(Value::Object(next))) = (old, new.get_mut(def.name)) {
-                carry_immutable_in(
-                    &def.sub_attributes,
-                    old,
-                    next,
-                    &format!("{prefix}{}.", def.name),
-                )?;
-            }
+        } else if def.ty == AttrType::Complex
+            && let (Value::Object(old), Some(Value::Object(next))) = (old, new.get_mut(def.name))
+        {
+            carry_immutable_in(
+                &def.sub_attributes,
+                old,
+                next,
+                &format!("{prefix}{}.", def.name),
+            )?;
         }
     }
     Ok(())

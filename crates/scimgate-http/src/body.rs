@@ -1,0 +1,65 @@
+//! Request bodies: content type checked (RFC 7644 §3.1), size limited while reading, and JSON
+//! parsed with errors that say where the syntax broke.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, web};
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use crate::error::ApiError;
+use scimgate_model::ScimError;
+
+/// Reads and parses a JSON body of at most `limit` bytes.
+pub async fn read_json(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Value, ApiError> {
+    check_content_type(req)?;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    let mut bytes = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ScimError::invalid_syntax(format!("could not read the request body: {e}"))
+        })?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    if bytes.is_empty() {
+        return Err(ScimError::invalid_syntax(
+            "the request body is empty; a JSON object is expected",
+        )
+        .into());
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")).into()
+    })
+}
+
+fn check_content_type(req: &HttpRequest) -> Result<(), ApiError> {
+    let Some(value) = req.headers().get(header::CONTENT_TYPE) else {
+        return Err(ApiError::UnsupportedMediaType(
+            "Content-Type is missing; send application/scim+json or application/json".into(),
+        ));
+    };
+    let text = value.to_str().unwrap_or_default();
+    let essence = text.split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case("application/scim+json")
+        || essence.eq_ignore_ascii_case("application/json")
+    {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type '{text}' is not supported; send application/scim+json or application/json"
+        )))
+    }
+}

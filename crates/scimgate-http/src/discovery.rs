@@ -1,0 +1,149 @@
+//! `/ServiceProviderConfig`, `/ResourceTypes` and `/Schemas` (RFC 7644 §4), generated from
+//! the same schema definitions the validator uses, and truthful about what is supported.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use scimgate_model::{ResourceType, schemas};
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, method_not_allowed};
+use crate::list::LIST_RESPONSE;
+use crate::render::{scim_base, scim_json};
+use crate::state::AppState;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    let get_only = || web::to(method_not_allowed("GET"));
+    cfg.service(
+        web::resource("/ServiceProviderConfig")
+            .route(web::get().to(service_provider_config))
+            .default_service(get_only()),
+    )
+    .service(
+        web::resource("/ResourceTypes")
+            .route(web::get().to(resource_types))
+            .default_service(get_only()),
+    )
+    .service(
+        web::resource("/ResourceTypes/{name}")
+            .route(web::get().to(resource_type))
+            .default_service(get_only()),
+    )
+    .service(
+        web::resource("/Schemas")
+            .route(web::get().to(schema_list))
+            .default_service(get_only()),
+    )
+    .service(
+        web::resource("/Schemas/{id}")
+            .route(web::get().to(schema))
+            .default_service(get_only()),
+    );
+}
+
+async fn service_provider_config(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let base = scim_base(&req, &state.settings);
+    scim_json(
+        StatusCode::OK,
+        &json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+            "documentationUri": "https://github.com/scimgate/scimgate/blob/main/docs/api.md",
+            "patch": {"supported": false},
+            "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+            "filter": {"supported": true, "maxResults": state.settings.max_results},
+            "changePassword": {"supported": true},
+            "sort": {"supported": false},
+            "etag": {"supported": true},
+            "authenticationSchemes": [{
+                "type": "oauthbearertoken",
+                "name": "OAuth Bearer Token",
+                "description": "A JWT in the Authorization header: 'Authorization: Bearer <token>', minted with 'scimgate token'.",
+                "specUri": "https://www.rfc-editor.org/rfc/rfc6750",
+                "primary": true,
+            }],
+            "meta": {
+                "resourceType": "ServiceProviderConfig",
+                "location": format!("{base}/ServiceProviderConfig"),
+            },
+        }),
+    )
+}
+
+fn resource_type_json(rt: ResourceType, base: &str) -> Value {
+    let extensions: Vec<Value> = rt
+        .extensions()
+        .iter()
+        .map(|s| json!({"schema": s.id, "required": false}))
+        .collect();
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
+        "id": rt.name(),
+        "name": rt.name(),
+        "endpoint": format!("/{}", rt.endpoint()),
+        "description": rt.core_schema().description,
+        "schema": rt.core_schema().id,
+        "schemaExtensions": extensions,
+        "meta": {"resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/{}", rt.name())},
+    })
+}
+
+fn list_response(items: Vec<Value>) -> HttpResponse {
+    scim_json(
+        StatusCode::OK,
+        &json!({
+            "schemas": [LIST_RESPONSE],
+            "totalResults": items.len(),
+            "itemsPerPage": items.len(),
+            "startIndex": 1,
+            "Resources": items,
+        }),
+    )
+}
+
+async fn resource_types(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let base = scim_base(&req, &state.settings);
+    list_response(
+        ResourceType::ALL
+            .iter()
+            .map(|rt| resource_type_json(*rt, &base))
+            .collect(),
+    )
+}
+
+async fn resource_type(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let rt = ResourceType::from_name(&name)
+        .ok_or_else(|| ApiError::NotFound(format!("no resource type '{name}'")))?;
+    Ok(scim_json(
+        StatusCode::OK,
+        &resource_type_json(rt, &scim_base(&req, &state.settings)),
+    ))
+}
+
+async fn schema_list(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let base = scim_base(&req, &state.settings);
+    list_response(
+        schemas::all()
+            .iter()
+            .map(|s| s.to_json(&format!("{base}/Schemas/{}", s.id)))
+            .collect(),
+    )
+}
+
+async fn schema(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let s = schemas::all()
+        .into_iter()
+        .find(|s| s.id.eq_ignore_ascii_case(&id))
+        .ok_or_else(|| ApiError::NotFound(format!("no schema '{id}'")))?;
+    let base = scim_base(&req, &state.settings);
+    Ok(scim_json(
+        StatusCode::OK,
+        &s.to_json(&format!("{base}/Schemas/{}", s.id)),
+    ))
+}

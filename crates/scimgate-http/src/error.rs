@@ -1,0 +1,283 @@
+//! The one place where every failure becomes an HTTP status and a SCIM error body
+//! (RFC 7644 §3.12). Server-side causes are logged once and never sent to the client.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use scimgate_model::{ScimError, ScimType};
+use scimgate_store::StoreError;
+
+pub const SCIM_JSON: &str = "application/scim+json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Scim(#[from] ScimError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Missing or invalid credentials; `token_sent` selects the `WWW-Authenticate` error.
+    #[error("{detail}")]
+    Unauthorized { detail: String, token_sent: bool },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method {method} is not allowed here; allowed: {allow}")]
+    MethodNotAllowed { method: String, allow: &'static str },
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("request body is larger than the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    NotImplemented(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+tokio::task_local! {
+    /// The id of the request being served, so that a 5xx body can quote it.
+    pub static REQUEST_ID: String;
+}
+
+impl ApiError {
+    /// The SCIM error a client sees. The one exhaustive mapping: a new variant does not
+    /// compile until it is placed here.
+    pub fn to_scim(&self) -> ScimError {
+        use ApiError as A;
+        use StoreError as S;
+        match self {
+            A::Scim(e) => e.clone(),
+            A::Unauthorized { detail, .. } => ScimError::new(401, None, detail.clone()),
+            A::Forbidden(d) => ScimError::new(403, None, d.clone()),
+            A::NotFound(d) => ScimError::new(404, None, d.clone()),
+            A::MethodNotAllowed { .. } => ScimError::new(405, None, self.to_string()),
+            A::PreconditionFailed(d) => ScimError::new(412, None, d.clone()),
+            A::PayloadTooLarge(_) => ScimError::new(413, None, self.to_string()),
+            A::UnsupportedMediaType(d) => ScimError::new(415, None, d.clone()),
+            A::NotImplemented(d) => ScimError::new(501, None, d.clone()),
+            A::Internal(_) => server_error(500),
+            A::Store(e) => match e {
+                S::NotFound(rt, id) => ScimError::not_found(format!("no {rt} with id '{id}'")),
+                S::VersionMismatch { .. } => ScimError::new(
+                    412,
+                    None,
+                    "the resource changed since the version given in If-Match",
+                ),
+                S::UserNameTaken(name) => ScimError::uniqueness(format!(
+                    "userName '{name}' is already taken in this tenant (compared case-insensitively)"
+                )),
+                S::MemberNotFound(id) => {
+                    ScimError::invalid_value(format!("member '{id}' does not exist in this tenant"))
+                }
+                S::MemberTypeMismatch {
+                    id,
+                    claimed,
+                    actual,
+                } => ScimError::invalid_value(format!(
+                    "member '{id}' is a {actual}, but 'members.type' says {claimed}"
+                )),
+                S::SelfMembership(id) => {
+                    ScimError::invalid_value(format!("group '{id}' cannot be a member of itself"))
+                }
+                S::UnsupportedFilter(d) => {
+                    ScimError::bad_request(ScimType::InvalidFilter, d.clone())
+                }
+                S::PoolTimeout(_) | S::WriterGone | S::Commit(_) => server_error(503),
+                S::DatabaseTooNew { .. }
+                | S::Migration(_)
+                | S::Corrupt(_)
+                | S::Sqlite(_)
+                | S::Io(_) => server_error(500),
+            },
+        }
+    }
+}
+
+/// A 5xx body: a generic detail and the request id, never the internal cause.
+fn server_error(status: u16) -> ScimError {
+    let id = REQUEST_ID.try_with(Clone::clone).unwrap_or_default();
+    let what = if status == 503 {
+        "the service is busy; retry later"
+    } else {
+        "internal error"
+    };
+    ScimError::new(status, None, format!("{what} (request id {id})"))
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.to_scim().status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let scim = self.to_scim();
+        if scim.status >= 500 {
+            tracing::error!(error = %self, status = scim.status, "request failed");
+        }
+        let mut resp = HttpResponse::build(self.status_code());
+        resp.insert_header((header::CONTENT_TYPE, SCIM_JSON));
+        match self {
+            ApiError::Unauthorized { token_sent, .. } => {
+                let challenge = if *token_sent {
+                    r#"Bearer realm="scimgate", error="invalid_token""#
+                } else {
+                    r#"Bearer realm="scimgate""#
+                };
+                resp.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                ));
+            }
+            ApiError::MethodNotAllowed { allow, .. } => {
+                resp.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+            }
+            ApiError::Store(
+                StoreError::PoolTimeout(_) | StoreError::WriterGone | StoreError::Commit(_),
+            ) => {
+                resp.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            _ => {}
+        }
+        resp.body(scim.to_json().to_string())
+    }
+}
+
+/// The SCIM 404 for unknown routes.
+pub async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!(
+        "no endpoint at '{}'",
+        req.path()
+    )))
+}
+
+/// A handler for methods a route does not serve.
+pub fn method_not_allowed(
+    allow: &'static str,
+) -> impl Fn(actix_web::HttpRequest) -> std::future::Ready<Result<HttpResponse, ApiError>> + Clone {
+    move |req| {
+        std::future::ready(Err(ApiError::MethodNotAllowed {
+            method: req.method().to_string(),
+            allow,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scimgate_model::ResourceType;
+    use std::time::Duration;
+
+    fn status(e: ApiError) -> (u16, Option<&'static str>) {
+        let s = e.to_scim();
+        (s.status, s.scim_type.map(ScimType::as_str))
+    }
+
+    #[test]
+    fn every_error_maps_to_its_status_and_scim_type() {
+        let sqlite = rusqlite_error();
+        let rows: Vec<(ApiError, u16, Option<&str>)> = vec![
+            (
+                ScimError::invalid_syntax("x").into(),
+                400,
+                Some("invalidSyntax"),
+            ),
+            (
+                ApiError::Unauthorized {
+                    detail: "x".into(),
+                    token_sent: false,
+                },
+                401,
+                None,
+            ),
+            (ApiError::Forbidden("x".into()), 403, None),
+            (ApiError::NotFound("x".into()), 404, None),
+            (
+                ApiError::MethodNotAllowed {
+                    method: "PATCH".into(),
+                    allow: "GET",
+                },
+                405,
+                None,
+            ),
+            (ApiError::PreconditionFailed("x".into()), 412, None),
+            (ApiError::PayloadTooLarge(1), 413, None),
+            (ApiError::UnsupportedMediaType("x".into()), 415, None),
+            (ApiError::NotImplemented("x".into()), 501, None),
+            (ApiError::Internal("x".into()), 500, None),
+            (
+                StoreError::NotFound(ResourceType::User, "x".into()).into(),
+                404,
+                None,
+            ),
+            (StoreError::VersionMismatch { current: 2 }.into(), 412, None),
+            (
+                StoreError::UserNameTaken("x".into()).into(),
+                409,
+                Some("uniqueness"),
+            ),
+            (
+                StoreError::MemberNotFound("x".into()).into(),
+                400,
+                Some("invalidValue"),
+            ),
+            (
+                StoreError::MemberTypeMismatch {
+                    id: "x".into(),
+                    claimed: ResourceType::User,
+                    actual: ResourceType::Group,
+                }
+                .into(),
+                400,
+                Some("invalidValue"),
+            ),
+            (
+                StoreError::SelfMembership("x".into()).into(),
+                400,
+                Some("invalidValue"),
+            ),
+            (
+                StoreError::UnsupportedFilter("x".into()).into(),
+                400,
+                Some("invalidFilter"),
+            ),
+            (
+                StoreError::PoolTimeout(Duration::from_secs(1)).into(),
+                503,
+                None,
+            ),
+            (StoreError::WriterGone.into(), 503, None),
+            (StoreError::Commit("x".into()).into(), 503, None),
+            (
+                StoreError::DatabaseTooNew {
+                    found: 2,
+                    supported: 1,
+                }
+                .into(),
+                500,
+                None,
+            ),
+            (StoreError::Migration("x".into()).into(), 500, None),
+            (StoreError::Corrupt("x".into()).into(), 500, None),
+            (StoreError::Sqlite(sqlite).into(), 500, None),
+            (StoreError::Io(std::io::Error::other("x")).into(), 500, None),
+        ];
+        for (err, code, scim_type) in rows {
+            let label = format!("{err:?}");
+            assert_eq!(status(err), (code, scim_type), "{label}");
+        }
+    }
+
+    #[test]
+    fn server_errors_hide_the_cause() {
+        let body = ApiError::Internal("disk on fire at /var/secret".into()).to_scim();
+        assert!(!body.detail.contains("secret"));
+        assert!(body.detail.starts_with("internal error"));
+    }
+
+    fn rusqlite_error() -> rusqlite::Error {
+        rusqlite::Error::InvalidQuery
+    }
+}

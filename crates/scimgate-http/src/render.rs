@@ -1,0 +1,114 @@
+//! Stored resources rendered as SCIM JSON: `schemas`, `id`, attributes, computed
+//! `members`/`groups`, and `meta` with an absolute `location` and the weak ETag.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse};
+use scimgate_model::projection::Projection;
+use scimgate_model::validate::schema_urns;
+use scimgate_model::{ResourceType, ScimError};
+use scimgate_store::StoredResource;
+use serde_json::{Map, Value, json};
+
+use crate::error::SCIM_JSON;
+use crate::etag::etag;
+use crate::state::HttpSettings;
+
+/// The absolute URL of `/scim/v2`: the configured public base, else the request's own.
+pub fn scim_base(req: &HttpRequest, settings: &HttpSettings) -> String {
+    match &settings.public_base_url {
+        Some(base) => format!("{}/scim/v2", base.trim_end_matches('/')),
+        None => {
+            let info = req.connection_info();
+            format!("{}://{}/scim/v2", info.scheme(), info.host())
+        }
+    }
+}
+
+pub fn location(base: &str, rt: ResourceType, id: &str) -> String {
+    format!("{base}/{}/{id}", rt.endpoint())
+}
+
+pub fn resource_json(r: &StoredResource, base: &str) -> Map<String, Value> {
+    let mut out = Map::new();
+    out.insert(
+        "schemas".into(),
+        json!(schema_urns(r.resource_type, &r.attributes)),
+    );
+    out.insert("id".into(), json!(r.id));
+    for (k, v) in &r.attributes {
+        out.insert(k.clone(), v.clone());
+    }
+    if let Some(members) = r.members.as_ref().filter(|m| !m.is_empty()) {
+        let list: Vec<Value> = members
+            .iter()
+            .map(|m| {
+                json!({
+                    "value": m.value,
+                    "$ref": location(base, m.member_type, &m.value),
+                    "type": m.member_type.name(),
+                    "display": m.display,
+                })
+            })
+            .collect();
+        out.insert("members".into(), Value::Array(list));
+    }
+    if let Some(groups) = r.groups.as_ref().filter(|g| !g.is_empty()) {
+        let list: Vec<Value> = groups
+            .iter()
+            .map(|g| {
+                json!({
+                    "value": g.value,
+                    "$ref": location(base, ResourceType::Group, &g.value),
+                    "display": g.display,
+                    "type": "direct",
+                })
+            })
+            .collect();
+        out.insert("groups".into(), Value::Array(list));
+    }
+    out.insert(
+        "meta".into(),
+        json!({
+            "resourceType": r.resource_type.name(),
+            "created": r.created,
+            "lastModified": r.last_modified,
+            "location": location(base, r.resource_type, &r.id),
+            "version": etag(r.version),
+        }),
+    );
+    out
+}
+
+/// A single-resource response with `ETag` (and `Location` on 201).
+pub fn resource_response(
+    status: StatusCode,
+    r: &StoredResource,
+    base: &str,
+    projection: &Projection,
+) -> HttpResponse {
+    let mut body = resource_json(r, base);
+    projection.apply(&mut body);
+    let mut resp = HttpResponse::build(status);
+    resp.insert_header((header::CONTENT_TYPE, SCIM_JSON))
+        .insert_header((header::ETAG, etag(r.version)));
+    if status == StatusCode::CREATED {
+        resp.insert_header((header::LOCATION, location(base, r.resource_type, &r.id)));
+    }
+    resp.body(Value::Object(body).to_string())
+}
+
+/// Any other SCIM JSON document.
+pub fn scim_json(status: StatusCode, body: &Value) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::CONTENT_TYPE, SCIM_JSON))
+        .body(body.to_string())
+}
+
+/// Parses the projection parameters of a request for `rt`.
+pub fn projection(
+    rt: ResourceType,
+    query: &crate::list::QueryParams,
+) -> Result<Projection, ScimError> {
+    Projection::parse(rt, query.get("attributes"), query.get("excludedAttributes"))
+}

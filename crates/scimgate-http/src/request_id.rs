@@ -1,0 +1,58 @@
+//! A request id on every request (`X-Request-Id` honoured when sane, else generated), a root
+//! tracing span carrying it, and one log line per request with its status and latency.
+
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use tracing::Instrument;
+
+use crate::error::REQUEST_ID;
+
+pub const HEADER: &str = "x-request-id";
+
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let id = req
+        .headers()
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| acceptable(v))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.path(),
+        request_id = %id,
+        tenant = tracing::field::Empty,
+        subject = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    // Inner middleware answers its refusals as responses, so every answer passes here.
+    let mut resp = REQUEST_ID
+        .scope(id.clone(), next.call(req).instrument(span.clone()))
+        .await?
+        .map_into_boxed_body();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut()
+            .insert(HeaderName::from_static(HEADER), v);
+    }
+    span.in_scope(|| {
+        tracing::info!(
+            status = resp.status().as_u16(),
+            micros = started.elapsed().as_micros() as u64,
+            "served"
+        );
+    });
+    Ok(resp)
+}
+
+/// Client-supplied ids are echoed into logs and headers, so only short printable ones.
+fn acceptable(v: &str) -> bool {
+    !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic())
+}

@@ -1,0 +1,158 @@
+//! `/Users` and `/Groups`: create, read, replace and delete (RFC 7644 §3.3–§3.6).
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use scimgate_model::ResourceType;
+use scimgate_store::StoreError;
+
+use crate::auth::Principal;
+use crate::body::read_json;
+use crate::error::{ApiError, method_not_allowed};
+use crate::etag::{Precondition, etag};
+use crate::list::{QueryParams, list};
+use crate::render::{projection, resource_response, scim_base};
+use crate::state::AppState;
+use crate::write_path;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    for rt in ResourceType::ALL {
+        cfg.service(
+            web::scope(&format!("/{}", rt.endpoint()))
+                .app_data(web::Data::new(rt))
+                .service(
+                    web::resource("")
+                        .route(web::get().to(list))
+                        .route(web::post().to(create))
+                        .default_service(web::to(method_not_allowed("GET, POST"))),
+                )
+                .service(
+                    web::resource("/{id}")
+                        .route(web::get().to(get))
+                        .route(web::put().to(replace))
+                        .route(web::patch().to(patch))
+                        .route(web::delete().to(delete))
+                        .default_service(web::to(method_not_allowed("GET, PUT, PATCH, DELETE"))),
+                ),
+        );
+    }
+}
+
+/// Runs storage work (SQLite, password hashing) off the async workers.
+pub async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    web::block(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
+}
+
+async fn get(
+    state: web::Data<AppState>,
+    principal: Principal,
+    rt: web::Data<ResourceType>,
+    id: web::Path<String>,
+    req: HttpRequest,
+    query: QueryParams,
+) -> Result<HttpResponse, ApiError> {
+    let rt = **rt;
+    let projection = projection(rt, &query)?;
+    let relation = if rt == ResourceType::Group {
+        "members"
+    } else {
+        "groups"
+    };
+    let with_relations = projection.wants(relation);
+    let (store, id) = (state.store.clone(), id.into_inner());
+    let tenant = principal.tenant;
+    let found = blocking(move || {
+        store
+            .get(&tenant, rt, &id, with_relations)?
+            .ok_or_else(|| StoreError::NotFound(rt, id).into())
+    })
+    .await?;
+    if Precondition::if_none_match(&req).is_some_and(|p| p.matches(found.version)) {
+        return Ok(HttpResponse::NotModified()
+            .insert_header((header::ETAG, etag(found.version)))
+            .finish());
+    }
+    let base = scim_base(&req, &state.settings);
+    Ok(resource_response(
+        StatusCode::OK,
+        &found,
+        &base,
+        &projection,
+    ))
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    principal: Principal,
+    rt: web::Data<ResourceType>,
+    req: HttpRequest,
+    query: QueryParams,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let rt = **rt;
+    let projection = projection(rt, &query)?;
+    let doc = read_json(&req, payload, state.settings.max_body_bytes).await?;
+    let st = state.clone();
+    let created = blocking(move || write_path::create(&st, &principal.tenant, rt, doc)).await?;
+    let base = scim_base(&req, &state.settings);
+    Ok(resource_response(
+        StatusCode::CREATED,
+        &created,
+        &base,
+        &projection,
+    ))
+}
+
+async fn replace(
+    state: web::Data<AppState>,
+    principal: Principal,
+    rt: web::Data<ResourceType>,
+    id: web::Path<String>,
+    req: HttpRequest,
+    query: QueryParams,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let rt = **rt;
+    let projection = projection(rt, &query)?;
+    let doc = read_json(&req, payload, state.settings.max_body_bytes).await?;
+    let if_match = Precondition::if_match(&req);
+    let (st, id) = (state.clone(), id.into_inner());
+    let replaced = blocking(move || {
+        write_path::replace(&st, &principal.tenant, rt, &id, if_match.as_ref(), doc)
+    })
+    .await?;
+    let base = scim_base(&req, &state.settings);
+    Ok(resource_response(
+        StatusCode::OK,
+        &replaced,
+        &base,
+        &projection,
+    ))
+}
+
+async fn delete(
+    state: web::Data<AppState>,
+    principal: Principal,
+    rt: web::Data<ResourceType>,
+    id: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let rt = **rt;
+    let if_match = Precondition::if_match(&req);
+    let (st, id) = (state.clone(), id.into_inner());
+    blocking(move || write_path::delete(&st, &principal.tenant, rt, &id, if_match.as_ref()))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn patch(rt: web::Data<ResourceType>) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotImplemented(format!(
+        "PATCH of a {} is not implemented yet; use PUT with the whole resource",
+        rt.name()
+    )))
+}

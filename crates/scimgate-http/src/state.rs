@@ -1,0 +1,46 @@
+//! What every handler shares: the store, the token verifier, the settings and the clock.
+
+use std::sync::Arc;
+
+use scimgate_model::Clock;
+use scimgate_store::Store;
+
+use crate::auth::SigningKey;
+use crate::password::PasswordStorage;
+use crate::write_path::WriteHook;
+
+/// HTTP-level settings, filled from the binary's configuration.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Absolute base URL (scheme, host, optional path prefix) for `meta.location`; when
+    /// unset, it is taken from each request's scheme and Host.
+    pub public_base_url: Option<String>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Most resources returned in one page (`filter.maxResults`).
+    pub max_results: u64,
+    /// Seconds of clock skew allowed when checking `exp` and `nbf`.
+    pub token_leeway_secs: u64,
+    pub password_storage: PasswordStorage,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            public_base_url: None,
+            max_body_bytes: 1024 * 1024,
+            max_results: 1000,
+            token_leeway_secs: 30,
+            password_storage: PasswordStorage::Argon2id,
+        }
+    }
+}
+
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub signing_key: SigningKey,
+    pub settings: HttpSettings,
+    pub clock: Arc<dyn Clock>,
+    /// Steps run on every create and replace, in order, between decoding and validation.
+    pub write_hooks: Vec<Arc<dyn WriteHook>>,
+}

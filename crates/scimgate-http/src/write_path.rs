@@ -1,0 +1,158 @@
+//! The write path, one named step after another: decode → write hooks → validate →
+//! protect the password → store. Write hooks are where operator plugins run.
+
+use std::sync::Arc;
+
+use scimgate_model::validate::{carry_immutable, validate};
+use scimgate_model::{ResourceType, ScimError};
+use scimgate_store::{NewResource, StoreError, StoredResource};
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::etag::Precondition;
+use crate::state::AppState;
+
+/// Which write a hook is looking at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteKind {
+    Create,
+    Replace,
+}
+
+/// What a hook learns about the write besides the resource itself.
+#[derive(Debug, Clone)]
+pub struct WriteContext<'a> {
+    pub kind: WriteKind,
+    pub resource_type: ResourceType,
+    pub tenant: &'a str,
+    /// The stored resource before the change (replace only), as its rendered attributes.
+    pub before: Option<&'a StoredResource>,
+}
+
+/// A step that may rewrite or refuse a resource before it is validated and stored. The
+/// plugin host implements this; each hook sees the previous hook's output.
+pub trait WriteHook: Send + Sync {
+    fn name(&self) -> &str;
+    fn apply(&self, ctx: &WriteContext<'_>, resource: Value) -> Result<Value, ScimError>;
+}
+
+/// Runs every configured hook in order. This is the seam where plugins run: after the
+/// request is decoded, before schema validation, so a hook can never store what the
+/// schema forbids.
+fn run_write_hooks(
+    hooks: &[Arc<dyn WriteHook>],
+    ctx: &WriteContext<'_>,
+    mut doc: Value,
+) -> Result<Value, ScimError> {
+    for hook in hooks {
+        doc = hook.apply(ctx, doc)?;
+    }
+    Ok(doc)
+}
+
+/// Create: hooks, validation, password, store.
+pub fn create(
+    state: &AppState,
+    tenant: &str,
+    rt: ResourceType,
+    doc: Value,
+) -> Result<StoredResource, ApiError> {
+    let ctx = WriteContext {
+        kind: WriteKind::Create,
+        resource_type: rt,
+        tenant,
+        before: None,
+    };
+    let doc = run_write_hooks(&state.write_hooks, &ctx, doc)?;
+    let validated = validate(rt, &doc)?;
+    let hash = state
+        .settings
+        .password_storage
+        .protect(validated.password.clone())?;
+    Ok(state
+        .store
+        .create(tenant, NewResource::from_validated(validated, hash))?)
+}
+
+/// How often a replace without `If-Match` retries when another write got there first.
+const REPLACE_ATTEMPTS: usize = 3;
+
+/// Replace: the same steps against the current version, which the store re-checks, so a
+/// concurrent write is never silently overwritten with stale immutable values.
+pub fn replace(
+    state: &AppState,
+    tenant: &str,
+    rt: ResourceType,
+    id: &str,
+    if_match: Option<&Precondition>,
+    doc: Value,
+) -> Result<StoredResource, ApiError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let current = state
+            .store
+            .get(tenant, rt, id, false)?
+            .ok_or_else(|| StoreError::NotFound(rt, id.to_owned()))?;
+        if if_match.is_some_and(|p| !p.matches(current.version)) {
+            return Err(stale(current.version));
+        }
+        let ctx = WriteContext {
+            kind: WriteKind::Replace,
+            resource_type: rt,
+            tenant,
+            before: Some(&current),
+        };
+        let hooked = run_write_hooks(&state.write_hooks, &ctx, doc.clone())?;
+        let mut validated = validate(rt, &hooked)?;
+        carry_immutable(rt, &current.attributes, &mut validated.attributes)?;
+        let hash = state
+            .settings
+            .password_storage
+            .protect(validated.password.clone())?;
+        let new = NewResource::from_validated(validated, hash);
+        match state.store.replace(tenant, id, Some(current.version), new) {
+            Err(StoreError::VersionMismatch { current })
+                if if_match.is_some() || attempt >= REPLACE_ATTEMPTS =>
+            {
+                return Err(stale(current));
+            }
+            Err(StoreError::VersionMismatch { .. }) => continue,
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// Delete, honouring `If-Match`.
+pub fn delete(
+    state: &AppState,
+    tenant: &str,
+    rt: ResourceType,
+    id: &str,
+    if_match: Option<&Precondition>,
+) -> Result<(), ApiError> {
+    let expected = match if_match {
+        None => None,
+        Some(p) => {
+            let current = state
+                .store
+                .get(tenant, rt, id, false)?
+                .ok_or_else(|| StoreError::NotFound(rt, id.to_owned()))?;
+            if !p.matches(current.version) {
+                return Err(stale(current.version));
+            }
+            Some(current.version)
+        }
+    };
+    match state.store.delete(tenant, rt, id, expected) {
+        Err(StoreError::VersionMismatch { current }) => Err(stale(current)),
+        other => Ok(other?),
+    }
+}
+
+fn stale(current: i64) -> ApiError {
+    ApiError::PreconditionFailed(format!(
+        "If-Match does not match the current version {}",
+        crate::etag::etag(current)
+    ))
+}

@@ -1,0 +1,162 @@
+//! One typed configuration, layered: defaults, then a TOML file, then `SCIMGATE_*`
+//! environment variables, then command-line flags. Unknown keys are errors.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address and port to listen on.
+    pub listen: String,
+    /// Folder for the database and the signing key.
+    pub data: PathBuf,
+    /// Public base URL for `meta.location`, e.g. `https://scim.example.com`.
+    pub public_base_url: Option<String>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Most resources in one page (`filter.maxResults`).
+    pub max_results: u64,
+    /// What happens to passwords that IdPs send.
+    pub password_storage: PasswordStorage,
+    /// Clock skew allowed on token `exp`/`nbf`, in seconds.
+    pub token_leeway_secs: u64,
+    /// Read-only SQLite connections in the pool.
+    pub read_connections: u32,
+    /// HTTP worker threads; unset means one per CPU core.
+    pub workers: Option<usize>,
+    /// `info`, `debug`, … or a full `tracing` filter such as `scimgate=debug`.
+    pub log_level: String,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PasswordStorage {
+    Argon2id,
+    Discard,
+}
+
+impl From<PasswordStorage> for scimgate_http::PasswordStorage {
+    fn from(p: PasswordStorage) -> Self {
+        match p {
+            PasswordStorage::Argon2id => scimgate_http::PasswordStorage::Argon2id,
+            PasswordStorage::Discard => scimgate_http::PasswordStorage::Discard,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            data: PathBuf::from("./scimgate-data"),
+            public_base_url: None,
+            max_body_bytes: 1024 * 1024,
+            max_results: 1000,
+            password_storage: PasswordStorage::Argon2id,
+            token_leeway_secs: 30,
+            read_connections: 8,
+            workers: None,
+            log_level: "info".into(),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// Settings given as flags; `None` leaves the lower layers' value.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FlagOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_base_url: Option<String>,
+}
+
+impl Config {
+    /// Layers defaults, `file` (when given), the environment and `flags`.
+    pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, Box<figment::Error>> {
+        Self::load_from(
+            file,
+            flags,
+            Env::prefixed("SCIMGATE_").ignore(&["config", "log"]),
+        )
+    }
+
+    fn load_from(
+        file: Option<&Path>,
+        flags: &FlagOverrides,
+        env: Env,
+    ) -> Result<Config, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(Box::new(figment::Error::from(format!(
+                    "configuration file {} does not exist",
+                    file.display()
+                ))));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment
+            .merge(env)
+            .merge(Serialized::defaults(flags))
+            .extract()
+            .map_err(Box::new)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment's own large error
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_env_over_file_over_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "scimgate.toml",
+                "listen = \"0.0.0.0:9000\"\ndata = \"/srv/file\"\nmax_results = 50\npassword_storage = \"discard\"",
+            )?;
+            jail.set_env("SCIMGATE_DATA", "/srv/env");
+            jail.set_env("SCIMGATE_MAX_BODY_BYTES", "2048");
+            let flags = FlagOverrides {
+                listen: Some("127.0.0.1:7000".into()),
+                ..Default::default()
+            };
+            let c = Config::load(Some(Path::new("scimgate.toml")), &flags)
+                .map_err(|e| e.to_string())?;
+            assert_eq!(c.listen, "127.0.0.1:7000", "flag beats file");
+            assert_eq!(c.data, PathBuf::from("/srv/env"), "env beats file");
+            assert_eq!(c.max_results, 50, "file beats default");
+            assert_eq!(c.max_body_bytes, 2048);
+            assert_eq!(c.password_storage, PasswordStorage::Discard);
+            assert_eq!(c.read_connections, 8, "default");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_files_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "listen = \"x\"\nlisten_port = 3")?;
+            let e = Config::load(Some(Path::new("bad.toml")), &FlagOverrides::default())
+                .expect_err("unknown key");
+            assert!(e.to_string().contains("listen_port"), "{e}");
+            assert!(Config::load(Some(Path::new("nope.toml")), &FlagOverrides::default()).is_err());
+            Ok(())
+        });
+    }
+}

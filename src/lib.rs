@@ -1,0 +1,57 @@
+//! The scimgate binary's library half: configuration and the wiring of store, key and app.
+//! `main` and the integration tests both build the server through [`build_state`].
+
+pub mod config;
+
+use std::sync::Arc;
+
+use actix_web::web;
+use scimgate_http::{AppState, HttpSettings, SigningKey};
+use scimgate_model::{Clock, SystemClock};
+use scimgate_store::{SqliteOptions, SqliteStore, StoreError};
+
+pub use config::Config;
+
+/// The database file inside the data folder.
+pub const DATABASE_FILE: &str = "scimgate.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create the data folder {0}: {1}")]
+    DataDir(String, std::io::Error),
+    #[error("signing key: {0}")]
+    Key(std::io::Error),
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Opens the data folder (creating it, the signing key and the database on first start)
+/// and builds the shared application state.
+pub fn build_state(config: &Config) -> Result<web::Data<AppState>, StartError> {
+    build_state_with_clock(config, Arc::new(SystemClock))
+}
+
+pub fn build_state_with_clock(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<web::Data<AppState>, StartError> {
+    std::fs::create_dir_all(&config.data)
+        .map_err(|e| StartError::DataDir(config.data.display().to_string(), e))?;
+    let signing_key = SigningKey::load_or_create(&config.data).map_err(StartError::Key)?;
+    let mut options = SqliteOptions::new(config.data.join(DATABASE_FILE));
+    options.read_connections = config.read_connections;
+    let store = SqliteStore::open(&options, clock.clone())?;
+    Ok(web::Data::new(AppState {
+        store: Arc::new(store),
+        signing_key,
+        settings: HttpSettings {
+            public_base_url: config.public_base_url.clone(),
+            max_body_bytes: config.max_body_bytes,
+            max_results: config.max_results,
+            token_leeway_secs: config.token_leeway_secs,
+            password_storage: config.password_storage.into(),
+        },
+        clock,
+        write_hooks: Vec::new(),
+    }))
+}
