@@ -1,0 +1,193 @@
+//! The harness: the real actix app from `build_app`, on a real SQLite file in a temporary
+//! data folder, with tokens minted by the same key the server verifies.
+
+use std::path::Path;
+
+use actix_web::http::Method;
+use actix_web::test::{TestRequest, call_service, init_service, read_body};
+use actix_web::web;
+use scimgate::{Config, build_state};
+use scimgate_http::{AppState, SigningKey, TokenRequest, build_app};
+use serde_json::{Value, json};
+
+pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+pub struct Harness {
+    _dir: tempfile::TempDir,
+    pub config: Config,
+    state: Option<web::Data<AppState>>,
+    token: String,
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        Self::with_config(|_| {})
+    }
+
+    /// A harness whose configuration `adjust` may change before the server starts.
+    pub fn with_config(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config { data: dir.path().join("data"), ..Config::default() };
+        adjust(&mut config);
+        let state = build_state(&config).expect("state");
+        let mut h = Harness { _dir: dir, config, state: Some(state), token: String::new() };
+        h.token = h.token_for("default", "scim:read scim:write");
+        h
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone().expect("running")
+    }
+
+    /// Stops the app (the store closes when its last handle goes) and starts it again on
+    /// the same data folder.
+    pub fn restart(&mut self) {
+        self.state = None;
+        // The writer thread exits once its last handle is dropped; give it a moment.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        self.state = Some(build_state(&self.config).expect("restart"));
+    }
+
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self.config.data.join(scimgate::DATABASE_FILE)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.config.data
+    }
+
+    pub fn token_for(&self, tenant: &str, scope: &str) -> String {
+        let key = SigningKey::load_or_create(&self.config.data).expect("key");
+        let req = TokenRequest { subject: "test".into(), tenant: tenant.into(), scope: scope.into(), ttl_secs: 3600 };
+        key.mint(&req, now()).expect("mint")
+    }
+
+    pub fn req(&self, method: Method, path: &str) -> Req<'_> {
+        Req {
+            h: self,
+            inner: TestRequest::default().method(method).uri(path),
+            token: Some(self.token.clone()),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Req<'_> {
+        self.req(Method::GET, path)
+    }
+    pub fn post(&self, path: &str, body: Value) -> Req<'_> {
+        self.req(Method::POST, path).json(&body)
+    }
+    pub fn put(&self, path: &str, body: Value) -> Req<'_> {
+        self.req(Method::PUT, path).json(&body)
+    }
+    pub fn delete(&self, path: &str) -> Req<'_> {
+        self.req(Method::DELETE, path)
+    }
+
+    /// Creates a user and returns its JSON.
+    pub async fn create_user(&self, user_name: &str) -> Value {
+        self.create_user_with(json!({"schemas": [USER_SCHEMA], "userName": user_name})).await
+    }
+
+    pub async fn create_user_with(&self, body: Value) -> Value {
+        let r = self.post("/scim/v2/Users", body).send().await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body
+    }
+
+    pub async fn create_group(&self, name: &str, member_ids: &[&str]) -> Value {
+        let members: Vec<Value> = member_ids.iter().map(|id| json!({"value": id})).collect();
+        let r = self
+            .post("/scim/v2/Groups", json!({"schemas": [GROUP_SCHEMA], "displayName": name, "members": members}))
+            .send()
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body
+    }
+}
+
+pub fn now() -> i64 {
+    std::time::UNIX_EPOCH.elapsed().map(|d| d.as_secs() as i64).unwrap_or_default()
+}
+
+pub struct Req<'a> {
+    h: &'a Harness,
+    inner: TestRequest,
+    token: Option<String>,
+}
+
+impl Req<'_> {
+    pub fn json(mut self, body: &Value) -> Self {
+        self.inner = self
+            .inner
+            .insert_header(("content-type", "application/scim+json"))
+            .set_payload(body.to_string());
+        self
+    }
+
+    pub fn raw(mut self, content_type: Option<&str>, body: impl Into<Vec<u8>>) -> Self {
+        if let Some(ct) = content_type {
+            self.inner = self.inner.insert_header(("content-type", ct));
+        }
+        self.inner = self.inner.set_payload(body.into());
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.inner = self.inner.insert_header((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_owned());
+        self
+    }
+
+    pub fn no_token(mut self) -> Self {
+        self.token = None;
+        self
+    }
+
+    pub async fn send(self) -> Resp {
+        let app = init_service(build_app(self.h.state())).await;
+        let mut req = self.inner;
+        if let Some(t) = self.token {
+            req = req.insert_header(("authorization", format!("Bearer {t}")));
+        }
+        let resp = call_service(&app, req.to_request()).await;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = read_body(resp).await;
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned())) };
+        Resp { status, headers, body }
+    }
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: actix_web::http::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a SCIM error: status, `scimType`, content type, and that `detail` names `needle`.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, scim_type: Option<&str>, needle: &str) {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        assert_eq!(self.header("content-type"), Some("application/scim+json"));
+        assert_eq!(self.body["schemas"], json!(["urn:ietf:params:scim:api:messages:2.0:Error"]));
+        assert_eq!(self.body["status"], json!(status.to_string()));
+        assert_eq!(self.body.get("scimType").and_then(Value::as_str), scim_type, "body: {}", self.body);
+        let detail = self.body["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(needle), "detail '{detail}' does not mention '{needle}'");
+    }
+}
+
+pub fn id_of(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_owned()
+}

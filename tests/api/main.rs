@@ -1,0 +1,9 @@
+//! HTTP behaviour of scimgate, driven through the real actix app on a real SQLite file.
+
+mod auth;
+mod common;
+mod discovery;
+mod errors;
+mod groups;
+mod idp_flows;
+mod users;

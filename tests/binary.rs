@@ -1,0 +1,174 @@
+//! The real `scimgate` binary as an operator runs it: `serve`, `token`, a hard kill and a
+//! restart on the same data folder, and concurrent writers.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_scimgate");
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(data: &Path) -> Server {
+        let port = TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+        let child = Command::new(BIN)
+            .args(["serve", "--data"])
+            .arg(data)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("SCIMGATE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn scimgate");
+        let server = Server { child, base: format!("http://127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(r) = agent().get(&format!("{}/readyz", server.base)).call()
+                && r.status() == 200
+            {
+                return server;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        panic!("scimgate did not become ready");
+    }
+
+    /// SIGKILL: no graceful shutdown, so only what was committed before an answer survives.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+fn token(data: &Path, extra: &[&str]) -> String {
+    let out = Command::new(BIN).args(["token", "--data"]).arg(data).args(extra).output().expect("token");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf8").trim().to_owned()
+}
+
+fn send(method: &str, url: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+    let a = agent();
+    let auth = format!("Bearer {token}");
+    let mut resp = match body {
+        Some(b) => a
+            .post(url)
+            .header("authorization", &auth)
+            .header("content-type", "application/scim+json")
+            .send(b.to_string()),
+        None if method == "GET" => a.get(url).header("authorization", &auth).call(),
+        None => a.delete(url).header("authorization", &auth).call(),
+    }
+    .expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn user(name: &str) -> Value {
+    json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name})
+}
+
+#[test]
+fn first_start_creates_data_key_and_database_and_data_survives_a_kill() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("fresh").join("data");
+    let server = Server::start(&data);
+    assert!(data.join("scimgate.db").exists());
+    let key = data.join("jwt-hs256.key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&key).expect("key").permissions().mode() & 0o777, 0o600);
+
+    let t = token(&data, &["--tenant", "acme", "--sub", "entra", "--ttl", "600"]);
+    let (status, health) = send("GET", &format!("{}/healthz", server.base), "", None);
+    assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+    let (status, created) = send("POST", &format!("{}/scim/v2/Users", server.base), &t, Some(user("durable")));
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let read_only = token(&data, &["--scope", "scim:read"]);
+    let (status, _) = send("POST", &format!("{}/scim/v2/Users", server.base), &read_only, Some(user("x")));
+    assert_eq!(status, 403);
+    server.kill();
+
+    let server = Server::start(&data);
+    let (status, fetched) = send("GET", &format!("{}/scim/v2/Users/{id}", server.base), &t, None);
+    assert_eq!(status, 200);
+    assert_eq!(fetched["userName"], "durable");
+    let other_tenant = token(&data, &[]);
+    let (status, _) = send("GET", &format!("{}/scim/v2/Users/{id}", server.base), &other_tenant, None);
+    assert_eq!(status, 404, "the default tenant cannot see acme's user");
+}
+
+#[test]
+fn eight_concurrent_writers_lose_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let server = Server::start(&data);
+    let t = Arc::new(token(&data, &[]));
+    let base = Arc::new(server.base.clone());
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let (t, base, stop) = (Arc::clone(&t), Arc::clone(&base), Arc::clone(&stop));
+            thread::spawn(move || {
+                let mut acknowledged = Vec::new();
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let (status, body) = send("POST", &format!("{base}/scim/v2/Users"), &t, Some(user(&format!("w{w}-{i}"))));
+                    assert!(status < 500, "5xx under concurrency: {status} {body}");
+                    assert_eq!(status, 201, "{body}");
+                    acknowledged.push(body["id"].as_str().expect("id").to_owned());
+                    i += 1;
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::Relaxed);
+    let ids: Vec<String> = writers.into_iter().flat_map(|w| w.join().expect("writer")).collect();
+    assert!(ids.len() >= 8, "only {} writes in 3 s", ids.len());
+    for id in &ids {
+        let (status, _) = send("GET", &format!("{}/scim/v2/Users/{id}", server.base), &t, None);
+        assert_eq!(status, 200, "acknowledged user {id} is missing");
+    }
+    let (_, list) = send("GET", &format!("{}/scim/v2/Users?count=0", server.base), &t, None);
+    assert_eq!(list["totalResults"].as_u64(), Some(ids.len() as u64));
+}
+
+#[test]
+fn token_refuses_a_bad_tenant_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(BIN)
+        .args(["token", "--data"])
+        .arg(dir.path())
+        .args(["--tenant", "bad tenant"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a valid tenant name"));
+}
