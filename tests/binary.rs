@@ -20,7 +20,11 @@ struct Server {
 
 impl Server {
     fn start(data: &Path) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port();
         let child = Command::new(BIN)
             .args(["serve", "--data"])
             .arg(data)
@@ -30,7 +34,10 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn scimgate");
-        let server = Server { child, base: format!("http://127.0.0.1:{port}") };
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(r) = agent().get(&format!("{}/readyz", server.base)).call()
@@ -66,9 +73,21 @@ fn agent() -> ureq::Agent {
 }
 
 fn token(data: &Path, extra: &[&str]) -> String {
-    let out = Command::new(BIN).args(["token", "--data"]).arg(data).args(extra).output().expect("token");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf8").trim().to_owned()
+    let out = Command::new(BIN)
+        .args(["token", "--data"])
+        .arg(data)
+        .args(extra)
+        .output()
+        .expect("token");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_owned()
 }
 
 fn send(method: &str, url: &str, token: &str, body: Option<Value>) -> (u16, Value) {
@@ -101,25 +120,51 @@ fn first_start_creates_data_key_and_database_and_data_survives_a_kill() {
     assert!(data.join("scimgate.db").exists());
     let key = data.join("jwt-hs256.key");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&key).expect("key").permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&key).expect("key").permissions().mode() & 0o777,
+        0o600
+    );
 
-    let t = token(&data, &["--tenant", "acme", "--sub", "entra", "--ttl", "600"]);
+    let t = token(
+        &data,
+        &["--tenant", "acme", "--sub", "entra", "--ttl", "600"],
+    );
     let (status, health) = send("GET", &format!("{}/healthz", server.base), "", None);
     assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
-    let (status, created) = send("POST", &format!("{}/scim/v2/Users", server.base), &t, Some(user("durable")));
+    let (status, created) = send(
+        "POST",
+        &format!("{}/scim/v2/Users", server.base),
+        &t,
+        Some(user("durable")),
+    );
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().expect("id").to_owned();
     let read_only = token(&data, &["--scope", "scim:read"]);
-    let (status, _) = send("POST", &format!("{}/scim/v2/Users", server.base), &read_only, Some(user("x")));
+    let (status, _) = send(
+        "POST",
+        &format!("{}/scim/v2/Users", server.base),
+        &read_only,
+        Some(user("x")),
+    );
     assert_eq!(status, 403);
     server.kill();
 
     let server = Server::start(&data);
-    let (status, fetched) = send("GET", &format!("{}/scim/v2/Users/{id}", server.base), &t, None);
+    let (status, fetched) = send(
+        "GET",
+        &format!("{}/scim/v2/Users/{id}", server.base),
+        &t,
+        None,
+    );
     assert_eq!(status, 200);
     assert_eq!(fetched["userName"], "durable");
     let other_tenant = token(&data, &[]);
-    let (status, _) = send("GET", &format!("{}/scim/v2/Users/{id}", server.base), &other_tenant, None);
+    let (status, _) = send(
+        "GET",
+        &format!("{}/scim/v2/Users/{id}", server.base),
+        &other_tenant,
+        None,
+    );
     assert_eq!(status, 404, "the default tenant cannot see acme's user");
 }
 
@@ -138,7 +183,12 @@ fn eight_concurrent_writers_lose_nothing() {
                 let mut acknowledged = Vec::new();
                 let mut i = 0;
                 while !stop.load(Ordering::Relaxed) {
-                    let (status, body) = send("POST", &format!("{base}/scim/v2/Users"), &t, Some(user(&format!("w{w}-{i}"))));
+                    let (status, body) = send(
+                        "POST",
+                        &format!("{base}/scim/v2/Users"),
+                        &t,
+                        Some(user(&format!("w{w}-{i}"))),
+                    );
                     assert!(status < 500, "5xx under concurrency: {status} {body}");
                     assert_eq!(status, 201, "{body}");
                     acknowledged.push(body["id"].as_str().expect("id").to_owned());
@@ -150,13 +200,26 @@ fn eight_concurrent_writers_lose_nothing() {
         .collect();
     thread::sleep(Duration::from_secs(3));
     stop.store(true, Ordering::Relaxed);
-    let ids: Vec<String> = writers.into_iter().flat_map(|w| w.join().expect("writer")).collect();
+    let ids: Vec<String> = writers
+        .into_iter()
+        .flat_map(|w| w.join().expect("writer"))
+        .collect();
     assert!(ids.len() >= 8, "only {} writes in 3 s", ids.len());
     for id in &ids {
-        let (status, _) = send("GET", &format!("{}/scim/v2/Users/{id}", server.base), &t, None);
+        let (status, _) = send(
+            "GET",
+            &format!("{}/scim/v2/Users/{id}", server.base),
+            &t,
+            None,
+        );
         assert_eq!(status, 200, "acknowledged user {id} is missing");
     }
-    let (_, list) = send("GET", &format!("{}/scim/v2/Users?count=0", server.base), &t, None);
+    let (_, list) = send(
+        "GET",
+        &format!("{}/scim/v2/Users?count=0", server.base),
+        &t,
+        None,
+    );
     assert_eq!(list["totalResults"].as_u64(), Some(ids.len() as u64));
 }
 

@@ -29,10 +29,18 @@ impl Harness {
     /// A harness whose configuration `adjust` may change before the server starts.
     pub fn with_config(adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = Config { data: dir.path().join("data"), ..Config::default() };
+        let mut config = Config {
+            data: dir.path().join("data"),
+            ..Config::default()
+        };
         adjust(&mut config);
         let state = build_state(&config).expect("state");
-        let mut h = Harness { _dir: dir, config, state: Some(state), token: String::new() };
+        let mut h = Harness {
+            _dir: dir,
+            config,
+            state: Some(state),
+            token: String::new(),
+        };
         h.token = h.token_for("default", "scim:read scim:write");
         h
     }
@@ -60,7 +68,12 @@ impl Harness {
 
     pub fn token_for(&self, tenant: &str, scope: &str) -> String {
         let key = SigningKey::load_or_create(&self.config.data).expect("key");
-        let req = TokenRequest { subject: "test".into(), tenant: tenant.into(), scope: scope.into(), ttl_secs: 3600 };
+        let req = TokenRequest {
+            subject: "test".into(),
+            tenant: tenant.into(),
+            scope: scope.into(),
+            ttl_secs: 3600,
+        };
         key.mint(&req, now()).expect("mint")
     }
 
@@ -87,7 +100,8 @@ impl Harness {
 
     /// Creates a user and returns its JSON.
     pub async fn create_user(&self, user_name: &str) -> Value {
-        self.create_user_with(json!({"schemas": [USER_SCHEMA], "userName": user_name})).await
+        self.create_user_with(json!({"schemas": [USER_SCHEMA], "userName": user_name}))
+            .await
     }
 
     pub async fn create_user_with(&self, body: Value) -> Value {
@@ -99,7 +113,10 @@ impl Harness {
     pub async fn create_group(&self, name: &str, member_ids: &[&str]) -> Value {
         let members: Vec<Value> = member_ids.iter().map(|id| json!({"value": id})).collect();
         let r = self
-            .post("/scim/v2/Groups", json!({"schemas": [GROUP_SCHEMA], "displayName": name, "members": members}))
+            .post(
+                "/scim/v2/Groups",
+                json!({"schemas": [GROUP_SCHEMA], "displayName": name, "members": members}),
+            )
             .send()
             .await;
         assert_eq!(r.status, 201, "{}", r.body);
@@ -108,7 +125,10 @@ impl Harness {
 }
 
 pub fn now() -> i64 {
-    std::time::UNIX_EPOCH.elapsed().map(|d| d.as_secs() as i64).unwrap_or_default()
+    std::time::UNIX_EPOCH
+        .elapsed()
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
 }
 
 pub struct Req<'a> {
@@ -135,7 +155,9 @@ impl Req<'_> {
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.inner = self.inner.insert_header((name.to_owned(), value.to_owned()));
+        self.inner = self
+            .inner
+            .insert_header((name.to_owned(), value.to_owned()));
         self
     }
 
@@ -159,8 +181,17 @@ impl Req<'_> {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = read_body(resp).await;
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned())) };
-        Resp { status, headers, body }
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 }
 
@@ -180,11 +211,22 @@ impl Resp {
     pub fn assert_error(&self, status: u16, scim_type: Option<&str>, needle: &str) {
         assert_eq!(self.status, status, "body: {}", self.body);
         assert_eq!(self.header("content-type"), Some("application/scim+json"));
-        assert_eq!(self.body["schemas"], json!(["urn:ietf:params:scim:api:messages:2.0:Error"]));
+        assert_eq!(
+            self.body["schemas"],
+            json!(["urn:ietf:params:scim:api:messages:2.0:Error"])
+        );
         assert_eq!(self.body["status"], json!(status.to_string()));
-        assert_eq!(self.body.get("scimType").and_then(Value::as_str), scim_type, "body: {}", self.body);
+        assert_eq!(
+            self.body.get("scimType").and_then(Value::as_str),
+            scim_type,
+            "body: {}",
+            self.body
+        );
         let detail = self.body["detail"].as_str().unwrap_or_default();
-        assert!(detail.contains(needle), "detail '{detail}' does not mention '{needle}'");
+        assert!(
+            detail.contains(needle),
+            "detail '{detail}' does not mention '{needle}'"
+        );
     }
 }
 

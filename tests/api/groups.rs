@@ -5,10 +5,16 @@ use crate::common::*;
 #[actix_web::test]
 async fn group_members_carry_ref_type_and_display_and_users_show_their_groups() {
     let h = Harness::new();
-    let alice = h.create_user_with(json!({"schemas": [USER_SCHEMA], "userName": "alice", "displayName": "Alice A"})).await;
+    let alice = h
+        .create_user_with(
+            json!({"schemas": [USER_SCHEMA], "userName": "alice", "displayName": "Alice A"}),
+        )
+        .await;
     let bob = h.create_user("bob").await;
     let inner = h.create_group("inner", &[]).await;
-    let g = h.create_group("Sales", &[&id_of(&alice), &id_of(&bob), &id_of(&inner)]).await;
+    let g = h
+        .create_group("Sales", &[&id_of(&alice), &id_of(&bob), &id_of(&inner)])
+        .await;
     let mut members = g["members"].as_array().expect("members").clone();
     members.sort_by_key(|m| m["display"].as_str().unwrap_or_default().to_owned());
     let base = "http://localhost:8080/scim/v2";
@@ -20,7 +26,10 @@ async fn group_members_carry_ref_type_and_display_and_users_show_their_groups() 
             json!({"value": id_of(&inner), "$ref": format!("{base}/Groups/{}", id_of(&inner)), "type": "Group", "display": "inner"}),
         ]
     );
-    let a = h.get(&format!("/scim/v2/Users/{}", id_of(&alice))).send().await;
+    let a = h
+        .get(&format!("/scim/v2/Users/{}", id_of(&alice)))
+        .send()
+        .await;
     assert_eq!(
         a.body["groups"],
         json!([{"value": id_of(&g), "$ref": format!("{base}/Groups/{}", id_of(&g)), "display": "Sales", "type": "direct"}])
@@ -38,7 +47,10 @@ async fn members_must_exist_in_the_same_tenant() {
 
     let other_tenant = h.token_for("other", "scim:read scim:write");
     let foreign = h
-        .post("/scim/v2/Users", json!({"schemas": [USER_SCHEMA], "userName": "foreigner"}))
+        .post(
+            "/scim/v2/Users",
+            json!({"schemas": [USER_SCHEMA], "userName": "foreigner"}),
+        )
         .token(&other_tenant)
         .send()
         .await;
@@ -49,7 +61,10 @@ async fn members_must_exist_in_the_same_tenant() {
         .await;
     r.assert_error(400, Some("invalidValue"), &foreign_id);
     let listed = h.get("/scim/v2/Groups").send().await;
-    assert_eq!(listed.body["totalResults"], 0, "a refused create stores nothing");
+    assert_eq!(
+        listed.body["totalResults"], 0,
+        "a refused create stores nothing"
+    );
 }
 
 #[actix_web::test]
@@ -79,14 +94,28 @@ async fn put_replaces_members_and_deleting_a_user_removes_its_memberships() {
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["displayName"], "g2");
-    let ids: Vec<&str> = r.body["members"].as_array().expect("members").iter().filter_map(|m| m["value"].as_str()).collect();
+    let ids: Vec<&str> = r.body["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .filter_map(|m| m["value"].as_str())
+        .collect();
     assert_eq!(ids, [id_of(&b)]);
     assert_eq!(r.body["meta"]["version"], "W/\"2\"");
 
-    assert_eq!(h.delete(&format!("/scim/v2/Users/{}", id_of(&b))).send().await.status, 204);
+    assert_eq!(
+        h.delete(&format!("/scim/v2/Users/{}", id_of(&b)))
+            .send()
+            .await
+            .status,
+        204
+    );
     let after = h.get(&path).send().await;
     assert!(after.body.get("members").is_none(), "{}", after.body);
-    assert_eq!(after.body["meta"]["version"], "W/\"3\"", "losing a member changes the group");
+    assert_eq!(
+        after.body["meta"]["version"], "W/\"3\"",
+        "losing a member changes the group"
+    );
 
     let self_member = h
         .put(&path, json!({"schemas": [GROUP_SCHEMA], "displayName": "g2", "members": [{"value": id_of(&g)}]}))
@@ -106,9 +135,21 @@ async fn excluded_members_and_display_name_filter() {
     let found = &r.body["Resources"][0];
     assert_eq!(found["id"], g["id"]);
     assert!(found.get("members").is_none());
-    let by_member = h.get(&format!("/scim/v2/Groups?filter=members.value%20eq%20%22{}%22", id_of(&u))).send().await;
+    let by_member = h
+        .get(&format!(
+            "/scim/v2/Groups?filter=members.value%20eq%20%22{}%22",
+            id_of(&u)
+        ))
+        .send()
+        .await;
     assert_eq!(by_member.body["totalResults"], 1);
-    let one = h.get(&format!("/scim/v2/Groups/{}?excludedAttributes=members", id_of(&g))).send().await;
+    let one = h
+        .get(&format!(
+            "/scim/v2/Groups/{}?excludedAttributes=members",
+            id_of(&g)
+        ))
+        .send()
+        .await;
     assert!(one.body.get("members").is_none());
     assert_eq!(one.body["displayName"], "Team Rocket");
 }
@@ -122,7 +163,10 @@ async fn a_group_of_many_members_lists_them_all() {
     }
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     let g = h.create_group("big", &refs).await;
-    let fetched = h.get(&format!("/scim/v2/Groups/{}", id_of(&g))).send().await;
+    let fetched = h
+        .get(&format!("/scim/v2/Groups/{}", id_of(&g)))
+        .send()
+        .await;
     assert_eq!(fetched.body["members"].as_array().map(Vec::len), Some(150));
     let value: Value = fetched.body["members"][0]["type"].clone();
     assert_eq!(value, "User");

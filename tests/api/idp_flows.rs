@@ -12,7 +12,8 @@ fn load(name: &str) -> Value {
 }
 
 fn substitute(text: &str, user_id: &str, group_id: &str) -> String {
-    text.replace("{userId}", user_id).replace("{groupId}", group_id)
+    text.replace("{userId}", user_id)
+        .replace("{groupId}", group_id)
 }
 
 async fn replay(flow: &str) -> usize {
@@ -33,8 +34,12 @@ async fn replay(flow: &str) -> usize {
         if body.as_str() == Some("same as the previous step") {
             body = previous_body.clone();
         }
-        let body: Value = serde_json::from_str(&substitute(&body.to_string(), &user_id, &group_id)).expect("body");
-        let mut req = h.req(Method::from_bytes(method.as_bytes()).expect("method"), &format!("/scim/v2{path}"));
+        let body: Value = serde_json::from_str(&substitute(&body.to_string(), &user_id, &group_id))
+            .expect("body");
+        let mut req = h.req(
+            Method::from_bytes(method.as_bytes()).expect("method"),
+            &format!("/scim/v2{path}"),
+        );
         if !body.is_null() {
             req = req.json(&body);
         }
@@ -44,14 +49,22 @@ async fn replay(flow: &str) -> usize {
             Value::Array(list) => list.iter().filter_map(Value::as_u64).collect(),
             v => v.as_u64().into_iter().collect(),
         };
-        assert!(allowed.contains(&u64::from(r.status)), "{flow} '{name}': {} {}", r.status, r.body);
+        assert!(
+            allowed.contains(&u64::from(r.status)),
+            "{flow} '{name}': {} {}",
+            r.status,
+            r.body
+        );
         for key in ["totalResults", "Resources", "active", "scimType"] {
             if let Some(want) = expect.get(key) {
                 assert_eq!(&r.body[key], want, "{flow} '{name}': {key}");
             }
         }
         if expect.get("password").is_some() {
-            assert!(r.body.get("password").is_none(), "{flow} '{name}': password returned");
+            assert!(
+                r.body.get("password").is_none(),
+                "{flow} '{name}': password returned"
+            );
         }
         if method == "POST" && r.status == 201 {
             match r.body["meta"]["resourceType"].as_str() {

@@ -20,7 +20,12 @@ async fn create_returns_201_with_location_etag_and_meta() {
     assert_eq!(meta["location"], location);
     assert_eq!(meta["version"], "W/\"1\"");
     assert_eq!(meta["created"], meta["lastModified"]);
-    assert!(meta["created"].as_str().is_some_and(|c| c.ends_with('Z') && c.len() == 24), "{meta}");
+    assert!(
+        meta["created"]
+            .as_str()
+            .is_some_and(|c| c.ends_with('Z') && c.len() == 24),
+        "{meta}"
+    );
     assert_eq!(r.body["schemas"], json!([USER_SCHEMA]));
     assert_eq!(r.body["name"], json!({"givenName": "Barbara"}));
 }
@@ -40,7 +45,10 @@ async fn get_returns_the_stored_user_and_304_when_current() {
     let r = h.get(&path).header("if-none-match", "W/\"0\"").send().await;
     assert_eq!(r.status, 200);
 
-    h.get("/scim/v2/Users/does-not-exist").send().await.assert_error(404, None, "does-not-exist");
+    h.get("/scim/v2/Users/does-not-exist")
+        .send()
+        .await
+        .assert_error(404, None, "does-not-exist");
 }
 
 #[actix_web::test]
@@ -71,7 +79,10 @@ async fn read_only_input_is_ignored_and_names_come_back_canonical() {
     assert_eq!(r.status, 201, "{}", r.body);
     assert_ne!(r.body["id"], "client-chosen");
     assert_eq!(r.body["userName"], "bjensen");
-    assert_eq!(r.body["emails"], json!([{"value": "b@example.com", "primary": true}]));
+    assert_eq!(
+        r.body["emails"],
+        json!([{"value": "b@example.com", "primary": true}])
+    );
     assert_ne!(r.body["meta"]["created"], "2001-01-01T00:00:00Z");
     assert!(r.body.get("groups").is_none());
 }
@@ -83,30 +94,56 @@ async fn password_is_never_returned_and_only_a_hash_is_stored() {
         .create_user_with(json!({"schemas": [USER_SCHEMA], "userName": "okta.user", "password": "1mz050nq-secret"}))
         .await;
     assert!(created.get("password").is_none());
-    let fetched = h.get(&format!("/scim/v2/Users/{}", id_of(&created))).send().await;
+    let fetched = h
+        .get(&format!("/scim/v2/Users/{}", id_of(&created)))
+        .send()
+        .await;
     assert!(fetched.body.get("password").is_none());
-    let asked = h.get(&format!("/scim/v2/Users/{}?attributes=password", id_of(&created))).send().await;
-    assert!(asked.body.get("password").is_none(), "returned: never wins over attributes=");
+    let asked = h
+        .get(&format!(
+            "/scim/v2/Users/{}?attributes=password",
+            id_of(&created)
+        ))
+        .send()
+        .await;
+    assert!(
+        asked.body.get("password").is_none(),
+        "returned: never wins over attributes="
+    );
 
     let conn = rusqlite::Connection::open(h.db_path()).expect("open db");
     let hash: String = conn
-        .query_row("SELECT password_hash FROM resources WHERE id = ?1", [id_of(&created)], |r| r.get(0))
+        .query_row(
+            "SELECT password_hash FROM resources WHERE id = ?1",
+            [id_of(&created)],
+            |r| r.get(0),
+        )
         .expect("row");
     assert!(hash.starts_with("$argon2id$"), "{hash}");
     drop(conn);
     for entry in std::fs::read_dir(h.data_dir()).expect("dir") {
         let bytes = std::fs::read(entry.expect("entry").path()).expect("read");
-        assert!(!bytes.windows(15).any(|w| w == b"1mz050nq-secret"), "cleartext password on disk");
+        assert!(
+            !bytes.windows(15).any(|w| w == b"1mz050nq-secret"),
+            "cleartext password on disk"
+        );
     }
 }
 
 #[actix_web::test]
 async fn password_can_be_discarded_by_configuration() {
-    let h = Harness::with_config(|c| c.password_storage = scimgate::config::PasswordStorage::Discard);
-    let created = h.create_user_with(json!({"schemas": [USER_SCHEMA], "userName": "u", "password": "pw"})).await;
+    let h =
+        Harness::with_config(|c| c.password_storage = scimgate::config::PasswordStorage::Discard);
+    let created = h
+        .create_user_with(json!({"schemas": [USER_SCHEMA], "userName": "u", "password": "pw"}))
+        .await;
     let conn = rusqlite::Connection::open(h.db_path()).expect("open db");
     let hash: Option<String> = conn
-        .query_row("SELECT password_hash FROM resources WHERE id = ?1", [id_of(&created)], |r| r.get(0))
+        .query_row(
+            "SELECT password_hash FROM resources WHERE id = ?1",
+            [id_of(&created)],
+            |r| r.get(0),
+        )
         .expect("row");
     assert_eq!(hash, None);
 }
@@ -115,7 +152,13 @@ async fn password_can_be_discarded_by_configuration() {
 async fn user_name_is_unique_case_insensitively_beyond_ascii() {
     let h = Harness::new();
     h.create_user("Émile.Zola").await;
-    let r = h.post("/scim/v2/Users", json!({"schemas": [USER_SCHEMA], "userName": "éMILE.zOLA"})).send().await;
+    let r = h
+        .post(
+            "/scim/v2/Users",
+            json!({"schemas": [USER_SCHEMA], "userName": "éMILE.zOLA"}),
+        )
+        .send()
+        .await;
     r.assert_error(409, Some("uniqueness"), "éMILE.zOLA");
     h.create_user("Emile.Zola").await; // E is not É
 }
@@ -127,16 +170,31 @@ async fn put_replaces_the_whole_resource_and_bumps_the_version() {
         .create_user_with(json!({"schemas": [USER_SCHEMA], "userName": "bjensen", "title": "Tour Guide", "active": true}))
         .await;
     let path = format!("/scim/v2/Users/{}", id_of(&created));
-    let r = h.put(&path, json!({"schemas": [USER_SCHEMA], "userName": "bjensen", "active": false})).send().await;
+    let r = h
+        .put(
+            &path,
+            json!({"schemas": [USER_SCHEMA], "userName": "bjensen", "active": false}),
+        )
+        .send()
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["active"], false);
-    assert!(r.body.get("title").is_none(), "PUT clears what it leaves out");
+    assert!(
+        r.body.get("title").is_none(),
+        "PUT clears what it leaves out"
+    );
     assert_eq!(r.body["meta"]["version"], "W/\"2\"");
     assert_eq!(r.header("etag"), Some("W/\"2\""));
     assert_eq!(r.body["meta"]["created"], created["meta"]["created"]);
     assert_eq!(h.get(&path).send().await.body, r.body);
 
-    let missing = h.put("/scim/v2/Users/nope", json!({"schemas": [USER_SCHEMA], "userName": "x"})).send().await;
+    let missing = h
+        .put(
+            "/scim/v2/Users/nope",
+            json!({"schemas": [USER_SCHEMA], "userName": "x"}),
+        )
+        .send()
+        .await;
     missing.assert_error(404, None, "nope");
 }
 
@@ -146,9 +204,19 @@ async fn put_cannot_take_another_users_name() {
     h.create_user("alice").await;
     let bob = h.create_user("bob").await;
     let path = format!("/scim/v2/Users/{}", id_of(&bob));
-    let r = h.put(&path, json!({"schemas": [USER_SCHEMA], "userName": "ALICE"})).send().await;
+    let r = h
+        .put(
+            &path,
+            json!({"schemas": [USER_SCHEMA], "userName": "ALICE"}),
+        )
+        .send()
+        .await;
     r.assert_error(409, Some("uniqueness"), "ALICE");
-    assert_eq!(h.get(&path).send().await.body, bob, "a refused PUT changes nothing");
+    assert_eq!(
+        h.get(&path).send().await.body,
+        bob,
+        "a refused PUT changes nothing"
+    );
 }
 
 #[actix_web::test]
@@ -157,12 +225,31 @@ async fn if_match_guards_put_and_delete() {
     let created = h.create_user("bjensen").await;
     let path = format!("/scim/v2/Users/{}", id_of(&created));
     let body = json!({"schemas": [USER_SCHEMA], "userName": "bjensen", "nickName": "Babs"});
-    h.put(&path, body.clone()).header("if-match", "W/\"7\"").send().await.assert_error(412, None, "W/\"1\"");
+    h.put(&path, body.clone())
+        .header("if-match", "W/\"7\"")
+        .send()
+        .await
+        .assert_error(412, None, "W/\"1\"");
     assert_eq!(h.get(&path).send().await.body, created);
-    let ok = h.put(&path, body.clone()).header("if-match", "W/\"1\"").send().await;
+    let ok = h
+        .put(&path, body.clone())
+        .header("if-match", "W/\"1\"")
+        .send()
+        .await;
     assert_eq!(ok.status, 200);
-    h.delete(&path).header("if-match", "W/\"1\"").send().await.assert_error(412, None, "W/\"2\"");
-    assert_eq!(h.delete(&path).header("if-match", "\"2\"").send().await.status, 204);
+    h.delete(&path)
+        .header("if-match", "W/\"1\"")
+        .send()
+        .await
+        .assert_error(412, None, "W/\"2\"");
+    assert_eq!(
+        h.delete(&path)
+            .header("if-match", "\"2\"")
+            .send()
+            .await
+            .status,
+        204
+    );
 }
 
 #[actix_web::test]
@@ -174,7 +261,10 @@ async fn delete_returns_204_then_404() {
     assert_eq!(r.status, 204);
     assert_eq!(r.body, Value::Null);
     h.get(&path).send().await.assert_error(404, None, "no User");
-    h.delete(&path).send().await.assert_error(404, None, "no User");
+    h.delete(&path)
+        .send()
+        .await
+        .assert_error(404, None, "no User");
 }
 
 #[actix_web::test]
@@ -185,20 +275,49 @@ async fn list_pages_with_exact_totals() {
     }
     let page = h.get("/scim/v2/Users?startIndex=2&count=2").send().await;
     assert_eq!(page.status, 200);
-    assert_eq!(page.body["schemas"], json!(["urn:ietf:params:scim:api:messages:2.0:ListResponse"]));
+    assert_eq!(
+        page.body["schemas"],
+        json!(["urn:ietf:params:scim:api:messages:2.0:ListResponse"])
+    );
     assert_eq!(page.body["totalResults"], 5);
     assert_eq!(page.body["itemsPerPage"], 2);
     assert_eq!(page.body["startIndex"], 2);
-    let names: Vec<&str> = page.body["Resources"].as_array().expect("list").iter().filter_map(|r| r["userName"].as_str()).collect();
+    let names: Vec<&str> = page.body["Resources"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|r| r["userName"].as_str())
+        .collect();
     assert_eq!(names, ["user1", "user2"]);
 
     let zero = h.get("/scim/v2/Users?count=0").send().await;
-    assert_eq!((zero.body["totalResults"].clone(), zero.body["Resources"].clone()), (json!(5), json!([])));
+    assert_eq!(
+        (
+            zero.body["totalResults"].clone(),
+            zero.body["Resources"].clone()
+        ),
+        (json!(5), json!([]))
+    );
     let negative = h.get("/scim/v2/Users?count=-3&startIndex=0").send().await;
-    assert_eq!((negative.body["itemsPerPage"].clone(), negative.body["startIndex"].clone()), (json!(0), json!(1)));
+    assert_eq!(
+        (
+            negative.body["itemsPerPage"].clone(),
+            negative.body["startIndex"].clone()
+        ),
+        (json!(0), json!(1))
+    );
     let past_end = h.get("/scim/v2/Users?startIndex=9").send().await;
-    assert_eq!((past_end.body["totalResults"].clone(), past_end.body["itemsPerPage"].clone()), (json!(5), json!(0)));
-    h.get("/scim/v2/Users?count=ten").send().await.assert_error(400, Some("invalidValue"), "count");
+    assert_eq!(
+        (
+            past_end.body["totalResults"].clone(),
+            past_end.body["itemsPerPage"].clone()
+        ),
+        (json!(5), json!(0))
+    );
+    h.get("/scim/v2/Users?count=ten")
+        .send()
+        .await
+        .assert_error(400, Some("invalidValue"), "count");
 }
 
 #[actix_web::test]
@@ -208,7 +327,13 @@ async fn count_is_capped_at_max_results() {
         h.create_user(&format!("user{i}")).await;
     }
     let page = h.get("/scim/v2/Users?count=50").send().await;
-    assert_eq!((page.body["totalResults"].clone(), page.body["itemsPerPage"].clone()), (json!(3), json!(2)));
+    assert_eq!(
+        (
+            page.body["totalResults"].clone(),
+            page.body["itemsPerPage"].clone()
+        ),
+        (json!(3), json!(2))
+    );
     let default = h.get("/scim/v2/Users").send().await;
     assert_eq!(default.body["itemsPerPage"], 2);
 }
@@ -216,13 +341,45 @@ async fn count_is_capped_at_max_results() {
 #[actix_web::test]
 async fn filters_on_user_name_and_external_id() {
     let h = Harness::new();
-    h.create_user_with(json!({"schemas": [USER_SCHEMA], "userName": "Straße", "externalId": "AbC-1"})).await;
+    h.create_user_with(
+        json!({"schemas": [USER_SCHEMA], "userName": "Straße", "externalId": "AbC-1"}),
+    )
+    .await;
     h.create_user("other").await;
     let total = |r: &Resp| r.body["totalResults"].clone();
-    assert_eq!(total(&h.get("/scim/v2/Users?filter=userName%20eq%20%22STRASSE%22").send().await), json!(1));
-    assert_eq!(total(&h.get("/scim/v2/Users?filter=externalId%20eq%20%22AbC-1%22").send().await), json!(1));
-    assert_eq!(total(&h.get("/scim/v2/Users?filter=externalId%20eq%20%22abc-1%22").send().await), json!(0), "externalId is caseExact");
-    assert_eq!(total(&h.get("/scim/v2/Users?filter=userName%20eq%20%22nobody%22").send().await), json!(0));
+    assert_eq!(
+        total(
+            &h.get("/scim/v2/Users?filter=userName%20eq%20%22STRASSE%22")
+                .send()
+                .await
+        ),
+        json!(1)
+    );
+    assert_eq!(
+        total(
+            &h.get("/scim/v2/Users?filter=externalId%20eq%20%22AbC-1%22")
+                .send()
+                .await
+        ),
+        json!(1)
+    );
+    assert_eq!(
+        total(
+            &h.get("/scim/v2/Users?filter=externalId%20eq%20%22abc-1%22")
+                .send()
+                .await
+        ),
+        json!(0),
+        "externalId is caseExact"
+    );
+    assert_eq!(
+        total(
+            &h.get("/scim/v2/Users?filter=userName%20eq%20%22nobody%22")
+                .send()
+                .await
+        ),
+        json!(0)
+    );
 }
 
 #[actix_web::test]
@@ -235,7 +392,10 @@ async fn bad_filters_are_400_invalid_filter() {
         ("title%20eq%20%22x%22", "title"),
     ];
     for (filter, needle) in rows {
-        h.get(&format!("/scim/v2/Users?filter={filter}")).send().await.assert_error(400, Some("invalidFilter"), needle);
+        h.get(&format!("/scim/v2/Users?filter={filter}"))
+            .send()
+            .await
+            .assert_error(400, Some("invalidFilter"), needle);
     }
 }
 
@@ -252,16 +412,27 @@ async fn attributes_and_excluded_attributes_shape_the_answer() {
         .await;
     assert_eq!(created["schemas"], json!([USER_SCHEMA, ENTERPRISE]));
     let path = format!("/scim/v2/Users/{}", id_of(&created));
-    let r = h.get(&format!("{path}?attributes=name.givenName,{ENTERPRISE}:department")).send().await;
+    let r = h
+        .get(&format!(
+            "{path}?attributes=name.givenName,{ENTERPRISE}:department"
+        ))
+        .send()
+        .await;
     let keys: Vec<&String> = r.body.as_object().expect("object").keys().collect();
     assert_eq!(keys, ["schemas", "id", "name", ENTERPRISE]);
     assert_eq!(r.body["name"], json!({"givenName": "Barbara"}));
     assert_eq!(r.body[ENTERPRISE], json!({"department": "Tours"}));
-    let r = h.get(&format!("{path}?excludedAttributes=name,meta")).send().await;
+    let r = h
+        .get(&format!("{path}?excludedAttributes=name,meta"))
+        .send()
+        .await;
     assert!(r.body.get("name").is_none() && r.body.get("meta").is_none());
     assert_eq!(r.body["userName"], "bjensen");
     let list = h.get("/scim/v2/Users?attributes=userName").send().await;
-    assert_eq!(list.body["Resources"][0], json!({"schemas": [USER_SCHEMA, ENTERPRISE], "id": id_of(&created), "userName": "bjensen"}));
+    assert_eq!(
+        list.body["Resources"][0],
+        json!({"schemas": [USER_SCHEMA, ENTERPRISE], "id": id_of(&created), "userName": "bjensen"})
+    );
 }
 
 #[actix_web::test]
@@ -308,9 +479,15 @@ async fn data_survives_a_restart() {
     let user = h.create_user("persisted").await;
     let group = h.create_group("team", &[&id_of(&user)]).await;
     h.restart();
-    let u = h.get(&format!("/scim/v2/Users/{}", id_of(&user))).send().await;
+    let u = h
+        .get(&format!("/scim/v2/Users/{}", id_of(&user)))
+        .send()
+        .await;
     assert_eq!(u.status, 200);
     assert_eq!(u.body["groups"][0]["value"], group["id"]);
-    let g = h.get(&format!("/scim/v2/Groups/{}", id_of(&group))).send().await;
+    let g = h
+        .get(&format!("/scim/v2/Groups/{}", id_of(&group)))
+        .send()
+        .await;
     assert_eq!(g.body, group);
 }

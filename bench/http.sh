@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Benchmarks the real scimgate server (release build, default settings, synchronous=FULL on
+# this machine's disk) with wrk: create-user and get-user-by-id, 16 connections each.
+# Prints requests/s and p50/p99 latency; raw wrk output goes to bench/results/.
+#
+#   bench/http.sh [DURATION_SECONDS]   (default 20)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration="${1:-20}"
+connections=16
+threads=2
+port=18181
+results=bench/results
+mkdir -p "$results"
+
+command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+cargo build --release --locked --bin scimgate
+bin=target/release/scimgate
+
+data=$(mktemp -d "$PWD/target/bench-data.XXXXXX")
+SCIMGATE_LOG=warn "$bin" serve --data "$data" --listen "127.0.0.1:$port" &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data"' EXIT
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+
+export TOKEN
+TOKEN=$("$bin" token --data "$data" --sub bench)
+base="http://127.0.0.1:$port"
+
+summarise() { # name file
+  local rps p50 p99 errors
+  rps=$(awk '/^Requests\/sec/ {print $2}' "$2")
+  p50=$(awk '$1 == "50%" {print $2}' "$2")
+  p99=$(awk '$1 == "99%" {print $2}' "$2")
+  errors=$(awk '/Non-2xx/ {print $5}' "$2")
+  printf '%-18s %10s req/s   p50 %8s   p99 %8s   non-2xx %s\n' "$1" "$rps" "$p50" "$p99" "${errors:-0}"
+  if [[ -n "$errors" ]]; then echo "bench: $1 had non-2xx answers" >&2; return 1; fi
+}
+
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -m); ${duration}s per run, $connections connections"
+
+wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -s bench/create-user.lua "$base" > "$results/create-user.txt"
+summarise create-user "$results/create-user.txt"
+
+id=$(curl -fs -X POST "$base/scim/v2/Users" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/scim+json' \
+  -d '{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"bench-target","name":{"givenName":"Bench","familyName":"Target"},"emails":[{"value":"bench@example.com","type":"work","primary":true}]}' \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+export USER_ID="$id"
+wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -s bench/get-user.lua "$base" > "$results/get-user.txt"
+summarise get-user-by-id "$results/get-user.txt"
