@@ -21,6 +21,8 @@ pub fn get(
     id: &str,
     with_relations: bool,
 ) -> Result<Option<StoredResource>, StoreError> {
+    // One read transaction, so the resource and its relations are one snapshot.
+    let snapshot = conn.unchecked_transaction()?;
     let sql = format!(
         "SELECT {COLUMNS} FROM resources r WHERE r.tenant = ?1 AND r.id = ?2 AND r.resource_type = ?3"
     );
@@ -35,6 +37,7 @@ pub fn get(
     if with_relations {
         load_relations(conn, tenant, &mut resource)?;
     }
+    snapshot.commit()?;
     Ok(Some(resource))
 }
 
@@ -44,6 +47,8 @@ pub fn list(
     rt: ResourceType,
     q: &ListQuery,
 ) -> Result<ListPage, StoreError> {
+    // One read transaction, so totalResults and the page agree with each other.
+    let snapshot = conn.unchecked_transaction()?;
     let mut sql_where = String::from("r.tenant = ?1 AND r.resource_type = ?2");
     let mut args: Vec<SqlValue> = vec![
         SqlValue::Text(tenant.to_owned()),
