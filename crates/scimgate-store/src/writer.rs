@@ -4,7 +4,8 @@
 //! answered only after that commit is durable.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread;
 
 use rusqlite::Connection;
@@ -22,16 +23,30 @@ struct Completion {
 
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
+    stats: Arc<WriterStats>,
+}
+
+/// Counters of the writer's work: how many writes shared how many commits.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub batches: AtomicU64,
+    pub writes: AtomicU64,
 }
 
 impl Writer {
     /// Starts the writer thread, which owns `conn` until every `Writer` handle is dropped.
     pub fn start(conn: Connection, max_batch: usize) -> Result<Self, StoreError> {
         let (jobs, queue) = mpsc::channel::<Job>();
+        let stats = Arc::new(WriterStats::default());
+        let counters = Arc::clone(&stats);
         thread::Builder::new()
             .name("scimgate-writer".into())
-            .spawn(move || run(conn, queue, max_batch.max(1)))?;
-        Ok(Writer { jobs })
+            .spawn(move || run(conn, queue, max_batch.max(1), &counters))?;
+        Ok(Writer { jobs, stats })
+    }
+
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
     }
 
     /// Runs `write` in the next batch and blocks until its batch has committed (or failed).
@@ -62,7 +77,7 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, queue: mpsc::Receiver<Job>, max_batch: usize) {
+fn run(conn: Connection, queue: mpsc::Receiver<Job>, max_batch: usize, stats: &WriterStats) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < max_batch {
@@ -71,6 +86,8 @@ fn run(conn: Connection, queue: mpsc::Receiver<Job>, max_batch: usize) {
                 Err(_) => break,
             }
         }
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats.writes.fetch_add(batch.len() as u64, Ordering::Relaxed);
         commit_batch(&conn, batch);
     }
 }
@@ -124,7 +141,7 @@ fn rollback_savepoint(conn: &Connection) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
+
 
     fn writer_on(dir: &tempfile::TempDir) -> (Arc<Writer>, std::path::PathBuf) {
         let path = dir.path().join("w.db");
@@ -168,6 +185,37 @@ mod tests {
         let ok = results.iter().filter(|r| r.is_ok()).count();
         assert_eq!(ok as i64, count(&path));
         assert_eq!(ok, 24);
+    }
+
+    #[test]
+    fn writes_waiting_together_share_one_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (w, path) = writer_on(&dir);
+        // The first write holds the writer while ten more queue up behind it.
+        let slow = {
+            let w = Arc::clone(&w);
+            thread::spawn(move || {
+                w.write(|c| {
+                    thread::sleep(std::time::Duration::from_millis(300));
+                    c.execute("INSERT INTO t (k) VALUES ('slow')", [])?;
+                    Ok(())
+                })
+            })
+        };
+        thread::sleep(std::time::Duration::from_millis(50));
+        let queued: Vec<_> = (0..10)
+            .map(|i| {
+                let w = Arc::clone(&w);
+                thread::spawn(move || insert(&w, &format!("q{i}")))
+            })
+            .collect();
+        slow.join().expect("join").expect("slow write");
+        for q in queued {
+            q.join().expect("join").expect("queued write");
+        }
+        assert_eq!(count(&path), 11);
+        assert_eq!(w.stats().writes.load(Ordering::Relaxed), 11);
+        assert_eq!(w.stats().batches.load(Ordering::Relaxed), 2, "ten queued writes, one commit");
     }
 
     #[test]

@@ -84,6 +84,7 @@ pub fn list(
             load_relations(conn, tenant, r)?;
         }
     }
+    snapshot.commit()?;
     Ok(ListPage {
         total_results: u64::try_from(total).unwrap_or(0),
         resources,
