@@ -12,7 +12,7 @@ use scimgate_model::filter::Filter;
 
 pub use error::StoreError;
 pub use records::{GroupRef, MemberRef, NewResource, StoredResource};
-pub use sqlite::{SqliteOptions, SqliteStore};
+pub use sqlite::{SqliteOptions, SqliteStore, WriteStats};
 
 /// What a list request asks of storage. Paging is 1-based, as SCIM's `startIndex`.
 #[derive(Debug, Clone)]

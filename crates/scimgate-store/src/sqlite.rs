@@ -6,6 +6,7 @@ mod write;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
@@ -17,6 +18,13 @@ use crate::migrations::migrate;
 use crate::records::{NewResource, StoredResource};
 use crate::writer::Writer;
 use crate::{ListPage, ListQuery, Store};
+
+/// How many writes shared how many commits since the store opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteStats {
+    pub writes: u64,
+    pub commits: u64,
+}
 
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
@@ -87,6 +95,15 @@ impl SqliteStore {
         })
     }
 
+    /// Writes acknowledged so far, and the commits (fsyncs) they took.
+    pub fn write_stats(&self) -> WriteStats {
+        let stats = self.writer.stats();
+        WriteStats {
+            writes: stats.writes.load(Ordering::Relaxed),
+            commits: stats.batches.load(Ordering::Relaxed),
+        }
+    }
+
     fn reader(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, StoreError> {
         self.readers
             .get()
@@ -95,6 +112,13 @@ impl SqliteStore {
 
     fn now(&self) -> String {
         scimgate_model::format_timestamp(self.clock.now())
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        let WriteStats { writes, commits } = self.write_stats();
+        tracing::info!(writes, commits, "store closed");
     }
 }
 

@@ -87,7 +87,9 @@ fn run(conn: Connection, queue: mpsc::Receiver<Job>, max_batch: usize, stats: &W
             }
         }
         stats.batches.fetch_add(1, Ordering::Relaxed);
-        stats.writes.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        stats
+            .writes
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
         commit_batch(&conn, batch);
     }
 }
@@ -141,7 +143,6 @@ fn rollback_savepoint(conn: &Connection) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
 
     fn writer_on(dir: &tempfile::TempDir) -> (Arc<Writer>, std::path::PathBuf) {
         let path = dir.path().join("w.db");
@@ -215,7 +216,11 @@ mod tests {
         }
         assert_eq!(count(&path), 11);
         assert_eq!(w.stats().writes.load(Ordering::Relaxed), 11);
-        assert_eq!(w.stats().batches.load(Ordering::Relaxed), 2, "ten queued writes, one commit");
+        assert_eq!(
+            w.stats().batches.load(Ordering::Relaxed),
+            2,
+            "ten queued writes, one commit"
+        );
     }
 
     #[test]

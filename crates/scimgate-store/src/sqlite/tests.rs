@@ -227,12 +227,17 @@ fn concurrent_writes_all_land_and_survive_reopen() {
                 })
             })
             .collect();
-        threads
+        let ids: Vec<String> = threads
             .into_iter()
             .flat_map(|t| t.join().expect("join"))
-            .collect()
+            .collect();
+        let stats = s.write_stats();
+        assert_eq!(stats.writes, 200);
+        assert!(stats.commits <= stats.writes);
+        ids
     };
     let s = open(&dir);
+    assert_eq!(s.write_stats().writes, 0, "counters start with the process");
     for id in &ids {
         assert!(
             s.get("t", ResourceType::User, id, false)
