@@ -18,7 +18,7 @@ pub fn create(
 ) -> Result<StoredResource, StoreError> {
     let id = uuid::Uuid::new_v4().to_string();
     let members = check_members(conn, tenant, None, &new.members)?;
-    let attributes = serde_json::Value::Object(new.attributes).to_string();
+    let attributes = attributes_json(&new)?;
     conn.prepare_cached(
         "INSERT INTO resources (tenant, resource_type, id, name, name_key, display, external_id, \
          attributes, password_hash, version, created, last_modified) \
@@ -38,12 +38,10 @@ pub fn create(
     ])
     .map_err(|e| uniqueness(e, &new.name))?;
     insert_memberships(conn, tenant, &id, members.iter().map(|m| m.value.as_str()))?;
-    let attributes =
-        serde_json::from_str(&attributes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(StoredResource {
         id,
         resource_type: new.resource_type,
-        attributes,
+        attributes: new.attributes,
         version: 1,
         created: now.to_owned(),
         last_modified: now.to_owned(),
@@ -63,7 +61,7 @@ pub fn replace(
     let rt = new.resource_type;
     let (version, created) = current(conn, tenant, rt, id, expected_version)?;
     let members = check_members(conn, tenant, Some(id), &new.members)?;
-    let attributes = serde_json::Value::Object(new.attributes).to_string();
+    let attributes = attributes_json(&new)?;
     conn.prepare_cached(
         "UPDATE resources SET name = ?3, name_key = ?4, display = ?5, external_id = ?6, attributes = ?7, \
          password_hash = COALESCE(?8, password_hash), version = version + 1, last_modified = ?9 \
@@ -87,8 +85,7 @@ pub fn replace(
     let mut stored = StoredResource {
         id: id.to_owned(),
         resource_type: rt,
-        attributes: serde_json::from_str(&attributes)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        attributes: new.attributes,
         version: version + 1,
         created,
         last_modified: now.to_owned(),
@@ -216,6 +213,10 @@ fn replace_memberships(
         group_id,
         wanted.into_iter().filter(|id| !existing.contains(*id)),
     )
+}
+
+fn attributes_json(new: &NewResource) -> Result<String, StoreError> {
+    serde_json::to_string(&new.attributes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 fn uniqueness(e: rusqlite::Error, name: &str) -> StoreError {
