@@ -19,7 +19,7 @@ cargo build --release --locked --bin scimgate
 bin=target/release/scimgate
 
 data=$(mktemp -d "$PWD/target/bench-data.XXXXXX")
-SCIMGATE_LOG=warn "$bin" serve --data "$data" --listen "127.0.0.1:$port" &
+SCIMGATE_LOG=warn,scimgate_store=info "$bin" serve --data "$data" --listen "127.0.0.1:$port" 2> "$results/server.log" &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
@@ -49,3 +49,8 @@ id=$(curl -fs -X POST "$base/scim/v2/Users" -H "Authorization: Bearer $TOKEN" -H
 export USER_ID="$id"
 wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -s bench/get-user.lua "$base" > "$results/get-user.txt"
 summarise get-user-by-id "$results/get-user.txt"
+
+# The store reports, as it closes, how many writes its commits (fsyncs) carried.
+kill "$server"; wait "$server" 2>/dev/null || true
+trap 'rm -rf "$data"' EXIT
+grep -o 'writes=[0-9]* commits=[0-9]*' "$results/server.log" | sed 's/^/group commit: /' || true
