@@ -197,7 +197,7 @@ mod tests {
             let w = Arc::clone(&w);
             thread::spawn(move || {
                 w.write(|c| {
-                    thread::sleep(std::time::Duration::from_millis(300));
+                    thread::sleep(std::time::Duration::from_millis(600));
                     c.execute("INSERT INTO t (k) VALUES ('slow')", [])?;
                     Ok(())
                 })
