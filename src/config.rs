@@ -20,6 +20,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Most resources in one page (`filter.maxResults`).
     pub max_results: u64,
+    /// Deepest nesting of parentheses, `not` and value filters in a filter.
+    pub filter_max_depth: usize,
     /// What happens to passwords that IdPs send.
     pub password_storage: PasswordStorage,
     /// Clock skew allowed on token `exp`/`nbf`, in seconds.
@@ -64,6 +66,7 @@ impl Default for Config {
             public_base_url: None,
             max_body_bytes: 1024 * 1024,
             max_results: 1000,
+            filter_max_depth: 16,
             password_storage: PasswordStorage::Argon2id,
             token_leeway_secs: 30,
             read_connections: 8,

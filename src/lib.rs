@@ -48,6 +48,7 @@ pub fn build_state_with_clock(
             public_base_url: config.public_base_url.clone(),
             max_body_bytes: config.max_body_bytes,
             max_results: config.max_results,
+            filter_max_depth: config.filter_max_depth,
             token_leeway_secs: config.token_leeway_secs,
             password_storage: config.password_storage.into(),
         },

@@ -14,7 +14,11 @@ async fn service_provider_config_tells_the_truth() {
     );
     assert_eq!(b["patch"]["supported"], false, "PATCH answers 501 for now");
     assert_eq!(b["bulk"]["supported"], false);
-    assert_eq!(b["sort"]["supported"], false);
+    assert_eq!(b["sort"]["supported"], true);
+    assert_eq!(
+        b["pagination"],
+        json!({"cursor": true, "index": true, "defaultPaginationMethod": "index", "defaultPageSize": 250, "maxPageSize": 250})
+    );
     assert_eq!(b["etag"]["supported"], true);
     assert_eq!(b["filter"], json!({"supported": true, "maxResults": 250}));
     assert_eq!(b["authenticationSchemes"][0]["type"], "oauthbearertoken");

@@ -6,4 +6,5 @@ mod discovery;
 mod errors;
 mod groups;
 mod idp_flows;
+mod query;
 mod users;

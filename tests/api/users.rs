@@ -389,7 +389,18 @@ async fn bad_filters_are_400_invalid_filter() {
         ("shoeSize%20eq%20%22x%22", "shoeSize"),
         ("userName%20like%20%22x%22", "like"),
         ("userName%20eq%20bjensen", "position"),
-        ("title%20eq%20%22x%22", "title"),
+        (
+            "active%20gt%20true",
+            "boolean attribute 'active' cannot be compared with 'gt'",
+        ),
+        (
+            "meta.location%20eq%20%22x%22",
+            "'meta.location' cannot be used in a filter",
+        ),
+        (
+            "((((((((((((((((((title%20pr))))))))))))))))))",
+            "deeper than 16",
+        ),
     ];
     for (filter, needle) in rows {
         h.get(&format!("/scim/v2/Users?filter={filter}"))

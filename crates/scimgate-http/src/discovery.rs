@@ -51,7 +51,14 @@ async fn service_provider_config(state: web::Data<AppState>, req: HttpRequest) -
             "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
             "filter": {"supported": true, "maxResults": state.settings.max_results},
             "changePassword": {"supported": true},
-            "sort": {"supported": false},
+            "sort": {"supported": true},
+            "pagination": {
+                "cursor": true,
+                "index": true,
+                "defaultPaginationMethod": "index",
+                "defaultPageSize": state.settings.max_results,
+                "maxPageSize": state.settings.max_results,
+            },
             "etag": {"supported": true},
             "authenticationSchemes": [{
                 "type": "oauthbearertoken",

@@ -84,6 +84,8 @@ impl ApiError {
                 S::UnsupportedFilter(d) => {
                     ScimError::bad_request(ScimType::InvalidFilter, d.clone())
                 }
+                S::UnsupportedSort(d) => ScimError::invalid_value(d.clone()),
+                S::InvalidCursor(d) => ScimError::bad_request(ScimType::InvalidCursor, d.clone()),
                 S::PoolTimeout(_) | S::WriterGone | S::Commit(_) => server_error(503),
                 S::DatabaseTooNew { .. }
                 | S::Migration(_)
@@ -242,6 +244,16 @@ mod tests {
                 StoreError::UnsupportedFilter("x".into()).into(),
                 400,
                 Some("invalidFilter"),
+            ),
+            (
+                StoreError::UnsupportedSort("x".into()).into(),
+                400,
+                Some("invalidValue"),
+            ),
+            (
+                StoreError::InvalidCursor("x".into()).into(),
+                400,
+                Some("invalidCursor"),
             ),
             (
                 StoreError::PoolTimeout(Duration::from_secs(1)).into(),

@@ -49,6 +49,11 @@ pub fn build_app(
                 .wrap(from_fn(auth::middleware))
                 .configure(discovery::routes)
                 .configure(resources::routes)
+                .service(
+                    web::resource("/.search")
+                        .route(web::post().to(list::search_all))
+                        .default_service(web::to(error::method_not_allowed("POST"))),
+                )
                 .default_service(web::to(error::not_found)),
         )
         .default_service(web::to(error::not_found))

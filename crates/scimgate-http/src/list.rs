@@ -1,19 +1,25 @@
-//! Query parameters and the list endpoints (RFC 7644 §3.4.2): filter, paging, projection.
+//! Listing and searching (RFC 7644 §3.4.2, §3.4.3, RFC 9865): filter, sort, index and
+//! cursor paging, projection, for `GET /Users`, `POST /Users/.search` and `POST /.search`.
 
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
-use scimgate_model::{ResourceType, ScimError, filter};
-use scimgate_store::ListQuery;
-use serde_json::{Value, json};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use scimgate_model::projection::Projection;
+use scimgate_model::{ResourceType, ScimError, ScimType, filter, path};
+use scimgate_store::{ListPage, ListQuery, Page, Position, SortBy};
+use serde_json::{Map, Value, json};
 
 use crate::auth::Principal;
+use crate::body::read_json;
 use crate::error::ApiError;
-use crate::render::{projection, resource_json, scim_base, scim_json};
+use crate::render::{resource_json, scim_base, scim_json};
 use crate::resources::blocking;
 use crate::state::AppState;
 
 pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+pub const SEARCH_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
 
 /// The query string as name/value pairs; names are matched case-insensitively.
 #[derive(Debug, Clone, Default)]
@@ -52,6 +58,293 @@ impl FromRequest for QueryParams {
     }
 }
 
+/// One list request, from query parameters or a SearchRequest body.
+#[derive(Debug, Clone, Default)]
+pub struct Search {
+    pub filter: Option<String>,
+    pub sort_by: Option<String>,
+    pub descending: bool,
+    pub start_index: Option<i64>,
+    pub count: Option<i64>,
+    /// RFC 9865: present (even empty) selects cursor paging.
+    pub cursor: Option<String>,
+    pub attributes: Option<String>,
+    pub excluded_attributes: Option<String>,
+}
+
+impl Search {
+    pub fn from_query(q: &QueryParams) -> Result<Search, ScimError> {
+        Ok(Search {
+            filter: q.get("filter").map(str::to_owned),
+            sort_by: q.get("sortBy").filter(|s| !s.is_empty()).map(str::to_owned),
+            descending: sort_order(q.get("sortOrder"))?,
+            start_index: q.integer("startIndex")?,
+            count: q.integer("count")?,
+            cursor: q.get("cursor").map(str::to_owned),
+            attributes: q.get("attributes").map(str::to_owned),
+            excluded_attributes: q.get("excludedAttributes").map(str::to_owned),
+        })
+    }
+
+    /// Reads a SearchRequest (RFC 7644 §3.4.3). Unknown members are refused by name.
+    pub fn from_body(body: &Value) -> Result<Search, ScimError> {
+        let obj = body
+            .as_object()
+            .ok_or_else(|| ScimError::invalid_syntax("a SearchRequest must be a JSON object"))?;
+        let mut search = Search::default();
+        let mut schema_ok = false;
+        for (key, value) in obj {
+            let text = |v: &Value| -> Result<Option<String>, ScimError> {
+                match v {
+                    Value::Null => Ok(None),
+                    Value::String(s) => Ok(Some(s.clone())),
+                    _ => Err(ScimError::invalid_value(format!(
+                        "SearchRequest '{key}' must be a string"
+                    ))),
+                }
+            };
+            let list = |v: &Value| -> Result<Option<String>, ScimError> {
+                match v {
+                    Value::Null => Ok(None),
+                    Value::String(s) => Ok(Some(s.clone())),
+                    Value::Array(items) => items
+                        .iter()
+                        .map(|i| i.as_str().map(str::to_owned))
+                        .collect::<Option<Vec<_>>>()
+                        .map(|v| Some(v.join(",")))
+                        .ok_or_else(|| {
+                            ScimError::invalid_value(format!(
+                                "SearchRequest '{key}' must be a list of strings"
+                            ))
+                        }),
+                    _ => Err(ScimError::invalid_value(format!(
+                        "SearchRequest '{key}' must be a list of strings"
+                    ))),
+                }
+            };
+            let int = |v: &Value| -> Result<Option<i64>, ScimError> {
+                match v {
+                    Value::Null => Ok(None),
+                    v => v.as_i64().map(Some).ok_or_else(|| {
+                        ScimError::invalid_value(format!(
+                            "SearchRequest '{key}' must be an integer"
+                        ))
+                    }),
+                }
+            };
+            match key.to_ascii_lowercase().as_str() {
+                "schemas" => {
+                    schema_ok = value.as_array().is_some_and(|s| {
+                        s.iter().any(|u| {
+                            u.as_str()
+                                .is_some_and(|u| u.eq_ignore_ascii_case(SEARCH_REQUEST))
+                        })
+                    });
+                }
+                "filter" => search.filter = text(value)?,
+                "sortby" => search.sort_by = text(value)?.filter(|s| !s.is_empty()),
+                "sortorder" => search.descending = sort_order(text(value)?.as_deref())?,
+                "startindex" => search.start_index = int(value)?,
+                "count" => search.count = int(value)?,
+                "cursor" => search.cursor = text(value)?.or(Some(String::new())),
+                "attributes" => search.attributes = list(value)?,
+                "excludedattributes" => search.excluded_attributes = list(value)?,
+                _ => {
+                    return Err(ScimError::invalid_syntax(format!(
+                        "unknown SearchRequest attribute '{key}'"
+                    )));
+                }
+            }
+        }
+        if !schema_ok {
+            return Err(ScimError::invalid_syntax(format!(
+                "'schemas' must be [\"{SEARCH_REQUEST}\"]"
+            )));
+        }
+        Ok(search)
+    }
+
+    fn projection(&self, rt: ResourceType) -> Result<Projection, ScimError> {
+        Projection::parse(
+            rt,
+            self.attributes.as_deref(),
+            self.excluded_attributes.as_deref(),
+        )
+    }
+}
+
+fn sort_order(v: Option<&str>) -> Result<bool, ScimError> {
+    match v {
+        None | Some("") => Ok(false),
+        Some(s) if s.eq_ignore_ascii_case("ascending") => Ok(false),
+        Some(s) if s.eq_ignore_ascii_case("descending") => Ok(true),
+        Some(s) => Err(ScimError::invalid_value(format!(
+            "sortOrder must be 'ascending' or 'descending', got '{s}'"
+        ))),
+    }
+}
+
+/// The relation a list reads only when it will be shown.
+fn relation(rt: ResourceType) -> &'static str {
+    match rt {
+        ResourceType::Group => "members",
+        ResourceType::User => "groups",
+    }
+}
+
+/// A list request for one resource type, ready for storage.
+struct Prepared {
+    query: ListQuery,
+    projection: Projection,
+    fingerprint: String,
+    start_index: u64,
+}
+
+fn prepare(state: &AppState, rt: ResourceType, s: &Search) -> Result<Prepared, ScimError> {
+    let filter = s
+        .filter
+        .as_deref()
+        .map(|f| filter::parse_with_depth(rt, f, state.settings.filter_max_depth))
+        .transpose()?;
+    let sort = s
+        .sort_by
+        .as_deref()
+        .map(|p| {
+            path::resolve_attribute(rt, p)
+                .map(|path| SortBy {
+                    path,
+                    descending: s.descending,
+                })
+                .map_err(|e| ScimError::invalid_value(format!("sortBy: {e}")))
+        })
+        .transpose()?;
+    let max = state.settings.max_results;
+    // RFC 7644 §3.4.2.4: startIndex below 1 means 1; a negative count means 0.
+    let count = s.count.map_or(max, |c| (c.max(0) as u64).min(max));
+    let start_index = s.start_index.unwrap_or(1).max(1) as u64;
+    let fingerprint = fingerprint(rt, s);
+    let page = match &s.cursor {
+        None => Page::Index { start_index, count },
+        Some(c) if c.is_empty() => Page::Cursor { after: None, count },
+        Some(c) => Page::Cursor {
+            after: Some(decode_cursor(c, &fingerprint)?),
+            count,
+        },
+    };
+    let projection = s.projection(rt)?;
+    let query = ListQuery {
+        filter,
+        sort,
+        page,
+        with_relations: projection.wants(relation(rt)),
+    };
+    Ok(Prepared {
+        query,
+        projection,
+        fingerprint,
+        start_index,
+    })
+}
+
+/// Ties a cursor to the request it came from: same type, filter and order.
+fn fingerprint(rt: ResourceType, s: &Search) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let text = format!(
+        "{}\u{0}{:?}\u{0}{:?}\u{0}{}",
+        rt.name(),
+        s.filter,
+        s.sort_by,
+        s.descending
+    );
+    for b in text.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+fn encode_cursor(p: &Position, fingerprint: &str) -> String {
+    URL_SAFE_NO_PAD.encode(json!({"k": p.key, "i": p.id, "f": fingerprint}).to_string())
+}
+
+fn decode_cursor(c: &str, fingerprint: &str) -> Result<Position, ScimError> {
+    let invalid =
+        |why: &str| ScimError::bad_request(ScimType::InvalidCursor, format!("cursor '{c}' {why}"));
+    let bytes = URL_SAFE_NO_PAD
+        .decode(c.trim())
+        .map_err(|_| invalid("is not a cursor this server issued"))?;
+    let v: Value = serde_json::from_slice(&bytes)
+        .map_err(|_| invalid("is not a cursor this server issued"))?;
+    let (Some(id), Some(f)) = (
+        v.get("i").and_then(Value::as_str),
+        v.get("f").and_then(Value::as_str),
+    ) else {
+        return Err(invalid("is not a cursor this server issued"));
+    };
+    if f != fingerprint {
+        return Err(invalid(
+            "belongs to a request with another filter, sortBy or sortOrder",
+        ));
+    }
+    Ok(Position {
+        key: v.get("k").cloned().unwrap_or(Value::Null),
+        id: id.to_owned(),
+    })
+}
+
+/// Runs one list for one type and renders the ListResponse.
+async fn list_one(
+    state: web::Data<AppState>,
+    tenant: String,
+    rt: ResourceType,
+    search: Search,
+    base: String,
+) -> Result<Value, ApiError> {
+    let prepared = prepare(&state, rt, &search)?;
+    let store = state.store.clone();
+    let query = prepared.query.clone();
+    let page = blocking(move || Ok(store.list(&tenant, rt, &query)?)).await?;
+    Ok(list_response(
+        &page,
+        &prepared,
+        &base,
+        search.cursor.is_some(),
+    ))
+}
+
+fn render_all(page: &ListPage, projection: &Projection, base: &str) -> Vec<Value> {
+    page.resources
+        .iter()
+        .map(|r| {
+            let mut body = resource_json(r, base);
+            projection.apply(&mut body);
+            Value::Object(body)
+        })
+        .collect()
+}
+
+fn list_response(page: &ListPage, prepared: &Prepared, base: &str, cursor_mode: bool) -> Value {
+    let resources = render_all(page, &prepared.projection, base);
+    let mut out = Map::new();
+    out.insert("schemas".into(), json!([LIST_RESPONSE]));
+    if let Some(total) = page.total_results {
+        out.insert("totalResults".into(), json!(total));
+    }
+    out.insert("itemsPerPage".into(), json!(resources.len()));
+    if cursor_mode {
+        if let Some(next) = &page.next {
+            out.insert(
+                "nextCursor".into(),
+                json!(encode_cursor(next, &prepared.fingerprint)),
+            );
+        }
+    } else {
+        out.insert("startIndex".into(), json!(prepared.start_index));
+    }
+    out.insert("Resources".into(), Value::Array(resources));
+    Value::Object(out)
+}
+
+/// `GET /Users`, `GET /Groups`.
 pub async fn list(
     state: web::Data<AppState>,
     principal: Principal,
@@ -59,47 +352,110 @@ pub async fn list(
     req: HttpRequest,
     query: QueryParams,
 ) -> Result<HttpResponse, ApiError> {
-    let rt = **rt;
-    let filter = query
-        .get("filter")
-        .map(|f| filter::parse(rt, f))
-        .transpose()?;
-    // RFC 7644 §3.4.2.4: startIndex below 1 means 1; a negative count means 0.
-    let start_index = query.integer("startIndex")?.unwrap_or(1).max(1) as u64;
-    let max = state.settings.max_results;
-    let count = query
-        .integer("count")?
-        .map_or(max, |c| (c.max(0) as u64).min(max));
-    let projection = projection(rt, &query)?;
-    let relation = match rt {
-        ResourceType::Group => "members",
-        ResourceType::User => "groups",
-    };
-    let q = ListQuery {
-        filter,
-        start_index,
-        count,
-        with_relations: projection.wants(relation),
+    let search = Search::from_query(&query)?;
+    let base = scim_base(&req, &state.settings);
+    let body = list_one(state, principal.tenant, **rt, search, base).await?;
+    Ok(scim_json(StatusCode::OK, &body))
+}
+
+/// `POST /Users/.search`, `POST /Groups/.search`.
+pub async fn search(
+    state: web::Data<AppState>,
+    principal: Principal,
+    rt: web::Data<ResourceType>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_json(&req, payload, state.settings.max_body_bytes).await?;
+    let search = Search::from_body(&body)?;
+    let base = scim_base(&req, &state.settings);
+    let out = list_one(state, principal.tenant, **rt, search, base).await?;
+    Ok(scim_json(StatusCode::OK, &out))
+}
+
+/// `POST /.search`: every resource type at once, Users first, then Groups, each in the
+/// requested order; index paging runs over the whole sequence.
+pub async fn search_all(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_json(&req, payload, state.settings.max_body_bytes).await?;
+    let search = Search::from_body(&body)?;
+    if search.cursor.is_some() {
+        return Err(ScimError::bad_request(
+            ScimType::InvalidCursor,
+            "cursor paging is per resource type; use /Users/.search or /Groups/.search",
+        )
+        .into());
+    }
+    // A filter or sortBy that names an attribute one type lacks leaves that type out; if
+    // no type accepts it, the first type's error explains why.
+    let mut prepared = Vec::new();
+    let mut first_error = None;
+    for rt in ResourceType::ALL {
+        match prepare(&state, rt, &search) {
+            Ok(p) => prepared.push((rt, p)),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if prepared.is_empty() {
+        return Err(first_error.map_or_else(
+            || ApiError::Internal("no resource types".into()),
+            ApiError::from,
+        ));
+    }
+    let base = scim_base(&req, &state.settings);
+    let (start_index, count) = match prepared[0].1.query.page {
+        Page::Index { start_index, count } => (start_index, count),
+        Page::Cursor { count, .. } => (1, count),
     };
     let store = state.store.clone();
     let tenant = principal.tenant;
-    let page = blocking(move || Ok(store.list(&tenant, rt, &q)?)).await?;
-
-    let base = scim_base(&req, &state.settings);
-    let resources: Vec<Value> = page
-        .resources
+    let plan: Vec<(ResourceType, ListQuery)> = prepared
         .iter()
-        .map(|r| {
-            let mut body = resource_json(r, &base);
-            projection.apply(&mut body);
-            Value::Object(body)
-        })
+        .map(|(rt, p)| (*rt, p.query.clone()))
         .collect();
+    let pages = blocking(move || {
+        // Skip `start_index - 1` resources across the types in order, then take `count`.
+        let mut skip = start_index - 1;
+        let mut want = count;
+        let mut out = Vec::new();
+        let mut total = 0;
+        for (rt, mut q) in plan {
+            q.page = Page::Index {
+                start_index: skip + 1,
+                count: want,
+            };
+            let page = store.list(&tenant, rt, &q)?;
+            let type_total = page.total_results.unwrap_or(0);
+            total += type_total;
+            skip = skip.saturating_sub(type_total);
+            want -= page.resources.len() as u64;
+            out.push((rt, page));
+        }
+        Ok((total, out))
+    })
+    .await?;
+    let (total, pages) = pages;
+    let mut resources = Vec::new();
+    for (rt, page) in &pages {
+        let projection = &prepared
+            .iter()
+            .find(|(t, _)| t == rt)
+            .map(|(_, p)| &p.projection);
+        if let Some(projection) = projection {
+            resources.extend(render_all(page, projection, &base));
+        }
+    }
     Ok(scim_json(
         StatusCode::OK,
         &json!({
             "schemas": [LIST_RESPONSE],
-            "totalResults": page.total_results,
+            "totalResults": total,
             "itemsPerPage": resources.len(),
             "startIndex": start_index,
             "Resources": resources,

@@ -9,7 +9,7 @@ use crate::auth::Principal;
 use crate::body::read_json;
 use crate::error::{ApiError, method_not_allowed};
 use crate::etag::{Precondition, etag};
-use crate::list::{QueryParams, list};
+use crate::list::{QueryParams, list, search};
 use crate::render::{projection, resource_response, scim_base};
 use crate::state::AppState;
 use crate::write_path;
@@ -24,6 +24,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(web::get().to(list))
                         .route(web::post().to(create))
                         .default_service(web::to(method_not_allowed("GET, POST"))),
+                )
+                .service(
+                    web::resource("/.search")
+                        .route(web::post().to(search))
+                        .default_service(web::to(method_not_allowed("POST"))),
                 )
                 .service(
                     web::resource("/{id}")

@@ -19,6 +19,8 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// Most resources returned in one page (`filter.maxResults`).
     pub max_results: u64,
+    /// Deepest nesting of parentheses, `not` and value filters in a filter.
+    pub filter_max_depth: usize,
     /// Seconds of clock skew allowed when checking `exp` and `nbf`.
     pub token_leeway_secs: u64,
     pub password_storage: PasswordStorage,
@@ -30,6 +32,7 @@ impl Default for HttpSettings {
             public_base_url: None,
             max_body_bytes: 1024 * 1024,
             max_results: 1000,
+            filter_max_depth: scimgate_model::filter::DEFAULT_MAX_DEPTH,
             token_leeway_secs: 30,
             password_storage: PasswordStorage::Argon2id,
         }

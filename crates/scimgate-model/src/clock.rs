@@ -2,7 +2,7 @@
 //! can pin time; nothing else in the workspace reads the system clock directly.
 
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
 
 pub trait Clock: Send + Sync {
     fn now(&self) -> OffsetDateTime;
@@ -19,12 +19,13 @@ impl Clock for SystemClock {
     }
 }
 
-/// RFC 3339 in UTC with millisecond precision, as SCIM `dateTime` values are shown.
+/// RFC 3339 in UTC with exactly three fraction digits, as SCIM `dateTime` values are shown.
+/// The fixed width makes the text sort in time order, which storage relies on.
 pub fn format_timestamp(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
-    let millis = t.nanosecond() / 1_000_000 * 1_000_000;
-    let t = t.replace_nanosecond(millis).unwrap_or(t);
-    t.format(&Rfc3339)
+    let format =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    t.format(&format)
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
@@ -34,8 +35,16 @@ mod tests {
     use time::macros::datetime;
 
     #[test]
-    fn formats_utc_with_millis() {
+    fn formats_utc_with_three_fraction_digits() {
         let t = datetime!(2026-11-28 10:20:30.123456789 +02:00);
         assert_eq!(format_timestamp(t), "2026-11-28T08:20:30.123Z");
+        assert_eq!(
+            format_timestamp(datetime!(2026-11-28 10:20:30.37 UTC)),
+            "2026-11-28T10:20:30.370Z"
+        );
+        assert_eq!(
+            format_timestamp(datetime!(2026-11-28 10:20:30 UTC)),
+            "2026-11-28T10:20:30.000Z"
+        );
     }
 }

@@ -237,7 +237,7 @@ pub fn validate_attribute(
     })?;
     let mut out = Vec::with_capacity(items.len());
     let mut primaries = 0;
-    for item in items.iter().filter(|i| !i.is_null()) {
+    for item in items.iter().filter(|i| !only_nulls(i)) {
         let item = validate_single(def, item, path)?;
         if item.get("primary") == Some(&Value::Bool(true)) {
             primaries += 1;
@@ -389,6 +389,15 @@ fn carry_immutable_in(
         }
     }
     Ok(())
+}
+
+/// `null`, or an object of nothing but nulls: an unassigned value in a list.
+fn only_nulls(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Object(o) => o.values().all(Value::is_null),
+        _ => false,
+    }
 }
 
 fn is_empty(value: &Value) -> bool {

@@ -22,6 +22,10 @@ pub enum StoreError {
     SelfMembership(String),
     #[error("{0}")]
     UnsupportedFilter(String),
+    #[error("{0}")]
+    UnsupportedSort(String),
+    #[error("{0}")]
+    InvalidCursor(String),
     #[error("database busy: no connection free within {0:?}")]
     PoolTimeout(std::time::Duration),
     #[error("the writer is not running")]

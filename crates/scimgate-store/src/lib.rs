@@ -9,25 +9,55 @@ mod writer;
 
 use scimgate_model::ResourceType;
 use scimgate_model::filter::Filter;
+use scimgate_model::path::AttrPath;
+use serde_json::Value;
 
 pub use error::StoreError;
 pub use records::{GroupRef, MemberRef, NewResource, StoredResource};
 pub use sqlite::{SqliteOptions, SqliteStore, WriteStats};
 
-/// What a list request asks of storage. Paging is 1-based, as SCIM's `startIndex`.
+/// What a list request asks of storage.
 #[derive(Debug, Clone)]
 pub struct ListQuery {
     pub filter: Option<Filter>,
-    pub start_index: u64,
-    pub count: u64,
+    /// `None`: creation order.
+    pub sort: Option<SortBy>,
+    pub page: Page,
     /// Read the related side: members of groups, groups of users.
     pub with_relations: bool,
 }
 
+/// `sortBy` and `sortOrder`: a singular attribute; ties are broken by `id`, and resources
+/// without a value sort last in either direction.
+#[derive(Debug, Clone)]
+pub struct SortBy {
+    pub path: AttrPath,
+    pub descending: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Page {
+    /// RFC 7644 §3.4.2.4: 1-based `startIndex`.
+    Index { start_index: u64, count: u64 },
+    /// RFC 9865: after the given position (`None`: from the start).
+    Cursor { after: Option<Position>, count: u64 },
+}
+
+/// Where a cursor page ends: the last resource's sort key and id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Position {
+    pub key: Value,
+    pub id: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct ListPage {
-    pub total_results: u64,
+    /// Always for index paging; for cursor paging only on the first page, as counting a
+    /// large result costs a full scan.
+    pub total_results: Option<u64>,
     pub resources: Vec<StoredResource>,
+    /// The position after the last resource, when more follow (cursor paging).
+    pub next: Option<Position>,
 }
 
 /// The storage contract. Every call names its tenant; nothing crosses tenants.

@@ -5,10 +5,19 @@ use rusqlite_migration::{M, Migrations};
 
 use crate::error::StoreError;
 
-const STEPS: &[M<'static>] = &[M::up(include_str!("migrations/0001_init.sql"))];
+fn steps() -> Vec<M<'static>> {
+    vec![
+        M::up(include_str!("migrations/0001_init.sql")),
+        // The attribute index is computed in Rust (case folding), so a hook fills it.
+        M::up_with_hook(
+            include_str!("migrations/0002_attribute_index.sql"),
+            crate::sqlite::backfill_index,
+        ),
+    ]
+}
 
 /// The schema version this binary writes.
-pub const LATEST: i64 = STEPS.len() as i64;
+pub const LATEST: i64 = 2;
 
 /// Brings `conn` to [`LATEST`]; refuses a database written by a newer scimgate.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -19,7 +28,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             supported: LATEST,
         });
     }
-    Migrations::from_slice(STEPS)
+    Migrations::new(steps())
         .to_latest(conn)
         .map_err(|e| StoreError::Migration(e.to_string()))
 }
@@ -37,7 +46,8 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .expect("version");
         assert_eq!(v, LATEST);
-        assert!(Migrations::from_slice(STEPS).validate().is_ok());
+        assert_eq!(steps().len() as i64, LATEST);
+        assert!(Migrations::new(steps()).validate().is_ok());
         migrate(&mut conn).expect("second run is a no-op");
     }
 

@@ -1,6 +1,8 @@
 //! [`SqliteStore`]: the SQLite implementation of [`Store`]. Writes go through the one
 //! [`Writer`]; reads through a pool of read-only connections.
 
+mod index;
+mod query;
 mod read;
 mod write;
 
@@ -18,6 +20,7 @@ use crate::migrations::migrate;
 use crate::records::{NewResource, StoredResource};
 use crate::writer::Writer;
 use crate::{ListPage, ListQuery, Store};
+use index::PathIds;
 
 /// How many writes shared how many commits since the store opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +56,7 @@ impl SqliteOptions {
 
 pub struct SqliteStore {
     writer: Writer,
+    paths: Arc<PathIds>,
     readers: r2d2::Pool<SqliteConnectionManager>,
     clock: Arc<dyn Clock>,
     pool_timeout: Duration,
@@ -68,6 +72,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&mut conn)?;
+        let paths = Arc::new(index::register_paths(&conn)?);
         let writer = Writer::start(conn, options.max_batch)?;
 
         let busy = options.busy_timeout;
@@ -89,6 +94,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Migration(format!("cannot open read connections: {e}")))?;
         Ok(SqliteStore {
             writer,
+            paths,
             readers,
             clock,
             pool_timeout: options.pool_timeout,
@@ -124,9 +130,9 @@ impl Drop for SqliteStore {
 
 impl Store for SqliteStore {
     fn create(&self, tenant: &str, new: NewResource) -> Result<StoredResource, StoreError> {
-        let (tenant, now) = (tenant.to_owned(), self.now());
+        let (tenant, now, paths) = (tenant.to_owned(), self.now(), Arc::clone(&self.paths));
         self.writer
-            .write(move |c| write::create(c, &tenant, new, &now))
+            .write(move |c| write::create(c, &paths, &tenant, new, &now))
     }
 
     fn replace(
@@ -136,9 +142,14 @@ impl Store for SqliteStore {
         expected_version: Option<i64>,
         new: NewResource,
     ) -> Result<StoredResource, StoreError> {
-        let (tenant, id, now) = (tenant.to_owned(), id.to_owned(), self.now());
+        let (tenant, id, now, paths) = (
+            tenant.to_owned(),
+            id.to_owned(),
+            self.now(),
+            Arc::clone(&self.paths),
+        );
         self.writer
-            .write(move |c| write::replace(c, &tenant, &id, expected_version, new, &now))
+            .write(move |c| write::replace(c, &paths, &tenant, &id, expected_version, new, &now))
     }
 
     fn delete(
@@ -169,7 +180,7 @@ impl Store for SqliteStore {
         rt: ResourceType,
         query: &ListQuery,
     ) -> Result<ListPage, StoreError> {
-        read::list(&*self.reader()?, tenant, rt, query)
+        read::list(&*self.reader()?, &self.paths, tenant, rt, query)
     }
 
     fn ping(&self) -> Result<(), StoreError> {
@@ -178,6 +189,8 @@ impl Store for SqliteStore {
         Ok(())
     }
 }
+
+pub(crate) use index::backfill as backfill_index;
 
 /// The type column's text for `rt`.
 fn type_name(rt: ResourceType) -> &'static str {

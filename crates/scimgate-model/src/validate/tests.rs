@@ -305,3 +305,14 @@ fn immutable_values_cannot_change_but_carry_over_when_omitted() {
     let e = carry_immutable_in(&defs, &stored, &mut sub_changed, "").expect_err("immutable sub");
     assert!(e.detail.contains("'card.serial'"));
 }
+
+#[test]
+fn list_values_of_only_nulls_are_dropped() {
+    let v = validate(
+        ResourceType::User,
+        &user(json!({"emails": [{"value": null}, {"value": "a@x"}], "roles": [{}]})),
+    )
+    .expect("valid");
+    assert_eq!(v.attributes["emails"], json!([{"value": "a@x"}]));
+    assert!(!v.attributes.contains_key("roles"));
+}

@@ -1,16 +1,17 @@
 //! Read queries: one resource, a filtered page, and the membership on either side.
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use scimgate_model::ResourceType;
-use scimgate_model::filter::{CompareOp, Filter};
-use scimgate_model::fold_case;
+use scimgate_model::schema::AttrType;
 use serde_json::{Map, Value};
 
+use super::index::PathIds;
+use super::query::FilterSql;
 use super::{parse_type, type_name};
 use crate::error::StoreError;
 use crate::records::{GroupRef, MemberRef, StoredResource};
-use crate::{ListPage, ListQuery};
+use crate::{ListPage, ListQuery, Page, Position, SortBy};
 
 const COLUMNS: &str = "r.id, r.resource_type, r.attributes, r.version, r.created, r.last_modified";
 
@@ -43,40 +44,93 @@ pub fn get(
 
 pub fn list(
     conn: &Connection,
+    paths: &PathIds,
     tenant: &str,
     rt: ResourceType,
     q: &ListQuery,
 ) -> Result<ListPage, StoreError> {
     // One read transaction, so totalResults and the page agree with each other.
     let snapshot = conn.unchecked_transaction()?;
-    let mut sql_where = String::from("r.tenant = ?1 AND r.resource_type = ?2");
     let mut args: Vec<SqlValue> = vec![
         SqlValue::Text(tenant.to_owned()),
         SqlValue::Text(type_name(rt).to_owned()),
     ];
+    let mut sql_where = String::from("r.tenant = ?1 AND r.resource_type = ?2");
     if let Some(filter) = &q.filter {
-        sql_where.push_str(" AND ");
-        sql_where.push_str(&compile(rt, filter, &mut args)?);
+        let set = FilterSql {
+            paths,
+            tenant,
+            rt,
+            args: &mut args,
+        }
+        .resources(filter)?;
+        sql_where.push_str(&format!(" AND r.seq IN ({set})"));
     }
-    let total: i64 = conn
-        .prepare_cached(&format!(
-            "SELECT count(*) FROM resources r WHERE {sql_where}"
-        ))?
-        .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
+    let (count, cursor_after, offset) = match &q.page {
+        Page::Index { start_index, count } => (*count, None, Some(start_index.saturating_sub(1))),
+        Page::Cursor { after, count } => (*count, Some(after.as_ref()), None),
+    };
+    let total_results = match cursor_after {
+        Some(Some(_)) => None,
+        _ => {
+            let sql = format!("SELECT count(*) FROM resources r WHERE {sql_where}");
+            let n: i64 = conn
+                .prepare_cached(&sql)?
+                .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
+            Some(u64::try_from(n).unwrap_or(0))
+        }
+    };
     let mut resources = Vec::new();
-    if q.count > 0 {
-        let n = args.len();
-        let sql = format!(
-            "SELECT {COLUMNS} FROM resources r WHERE {sql_where} ORDER BY r.seq LIMIT ?{} OFFSET ?{}",
-            n + 1,
-            n + 2
+    let mut next = None;
+    if count > 0 {
+        let order = SortOrder::new(rt, q.sort.as_ref(), paths)?;
+        let mut join = String::new();
+        if let SortKey::Index(path_id) = order.key {
+            args.push(SqlValue::Integer(path_id));
+            join = format!(
+                " LEFT JOIN attr_index s ON s.seq = r.seq AND s.path_id = ?{}",
+                args.len()
+            );
+        }
+        if let Some(Some(after)) = cursor_after {
+            sql_where.push_str(&format!(" AND {}", order.after(after, &mut args)?));
+        }
+        // Cursor pages read one more row to learn whether another page follows.
+        let fetch = if offset.is_none() {
+            count.saturating_add(1)
+        } else {
+            count
+        };
+        args.push(SqlValue::Integer(to_i64(fetch)));
+        let mut sql = format!(
+            "SELECT {COLUMNS}, {key} FROM resources r{join} WHERE {sql_where} ORDER BY {order_by} LIMIT ?{n}",
+            key = order.key_expr(),
+            order_by = order.order_by(),
+            n = args.len()
         );
-        args.push(to_i64(q.count).into());
-        args.push(to_i64(q.start_index.saturating_sub(1)).into());
+        if let Some(offset) = offset {
+            args.push(SqlValue::Integer(to_i64(offset)));
+            sql.push_str(&format!(" OFFSET ?{}", args.len()));
+        }
         let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), row_to_resource)?;
+        let rows = stmt.query_map(params_from_iter(args.iter()), |row| {
+            Ok((row_to_resource(row)?, row.get::<_, SqlValue>(6)?))
+        })?;
+        let mut keys = Vec::new();
         for row in rows {
-            resources.push(row??);
+            let (resource, key) = row?;
+            resources.push(resource?);
+            keys.push(key);
+        }
+        if offset.is_none() && resources.len() as u64 > count {
+            resources.truncate(count as usize);
+            keys.truncate(count as usize);
+            if let (Some(last), Some(key)) = (resources.last(), keys.pop()) {
+                next = Some(Position {
+                    key: sql_to_json(key),
+                    id: last.id.clone(),
+                });
+            }
         }
     }
     if q.with_relations {
@@ -86,8 +140,9 @@ pub fn list(
     }
     snapshot.commit()?;
     Ok(ListPage {
-        total_results: u64::try_from(total).unwrap_or(0),
+        total_results,
         resources,
+        next,
     })
 }
 
@@ -95,50 +150,139 @@ fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Compiles a filter into a SQL condition over `r`, pushing its values as parameters.
-fn compile(
-    rt: ResourceType,
-    filter: &Filter,
-    args: &mut Vec<SqlValue>,
-) -> Result<String, StoreError> {
-    let Filter::Compare { path, op, value } = filter;
-    let CompareOp::Eq = op;
-    let name = path.canonical();
-    let text = value.as_str().ok_or_else(|| {
-        StoreError::UnsupportedFilter(format!("'{name}' must be compared with a string"))
-    })?;
-    let placeholder = format!("?{}", args.len() + 1);
-    let condition = match (rt, name.as_str()) {
-        (_, "id") => {
-            args.push(SqlValue::Text(text.to_owned()));
-            format!("r.id = {placeholder}")
-        }
-        (_, "externalId") => {
-            args.push(SqlValue::Text(text.to_owned()));
-            format!("r.external_id = {placeholder}")
-        }
-        (ResourceType::User, "userName") | (ResourceType::Group, "displayName") => {
-            args.push(SqlValue::Text(fold_case(text)));
-            format!("r.name_key = {placeholder}")
-        }
-        (ResourceType::Group, "members.value" | "members") => {
-            args.push(SqlValue::Text(text.to_owned()));
-            format!(
-                "EXISTS (SELECT 1 FROM memberships m WHERE m.tenant = r.tenant AND m.group_id = r.id AND m.member_id = {placeholder})"
-            )
-        }
+fn sql_to_json(v: SqlValue) -> Value {
+    match v {
+        SqlValue::Null | SqlValue::Blob(_) => Value::Null,
+        SqlValue::Integer(i) => Value::from(i),
+        SqlValue::Real(f) => Value::from(f),
+        SqlValue::Text(t) => Value::String(t),
+    }
+}
+
+fn json_to_sql(v: &Value) -> Result<SqlValue, StoreError> {
+    Ok(match v {
+        Value::Null => SqlValue::Null,
+        Value::String(s) => SqlValue::Text(s.clone()),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => SqlValue::Integer(i),
+            None => SqlValue::Real(n.as_f64().unwrap_or(f64::NAN)),
+        },
         _ => {
-            return Err(StoreError::UnsupportedFilter(format!(
-                "filtering on '{name}' is not supported yet; use userName, externalId, id{}",
-                if rt == ResourceType::Group {
-                    ", displayName or members.value"
-                } else {
-                    ""
-                }
+            return Err(StoreError::InvalidCursor(
+                "the cursor's position is malformed".into(),
+            ));
+        }
+    })
+}
+
+/// What a list is ordered by.
+#[derive(Debug, Clone, Copy)]
+enum SortKey {
+    /// Creation order (no `sortBy`).
+    Seq,
+    /// userName of Users, displayName of Groups: the folded `name_key` column.
+    Name,
+    Id,
+    Created,
+    Modified,
+    /// Any other singular attribute, through the attribute index.
+    Index(i64),
+}
+
+struct SortOrder {
+    key: SortKey,
+    descending: bool,
+}
+
+impl SortOrder {
+    fn new(rt: ResourceType, sort: Option<&SortBy>, paths: &PathIds) -> Result<Self, StoreError> {
+        let Some(sort) = sort else {
+            return Ok(SortOrder {
+                key: SortKey::Seq,
+                descending: false,
+            });
+        };
+        let name = sort.path.canonical();
+        if sort.path.attr.multi_valued || sort.path.leaf().ty == AttrType::Complex {
+            return Err(StoreError::UnsupportedSort(format!(
+                "sortBy '{name}' must name a singular, non-complex attribute"
             )));
         }
-    };
-    Ok(condition)
+        let key = match (rt, name.as_str()) {
+            (_, "id") => SortKey::Id,
+            (ResourceType::User, "userName") | (ResourceType::Group, "displayName") => {
+                SortKey::Name
+            }
+            (_, "meta.created") => SortKey::Created,
+            (_, "meta.lastModified") => SortKey::Modified,
+            _ => SortKey::Index(paths.get(&name).ok_or_else(|| {
+                StoreError::UnsupportedSort(format!("sortBy '{name}' is not sortable"))
+            })?),
+        };
+        Ok(SortOrder {
+            key,
+            descending: sort.descending,
+        })
+    }
+
+    fn key_expr(&self) -> &'static str {
+        match self.key {
+            SortKey::Seq => "r.seq",
+            SortKey::Name => "r.name_key",
+            SortKey::Id => "r.id",
+            SortKey::Created => "r.created",
+            SortKey::Modified => "r.last_modified",
+            SortKey::Index(_) => "COALESCE(s.text, s.num)",
+        }
+    }
+
+    fn dir(&self) -> (&'static str, &'static str) {
+        if self.descending {
+            ("DESC", "<")
+        } else {
+            ("ASC", ">")
+        }
+    }
+
+    fn order_by(&self) -> String {
+        let (k, (dir, _)) = (self.key_expr(), self.dir());
+        match self.key {
+            SortKey::Seq => format!("r.seq {dir}"),
+            SortKey::Index(_) => format!("({k} IS NULL), {k} {dir}, r.id {dir}"),
+            _ => format!("{k} {dir}, r.id {dir}"),
+        }
+    }
+
+    /// The condition for rows after `p` in this order.
+    fn after(&self, p: &Position, args: &mut Vec<SqlValue>) -> Result<String, StoreError> {
+        let (k, (_, cmp)) = (self.key_expr(), self.dir());
+        let mut bind = |v: SqlValue| {
+            args.push(v);
+            format!("?{}", args.len())
+        };
+        let misfit = || StoreError::InvalidCursor("the cursor does not fit this list".into());
+        Ok(match (self.key, json_to_sql(&p.key)?) {
+            (SortKey::Seq, SqlValue::Integer(seq)) => {
+                format!("r.seq {cmp} {}", bind(SqlValue::Integer(seq)))
+            }
+            (SortKey::Seq, _) => return Err(misfit()),
+            (SortKey::Index(_), SqlValue::Null) => {
+                format!(
+                    "({k} IS NULL AND r.id {cmp} {})",
+                    bind(SqlValue::Text(p.id.clone()))
+                )
+            }
+            (SortKey::Index(_), key) => {
+                let (kv, id) = (bind(key), bind(SqlValue::Text(p.id.clone())));
+                format!("({k} IS NULL OR {k} {cmp} {kv} OR ({k} = {kv} AND r.id {cmp} {id}))")
+            }
+            (_, SqlValue::Null) => return Err(misfit()),
+            (_, key) => {
+                let (kv, id) = (bind(key), bind(SqlValue::Text(p.id.clone())));
+                format!("({k}, r.id) {cmp} ({kv}, {id})")
+            }
+        })
+    }
 }
 
 type RowResult = Result<StoredResource, StoreError>;

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use scimgate_model::{MemberInput, ResourceType};
 
+use super::index::{PathIds, rows_for, write_rows};
 use super::read::{load_relations, members_of};
 use super::{parse_type, type_name};
 use crate::error::StoreError;
@@ -12,6 +13,7 @@ use crate::records::{MemberRef, NewResource, StoredResource};
 
 pub fn create(
     conn: &Connection,
+    paths: &PathIds,
     tenant: &str,
     new: NewResource,
     now: &str,
@@ -37,6 +39,14 @@ pub fn create(
         now
     ])
     .map_err(|e| uniqueness(e, &new.name))?;
+    let seq = conn.last_insert_rowid();
+    write_rows(
+        conn,
+        paths,
+        tenant,
+        seq,
+        &rows_for(new.resource_type, &new.attributes, now, now),
+    )?;
     insert_memberships(conn, tenant, &id, members.iter().map(|m| m.value.as_str()))?;
     Ok(StoredResource {
         id,
@@ -52,6 +62,7 @@ pub fn create(
 
 pub fn replace(
     conn: &Connection,
+    paths: &PathIds,
     tenant: &str,
     id: &str,
     expected_version: Option<i64>,
@@ -59,7 +70,11 @@ pub fn replace(
     now: &str,
 ) -> Result<StoredResource, StoreError> {
     let rt = new.resource_type;
-    let (version, created) = current(conn, tenant, rt, id, expected_version)?;
+    let Current {
+        seq,
+        version,
+        created,
+    } = current(conn, tenant, rt, id, expected_version)?;
     let members = check_members(conn, tenant, Some(id), &new.members)?;
     let attributes = attributes_json(&new)?;
     conn.prepare_cached(
@@ -79,6 +94,13 @@ pub fn replace(
         now
     ])
     .map_err(|e| uniqueness(e, &new.name))?;
+    write_rows(
+        conn,
+        paths,
+        tenant,
+        seq,
+        &rows_for(rt, &new.attributes, &created, now),
+    )?;
     if rt == ResourceType::Group {
         replace_memberships(conn, tenant, id, &members)?;
     }
@@ -118,23 +140,33 @@ pub fn delete(
 }
 
 /// The stored version and creation time, after the existence and version checks.
+struct Current {
+    seq: i64,
+    version: i64,
+    created: String,
+}
+
 fn current(
     conn: &Connection,
     tenant: &str,
     rt: ResourceType,
     id: &str,
     expected_version: Option<i64>,
-) -> Result<(i64, String), StoreError> {
-    let (version, created): (i64, String) = conn
-        .prepare_cached("SELECT version, created FROM resources WHERE tenant = ?1 AND id = ?2 AND resource_type = ?3")?
-        .query_row(params![tenant, id, type_name(rt)], |r| Ok((r.get(0)?, r.get(1)?)))
+) -> Result<Current, StoreError> {
+    let found = conn
+        .prepare_cached(
+            "SELECT seq, version, created FROM resources WHERE tenant = ?1 AND id = ?2 AND resource_type = ?3",
+        )?
+        .query_row(params![tenant, id, type_name(rt)], |r| {
+            Ok(Current { seq: r.get(0)?, version: r.get(1)?, created: r.get(2)? })
+        })
         .optional()?
         .ok_or_else(|| StoreError::NotFound(rt, id.to_owned()))?;
     match expected_version {
-        Some(expected) if expected != version => {
-            Err(StoreError::VersionMismatch { current: version })
-        }
-        _ => Ok((version, created)),
+        Some(expected) if expected != found.version => Err(StoreError::VersionMismatch {
+            current: found.version,
+        }),
+        _ => Ok(found),
     }
 }
 

@@ -1,0 +1,355 @@
+//! Recursive-descent parser for the filter grammar: `or` binds loosest, then `and`, then
+//! `not`; nesting depth is capped so that no input can recurse without bound.
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::lexer::{Spanned, Token, tokenize};
+use super::{Comparand, CompareOp, Filter};
+use crate::casefold::fold_case;
+use crate::error::ScimError;
+use crate::path::{AttrPath, resolve_attribute};
+use crate::resource_type::ResourceType;
+use crate::schema::{AttrType, AttributeDef};
+
+/// Longest filter accepted, in bytes, before any parsing work is done.
+pub const MAX_FILTER_LEN: usize = 4096;
+/// Deepest nesting of parentheses, `not` and value paths accepted by default.
+pub const DEFAULT_MAX_DEPTH: usize = 16;
+
+pub fn parse(rt: ResourceType, input: &str) -> Result<Filter, ScimError> {
+    parse_with_depth(rt, input, DEFAULT_MAX_DEPTH)
+}
+
+pub fn parse_with_depth(
+    rt: ResourceType,
+    input: &str,
+    max_depth: usize,
+) -> Result<Filter, ScimError> {
+    if input.len() > MAX_FILTER_LEN {
+        return Err(ScimError::invalid_filter(format!(
+            "filter is {} bytes long; the limit is {MAX_FILTER_LEN}",
+            input.len()
+        )));
+    }
+    let tokens = tokenize(input)?;
+    if tokens.is_empty() {
+        return Err(ScimError::invalid_filter("filter is empty"));
+    }
+    let mut p = Parser {
+        rt,
+        tokens,
+        next: 0,
+        max_depth,
+        end: input.len() + 1,
+    };
+    let filter = p.or(0, None)?;
+    match p.peek() {
+        None => Ok(filter),
+        Some(t) => Err(p.error_at(
+            t.pos,
+            format!("unexpected {} after a complete filter", describe(&t.token)),
+        )),
+    }
+}
+
+struct Parser<'a> {
+    rt: ResourceType,
+    tokens: Vec<Spanned<'a>>,
+    next: usize,
+    max_depth: usize,
+    end: usize,
+}
+
+/// Inside `attr[...]`, paths name sub-attributes of `attr`.
+type Element = Option<AttrPath>;
+
+impl<'a> Parser<'a> {
+    fn peek(&self) -> Option<Spanned<'a>> {
+        self.tokens.get(self.next).cloned()
+    }
+
+    fn take(&mut self) -> Option<Spanned<'a>> {
+        let t = self.peek();
+        self.next += 1;
+        t
+    }
+
+    fn error_at(&self, pos: usize, what: String) -> ScimError {
+        ScimError::invalid_filter(format!("{what} (at position {pos})"))
+    }
+
+    fn peek_keyword(&self, keyword: &str) -> bool {
+        matches!(self.peek(), Some(Spanned { token: Token::Word(w), .. }) if w.eq_ignore_ascii_case(keyword))
+    }
+
+    fn or(&mut self, depth: usize, el: Element) -> Result<Filter, ScimError> {
+        let mut left = self.and(depth, el)?;
+        while self.peek_keyword("or") {
+            self.take();
+            let right = self.and(depth, el)?;
+            left = Filter::Or(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn and(&mut self, depth: usize, el: Element) -> Result<Filter, ScimError> {
+        let mut left = self.unary(depth, el)?;
+        while self.peek_keyword("and") {
+            self.take();
+            let right = self.unary(depth, el)?;
+            left = Filter::And(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn unary(&mut self, depth: usize, el: Element) -> Result<Filter, ScimError> {
+        let Some(t) = self.take() else {
+            return Err(self.error_at(
+                self.end,
+                "filter ends where an expression was expected".into(),
+            ));
+        };
+        if depth >= self.max_depth {
+            return Err(self.error_at(
+                t.pos,
+                format!("filter nests deeper than {} levels", self.max_depth),
+            ));
+        }
+        match t.token {
+            Token::Word(w) if w.eq_ignore_ascii_case("not") => {
+                self.expect(Token::Open, "'(' after 'not'")?;
+                let inner = self.or(depth + 1, el)?;
+                self.expect(Token::Close, "')'")?;
+                Ok(Filter::Not(Box::new(inner)))
+            }
+            Token::Open => {
+                let inner = self.or(depth + 1, el)?;
+                self.expect(Token::Close, "')'")?;
+                Ok(inner)
+            }
+            Token::Word(w) if is_keyword(w) => Err(self.error_at(
+                t.pos,
+                format!("expected an attribute name, found the keyword '{w}'"),
+            )),
+            Token::Word(w) => self.attribute_expression(w, t.pos, depth, el),
+            other => Err(self.error_at(
+                t.pos,
+                format!("expected an attribute name, found {}", describe(&other)),
+            )),
+        }
+    }
+
+    fn expect(&mut self, wanted: Token<'static>, what: &str) -> Result<(), ScimError> {
+        match self.take() {
+            Some(t) if t.token == wanted => Ok(()),
+            Some(t) => Err(self.error_at(
+                t.pos,
+                format!("expected {what}, found {}", describe(&t.token)),
+            )),
+            None => Err(self.error_at(
+                self.end,
+                format!("expected {what} before the end of the filter"),
+            )),
+        }
+    }
+
+    fn attribute_expression(
+        &mut self,
+        name: &str,
+        pos: usize,
+        depth: usize,
+        el: Element,
+    ) -> Result<Filter, ScimError> {
+        let path = self.resolve(name, pos, el)?;
+        if matches!(
+            self.peek(),
+            Some(Spanned {
+                token: Token::OpenBracket,
+                ..
+            })
+        ) {
+            let open = self.take().map_or(pos, |t| t.pos);
+            if el.is_some() {
+                return Err(self.error_at(open, "value paths cannot nest".into()));
+            }
+            if path.sub.is_some() || path.attr.ty != AttrType::Complex {
+                return Err(self.error_at(
+                    pos,
+                    format!("'{name}' is not a complex attribute; '[' needs one"),
+                ));
+            }
+            let inner = self.or(depth + 1, Some(path))?;
+            self.expect(Token::CloseBracket, "']'")?;
+            return Ok(Filter::ValuePath {
+                attr: path,
+                filter: Box::new(inner),
+            });
+        }
+        let Some(op_token) = self.take() else {
+            return Err(self.error_at(self.end, format!("expected an operator after '{name}'")));
+        };
+        let Token::Word(op_word) = op_token.token else {
+            return Err(self.error_at(op_token.pos, format!("expected an operator after '{name}'")));
+        };
+        if op_word.eq_ignore_ascii_case("pr") {
+            return Ok(Filter::Present(path));
+        }
+        let op = CompareOp::from_keyword(op_word)
+            .ok_or_else(|| self.error_at(op_token.pos, format!("unknown operator '{op_word}'")))?;
+        let Some(value_token) = self.take() else {
+            return Err(self.error_at(self.end, format!("expected a value after '{op_word}'")));
+        };
+        let path = value_leaf(path).ok_or_else(|| {
+            self.error_at(
+                pos,
+                format!("'{name}' is complex; compare one of its sub-attributes"),
+            )
+        })?;
+        let value = comparand(&path, op, &value_token)
+            .map_err(|what| self.error_at(value_token.pos, what))?;
+        Ok(Filter::Compare { path, op, value })
+    }
+
+    fn resolve(&self, name: &str, pos: usize, el: Element) -> Result<AttrPath, ScimError> {
+        match el {
+            None => resolve_attribute(self.rt, name).map_err(|e| self.error_at(pos, e)),
+            Some(parent) => {
+                let sub = parent.attr.sub_attribute(name).ok_or_else(|| {
+                    self.error_at(
+                        pos,
+                        format!("'{}' has no sub-attribute '{name}'", parent.attr.name),
+                    )
+                })?;
+                Ok(AttrPath {
+                    sub: Some(sub),
+                    ..parent
+                })
+            }
+        }
+    }
+}
+
+/// A comparison with a complex attribute means its `value` sub-attribute.
+fn value_leaf(path: AttrPath) -> Option<AttrPath> {
+    if path.sub.is_some() || path.attr.ty != AttrType::Complex {
+        return Some(path);
+    }
+    let value = path.attr.sub_attribute("value")?;
+    Some(AttrPath {
+        sub: Some(value),
+        ..path
+    })
+}
+
+fn is_keyword(w: &str) -> bool {
+    ["and", "or", "not", "pr"]
+        .iter()
+        .any(|k| w.eq_ignore_ascii_case(k))
+        || CompareOp::from_keyword(w).is_some()
+}
+
+fn describe(t: &Token<'_>) -> String {
+    match t {
+        Token::Open => "'('".into(),
+        Token::Close => "')'".into(),
+        Token::OpenBracket => "'['".into(),
+        Token::CloseBracket => "']'".into(),
+        Token::Str(s) => format!("the string \"{s}\""),
+        Token::Word(w) => format!("'{w}'"),
+    }
+}
+
+/// Types the literal by the attribute: a string attribute takes a string, a boolean takes
+/// `true`/`false`, numbers take numbers, dateTimes take RFC 3339 strings.
+fn comparand(path: &AttrPath, op: CompareOp, token: &Spanned<'_>) -> Result<Comparand, String> {
+    let def: &AttributeDef = path.leaf();
+    let name = path.canonical();
+    let literal = match &token.token {
+        Token::Str(s) => Literal::Text(s.clone()),
+        Token::Word(w) if w.eq_ignore_ascii_case("null") => Literal::Null,
+        Token::Word(w) if w.eq_ignore_ascii_case("true") => Literal::Bool(true),
+        Token::Word(w) if w.eq_ignore_ascii_case("false") => Literal::Bool(false),
+        Token::Word(w) => match serde_json::from_str::<serde_json::Number>(w) {
+            Ok(n) => Literal::Number(n.as_f64().unwrap_or(f64::NAN)),
+            Err(_) => {
+                return Err(format!(
+                    "expected a value (string, number, true, false or null), found '{w}'"
+                ));
+            }
+        },
+        other => return Err(format!("expected a value, found {}", describe(other))),
+    };
+    if let Literal::Null = literal {
+        return match op {
+            CompareOp::Eq | CompareOp::Ne => Ok(Comparand::Null),
+            _ => Err(format!(
+                "null can only be compared with 'eq' or 'ne', not '{}'",
+                op.keyword()
+            )),
+        };
+    }
+    let ordering = matches!(
+        op,
+        CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le
+    );
+    let substring = matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew);
+    match (def.ty, literal) {
+        (AttrType::String | AttrType::Reference | AttrType::Binary, Literal::Text(s)) => {
+            if def.ty == AttrType::Binary && (ordering || substring) {
+                return Err(format!(
+                    "binary attribute '{name}' only takes 'eq' and 'ne'"
+                ));
+            }
+            Ok(Comparand::Text(if def.case_exact {
+                s
+            } else {
+                fold_case(&s)
+            }))
+        }
+        (AttrType::Boolean, Literal::Bool(b)) if !ordering && !substring => Ok(Comparand::Bool(b)),
+        (AttrType::Boolean, Literal::Bool(_)) => Err(format!(
+            "boolean attribute '{name}' cannot be compared with '{}'",
+            op.keyword()
+        )),
+        (AttrType::Integer | AttrType::Decimal, Literal::Number(n))
+            if !substring && n.is_finite() =>
+        {
+            Ok(Comparand::Number(n))
+        }
+        (AttrType::Integer | AttrType::Decimal, Literal::Number(_)) => Err(format!(
+            "number attribute '{name}' cannot be compared with '{}'",
+            op.keyword()
+        )),
+        (AttrType::DateTime, Literal::Text(s)) if !substring => OffsetDateTime::parse(&s, &Rfc3339)
+            .map(|t| Comparand::Instant(t.unix_timestamp_nanos()))
+            .map_err(|_| format!("'{name}' is a dateTime; '{s}' is not an RFC 3339 dateTime")),
+        (AttrType::DateTime, Literal::Text(_)) => Err(format!(
+            "dateTime attribute '{name}' cannot be compared with '{}'",
+            op.keyword()
+        )),
+        (ty, literal) => Err(format!(
+            "'{name}' is {} and cannot be compared with {}",
+            crate::schema::attr_type_name(ty),
+            literal.kind()
+        )),
+    }
+}
+
+enum Literal {
+    Null,
+    Bool(bool),
+    Number(f64),
+    Text(String),
+}
+
+impl Literal {
+    fn kind(&self) -> &'static str {
+        match self {
+            Literal::Null => "null",
+            Literal::Bool(_) => "a boolean",
+            Literal::Number(_) => "a number",
+            Literal::Text(_) => "a string",
+        }
+    }
+}
