@@ -3,7 +3,7 @@
 
 mod index;
 mod query;
-mod read;
+pub(crate) mod read;
 mod write;
 
 use std::path::PathBuf;

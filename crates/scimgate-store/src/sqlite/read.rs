@@ -3,6 +3,7 @@
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use scimgate_model::ResourceType;
+use scimgate_model::filter::Filter;
 use scimgate_model::schema::AttrType;
 use serde_json::{Map, Value};
 
@@ -51,21 +52,8 @@ pub fn list(
 ) -> Result<ListPage, StoreError> {
     // One read transaction, so totalResults and the page agree with each other.
     let snapshot = conn.unchecked_transaction()?;
-    let mut args: Vec<SqlValue> = vec![
-        SqlValue::Text(tenant.to_owned()),
-        SqlValue::Text(type_name(rt).to_owned()),
-    ];
-    let mut sql_where = String::from("r.tenant = ?1 AND r.resource_type = ?2");
-    if let Some(filter) = &q.filter {
-        let set = FilterSql {
-            paths,
-            tenant,
-            rt,
-            args: &mut args,
-        }
-        .resources(filter)?;
-        sql_where.push_str(&format!(" AND r.seq IN ({set})"));
-    }
+    let mut args = Vec::new();
+    let mut sql_where = where_clause(paths, tenant, rt, q.filter.as_ref(), &mut args)?;
     let (count, cursor_after, offset) = match &q.page {
         Page::Index { start_index, count } => (*count, None, Some(start_index.saturating_sub(1))),
         Page::Cursor { after, count } => (*count, Some(after.as_ref()), None),
@@ -144,6 +132,34 @@ pub fn list(
         resources,
         next,
     })
+}
+
+/// The condition on `resources r` that selects the tenant's resources of type `rt` matching
+/// `filter`; parameters are appended to `args`, which must start empty.
+pub fn where_clause(
+    paths: &PathIds,
+    tenant: &str,
+    rt: ResourceType,
+    filter: Option<&Filter>,
+    args: &mut Vec<SqlValue>,
+) -> Result<String, StoreError> {
+    args.push(SqlValue::Text(tenant.to_owned()));
+    args.push(SqlValue::Text(type_name(rt).to_owned()));
+    let Some(filter) = filter else {
+        return Ok("r.tenant = ?1 AND r.resource_type = ?2".into());
+    };
+    let set = FilterSql {
+        paths,
+        tenant,
+        rt,
+        args,
+    }
+    .resources(filter)?;
+    // The unary `+` keeps SQLite from walking the tenant's whole index and probing the
+    // set: the filter's own index lookups drive the query, and rows are fetched by rowid.
+    Ok(format!(
+        "+r.tenant = ?1 AND +r.resource_type = ?2 AND r.seq IN ({set})"
+    ))
 }
 
 fn to_i64(n: u64) -> i64 {

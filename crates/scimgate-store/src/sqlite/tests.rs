@@ -253,3 +253,67 @@ fn concurrent_writes_all_land_and_survive_reopen() {
     }
     assert_eq!(ids.len(), 200);
 }
+
+/// The query plan of a filtered list, one line per step.
+fn plan(s: &SqliteStore, rt: ResourceType, f: &str) -> String {
+    let filter = scimgate_model::filter::parse(rt, f).expect("filter");
+    let mut args = Vec::new();
+    let cond = read::where_clause(&s.paths, "t", rt, Some(&filter), &mut args).expect("sql");
+    let conn = s.reader().expect("conn");
+    let mut stmt = conn
+        .prepare(&format!(
+            "EXPLAIN QUERY PLAN SELECT r.id FROM resources r WHERE {cond}"
+        ))
+        .expect("prepare");
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+            r.get::<_, String>(3)
+        })
+        .expect("plan");
+    rows.map(|r| r.expect("row")).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn identity_lookups_use_indexes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    let rows = [
+        (ResourceType::User, r#"userName eq "bjensen""#),
+        (ResourceType::User, r#"userName sw "bj""#),
+        (ResourceType::User, r#"externalId eq "e1""#),
+        (ResourceType::User, r#"emails.value eq "b@example.com""#),
+        (
+            ResourceType::User,
+            r#"emails[type eq "work" and value eq "b@example.com"]"#,
+        ),
+        (ResourceType::Group, r#"displayName eq "Sales""#),
+        (ResourceType::Group, r#"displayName sw "Sa""#),
+    ];
+    for (rt, f) in rows {
+        let p = plan(&s, rt, f);
+        assert!(
+            p.contains("USING COVERING INDEX attr_index_lookup (tenant=? AND path_id=? AND text"),
+            "{f}:\n{p}"
+        );
+        assert!(
+            p.contains("USING INTEGER PRIMARY KEY (rowid=?)"),
+            "{f}: resources found by seq\n{p}"
+        );
+        assert!(
+            !p.contains("SCAN r") && !p.contains("SCAN attr_index"),
+            "{f}: no full scan\n{p}"
+        );
+    }
+    for f in [r#"members[value eq "u1"]"#, r#"members.value eq "u1""#] {
+        let p = plan(&s, ResourceType::Group, f);
+        assert!(
+            p.contains("memberships_by_member")
+                || p.contains("USING INDEX sqlite_autoindex_memberships"),
+            "{f}:\n{p}"
+        );
+        assert!(
+            !p.contains("SCAN m") && !p.contains("SCAN r"),
+            "{f}: no full scan\n{p}"
+        );
+    }
+}
