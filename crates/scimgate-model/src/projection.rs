@@ -6,13 +6,17 @@ use serde_json::{Map, Value};
 use crate::error::ScimError;
 use crate::path::{PathTarget, resolve};
 use crate::resource_type::ResourceType;
-
-/// Keys that every representation keeps, whatever was asked (`returned: always`).
-const ALWAYS: &[&str] = &["schemas", "id"];
+use crate::schema::{AttributeDef, Returned};
+use crate::schemas::COMMON;
 
 #[derive(Debug, Clone, Default)]
 pub struct Projection {
     mode: Mode,
+    /// Top-level keys kept whatever was asked: `schemas` and `returned: always` attributes.
+    always: Vec<&'static str>,
+    /// Paths by their `returned` characteristic, `never` and `request`.
+    never: Vec<Vec<&'static str>>,
+    on_request: Vec<Vec<&'static str>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -36,7 +40,43 @@ impl Projection {
             (_, Some(e)) if !e.trim().is_empty() => Mode::Exclude(selections(rt, e)),
             _ => Mode::Default,
         };
-        Ok(Projection { mode })
+        let mut p = Projection {
+            mode,
+            always: vec!["schemas"],
+            never: Vec::new(),
+            on_request: Vec::new(),
+        };
+        let core = rt
+            .core_schema()
+            .attributes
+            .iter()
+            .chain(COMMON.iter())
+            .map(|d| (None, d));
+        let ext = rt
+            .extensions()
+            .iter()
+            .flat_map(|e| e.attributes.iter().map(move |d| (Some(e.id), d)));
+        for (urn, def) in core.chain(ext) {
+            let base: Vec<&'static str> = urn.into_iter().chain([def.name]).collect();
+            if urn.is_none() && def.returned == Returned::Always {
+                p.always.push(def.name);
+            }
+            p.classify(base.clone(), def);
+            for sub in &def.sub_attributes {
+                let mut path = base.clone();
+                path.push(sub.name);
+                p.classify(path, sub);
+            }
+        }
+        Ok(p)
+    }
+
+    fn classify(&mut self, path: Vec<&'static str>, def: &'static AttributeDef) {
+        match def.returned {
+            Returned::Never => self.never.push(path),
+            Returned::Request => self.on_request.push(path),
+            Returned::Always | Returned::Default => {}
+        }
     }
 
     /// Whether the top-level attribute `name` will appear at all, so that storage can skip
@@ -50,10 +90,23 @@ impl Projection {
     }
 
     pub fn apply(&self, resource: &mut Map<String, Value>) {
+        // `returned: never` goes whatever was asked; `request` unless it was named.
+        exclude(resource, &self.never, &[]);
+        let named = |path: &Vec<&str>| match &self.mode {
+            Mode::Include(sel) => sel.iter().any(|s| path.starts_with(s)),
+            _ => false,
+        };
+        let unrequested: Vec<Vec<&'static str>> = self
+            .on_request
+            .iter()
+            .filter(|p| !named(p))
+            .cloned()
+            .collect();
+        exclude(resource, &unrequested, &[]);
         match &self.mode {
             Mode::Default => {}
-            Mode::Include(sel) => include(resource, sel, true),
-            Mode::Exclude(sel) => exclude(resource, sel, true),
+            Mode::Include(sel) => include(resource, sel, &self.always),
+            Mode::Exclude(sel) => exclude(resource, sel, &self.always),
         }
     }
 }
@@ -85,9 +138,10 @@ fn tails(sel: &[Vec<&'static str>], key: &str) -> Vec<Vec<&'static str>> {
         .collect()
 }
 
-fn include(obj: &mut Map<String, Value>, sel: &[Vec<&'static str>], top: bool) {
+/// Keeps only the selected keys (and `keep`, at this level).
+fn include(obj: &mut Map<String, Value>, sel: &[Vec<&'static str>], keep: &[&str]) {
     obj.retain(|key, value| {
-        if top && ALWAYS.contains(&key.as_str()) {
+        if keep.contains(&key.as_str()) {
             return true;
         }
         let t = tails(sel, key);
@@ -97,14 +151,15 @@ fn include(obj: &mut Map<String, Value>, sel: &[Vec<&'static str>], top: bool) {
         if t.iter().any(Vec::is_empty) {
             return true;
         }
-        for_each_object(value, |o| include(o, &t, false));
+        for_each_object(value, |o| include(o, &t, &[]));
         true
     });
 }
 
-fn exclude(obj: &mut Map<String, Value>, sel: &[Vec<&'static str>], top: bool) {
+/// Drops the selected keys (never those in `keep`, at this level).
+fn exclude(obj: &mut Map<String, Value>, sel: &[Vec<&'static str>], keep: &[&str]) {
     obj.retain(|key, value| {
-        if top && ALWAYS.contains(&key.as_str()) {
+        if keep.contains(&key.as_str()) {
             return true;
         }
         let t = tails(sel, key);
@@ -112,7 +167,7 @@ fn exclude(obj: &mut Map<String, Value>, sel: &[Vec<&'static str>], top: bool) {
             return false;
         }
         if !t.is_empty() {
-            for_each_object(value, |o| exclude(o, &t, false));
+            for_each_object(value, |o| exclude(o, &t, &[]));
         }
         true
     });
@@ -185,6 +240,23 @@ mod tests {
         assert_eq!(r["id"], "1");
         assert!(r.get("emails").is_none() && r.get("meta").is_none());
         assert_eq!(r["name"], json!({"givenName": "Barbara"}));
+    }
+
+    #[test]
+    fn returned_never_is_dropped_whatever_is_asked() {
+        let mut r = sample();
+        r.insert("password".into(), json!("secret"));
+        for (a, e) in [
+            (None, None),
+            (Some("password,userName"), None),
+            (None, Some("userName")),
+        ] {
+            let mut copy = r.clone();
+            Projection::parse(ResourceType::User, a, e)
+                .expect("parse")
+                .apply(&mut copy);
+            assert!(copy.get("password").is_none(), "{a:?} {e:?}");
+        }
     }
 
     #[test]

@@ -101,6 +101,22 @@ impl SqliteStore {
         })
     }
 
+    /// Creates many resources in one transaction, all or none: for imports and generators,
+    /// where one commit per resource would be the bottleneck. Returns their ids.
+    pub fn import(
+        &self,
+        tenant: &str,
+        resources: Vec<NewResource>,
+    ) -> Result<Vec<String>, StoreError> {
+        let (tenant, now, paths) = (tenant.to_owned(), self.now(), Arc::clone(&self.paths));
+        self.writer.write(move |c| {
+            resources
+                .into_iter()
+                .map(|new| write::create(c, &paths, &tenant, new, &now).map(|r| r.id))
+                .collect()
+        })
+    }
+
     /// Writes acknowledged so far, and the commits (fsyncs) they took.
     pub fn write_stats(&self) -> WriteStats {
         let stats = self.writer.stats();

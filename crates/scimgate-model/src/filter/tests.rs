@@ -253,3 +253,89 @@ fn evaluation_follows_attribute_definitions() {
         assert_eq!(matches(&user(f), &r), want, "{f}");
     }
 }
+
+/// Fuzzing the parser: token soup close to the grammar, and arbitrary text. Parsing must
+/// never panic or overflow the stack, errors must be `invalidFilter`, and whatever parses
+/// must evaluate. `scripts/fuzz-filter N` runs N cases (default here: 512).
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const PIECES: &[&str] = &[
+        "userName",
+        "emails",
+        "emails.value",
+        "name.givenName",
+        "members",
+        "meta.created",
+        "active",
+        "type",
+        "value",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+        "urn:ietf:params:scim:schemas:core:2.0:User:userName",
+        "eq",
+        "ne",
+        "co",
+        "sw",
+        "ew",
+        "gt",
+        "ge",
+        "lt",
+        "le",
+        "pr",
+        "and",
+        "or",
+        "not",
+        "(",
+        ")",
+        "[",
+        "]",
+        "\"x\"",
+        "\"\\u00e9\"",
+        "\"\\\"",
+        "\"",
+        "true",
+        "false",
+        "null",
+        "42",
+        "-1.5e3",
+        "\"2026-01-01T00:00:00Z\"",
+        " ",
+        "  ",
+        "é",
+        "\u{0}",
+        ".",
+        ":",
+    ];
+
+    fn soup() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(PIECES), 0..40).prop_map(|p| p.join(" "))
+    }
+
+    fn sample() -> Map<String, Value> {
+        resource(
+            json!({"userName": "a", "active": true, "emails": [{"value": "x", "type": "work"}],
+                        "meta": {"created": "2026-01-01T00:00:00.000Z"}}),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(512),
+            .. ProptestConfig::default()
+        })]
+
+        #[test]
+        fn filter_parser_never_panics(text in prop_oneof![soup(), any::<String>(), "[ -~]{0,200}"]) {
+            for rt in [ResourceType::User, ResourceType::Group] {
+                match parse(rt, &text) {
+                    Ok(f) => {
+                        let _ = matches(&f, &sample());
+                    }
+                    Err(e) => prop_assert_eq!(e.scim_type, Some(ScimType::InvalidFilter)),
+                }
+            }
+        }
+    }
+}
