@@ -13,11 +13,12 @@ fn steps() -> Vec<M<'static>> {
             include_str!("migrations/0002_attribute_index.sql"),
             crate::sqlite::backfill_index,
         ),
+        M::up(include_str!("migrations/0003_resource_counts.sql")),
     ]
 }
 
 /// The schema version this binary writes.
-pub const LATEST: i64 = 2;
+pub const LATEST: i64 = 3;
 
 /// Brings `conn` to [`LATEST`]; refuses a database written by a newer scimgate.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

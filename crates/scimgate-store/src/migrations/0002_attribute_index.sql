@@ -17,7 +17,7 @@ CREATE TABLE attr_index (
 );
 
 CREATE INDEX attr_index_lookup ON attr_index (tenant, path_id, text, num, seq, elem);
-CREATE INDEX attr_index_by_resource ON attr_index (seq);
+CREATE INDEX attr_index_by_resource ON attr_index (seq, path_id, elem);
 
 -- Sorting by userName (Users) or displayName (Groups), ties broken by id, straight off an index.
 DROP INDEX resources_by_name;

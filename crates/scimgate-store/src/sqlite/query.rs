@@ -4,6 +4,7 @@
 //! `emails[type eq "work" and value eq "x"]` means one email. Values only ever bind as
 //! parameters.
 
+use rusqlite::Connection;
 use rusqlite::types::Value as SqlValue;
 use scimgate_model::ResourceType;
 use scimgate_model::filter::{Comparand, CompareOp, Filter};
@@ -15,6 +16,8 @@ use super::type_name;
 use crate::error::StoreError;
 
 pub struct FilterSql<'a> {
+    /// For estimating how many rows a comparison matches, to pick what drives an `and`.
+    pub conn: &'a Connection,
     pub paths: &'a PathIds,
     pub tenant: &'a str,
     pub rt: ResourceType,
@@ -55,8 +58,18 @@ impl FilterSql<'_> {
     pub fn resources(&mut self, f: &Filter) -> Result<String, StoreError> {
         Ok(match f {
             Filter::And(a, b) => {
-                let (a, b) = (self.resources(a)?, self.resources(b)?);
-                format!("SELECT seq FROM ({a}) INTERSECT SELECT seq FROM ({b})")
+                let (small, large) = self.smaller_first(a, b)?;
+                let driver = self.resources(small)?;
+                match probe(large) {
+                    Some((path, pred)) => {
+                        let exists = self.exists(path, pred, false)?;
+                        format!("SELECT seq FROM ({driver}) d WHERE {exists}")
+                    }
+                    None => {
+                        let other = self.resources(large)?;
+                        format!("SELECT seq FROM ({driver}) INTERSECT SELECT seq FROM ({other})")
+                    }
+                }
             }
             Filter::Or(a, b) => {
                 let (a, b) = (self.resources(a)?, self.resources(b)?);
@@ -84,6 +97,83 @@ impl FilterSql<'_> {
         })
     }
 
+    /// Orders the two sides of an `and` so that the one matching fewer rows drives and the
+    /// other is only probed: `emails[type eq "work" and value eq "x"]` starts from the one
+    /// address, not from every work email.
+    fn smaller_first<'f>(
+        &mut self,
+        a: &'f Filter,
+        b: &'f Filter,
+    ) -> Result<(&'f Filter, &'f Filter), StoreError> {
+        Ok(if self.estimate(b)? < self.estimate(a)? {
+            (b, a)
+        } else {
+            (a, b)
+        })
+    }
+
+    /// A condition on a driver row `d` (its `seq`, and `elem` when `same_element`): some
+    /// value of `path` satisfies `pred`. Written straight against `attr_index` so that
+    /// SQLite probes the index per row instead of materialising the whole comparison.
+    fn exists(
+        &mut self,
+        path: &AttrPath,
+        pred: Pred<'_>,
+        same_element: bool,
+    ) -> Result<String, StoreError> {
+        let element = if same_element {
+            " AND p.elem = d.elem"
+        } else {
+            ""
+        };
+        if let Source::Index(path_id) = self.source(path)? {
+            let t = self.text(self.tenant);
+            let id = self.bind(SqlValue::Integer(path_id));
+            let marker = path.sub.is_none() && path.attr.ty == AttrType::Complex;
+            let cond = self.predicate(pred, "p.text", "p.num", marker)?;
+            return Ok(format!(
+                "EXISTS (SELECT 1 FROM attr_index p WHERE p.seq = d.seq{element} AND p.tenant = {t} \
+                 AND p.path_id = {id} AND {cond})"
+            ));
+        }
+        let atom = self.atom(path, pred)?;
+        Ok(format!(
+            "EXISTS (SELECT 1 FROM ({atom}) p WHERE p.seq = d.seq{element})"
+        ))
+    }
+
+    /// About how many rows `f` matches, counted up to a cap on the index itself.
+    fn estimate(&mut self, f: &Filter) -> Result<u64, StoreError> {
+        const CAP: u64 = 1000;
+        Ok(match f {
+            Filter::And(a, b) => self.estimate(a)?.min(self.estimate(b)?),
+            Filter::Or(a, b) => self.estimate(a)?.saturating_add(self.estimate(b)?),
+            Filter::ValuePath { filter, .. } => self.estimate(filter)?,
+            // A complement is as large as the tenant, give or take.
+            Filter::Not(_) => u64::MAX,
+            f => match probe(f) {
+                None => u64::MAX,
+                Some((path, pred)) => {
+                    let mut args = Vec::new();
+                    let mut scratch = FilterSql {
+                        conn: self.conn,
+                        paths: self.paths,
+                        tenant: self.tenant,
+                        rt: self.rt,
+                        args: &mut args,
+                    };
+                    let atom = scratch.atom(path, pred)?;
+                    let sql = format!("SELECT count(*) FROM (SELECT 1 FROM ({atom}) LIMIT {CAP})");
+                    let n: i64 = self
+                        .conn
+                        .prepare_cached(&sql)?
+                        .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
+                    u64::try_from(n).unwrap_or(CAP)
+                }
+            },
+        })
+    }
+
     fn seqs(&mut self, path: &AttrPath, pred: Pred<'_>) -> Result<String, StoreError> {
         Ok(format!("SELECT seq FROM ({})", self.atom(path, pred)?))
     }
@@ -101,8 +191,20 @@ impl FilterSql<'_> {
     fn elements(&mut self, f: &Filter, attr: &AttrPath) -> Result<String, StoreError> {
         Ok(match f {
             Filter::And(a, b) => {
-                let (a, b) = (self.elements(a, attr)?, self.elements(b, attr)?);
-                format!("SELECT seq, elem FROM ({a}) INTERSECT SELECT seq, elem FROM ({b})")
+                let (small, large) = self.smaller_first(a, b)?;
+                let driver = self.elements(small, attr)?;
+                match probe(large) {
+                    Some((path, pred)) => {
+                        let exists = self.exists(path, pred, true)?;
+                        format!("SELECT seq, elem FROM ({driver}) d WHERE {exists}")
+                    }
+                    None => {
+                        let other = self.elements(large, attr)?;
+                        format!(
+                            "SELECT seq, elem FROM ({driver}) INTERSECT SELECT seq, elem FROM ({other})"
+                        )
+                    }
+                }
             }
             Filter::Or(a, b) => {
                 let (a, b) = (self.elements(a, attr)?, self.elements(b, attr)?);
@@ -256,6 +358,22 @@ impl FilterSql<'_> {
             },
             op => format!("{text_col} {} {v}", sql_operator(op)?),
         })
+    }
+}
+
+/// A comparison that is one index lookup, which an `and` can probe per row.
+fn probe(f: &Filter) -> Option<(&AttrPath, Pred<'_>)> {
+    match f {
+        Filter::Present(path) => Some((path, Pred::Present)),
+        Filter::Compare {
+            op: CompareOp::Ne, ..
+        }
+        | Filter::Compare {
+            value: Comparand::Null,
+            ..
+        } => None,
+        Filter::Compare { path, op, value } => Some((path, Pred::Compare(*op, value))),
+        _ => None,
     }
 }
 

@@ -53,13 +53,22 @@ pub fn list(
     // One read transaction, so totalResults and the page agree with each other.
     let snapshot = conn.unchecked_transaction()?;
     let mut args = Vec::new();
-    let mut sql_where = where_clause(paths, tenant, rt, q.filter.as_ref(), &mut args)?;
+    let mut sql_where = where_clause(conn, paths, tenant, rt, q.filter.as_ref(), &mut args)?;
     let (count, cursor_after, offset) = match &q.page {
         Page::Index { start_index, count } => (*count, None, Some(start_index.saturating_sub(1))),
         Page::Cursor { after, count } => (*count, Some(after.as_ref()), None),
     };
     let total_results = match cursor_after {
         Some(Some(_)) => None,
+        _ if q.filter.is_none() => {
+            let n: Option<i64> = conn
+                .prepare_cached(
+                    "SELECT n FROM resource_counts WHERE tenant = ?1 AND resource_type = ?2",
+                )?
+                .query_row(params![tenant, type_name(rt)], |r| r.get(0))
+                .optional()?;
+            Some(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
+        }
         _ => {
             let sql = format!("SELECT count(*) FROM resources r WHERE {sql_where}");
             let n: i64 = conn
@@ -137,6 +146,7 @@ pub fn list(
 /// The condition on `resources r` that selects the tenant's resources of type `rt` matching
 /// `filter`; parameters are appended to `args`, which must start empty.
 pub fn where_clause(
+    conn: &Connection,
     paths: &PathIds,
     tenant: &str,
     rt: ResourceType,
@@ -149,6 +159,7 @@ pub fn where_clause(
         return Ok("r.tenant = ?1 AND r.resource_type = ?2".into());
     };
     let set = FilterSql {
+        conn,
         paths,
         tenant,
         rt,

@@ -258,8 +258,8 @@ fn concurrent_writes_all_land_and_survive_reopen() {
 fn plan(s: &SqliteStore, rt: ResourceType, f: &str) -> String {
     let filter = scimgate_model::filter::parse(rt, f).expect("filter");
     let mut args = Vec::new();
-    let cond = read::where_clause(&s.paths, "t", rt, Some(&filter), &mut args).expect("sql");
     let conn = s.reader().expect("conn");
+    let cond = read::where_clause(&conn, &s.paths, "t", rt, Some(&filter), &mut args).expect("sql");
     let mut stmt = conn
         .prepare(&format!(
             "EXPLAIN QUERY PLAN SELECT r.id FROM resources r WHERE {cond}"
@@ -316,4 +316,88 @@ fn identity_lookups_use_indexes() {
             "{f}: no full scan\n{p}"
         );
     }
+}
+
+#[test]
+fn a_version_1_database_is_migrated_and_its_resources_indexed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("old.db");
+    {
+        // What a first-release scimgate left behind: schema 1 and one user.
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        conn.execute_batch(include_str!("../migrations/0001_init.sql"))
+            .expect("v1");
+        conn.execute_batch("PRAGMA user_version = 1")
+            .expect("version");
+        conn.execute(
+            "INSERT INTO resources (tenant, resource_type, id, name, name_key, display, external_id, attributes, \
+             version, created, last_modified) VALUES ('t', 'User', 'u1', 'Émile', 'émile', 'Émile', NULL, ?1, 1, \
+             '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+            [json!({"userName": "Émile", "emails": [{"value": "E@X", "type": "work"}]}).to_string()],
+        )
+        .expect("row");
+    }
+    let s = SqliteStore::open(&SqliteOptions::new(&path), Arc::new(SystemClock)).expect("migrate");
+    for f in [
+        r#"userName eq "ÉMILE""#,
+        r#"emails[type eq "work" and value eq "e@x"]"#,
+        r#"meta.created lt "2026-06-01T00:00:00Z""#,
+    ] {
+        let page = s
+            .list("t", ResourceType::User, &filter(ResourceType::User, f))
+            .expect("list");
+        assert_eq!(page.resources.len(), 1, "{f}");
+    }
+}
+
+#[test]
+fn unfiltered_totals_follow_creates_and_deletes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    let all = ListQuery {
+        filter: None,
+        sort: None,
+        page: Page::Index {
+            start_index: 1,
+            count: 0,
+        },
+        with_relations: false,
+    };
+    let ids: Vec<String> = (0..3)
+        .map(|i| s.create("t", user(&format!("u{i}"))).expect("create").id)
+        .collect();
+    s.create("t", group("g", &[])).expect("group");
+    assert!(
+        s.create("t", user("U0")).is_err(),
+        "a refused create counts nothing"
+    );
+    s.delete("t", ResourceType::User, &ids[1], None)
+        .expect("delete");
+    assert!(s.delete("t", ResourceType::User, &ids[1], None).is_err());
+    assert_eq!(
+        s.list("t", ResourceType::User, &all)
+            .expect("list")
+            .total_results,
+        Some(2)
+    );
+    assert_eq!(
+        s.list("t", ResourceType::Group, &all)
+            .expect("list")
+            .total_results,
+        Some(1)
+    );
+    assert_eq!(
+        s.list("other", ResourceType::User, &all)
+            .expect("list")
+            .total_results,
+        Some(0)
+    );
+    let pr = filter(ResourceType::User, "userName pr");
+    assert_eq!(
+        s.list("t", ResourceType::User, &pr)
+            .expect("list")
+            .total_results,
+        Some(2),
+        "the counted and the scanned agree"
+    );
 }

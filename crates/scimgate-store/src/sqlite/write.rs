@@ -40,6 +40,11 @@ pub fn create(
     ])
     .map_err(|e| uniqueness(e, &new.name))?;
     let seq = conn.last_insert_rowid();
+    conn.prepare_cached(
+        "INSERT INTO resource_counts (tenant, resource_type, n) VALUES (?1, ?2, 1) \
+         ON CONFLICT (tenant, resource_type) DO UPDATE SET n = n + 1",
+    )?
+    .execute(params![tenant, type_name(new.resource_type)])?;
     write_rows(
         conn,
         paths,
@@ -133,6 +138,10 @@ pub fn delete(
          (SELECT group_id FROM memberships WHERE tenant = ?1 AND member_id = ?2)",
     )?
     .execute(params![tenant, id, now])?;
+    conn.prepare_cached(
+        "UPDATE resource_counts SET n = n - 1 WHERE tenant = ?1 AND resource_type = ?2",
+    )?
+    .execute(params![tenant, type_name(rt)])?;
     // Memberships on both sides go with the row (ON DELETE CASCADE).
     conn.prepare_cached("DELETE FROM resources WHERE tenant = ?1 AND id = ?2")?
         .execute(params![tenant, id])?;
