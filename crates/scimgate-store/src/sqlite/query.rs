@@ -113,8 +113,9 @@ impl FilterSql<'_> {
     }
 
     /// A condition on a driver row `d` (its `seq`, and `elem` when `same_element`): some
-    /// value of `path` satisfies `pred`. Written straight against `attr_index` so that
-    /// SQLite probes the index per row instead of materialising the whole comparison.
+    /// value of `path` satisfies `pred`. Written straight against `attr_index`, through the
+    /// per-resource index, so that each driver row costs a few index steps, instead of
+    /// SQLite materialising or scanning every row the comparison matches.
     fn exists(
         &mut self,
         path: &AttrPath,
@@ -132,8 +133,8 @@ impl FilterSql<'_> {
             let marker = path.sub.is_none() && path.attr.ty == AttrType::Complex;
             let cond = self.predicate(pred, "p.text", "p.num", marker)?;
             return Ok(format!(
-                "EXISTS (SELECT 1 FROM attr_index p WHERE p.seq = d.seq{element} AND p.tenant = {t} \
-                 AND p.path_id = {id} AND {cond})"
+                "EXISTS (SELECT 1 FROM attr_index p INDEXED BY attr_index_by_resource \
+                 WHERE p.seq = d.seq AND p.path_id = {id}{element} AND p.tenant = {t} AND {cond})"
             ));
         }
         let atom = self.atom(path, pred)?;

@@ -304,6 +304,16 @@ fn identity_lookups_use_indexes() {
             "{f}: no full scan\n{p}"
         );
     }
+    // The other side of an `and` is probed per row through the per-resource index.
+    let p = plan(
+        &s,
+        ResourceType::User,
+        r#"emails[type eq "work" and value eq "b@example.com"]"#,
+    );
+    assert!(
+        p.contains("USING INDEX attr_index_by_resource (seq=? AND path_id=? AND elem=?)"),
+        "{p}"
+    );
     for f in [r#"members[value eq "u1"]"#, r#"members.value eq "u1""#] {
         let p = plan(&s, ResourceType::Group, f);
         assert!(
