@@ -175,9 +175,14 @@ impl Store for SqliteStore {
         id: &str,
         expected_version: Option<i64>,
     ) -> Result<(), StoreError> {
-        let (tenant, id, now) = (tenant.to_owned(), id.to_owned(), self.now());
+        let (tenant, id, now, paths) = (
+            tenant.to_owned(),
+            id.to_owned(),
+            self.now(),
+            Arc::clone(&self.paths),
+        );
         self.writer
-            .write(move |c| write::delete(c, &tenant, rt, &id, expected_version, &now))
+            .write(move |c| write::delete(c, &paths, &tenant, rt, &id, expected_version, &now))
     }
 
     fn get(

@@ -159,6 +159,19 @@ fn memberships_follow_deletes_and_bump_group_versions() {
         Some(vec![u2.id.clone()])
     );
     assert_eq!(g2.version, g.version + 1);
+    let modified = format!("meta.lastModified eq \"{}\"", g2.last_modified);
+    let found = s
+        .list(
+            "t",
+            ResourceType::Group,
+            &filter(ResourceType::Group, &modified),
+        )
+        .expect("l");
+    assert_eq!(
+        found.resources.len(),
+        1,
+        "the indexed lastModified moved with the group"
+    );
 
     let found = s
         .list(

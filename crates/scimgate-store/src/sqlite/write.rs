@@ -5,11 +5,12 @@ use std::collections::HashSet;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use scimgate_model::{MemberInput, ResourceType};
 
-use super::index::{PathIds, rows_for, write_rows};
+use super::index::{self, META_LAST_MODIFIED, PathIds, rows_for, write_rows};
 use super::read::{load_relations, members_of};
 use super::{parse_type, type_name};
 use crate::error::StoreError;
 use crate::records::{MemberRef, NewResource, StoredResource};
+use scimgate_model::filter::instant;
 
 pub fn create(
     conn: &Connection,
@@ -125,6 +126,7 @@ pub fn replace(
 
 pub fn delete(
     conn: &Connection,
+    paths: &PathIds,
     tenant: &str,
     rt: ResourceType,
     id: &str,
@@ -138,6 +140,17 @@ pub fn delete(
          (SELECT group_id FROM memberships WHERE tenant = ?1 AND member_id = ?2)",
     )?
     .execute(params![tenant, id, now])?;
+    // …and so does their indexed meta.lastModified.
+    if let (Some(path_id), Some(nanos)) = (
+        paths.get(META_LAST_MODIFIED),
+        instant(&serde_json::Value::String(now.to_owned())).map(index::nanos),
+    ) {
+        conn.prepare_cached(
+            "UPDATE attr_index SET num = ?4 WHERE path_id = ?3 AND seq IN (SELECT g.seq FROM memberships m \
+             JOIN resources g ON g.tenant = m.tenant AND g.id = m.group_id WHERE m.tenant = ?1 AND m.member_id = ?2)",
+        )?
+        .execute(params![tenant, id, path_id, nanos])?;
+    }
     conn.prepare_cached(
         "UPDATE resource_counts SET n = n - 1 WHERE tenant = ?1 AND resource_type = ?2",
     )?
