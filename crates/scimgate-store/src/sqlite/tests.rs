@@ -147,6 +147,8 @@ fn memberships_follow_deletes_and_bump_group_versions() {
         .and_then(|u| u.groups);
     assert_eq!(groups.map(|g| g.len()), Some(1));
 
+    // Later than the group's creation, so a stale lastModified would not match.
+    thread::sleep(std::time::Duration::from_millis(5));
     s.delete("t", ResourceType::User, &u1.id, None)
         .expect("delete");
     let g2 = s
