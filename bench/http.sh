@@ -28,15 +28,7 @@ export TOKEN
 TOKEN=$("$bin" token --data "$data" --sub bench)
 base="http://127.0.0.1:$port"
 
-summarise() { # name file
-  local rps p50 p99 errors
-  rps=$(awk '/^Requests\/sec/ {print $2}' "$2")
-  p50=$(awk '$1 == "50%" {print $2}' "$2")
-  p99=$(awk '$1 == "99%" {print $2}' "$2")
-  errors=$(awk '/Non-2xx/ {print $5}' "$2")
-  printf '%-18s %10s req/s   p50 %8s   p99 %8s   non-2xx %s\n' "$1" "$rps" "$p50" "$p99" "${errors:-0}"
-  if [[ -n "$errors" ]]; then echo "bench: $1 had non-2xx answers" >&2; return 1; fi
-}
+source bench/lib.sh
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -m); ${duration}s per run, $connections connections"
 

@@ -5,6 +5,18 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
+/// The resource types of a ListResponse's resources, in order.
+fn kinds(body: &Value) -> Vec<&str> {
+    body["Resources"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x["meta"]["resourceType"].as_str())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn names(body: &Value) -> Vec<String> {
     body["Resources"]
         .as_array()
@@ -220,13 +232,7 @@ async fn search_endpoints_take_a_search_request() {
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["totalResults"], 2);
-    let kinds: Vec<&str> = r.body["Resources"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .filter_map(|x| x["meta"]["resourceType"].as_str())
-        .collect();
-    assert_eq!(kinds, ["User", "Group"]);
+    assert_eq!(kinds(&r.body), ["User", "Group"]);
     let window = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "startIndex": 5, "count": 2});
     let r = h
         .req(Method::POST, "/scim/v2/.search")
@@ -240,26 +246,14 @@ async fn search_endpoints_take_a_search_request() {
         ),
         (json!(7), json!(2))
     );
-    let kinds: Vec<&str> = r.body["Resources"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .filter_map(|x| x["meta"]["resourceType"].as_str())
-        .collect();
-    assert_eq!(kinds, ["User", "User"]);
+    assert_eq!(kinds(&r.body), ["User", "User"]);
     let tail = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "startIndex": 6, "count": 5});
     let r = h
         .req(Method::POST, "/scim/v2/.search")
         .json(&tail)
         .send()
         .await;
-    let kinds: Vec<&str> = r.body["Resources"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .filter_map(|x| x["meta"]["resourceType"].as_str())
-        .collect();
-    assert_eq!(kinds, ["User", "Group"]);
+    assert_eq!(kinds(&r.body), ["User", "Group"]);
 
     let bad =
         json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filtre": "x"});

@@ -1,0 +1,10 @@
+# Shared by the bench scripts: wrk's summary as one line.
+summarise() { # name file
+  local rps p50 p99 errors
+  rps=$(awk '/^Requests\/sec/ {print $2}' "$2")
+  p50=$(awk '$1 == "50%" {print $2}' "$2")
+  p99=$(awk '$1 == "99%" {print $2}' "$2")
+  errors=$(awk '/Non-2xx/ {print $5}' "$2")
+  printf '%-32s %10s req/s   p50 %9s   p99 %9s   non-2xx %s\n' "$1" "$rps" "$p50" "$p99" "${errors:-0}"
+  if [[ -n "$errors" ]]; then echo "bench: $1 had non-2xx answers" >&2; return 1; fi
+}
