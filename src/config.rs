@@ -22,6 +22,14 @@ pub struct Config {
     pub max_results: u64,
     /// Deepest nesting of parentheses, `not` and value filters in a filter.
     pub filter_max_depth: usize,
+    /// Turn every IdP dialect rule off: RFC 7643/7644 to the letter.
+    pub dialect_strict: bool,
+    /// Dialect rules to turn off one by one (names in docs/dialects.md).
+    pub dialect_disabled_rules: Vec<String>,
+    /// Most operations in one PATCH request.
+    pub max_patch_operations: usize,
+    /// Answer group PATCHes with the group (200) instead of 204.
+    pub group_patch_returns_resource: bool,
     /// What happens to passwords that IdPs send.
     pub password_storage: PasswordStorage,
     /// Clock skew allowed on token `exp`/`nbf`, in seconds.
@@ -67,6 +75,10 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             max_results: 1000,
             filter_max_depth: 16,
+            dialect_strict: false,
+            dialect_disabled_rules: Vec::new(),
+            max_patch_operations: 1000,
+            group_patch_returns_resource: false,
             password_storage: PasswordStorage::Argon2id,
             token_leeway_secs: 30,
             read_connections: 8,
@@ -89,6 +101,25 @@ pub struct FlagOverrides {
 }
 
 impl Config {
+    /// The dialect rules this configuration leaves on.
+    pub fn dialect(&self) -> Result<scimgate_model::dialect::Dialect, String> {
+        use scimgate_model::dialect::Dialect;
+        let mut d = if self.dialect_strict {
+            Dialect::strict()
+        } else {
+            Dialect::default()
+        };
+        for rule in &self.dialect_disabled_rules {
+            if !d.set(rule, false) {
+                return Err(format!(
+                    "dialect_disabled_rules: unknown rule '{rule}' (known: {})",
+                    Dialect::RULES.join(", ")
+                ));
+            }
+        }
+        Ok(d)
+    }
+
     /// Layers defaults, `file` (when given), the environment and `flags`.
     pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, Box<figment::Error>> {
         Self::load_from(

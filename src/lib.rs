@@ -23,6 +23,8 @@ pub enum StartError {
     Key(std::io::Error),
     #[error("database: {0}")]
     Store(#[from] StoreError),
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 /// Opens the data folder (creating it, the signing key and the database on first start)
@@ -51,6 +53,9 @@ pub fn build_state_with_clock(
             filter_max_depth: config.filter_max_depth,
             token_leeway_secs: config.token_leeway_secs,
             password_storage: config.password_storage.into(),
+            dialect: config.dialect().map_err(StartError::Config)?,
+            max_patch_operations: config.max_patch_operations,
+            group_patch_returns_resource: config.group_patch_returns_resource,
         },
         clock,
         write_hooks: Vec::new(),

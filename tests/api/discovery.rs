@@ -12,7 +12,7 @@ async fn service_provider_config_tells_the_truth() {
         b["schemas"],
         json!(["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"])
     );
-    assert_eq!(b["patch"]["supported"], false, "PATCH answers 501 for now");
+    assert_eq!(b["patch"]["supported"], true);
     assert_eq!(b["bulk"]["supported"], false);
     assert_eq!(b["sort"]["supported"], true);
     assert_eq!(

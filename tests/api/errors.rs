@@ -142,18 +142,6 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
 }
 
 #[actix_web::test]
-async fn patch_is_501_until_implemented() {
-    let h = Harness::new();
-    let u = h.create_user("u").await;
-    let r = h
-        .req(Method::PATCH, &format!("/scim/v2/Users/{}", id_of(&u)))
-        .json(&json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": []}))
-        .send()
-        .await;
-    r.assert_error(501, None, "PATCH");
-}
-
-#[actix_web::test]
 async fn a_rejected_replace_changes_nothing() {
     let h = Harness::new();
     let u = h

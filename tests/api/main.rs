@@ -6,5 +6,6 @@ mod discovery;
 mod errors;
 mod groups;
 mod idp_flows;
+mod patch;
 mod query;
 mod users;

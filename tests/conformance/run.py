@@ -51,9 +51,9 @@ def run_scim2_tester(scim_url: str, token: str) -> dict:
         name = result.title
         label = f"{name} [{result.resource_type}]" if getattr(result, "resource_type", None) else name
         failed = result.status in (Status.ERROR, Status.CRITICAL)
-        print(f"  scim2-tester {result.status.name:8} {label}: {(result.reason or '')[:160]}")
-        # A check counts as failed when any of its runs failed.
-        verdicts[name] = verdicts.get(name, False) or failed
+        print(f"  scim2-tester {result.status.name:8} {label}: {(result.reason or '')[:700]}")
+        # A check counts as failed when any of its runs for that resource type failed.
+        verdicts[label] = verdicts.get(label, False) or failed
     return verdicts
 
 

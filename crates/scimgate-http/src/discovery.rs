@@ -47,7 +47,7 @@ async fn service_provider_config(state: web::Data<AppState>, req: HttpRequest) -
         &json!({
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
             "documentationUri": "https://github.com/scimgate/scimgate/blob/main/docs/api.md",
-            "patch": {"supported": false},
+            "patch": {"supported": true},
             "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
             "filter": {"supported": true, "maxResults": state.settings.max_results},
             "changePassword": {"supported": true},

@@ -155,9 +155,49 @@ async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn patch(rt: web::Data<ResourceType>) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotImplemented(format!(
-        "PATCH of a {} is not implemented yet; use PUT with the whole resource",
-        rt.name()
-    )))
+async fn patch(
+    state: web::Data<AppState>,
+    principal: Principal,
+    rt: web::Data<ResourceType>,
+    id: web::Path<String>,
+    req: HttpRequest,
+    query: QueryParams,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let rt = **rt;
+    let projection = projection(rt, &query)?;
+    let body = read_json(&req, payload, state.settings.max_body_bytes).await?;
+    let if_match = Precondition::if_match(&req);
+    // A group answers 204 unless asked for its representation, so that changing one member
+    // of a large group never serialises all the others (RFC 7644 §3.5.2 allows 204).
+    let asked = query.get("attributes").is_some() || query.get("excludedAttributes").is_some();
+    let with_body =
+        rt == ResourceType::User || asked || state.settings.group_patch_returns_resource;
+    let (st, id) = (state.clone(), id.into_inner());
+    let tenant = principal.tenant;
+    let done = blocking(move || {
+        let done = write_path::patch(&st, &tenant, rt, &id, if_match.as_ref(), body)?;
+        let mut resource = done.resource;
+        if with_body && rt == ResourceType::Group && projection.wants("members") {
+            resource = st
+                .store
+                .get(&tenant, rt, &id, true)?
+                .ok_or_else(|| StoreError::NotFound(rt, id.clone()))?;
+        }
+        Ok((resource, projection))
+    })
+    .await?;
+    let (resource, projection) = done;
+    if !with_body {
+        return Ok(HttpResponse::NoContent()
+            .insert_header((header::ETAG, etag(resource.version)))
+            .finish());
+    }
+    let base = scim_base(&req, &state.settings);
+    Ok(resource_response(
+        StatusCode::OK,
+        &resource,
+        &base,
+        &projection,
+    ))
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use scimgate_model::Clock;
+use scimgate_model::dialect::Dialect;
 use scimgate_store::Store;
 
 use crate::auth::SigningKey;
@@ -24,6 +25,13 @@ pub struct HttpSettings {
     /// Seconds of clock skew allowed when checking `exp` and `nbf`.
     pub token_leeway_secs: u64,
     pub password_storage: PasswordStorage,
+    /// The IdP dialect rules in force.
+    pub dialect: Dialect,
+    /// Most operations in one PATCH request.
+    pub max_patch_operations: usize,
+    /// Answer a group PATCH with the group (200) even when no projection was asked for;
+    /// by default it is 204, so that a large group is never serialised to change one member.
+    pub group_patch_returns_resource: bool,
 }
 
 impl Default for HttpSettings {
@@ -35,6 +43,9 @@ impl Default for HttpSettings {
             filter_max_depth: scimgate_model::filter::DEFAULT_MAX_DEPTH,
             token_leeway_secs: 30,
             password_storage: PasswordStorage::Argon2id,
+            dialect: Dialect::default(),
+            max_patch_operations: 1000,
+            group_patch_returns_resource: false,
         }
     }
 }

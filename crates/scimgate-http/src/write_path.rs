@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
-use scimgate_model::validate::{carry_immutable, validate};
+use scimgate_model::dialect::{Rewrites, normalize_resource};
+use scimgate_model::patch;
+use scimgate_model::validate::{carry_immutable, schema_urns, validate};
 use scimgate_model::{ResourceType, ScimError};
-use scimgate_store::{NewResource, StoreError, StoredResource};
+use scimgate_store::{NewResource, PatchOutcome, PatchWrite, StoreError, StoredResource};
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -17,6 +19,7 @@ use crate::state::AppState;
 pub enum WriteKind {
     Create,
     Replace,
+    Patch,
 }
 
 /// What a hook learns about the write besides the resource itself.
@@ -50,13 +53,28 @@ fn run_write_hooks(
     Ok(doc)
 }
 
-/// Create: hooks, validation, password, store.
+/// The dialect step: what the IdP sent, rewritten into what it means (see `dialect`).
+fn normalize(state: &AppState, rt: ResourceType, mut doc: Value) -> Value {
+    let mut rewrites = Vec::new();
+    normalize_resource(rt, &mut doc, &state.settings.dialect, &mut rewrites);
+    log_rewrites(&rewrites);
+    doc
+}
+
+fn log_rewrites(rewrites: &Rewrites) {
+    for rule in rewrites {
+        tracing::debug!(rule, "dialect rewrite");
+    }
+}
+
+/// Create: dialect, hooks, validation, password, store.
 pub fn create(
     state: &AppState,
     tenant: &str,
     rt: ResourceType,
     doc: Value,
 ) -> Result<StoredResource, ApiError> {
+    let doc = normalize(state, rt, doc);
     let ctx = WriteContext {
         kind: WriteKind::Create,
         resource_type: rt,
@@ -87,6 +105,7 @@ pub fn replace(
     if_match: Option<&Precondition>,
     doc: Value,
 ) -> Result<StoredResource, ApiError> {
+    let doc = normalize(state, rt, doc);
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -119,6 +138,95 @@ pub fn replace(
             }
             Err(StoreError::VersionMismatch { .. }) => continue,
             other => return Ok(other?),
+        }
+    }
+}
+
+/// Patch: parse the operations (dialect applied), apply them to a copy of the stored
+/// attributes, then the same hooks, validation and immutability rule as a replace, on the
+/// whole result. Member changes go to storage as row changes. All or nothing.
+pub fn patch(
+    state: &AppState,
+    tenant: &str,
+    rt: ResourceType,
+    id: &str,
+    if_match: Option<&Precondition>,
+    body: Value,
+) -> Result<PatchOutcome, ApiError> {
+    let dialect = &state.settings.dialect;
+    let mut rewrites = Vec::new();
+    let ops = patch::parse(
+        rt,
+        &body,
+        dialect,
+        state.settings.max_patch_operations,
+        &mut rewrites,
+    )?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let current = state
+            .store
+            .get(tenant, rt, id, false)?
+            .ok_or_else(|| StoreError::NotFound(rt, id.to_owned()))?;
+        if if_match.is_some_and(|p| !p.matches(current.version)) {
+            return Err(stale(current.version));
+        }
+        let mut step_rewrites = rewrites.clone();
+        let outcome = patch::apply(
+            rt,
+            id,
+            &current.attributes,
+            &ops,
+            dialect,
+            &mut step_rewrites,
+        )?;
+        let new = if outcome.attributes_changed || outcome.password.is_some() {
+            let mut doc = outcome.attributes;
+            let urns = schema_urns(rt, &doc);
+            doc.insert("schemas".into(), serde_json::json!(urns));
+            let ctx = WriteContext {
+                kind: WriteKind::Patch,
+                resource_type: rt,
+                tenant,
+                before: Some(&current),
+            };
+            let hooked = run_write_hooks(&state.write_hooks, &ctx, Value::Object(doc))?;
+            let mut validated = validate(rt, &hooked)?;
+            carry_immutable(rt, &current.attributes, &mut validated.attributes)?;
+            let hash = state.settings.password_storage.protect(outcome.password)?;
+            Some(NewResource::from_validated(validated, hash))
+        } else {
+            None
+        };
+        // Member-only changes need no version check: they are row changes that commute.
+        let expected = (new.is_some() || if_match.is_some()).then_some(current.version);
+        let write = PatchWrite {
+            rt,
+            expected_version: expected,
+            new,
+            members: outcome.members,
+            skip_unknown_members: dialect.skip_unknown_members,
+        };
+        match state.store.patch(tenant, id, write) {
+            Err(StoreError::VersionMismatch { current })
+                if if_match.is_some() || attempt >= REPLACE_ATTEMPTS =>
+            {
+                return Err(stale(current));
+            }
+            Err(StoreError::VersionMismatch { .. }) => continue,
+            other => {
+                let done = other?;
+                log_rewrites(&step_rewrites);
+                if !done.skipped_members.is_empty() {
+                    tracing::warn!(
+                        group = id,
+                        skipped = ?done.skipped_members,
+                        "PATCH named members that do not exist in the tenant; the others were applied"
+                    );
+                }
+                return Ok(done);
+            }
         }
     }
 }

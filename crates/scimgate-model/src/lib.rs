@@ -3,8 +3,10 @@
 
 pub mod casefold;
 pub mod clock;
+pub mod dialect;
 pub mod error;
 pub mod filter;
+pub mod patch;
 pub mod path;
 pub mod projection;
 pub mod resource_type;

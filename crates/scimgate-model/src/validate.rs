@@ -306,7 +306,8 @@ fn validate_complex(def: &AttributeDef, value: &Value, path: &str) -> Result<Val
     Ok(Value::Object(out))
 }
 
-fn members(value: &Value) -> Result<Vec<MemberInput>, ScimError> {
+/// The members a `members` value names, deduplicated, each with its claimed type.
+pub fn members(value: &Value) -> Result<Vec<MemberInput>, ScimError> {
     let mut out: Vec<MemberInput> = Vec::new();
     for item in value.as_array().into_iter().flatten() {
         let id = item

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 pub use error::StoreError;
 pub use records::{GroupRef, MemberRef, NewResource, StoredResource};
-pub use sqlite::{SqliteOptions, SqliteStore, WriteStats};
+pub use sqlite::{PatchOutcome, PatchWrite, SqliteOptions, SqliteStore, WriteStats};
 
 /// What a list request asks of storage.
 #[derive(Debug, Clone)]
@@ -93,6 +93,10 @@ pub trait Store: Send + Sync {
         rt: ResourceType,
         query: &ListQuery,
     ) -> Result<ListPage, StoreError>;
+    /// Applies a PATCH: new attributes when any changed, and membership changes row by
+    /// row, in one transaction. Returns the resource as stored (a User with its groups) and
+    /// the member ids skipped as unknown.
+    fn patch(&self, tenant: &str, id: &str, patch: PatchWrite) -> Result<PatchOutcome, StoreError>;
     /// A cheap round trip to the database, for readiness probes.
     fn ping(&self) -> Result<(), StoreError>;
 }

@@ -204,6 +204,17 @@ impl Store for SqliteStore {
         read::list(&*self.reader()?, &self.paths, tenant, rt, query)
     }
 
+    fn patch(&self, tenant: &str, id: &str, patch: PatchWrite) -> Result<PatchOutcome, StoreError> {
+        let (tenant, id, now, paths) = (
+            tenant.to_owned(),
+            id.to_owned(),
+            self.now(),
+            Arc::clone(&self.paths),
+        );
+        self.writer
+            .write(move |c| write::patch(c, &paths, &tenant, &id, patch, &now))
+    }
+
     fn ping(&self) -> Result<(), StoreError> {
         let conn = self.reader()?;
         conn.query_row("SELECT 1", [], |_| Ok(()))?;
@@ -212,6 +223,7 @@ impl Store for SqliteStore {
 }
 
 pub(crate) use index::backfill as backfill_index;
+pub use write::{PatchOutcome, PatchWrite};
 
 /// The type column's text for `rt`.
 fn type_name(rt: ResourceType) -> &'static str {

@@ -9,7 +9,9 @@ mod parser;
 mod tests;
 
 pub use eval::{instant, is_present, matches};
-pub use parser::{DEFAULT_MAX_DEPTH, MAX_FILTER_LEN, parse, parse_with_depth};
+pub use parser::{
+    DEFAULT_MAX_DEPTH, MAX_FILTER_LEN, parse, parse_element_filter, parse_with_depth,
+};
 
 use crate::path::AttrPath;
 

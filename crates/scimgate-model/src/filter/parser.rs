@@ -53,6 +53,35 @@ pub fn parse_with_depth(
     }
 }
 
+/// Parses the filter inside `attr[...]` of a PATCH path: its paths name sub-attributes of
+/// `attr`, which must be complex.
+pub fn parse_element_filter(
+    rt: ResourceType,
+    attr: AttrPath,
+    input: &str,
+    max_depth: usize,
+) -> Result<Filter, ScimError> {
+    let tokens = tokenize(input)?;
+    if tokens.is_empty() {
+        return Err(ScimError::invalid_filter("the value filter is empty"));
+    }
+    let mut p = Parser {
+        rt,
+        tokens,
+        next: 0,
+        max_depth,
+        end: input.len() + 1,
+    };
+    let filter = p.or(0, Some(attr))?;
+    match p.peek() {
+        None => Ok(filter),
+        Some(t) => Err(p.error_at(
+            t.pos,
+            format!("unexpected {} after a complete filter", describe(&t.token)),
+        )),
+    }
+}
+
 struct Parser<'a> {
     rt: ResourceType,
     tokens: Vec<Spanned<'a>>,

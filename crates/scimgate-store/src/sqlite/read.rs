@@ -14,7 +14,8 @@ use crate::error::StoreError;
 use crate::records::{GroupRef, MemberRef, StoredResource};
 use crate::{ListPage, ListQuery, Page, Position, SortBy};
 
-const COLUMNS: &str = "r.id, r.resource_type, r.attributes, r.version, r.created, r.last_modified";
+pub const COLUMNS: &str =
+    "r.id, r.resource_type, r.attributes, r.version, r.created, r.last_modified";
 
 pub fn get(
     conn: &Connection,
@@ -312,9 +313,9 @@ impl SortOrder {
     }
 }
 
-type RowResult = Result<StoredResource, StoreError>;
+pub type RowResult = Result<StoredResource, StoreError>;
 
-fn row_to_resource(row: &Row<'_>) -> rusqlite::Result<RowResult> {
+pub fn row_to_resource(row: &Row<'_>) -> rusqlite::Result<RowResult> {
     let id: String = row.get(0)?;
     let rt: String = row.get(1)?;
     let attributes: String = row.get(2)?;

@@ -6,11 +6,12 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use scimgate_model::{MemberInput, ResourceType};
 
 use super::index::{self, META_LAST_MODIFIED, PathIds, rows_for, write_rows};
-use super::read::{load_relations, members_of};
+use super::read::{COLUMNS, load_relations, members_of, row_to_resource};
 use super::{parse_type, type_name};
 use crate::error::StoreError;
 use crate::records::{MemberRef, NewResource, StoredResource};
 use scimgate_model::filter::instant;
+use scimgate_model::patch::MemberChanges;
 
 pub fn create(
     conn: &Connection,
@@ -199,6 +200,20 @@ fn check_members(
     group_id: Option<&str>,
     members: &[MemberInput],
 ) -> Result<Vec<MemberRef>, StoreError> {
+    let (found, _) = resolve_members(conn, tenant, group_id, members, false)?;
+    Ok(found)
+}
+
+/// Resolves members in the tenant; with `skip_unknown`, ids that do not exist are returned
+/// apart instead of failing the write.
+fn resolve_members(
+    conn: &Connection,
+    tenant: &str,
+    group_id: Option<&str>,
+    members: &[MemberInput],
+    skip_unknown: bool,
+) -> Result<(Vec<MemberRef>, Vec<String>), StoreError> {
+    let mut skipped = Vec::new();
     let mut stmt = conn.prepare_cached(
         "SELECT resource_type, display FROM resources WHERE tenant = ?1 AND id = ?2",
     )?;
@@ -207,10 +222,17 @@ fn check_members(
         if group_id == Some(m.value.as_str()) {
             return Err(StoreError::SelfMembership(m.value.clone()));
         }
-        let (rt, display): (String, String) = stmt
+        let found: Option<(String, String)> = stmt
             .query_row(params![tenant, m.value], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?
-            .ok_or_else(|| StoreError::MemberNotFound(m.value.clone()))?;
+            .optional()?;
+        let (rt, display) = match found {
+            Some(row) => row,
+            None if skip_unknown => {
+                skipped.push(m.value.clone());
+                continue;
+            }
+            None => return Err(StoreError::MemberNotFound(m.value.clone())),
+        };
         let actual = parse_type(&rt)?;
         if let Some(claimed) = m.member_type.filter(|c| *c != actual) {
             return Err(StoreError::MemberTypeMismatch {
@@ -225,7 +247,7 @@ fn check_members(
             display,
         });
     }
-    Ok(out)
+    Ok((out, skipped))
 }
 
 fn insert_memberships<'a>(
@@ -278,4 +300,132 @@ fn uniqueness(e: rusqlite::Error, name: &str) -> StoreError {
         Some(ErrorCode::ConstraintViolation) => StoreError::UserNameTaken(name.to_owned()),
         _ => StoreError::Sqlite(e),
     }
+}
+
+/// What a PATCH hands the writer: new attributes (if any changed) and membership changes.
+pub struct PatchWrite {
+    pub rt: ResourceType,
+    pub expected_version: Option<i64>,
+    pub new: Option<NewResource>,
+    pub members: MemberChanges,
+    pub skip_unknown_members: bool,
+}
+
+/// Applies a PATCH in one savepoint: the row (when attributes changed) and only the
+/// membership rows named, never the whole member list.
+pub fn patch(
+    conn: &Connection,
+    paths: &PathIds,
+    tenant: &str,
+    id: &str,
+    p: PatchWrite,
+    now: &str,
+) -> Result<PatchOutcome, StoreError> {
+    let Current { seq, created, .. } = current(conn, tenant, p.rt, id, p.expected_version)?;
+    let mut skipped = Vec::new();
+    if p.rt == ResourceType::Group && !p.members.is_empty() {
+        skipped = change_members(conn, tenant, id, &p.members, p.skip_unknown_members)?;
+    }
+    match &p.new {
+        Some(new) => {
+            let attributes = attributes_json(new)?;
+            conn.prepare_cached(
+                "UPDATE resources SET name = ?3, name_key = ?4, display = ?5, external_id = ?6, attributes = ?7, \
+                 password_hash = COALESCE(?8, password_hash), version = version + 1, last_modified = ?9 \
+                 WHERE tenant = ?1 AND id = ?2",
+            )?
+            .execute(params![
+                tenant,
+                id,
+                new.name,
+                new.name_key,
+                new.display,
+                new.external_id,
+                attributes,
+                new.password_hash,
+                now
+            ])
+            .map_err(|e| uniqueness(e, &new.name))?;
+            write_rows(
+                conn,
+                paths,
+                tenant,
+                seq,
+                &rows_for(p.rt, &new.attributes, &created, now),
+            )?;
+        }
+        None => {
+            conn.prepare_cached(
+                "UPDATE resources SET version = version + 1, last_modified = ?3 WHERE tenant = ?1 AND id = ?2",
+            )?
+            .execute(params![tenant, id, now])?;
+            if let (Some(path_id), Some(n)) = (
+                paths.get(META_LAST_MODIFIED),
+                instant(&serde_json::Value::String(now.to_owned())).map(index::nanos),
+            ) {
+                conn.prepare_cached(
+                    "UPDATE attr_index SET num = ?3 WHERE seq = ?1 AND path_id = ?2",
+                )?
+                .execute(params![seq, path_id, n])?;
+            }
+        }
+    }
+    let mut resource = read_row(conn, tenant, p.rt, id)?;
+    if p.rt == ResourceType::User {
+        load_relations(conn, tenant, &mut resource)?;
+    }
+    Ok(PatchOutcome {
+        resource,
+        skipped_members: skipped,
+    })
+}
+
+pub struct PatchOutcome {
+    pub resource: StoredResource,
+    pub skipped_members: Vec<String>,
+}
+
+/// Membership changes, row by row; returns the ids skipped as unknown.
+fn change_members(
+    conn: &Connection,
+    tenant: &str,
+    group_id: &str,
+    changes: &MemberChanges,
+    skip_unknown: bool,
+) -> Result<Vec<String>, StoreError> {
+    if let Some(all) = &changes.replace_with {
+        let (found, skipped) = resolve_members(conn, tenant, Some(group_id), all, skip_unknown)?;
+        replace_memberships(conn, tenant, group_id, &found)?;
+        return Ok(skipped);
+    }
+    let mut remove = conn.prepare_cached(
+        "DELETE FROM memberships WHERE tenant = ?1 AND group_id = ?2 AND member_id = ?3",
+    )?;
+    for gone in &changes.remove {
+        remove.execute(params![tenant, group_id, gone])?;
+    }
+    let (found, skipped) =
+        resolve_members(conn, tenant, Some(group_id), &changes.add, skip_unknown)?;
+    insert_memberships(
+        conn,
+        tenant,
+        group_id,
+        found.iter().map(|m| m.value.as_str()),
+    )?;
+    Ok(skipped)
+}
+
+fn read_row(
+    conn: &Connection,
+    tenant: &str,
+    rt: ResourceType,
+    id: &str,
+) -> Result<StoredResource, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM resources r WHERE r.tenant = ?1 AND r.id = ?2 AND r.resource_type = ?3"
+    );
+    conn.prepare_cached(&sql)?
+        .query_row(params![tenant, id, type_name(rt)], row_to_resource)
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(rt, id.to_owned()))?
 }

@@ -1,0 +1,638 @@
+//! Applies parsed operations to a copy of a resource's attributes, in order.
+
+use serde_json::{Map, Value};
+
+use super::{MemberChanges, OpKind, Operation, Outcome, Target, target};
+use crate::dialect::{Dialect, Rewrites, normalize_value};
+use crate::error::{ScimError, ScimType};
+use crate::filter::{Comparand, CompareOp, Filter, matches};
+use crate::resource_type::ResourceType;
+use crate::schema::{AttrType, AttributeDef, Mutability};
+use crate::validate::members;
+
+/// Applies `ops` to `current` (the stored attributes of resource `id`).
+pub fn apply(
+    rt: ResourceType,
+    id: &str,
+    current: &Map<String, Value>,
+    ops: &[Operation],
+    dialect: &Dialect,
+    rewrites: &mut Rewrites,
+) -> Result<Outcome, ScimError> {
+    let mut out = Outcome {
+        attributes: current.clone(),
+        attributes_changed: false,
+        members: MemberChanges::default(),
+        password: None,
+    };
+    for op in ops {
+        let n = op.index + 1;
+        let steps = match (&op.target, op.extension) {
+            (Some(t), _) => vec![(t.clone(), op.value.clone())],
+            (None, Some(ext)) => {
+                // The whole extension: replace and remove clear it first.
+                if op.kind != OpKind::Add {
+                    out.attributes.remove(ext.id);
+                    out.attributes_changed = true;
+                }
+                if op.kind == OpKind::Remove {
+                    continue;
+                }
+                let wrapped = Operation {
+                    value: Some(Value::Object(Map::from_iter([(
+                        ext.id.to_owned(),
+                        op.value.clone().unwrap_or(Value::Null),
+                    )]))),
+                    extension: None,
+                    ..op.clone()
+                };
+                expand_no_path(rt, id, &wrapped, dialect, rewrites)?
+            }
+            (None, None) => expand_no_path(rt, id, op, dialect, rewrites)?,
+        };
+        for (t, value) in steps {
+            step(rt, &mut out, op.kind, &t, value, dialect, rewrites).map_err(|mut e| {
+                e.detail = format!("operation {n}: {}", e.detail);
+                e
+            })?;
+        }
+    }
+    Ok(out)
+}
+
+/// A no-path `add`/`replace`: each key of the value object is a path of its own.
+fn expand_no_path(
+    rt: ResourceType,
+    id: &str,
+    op: &Operation,
+    dialect: &Dialect,
+    rewrites: &mut Rewrites,
+) -> Result<Vec<(Target, Option<Value>)>, ScimError> {
+    let n = op.index + 1;
+    let Some(Value::Object(obj)) = &op.value else {
+        return Err(ScimError::invalid_syntax(format!(
+            "operation {n}: without a path, 'value' must be an object"
+        )));
+    };
+    let mut steps = Vec::new();
+    for (key, v) in obj {
+        if key.eq_ignore_ascii_case("schemas") {
+            continue;
+        }
+        if key.eq_ignore_ascii_case("id") {
+            if dialect.ignore_own_id && v.as_str() == Some(id) {
+                rewrites.push("ignore_own_id");
+                continue;
+            }
+            return Err(ScimError::mutability(format!(
+                "operation {n}: attribute 'id' is readOnly"
+            )));
+        }
+        if let Some(ext) = rt.extension(key)
+            && let Value::Object(inner) = v
+        {
+            for (k, vv) in inner
+                .iter()
+                .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
+            {
+                let t = target(rt, &format!("{}:{k}", ext.id), dialect, rewrites)?;
+                steps.push((t, Some(vv.clone())));
+            }
+            continue;
+        }
+        let dotted = key.contains('.') && !key.to_ascii_lowercase().starts_with("urn:");
+        if dotted && !dialect.dotted_keys {
+            return Err(ScimError::bad_request(
+                ScimType::InvalidPath,
+                format!("operation {n}: '{key}' is not an attribute name"),
+            ));
+        }
+        if dotted || key.contains(':') {
+            rewrites.push("dotted_keys");
+        }
+        let t = target(rt, key, dialect, rewrites).map_err(|mut e| {
+            e.detail = format!("operation {n}: {}", e.detail);
+            e
+        })?;
+        steps.push((t, Some(v.clone())));
+    }
+    Ok(steps)
+}
+
+fn step(
+    rt: ResourceType,
+    out: &mut Outcome,
+    kind: OpKind,
+    t: &Target,
+    value: Option<Value>,
+    dialect: &Dialect,
+    rewrites: &mut Rewrites,
+) -> Result<(), ScimError> {
+    let leaf = t.sub.unwrap_or(t.attr.attr);
+    if t.attr.attr.mutability == Mutability::ReadOnly || leaf.mutability == Mutability::ReadOnly {
+        return Err(ScimError::mutability(format!(
+            "attribute '{}' is readOnly",
+            t.text
+        )));
+    }
+    if rt == ResourceType::Group && t.attr.extension.is_none() && t.attr.attr.name == "members" {
+        return member_step(&mut out.members, kind, t, value, dialect, rewrites);
+    }
+    if t.attr.extension.is_none() && t.attr.attr.name == "password" {
+        out.password = match (kind, value) {
+            (OpKind::Remove, _) => None,
+            (_, Some(Value::String(p))) => Some(p),
+            _ => return Err(ScimError::invalid_value("'password' must be a string")),
+        };
+        return Ok(());
+    }
+    out.attributes_changed = true;
+    let mut value = value;
+    // null means "make it absent" (RFC 7644 §3.5.2.3 allows it for replace; Entra sends it).
+    let kind = match (&value, kind) {
+        (Some(Value::Null), OpKind::Add | OpKind::Replace) if dialect.null_is_absent => {
+            rewrites.push("null_is_absent");
+            value = None;
+            OpKind::Remove
+        }
+        (_, k) => k,
+    };
+    if let Some(v) = value.as_mut() {
+        normalize_for_target(t, v, dialect, rewrites);
+    }
+    let container = container(&mut out.attributes, t, kind != OpKind::Remove);
+    let Some(container) = container else {
+        return no_target(kind, t);
+    };
+    let name = t.attr.attr.name;
+    match (&t.filter, t.sub) {
+        (None, None) => whole(container, name, t.attr.attr, kind, value, dialect),
+        (None, Some(sub)) => sub_everywhere(container, name, t.attr.attr, sub, kind, value),
+        (Some(filter), sub) => filtered(container, t, filter, sub, kind, value, dialect, rewrites),
+    }?;
+    tidy(container, name);
+    if let Some(ext) = t.attr.extension
+        && out
+            .attributes
+            .get(ext.id)
+            .and_then(Value::as_object)
+            .is_some_and(Map::is_empty)
+    {
+        out.attributes.remove(ext.id);
+    }
+    Ok(())
+}
+
+fn no_target(kind: OpKind, t: &Target) -> Result<(), ScimError> {
+    match kind {
+        OpKind::Remove => Ok(()),
+        _ => Err(ScimError::bad_request(
+            ScimType::NoTarget,
+            format!("nothing at '{}'", t.text),
+        )),
+    }
+}
+
+/// The object holding the attribute: the resource, or its extension object.
+fn container<'a>(
+    attrs: &'a mut Map<String, Value>,
+    t: &Target,
+    create: bool,
+) -> Option<&'a mut Map<String, Value>> {
+    match t.attr.extension {
+        None => Some(attrs),
+        Some(ext) => {
+            if !attrs.contains_key(ext.id) {
+                if !create {
+                    return None;
+                }
+                attrs.insert(ext.id.to_owned(), Value::Object(Map::new()));
+            }
+            attrs.get_mut(ext.id).and_then(Value::as_object_mut)
+        }
+    }
+}
+
+fn normalize_for_target(t: &Target, v: &mut Value, dialect: &Dialect, rewrites: &mut Rewrites) {
+    match (&t.filter, t.sub) {
+        (_, Some(sub)) => normalize_value(sub, v, dialect, rewrites),
+        (None, None) => normalize_value(t.attr.attr, v, dialect, rewrites),
+        (Some(_), None) => {
+            // One element of a multi-valued attribute.
+            let mut single = t.attr.attr.clone();
+            single.multi_valued = false;
+            normalize_value(&single, v, dialect, rewrites);
+        }
+    }
+}
+
+/// `attr` with no filter and no sub-attribute.
+fn whole(
+    c: &mut Map<String, Value>,
+    name: &str,
+    def: &AttributeDef,
+    kind: OpKind,
+    value: Option<Value>,
+    dialect: &Dialect,
+) -> Result<(), ScimError> {
+    match kind {
+        OpKind::Remove => {
+            match (value, def.multi_valued && dialect.remove_members_by_value) {
+                // Remove just the listed values (the members-style dialect, for any list).
+                (Some(Value::Array(gone)), true) => {
+                    if let Some(Value::Array(items)) = c.get_mut(name) {
+                        items.retain(|item| !gone.iter().any(|g| same_value(item, g)));
+                    }
+                }
+                _ => {
+                    c.remove(name);
+                }
+            }
+            Ok(())
+        }
+        OpKind::Add | OpKind::Replace => {
+            let Some(value) = value else { return Ok(()) };
+            if def.multi_valued {
+                let Value::Array(new) = value else {
+                    return Err(ScimError::invalid_value(format!(
+                        "attribute '{name}' is multi-valued and needs a list"
+                    )));
+                };
+                let list = if kind == OpKind::Replace {
+                    c.insert(name.to_owned(), Value::Array(Vec::new()));
+                    new
+                } else {
+                    new
+                };
+                let entry = c
+                    .entry(name.to_owned())
+                    .or_insert_with(|| Value::Array(Vec::new()));
+                if !entry.is_array() {
+                    *entry = Value::Array(Vec::new());
+                }
+                if let Value::Array(items) = entry {
+                    for v in list {
+                        if !items.contains(&v) {
+                            if v.get("primary") == Some(&Value::Bool(true)) {
+                                clear_primary(items);
+                            }
+                            items.push(v);
+                        }
+                    }
+                }
+            } else if def.ty == AttrType::Complex {
+                let Value::Object(new) = value else {
+                    return Err(ScimError::invalid_value(format!(
+                        "attribute '{name}' is complex and needs an object"
+                    )));
+                };
+                let entry = c
+                    .entry(name.to_owned())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if !entry.is_object() {
+                    *entry = Value::Object(Map::new());
+                }
+                if let Value::Object(obj) = entry {
+                    for (k, v) in new {
+                        let key = def.sub_attribute(&k).map_or(k, |s| s.name.to_owned());
+                        if v.is_null() {
+                            obj.remove(&key);
+                        } else {
+                            obj.insert(key, v);
+                        }
+                    }
+                }
+            } else {
+                c.insert(name.to_owned(), value);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `attr.sub` with no filter: the one complex value, or every value of a list.
+fn sub_everywhere(
+    c: &mut Map<String, Value>,
+    name: &str,
+    def: &AttributeDef,
+    sub: &AttributeDef,
+    kind: OpKind,
+    value: Option<Value>,
+) -> Result<(), ScimError> {
+    if kind == OpKind::Remove {
+        for element in elements_mut(c, name) {
+            element.remove(sub.name);
+        }
+        return Ok(());
+    }
+    let Some(value) = value else { return Ok(()) };
+    if !c.contains_key(name) {
+        let fresh = Value::Object(Map::from_iter([(sub.name.to_owned(), value.clone())]));
+        c.insert(
+            name.to_owned(),
+            if def.multi_valued {
+                Value::Array(vec![fresh])
+            } else {
+                fresh
+            },
+        );
+        return Ok(());
+    }
+    for element in elements_mut(c, name) {
+        element.insert(sub.name.to_owned(), value.clone());
+    }
+    Ok(())
+}
+
+/// `attr[filter]` or `attr[filter].sub`.
+#[allow(clippy::too_many_arguments)]
+fn filtered(
+    c: &mut Map<String, Value>,
+    t: &Target,
+    filter: &Filter,
+    sub: Option<&AttributeDef>,
+    kind: OpKind,
+    value: Option<Value>,
+    dialect: &Dialect,
+    rewrites: &mut Rewrites,
+) -> Result<(), ScimError> {
+    let name = t.attr.attr.name;
+    let whole_filter = Filter::ValuePath {
+        attr: t.attr,
+        filter: Box::new(filter.clone()),
+    };
+    let hits: Vec<usize> = element_values(c, name)
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches(&whole_filter, &single_element(t, e)))
+        .map(|(i, _)| i)
+        .collect();
+    if hits.is_empty() {
+        if kind == OpKind::Remove || !dialect.filter_upsert {
+            return Err(ScimError::bad_request(
+                ScimType::NoTarget,
+                format!("no value matches '{}'", t.text),
+            ));
+        }
+        let Some(seed) = eq_pairs(filter) else {
+            return Err(ScimError::bad_request(
+                ScimType::NoTarget,
+                format!("no value matches '{}'", t.text),
+            ));
+        };
+        rewrites.push("filter_upsert");
+        let element = Value::Object(seed);
+        if t.attr.attr.multi_valued {
+            let entry = c
+                .entry(name.to_owned())
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if let Value::Array(items) = entry {
+                items.push(element);
+            }
+        } else {
+            c.insert(name.to_owned(), element);
+        }
+        let last = element_values(c, name).len() - 1;
+        return change_elements(c, name, &[last], sub, kind, value);
+    }
+    if kind == OpKind::Remove && sub.is_none() {
+        match c.get_mut(name) {
+            Some(Value::Array(items)) => {
+                let mut i = 0;
+                items.retain(|_| {
+                    let keep = !hits.contains(&i);
+                    i += 1;
+                    keep
+                });
+            }
+            _ => {
+                c.remove(name);
+            }
+        }
+        return Ok(());
+    }
+    change_elements(c, name, &hits, sub, kind, value)
+}
+
+fn change_elements(
+    c: &mut Map<String, Value>,
+    name: &str,
+    hits: &[usize],
+    sub: Option<&AttributeDef>,
+    kind: OpKind,
+    value: Option<Value>,
+) -> Result<(), ScimError> {
+    let sets_primary = match (sub, &value) {
+        (Some(s), Some(Value::Bool(true))) => s.name == "primary",
+        (None, Some(v)) => v.get("primary") == Some(&Value::Bool(true)),
+        _ => false,
+    };
+    if sets_primary && let Some(Value::Array(items)) = c.get_mut(name) {
+        for (i, item) in items.iter_mut().enumerate() {
+            if !hits.contains(&i)
+                && let Some(obj) = item.as_object_mut()
+            {
+                obj.remove("primary");
+            }
+        }
+    }
+    for (i, element) in elements_mut(c, name).into_iter().enumerate() {
+        if !hits.contains(&i) {
+            continue;
+        }
+        match (kind, sub, &value) {
+            (OpKind::Remove, Some(s), _) => {
+                element.remove(s.name);
+            }
+            (OpKind::Remove, None, _) => {}
+            (_, Some(s), Some(v)) => {
+                element.insert(s.name.to_owned(), v.clone());
+            }
+            (OpKind::Replace, None, Some(Value::Object(v))) => *element = v.clone(),
+            (OpKind::Add, None, Some(Value::Object(v))) => {
+                for (k, x) in v {
+                    element.insert(k.clone(), x.clone());
+                }
+            }
+            (_, None, Some(_)) => {
+                return Err(ScimError::invalid_value(format!(
+                    "a value of '{name}' must be an object"
+                )));
+            }
+            (_, _, None) => {}
+        }
+    }
+    Ok(())
+}
+
+/// A resource holding only this element, to evaluate a value filter on it.
+fn single_element(t: &Target, element: &Value) -> Map<String, Value> {
+    let mut holder = Map::new();
+    holder.insert(
+        t.attr.attr.name.to_owned(),
+        Value::Array(vec![element.clone()]),
+    );
+    match t.attr.extension {
+        None => holder,
+        Some(ext) => Map::from_iter([(ext.id.to_owned(), Value::Object(holder))]),
+    }
+}
+
+/// The `eq` conditions of a filter made only of `and`ed `eq`s: the element to create.
+fn eq_pairs(f: &Filter) -> Option<Map<String, Value>> {
+    match f {
+        Filter::And(a, b) => {
+            let mut m = eq_pairs(a)?;
+            m.extend(eq_pairs(b)?);
+            Some(m)
+        }
+        Filter::Compare {
+            path,
+            op: CompareOp::Eq,
+            value,
+        } => {
+            let v = match value {
+                Comparand::Text(s) => Value::String(s.clone()),
+                Comparand::Bool(b) => Value::Bool(*b),
+                Comparand::Number(n) => serde_json::Number::from_f64(*n).map(Value::Number)?,
+                Comparand::Null | Comparand::Instant(_) => return None,
+            };
+            Some(Map::from_iter([(path.sub?.name.to_owned(), v)]))
+        }
+        _ => None,
+    }
+}
+
+fn element_values<'a>(c: &'a Map<String, Value>, name: &str) -> Vec<&'a Value> {
+    match c.get(name) {
+        Some(Value::Array(items)) => items.iter().collect(),
+        Some(v @ Value::Object(_)) => vec![v],
+        _ => Vec::new(),
+    }
+}
+
+fn elements_mut<'a>(c: &'a mut Map<String, Value>, name: &str) -> Vec<&'a mut Map<String, Value>> {
+    match c.get_mut(name) {
+        Some(Value::Array(items)) => items.iter_mut().filter_map(Value::as_object_mut).collect(),
+        Some(Value::Object(o)) => vec![o],
+        _ => Vec::new(),
+    }
+}
+
+fn clear_primary(items: &mut [Value]) {
+    for item in items {
+        if let Some(obj) = item.as_object_mut() {
+            obj.remove("primary");
+        }
+    }
+}
+
+/// Two values of a list are "the same" when equal, or when both have the same `value`.
+fn same_value(a: &Value, b: &Value) -> bool {
+    a == b || (a.get("value").is_some() && a.get("value") == b.get("value"))
+}
+
+/// Unassigned after the operation: empty lists and objects go, as do empty elements.
+fn tidy(c: &mut Map<String, Value>, name: &str) {
+    if let Some(Value::Array(items)) = c.get_mut(name) {
+        items.retain(|i| !matches!(i, Value::Object(o) if o.is_empty()));
+    }
+    let empty = match c.get(name) {
+        Some(Value::Array(a)) => a.is_empty(),
+        Some(Value::Object(o)) => o.is_empty(),
+        Some(Value::Null) => true,
+        _ => false,
+    };
+    if empty {
+        c.remove(name);
+    }
+}
+
+/// `members` operations become membership changes; the list itself is never loaded.
+fn member_step(
+    changes: &mut MemberChanges,
+    kind: OpKind,
+    t: &Target,
+    value: Option<Value>,
+    dialect: &Dialect,
+    rewrites: &mut Rewrites,
+) -> Result<(), ScimError> {
+    if t.sub.is_some() {
+        return Err(ScimError::bad_request(
+            ScimType::InvalidPath,
+            format!(
+                "'{}': member sub-attributes cannot be changed; add or remove the member",
+                t.text
+            ),
+        ));
+    }
+    match (kind, &t.filter) {
+        (OpKind::Add, None) => changes.add(member_list(value, dialect, rewrites)?),
+        (OpKind::Replace, None) => changes.replace(member_list(value, dialect, rewrites)?),
+        (OpKind::Remove, None) => match value {
+            Some(v) if dialect.remove_members_by_value && !v.is_null() => {
+                rewrites.push("remove_members_by_value");
+                let gone = member_list(Some(v), dialect, rewrites)?;
+                changes.remove(gone.into_iter().map(|m| m.value).collect());
+            }
+            _ => changes.replace(Vec::new()),
+        },
+        (OpKind::Remove, Some(f)) => {
+            let ids = member_ids(f).ok_or_else(|| {
+                ScimError::invalid_filter(format!(
+                    "'{}': a members filter in PATCH may only compare 'value' with 'eq' (joined by 'or')",
+                    t.text
+                ))
+            })?;
+            changes.remove(ids);
+        }
+        (_, Some(_)) => {
+            return Err(ScimError::bad_request(
+                ScimType::InvalidPath,
+                format!(
+                    "'{}': add or replace members with path 'members' and a list",
+                    t.text
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn member_list(
+    v: Option<Value>,
+    dialect: &Dialect,
+    rewrites: &mut Rewrites,
+) -> Result<Vec<crate::validate::MemberInput>, ScimError> {
+    let mut v = v.unwrap_or(Value::Array(Vec::new()));
+    if v.is_null() {
+        v = Value::Array(Vec::new());
+    }
+    if dialect.wrap_single_objects && v.is_object() {
+        v = Value::Array(vec![v]);
+        rewrites.push("wrap_single_objects");
+    }
+    if !v.is_array() {
+        return Err(ScimError::invalid_value(
+            "'members' needs a list of {\"value\": id}",
+        ));
+    }
+    members(&v)
+}
+
+/// The ids a members filter names: `value eq "a" or value eq "b"`.
+fn member_ids(f: &Filter) -> Option<Vec<String>> {
+    match f {
+        Filter::Or(a, b) => {
+            let mut ids = member_ids(a)?;
+            ids.extend(member_ids(b)?);
+            Some(ids)
+        }
+        Filter::Compare {
+            path,
+            op: CompareOp::Eq,
+            value: Comparand::Text(id),
+        } if path.sub.is_some_and(|s| s.name == "value") => Some(vec![id.clone()]),
+        _ => None,
+    }
+}

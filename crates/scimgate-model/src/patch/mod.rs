@@ -1,0 +1,339 @@
+//! PATCH (RFC 7644 §3.5.2): the operations parsed into typed targets, and applied to a copy
+//! of the stored attributes. Group membership never passes through here as a list: member
+//! operations become [`MemberChanges`] that storage applies row by row.
+
+mod apply;
+#[cfg(test)]
+mod tests;
+
+pub use apply::apply;
+
+use serde_json::Value;
+
+use crate::dialect::{Dialect, Rewrites};
+use crate::error::{ScimError, ScimType};
+use crate::filter::{DEFAULT_MAX_DEPTH, Filter, parse_element_filter};
+use crate::path::{AttrPath, resolve_attribute};
+use crate::resource_type::ResourceType;
+use crate::schema::{AttrType, AttributeDef};
+use crate::schemas::ENTERPRISE_USER_URN;
+use crate::validate::MemberInput;
+
+pub const PATCH_OP_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    Add,
+    Remove,
+    Replace,
+}
+
+#[derive(Debug, Clone)]
+pub struct Operation {
+    pub kind: OpKind,
+    pub target: Option<Target>,
+    /// The path named a whole extension schema (`urn:…:enterprise:2.0:User`).
+    pub extension: Option<&'static crate::schema::Schema>,
+    pub value: Option<Value>,
+    /// 0-based position in `Operations`, for error messages.
+    pub index: usize,
+}
+
+/// Where an operation points: `attr`, `attr.sub`, `attr[filter]` or `attr[filter].sub`.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The attribute, with `sub` unset.
+    pub attr: AttrPath,
+    pub filter: Option<Filter>,
+    pub sub: Option<&'static AttributeDef>,
+    /// The path as the client wrote it, for messages.
+    pub text: String,
+}
+
+/// What a PATCH does to a group's members, composed over its operations in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberChanges {
+    /// The whole new member list (`replace members`, or `remove members` with no value).
+    pub replace_with: Option<Vec<MemberInput>>,
+    pub add: Vec<MemberInput>,
+    pub remove: Vec<String>,
+}
+
+impl MemberChanges {
+    pub fn is_empty(&self) -> bool {
+        self.replace_with.is_none() && self.add.is_empty() && self.remove.is_empty()
+    }
+
+    fn replace(&mut self, list: Vec<MemberInput>) {
+        *self = MemberChanges {
+            replace_with: Some(list),
+            ..Default::default()
+        };
+    }
+
+    fn add(&mut self, list: Vec<MemberInput>) {
+        let ids: Vec<String> = list.iter().map(|m| m.value.clone()).collect();
+        match &mut self.replace_with {
+            Some(all) => {
+                for m in list {
+                    if !all.iter().any(|x| x.value == m.value) {
+                        all.push(m);
+                    }
+                }
+            }
+            None => {
+                self.remove.retain(|r| !ids.contains(r));
+                for m in list {
+                    if !self.add.iter().any(|x| x.value == m.value) {
+                        self.add.push(m);
+                    }
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, ids: Vec<String>) {
+        match &mut self.replace_with {
+            Some(all) => all.retain(|m| !ids.contains(&m.value)),
+            None => {
+                self.add.retain(|m| !ids.contains(&m.value));
+                for id in ids {
+                    if !self.remove.contains(&id) {
+                        self.remove.push(id);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The result of applying a PATCH.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The attributes after every operation, not yet validated.
+    pub attributes: serde_json::Map<String, Value>,
+    /// Whether any operation touched attributes other than `members`.
+    pub attributes_changed: bool,
+    pub members: MemberChanges,
+    /// A new password, if an operation set one.
+    pub password: Option<String>,
+}
+
+/// Parses a PatchOp message (RFC 7644 §3.5.2).
+pub fn parse(
+    rt: ResourceType,
+    body: &Value,
+    dialect: &Dialect,
+    max_operations: usize,
+    rewrites: &mut Rewrites,
+) -> Result<Vec<Operation>, ScimError> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ScimError::invalid_syntax("a PATCH body must be a JSON object"))?;
+    let field = |name: &str| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    };
+    let has_urn = field("schemas").and_then(Value::as_array).is_some_and(|s| {
+        s.iter().any(|u| {
+            u.as_str()
+                .is_some_and(|u| u.eq_ignore_ascii_case(PATCH_OP_URN))
+        })
+    });
+    if !has_urn {
+        return Err(ScimError::invalid_syntax(format!(
+            "'schemas' must be [\"{PATCH_OP_URN}\"]"
+        )));
+    }
+    let list = field("Operations")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ScimError::invalid_syntax("'Operations' must be a list of operations"))?;
+    if list.len() > max_operations {
+        return Err(ScimError::new(
+            400,
+            Some(ScimType::TooMany),
+            format!("{} operations; the limit is {max_operations}", list.len()),
+        ));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, op)| operation(rt, i, op, dialect, rewrites))
+        .collect()
+}
+
+fn operation(
+    rt: ResourceType,
+    index: usize,
+    op: &Value,
+    dialect: &Dialect,
+    rewrites: &mut Rewrites,
+) -> Result<Operation, ScimError> {
+    let n = index + 1;
+    let obj = op
+        .as_object()
+        .ok_or_else(|| ScimError::invalid_syntax(format!("operation {n} must be a JSON object")))?;
+    let field = |name: &str| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    };
+    let name = field("op").and_then(Value::as_str).ok_or_else(|| {
+        ScimError::invalid_syntax(format!("operation {n} needs 'op': add, remove or replace"))
+    })?;
+    let kind = match name {
+        "add" => OpKind::Add,
+        "remove" => OpKind::Remove,
+        "replace" => OpKind::Replace,
+        other if dialect.op_names => {
+            rewrites.push("op_names");
+            match other.to_ascii_lowercase().as_str() {
+                "add" => OpKind::Add,
+                "remove" | "delete" => OpKind::Remove,
+                "replace" => OpKind::Replace,
+                _ => {
+                    return Err(ScimError::invalid_syntax(format!(
+                        "operation {n}: unknown op '{other}'"
+                    )));
+                }
+            }
+        }
+        other => {
+            return Err(ScimError::invalid_syntax(format!(
+                "operation {n}: unknown op '{other}'"
+            )));
+        }
+    };
+    let mut extension = None;
+    let target = match field("path") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(p)) if p.trim().is_empty() => None,
+        Some(Value::String(p)) => match crate::path::resolve(rt, p.trim()) {
+            Ok(crate::path::PathTarget::Extension(ext)) => {
+                extension = Some(ext);
+                None
+            }
+            _ => Some(target(rt, p, dialect, rewrites).map_err(|e| at_operation(e, n))?),
+        },
+        Some(_) => {
+            return Err(ScimError::invalid_syntax(format!(
+                "operation {n}: 'path' must be a string"
+            )));
+        }
+    };
+    let value = field("value").cloned();
+    if kind != OpKind::Remove && value.is_none() {
+        return Err(ScimError::invalid_syntax(format!(
+            "operation {n} ({name}) needs a 'value'"
+        )));
+    }
+    if kind == OpKind::Remove && target.is_none() && extension.is_none() {
+        return Err(ScimError::bad_request(
+            ScimType::NoTarget,
+            format!("operation {n}: remove needs a 'path'"),
+        ));
+    }
+    Ok(Operation {
+        kind,
+        target,
+        extension,
+        value,
+        index,
+    })
+}
+
+fn at_operation(mut e: ScimError, n: usize) -> ScimError {
+    e.detail = format!("operation {n}: {}", e.detail);
+    e
+}
+
+/// Parses a PATCH path (RFC 7644 §3.5.2, `PATH = attrPath / valuePath [subAttr]`).
+pub fn target(
+    rt: ResourceType,
+    text: &str,
+    dialect: &Dialect,
+    rewrites: &mut Rewrites,
+) -> Result<Target, ScimError> {
+    let invalid = |why: String| ScimError::bad_request(ScimType::InvalidPath, why);
+    let (attr_text, filter_text, sub_text) = match text.find('[') {
+        None => (text, None, None),
+        Some(open) => {
+            let close = closing_bracket(text, open)
+                .ok_or_else(|| invalid(format!("path '{text}' has no closing ']'")))?;
+            let rest = &text[close + 1..];
+            let sub = match rest.strip_prefix('.') {
+                Some(s) => Some(s),
+                None if rest.is_empty() => None,
+                None => {
+                    return Err(invalid(format!(
+                        "unexpected '{rest}' after ']' in path '{text}'"
+                    )));
+                }
+            };
+            (&text[..open], Some(&text[open + 1..close]), sub)
+        }
+    };
+    let resolved = match resolve_attribute(rt, attr_text.trim()) {
+        Ok(p) => p,
+        Err(_)
+            if dialect.manager_shortcuts && rt == ResourceType::User && is_manager(attr_text) =>
+        {
+            rewrites.push("manager_shortcuts");
+            resolve_attribute(rt, &format!("{ENTERPRISE_USER_URN}:{}", attr_text.trim()))
+                .map_err(invalid)?
+        }
+        Err(e) => return Err(invalid(format!("{e} in path '{text}'"))),
+    };
+    let attr = AttrPath {
+        sub: None,
+        ..resolved
+    };
+    let mut sub = resolved.sub;
+    let filter = match filter_text {
+        None => None,
+        Some(f) => {
+            if attr.attr.ty != AttrType::Complex || sub.is_some() {
+                return Err(invalid(format!(
+                    "'{}' in path '{text}' cannot take a value filter",
+                    attr.canonical()
+                )));
+            }
+            Some(parse_element_filter(rt, attr, f, DEFAULT_MAX_DEPTH)?)
+        }
+    };
+    if let Some(s) = sub_text {
+        sub = Some(attr.attr.sub_attribute(s).ok_or_else(|| {
+            invalid(format!(
+                "'{}' has no sub-attribute '{s}' (path '{text}')",
+                attr.attr.name
+            ))
+        })?);
+    }
+    Ok(Target {
+        attr,
+        filter,
+        sub,
+        text: text.to_owned(),
+    })
+}
+
+fn is_manager(path: &str) -> bool {
+    let head = path.trim().split('.').next().unwrap_or_default();
+    head.eq_ignore_ascii_case("manager")
+}
+
+/// The `]` that closes the `[` at `open`, skipping brackets inside strings.
+fn closing_bracket(text: &str, open: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let (mut i, mut in_string) = (open + 1, false);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if in_string => i += 1,
+            b'"' => in_string = !in_string,
+            b']' if !in_string => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
