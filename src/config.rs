@@ -26,6 +26,8 @@ pub struct Config {
     pub dialect_strict: bool,
     /// Dialect rules to turn off one by one (names in docs/dialects.md).
     pub dialect_disabled_rules: Vec<String>,
+    /// Dialect rules to turn on that are off by default (`unquoted_filter_values`).
+    pub dialect_enabled_rules: Vec<String>,
     /// Most operations in one PATCH request.
     pub max_patch_operations: usize,
     /// Answer group PATCHes with the group (200) instead of 204.
@@ -77,6 +79,7 @@ impl Default for Config {
             filter_max_depth: 16,
             dialect_strict: false,
             dialect_disabled_rules: Vec::new(),
+            dialect_enabled_rules: Vec::new(),
             max_patch_operations: 1000,
             group_patch_returns_resource: false,
             password_storage: PasswordStorage::Argon2id,
@@ -109,12 +112,22 @@ impl Config {
         } else {
             Dialect::default()
         };
-        for rule in &self.dialect_disabled_rules {
-            if !d.set(rule, false) {
-                return Err(format!(
-                    "dialect_disabled_rules: unknown rule '{rule}' (known: {})",
-                    Dialect::RULES.join(", ")
-                ));
+        let lists = [
+            (
+                "dialect_disabled_rules",
+                &self.dialect_disabled_rules,
+                false,
+            ),
+            ("dialect_enabled_rules", &self.dialect_enabled_rules, true),
+        ];
+        for (key, rules, on) in lists {
+            for rule in rules {
+                if !d.set(rule, on) {
+                    return Err(format!(
+                        "{key}: unknown rule '{rule}' (known: {})",
+                        Dialect::RULES.join(", ")
+                    ));
+                }
             }
         }
         Ok(d)

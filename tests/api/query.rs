@@ -297,3 +297,50 @@ async fn projection_applies_to_writes_too() {
     assert!(put.body.get("title").is_none());
     assert_eq!(put.body["userName"], "p");
 }
+
+#[actix_web::test]
+async fn idp_filter_dialects() {
+    let h = Harness::new();
+    people(&h).await;
+    // Entra: the sub-attribute after the brackets.
+    let f = enc(r#"emails[type eq "work"].value eq "alice@example.com""#);
+    let r = h.get(&format!("/scim/v2/Users?filter={f}")).send().await;
+    assert_eq!(names(&r.body), ["Alice"], "{}", r.body);
+    // Booleans as strings.
+    let f = enc(r#"active eq "False""#);
+    assert_eq!(
+        names(
+            &h.get(&format!("/scim/v2/Users?filter={f}"))
+                .send()
+                .await
+                .body
+        ),
+        ["bob", "dave"]
+    );
+    // Unquoted values only when configured.
+    let f = enc("userName eq bob");
+    h.get(&format!("/scim/v2/Users?filter={f}"))
+        .send()
+        .await
+        .assert_error(400, Some("invalidFilter"), "bob");
+    let lenient =
+        Harness::with_config(|c| c.dialect_enabled_rules = vec!["unquoted_filter_values".into()]);
+    lenient.create_user("bob").await;
+    assert_eq!(
+        names(
+            &lenient
+                .get(&format!("/scim/v2/Users?filter={f}"))
+                .send()
+                .await
+                .body
+        ),
+        ["bob"]
+    );
+    let strict = Harness::with_config(|c| c.dialect_strict = true);
+    let f = enc(r#"active eq "False""#);
+    strict
+        .get(&format!("/scim/v2/Users?filter={f}"))
+        .send()
+        .await
+        .assert_error(400, Some("invalidFilter"), "boolean");
+}

@@ -204,7 +204,16 @@ fn prepare(state: &AppState, rt: ResourceType, s: &Search) -> Result<Prepared, S
     let filter = s
         .filter
         .as_deref()
-        .map(|f| filter::parse_with_depth(rt, f, state.settings.filter_max_depth))
+        .map(|f| {
+            filter::parse_with(
+                rt,
+                f,
+                &state
+                    .settings
+                    .dialect
+                    .filter_options(state.settings.filter_max_depth),
+            )
+        })
         .transpose()?;
     let sort = s
         .sort_by

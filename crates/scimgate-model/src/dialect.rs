@@ -34,6 +34,10 @@ pub struct Dialect {
     pub ignore_own_id: bool,
     /// Group members that do not exist are skipped (and reported), not refused.
     pub skip_unknown_members: bool,
+    /// Entra's query form `emails[type eq "work"].value eq "x"`.
+    pub entra_filter_paths: bool,
+    /// `userName eq bjensen` with the value unquoted. Off by default, even when lenient.
+    pub unquoted_filter_values: bool,
 }
 
 impl Default for Dialect {
@@ -50,6 +54,8 @@ impl Default for Dialect {
             dotted_keys: true,
             ignore_own_id: true,
             skip_unknown_members: true,
+            entra_filter_paths: true,
+            unquoted_filter_values: false,
         }
     }
 }
@@ -69,6 +75,18 @@ impl Dialect {
             dotted_keys: false,
             ignore_own_id: false,
             skip_unknown_members: false,
+            entra_filter_paths: false,
+            unquoted_filter_values: false,
+        }
+    }
+
+    /// The filter parser's options under these rules.
+    pub fn filter_options(&self, max_depth: usize) -> crate::filter::FilterOptions {
+        crate::filter::FilterOptions {
+            max_depth,
+            string_booleans: self.string_booleans,
+            entra_value_paths: self.entra_filter_paths,
+            unquoted_values: self.unquoted_filter_values,
         }
     }
 }
@@ -87,6 +105,8 @@ impl Dialect {
         "dotted_keys",
         "ignore_own_id",
         "skip_unknown_members",
+        "entra_filter_paths",
+        "unquoted_filter_values",
     ];
 
     /// Turns the rule `name` on or off; false when no rule has that name.
@@ -103,6 +123,8 @@ impl Dialect {
             "dotted_keys" => &mut self.dotted_keys,
             "ignore_own_id" => &mut self.ignore_own_id,
             "skip_unknown_members" => &mut self.skip_unknown_members,
+            "entra_filter_paths" => &mut self.entra_filter_paths,
+            "unquoted_filter_values" => &mut self.unquoted_filter_values,
             _ => return false,
         };
         *flag = on;
@@ -233,7 +255,12 @@ mod tests {
     fn every_rule_can_be_switched_by_name() {
         for rule in Dialect::RULES {
             let mut d = Dialect::default();
-            assert!(d.set(rule, false), "{rule}");
+            let was_on = d != {
+                let mut off = Dialect::default();
+                off.set(rule, false);
+                off
+            };
+            assert!(d.set(rule, !was_on), "{rule}");
             assert_ne!(d, Dialect::default(), "{rule} changed a flag");
         }
         let mut all_off = Dialect::default();

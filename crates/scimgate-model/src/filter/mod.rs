@@ -10,7 +10,8 @@ mod tests;
 
 pub use eval::{instant, is_present, matches};
 pub use parser::{
-    DEFAULT_MAX_DEPTH, MAX_FILTER_LEN, parse, parse_element_filter, parse_with_depth,
+    DEFAULT_MAX_DEPTH, FilterOptions, MAX_FILTER_LEN, parse, parse_element_filter, parse_with,
+    parse_with_depth,
 };
 
 use crate::path::AttrPath;

@@ -21,11 +21,50 @@ pub fn parse(rt: ResourceType, input: &str) -> Result<Filter, ScimError> {
     parse_with_depth(rt, input, DEFAULT_MAX_DEPTH)
 }
 
+/// How forgiving the parser is: its depth limit and the IdP dialect rules for filters.
+#[derive(Debug, Clone, Copy)]
+pub struct FilterOptions {
+    pub max_depth: usize,
+    /// `active eq "True"`: a boolean sent as a string (dialect rule `string_booleans`).
+    pub string_booleans: bool,
+    /// Entra's `emails[type eq "work"].value eq "x"` (dialect rule `entra_filter_paths`).
+    pub entra_value_paths: bool,
+    /// `userName eq bjensen`: an unquoted word as a string. Off unless configured.
+    pub unquoted_values: bool,
+}
+
+impl Default for FilterOptions {
+    fn default() -> Self {
+        FilterOptions {
+            max_depth: DEFAULT_MAX_DEPTH,
+            string_booleans: false,
+            entra_value_paths: false,
+            unquoted_values: false,
+        }
+    }
+}
+
 pub fn parse_with_depth(
     rt: ResourceType,
     input: &str,
     max_depth: usize,
 ) -> Result<Filter, ScimError> {
+    parse_with(
+        rt,
+        input,
+        &FilterOptions {
+            max_depth,
+            ..FilterOptions::default()
+        },
+    )
+}
+
+pub fn parse_with(
+    rt: ResourceType,
+    input: &str,
+    options: &FilterOptions,
+) -> Result<Filter, ScimError> {
+    let max_depth = options.max_depth;
     if input.len() > MAX_FILTER_LEN {
         return Err(ScimError::invalid_filter(format!(
             "filter is {} bytes long; the limit is {MAX_FILTER_LEN}",
@@ -42,6 +81,7 @@ pub fn parse_with_depth(
         next: 0,
         max_depth,
         end: input.len() + 1,
+        options: *options,
     };
     let filter = p.or(0, None)?;
     match p.peek() {
@@ -71,6 +111,10 @@ pub fn parse_element_filter(
         next: 0,
         max_depth,
         end: input.len() + 1,
+        options: FilterOptions {
+            max_depth,
+            ..FilterOptions::default()
+        },
     };
     let filter = p.or(0, Some(attr))?;
     match p.peek() {
@@ -88,6 +132,7 @@ struct Parser<'a> {
     next: usize,
     max_depth: usize,
     end: usize,
+    options: FilterOptions,
 }
 
 /// Inside `attr[...]`, paths name sub-attributes of `attr`.
@@ -208,13 +253,32 @@ impl<'a> Parser<'a> {
                     format!("'{name}' is not a complex attribute; '[' needs one"),
                 ));
             }
-            let inner = self.or(depth + 1, Some(path))?;
+            let mut inner = self.or(depth + 1, Some(path))?;
             self.expect(Token::CloseBracket, "']'")?;
+            // Entra: `emails[type eq "work"].value eq "x"` means one email of type work
+            // whose value is x.
+            if let Some(Spanned {
+                token: Token::Word(w),
+                pos: sub_pos,
+            }) = self.peek()
+                && let Some(sub) = w.strip_prefix('.')
+                && self.options.entra_value_paths
+            {
+                self.take();
+                let sub_path = self.resolve(sub, sub_pos, Some(path))?;
+                let extra = self.comparison(sub, sub_path, sub_pos)?;
+                inner = Filter::And(Box::new(inner), Box::new(extra));
+            }
             return Ok(Filter::ValuePath {
                 attr: path,
                 filter: Box::new(inner),
             });
         }
+        self.comparison(name, path, pos)
+    }
+
+    /// `op value` or `pr` after an attribute path.
+    fn comparison(&mut self, name: &str, path: AttrPath, pos: usize) -> Result<Filter, ScimError> {
         let Some(op_token) = self.take() else {
             return Err(self.error_at(self.end, format!("expected an operator after '{name}'")));
         };
@@ -235,7 +299,7 @@ impl<'a> Parser<'a> {
                 format!("'{name}' is complex; compare one of its sub-attributes"),
             )
         })?;
-        let value = comparand(&path, op, &value_token)
+        let value = comparand(&path, op, &value_token, &self.options)
             .map_err(|what| self.error_at(value_token.pos, what))?;
         Ok(Filter::Compare { path, op, value })
     }
@@ -291,7 +355,12 @@ fn describe(t: &Token<'_>) -> String {
 
 /// Types the literal by the attribute: a string attribute takes a string, a boolean takes
 /// `true`/`false`, numbers take numbers, dateTimes take RFC 3339 strings.
-fn comparand(path: &AttrPath, op: CompareOp, token: &Spanned<'_>) -> Result<Comparand, String> {
+fn comparand(
+    path: &AttrPath,
+    op: CompareOp,
+    token: &Spanned<'_>,
+    options: &FilterOptions,
+) -> Result<Comparand, String> {
     let def: &AttributeDef = path.leaf();
     let name = path.canonical();
     let literal = match &token.token {
@@ -301,6 +370,7 @@ fn comparand(path: &AttrPath, op: CompareOp, token: &Spanned<'_>) -> Result<Comp
         Token::Word(w) if w.eq_ignore_ascii_case("false") => Literal::Bool(false),
         Token::Word(w) => match serde_json::from_str::<serde_json::Number>(w) {
             Ok(n) => Literal::Number(n.as_f64().unwrap_or(f64::NAN)),
+            Err(_) if options.unquoted_values => Literal::Text((*w).to_owned()),
             Err(_) => {
                 return Err(format!(
                     "expected a value (string, number, true, false or null), found '{w}'"
@@ -337,6 +407,16 @@ fn comparand(path: &AttrPath, op: CompareOp, token: &Spanned<'_>) -> Result<Comp
             }))
         }
         (AttrType::Boolean, Literal::Bool(b)) if !ordering && !substring => Ok(Comparand::Bool(b)),
+        (AttrType::Boolean, Literal::Text(s))
+            if options.string_booleans
+                && !ordering
+                && !substring
+                && crate::dialect::string_boolean(&s).is_some() =>
+        {
+            Ok(Comparand::Bool(
+                crate::dialect::string_boolean(&s).unwrap_or_default(),
+            ))
+        }
         (AttrType::Boolean, Literal::Bool(_)) => Err(format!(
             "boolean attribute '{name}' cannot be compared with '{}'",
             op.keyword()
