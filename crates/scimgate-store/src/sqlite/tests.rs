@@ -6,6 +6,7 @@ use scimgate_model::{MemberInput, SystemClock};
 use serde_json::json;
 
 use super::*;
+use crate::PatchWrite;
 use crate::{ListQuery, Page};
 
 fn open(dir: &tempfile::TempDir) -> SqliteStore {
@@ -425,4 +426,77 @@ fn unfiltered_totals_follow_creates_and_deletes() {
         Some(2),
         "the counted and the scanned agree"
     );
+}
+
+fn member_patch(add: &[&str], remove: &[&str]) -> PatchWrite {
+    PatchWrite {
+        rt: ResourceType::Group,
+        expected_version: None,
+        new: None,
+        members: scimgate_model::patch::MemberChanges {
+            replace_with: None,
+            add: add
+                .iter()
+                .map(|v| MemberInput {
+                    value: (*v).to_owned(),
+                    member_type: None,
+                })
+                .collect(),
+            remove: remove.iter().map(|v| (*v).to_owned()).collect(),
+        },
+        skip_unknown_members: false,
+    }
+}
+
+#[test]
+fn concurrent_member_patches_never_lose_each_other() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Arc::new(open(&dir));
+    let ids: Vec<String> = (0..64)
+        .map(|i| s.create("t", user(&format!("m{i}"))).expect("user").id)
+        .collect();
+    let g = s.create("t", group("g", &[])).expect("group");
+    let threads: Vec<_> = ids
+        .chunks(8)
+        .map(|chunk| {
+            let (s, gid, chunk) = (Arc::clone(&s), g.id.clone(), chunk.to_vec());
+            thread::spawn(move || {
+                for id in chunk {
+                    s.patch("t", &gid, member_patch(&[&id], &[]))
+                        .expect("patch");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("join");
+    }
+    let after = s
+        .get("t", ResourceType::Group, &g.id, true)
+        .expect("get")
+        .expect("group");
+    assert_eq!(
+        after.members.map(|m| m.len()),
+        Some(64),
+        "every concurrent add landed"
+    );
+    assert_eq!(after.version, 65, "each PATCH moved the version");
+
+    let gone = s
+        .patch("t", &g.id, member_patch(&[], &[&ids[0], &ids[1]]))
+        .expect("remove");
+    assert_eq!(gone.resource.version, 66);
+    assert!(matches!(
+        s.patch("t", &g.id, member_patch(&["ghost"], &[])),
+        Err(StoreError::MemberNotFound(id)) if id == "ghost"
+    ));
+    let mut lenient = member_patch(&["ghost", &ids[0]], &[]);
+    lenient.skip_unknown_members = true;
+    let done = s.patch("t", &g.id, lenient).expect("lenient");
+    assert_eq!(done.skipped_members, ["ghost"]);
+    let after = s
+        .get("t", ResourceType::Group, &g.id, true)
+        .expect("get")
+        .expect("group");
+    assert_eq!(after.members.map(|m| m.len()), Some(63));
 }
