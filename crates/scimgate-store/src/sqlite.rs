@@ -71,6 +71,9 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // The writer touches index pages all over the file; a larger cache than SQLite's
+        // 2 MiB default keeps random updates from re-reading them (negative = KiB).
+        conn.pragma_update(None, "cache_size", -65536)?;
         migrate(&mut conn)?;
         let paths = Arc::new(index::register_paths(&conn)?);
         let writer = Writer::start(conn, options.max_batch)?;
@@ -84,6 +87,7 @@ impl SqliteStore {
             )
             .with_init(move |c| {
                 c.busy_timeout(busy)?;
+                c.pragma_update(None, "cache_size", -16384)?;
                 c.pragma_update(None, "query_only", "ON")
             });
         let readers = r2d2::Pool::builder()

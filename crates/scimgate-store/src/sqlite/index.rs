@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, params};
 use scimgate_model::filter::{Comparand, instant};
 use scimgate_model::schema::{AttrType, AttributeDef, find_attribute};
@@ -78,6 +79,17 @@ pub struct IndexRow {
 pub enum SqlNum {
     Int(i64),
     Real(f64),
+}
+
+impl SqlNum {
+    /// As SQLite stores it in the NUMERIC column: whole reals become integers.
+    fn to_value(self) -> SqlValue {
+        match self {
+            SqlNum::Int(i) => SqlValue::Integer(i),
+            SqlNum::Real(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => SqlValue::Integer(f as i64),
+            SqlNum::Real(f) => SqlValue::Real(f),
+        }
+    }
 }
 
 impl rusqlite::ToSql for SqlNum {
@@ -209,16 +221,52 @@ pub fn write_rows(
     seq: i64,
     rows: &[IndexRow],
 ) -> Result<(), StoreError> {
-    conn.prepare_cached("DELETE FROM attr_index WHERE seq = ?1")?
-        .execute([seq])?;
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO attr_index (tenant, path_id, text, num, seq, elem) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
+    // Only the rows that differ are deleted and inserted: a PATCH of one attribute touches
+    // one row (and meta.lastModified's), not every value of the resource.
+    let mut wanted: Vec<(i64, i64, Option<String>, Option<SqlValue>)> =
+        Vec::with_capacity(rows.len());
     for row in rows {
         let path_id = paths.get(&row.path).ok_or_else(|| {
             StoreError::Corrupt(format!("no attribute path id for '{}'", row.path))
         })?;
-        insert.execute(params![tenant, path_id, row.text, row.num, seq, row.elem])?;
+        wanted.push((
+            path_id,
+            row.elem,
+            row.text.clone(),
+            row.num.map(SqlNum::to_value),
+        ));
+    }
+    let mut existing = conn
+        .prepare_cached("SELECT rowid, path_id, elem, text, num FROM attr_index WHERE seq = ?1")?;
+    let found = existing
+        .query_map([seq], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                (
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get(3)?,
+                    r.get::<_, Option<SqlValue>>(4)?,
+                ),
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut delete = conn.prepare_cached("DELETE FROM attr_index WHERE rowid = ?1")?;
+    for (rowid, row) in &found {
+        match wanted.iter().position(|w| w == row) {
+            Some(i) => {
+                wanted.swap_remove(i);
+            }
+            None => {
+                delete.execute([rowid])?;
+            }
+        }
+    }
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO attr_index (tenant, path_id, text, num, seq, elem) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for (path_id, elem, text, num) in wanted {
+        insert.execute(params![tenant, path_id, text, num, seq, elem])?;
     }
     Ok(())
 }

@@ -500,3 +500,95 @@ fn concurrent_member_patches_never_lose_each_other() {
         .expect("group");
     assert_eq!(after.members.map(|m| m.len()), Some(63));
 }
+
+/// The index rows of one resource, without their position in the table.
+fn index_rows_of(s: &SqliteStore, id: &str) -> Vec<String> {
+    let conn = s.reader().expect("conn");
+    let mut stmt = conn
+        .prepare(
+            "SELECT p.path, a.elem, a.text, a.num FROM attr_index a JOIN attr_paths p ON p.id = a.path_id \
+             JOIN resources r ON r.seq = a.seq WHERE r.id = ?1 AND p.path NOT LIKE 'meta.%'",
+        )
+        .expect("prepare");
+    let mut rows: Vec<String> = stmt
+        .query_map([id], |r| {
+            Ok(format!(
+                "{}#{} {:?} {:?}",
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<rusqlite::types::Value>>(3)?
+            ))
+        })
+        .expect("rows")
+        .map(|r| r.expect("row"))
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn rewritten_index_rows_equal_those_of_a_fresh_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    let body = |name: &str, title: &str, emails: serde_json::Value| {
+        let v = validate(
+            ResourceType::User,
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name, "title": title, "emails": emails, "active": true}),
+        )
+        .expect("valid");
+        NewResource::from_validated(v, None)
+    };
+    let u = s
+        .create(
+            "t",
+            body(
+                "x",
+                "Old",
+                json!([{"value": "a@x", "type": "work"}, {"value": "b@x"}]),
+            ),
+        )
+        .expect("create");
+    s.replace(
+        "t",
+        &u.id,
+        None,
+        body(
+            "x",
+            "New",
+            json!([{"value": "b@x"}, {"value": "c@x", "type": "home"}]),
+        ),
+    )
+    .expect("replace");
+    let fresh = s
+        .create(
+            "t",
+            body(
+                "y",
+                "New",
+                json!([{"value": "b@x"}, {"value": "c@x", "type": "home"}]),
+            ),
+        )
+        .expect("fresh");
+    let strip = |rows: Vec<String>| -> Vec<String> {
+        rows.into_iter()
+            .filter(|r| !r.starts_with("userName"))
+            .collect()
+    };
+    assert_eq!(
+        strip(index_rows_of(&s, &u.id)),
+        strip(index_rows_of(&s, &fresh.id))
+    );
+    let old = s
+        .list(
+            "t",
+            ResourceType::User,
+            &filter(ResourceType::User, r#"title eq "old""#),
+        )
+        .expect("list");
+    assert_eq!(
+        old.total_results,
+        Some(0),
+        "no stale row answers for the old title"
+    );
+}
