@@ -43,6 +43,17 @@ pub struct Config {
     /// `info`, `debug`, … or a full `tracing` filter such as `scimgate=debug`.
     pub log_level: String,
     pub log_format: LogFormat,
+    /// Per-tenant settings, `[tenants.NAME]` in TOML.
+    pub tenants: std::collections::BTreeMap<String, TenantConfig>,
+}
+
+/// What a tenant may set for itself; unset means the global setting.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantConfig {
+    pub dialect_strict: Option<bool>,
+    pub dialect_disabled_rules: Vec<String>,
+    pub dialect_enabled_rules: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,8 +99,32 @@ impl Default for Config {
             workers: None,
             log_level: "info".into(),
             log_format: LogFormat::Text,
+            tenants: std::collections::BTreeMap::new(),
         }
     }
+}
+
+fn with_rules(
+    mut d: scimgate_model::dialect::Dialect,
+    disabled: &[String],
+    enabled: &[String],
+    prefix: &str,
+) -> Result<scimgate_model::dialect::Dialect, String> {
+    use scimgate_model::dialect::Dialect;
+    for (key, rules, on) in [
+        ("dialect_disabled_rules", disabled, false),
+        ("dialect_enabled_rules", enabled, true),
+    ] {
+        for rule in rules {
+            if !d.set(rule, on) {
+                return Err(format!(
+                    "{prefix}{key}: unknown rule '{rule}' (known: {})",
+                    Dialect::RULES.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(d)
 }
 
 /// Settings given as flags; `None` leaves the lower layers' value.
@@ -107,30 +142,45 @@ impl Config {
     /// The dialect rules this configuration leaves on.
     pub fn dialect(&self) -> Result<scimgate_model::dialect::Dialect, String> {
         use scimgate_model::dialect::Dialect;
-        let mut d = if self.dialect_strict {
+        let base = if self.dialect_strict {
             Dialect::strict()
         } else {
             Dialect::default()
         };
-        let lists = [
-            (
-                "dialect_disabled_rules",
-                &self.dialect_disabled_rules,
-                false,
-            ),
-            ("dialect_enabled_rules", &self.dialect_enabled_rules, true),
-        ];
-        for (key, rules, on) in lists {
-            for rule in rules {
-                if !d.set(rule, on) {
-                    return Err(format!(
-                        "{key}: unknown rule '{rule}' (known: {})",
-                        Dialect::RULES.join(", ")
-                    ));
-                }
-            }
-        }
-        Ok(d)
+        with_rules(
+            base,
+            &self.dialect_disabled_rules,
+            &self.dialect_enabled_rules,
+            "",
+        )
+    }
+
+    /// Each tenant's own dialect rules, for the tenants that set any.
+    pub fn tenant_dialects(
+        &self,
+    ) -> Result<std::collections::HashMap<String, scimgate_model::dialect::Dialect>, String> {
+        use scimgate_model::dialect::Dialect;
+        let global = self.dialect()?;
+        self.tenants
+            .iter()
+            .map(|(name, t)| {
+                let base = match t.dialect_strict {
+                    Some(true) => Dialect::strict(),
+                    Some(false) => Dialect::default(),
+                    None => global.clone(),
+                };
+                let prefix = format!("tenants.{name}.");
+                Ok((
+                    name.clone(),
+                    with_rules(
+                        base,
+                        &t.dialect_disabled_rules,
+                        &t.dialect_enabled_rules,
+                        &prefix,
+                    )?,
+                ))
+            })
+            .collect()
     }
 
     /// Layers defaults, `file` (when given), the environment and `flags`.
@@ -191,6 +241,40 @@ mod tests {
             assert_eq!(c.max_body_bytes, 2048);
             assert_eq!(c.password_storage, PasswordStorage::Discard);
             assert_eq!(c.read_connections, 8, "default");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn tenants_set_their_own_dialect_rules() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "t.toml",
+                "dialect_disabled_rules = [\"op_names\"]\n[tenants.acme]\ndialect_strict = true\n\
+                 [tenants.okta-shop]\ndialect_enabled_rules = [\"unquoted_filter_values\"]\n",
+            )?;
+            let c = Config::load(Some(Path::new("t.toml")), &FlagOverrides::default())
+                .map_err(|e| e.to_string())?;
+            let global = c.dialect().map_err(|e| e)?;
+            let tenants = c.tenant_dialects().map_err(|e| e)?;
+            assert!(!global.op_names && global.string_booleans);
+            assert_eq!(tenants["acme"], scimgate_model::dialect::Dialect::strict());
+            let shop = &tenants["okta-shop"];
+            assert!(
+                shop.unquoted_filter_values && !shop.op_names,
+                "inherits the global rules"
+            );
+            jail.create_file(
+                "bad.toml",
+                "[tenants.x]\ndialect_disabled_rules = [\"nope\"]\n",
+            )?;
+            let bad = Config::load(Some(Path::new("bad.toml")), &FlagOverrides::default())
+                .map_err(|e| e.to_string())?;
+            assert!(
+                bad.tenant_dialects()
+                    .expect_err("unknown rule")
+                    .contains("tenants.x.dialect_disabled_rules")
+            );
             Ok(())
         });
     }

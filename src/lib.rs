@@ -54,6 +54,7 @@ pub fn build_state_with_clock(
             token_leeway_secs: config.token_leeway_secs,
             password_storage: config.password_storage.into(),
             dialect: config.dialect().map_err(StartError::Config)?,
+            tenant_dialects: config.tenant_dialects().map_err(StartError::Config)?,
             max_patch_operations: config.max_patch_operations,
             group_patch_returns_resource: config.group_patch_returns_resource,
         },

@@ -232,3 +232,40 @@ async fn creates_and_replaces_go_through_the_dialect_too() {
     assert!(r.body.get("emails").is_none(), "JumpCloud: null clears");
     let _: Value = r.body;
 }
+
+#[actix_web::test]
+async fn dialect_rules_can_differ_per_tenant() {
+    let h = Harness::with_config(|c| {
+        c.tenants.insert(
+            "acme".into(),
+            scimgate::config::TenantConfig {
+                dialect_strict: Some(true),
+                ..Default::default()
+            },
+        );
+    });
+    let acme = h.token_for("acme", "scim:read scim:write");
+    let body = ops(json!([{"op": "Replace", "path": "title", "value": "T"}]));
+    let u = h.create_user("lenient-tenant").await;
+    let r = h
+        .req(Method::PATCH, &format!("/scim/v2/Users/{}", id_of(&u)))
+        .json(&body)
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "the default tenant keeps the dialect");
+    let a = h
+        .post(
+            "/scim/v2/Users",
+            json!({"schemas": [USER_SCHEMA], "userName": "strict-tenant"}),
+        )
+        .token(&acme)
+        .send()
+        .await;
+    let r = h
+        .req(Method::PATCH, &format!("/scim/v2/Users/{}", id_of(&a.body)))
+        .json(&body)
+        .token(&acme)
+        .send()
+        .await;
+    r.assert_error(400, Some("invalidSyntax"), "unknown op 'Replace'");
+}

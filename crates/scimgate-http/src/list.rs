@@ -200,7 +200,12 @@ struct Prepared {
     start_index: u64,
 }
 
-fn prepare(state: &AppState, rt: ResourceType, s: &Search) -> Result<Prepared, ScimError> {
+fn prepare(
+    state: &AppState,
+    tenant: &str,
+    rt: ResourceType,
+    s: &Search,
+) -> Result<Prepared, ScimError> {
     let filter = s
         .filter
         .as_deref()
@@ -210,7 +215,7 @@ fn prepare(state: &AppState, rt: ResourceType, s: &Search) -> Result<Prepared, S
                 f,
                 &state
                     .settings
-                    .dialect
+                    .dialect_for(tenant)
                     .filter_options(state.settings.filter_max_depth),
             )
         })
@@ -308,7 +313,7 @@ async fn list_one(
     search: Search,
     base: String,
 ) -> Result<Value, ApiError> {
-    let prepared = prepare(&state, rt, &search)?;
+    let prepared = prepare(&state, &tenant, rt, &search)?;
     let store = state.store.clone();
     let query = prepared.query.clone();
     let page = blocking(move || Ok(store.list(&tenant, rt, &query)?)).await?;
@@ -404,7 +409,7 @@ pub async fn search_all(
     let mut prepared = Vec::new();
     let mut first_error = None;
     for rt in ResourceType::ALL {
-        match prepare(&state, rt, &search) {
+        match prepare(&state, &principal.tenant, rt, &search) {
             Ok(p) => prepared.push((rt, p)),
             Err(e) => {
                 first_error.get_or_insert(e);

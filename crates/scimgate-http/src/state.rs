@@ -25,8 +25,9 @@ pub struct HttpSettings {
     /// Seconds of clock skew allowed when checking `exp` and `nbf`.
     pub token_leeway_secs: u64,
     pub password_storage: PasswordStorage,
-    /// The IdP dialect rules in force.
+    /// The IdP dialect rules in force, and tenants' own where they differ.
     pub dialect: Dialect,
+    pub tenant_dialects: std::collections::HashMap<String, Dialect>,
     /// Most operations in one PATCH request.
     pub max_patch_operations: usize,
     /// Answer a group PATCH with the group (200) even when no projection was asked for;
@@ -44,6 +45,7 @@ impl Default for HttpSettings {
             token_leeway_secs: 30,
             password_storage: PasswordStorage::Argon2id,
             dialect: Dialect::default(),
+            tenant_dialects: std::collections::HashMap::new(),
             max_patch_operations: 1000,
             group_patch_returns_resource: false,
         }
@@ -57,4 +59,11 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Steps run on every create and replace, in order, between decoding and validation.
     pub write_hooks: Vec<Arc<dyn WriteHook>>,
+}
+
+impl HttpSettings {
+    /// The dialect rules for `tenant`: its own, else the global ones.
+    pub fn dialect_for(&self, tenant: &str) -> &Dialect {
+        self.tenant_dialects.get(tenant).unwrap_or(&self.dialect)
+    }
 }

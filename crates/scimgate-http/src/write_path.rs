@@ -54,9 +54,14 @@ fn run_write_hooks(
 }
 
 /// The dialect step: what the IdP sent, rewritten into what it means (see `dialect`).
-fn normalize(state: &AppState, rt: ResourceType, mut doc: Value) -> Value {
+fn normalize(state: &AppState, tenant: &str, rt: ResourceType, mut doc: Value) -> Value {
     let mut rewrites = Vec::new();
-    normalize_resource(rt, &mut doc, &state.settings.dialect, &mut rewrites);
+    normalize_resource(
+        rt,
+        &mut doc,
+        state.settings.dialect_for(tenant),
+        &mut rewrites,
+    );
     log_rewrites(&rewrites);
     doc
 }
@@ -74,7 +79,7 @@ pub fn create(
     rt: ResourceType,
     doc: Value,
 ) -> Result<StoredResource, ApiError> {
-    let doc = normalize(state, rt, doc);
+    let doc = normalize(state, tenant, rt, doc);
     let ctx = WriteContext {
         kind: WriteKind::Create,
         resource_type: rt,
@@ -105,7 +110,7 @@ pub fn replace(
     if_match: Option<&Precondition>,
     doc: Value,
 ) -> Result<StoredResource, ApiError> {
-    let doc = normalize(state, rt, doc);
+    let doc = normalize(state, tenant, rt, doc);
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -153,7 +158,7 @@ pub fn patch(
     if_match: Option<&Precondition>,
     body: Value,
 ) -> Result<PatchOutcome, ApiError> {
-    let dialect = &state.settings.dialect;
+    let dialect = state.settings.dialect_for(tenant);
     let mut rewrites = Vec::new();
     let ops = patch::parse(
         rt,
