@@ -255,8 +255,8 @@ mod tests {
             )?;
             let c = Config::load(Some(Path::new("t.toml")), &FlagOverrides::default())
                 .map_err(|e| e.to_string())?;
-            let global = c.dialect().map_err(|e| e)?;
-            let tenants = c.tenant_dialects().map_err(|e| e)?;
+            let global = c.dialect()?;
+            let tenants = c.tenant_dialects()?;
             assert!(!global.op_names && global.string_booleans);
             assert_eq!(tenants["acme"], scimgate_model::dialect::Dialect::strict());
             let shop = &tenants["okta-shop"];
