@@ -43,6 +43,8 @@ pub struct Config {
     /// `info`, `debug`, … or a full `tracing` filter such as `scimgate=debug`.
     pub log_level: String,
     pub log_format: LogFormat,
+    /// Operator plugins, `[[plugins]]` in TOML, in the order they run (docs/plugins.md).
+    pub plugins: Vec<scimgate_plugins::PluginSpec>,
     /// Per-tenant settings, `[tenants.NAME]` in TOML.
     pub tenants: std::collections::BTreeMap<String, TenantConfig>,
 }
@@ -100,6 +102,7 @@ impl Default for Config {
             log_level: "info".into(),
             log_format: LogFormat::Text,
             tenants: std::collections::BTreeMap::new(),
+            plugins: Vec::new(),
         }
     }
 }

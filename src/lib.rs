@@ -25,6 +25,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("configuration: {0}")]
     Config(String),
+    #[error("{0}")]
+    Plugins(#[from] scimgate_plugins::PluginLoadError),
 }
 
 /// Opens the data folder (creating it, the signing key and the database on first start)
@@ -43,6 +45,13 @@ pub fn build_state_with_clock(
     let mut options = SqliteOptions::new(config.data.join(DATABASE_FILE));
     options.read_connections = config.read_connections;
     let store = SqliteStore::open(&options, clock.clone())?;
+    // Plugins are validated and compiled now: a bad module stops the start, named.
+    let host = scimgate_plugins::PluginHost::load(config.plugins.clone())?;
+    let mut write_hooks: Vec<Arc<dyn scimgate_http::WriteHook>> = Vec::new();
+    if !host.is_empty() {
+        tracing::info!(plugins = host.specs().count(), "plugins loaded");
+        write_hooks.push(Arc::new(scimgate_http::PluginHook::new(Arc::new(host))));
+    }
     Ok(web::Data::new(AppState {
         store: Arc::new(store),
         signing_key,
@@ -59,6 +68,6 @@ pub fn build_state_with_clock(
             group_patch_returns_resource: config.group_patch_returns_resource,
         },
         clock,
-        write_hooks: Vec::new(),
+        write_hooks,
     }))
 }

@@ -7,5 +7,6 @@ mod errors;
 mod groups;
 mod idp_flows;
 mod patch;
+mod plugins;
 mod query;
 mod users;

@@ -9,6 +9,7 @@ mod etag;
 mod health;
 mod list;
 mod password;
+mod plugins;
 mod render;
 mod request_id;
 mod resources;
@@ -23,6 +24,7 @@ use actix_web::{App, web};
 pub use auth::{Claims, SigningKey, TokenRequest, valid_tenant as auth_tenant_is_valid};
 pub use error::ApiError;
 pub use password::PasswordStorage;
+pub use plugins::PluginHook;
 pub use state::{AppState, HttpSettings};
 pub use write_path::{WriteContext, WriteHook, WriteKind};
 

@@ -1,0 +1,131 @@
+//! Operator plugins as the write path's hook: each plugin that applies runs in order on
+//! the previous one's output; a rejection or a failure becomes a SCIM error naming it.
+
+use std::sync::Arc;
+
+use scimgate_model::{ScimError, ScimType};
+use scimgate_plugins::{ABI_VERSION, CallInput, Decision, FailMode, Hook, PluginHost};
+use serde_json::Value;
+
+use crate::write_path::{WriteContext, WriteHook, WriteKind};
+
+pub struct PluginHook {
+    host: Arc<PluginHost>,
+}
+
+impl PluginHook {
+    pub fn new(host: Arc<PluginHost>) -> Self {
+        PluginHook { host }
+    }
+}
+
+impl WriteHook for PluginHook {
+    fn name(&self) -> &str {
+        "plugins"
+    }
+
+    fn apply(&self, ctx: &WriteContext<'_>, mut resource: Value) -> Result<Value, ScimError> {
+        let hook = match ctx.kind {
+            WriteKind::Create => Hook::Create,
+            WriteKind::Replace => Hook::Replace,
+            WriteKind::Patch => Hook::Patch,
+        };
+        let before = ctx.before.map(|b| {
+            let mut v = Value::Object(b.attributes.clone());
+            v["id"] = Value::String(b.id.clone());
+            v
+        });
+        for (index, spec) in self.host.specs().enumerate() {
+            if !spec.applies_to(hook, ctx.resource_type, ctx.tenant) {
+                continue;
+            }
+            let input = CallInput {
+                abi: ABI_VERSION,
+                hook: hook.name(),
+                resource_type: ctx.resource_type.name(),
+                tenant: ctx.tenant,
+                resource: &resource,
+                before: before.as_ref(),
+                operations: None,
+                request_id: None,
+                config: &spec.config,
+            };
+            match self.host.call(index, &input) {
+                Ok(Decision::Accept) => {}
+                Ok(Decision::Modify { resource: changed }) => resource = changed,
+                Ok(Decision::Reject {
+                    status,
+                    scim_type,
+                    detail,
+                }) if matches!(status, 400 | 403 | 409 | 422) => {
+                    tracing::info!(plugin = %spec.name, status, "plugin rejected a write");
+                    return Err(ScimError::new(
+                        status,
+                        scim_type.as_deref().and_then(scim_type_named),
+                        format!("plugin '{}' rejected the change: {detail}", spec.name),
+                    ));
+                }
+                Ok(Decision::Reject { status, .. }) => {
+                    return self.failed(
+                        &spec.name,
+                        spec.on_failure,
+                        format!("rejected with status {status}, which plugins may not use"),
+                        resource,
+                    );
+                }
+                Err(failure) => {
+                    let why = failure.to_string();
+                    match self.failed(&spec.name, spec.on_failure, why, resource.clone()) {
+                        Ok(passed) => resource = passed,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        Ok(resource)
+    }
+}
+
+impl PluginHook {
+    /// A plugin that failed: the write fails (closed) or goes on unchanged (open).
+    fn failed(
+        &self,
+        name: &str,
+        mode: FailMode,
+        why: String,
+        resource: Value,
+    ) -> Result<Value, ScimError> {
+        match mode {
+            FailMode::Closed => {
+                tracing::error!(plugin = name, reason = %why, "plugin failed; the write is refused");
+                Err(ScimError::new(
+                    500,
+                    None,
+                    format!("plugin '{name}' failed: {why}"),
+                ))
+            }
+            FailMode::Open => {
+                tracing::warn!(plugin = name, reason = %why, "plugin failed; on_failure = open lets the write through");
+                Ok(resource)
+            }
+        }
+    }
+}
+
+fn scim_type_named(name: &str) -> Option<ScimType> {
+    [
+        ScimType::InvalidFilter,
+        ScimType::TooMany,
+        ScimType::Uniqueness,
+        ScimType::Mutability,
+        ScimType::InvalidSyntax,
+        ScimType::InvalidPath,
+        ScimType::NoTarget,
+        ScimType::InvalidValue,
+        ScimType::InvalidVers,
+        ScimType::Sensitive,
+        ScimType::InvalidCursor,
+    ]
+    .into_iter()
+    .find(|t| t.as_str() == name)
+}

@@ -1,0 +1,49 @@
+//! The plugin ABI, version 1: what the host sends and what a plugin may answer.
+//!
+//! A plugin is a core WebAssembly module that exports `memory`, `scim_alloc(len) -> ptr`,
+//! `scim_handle(ptr, len) -> i64` (output pointer in the high 32 bits, length in the low
+//! 32) and a marker `scim_abi_v1`. It may import only `scimgate.log(ptr, len)`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub const ABI_VERSION: u32 = 1;
+pub const MARKER: &str = "scim_abi_v1";
+pub const ALLOC: &str = "scim_alloc";
+pub const HANDLE: &str = "scim_handle";
+pub const HOST_MODULE: &str = "scimgate";
+pub const LOG: &str = "log";
+
+/// The input document of one call.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallInput<'a> {
+    pub abi: u32,
+    pub hook: &'a str,
+    pub resource_type: &'a str,
+    pub tenant: &'a str,
+    /// The resource as it would be stored (the previous plugin's output).
+    pub resource: &'a Value,
+    /// The stored resource before the change (replace, patch).
+    pub before: Option<&'a Value>,
+    /// The PATCH operations (patch).
+    pub operations: Option<&'a Value>,
+    pub request_id: Option<&'a str>,
+    pub config: &'a Value,
+}
+
+/// What a plugin decided.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "decision", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Decision {
+    Accept,
+    Modify {
+        resource: Value,
+    },
+    Reject {
+        status: u16,
+        #[serde(rename = "scimType", default)]
+        scim_type: Option<String>,
+        detail: String,
+    },
+}

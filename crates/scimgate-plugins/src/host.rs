@@ -1,0 +1,279 @@
+//! Loading plugins (validate, compile, link once) and calling them (a fresh instance per
+//! call, with a deadline, a memory cap and an output cap).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use wasmtime::{
+    Caller, Config, Engine, ExternType, InstanceAllocationStrategy, InstancePre, Linker, Module,
+    PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder, Trap, ValType,
+};
+
+use crate::abi::{ALLOC, CallInput, Decision, HANDLE, HOST_MODULE, LOG, MARKER};
+use crate::spec::PluginSpec;
+
+/// How often the deadline clock ticks.
+const TICK: Duration = Duration::from_millis(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PluginLoadError {
+    #[error("plugin '{name}': cannot read {file}: {reason}")]
+    Read {
+        name: String,
+        file: String,
+        reason: String,
+    },
+    #[error("plugin '{name}' ({file}): {reason}")]
+    Invalid {
+        name: String,
+        file: String,
+        reason: String,
+    },
+    #[error("plugin engine: {0}")]
+    Engine(String),
+}
+
+/// Why a call produced no decision. The write fails closed unless the plugin is
+/// configured to fail open.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallFailure {
+    #[error("ran past its {0} ms deadline")]
+    Deadline(u64),
+    #[error("needed more than its {0} bytes of memory")]
+    Memory(usize),
+    #[error("trapped: {0}")]
+    Trap(String),
+    #[error("returned {0} bytes, more than its limit of {1}")]
+    OutputTooLarge(usize, usize),
+    #[error("returned an invalid decision: {0}")]
+    BadOutput(String),
+}
+
+struct Loaded {
+    spec: PluginSpec,
+    pre: InstancePre<CallState>,
+}
+
+struct CallState {
+    limits: StoreLimits,
+    name: Arc<str>,
+}
+
+/// The loaded plugin set: one engine, each module compiled and linked once.
+pub struct PluginHost {
+    engine: Engine,
+    plugins: Vec<Loaded>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for PluginHost {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl PluginHost {
+    /// Validates and compiles every plugin; the first bad one stops the load, named.
+    pub fn load(specs: Vec<PluginSpec>) -> Result<PluginHost, PluginLoadError> {
+        let max_memory = specs
+            .iter()
+            .map(|s| s.limits.memory_bytes)
+            .max()
+            .unwrap_or(16 << 20);
+        let engine = engine(max_memory)?;
+        let mut linker: Linker<CallState> = Linker::new(&engine);
+        linker
+            .func_wrap(HOST_MODULE, LOG, log)
+            .map_err(|e| PluginLoadError::Engine(e.to_string()))?;
+        let mut plugins = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let file = spec.file.display().to_string();
+            let bytes = std::fs::read(&spec.file).map_err(|e| PluginLoadError::Read {
+                name: spec.name.clone(),
+                file: file.clone(),
+                reason: e.to_string(),
+            })?;
+            let invalid = |reason: String| PluginLoadError::Invalid {
+                name: spec.name.clone(),
+                file: file.clone(),
+                reason,
+            };
+            let module = Module::new(&engine, &bytes)
+                .map_err(|e| invalid(format!("not a valid module: {e:#}")))?;
+            check_abi(&module).map_err(invalid)?;
+            let pre = linker
+                .instantiate_pre(&module)
+                .map_err(|e| invalid(format!("cannot link: {e:#}")))?;
+            plugins.push(Loaded { spec, pre });
+        }
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        if !plugins.is_empty() {
+            start_ticker(engine.clone(), Arc::clone(&ticker_stop));
+        }
+        Ok(PluginHost {
+            engine,
+            plugins,
+            ticker_stop,
+        })
+    }
+
+    pub fn specs(&self) -> impl Iterator<Item = &PluginSpec> {
+        self.plugins.iter().map(|p| &p.spec)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.plugins.is_empty()
+    }
+
+    /// Runs plugin number `index` on `input` in a fresh instance.
+    pub fn call(&self, index: usize, input: &CallInput<'_>) -> Result<Decision, CallFailure> {
+        let plugin = &self.plugins[index];
+        let limits = plugin.spec.limits;
+        let payload =
+            serde_json::to_vec(input).map_err(|e| CallFailure::BadOutput(e.to_string()))?;
+        let state = CallState {
+            limits: StoreLimitsBuilder::new()
+                .memory_size(limits.memory_bytes)
+                .instances(1)
+                .trap_on_grow_failure(true)
+                .build(),
+            name: Arc::from(plugin.spec.name.as_str()),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        let ticks = limits.deadline_ms.max(1).div_ceil(TICK.as_millis() as u64);
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        let failure = |e: wasmtime::Error| classify(e, limits.deadline_ms, limits.memory_bytes);
+
+        let instance = plugin.pre.instantiate(&mut store).map_err(failure)?;
+        let memory = instance
+            .get_memory(&mut store, "memory")
+            .ok_or_else(|| CallFailure::Trap("no exported memory".into()))?;
+        let alloc = instance
+            .get_typed_func::<i32, i32>(&mut store, ALLOC)
+            .map_err(failure)?;
+        let handle = instance
+            .get_typed_func::<(i32, i32), i64>(&mut store, HANDLE)
+            .map_err(failure)?;
+        let len = i32::try_from(payload.len())
+            .map_err(|_| CallFailure::BadOutput("input too large".into()))?;
+        let ptr = alloc.call(&mut store, len).map_err(failure)?;
+        memory
+            .write(&mut store, ptr as u32 as usize, &payload)
+            .map_err(|_| CallFailure::Trap("scim_alloc returned memory out of bounds".into()))?;
+        let packed = handle.call(&mut store, (ptr, len)).map_err(failure)? as u64;
+        let (out_ptr, out_len) = ((packed >> 32) as usize, (packed & 0xffff_ffff) as usize);
+        if out_len > limits.output_bytes {
+            return Err(CallFailure::OutputTooLarge(out_len, limits.output_bytes));
+        }
+        let mut out = vec![0u8; out_len];
+        memory
+            .read(&store, out_ptr, &mut out)
+            .map_err(|_| CallFailure::BadOutput("output lies outside memory".into()))?;
+        serde_json::from_slice(&out).map_err(|e| CallFailure::BadOutput(e.to_string()))
+    }
+}
+
+fn engine(max_memory: usize) -> Result<Engine, PluginLoadError> {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    let mut pooling = PoolingAllocationConfig::default();
+    pooling
+        .total_core_instances(128)
+        .total_memories(128)
+        .total_tables(128)
+        .max_memory_size(max_memory);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    match Engine::new(&config) {
+        Ok(engine) => Ok(engine),
+        // The pool reserves virtual memory up front; where that is limited, allocate per call.
+        Err(e) => {
+            tracing::warn!(error = %e, "pooling allocator unavailable; plugins instantiate on demand");
+            config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+            Engine::new(&config).map_err(|e| PluginLoadError::Engine(e.to_string()))
+        }
+    }
+}
+
+/// Advances the engine's epoch every tick, which is how call deadlines are enforced.
+fn start_ticker(engine: Engine, stop: Arc<AtomicBool>) {
+    let spawned = thread::Builder::new()
+        .name("scimgate-plugin-clock".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                thread::sleep(TICK);
+                engine.increment_epoch();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the plugin deadline clock");
+    }
+}
+
+/// Checks the ABI without running anything: exports and their types, and imports.
+fn check_abi(module: &Module) -> Result<(), String> {
+    for import in module.imports() {
+        if (import.module(), import.name()) != (HOST_MODULE, LOG) {
+            return Err(format!(
+                "imports '{}.{}', but plugins may import only '{HOST_MODULE}.{LOG}' (no WASI)",
+                import.module(),
+                import.name()
+            ));
+        }
+    }
+    let export = |name: &str| module.exports().find(|e| e.name() == name).map(|e| e.ty());
+    if export(MARKER).is_none() {
+        return Err(format!(
+            "does not export '{MARKER}': not built for ABI version 1"
+        ));
+    }
+    match export("memory") {
+        Some(ExternType::Memory(_)) => {}
+        _ => return Err("does not export its 'memory'".into()),
+    }
+    let func = |name: &str, params: &[ValType], results: &[ValType]| -> Result<(), String> {
+        let Some(ExternType::Func(f)) = export(name) else {
+            return Err(format!("does not export the function '{name}'"));
+        };
+        let same = |a: &mut dyn ExactSizeIterator<Item = ValType>, b: &[ValType]| {
+            a.len() == b.len() && a.zip(b).all(|(x, y)| ValType::eq(&x, y))
+        };
+        if same(&mut f.params(), params) && same(&mut f.results(), results) {
+            Ok(())
+        } else {
+            Err(format!("'{name}' has the wrong signature: {f}"))
+        }
+    };
+    func(ALLOC, &[ValType::I32], &[ValType::I32])?;
+    func(HANDLE, &[ValType::I32, ValType::I32], &[ValType::I64])
+}
+
+fn classify(e: wasmtime::Error, deadline_ms: u64, memory: usize) -> CallFailure {
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => CallFailure::Deadline(deadline_ms),
+        Some(Trap::HeapMisaligned | Trap::MemoryOutOfBounds) => CallFailure::Trap(format!("{e:#}")),
+        _ if format!("{e:#}").contains("memory") && format!("{e:#}").contains("limit") => {
+            CallFailure::Memory(memory)
+        }
+        _ if format!("{e:#}").contains("forcing trap when growing memory") => {
+            CallFailure::Memory(memory)
+        }
+        _ => CallFailure::Trap(format!("{e:#}")),
+    }
+}
+
+/// `scimgate.log(ptr, len)`: a plugin's own log line, at debug, tagged with its name.
+fn log(mut caller: Caller<'_, CallState>, ptr: i32, len: i32) {
+    let Some(memory) = caller.get_export("memory").and_then(|e| e.into_memory()) else {
+        return;
+    };
+    let len = (len.max(0) as usize).min(4096);
+    let mut buf = vec![0u8; len];
+    if memory.read(&caller, ptr as u32 as usize, &mut buf).is_ok() {
+        let name = Arc::clone(&caller.data().name);
+        tracing::debug!(plugin = %name, message = %String::from_utf8_lossy(&buf), "plugin log");
+    }
+}

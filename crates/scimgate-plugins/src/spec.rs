@@ -1,0 +1,96 @@
+//! What the configuration says about each plugin.
+
+use std::path::PathBuf;
+
+use scimgate_model::ResourceType;
+use serde::{Deserialize, Serialize};
+
+/// The writes a plugin can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hook {
+    Create,
+    Replace,
+    Patch,
+}
+
+impl Hook {
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::Create => "create",
+            Hook::Replace => "replace",
+            Hook::Patch => "patch",
+        }
+    }
+}
+
+/// What happens to the write when the plugin itself fails (trap, deadline, memory, bad
+/// output): refuse it (closed, the default) or let it through unchanged (open).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    #[default]
+    Closed,
+    Open,
+}
+
+/// Per-plugin resource limits, on by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Wall-clock deadline for one call, in milliseconds.
+    pub deadline_ms: u64,
+    /// Largest linear memory of one instance, in bytes.
+    pub memory_bytes: usize,
+    /// Largest output document, in bytes.
+    pub output_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            deadline_ms: 50,
+            memory_bytes: 16 << 20,
+            output_bytes: 1 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSpec {
+    pub name: String,
+    /// The `.wasm` (or `.wat`) file.
+    pub file: PathBuf,
+    /// Writes it runs on; all three when empty.
+    #[serde(default)]
+    pub hooks: Vec<Hook>,
+    /// `User`, `Group`; both when empty.
+    #[serde(default)]
+    pub resource_types: Vec<String>,
+    /// Tenants it runs for; all when absent.
+    #[serde(default)]
+    pub tenants: Option<Vec<String>>,
+    /// The plugin's own configuration, passed to every call.
+    #[serde(default)]
+    pub config: serde_json::Value,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub on_failure: FailMode,
+}
+
+impl PluginSpec {
+    pub fn applies_to(&self, hook: Hook, rt: ResourceType, tenant: &str) -> bool {
+        (self.hooks.is_empty() || self.hooks.contains(&hook))
+            && (self.resource_types.is_empty()
+                || self
+                    .resource_types
+                    .iter()
+                    .any(|t| t.eq_ignore_ascii_case(rt.name())))
+            && self
+                .tenants
+                .as_ref()
+                .is_none_or(|ts| ts.iter().any(|t| t == tenant))
+    }
+}

@@ -1,0 +1,143 @@
+//! The plugin host with real modules: well-behaved and hostile WAT fixtures, each loaded,
+//! validated and called as the server would.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use scimgate_plugins::{
+    ABI_VERSION, CallFailure, CallInput, Decision, Limits, PluginHost, PluginLoadError, PluginSpec,
+};
+use serde_json::{Value, json};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(format!("{name}.wat"))
+}
+
+fn spec(name: &str) -> PluginSpec {
+    PluginSpec {
+        name: name.into(),
+        file: fixture(name),
+        hooks: vec![],
+        resource_types: vec![],
+        tenants: None,
+        config: json!({}),
+        limits: Limits::default(),
+        on_failure: Default::default(),
+    }
+}
+
+fn input<'a>(resource: &'a Value, config: &'a Value) -> CallInput<'a> {
+    CallInput {
+        abi: ABI_VERSION,
+        hook: "create",
+        resource_type: "User",
+        tenant: "default",
+        resource,
+        before: None,
+        operations: None,
+        request_id: Some("r1"),
+        config,
+    }
+}
+
+fn call(name: &str, limits: Limits) -> Result<Decision, CallFailure> {
+    let mut s = spec(name);
+    s.limits = limits;
+    let host = PluginHost::load(vec![s]).expect("loads");
+    let (resource, config) = (json!({"userName": "u"}), json!({}));
+    host.call(0, &input(&resource, &config))
+}
+
+#[test]
+fn decisions_come_back_as_sent() {
+    assert_eq!(call("accept", Limits::default()), Ok(Decision::Accept));
+    assert_eq!(call("logger", Limits::default()), Ok(Decision::Accept));
+    assert_eq!(
+        call("reject", Limits::default()),
+        Ok(Decision::Reject {
+            status: 422,
+            scim_type: Some("invalidValue".into()),
+            detail: "department is required".into()
+        })
+    );
+    let Ok(Decision::Modify { resource }) = call("modify", Limits::default()) else {
+        panic!("modify")
+    };
+    assert_eq!(resource["title"], "stamped");
+}
+
+#[test]
+fn hostile_plugins_fail_only_their_call() {
+    let started = Instant::now();
+    assert_eq!(
+        call(
+            "loop",
+            Limits {
+                deadline_ms: 30,
+                ..Limits::default()
+            }
+        ),
+        Err(CallFailure::Deadline(30))
+    );
+    assert!(
+        started.elapsed().as_secs() < 5,
+        "the deadline stopped the loop"
+    );
+    assert_eq!(
+        call(
+            "grow",
+            Limits {
+                memory_bytes: 1 << 20,
+                ..Limits::default()
+            }
+        ),
+        Err(CallFailure::Memory(1 << 20))
+    );
+    assert!(
+        matches!(call("trap", Limits::default()), Err(CallFailure::Trap(t)) if t.contains("unreachable"))
+    );
+    assert_eq!(
+        call("huge", Limits::default()),
+        Err(CallFailure::OutputTooLarge(104_857_600, 1 << 20))
+    );
+    assert!(matches!(
+        call("bad-json", Limits::default()),
+        Err(CallFailure::BadOutput(_))
+    ));
+    // The same host goes on serving after a failure.
+    let host = PluginHost::load(vec![spec("trap"), spec("accept")]).expect("loads");
+    let (r, c) = (json!({}), json!({}));
+    assert!(host.call(0, &input(&r, &c)).is_err());
+    assert_eq!(host.call(1, &input(&r, &c)), Ok(Decision::Accept));
+}
+
+#[test]
+fn bad_modules_stop_the_load_with_a_reason() {
+    let err = |name: &str| match PluginHost::load(vec![spec(name)]) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("{name} loaded"),
+    };
+    assert!(
+        err("wasi").contains("imports 'wasi_snapshot_preview1.fd_write'"),
+        "{}",
+        err("wasi")
+    );
+    assert!(err("no-marker").contains("does not export 'scim_abi_v1'"));
+    let mut missing = spec("accept");
+    missing.file = PathBuf::from("/nonexistent/plugin.wasm");
+    assert!(matches!(
+        PluginHost::load(vec![missing]),
+        Err(PluginLoadError::Read { .. })
+    ));
+}
+
+#[test]
+fn every_call_gets_a_fresh_instance() {
+    let host = PluginHost::load(vec![spec("accept")]).expect("loads");
+    let (r, c) = (json!({"userName": "x".repeat(1000)}), json!({"k": 1}));
+    for _ in 0..200 {
+        assert_eq!(host.call(0, &input(&r, &c)), Ok(Decision::Accept));
+    }
+}
