@@ -4,6 +4,7 @@ mod auth;
 mod common;
 mod discovery;
 mod errors;
+mod example_plugins;
 mod groups;
 mod idp_flows;
 mod patch;
