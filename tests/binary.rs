@@ -235,3 +235,53 @@ fn token_refuses_a_bad_tenant_name() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a valid tenant name"));
 }
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("crates/scimgate-plugins/tests/fixtures/{name}.wat"))
+}
+
+#[test]
+fn plugin_check_and_run() {
+    let ok = Command::new(BIN)
+        .args(["plugin", "check"])
+        .arg(fixture("accept"))
+        .output()
+        .expect("run");
+    assert!(ok.status.success());
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("ok, plugin ABI version 1"));
+    let bad = Command::new(BIN)
+        .args(["plugin", "check"])
+        .arg(fixture("wasi"))
+        .output()
+        .expect("run");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("wasi_snapshot_preview1"));
+
+    use std::io::Write as _;
+    let mut child = Command::new(BIN)
+        .args(["plugin", "run"])
+        .arg(fixture("reject"))
+        .args(["--hook", "create", "--config", "{\"allowed\": []}"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(br#"{"userName": "u"}"#)
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let decision: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(decision["decision"], "reject");
+    assert_eq!(decision["status"], 422);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("took"));
+}

@@ -32,6 +32,30 @@ pub struct CallInput<'a> {
     pub config: &'a Value,
 }
 
+impl Decision {
+    /// The decision as the ABI writes it.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Decision::Accept => serde_json::json!({"decision": "accept"}),
+            Decision::Modify { resource } => {
+                serde_json::json!({"decision": "modify", "resource": resource})
+            }
+            Decision::Reject {
+                status,
+                scim_type,
+                detail,
+            } => {
+                let mut v =
+                    serde_json::json!({"decision": "reject", "status": status, "detail": detail});
+                if let Some(t) = scim_type {
+                    v["scimType"] = Value::String(t.clone());
+                }
+                v
+            }
+        }
+    }
+}
+
 /// What a plugin decided.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "decision", rename_all = "lowercase", deny_unknown_fields)]
