@@ -35,6 +35,7 @@ impl WriteHook for PluginHook {
             v["id"] = Value::String(b.id.clone());
             v
         });
+        let request_id = crate::error::REQUEST_ID.try_with(Clone::clone).ok();
         for (index, spec) in self.host.specs().enumerate() {
             if !spec.applies_to(hook, ctx.resource_type, ctx.tenant) {
                 continue;
@@ -46,8 +47,8 @@ impl WriteHook for PluginHook {
                 tenant: ctx.tenant,
                 resource: &resource,
                 before: before.as_ref(),
-                operations: None,
-                request_id: None,
+                operations: ctx.operations,
+                request_id: request_id.as_deref(),
                 config: &spec.config,
             };
             match self.host.call(index, &input) {

@@ -48,9 +48,14 @@ where
     F: FnOnce() -> Result<T, ApiError> + Send + 'static,
     T: Send + 'static,
 {
-    web::block(f)
-        .await
-        .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
+    // The request id follows the work to the blocking thread, for plugins and 5xx bodies.
+    let id = crate::error::REQUEST_ID.try_with(Clone::clone).ok();
+    web::block(move || match id {
+        Some(id) => crate::error::REQUEST_ID.sync_scope(id, f),
+        None => f(),
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
 }
 
 async fn get(

@@ -28,8 +28,10 @@ pub struct WriteContext<'a> {
     pub kind: WriteKind,
     pub resource_type: ResourceType,
     pub tenant: &'a str,
-    /// The stored resource before the change (replace only), as its rendered attributes.
+    /// The stored resource before the change (replace, patch).
     pub before: Option<&'a StoredResource>,
+    /// The PATCH operations as the client sent them (patch only).
+    pub operations: Option<&'a Value>,
 }
 
 /// A step that may rewrite or refuse a resource before it is validated and stored. The
@@ -85,6 +87,7 @@ pub fn create(
         resource_type: rt,
         tenant,
         before: None,
+        operations: None,
     };
     let doc = run_write_hooks(&state.write_hooks, &ctx, doc)?;
     let validated = validate(rt, &doc)?;
@@ -126,6 +129,7 @@ pub fn replace(
             resource_type: rt,
             tenant,
             before: Some(&current),
+            operations: None,
         };
         let hooked = run_write_hooks(&state.write_hooks, &ctx, doc.clone())?;
         let mut validated = validate(rt, &hooked)?;
@@ -167,6 +171,11 @@ pub fn patch(
         state.settings.max_patch_operations,
         &mut rewrites,
     )?;
+    // What plugins see of the request: the operations as the client sent them.
+    let operations = body
+        .as_object()
+        .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("Operations")))
+        .map(|(_, v)| v.clone());
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -195,6 +204,7 @@ pub fn patch(
                 resource_type: rt,
                 tenant,
                 before: Some(&current),
+                operations: operations.as_ref(),
             };
             let hooked = run_write_hooks(&state.write_hooks, &ctx, Value::Object(doc))?;
             let mut validated = validate(rt, &hooked)?;
