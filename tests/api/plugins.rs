@@ -143,3 +143,30 @@ async fn a_bad_plugin_stops_the_start_with_its_name() {
         "{err}"
     );
 }
+
+#[actix_web::test]
+async fn plugins_see_member_only_patches() {
+    let mut groups = plugin("reject");
+    groups.resource_types = vec!["Group".into()];
+    groups.hooks = vec![scimgate_plugins::Hook::Patch];
+    let h = with_plugins(vec![groups]);
+    let u = h.create_user("m").await;
+    let g = h.create_group("g", &[]).await;
+    let add = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "add", "path": "members", "value": [{"value": id_of(&u)}]}]});
+    let r = h
+        .req(Method::PATCH, &format!("/scim/v2/Groups/{}", id_of(&g)))
+        .json(&add)
+        .send()
+        .await;
+    r.assert_error(422, Some("invalidValue"), "plugin 'reject'");
+    assert!(
+        h.get(&format!("/scim/v2/Groups/{}", id_of(&g)))
+            .send()
+            .await
+            .body
+            .get("members")
+            .is_none(),
+        "nothing stored"
+    );
+}

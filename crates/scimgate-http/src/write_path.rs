@@ -195,10 +195,14 @@ pub fn patch(
             dialect,
             &mut step_rewrites,
         )?;
-        let new = if outcome.attributes_changed || outcome.password.is_some() {
+        // Plugins see every PATCH, member-only ones included (with the operations); a
+        // member-only PATCH whose plugins change nothing writes no attributes.
+        let changed = outcome.attributes_changed || outcome.password.is_some();
+        let new = if changed || !state.write_hooks.is_empty() {
             let mut doc = outcome.attributes;
             let urns = schema_urns(rt, &doc);
             doc.insert("schemas".into(), serde_json::json!(urns));
+            let doc = Value::Object(doc);
             let ctx = WriteContext {
                 kind: WriteKind::Patch,
                 resource_type: rt,
@@ -206,11 +210,15 @@ pub fn patch(
                 before: Some(&current),
                 operations: operations.as_ref(),
             };
-            let hooked = run_write_hooks(&state.write_hooks, &ctx, Value::Object(doc))?;
-            let mut validated = validate(rt, &hooked)?;
-            carry_immutable(rt, &current.attributes, &mut validated.attributes)?;
-            let hash = state.settings.password_storage.protect(outcome.password)?;
-            Some(NewResource::from_validated(validated, hash))
+            let hooked = run_write_hooks(&state.write_hooks, &ctx, doc.clone())?;
+            if changed || hooked != doc {
+                let mut validated = validate(rt, &hooked)?;
+                carry_immutable(rt, &current.attributes, &mut validated.attributes)?;
+                let hash = state.settings.password_storage.protect(outcome.password)?;
+                Some(NewResource::from_validated(validated, hash))
+            } else {
+                None
+            }
         } else {
             None
         };
