@@ -46,7 +46,8 @@ pub fn build_state_with_clock(
     options.read_connections = config.read_connections;
     let store = SqliteStore::open(&options, clock.clone())?;
     // Plugins are validated and compiled now: a bad module stops the start, named.
-    let host = scimgate_plugins::PluginHost::load(config.plugins.clone())?;
+    let cache = config.data.join("plugin-cache");
+    let host = scimgate_plugins::PluginHost::load_cached(config.plugins.clone(), Some(&cache))?;
     let mut write_hooks: Vec<Arc<dyn scimgate_http::WriteHook>> = Vec::new();
     if !host.is_empty() {
         tracing::info!(plugins = host.specs().count(), "plugins loaded");

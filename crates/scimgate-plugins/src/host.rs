@@ -1,6 +1,7 @@
 //! Loading plugins (validate, compile, link once) and calling them (a fresh instance per
 //! call, with a deadline, a memory cap and an output cap).
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -77,6 +78,15 @@ impl Drop for PluginHost {
 impl PluginHost {
     /// Validates and compiles every plugin; the first bad one stops the load, named.
     pub fn load(specs: Vec<PluginSpec>) -> Result<PluginHost, PluginLoadError> {
+        Self::load_cached(specs, None)
+    }
+
+    /// Like [`load`](Self::load), keeping compiled code in `cache_dir` (keyed by the
+    /// module's hash and the engine's build), so that a restart does not recompile.
+    pub fn load_cached(
+        specs: Vec<PluginSpec>,
+        cache_dir: Option<&Path>,
+    ) -> Result<PluginHost, PluginLoadError> {
         let max_memory = specs
             .iter()
             .map(|s| s.limits.memory_bytes)
@@ -100,8 +110,11 @@ impl PluginHost {
                 file: file.clone(),
                 reason,
             };
-            let module = Module::new(&engine, &bytes)
-                .map_err(|e| invalid(format!("not a valid module: {e:#}")))?;
+            let module = match cache_dir {
+                Some(dir) => crate::cache::module(&engine, dir, &bytes),
+                None => Module::new(&engine, &bytes),
+            }
+            .map_err(|e| invalid(format!("not a valid module: {e:#}")))?;
             check_abi(&module).map_err(invalid)?;
             let pre = linker
                 .instantiate_pre(&module)

@@ -5,6 +5,7 @@
 //! The ABI (version 1) is documented in `docs/plugins.md`.
 
 mod abi;
+mod cache;
 mod host;
 mod spec;
 

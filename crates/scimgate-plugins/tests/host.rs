@@ -141,3 +141,31 @@ fn every_call_gets_a_fresh_instance() {
         assert_eq!(host.call(0, &input(&r, &c)), Ok(Decision::Accept));
     }
 }
+
+#[test]
+fn compiled_code_is_cached_and_reused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join("cache");
+    let first = PluginHost::load_cached(vec![spec("reject")], Some(&cache)).expect("first");
+    let files: Vec<_> = std::fs::read_dir(&cache).expect("cache dir").collect();
+    assert_eq!(files.len(), 1, "one compiled module cached");
+    let (r, c) = (json!({}), json!({}));
+    let second = PluginHost::load_cached(vec![spec("reject")], Some(&cache)).expect("second");
+    assert_eq!(
+        first.call(0, &input(&r, &c)),
+        second.call(0, &input(&r, &c))
+    );
+    // A damaged cache file is not trusted blindly: the module is compiled again.
+    let cached = std::fs::read_dir(&cache)
+        .expect("dir")
+        .next()
+        .expect("file")
+        .expect("entry")
+        .path();
+    std::fs::write(&cached, b"garbage").expect("damage");
+    let third = PluginHost::load_cached(vec![spec("reject")], Some(&cache)).expect("recompiles");
+    assert!(matches!(
+        third.call(0, &input(&r, &c)),
+        Ok(Decision::Reject { .. })
+    ));
+}
