@@ -117,13 +117,7 @@ pub fn replace(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let current = state
-            .store
-            .get(tenant, rt, id, false)?
-            .ok_or_else(|| StoreError::NotFound(rt, id.to_owned()))?;
-        if if_match.is_some_and(|p| !p.matches(current.version)) {
-            return Err(stale(current.version));
-        }
+        let current = current_version(state, tenant, rt, id, if_match)?;
         let ctx = WriteContext {
             kind: WriteKind::Replace,
             resource_type: rt,
@@ -179,13 +173,7 @@ pub fn patch(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let current = state
-            .store
-            .get(tenant, rt, id, false)?
-            .ok_or_else(|| StoreError::NotFound(rt, id.to_owned()))?;
-        if if_match.is_some_and(|p| !p.matches(current.version)) {
-            return Err(stale(current.version));
-        }
+        let current = current_version(state, tenant, rt, id, if_match)?;
         let mut step_rewrites = rewrites.clone();
         let outcome = patch::apply(
             rt,
@@ -264,21 +252,30 @@ pub fn delete(
 ) -> Result<(), ApiError> {
     let expected = match if_match {
         None => None,
-        Some(p) => {
-            let current = state
-                .store
-                .get(tenant, rt, id, false)?
-                .ok_or_else(|| StoreError::NotFound(rt, id.to_owned()))?;
-            if !p.matches(current.version) {
-                return Err(stale(current.version));
-            }
-            Some(current.version)
-        }
+        Some(p) => Some(current_version(state, tenant, rt, id, Some(p))?.version),
     };
     match state.store.delete(tenant, rt, id, expected) {
         Err(StoreError::VersionMismatch { current }) => Err(stale(current)),
         other => Ok(other?),
     }
+}
+
+/// The stored resource a write starts from, after the `If-Match` check.
+fn current_version(
+    state: &AppState,
+    tenant: &str,
+    rt: ResourceType,
+    id: &str,
+    if_match: Option<&Precondition>,
+) -> Result<StoredResource, ApiError> {
+    let current = state
+        .store
+        .get(tenant, rt, id, false)?
+        .ok_or_else(|| StoreError::NotFound(rt, id.to_owned()))?;
+    if if_match.is_some_and(|p| !p.matches(current.version)) {
+        return Err(stale(current.version));
+    }
+    Ok(current)
 }
 
 fn stale(current: i64) -> ApiError {

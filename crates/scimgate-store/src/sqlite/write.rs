@@ -83,31 +83,7 @@ pub fn replace(
         created,
     } = current(conn, tenant, rt, id, expected_version)?;
     let members = check_members(conn, tenant, Some(id), &new.members)?;
-    let attributes = attributes_json(&new)?;
-    conn.prepare_cached(
-        "UPDATE resources SET name = ?3, name_key = ?4, display = ?5, external_id = ?6, attributes = ?7, \
-         password_hash = COALESCE(?8, password_hash), version = version + 1, last_modified = ?9 \
-         WHERE tenant = ?1 AND id = ?2",
-    )?
-    .execute(params![
-        tenant,
-        id,
-        new.name,
-        new.name_key,
-        new.display,
-        new.external_id,
-        attributes,
-        new.password_hash,
-        now
-    ])
-    .map_err(|e| uniqueness(e, &new.name))?;
-    write_rows(
-        conn,
-        paths,
-        tenant,
-        seq,
-        &rows_for(rt, &new.attributes, &created, now),
-    )?;
+    update_row(conn, paths, tenant, id, seq, &new, &created, now)?;
     if rt == ResourceType::Group {
         replace_memberships(conn, tenant, id, &members)?;
     }
@@ -160,6 +136,45 @@ pub fn delete(
     conn.prepare_cached("DELETE FROM resources WHERE tenant = ?1 AND id = ?2")?
         .execute(params![tenant, id])?;
     Ok(())
+}
+
+/// Rewrites a resource's row and its index rows, moving its version and lastModified.
+#[allow(clippy::too_many_arguments)]
+fn update_row(
+    conn: &Connection,
+    paths: &PathIds,
+    tenant: &str,
+    id: &str,
+    seq: i64,
+    new: &NewResource,
+    created: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    let attributes = attributes_json(new)?;
+    conn.prepare_cached(
+        "UPDATE resources SET name = ?3, name_key = ?4, display = ?5, external_id = ?6, attributes = ?7, \
+         password_hash = COALESCE(?8, password_hash), version = version + 1, last_modified = ?9 \
+         WHERE tenant = ?1 AND id = ?2",
+    )?
+    .execute(params![
+        tenant,
+        id,
+        new.name,
+        new.name_key,
+        new.display,
+        new.external_id,
+        attributes,
+        new.password_hash,
+        now
+    ])
+    .map_err(|e| uniqueness(e, &new.name))?;
+    write_rows(
+        conn,
+        paths,
+        tenant,
+        seq,
+        &rows_for(new.resource_type, &new.attributes, created, now),
+    )
 }
 
 /// The stored version and creation time, after the existence and version checks.
@@ -327,33 +342,7 @@ pub fn patch(
         skipped = change_members(conn, tenant, id, &p.members, p.skip_unknown_members)?;
     }
     match &p.new {
-        Some(new) => {
-            let attributes = attributes_json(new)?;
-            conn.prepare_cached(
-                "UPDATE resources SET name = ?3, name_key = ?4, display = ?5, external_id = ?6, attributes = ?7, \
-                 password_hash = COALESCE(?8, password_hash), version = version + 1, last_modified = ?9 \
-                 WHERE tenant = ?1 AND id = ?2",
-            )?
-            .execute(params![
-                tenant,
-                id,
-                new.name,
-                new.name_key,
-                new.display,
-                new.external_id,
-                attributes,
-                new.password_hash,
-                now
-            ])
-            .map_err(|e| uniqueness(e, &new.name))?;
-            write_rows(
-                conn,
-                paths,
-                tenant,
-                seq,
-                &rows_for(p.rt, &new.attributes, &created, now),
-            )?;
-        }
+        Some(new) => update_row(conn, paths, tenant, id, seq, new, &created, now)?,
         None => {
             conn.prepare_cached(
                 "UPDATE resources SET version = version + 1, last_modified = ?3 WHERE tenant = ?1 AND id = ?2",
