@@ -213,7 +213,54 @@ fn leaf_row(def: &AttributeDef, path: &str, elem: i64, value: &Value) -> Option<
     })
 }
 
-/// Replaces the index rows of resource `seq`.
+/// The typed key of each row, as the table holds it, for inserting or comparing.
+type RowKey = (i64, i64, Option<String>, Option<SqlValue>);
+
+fn row_keys(paths: &PathIds, rows: &[IndexRow]) -> Result<Vec<RowKey>, StoreError> {
+    rows.iter()
+        .map(|row| {
+            let path_id = paths.get(&row.path).ok_or_else(|| {
+                StoreError::Corrupt(format!("no attribute path id for '{}'", row.path))
+            })?;
+            Ok((
+                path_id,
+                row.elem,
+                row.text.clone(),
+                row.num.map(SqlNum::to_value),
+            ))
+        })
+        .collect()
+}
+
+/// Indexes a resource that has no rows yet (a create, a backfill): inserts only.
+pub fn insert_rows(
+    conn: &Connection,
+    paths: &PathIds,
+    tenant: &str,
+    seq: i64,
+    rows: &[IndexRow],
+) -> Result<(), StoreError> {
+    insert_keys(conn, tenant, seq, row_keys(paths, rows)?)
+}
+
+fn insert_keys(
+    conn: &Connection,
+    tenant: &str,
+    seq: i64,
+    keys: Vec<RowKey>,
+) -> Result<(), StoreError> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO attr_index (tenant, path_id, text, num, seq, elem) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for (path_id, elem, text, num) in keys {
+        insert.execute(params![tenant, path_id, text, num, seq, elem])?;
+    }
+    Ok(())
+}
+
+/// Replaces the index rows of resource `seq`. Only the rows that differ are deleted and
+/// inserted: a PATCH of one attribute touches one row (and meta.lastModified's), not
+/// every value of the resource.
 pub fn write_rows(
     conn: &Connection,
     paths: &PathIds,
@@ -221,21 +268,7 @@ pub fn write_rows(
     seq: i64,
     rows: &[IndexRow],
 ) -> Result<(), StoreError> {
-    // Only the rows that differ are deleted and inserted: a PATCH of one attribute touches
-    // one row (and meta.lastModified's), not every value of the resource.
-    let mut wanted: Vec<(i64, i64, Option<String>, Option<SqlValue>)> =
-        Vec::with_capacity(rows.len());
-    for row in rows {
-        let path_id = paths.get(&row.path).ok_or_else(|| {
-            StoreError::Corrupt(format!("no attribute path id for '{}'", row.path))
-        })?;
-        wanted.push((
-            path_id,
-            row.elem,
-            row.text.clone(),
-            row.num.map(SqlNum::to_value),
-        ));
-    }
+    let mut wanted = row_keys(paths, rows)?;
     let mut existing = conn
         .prepare_cached("SELECT rowid, path_id, elem, text, num FROM attr_index WHERE seq = ?1")?;
     let found = existing
@@ -262,13 +295,7 @@ pub fn write_rows(
             }
         }
     }
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO attr_index (tenant, path_id, text, num, seq, elem) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
-    for (path_id, elem, text, num) in wanted {
-        insert.execute(params![tenant, path_id, text, num, seq, elem])?;
-    }
-    Ok(())
+    insert_keys(conn, tenant, seq, wanted)
 }
 
 /// Migration 2's hook: registers paths and indexes every resource already stored.
@@ -296,7 +323,7 @@ pub fn backfill(tx: &rusqlite::Transaction<'_>) -> rusqlite_migration::HookResul
         let attributes: Map<String, Value> =
             serde_json::from_str(&attributes).map_err(|e| hook_err(e.to_string()))?;
         let rows = rows_for(rt, &attributes, &created, &modified);
-        write_rows(tx, &paths, &tenant, seq, &rows).map_err(|e| hook_err(e.to_string()))?;
+        insert_rows(tx, &paths, &tenant, seq, &rows).map_err(|e| hook_err(e.to_string()))?;
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use scimgate_model::{MemberInput, ResourceType};
 
-use super::index::{self, META_LAST_MODIFIED, PathIds, rows_for, write_rows};
+use super::index::{self, META_LAST_MODIFIED, PathIds, insert_rows, rows_for, write_rows};
 use super::read::{COLUMNS, load_relations, members_of, row_to_resource};
 use super::{parse_type, type_name};
 use crate::error::StoreError;
@@ -47,7 +47,7 @@ pub fn create(
          ON CONFLICT (tenant, resource_type) DO UPDATE SET n = n + 1",
     )?
     .execute(params![tenant, type_name(new.resource_type)])?;
-    write_rows(
+    insert_rows(
         conn,
         paths,
         tenant,
