@@ -43,6 +43,9 @@ pub struct Config {
     /// `info`, `debug`, … or a full `tracing` filter such as `scimgate=debug`.
     pub log_level: String,
     pub log_format: LogFormat,
+    /// How often to look for changes to the configuration file and plugin files, in
+    /// milliseconds, to reload the plugins; 0 reloads on SIGHUP only.
+    pub plugin_watch_interval_ms: u64,
     /// Operator plugins, `[[plugins]]` in TOML, in the order they run (docs/plugins.md).
     pub plugins: Vec<scimgate_plugins::PluginSpec>,
     /// Per-tenant settings, `[tenants.NAME]` in TOML.
@@ -102,6 +105,7 @@ impl Default for Config {
             log_level: "info".into(),
             log_format: LogFormat::Text,
             tenants: std::collections::BTreeMap::new(),
+            plugin_watch_interval_ms: 2000,
             plugins: Vec::new(),
         }
     }

@@ -2,12 +2,14 @@
 //! `main` and the integration tests both build the server through [`build_state`].
 
 pub mod config;
+pub mod reload;
 
 use std::sync::Arc;
 
 use actix_web::web;
-use scimgate_http::{AppState, HttpSettings, SigningKey};
+use scimgate_http::{AppState, HttpSettings, Metrics, PluginHook, SigningKey};
 use scimgate_model::{Clock, SystemClock};
+use scimgate_plugins::{PluginHost, PluginLoadError};
 use scimgate_store::{SqliteOptions, SqliteStore, StoreError};
 
 pub use config::Config;
@@ -26,35 +28,53 @@ pub enum StartError {
     #[error("configuration: {0}")]
     Config(String),
     #[error("{0}")]
-    Plugins(#[from] scimgate_plugins::PluginLoadError),
+    Plugins(#[from] PluginLoadError),
+}
+
+/// The application state and the handle through which its plugins are reloaded.
+pub struct Built {
+    pub state: web::Data<AppState>,
+    pub plugins: Arc<PluginHook>,
 }
 
 /// Opens the data folder (creating it, the signing key and the database on first start)
 /// and builds the shared application state.
 pub fn build_state(config: &Config) -> Result<web::Data<AppState>, StartError> {
-    build_state_with_clock(config, Arc::new(SystemClock))
+    Ok(build(config, Arc::new(SystemClock))?.state)
 }
 
 pub fn build_state_with_clock(
     config: &Config,
     clock: Arc<dyn Clock>,
 ) -> Result<web::Data<AppState>, StartError> {
+    Ok(build(config, clock)?.state)
+}
+
+/// Validates and compiles the configured plugins (compiled code cached in the data folder).
+pub fn load_plugins(config: &Config) -> Result<PluginHost, PluginLoadError> {
+    let cache = config.data.join("plugin-cache");
+    PluginHost::load_cached(config.plugins.clone(), Some(&cache))
+}
+
+pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError> {
     std::fs::create_dir_all(&config.data)
         .map_err(|e| StartError::DataDir(config.data.display().to_string(), e))?;
     let signing_key = SigningKey::load_or_create(&config.data).map_err(StartError::Key)?;
     let mut options = SqliteOptions::new(config.data.join(DATABASE_FILE));
     options.read_connections = config.read_connections;
     let store = SqliteStore::open(&options, clock.clone())?;
-    // Plugins are validated and compiled now: a bad module stops the start, named.
-    let cache = config.data.join("plugin-cache");
-    let host = scimgate_plugins::PluginHost::load_cached(config.plugins.clone(), Some(&cache))?;
-    let mut write_hooks: Vec<Arc<dyn scimgate_http::WriteHook>> = Vec::new();
+    // Plugins are validated and compiled now: a bad module stops the start, named. The
+    // hook is installed even with no plugins, so that a reload can add some.
+    let host = load_plugins(config)?;
     if !host.is_empty() {
         tracing::info!(plugins = host.specs().count(), "plugins loaded");
-        write_hooks.push(Arc::new(scimgate_http::PluginHook::new(Arc::new(host))));
     }
-    Ok(web::Data::new(AppState {
-        store: Arc::new(store),
+    let store: Arc<dyn scimgate_store::Store> = Arc::new(store);
+    let metrics = Arc::new(Metrics::new(Arc::clone(&store)));
+    let plugins = Arc::new(PluginHook::new(Arc::new(host), Arc::clone(&metrics)));
+    let write_hooks: Vec<Arc<dyn scimgate_http::WriteHook>> = vec![plugins.clone()];
+    let state = web::Data::new(AppState {
+        store,
         signing_key,
         settings: HttpSettings {
             public_base_url: config.public_base_url.clone(),
@@ -70,5 +90,7 @@ pub fn build_state_with_clock(
         },
         clock,
         write_hooks,
-    }))
+        metrics,
+    });
+    Ok(Built { state, plugins })
 }

@@ -8,8 +8,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use scimgate::config::{FlagOverrides, LogFormat};
-use scimgate::{Config, build_state};
+use scimgate::reload::{ConfigSource, PluginReloader, Trigger};
+use scimgate::{Config, build};
 use scimgate_http::{SigningKey, TokenRequest, build_app};
+use scimgate_model::SystemClock;
+use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
@@ -127,11 +130,20 @@ fn serve(args: ServeArgs) -> CliResult {
         data: args.data,
         public_base_url: args.public_base_url,
     };
-    let config = Config::load(args.config.as_deref(), &flags)?;
+    let source = ConfigSource {
+        file: args.config,
+        flags,
+    };
+    let config = source.load()?;
     init_logging(&config)?;
-    let state = build_state(&config)?;
+    let built = build(&config, Arc::new(SystemClock))?;
+    let state = built.state;
+    let poll = (config.plugin_watch_interval_ms > 0)
+        .then(|| Duration::from_millis(config.plugin_watch_interval_ms));
+    let reload = PluginReloader::new(source, config.clone(), built.plugins).spawn(poll)?;
     tracing::info!(listen = %config.listen, data = %config.data.display(), "scimgate starting");
     actix_web::rt::System::new().block_on(async move {
+        reload_on_sighup(reload);
         let mut server = actix_web::HttpServer::new(move || build_app(state.clone()))
             .client_request_timeout(Duration::from_secs(10));
         if let Some(workers) = config.workers {
@@ -141,6 +153,25 @@ fn serve(args: ServeArgs) -> CliResult {
     })?;
     tracing::info!("scimgate stopped");
     Ok(())
+}
+
+/// Forwards each SIGHUP to the plugin reload thread.
+fn reload_on_sighup(reload: std::sync::mpsc::Sender<Trigger>) {
+    use actix_web::rt::signal::unix::{SignalKind, signal};
+    actix_web::rt::spawn(async move {
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGHUP; plugins reload on file change only");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            if reload.send(Trigger::Signal).is_err() {
+                return;
+            }
+        }
+    });
 }
 
 fn token(args: TokenArgs) -> CliResult {

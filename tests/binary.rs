@@ -20,18 +20,28 @@ struct Server {
 
 impl Server {
     fn start(data: &Path) -> Server {
+        Self::start_with(data, None, Stdio::inherit())
+    }
+
+    /// Starts with a configuration file, sending the server's log to `stderr`.
+    fn start_with(data: &Path, config: Option<&Path>, stderr: Stdio) -> Server {
         let port = TcpListener::bind("127.0.0.1:0")
             .expect("port")
             .local_addr()
             .expect("addr")
             .port();
-        let child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .args(["serve", "--data"])
             .arg(data)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("SCIMGATE_LOG", "warn")
+            .args(["--listen", &format!("127.0.0.1:{port}")]);
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let child = command
+            .env("SCIMGATE_LOG", "warn,scimgate::reload=info")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn scimgate");
         let server = Server {
@@ -284,4 +294,98 @@ fn plugin_check_and_run() {
     assert_eq!(decision["decision"], "reject");
     assert_eq!(decision["status"], 422);
     assert!(String::from_utf8_lossy(&out.stderr).contains("took"));
+}
+
+/// A configuration with one plugin, the given fixture, and file watching as given.
+fn plugin_config(path: &Path, fixture_name: &str, watch_ms: u64) {
+    let text = format!(
+        "plugin_watch_interval_ms = {watch_ms}\n[[plugins]]\nname = \"{fixture_name}\"\nfile = \"{}\"\n",
+        fixture(fixture_name).display()
+    );
+    std::fs::write(path, text).expect("write config");
+}
+
+/// Creates users until the answer is `want` (the reload is asynchronous) or 15 s pass.
+fn wait_for_create_status(server: &Server, token: &str, want: u16) -> u16 {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut n = 0;
+    loop {
+        n += 1;
+        let (status, _) = send(
+            "POST",
+            &format!("{}/scim/v2/Users", server.base),
+            token,
+            Some(user(&format!("probe{n}-{want}"))),
+        );
+        if status == want || Instant::now() > deadline {
+            return status;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn plugins_reload_on_sighup_and_a_bad_set_is_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("scimgate.toml");
+    let log = dir.path().join("server.log");
+    plugin_config(&config, "reject", 0);
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        Some(&config),
+        Stdio::from(std::fs::File::create(&log).expect("log")),
+    );
+    let t = token(&dir.path().join("data"), &[]);
+    let (status, body) = send(
+        "POST",
+        &format!("{}/scim/v2/Users", server.base),
+        &t,
+        Some(user("before")),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(body["detail"].as_str().unwrap_or("").contains("'reject'"));
+
+    let hup = |child: &Child| {
+        let ok = Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+    };
+    plugin_config(&config, "accept", 0);
+    hup(&server.child);
+    assert_eq!(wait_for_create_status(&server, &t, 201), 201);
+
+    // A set that does not load is refused; the running set (accept) keeps serving.
+    plugin_config(&config, "wasi", 0);
+    hup(&server.child);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("plugin reload refused")
+    {
+        assert!(Instant::now() < deadline, "no refusal logged");
+        thread::sleep(Duration::from_millis(100));
+    }
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(logged.contains("wasi_snapshot_preview1"), "{logged}");
+    let (status, _) = send(
+        "POST",
+        &format!("{}/scim/v2/Users", server.base),
+        &t,
+        Some(user("after-bad-reload")),
+    );
+    assert_eq!(status, 201, "the old set still serves");
+}
+
+#[test]
+fn plugins_reload_when_the_configuration_file_changes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("scimgate.toml");
+    plugin_config(&config, "accept", 100);
+    let server = Server::start_with(&dir.path().join("data"), Some(&config), Stdio::inherit());
+    let t = token(&dir.path().join("data"), &[]);
+    assert_eq!(wait_for_create_status(&server, &t, 201), 201);
+    plugin_config(&config, "reject", 100);
+    assert_eq!(wait_for_create_status(&server, &t, 422), 422);
 }

@@ -22,6 +22,7 @@ use crate::state::AppState;
 pub const DEFAULT_TENANT: &str = "default";
 pub const SCOPE_READ: &str = "scim:read";
 pub const SCOPE_WRITE: &str = "scim:write";
+pub const SCOPE_ADMIN: &str = "scim:admin";
 const ISSUER: &str = "scimgate";
 
 /// The claims scimgate mints and reads.
@@ -209,14 +210,7 @@ fn authorize(req: &ServiceRequest) -> Result<Claims, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal("application state missing".into()))?;
-    let token = bearer_token(req.request())?;
-    let claims = state
-        .signing_key
-        .verify(token, state.settings.token_leeway_secs)
-        .map_err(|reason| ApiError::Unauthorized {
-            detail: format!("invalid bearer token: {reason}"),
-            token_sent: true,
-        })?;
+    let claims = authenticate(req.request(), state)?;
     let needed = if matches!(*req.method(), Method::GET | Method::HEAD) {
         SCOPE_READ
     } else {
@@ -229,6 +223,18 @@ fn authorize(req: &ServiceRequest) -> Result<Claims, ApiError> {
         )));
     }
     Ok(claims)
+}
+
+/// Verifies the request's bearer token: signature, algorithm, `exp`, `nbf`, tenant name.
+pub fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Claims, ApiError> {
+    let token = bearer_token(req)?;
+    state
+        .signing_key
+        .verify(token, state.settings.token_leeway_secs)
+        .map_err(|reason| ApiError::Unauthorized {
+            detail: format!("invalid bearer token: {reason}"),
+            token_sent: true,
+        })
 }
 
 fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {

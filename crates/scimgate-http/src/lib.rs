@@ -8,6 +8,7 @@ mod error;
 mod etag;
 mod health;
 mod list;
+mod metrics;
 mod password;
 mod plugins;
 mod render;
@@ -23,6 +24,7 @@ use actix_web::{App, web};
 
 pub use auth::{Claims, SigningKey, TokenRequest, valid_tenant as auth_tenant_is_valid};
 pub use error::ApiError;
+pub use metrics::{Metrics, PluginOutcome};
 pub use password::PasswordStorage;
 pub use plugins::PluginHook;
 pub use state::{AppState, HttpSettings};
@@ -46,6 +48,7 @@ pub fn build_app(
         .wrap(from_fn(request_id::middleware))
         .route("/healthz", web::get().to(health::live))
         .route("/readyz", web::get().to(health::ready))
+        .route("/metrics", web::get().to(metrics::scrape))
         .service(
             web::scope("/scim/v2")
                 .wrap(from_fn(auth::middleware))

@@ -1,21 +1,42 @@
 //! Operator plugins as the write path's hook: each plugin that applies runs in order on
 //! the previous one's output; a rejection or a failure becomes a SCIM error naming it.
+//! The plugin set can be swapped while serving: each write runs wholly on the set it
+//! started with.
 
 use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
 
 use scimgate_model::{ScimError, ScimType};
 use scimgate_plugins::{ABI_VERSION, CallInput, Decision, FailMode, Hook, PluginHost};
 use serde_json::Value;
 
+use crate::metrics::{Metrics, PluginOutcome};
 use crate::write_path::{WriteContext, WriteHook, WriteKind};
 
 pub struct PluginHook {
-    host: Arc<PluginHost>,
+    host: ArcSwap<PluginHost>,
+    metrics: Arc<Metrics>,
 }
 
 impl PluginHook {
-    pub fn new(host: Arc<PluginHost>) -> Self {
-        PluginHook { host }
+    pub fn new(host: Arc<PluginHost>, metrics: Arc<Metrics>) -> Self {
+        PluginHook {
+            host: ArcSwap::new(host),
+            metrics,
+        }
+    }
+
+    /// The set new writes run on.
+    pub fn current(&self) -> Arc<PluginHost> {
+        self.host.load_full()
+    }
+
+    /// Puts `host` in place for the writes that start from now on; writes already running
+    /// finish on the set they hold, which is dropped when the last of them ends.
+    pub fn swap(&self, host: Arc<PluginHost>) -> Arc<PluginHost> {
+        self.host.swap(host)
     }
 }
 
@@ -24,7 +45,13 @@ impl WriteHook for PluginHook {
         "plugins"
     }
 
+    fn is_active(&self) -> bool {
+        !self.host.load().is_empty()
+    }
+
     fn apply(&self, ctx: &WriteContext<'_>, mut resource: Value) -> Result<Value, ScimError> {
+        // One load per write: a reload in the middle does not mix two sets in one write.
+        let host = self.host.load_full();
         let hook = match ctx.kind {
             WriteKind::Create => Hook::Create,
             WriteKind::Replace => Hook::Replace,
@@ -36,7 +63,7 @@ impl WriteHook for PluginHook {
             v
         });
         let request_id = crate::error::REQUEST_ID.try_with(Clone::clone).ok();
-        for (index, spec) in self.host.specs().enumerate() {
+        for (index, spec) in host.specs().enumerate() {
             if !spec.applies_to(hook, ctx.resource_type, ctx.tenant) {
                 continue;
             }
@@ -51,7 +78,17 @@ impl WriteHook for PluginHook {
                 request_id: request_id.as_deref(),
                 config: &spec.config,
             };
-            match self.host.call(index, &input) {
+            let started = Instant::now();
+            let result = host.call(index, &input);
+            let outcome = match &result {
+                Ok(Decision::Accept) => PluginOutcome::Accept,
+                Ok(Decision::Modify { .. }) => PluginOutcome::Modify,
+                Ok(Decision::Reject { .. }) => PluginOutcome::Reject,
+                Err(_) => PluginOutcome::Failed,
+            };
+            self.metrics
+                .observe_plugin(&spec.name, outcome, started.elapsed());
+            match result {
                 Ok(Decision::Accept) => {}
                 Ok(Decision::Modify { resource: changed }) => resource = changed,
                 Ok(Decision::Reject {

@@ -1,7 +1,10 @@
 //! A request id on every request (`X-Request-Id` honoured when sane, else generated), a root
 //! tracing span carrying it, and one log line per request with its status and latency.
 
+use std::sync::Arc;
 use std::time::Instant;
+
+use actix_web::web;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -10,6 +13,7 @@ use actix_web::middleware::Next;
 use tracing::Instrument;
 
 use crate::error::REQUEST_ID;
+use crate::state::AppState;
 
 pub const HEADER: &str = "x-request-id";
 
@@ -33,6 +37,10 @@ pub async fn middleware(
         subject = tracing::field::Empty,
     );
     let started = Instant::now();
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| Arc::clone(&s.metrics));
+    let method = req.method().clone();
     // Inner middleware answers its refusals as responses, so every answer passes here.
     let mut resp = REQUEST_ID
         .scope(id.clone(), next.call(req).instrument(span.clone()))
@@ -42,10 +50,21 @@ pub async fn middleware(
         resp.headers_mut()
             .insert(HeaderName::from_static(HEADER), v);
     }
+    let took = started.elapsed();
+    if let Some(metrics) = metrics {
+        // The route pattern, not the path: ids must not become label values.
+        let route = resp.request().match_pattern();
+        metrics.observe_request(
+            method.as_str(),
+            route.as_deref().unwrap_or("unmatched"),
+            resp.status().as_u16(),
+            took,
+        );
+    }
     span.in_scope(|| {
         tracing::info!(
             status = resp.status().as_u16(),
-            micros = started.elapsed().as_micros() as u64,
+            micros = took.as_micros() as u64,
             "served"
         );
     });

@@ -7,6 +7,7 @@ use scimgate_model::dialect::Dialect;
 use scimgate_store::Store;
 
 use crate::auth::SigningKey;
+use crate::metrics::Metrics;
 use crate::password::PasswordStorage;
 use crate::write_path::WriteHook;
 
@@ -59,6 +60,7 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Steps run on every create and replace, in order, between decoding and validation.
     pub write_hooks: Vec<Arc<dyn WriteHook>>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl HttpSettings {

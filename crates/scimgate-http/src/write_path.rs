@@ -38,6 +38,10 @@ pub struct WriteContext<'a> {
 /// plugin host implements this; each hook sees the previous hook's output.
 pub trait WriteHook: Send + Sync {
     fn name(&self) -> &str;
+    /// Whether the hook would do anything now (a plugin hook with no plugins loaded does not).
+    fn is_active(&self) -> bool {
+        true
+    }
     fn apply(&self, ctx: &WriteContext<'_>, resource: Value) -> Result<Value, ScimError>;
 }
 
@@ -186,7 +190,7 @@ pub fn patch(
         // Plugins see every PATCH, member-only ones included (with the operations); a
         // member-only PATCH whose plugins change nothing writes no attributes.
         let changed = outcome.attributes_changed || outcome.password.is_some();
-        let new = if changed || !state.write_hooks.is_empty() {
+        let new = if changed || state.write_hooks.iter().any(|h| h.is_active()) {
             let mut doc = outcome.attributes;
             let urns = schema_urns(rt, &doc);
             doc.insert("schemas".into(), serde_json::json!(urns));

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 pub use error::StoreError;
 pub use records::{GroupRef, MemberRef, NewResource, StoredResource};
-pub use sqlite::{PatchOutcome, PatchWrite, SqliteOptions, SqliteStore, WriteStats};
+pub use sqlite::{PatchOutcome, PatchWrite, SqliteOptions, SqliteStore, StoreStats};
 
 /// What a list request asks of storage.
 #[derive(Debug, Clone)]
@@ -99,4 +99,6 @@ pub trait Store: Send + Sync {
     fn patch(&self, tenant: &str, id: &str, patch: PatchWrite) -> Result<PatchOutcome, StoreError>;
     /// A cheap round trip to the database, for readiness probes.
     fn ping(&self) -> Result<(), StoreError>;
+    /// Counters for `/metrics`.
+    fn stats(&self) -> StoreStats;
 }

@@ -22,11 +22,15 @@ use crate::writer::Writer;
 use crate::{ListPage, ListQuery, Store};
 use index::PathIds;
 
-/// How many writes shared how many commits since the store opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WriteStats {
+/// The store's counters since it opened: how many writes shared how many commits, the
+/// time spent committing, and the read pool's connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
     pub writes: u64,
     pub commits: u64,
+    pub commit_micros: u64,
+    pub read_connections: u32,
+    pub idle_read_connections: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -122,11 +126,15 @@ impl SqliteStore {
     }
 
     /// Writes acknowledged so far, and the commits (fsyncs) they took.
-    pub fn write_stats(&self) -> WriteStats {
+    pub fn write_stats(&self) -> StoreStats {
         let stats = self.writer.stats();
-        WriteStats {
+        let pool = self.readers.state();
+        StoreStats {
             writes: stats.writes.load(Ordering::Relaxed),
             commits: stats.batches.load(Ordering::Relaxed),
+            commit_micros: stats.batch_micros.load(Ordering::Relaxed),
+            read_connections: pool.connections,
+            idle_read_connections: pool.idle_connections,
         }
     }
 
@@ -143,12 +151,18 @@ impl SqliteStore {
 
 impl Drop for SqliteStore {
     fn drop(&mut self) {
-        let WriteStats { writes, commits } = self.write_stats();
+        let StoreStats {
+            writes, commits, ..
+        } = self.write_stats();
         tracing::info!(writes, commits, "store closed");
     }
 }
 
 impl Store for SqliteStore {
+    fn stats(&self) -> StoreStats {
+        self.write_stats()
+    }
+
     fn create(&self, tenant: &str, new: NewResource) -> Result<StoredResource, StoreError> {
         let (tenant, now, paths) = (tenant.to_owned(), self.now(), Arc::clone(&self.paths));
         self.writer

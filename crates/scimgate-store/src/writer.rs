@@ -31,6 +31,8 @@ pub struct Writer {
 pub struct WriterStats {
     pub batches: AtomicU64,
     pub writes: AtomicU64,
+    /// Time spent in write transactions, from BEGIN to the durable COMMIT.
+    pub batch_micros: AtomicU64,
 }
 
 impl Writer {
@@ -90,7 +92,11 @@ fn run(conn: Connection, queue: mpsc::Receiver<Job>, max_batch: usize, stats: &W
         stats
             .writes
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let started = std::time::Instant::now();
         commit_batch(&conn, batch);
+        stats
+            .batch_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     }
 }
 

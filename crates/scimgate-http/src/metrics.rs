@@ -1,0 +1,267 @@
+//! Prometheus metrics at `/metrics`: requests by route and status with latency, plugin
+//! calls with their outcome and duration, rate-limit refusals, and the store's counters.
+//! Labels come from bounded sets only (route patterns, not paths; plugin names from the
+//! configuration), so a client cannot grow the series without limit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::header::ContentType;
+use actix_web::{HttpRequest, HttpResponse, web};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use scimgate_store::Store;
+
+use crate::auth;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginOutcomeLabels {
+    plugin: String,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginLabels {
+    plugin: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    limiter: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Request latencies from 0.1 ms to about 6.5 s.
+fn request_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 3.0, 11))
+}
+
+/// Plugin call durations from 10 µs to about 0.6 s.
+fn plugin_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.00001, 3.0, 11))
+}
+
+/// What a plugin call came to, as counted.
+#[derive(Debug, Clone, Copy)]
+pub enum PluginOutcome {
+    Accept,
+    Modify,
+    Reject,
+    /// Trap, deadline, memory, bad output; `on_failure` decides what the write does.
+    Failed,
+}
+
+impl PluginOutcome {
+    fn label(self) -> &'static str {
+        match self {
+            PluginOutcome::Accept => "accept",
+            PluginOutcome::Modify => "modify",
+            PluginOutcome::Reject => "reject",
+            PluginOutcome::Failed => "failed",
+        }
+    }
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_seconds: HistogramFamily<RouteLabels>,
+    plugin_calls: Family<PluginOutcomeLabels, Counter>,
+    plugin_seconds: HistogramFamily<PluginLabels>,
+    rate_limited: Family<LimitLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    /// The metrics of one server; `store` is read at each scrape.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        let mut registry = Registry::with_prefix("scimgate");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by method, route pattern and status",
+            requests.clone(),
+        );
+        let request_seconds: HistogramFamily<RouteLabels> =
+            Family::new_with_constructor(request_histogram);
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from receiving a request to its response, by method and route pattern",
+            request_seconds.clone(),
+        );
+        let plugin_calls = Family::<PluginOutcomeLabels, Counter>::default();
+        registry.register(
+            "plugin_calls",
+            "Plugin calls, by plugin and outcome (accept, modify, reject, failed)",
+            plugin_calls.clone(),
+        );
+        let plugin_seconds: HistogramFamily<PluginLabels> =
+            Family::new_with_constructor(plugin_histogram);
+        registry.register(
+            "plugin_call_duration_seconds",
+            "Duration of one plugin call, fresh instance included",
+            plugin_seconds.clone(),
+        );
+        let rate_limited = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "rate_limited_requests",
+            "Requests refused with 429, by limiter",
+            rate_limited.clone(),
+        );
+        registry.register_collector(Box::new(StoreCollector(store)));
+        Metrics {
+            registry,
+            requests,
+            request_seconds,
+            plugin_calls,
+            plugin_seconds,
+            rate_limited,
+        }
+    }
+
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, took: Duration) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+        self.request_seconds
+            .get_or_create(&RouteLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn observe_plugin(&self, plugin: &str, outcome: PluginOutcome, took: Duration) {
+        self.plugin_calls
+            .get_or_create(&PluginOutcomeLabels {
+                plugin: plugin.to_owned(),
+                outcome: outcome.label(),
+            })
+            .inc();
+        self.plugin_seconds
+            .get_or_create(&PluginLabels {
+                plugin: plugin.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn count_rate_limited(&self, limiter: &'static str) {
+        self.rate_limited
+            .get_or_create(&LimitLabels { limiter })
+            .inc();
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// The store's counters, read when scraped.
+struct StoreCollector(Arc<dyn Store>);
+
+impl std::fmt::Debug for StoreCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreCollector")
+    }
+}
+
+impl Collector for StoreCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = self.0.stats();
+        let mut counter = |name: &str, help: &str, value: f64| {
+            let c = ConstCounter::new(value);
+            let e = encoder.encode_descriptor(name, help, None, c.metric_type())?;
+            c.encode(e)
+        };
+        counter(
+            "store_writes",
+            "Writes committed or refused by the store",
+            stats.writes as f64,
+        )?;
+        counter(
+            "store_commits",
+            "Write transactions (group commits); writes / commits is writes per fsync",
+            stats.commits as f64,
+        )?;
+        counter(
+            "store_commit_seconds",
+            "Time spent in write transactions, BEGIN to durable COMMIT",
+            stats.commit_micros as f64 / 1e6,
+        )?;
+        for (name, help, value) in [
+            (
+                "store_read_connections",
+                "Read-only connections open in the pool",
+                stats.read_connections,
+            ),
+            (
+                "store_idle_read_connections",
+                "Read-only connections idle in the pool",
+                stats.idle_read_connections,
+            ),
+        ] {
+            let g = ConstGauge::new(i64::from(value));
+            let e = encoder.encode_descriptor(name, help, None, g.metric_type())?;
+            g.encode(e)?;
+        }
+        Ok(())
+    }
+}
+
+/// Scope that may read `/metrics` besides `scim:admin`, for a scraper's token.
+pub const SCOPE_METRICS: &str = "scim:metrics";
+
+/// `GET /metrics`: needs a token with `scim:metrics` or `scim:admin`.
+pub async fn scrape(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let claims = auth::authenticate(&req, &state)?;
+    if !claims.has_scope(SCOPE_METRICS) && !claims.has_scope(auth::SCOPE_ADMIN) {
+        return Err(ApiError::Forbidden(format!(
+            "the token lacks the '{SCOPE_METRICS}' or '{}' scope needed for /metrics",
+            auth::SCOPE_ADMIN
+        )));
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header(ContentType(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                .parse()
+                .map_err(|_| ApiError::Internal("metrics content type".into()))?,
+        ))
+        .body(state.metrics.encode()))
+}

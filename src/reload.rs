@@ -1,0 +1,147 @@
+//! Plugin reload without restart. On SIGHUP, and when the configuration file or a plugin
+//! file changes, the configuration is read again and its `[[plugins]]` are loaded beside
+//! the running set; only a set that loads whole replaces it. Writes already running
+//! finish on the set they started with.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::thread;
+use std::time::{Duration, SystemTime};
+
+use scimgate_http::PluginHook;
+
+use crate::config::{Config, FlagOverrides};
+
+/// Where the configuration comes from, so that it can be read again the same way.
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    pub file: Option<PathBuf>,
+    pub flags: FlagOverrides,
+}
+
+impl ConfigSource {
+    pub fn load(&self) -> Result<Config, Box<figment::Error>> {
+        Config::load(self.file.as_deref(), &self.flags)
+    }
+}
+
+/// Why a reload was asked for, for the log.
+#[derive(Debug, Clone, Copy)]
+pub enum Trigger {
+    Signal,
+    FileChange,
+}
+
+pub struct PluginReloader {
+    source: ConfigSource,
+    /// The configuration the server runs with; only its plugins change on reload.
+    running: Config,
+    hook: Arc<PluginHook>,
+}
+
+/// The size and modification time of each watched file (`None` when it is missing).
+type Fingerprint = Vec<(PathBuf, Option<(SystemTime, u64)>)>;
+
+impl PluginReloader {
+    pub fn new(source: ConfigSource, running: Config, hook: Arc<PluginHook>) -> Self {
+        PluginReloader {
+            source,
+            running,
+            hook,
+        }
+    }
+
+    /// Reads the configuration again and swaps in its plugins. On any error the running
+    /// set stays and the error is returned (and logged by the caller).
+    pub fn reload(&self) -> Result<usize, String> {
+        let config = self
+            .source
+            .load()
+            .map_err(|e| format!("configuration: {e}"))?;
+        let host = crate::load_plugins(&config).map_err(|e| e.to_string())?;
+        let count = host.specs().count();
+        let unchanged_rest = Config {
+            plugins: Vec::new(),
+            ..config
+        } == Config {
+            plugins: Vec::new(),
+            ..self.running.clone()
+        };
+        if !unchanged_rest {
+            tracing::warn!(
+                "the configuration changed beyond [[plugins]]; only plugins reload, the rest needs a restart"
+            );
+        }
+        self.hook.swap(Arc::new(host));
+        Ok(count)
+    }
+
+    /// Starts the reload thread: it reloads on each message sent to the returned sender
+    /// (SIGHUP) and, when `poll` is given, when a watched file changes.
+    pub fn spawn(self, poll: Option<Duration>) -> std::io::Result<Sender<Trigger>> {
+        let (tx, rx) = mpsc::channel();
+        thread::Builder::new()
+            .name("scimgate-plugin-reload".into())
+            .spawn(move || {
+                let mut watched = self.watched(&self.running);
+                let mut seen = fingerprint(&watched);
+                loop {
+                    let trigger = match poll {
+                        Some(every) => match rx.recv_timeout(every) {
+                            Ok(t) => t,
+                            Err(RecvTimeoutError::Timeout) => {
+                                let now = fingerprint(&watched);
+                                if now == seen {
+                                    continue;
+                                }
+                                Trigger::FileChange
+                            }
+                            Err(RecvTimeoutError::Disconnected) => return,
+                        },
+                        None => match rx.recv() {
+                            Ok(t) => t,
+                            Err(_) => return,
+                        },
+                    };
+                    match self.reload() {
+                        Ok(count) => {
+                            tracing::info!(?trigger, plugins = count, "plugins reloaded")
+                        }
+                        Err(e) => tracing::error!(
+                            ?trigger,
+                            error = %e,
+                            "plugin reload refused; the running plugins keep serving"
+                        ),
+                    }
+                    // Watch what the configuration now names, even when it failed to load,
+                    // so that fixing a file triggers the next attempt.
+                    if let Ok(config) = self.source.load() {
+                        watched = self.watched(&config);
+                    }
+                    seen = fingerprint(&watched);
+                }
+            })?;
+        Ok(tx)
+    }
+
+    fn watched(&self, config: &Config) -> Vec<PathBuf> {
+        self.source
+            .file
+            .iter()
+            .cloned()
+            .chain(config.plugins.iter().map(|p| p.file.clone()))
+            .collect()
+    }
+}
+
+fn fingerprint(files: &[PathBuf]) -> Fingerprint {
+    files
+        .iter()
+        .map(|f| {
+            let meta = std::fs::metadata(f).ok();
+            let stamp = meta.and_then(|m| Some((m.modified().ok()?, m.len())));
+            (f.clone(), stamp)
+        })
+        .collect()
+}
