@@ -16,7 +16,8 @@ else
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rustc-web rust-web-src lld-22
   fi
-  RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 RUSTFLAGS="-C linker=/usr/lib/llvm-22/bin/wasm-ld" \
+  # The linker comes through the environment so that .cargo/config.toml's rustflags still apply.
+  RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=/usr/lib/llvm-22/bin/wasm-ld \
     cargo build --locked --release -Zbuild-std=std,panic_abort --target "$target"
 fi
 

@@ -15,6 +15,9 @@ use wasmtime::{
 use crate::abi::{ALLOC, CallInput, Decision, HANDLE, HOST_MODULE, LOG, MARKER};
 use crate::spec::PluginSpec;
 
+/// Linear memory kept mapped in a reused pool slot and reset in place.
+const KEEP_RESIDENT: usize = 2 << 20;
+
 /// How often the deadline clock ticks.
 const TICK: Duration = Duration::from_millis(1);
 
@@ -198,7 +201,14 @@ fn engine(max_memory: usize) -> Result<Engine, PluginLoadError> {
         .total_core_instances(128)
         .total_memories(128)
         .total_tables(128)
-        .max_memory_size(max_memory);
+        .max_memory_size(max_memory)
+        // Reset used slots by rewriting their dirty pages rather than unmapping them:
+        // unmapping flushes every core's TLB (an IPI per call) and the next call
+        // page-faults the memory back in. Measured: see docs/performance.md.
+        .linear_memory_keep_resident(KEEP_RESIDENT.min(max_memory))
+        .table_keep_resident(64 << 10)
+        .pagemap_scan(wasmtime::Enabled::Auto)
+        .decommit_batch_size(16);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
     match Engine::new(&config) {
         Ok(engine) => Ok(engine),

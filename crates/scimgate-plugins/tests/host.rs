@@ -140,6 +140,28 @@ fn every_call_gets_a_fresh_instance() {
     for _ in 0..200 {
         assert_eq!(host.call(0, &input(&r, &c)), Ok(Decision::Accept));
     }
+    // Reused pool slots are reset in place: no memory, grown page or global survives.
+    let host = PluginHost::load(vec![spec("stateful")]).expect("loads");
+    for _ in 0..300 {
+        assert_eq!(host.call(0, &input(&r, &c)), Ok(Decision::Accept));
+    }
+    // From several threads at once, as the server calls it.
+    let host = std::sync::Arc::new(host);
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let host = std::sync::Arc::clone(&host);
+            std::thread::spawn(move || {
+                let (r, c) = (json!({}), json!({}));
+                (0..100).all(|_| host.call(0, &input(&r, &c)) == Ok(Decision::Accept))
+            })
+        })
+        .collect();
+    for t in threads {
+        assert!(
+            t.join().expect("thread"),
+            "a call saw an earlier call's state"
+        );
+    }
 }
 
 #[test]

@@ -12,6 +12,14 @@
 //! scimgate_plugin_sdk::plugin!(handle);
 //! ```
 
+// Unused (and only unit-tested) off wasm32, where the system allocator serves.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod arena;
+
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: arena::BumpAllocator = arena::BumpAllocator;
+
 use serde::Deserialize;
 pub use serde_json::{self, Map, Value, json};
 
