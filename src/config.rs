@@ -36,6 +36,8 @@ pub struct Config {
     pub password_storage: PasswordStorage,
     /// Clock skew allowed on token `exp`/`nbf`, in seconds.
     pub token_leeway_secs: u64,
+    /// Keys that tokens may be signed with besides the data folder's own (`[auth]`).
+    pub auth: scimgate_http::AuthSettings,
     /// Read-only SQLite connections in the pool.
     pub read_connections: u32,
     /// HTTP worker threads; unset means one per CPU core.
@@ -100,6 +102,7 @@ impl Default for Config {
             group_patch_returns_resource: false,
             password_storage: PasswordStorage::Argon2id,
             token_leeway_secs: 30,
+            auth: Default::default(),
             read_connections: 8,
             workers: None,
             log_level: "info".into(),

@@ -7,7 +7,9 @@ pub mod reload;
 use std::sync::Arc;
 
 use actix_web::web;
-use scimgate_http::{AppState, HttpSettings, Metrics, PluginHook, SigningKey};
+use scimgate_http::{
+    AccessCache, AppState, HttpSettings, KeyRing, Metrics, PluginHook, SigningKey,
+};
 use scimgate_model::{Clock, SystemClock};
 use scimgate_plugins::{PluginHost, PluginLoadError};
 use scimgate_store::{SqliteOptions, SqliteStore, StoreError};
@@ -60,6 +62,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
     std::fs::create_dir_all(&config.data)
         .map_err(|e| StartError::DataDir(config.data.display().to_string(), e))?;
     let signing_key = SigningKey::load_or_create(&config.data).map_err(StartError::Key)?;
+    let keys = KeyRing::load(&signing_key, &config.auth).map_err(StartError::Config)?;
     let mut options = SqliteOptions::new(config.data.join(DATABASE_FILE));
     options.read_connections = config.read_connections;
     let store = SqliteStore::open(&options, clock.clone())?;
@@ -71,11 +74,13 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
     }
     let store: Arc<dyn scimgate_store::Store> = Arc::new(store);
     let metrics = Arc::new(Metrics::new(Arc::clone(&store)));
+    let access = AccessCache::start(&store)?;
     let plugins = Arc::new(PluginHook::new(Arc::new(host), Arc::clone(&metrics)));
     let write_hooks: Vec<Arc<dyn scimgate_http::WriteHook>> = vec![plugins.clone()];
     let state = web::Data::new(AppState {
         store,
-        signing_key,
+        keys,
+        access,
         settings: HttpSettings {
             public_base_url: config.public_base_url.clone(),
             max_body_bytes: config.max_body_bytes,

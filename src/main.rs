@@ -12,6 +12,7 @@ use scimgate::reload::{ConfigSource, PluginReloader, Trigger};
 use scimgate::{Config, build};
 use scimgate_http::{SigningKey, TokenRequest, build_app};
 use scimgate_model::SystemClock;
+use scimgate_store::{AdminDb, RemoveOutcome, TokenRecord};
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
@@ -30,8 +31,11 @@ struct Cli {
 enum Command {
     /// Run the SCIM server.
     Serve(ServeArgs),
-    /// Print a signed bearer token for an IdP or a script.
-    Token(TokenArgs),
+    /// Mint a signed bearer token for an IdP or a script; list or revoke tokens.
+    Token(TokenCli),
+    /// Add, list or remove tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
     /// Exit 0 when the server at --url answers /healthz (for Docker's HEALTHCHECK).
     Healthcheck(HealthcheckArgs),
     /// Check or try out a WebAssembly plugin.
@@ -76,17 +80,65 @@ struct ServeArgs {
     public_base_url: Option<String>,
 }
 
+/// Where the data folder is, for the commands that work on it beside a running server.
+#[derive(Debug, Args)]
+struct DataArgs {
+    /// TOML configuration file (for the data folder).
+    #[arg(long, env = "SCIMGATE_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Data folder holding the signing key and the database [default: ./scimgate-data].
+    #[arg(long, global = true)]
+    data: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct TokenCli {
+    #[command(subcommand)]
+    command: Option<TokenCommand>,
+    #[command(flatten)]
+    mint: TokenArgs,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// List the tokens minted here (and any revoked), newest last.
+    List,
+    /// Revoke a token by its `jti`; the server refuses it within a second.
+    Revoke { jti: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantCommand {
+    /// Register a tenant.
+    Add {
+        name: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List tenants with their user and group counts.
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Remove a tenant; one with users or groups only with --purge, which deletes them.
+    Remove {
+        name: String,
+        #[arg(long)]
+        purge: bool,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
 #[derive(Debug, Args)]
 struct TokenArgs {
-    /// TOML configuration file (for the data folder).
-    #[arg(long, env = "SCIMGATE_CONFIG")]
-    config: Option<PathBuf>,
-    /// Data folder holding the signing key [default: ./scimgate-data].
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// Tenant the token acts for.
+    /// Tenant the token acts for; give it again for each further tenant the token may
+    /// choose with `domain` (the first is the default).
     #[arg(long, default_value = "default")]
-    tenant: String,
+    tenant: Vec<String>,
     /// Space-separated scopes.
     #[arg(long, default_value = "scim:read scim:write")]
     scope: String,
@@ -109,7 +161,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
-        Command::Token(args) => token(args),
+        Command::Token(cli) => token(cli),
+        Command::Tenant(cmd) => tenant(cmd),
         Command::Healthcheck(args) => healthcheck(&args.addr),
         Command::Plugin(cmd) => plugin(cmd),
     };
@@ -174,29 +227,150 @@ fn reload_on_sighup(reload: std::sync::mpsc::Sender<Trigger>) {
     });
 }
 
-fn token(args: TokenArgs) -> CliResult {
+/// The configuration's data folder, and its database opened for the admin commands.
+fn admin_db(data: DataArgs) -> Result<(Config, AdminDb), Box<dyn std::error::Error>> {
     let flags = FlagOverrides {
-        data: args.data,
+        data: data.data,
         ..Default::default()
     };
-    let config = Config::load(args.config.as_deref(), &flags)?;
-    if !scimgate_http::auth_tenant_is_valid(&args.tenant) {
-        return Err(format!(
-            "'{}' is not a valid tenant name (1-64 of A-Z a-z 0-9 . _ -)",
-            args.tenant
-        )
-        .into());
+    let config = Config::load(data.config.as_deref(), &flags)?;
+    std::fs::create_dir_all(&config.data)?;
+    let db = AdminDb::open(&config.data.join(scimgate::DATABASE_FILE))?;
+    Ok((config, db))
+}
+
+fn unix_now() -> i64 {
+    scimgate_model::Clock::now(&SystemClock).unix_timestamp()
+}
+
+fn token(cli: TokenCli) -> CliResult {
+    let (config, db) = admin_db(cli.data)?;
+    match cli.command {
+        Some(TokenCommand::List) => {
+            println!(
+                "{:<36}  {:<16}  {:<24}  {:<20}  {:<20}  revoked",
+                "jti", "subject", "tenants", "issued", "expires"
+            );
+            let when = |t: Option<i64>| {
+                t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_else(|| "-".into())
+            };
+            for t in db.tokens()? {
+                println!(
+                    "{:<36}  {:<16}  {:<24}  {:<20}  {:<20}  {}",
+                    t.jti,
+                    t.subject.as_deref().unwrap_or("-"),
+                    if t.tenants.is_empty() {
+                        "-".into()
+                    } else {
+                        t.tenants.join(",")
+                    },
+                    when(t.issued_at),
+                    when(t.expires_at),
+                    when(t.revoked_at),
+                );
+            }
+            Ok(())
+        }
+        Some(TokenCommand::Revoke { jti }) => {
+            if db.revoke_token(&jti, unix_now())? {
+                println!("revoked {jti}; the server refuses it within a second");
+            } else {
+                println!("{jti} was already revoked");
+            }
+            Ok(())
+        }
+        None => {
+            let args = cli.mint;
+            let registered = db.snapshot()?.tenants;
+            for t in &args.tenant {
+                if !scimgate_http::auth_tenant_is_valid(t) {
+                    return Err(format!(
+                        "'{t}' is not a valid tenant name (1-64 of A-Z a-z 0-9 . _ -)"
+                    )
+                    .into());
+                }
+                if !registered.contains(t) {
+                    return Err(format!(
+                        "the tenant '{t}' is not registered; add it first: scimgate tenant add {t}"
+                    )
+                    .into());
+                }
+            }
+            let key = SigningKey::load_or_create(&config.data)?;
+            let request = TokenRequest {
+                subject: args.sub,
+                tenants: args.tenant,
+                scope: args.scope,
+                ttl_secs: args.ttl,
+            };
+            let (token, claims) = key.mint(&request, unix_now())?;
+            let mut tenants = vec![claims.tenant.clone()];
+            tenants.extend(claims.tenants.iter().cloned());
+            db.record_token(&TokenRecord {
+                jti: claims.jti.clone().unwrap_or_default(),
+                subject: Some(claims.sub.clone()),
+                tenants,
+                scope: Some(claims.scope.clone()),
+                issued_at: claims.iat,
+                expires_at: Some(claims.exp),
+                revoked_at: None,
+            })?;
+            println!("{token}");
+            Ok(())
+        }
     }
-    let key = SigningKey::load_or_create(&config.data)?;
-    let request = TokenRequest {
-        subject: args.sub,
-        tenant: args.tenant,
-        scope: args.scope,
-        ttl_secs: args.ttl,
-    };
-    let now = scimgate_model::Clock::now(&scimgate_model::SystemClock).unix_timestamp();
-    println!("{}", key.mint(&request, now)?);
-    Ok(())
+}
+
+fn tenant(cmd: TenantCommand) -> CliResult {
+    match cmd {
+        TenantCommand::Add { name, data } => {
+            if !scimgate_http::auth_tenant_is_valid(&name) {
+                return Err(format!(
+                    "'{name}' is not a valid tenant name (1-64 of A-Z a-z 0-9 . _ -)"
+                )
+                .into());
+            }
+            let (_, db) = admin_db(data)?;
+            let now =
+                scimgate_model::clock::format_timestamp(scimgate_model::Clock::now(&SystemClock));
+            if db.add_tenant(&name, &now)? {
+                println!("added tenant {name}");
+            } else {
+                println!("tenant {name} exists already");
+            }
+            Ok(())
+        }
+        TenantCommand::List { data } => {
+            let (_, db) = admin_db(data)?;
+            println!("{:<32}  {:>9}  {:>9}  created", "tenant", "users", "groups");
+            for t in db.tenants()? {
+                println!(
+                    "{:<32}  {:>9}  {:>9}  {}",
+                    t.name, t.users, t.groups, t.created
+                );
+            }
+            Ok(())
+        }
+        TenantCommand::Remove { name, purge, data } => {
+            let (_, mut db) = admin_db(data)?;
+            match db.remove_tenant(&name, purge)? {
+                RemoveOutcome::Removed { users, groups } => {
+                    println!("removed tenant {name} ({users} users and {groups} groups deleted)");
+                    Ok(())
+                }
+                RemoveOutcome::NotFound => Err(format!("no tenant '{name}'").into()),
+                RemoveOutcome::HasData { users, groups } => Err(format!(
+                    "tenant '{name}' has {users} users and {groups} groups; --purge deletes them with it"
+                )
+                .into()),
+            }
+        }
+    }
 }
 
 fn plugin(cmd: PluginCommand) -> CliResult {

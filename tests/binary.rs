@@ -135,12 +135,28 @@ fn first_start_creates_data_key_and_database_and_data_survives_a_kill() {
         0o600
     );
 
+    let added = Command::new(BIN)
+        .args(["tenant", "add", "acme", "--data"])
+        .arg(&data)
+        .output()
+        .expect("tenant add");
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
     let t = token(
         &data,
         &["--tenant", "acme", "--sub", "entra", "--ttl", "600"],
     );
     let (status, health) = send("GET", &format!("{}/healthz", server.base), "", None);
     assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+    // The running server sees the new tenant within a second.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while send("GET", &format!("{}/scim/v2/Users", server.base), &t, None).0 == 403 {
+        assert!(Instant::now() < deadline, "the tenant never became usable");
+        thread::sleep(Duration::from_millis(50));
+    }
     let (status, created) = send(
         "POST",
         &format!("{}/scim/v2/Users", server.base),
@@ -388,4 +404,69 @@ fn plugins_reload_when_the_configuration_file_changes() {
     assert_eq!(wait_for_create_status(&server, &t, 201), 201);
     plugin_config(&config, "reject", 100);
     assert_eq!(wait_for_create_status(&server, &t, 422), 422);
+}
+
+fn cli(data: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .expect("run scimgate");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn tenants_and_tokens_are_managed_beside_a_running_server() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let server = Server::start(&data);
+    let (ok, _, err) = cli(&data, &["token", "--tenant", "acme"]);
+    assert!(!ok && err.contains("scimgate tenant add acme"), "{err}");
+    assert!(cli(&data, &["tenant", "add", "acme"]).0);
+    let (_, listed, _) = cli(&data, &["tenant", "list"]);
+    assert!(
+        listed.contains("acme") && listed.contains("default"),
+        "{listed}"
+    );
+
+    let t = token(&data, &["--tenant", "acme", "--sub", "okta"]);
+    let users = format!("{}/scim/v2/Users", server.base);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while send("GET", &users, &t, None).0 == 403 {
+        assert!(Instant::now() < deadline, "the tenant never became usable");
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(send("POST", &users, &t, Some(user("kept"))).0, 201);
+    let (_, tokens, _) = cli(&data, &["token", "list"]);
+    let line = tokens
+        .lines()
+        .find(|l| l.contains("okta"))
+        .unwrap_or_else(|| panic!("{tokens}"));
+    let jti = line.split_whitespace().next().expect("jti").to_owned();
+
+    let (ok, out, _) = cli(&data, &["token", "revoke", &jti]);
+    assert!(ok && out.contains("revoked"), "{out}");
+    let revoked_at = Instant::now();
+    while send("GET", &users, &t, None).0 != 401 {
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(1),
+            "still accepted after 1 s"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+
+    let (ok, _, err) = cli(&data, &["tenant", "remove", "acme"]);
+    assert!(
+        !ok && err.contains("1 users") && err.contains("--purge"),
+        "{err}"
+    );
+    let (ok, out, _) = cli(&data, &["tenant", "remove", "acme", "--purge"]);
+    assert!(ok && out.contains("1 users"), "{out}");
+    let (_, listed, _) = cli(&data, &["tenant", "list"]);
+    assert!(!listed.contains("acme"), "{listed}");
 }

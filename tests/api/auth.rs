@@ -8,7 +8,7 @@ use crate::common::*;
 fn request(tenant: &str, scope: &str, ttl: u64) -> TokenRequest {
     TokenRequest {
         subject: "t".into(),
-        tenant: tenant.into(),
+        tenants: vec![tenant.into()],
         scope: scope.into(),
         ttl_secs: ttl,
     }
@@ -64,14 +64,17 @@ async fn forged_expired_early_and_unsigned_tokens_are_401() {
     let key = SigningKey::load_or_create(h.data_dir()).expect("key");
     let expired = key
         .mint(&request("default", "scim:read", 60), now() - 3600)
-        .expect("mint");
+        .expect("mint")
+        .0;
     let early = key
         .mint(&request("default", "scim:read", 7200), now() + 3600)
-        .expect("mint");
+        .expect("mint")
+        .0;
     let foreign = SigningKey::from_secret(&[9u8; 32])
         .expect("key")
         .mint(&request("default", "scim:read", 60), now())
-        .expect("mint");
+        .expect("mint")
+        .0;
     let payload = URL_SAFE_NO_PAD.encode(
         json!({"sub": "x", "tenant": "default", "scope": "scim:read", "exp": now() + 600})
             .to_string(),
@@ -82,7 +85,8 @@ async fn forged_expired_early_and_unsigned_tokens_are_401() {
     );
     let valid = key
         .mint(&request("default", "scim:read", 60), now())
-        .expect("mint");
+        .expect("mint")
+        .0;
     let mut parts: Vec<&str> = valid.split('.').collect();
     let tampered_payload = URL_SAFE_NO_PAD.encode(
         json!({"sub": "t", "tenant": "other", "scope": "scim:read", "exp": now() + 600})

@@ -66,15 +66,45 @@ impl Harness {
         &self.config.data
     }
 
+    /// A token for `tenant`, registering the tenant first (as `scimgate tenant add` does)
+    /// and waiting until the server has seen it.
     pub fn token_for(&self, tenant: &str, scope: &str) -> String {
+        self.token_for_tenants(&[tenant], scope)
+    }
+
+    /// A token that may act for every tenant in `tenants` (the first is its default).
+    pub fn token_for_tenants(&self, tenants: &[&str], scope: &str) -> String {
+        for t in tenants {
+            self.add_tenant(t);
+        }
         let key = SigningKey::load_or_create(&self.config.data).expect("key");
         let req = TokenRequest {
             subject: "test".into(),
-            tenant: tenant.into(),
+            tenants: tenants.iter().map(|t| t.to_string()).collect(),
             scope: scope.into(),
             ttl_secs: 3600,
         };
-        key.mint(&req, now()).expect("mint")
+        key.mint(&req, now()).expect("mint").0
+    }
+
+    /// Registers `tenant` in the database and waits until the server's cache has it.
+    pub fn add_tenant(&self, tenant: &str) {
+        let db = scimgate_store::AdminDb::open(&self.db_path()).expect("admin db");
+        db.add_tenant(tenant, "2026-01-01T00:00:00.000Z")
+            .expect("add tenant");
+        self.wait_for_access(|a| a.tenants.contains(tenant));
+    }
+
+    /// Waits (at most 5 s) until the server's view of tenants and revocations satisfies `done`.
+    pub fn wait_for_access(&self, done: impl Fn(&scimgate_store::AccessSnapshot) -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !done(&self.state().access.current()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the access cache did not refresh"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     pub fn req(&self, method: Method, path: &str) -> Req<'_> {

@@ -11,4 +11,5 @@ mod metrics;
 mod patch;
 mod plugins;
 mod query;
+mod security;
 mod users;

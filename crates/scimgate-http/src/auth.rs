@@ -1,5 +1,6 @@
-//! Bearer-token authentication: HS256 JWTs signed with the key in the data folder,
-//! algorithm pinned, `exp` and `nbf` checked, scopes enforced per method.
+//! Bearer-token authentication: JWTs verified against the key ring (`keys`), revocation
+//! by `jti`, the tenant chosen by `domain` among those the token may act for, and the scope
+//! each method needs.
 
 use std::fs;
 use std::io::{self, Write};
@@ -13,24 +14,30 @@ use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError, web};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
+use crate::keys::{LOCAL_ISSUER, LOCAL_KID};
 use crate::state::AppState;
 
 pub const DEFAULT_TENANT: &str = "default";
 pub const SCOPE_READ: &str = "scim:read";
 pub const SCOPE_WRITE: &str = "scim:write";
 pub const SCOPE_ADMIN: &str = "scim:admin";
-const ISSUER: &str = "scimgate";
+/// The query parameter that picks the tenant when a token may act for several.
+pub const DOMAIN_PARAM: &str = "domain";
 
 /// The claims scimgate mints and reads.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
+    /// The tenant a request acts for when it names none (`domain`).
     #[serde(default = "default_tenant")]
     pub tenant: String,
+    /// Every tenant the token may act for, besides `tenant`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tenants: Vec<String>,
     /// Space-separated scopes, as OAuth 2.0 writes them.
     #[serde(default)]
     pub scope: String,
@@ -53,13 +60,19 @@ impl Claims {
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scope.split_ascii_whitespace().any(|s| s == scope)
     }
+
+    /// Whether the token may act for `tenant`.
+    pub fn may_act_for(&self, tenant: &str) -> bool {
+        self.tenant == tenant || self.tenants.iter().any(|t| t == tenant)
+    }
 }
 
 /// What `scimgate token` asks for.
 #[derive(Debug, Clone)]
 pub struct TokenRequest {
     pub subject: String,
-    pub tenant: String,
+    /// The tenants the token may act for; the first is its default.
+    pub tenants: Vec<String>,
     pub scope: String,
     pub ttl_secs: u64,
 }
@@ -131,42 +144,36 @@ impl SigningKey {
         })
     }
 
-    /// Mints a signed token valid from `now` (Unix seconds) for `ttl_secs`.
+    pub(crate) fn decoding(&self) -> &DecodingKey {
+        &self.decoding
+    }
+
+    /// Mints a signed token valid from `now` (Unix seconds) for `ttl_secs`, with a fresh
+    /// `jti` (returned in the claims) so that it can be revoked.
     pub fn mint(
         &self,
         req: &TokenRequest,
         now: i64,
-    ) -> Result<String, jsonwebtoken::errors::Error> {
+    ) -> Result<(String, Claims), jsonwebtoken::errors::Error> {
         let ttl = i64::try_from(req.ttl_secs).unwrap_or(i64::MAX);
+        let default = req.tenants.first().cloned().unwrap_or_else(default_tenant);
         let claims = Claims {
             sub: req.subject.clone(),
-            tenant: req.tenant.clone(),
+            tenants: req.tenants.iter().skip(1).cloned().collect(),
+            tenant: default,
             scope: req.scope.clone(),
             exp: now.saturating_add(ttl),
             nbf: Some(now),
             iat: Some(now),
             jti: Some(uuid::Uuid::new_v4().to_string()),
-            iss: Some(ISSUER.to_owned()),
+            iss: Some(LOCAL_ISSUER.to_owned()),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-    }
-
-    /// Verifies signature (HS256 only, so `none` and other algorithms fail), `exp` and `nbf`.
-    pub fn verify(&self, token: &str, leeway_secs: u64) -> Result<Claims, String> {
-        let mut v = Validation::new(Algorithm::HS256);
-        v.leeway = leeway_secs;
-        v.validate_nbf = true;
-        v.set_required_spec_claims(&["exp", "sub"]);
-        let data =
-            jsonwebtoken::decode::<Claims>(token, &self.decoding, &v).map_err(|e| e.to_string())?;
-        let claims = data.claims;
-        if !valid_tenant(&claims.tenant) {
-            return Err(format!(
-                "tenant claim '{}' is not a valid tenant name",
-                claims.tenant
-            ));
-        }
-        Ok(claims)
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(LOCAL_KID.to_owned());
+        Ok((
+            jsonwebtoken::encode(&header, &claims, &self.encoding)?,
+            claims,
+        ))
     }
 }
 
@@ -178,10 +185,13 @@ pub fn valid_tenant(t: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
-/// The tenant an authenticated request acts for; put on every request under `/scim/v2`.
+/// Who an authenticated request is and which tenant it acts for; put on every request
+/// under `/scim/v2`.
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub tenant: String,
+    pub subject: String,
+    pub jti: Option<String>,
 }
 
 /// Authenticates every request under `/scim/v2` and checks the scope its method needs.
@@ -189,28 +199,30 @@ pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let claims = match authorize(&req) {
-        Ok(claims) => claims,
+    let principal = match authorize(&req) {
+        Ok(p) => p,
         Err(refusal) => {
             let response = refusal.error_response();
             return Ok(req.into_response(response));
         }
     };
     let span = tracing::Span::current();
-    span.record("tenant", claims.tenant.as_str());
-    span.record("subject", claims.sub.as_str());
-    req.extensions_mut().insert(Principal {
-        tenant: claims.tenant,
-    });
+    span.record("tenant", principal.tenant.as_str());
+    span.record("subject", principal.subject.as_str());
+    if let Some(jti) = &principal.jti {
+        span.record("jti", jti.as_str());
+    }
+    req.extensions_mut().insert(principal);
     Ok(next.call(req).await?.map_into_boxed_body())
 }
 
-/// Verifies the bearer token and the scope the request's method needs.
-fn authorize(req: &ServiceRequest) -> Result<Claims, ApiError> {
+/// Verifies the bearer token, picks the tenant and checks the scope the method needs.
+fn authorize(req: &ServiceRequest) -> Result<Principal, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal("application state missing".into()))?;
     let claims = authenticate(req.request(), state)?;
+    let tenant = tenant_for(req.request(), &claims, state)?;
     let needed = if matches!(*req.method(), Method::GET | Method::HEAD) {
         SCOPE_READ
     } else {
@@ -222,19 +234,71 @@ fn authorize(req: &ServiceRequest) -> Result<Claims, ApiError> {
             req.method()
         )));
     }
-    Ok(claims)
+    Ok(Principal {
+        tenant,
+        subject: claims.sub,
+        jti: claims.jti,
+    })
 }
 
-/// Verifies the request's bearer token: signature, algorithm, `exp`, `nbf`, tenant name.
+/// The tenant a request acts for: `domain` when given, else the token's default; it must
+/// be one the token may act for, and registered.
+pub fn tenant_for(
+    req: &HttpRequest,
+    claims: &Claims,
+    state: &AppState,
+) -> Result<String, ApiError> {
+    let asked = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| {
+            q.0.into_iter()
+                .find(|(k, _)| k == DOMAIN_PARAM)
+                .map(|(_, v)| v)
+        });
+    let tenant = match asked {
+        Some(t) if !valid_tenant(&t) => {
+            return Err(ApiError::Scim(scimgate_model::ScimError::new(
+                400,
+                Some(scimgate_model::ScimType::InvalidValue),
+                format!("'{DOMAIN_PARAM}' must be a tenant name (1-64 of A-Z a-z 0-9 . _ -)"),
+            )));
+        }
+        Some(t) => t,
+        None => claims.tenant.clone(),
+    };
+    if !claims.may_act_for(&tenant) {
+        return Err(ApiError::Forbidden(format!(
+            "the token may not act for the tenant '{tenant}'"
+        )));
+    }
+    if !state.access.current().tenants.contains(&tenant) {
+        return Err(ApiError::Forbidden(format!(
+            "the tenant '{tenant}' is not registered (scimgate tenant add)"
+        )));
+    }
+    Ok(tenant)
+}
+
+/// Verifies the request's bearer token against the key ring, and that it is not revoked.
 pub fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Claims, ApiError> {
     let token = bearer_token(req)?;
-    state
-        .signing_key
+    let refused = |reason: String| ApiError::Unauthorized {
+        detail: format!("invalid bearer token: {reason}"),
+        token_sent: true,
+    };
+    let claims = state
+        .keys
         .verify(token, state.settings.token_leeway_secs)
-        .map_err(|reason| ApiError::Unauthorized {
-            detail: format!("invalid bearer token: {reason}"),
-            token_sent: true,
-        })
+        .map_err(refused)?;
+    if !valid_tenant(&claims.tenant) || !claims.tenants.iter().all(|t| valid_tenant(t)) {
+        return Err(refused("a tenant claim is not a valid tenant name".into()));
+    }
+    if let Some(jti) = &claims.jti
+        && state.access.current().revoked.contains(jti)
+    {
+        return Err(refused(format!("token '{jti}' has been revoked")));
+    }
+    Ok(claims)
 }
 
 fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
@@ -279,7 +343,7 @@ mod tests {
     fn request(ttl: u64) -> TokenRequest {
         TokenRequest {
             subject: "entra".into(),
-            tenant: "acme".into(),
+            tenants: vec!["acme".into(), "beta".into()],
             scope: "scim:read scim:write".into(),
             ttl_secs: ttl,
         }
@@ -289,12 +353,21 @@ mod tests {
         jsonwebtoken::get_current_timestamp() as i64
     }
 
+    fn ring(k: &SigningKey) -> crate::keys::KeyRing {
+        crate::keys::KeyRing::load(k, &Default::default()).expect("ring")
+    }
+
+    fn mint(k: &SigningKey, req: &TokenRequest, at: i64) -> String {
+        k.mint(req, at).expect("mint").0
+    }
+
     #[test]
     fn minted_tokens_verify_with_their_claims() {
         let k = key();
-        let t = k.mint(&request(60), now()).expect("mint");
-        let c = k.verify(&t, 0).expect("verify");
+        let t = mint(&k, &request(60), now());
+        let c = ring(&k).verify(&t, 0).expect("verify");
         assert_eq!((c.sub.as_str(), c.tenant.as_str()), ("entra", "acme"));
+        assert!(c.may_act_for("acme") && c.may_act_for("beta") && !c.may_act_for("gamma"));
         assert!(c.has_scope(SCOPE_READ) && c.has_scope(SCOPE_WRITE));
         assert!(c.jti.is_some());
     }
@@ -302,22 +375,24 @@ mod tests {
     #[test]
     fn refuses_expired_future_foreign_and_unsigned_tokens() {
         let k = key();
-        let expired = k.mint(&request(10), now() - 1000).expect("mint");
-        assert!(k.verify(&expired, 30).is_err());
-        let future = k.mint(&request(3600), now() + 600).expect("mint");
-        assert!(k.verify(&future, 30).is_err(), "nbf in the future");
-        let foreign = SigningKey::from_secret(&[8u8; 32])
-            .expect("key")
-            .mint(&request(60), now())
-            .expect("mint");
-        assert!(k.verify(&foreign, 30).is_err());
+        let r = ring(&k);
+        let expired = mint(&k, &request(10), now() - 1000);
+        assert!(r.verify(&expired, 30).is_err());
+        let future = mint(&k, &request(3600), now() + 600);
+        assert!(r.verify(&future, 30).is_err(), "nbf in the future");
+        let foreign = mint(
+            &SigningKey::from_secret(&[8u8; 32]).expect("key"),
+            &request(60),
+            now(),
+        );
+        assert!(r.verify(&foreign, 30).is_err());
         // alg "none": header {"alg":"none","typ":"JWT"} and an empty signature.
         let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
             r#"{{"sub":"x","tenant":"acme","scope":"scim:read","exp":{}}}"#,
             now() + 60
         ));
         let none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.");
-        assert!(k.verify(&none, 30).is_err());
+        assert!(r.verify(&none, 30).is_err());
     }
 
     #[test]
@@ -332,9 +407,9 @@ mod tests {
     fn key_file_is_created_once_with_mode_600() {
         let dir = tempfile::tempdir().expect("tempdir");
         let a = SigningKey::load_or_create(dir.path()).expect("create");
-        let t = a.mint(&request(60), now()).expect("mint");
+        let t = mint(&a, &request(60), now());
         let b = SigningKey::load_or_create(dir.path()).expect("load");
-        assert!(b.verify(&t, 0).is_ok(), "same key on reload");
+        assert!(ring(&b).verify(&t, 0).is_ok(), "same key on reload");
         let mode = fs::metadata(dir.path().join(SigningKey::FILE_NAME))
             .expect("meta")
             .permissions()

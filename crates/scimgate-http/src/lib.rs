@@ -1,12 +1,14 @@
 //! The SCIM 2.0 HTTP layer of scimgate: actix-web routes under `/scim/v2`, bearer-token
 //! auth, request ids, and the one mapping from every error to a SCIM error response.
 
+mod access;
 mod auth;
 mod body;
 mod discovery;
 mod error;
 mod etag;
 mod health;
+mod keys;
 mod list;
 mod metrics;
 mod password;
@@ -22,8 +24,10 @@ use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
 use actix_web::{App, web};
 
+pub use access::AccessCache;
 pub use auth::{Claims, SigningKey, TokenRequest, valid_tenant as auth_tenant_is_valid};
 pub use error::ApiError;
+pub use keys::{AuthSettings, KeyRing, KeySpec};
 pub use metrics::{Metrics, PluginOutcome};
 pub use password::PasswordStorage;
 pub use plugins::PluginHook;

@@ -35,6 +35,7 @@ pub async fn middleware(
         request_id = %id,
         tenant = tracing::field::Empty,
         subject = tracing::field::Empty,
+        jti = tracing::field::Empty,
     );
     let started = Instant::now();
     let metrics = req

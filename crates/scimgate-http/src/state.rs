@@ -6,7 +6,8 @@ use scimgate_model::Clock;
 use scimgate_model::dialect::Dialect;
 use scimgate_store::Store;
 
-use crate::auth::SigningKey;
+use crate::access::AccessCache;
+use crate::keys::KeyRing;
 use crate::metrics::Metrics;
 use crate::password::PasswordStorage;
 use crate::write_path::WriteHook;
@@ -55,7 +56,10 @@ impl Default for HttpSettings {
 
 pub struct AppState {
     pub store: Arc<dyn Store>,
-    pub signing_key: SigningKey,
+    /// Every key a token may be signed with.
+    pub keys: KeyRing,
+    /// Registered tenants and revoked tokens, refreshed in the background.
+    pub access: Arc<AccessCache>,
     pub settings: HttpSettings,
     pub clock: Arc<dyn Clock>,
     /// Steps run on every create and replace, in order, between decoding and validation.

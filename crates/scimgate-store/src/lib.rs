@@ -1,6 +1,7 @@
 //! Storage for scimgate. The HTTP layer sees only the [`Store`] trait; [`SqliteStore`] keeps
 //! everything in one SQLite file with a group-committing writer and a pool of readers.
 
+mod access;
 mod error;
 mod migrations;
 mod records;
@@ -12,6 +13,7 @@ use scimgate_model::filter::Filter;
 use scimgate_model::path::AttrPath;
 use serde_json::Value;
 
+pub use access::{AccessSnapshot, AdminDb, RemoveOutcome, TenantInfo, TokenRecord};
 pub use error::StoreError;
 pub use records::{GroupRef, MemberRef, NewResource, StoredResource};
 pub use sqlite::{PatchOutcome, PatchWrite, SqliteOptions, SqliteStore, StoreStats};
@@ -101,4 +103,6 @@ pub trait Store: Send + Sync {
     fn ping(&self) -> Result<(), StoreError>;
     /// Counters for `/metrics`.
     fn stats(&self) -> StoreStats;
+    /// The registered tenants and the revoked token ids, as stored now.
+    fn access(&self) -> Result<AccessSnapshot, StoreError>;
 }

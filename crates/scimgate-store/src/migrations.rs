@@ -14,11 +14,12 @@ fn steps() -> Vec<M<'static>> {
             crate::sqlite::backfill_index,
         ),
         M::up(include_str!("migrations/0003_resource_counts.sql")),
+        M::up(include_str!("migrations/0004_access_and_audit.sql")),
     ]
 }
 
 /// The schema version this binary writes.
-pub const LATEST: i64 = 3;
+pub const LATEST: i64 = 4;
 
 /// Brings `conn` to [`LATEST`]; refuses a database written by a newer scimgate.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

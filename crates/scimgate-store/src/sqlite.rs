@@ -19,7 +19,7 @@ use crate::error::StoreError;
 use crate::migrations::migrate;
 use crate::records::{NewResource, StoredResource};
 use crate::writer::Writer;
-use crate::{ListPage, ListQuery, Store};
+use crate::{AccessSnapshot, ListPage, ListQuery, Store};
 use index::PathIds;
 
 /// The store's counters since it opened: how many writes shared how many commits, the
@@ -161,6 +161,10 @@ impl Drop for SqliteStore {
 impl Store for SqliteStore {
     fn stats(&self) -> StoreStats {
         self.write_stats()
+    }
+
+    fn access(&self) -> Result<AccessSnapshot, StoreError> {
+        crate::access::snapshot(&*self.reader()?)
     }
 
     fn create(&self, tenant: &str, new: NewResource) -> Result<StoredResource, StoreError> {

@@ -1,0 +1,224 @@
+//! The keys tokens are verified with: the data folder's own HS256 key (what `scimgate
+//! token` signs with) and the operator's: HMAC secrets, RSA, EC and Ed25519 public keys in
+//! PEM files, and a JWKS file. Each key is bound to one algorithm; a token names its key by
+//! `kid`, or, without one, is tried against the keys of its algorithm.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{Claims, SigningKey};
+
+/// The `kid` of the data folder's own key, in the tokens `scimgate token` mints.
+pub const LOCAL_KID: &str = "scimgate";
+/// The `iss` of the tokens `scimgate token` mints.
+pub const LOCAL_ISSUER: &str = "scimgate";
+
+/// One operator key, `[[auth.keys]]` in the configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySpec {
+    /// Matched against the token header's `kid`; without it the key serves tokens without one.
+    #[serde(default)]
+    pub kid: Option<String>,
+    /// HS256/384/512, RS256/384/512, PS256/384/512, ES256/384, EdDSA.
+    pub algorithm: String,
+    /// A PEM public key, or for HS* a file holding the secret in base64.
+    pub file: PathBuf,
+    /// `iss` the tokens must carry; unset accepts any.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// `aud` the tokens must carry; unset accepts tokens without one.
+    #[serde(default)]
+    pub audience: Option<String>,
+}
+
+/// Token verification settings, `[auth]` in the configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    pub keys: Vec<KeySpec>,
+    /// A JWKS document (RFC 7517) with public keys; each needs `kid` and `alg`.
+    pub jwks_file: Option<PathBuf>,
+    /// `iss` and `aud` required of tokens verified with JWKS keys.
+    pub jwks_issuer: Option<String>,
+    pub jwks_audience: Option<String>,
+}
+
+struct VerifyingKey {
+    kid: Option<String>,
+    algorithm: Algorithm,
+    key: DecodingKey,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+/// Every key a token may be signed with.
+pub struct KeyRing {
+    keys: Vec<VerifyingKey>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyRing({} keys)", self.keys.len())
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+impl KeyRing {
+    /// The local key and the configured ones; a key that cannot be read or parsed stops
+    /// the start, naming its file.
+    pub fn load(local: &SigningKey, settings: &AuthSettings) -> Result<Self, String> {
+        let mut keys = vec![VerifyingKey {
+            kid: Some(LOCAL_KID.into()),
+            algorithm: Algorithm::HS256,
+            key: local.decoding().clone(),
+            issuer: Some(LOCAL_ISSUER.into()),
+            audience: None,
+        }];
+        for spec in &settings.keys {
+            let algorithm: Algorithm = spec.algorithm.parse().map_err(|_| {
+                format!(
+                    "auth.keys: unknown algorithm '{}' for {}",
+                    spec.algorithm,
+                    spec.file.display()
+                )
+            })?;
+            let bytes = read(&spec.file)?;
+            let bad = |e: jsonwebtoken::errors::Error| {
+                format!(
+                    "auth.keys: {} is not a {algorithm:?} key: {e}",
+                    spec.file.display()
+                )
+            };
+            let key = match algorithm {
+                Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+                    let text = String::from_utf8_lossy(&bytes);
+                    let secret = STANDARD.decode(text.trim()).map_err(|e| {
+                        format!(
+                            "auth.keys: {} must hold a base64 secret: {e}",
+                            spec.file.display()
+                        )
+                    })?;
+                    if secret.len() < 32 {
+                        return Err(format!(
+                            "auth.keys: the secret in {} is shorter than 32 bytes",
+                            spec.file.display()
+                        ));
+                    }
+                    DecodingKey::from_secret(&secret).map_err(bad)?
+                }
+                Algorithm::RS256
+                | Algorithm::RS384
+                | Algorithm::RS512
+                | Algorithm::PS256
+                | Algorithm::PS384
+                | Algorithm::PS512 => DecodingKey::from_rsa_pem(&bytes).map_err(bad)?,
+                Algorithm::ES256 | Algorithm::ES384 => {
+                    DecodingKey::from_ec_pem(&bytes).map_err(bad)?
+                }
+                Algorithm::EdDSA => DecodingKey::from_ed_pem(&bytes).map_err(bad)?,
+                other => {
+                    return Err(format!(
+                        "auth.keys: the algorithm {other:?} is not supported ({})",
+                        spec.file.display()
+                    ));
+                }
+            };
+            keys.push(VerifyingKey {
+                kid: spec.kid.clone(),
+                algorithm,
+                key,
+                issuer: spec.issuer.clone(),
+                audience: spec.audience.clone(),
+            });
+        }
+        if let Some(path) = &settings.jwks_file {
+            let set: JwkSet = serde_json::from_slice(&read(path)?)
+                .map_err(|e| format!("auth.jwks_file {}: not a JWKS: {e}", path.display()))?;
+            for jwk in &set.keys {
+                let kid = jwk.common.key_id.clone().ok_or_else(|| {
+                    format!("auth.jwks_file {}: a key has no 'kid'", path.display())
+                })?;
+                let algorithm = jwk
+                    .common
+                    .key_algorithm
+                    .and_then(|a| a.to_string().parse::<Algorithm>().ok())
+                    .ok_or_else(|| {
+                        format!(
+                            "auth.jwks_file {}: key '{kid}' has no usable 'alg'",
+                            path.display()
+                        )
+                    })?;
+                let key = DecodingKey::from_jwk(jwk)
+                    .map_err(|e| format!("auth.jwks_file {}: key '{kid}': {e}", path.display()))?;
+                keys.push(VerifyingKey {
+                    kid: Some(kid),
+                    algorithm,
+                    key,
+                    issuer: settings.jwks_issuer.clone(),
+                    audience: settings.jwks_audience.clone(),
+                });
+            }
+        }
+        Ok(KeyRing { keys })
+    }
+
+    /// Verifies a token: its key (by `kid`, else by algorithm), the algorithm the key is
+    /// bound to, the signature, `exp`, `nbf`, and `iss` and `aud` where the key wants them.
+    pub fn verify(&self, token: &str, leeway_secs: u64) -> Result<Claims, String> {
+        // `alg: none` and unknown algorithms fail here: the header does not parse.
+        let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
+        let candidates: Vec<&VerifyingKey> = match &header.kid {
+            Some(kid) => {
+                let key = self
+                    .keys
+                    .iter()
+                    .find(|k| k.kid.as_deref() == Some(kid.as_str()))
+                    .ok_or_else(|| format!("no key with kid '{kid}'"))?;
+                if key.algorithm != header.alg {
+                    return Err(format!(
+                        "key '{kid}' is for {:?}, the token says {:?}",
+                        key.algorithm, header.alg
+                    ));
+                }
+                vec![key]
+            }
+            None => self
+                .keys
+                .iter()
+                .filter(|k| k.algorithm == header.alg)
+                .collect(),
+        };
+        if candidates.is_empty() {
+            return Err(format!("no key for algorithm {:?}", header.alg));
+        }
+        let mut last = String::new();
+        for key in candidates {
+            let mut v = Validation::new(key.algorithm);
+            v.leeway = leeway_secs;
+            v.validate_nbf = true;
+            v.set_required_spec_claims(&["exp", "sub"]);
+            match &key.issuer {
+                Some(iss) => v.set_issuer(&[iss]),
+                None => v.iss = None,
+            }
+            match &key.audience {
+                Some(aud) => v.set_audience(&[aud]),
+                None => v.validate_aud = false,
+            }
+            match jsonwebtoken::decode::<Claims>(token, &key.key, &v) {
+                Ok(data) => return Ok(data.claims),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(last)
+    }
+}

@@ -1,0 +1,282 @@
+//! Who may be served: the tenant registry and the token list with revocations. The server
+//! reads them (cached, refreshed at least every second); `scimgate tenant …` and
+//! `scimgate token …` change them through [`AdminDb`], from another process.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::StoreError;
+use crate::migrations::migrate;
+
+/// What the server checks on every request, as of one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessSnapshot {
+    pub tenants: HashSet<String>,
+    pub revoked: HashSet<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantInfo {
+    pub name: String,
+    pub created: String,
+    pub users: i64,
+    pub groups: i64,
+}
+
+/// A token as `scimgate token` minted it, or only its `jti` when it was revoked unseen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub jti: String,
+    pub subject: Option<String>,
+    /// The default tenant first.
+    pub tenants: Vec<String>,
+    pub scope: Option<String>,
+    pub issued_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+pub(crate) fn snapshot(conn: &Connection) -> Result<AccessSnapshot, StoreError> {
+    let mut tenants = HashSet::new();
+    let mut stmt = conn.prepare_cached("SELECT name FROM tenants")?;
+    for name in stmt.query_map([], |r| r.get::<_, String>(0))? {
+        tenants.insert(name?);
+    }
+    let mut revoked = HashSet::new();
+    let mut stmt = conn.prepare_cached("SELECT jti FROM tokens WHERE revoked_at IS NOT NULL")?;
+    for jti in stmt.query_map([], |r| r.get::<_, String>(0))? {
+        revoked.insert(jti?);
+    }
+    Ok(AccessSnapshot { tenants, revoked })
+}
+
+/// A read-write connection for the command-line tools, beside a running server.
+pub struct AdminDb {
+    conn: Connection,
+}
+
+/// Why a tenant was not removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoveOutcome {
+    Removed { users: i64, groups: i64 },
+    NotFound,
+    HasData { users: i64, groups: i64 },
+}
+
+impl AdminDb {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrate(&mut conn)?;
+        Ok(AdminDb { conn })
+    }
+
+    pub fn snapshot(&self) -> Result<AccessSnapshot, StoreError> {
+        snapshot(&self.conn)
+    }
+
+    /// Adds a tenant; false when it was there already.
+    pub fn add_tenant(&self, name: &str, now: &str) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO tenants (name, created) VALUES (?1, ?2)",
+            params![name, now],
+        )?;
+        Ok(n == 1)
+    }
+
+    pub fn tenants(&self) -> Result<Vec<TenantInfo>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT t.name, t.created,
+                    coalesce((SELECT n FROM resource_counts c WHERE c.tenant = t.name AND c.resource_type = 'User'), 0),
+                    coalesce((SELECT n FROM resource_counts c WHERE c.tenant = t.name AND c.resource_type = 'Group'), 0)
+             FROM tenants t ORDER BY t.name",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(TenantInfo {
+                name: r.get(0)?,
+                created: r.get(1)?,
+                users: r.get(2)?,
+                groups: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Removes a tenant; one that holds users or groups only with `purge`, which deletes
+    /// them (memberships and index rows with them) in the same transaction. The audit
+    /// trail stays.
+    pub fn remove_tenant(&mut self, name: &str, purge: bool) -> Result<RemoveOutcome, StoreError> {
+        let tx = self.conn.transaction()?;
+        let exists = tx
+            .query_row("SELECT 1 FROM tenants WHERE name = ?1", [name], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if !exists {
+            return Ok(RemoveOutcome::NotFound);
+        }
+        let count = |rt: &str| -> Result<i64, StoreError> {
+            Ok(tx
+                .query_row(
+                    "SELECT n FROM resource_counts WHERE tenant = ?1 AND resource_type = ?2",
+                    params![name, rt],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0))
+        };
+        let (users, groups) = (count("User")?, count("Group")?);
+        if (users > 0 || groups > 0) && !purge {
+            return Ok(RemoveOutcome::HasData { users, groups });
+        }
+        tx.execute("DELETE FROM memberships WHERE tenant = ?1", [name])?;
+        tx.execute("DELETE FROM resources WHERE tenant = ?1", [name])?;
+        tx.execute("DELETE FROM resource_counts WHERE tenant = ?1", [name])?;
+        tx.execute("DELETE FROM tenants WHERE name = ?1", [name])?;
+        tx.commit()?;
+        Ok(RemoveOutcome::Removed { users, groups })
+    }
+
+    pub fn record_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO tokens (jti, subject, tenants, scope, issued_at, expires_at, revoked_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                t.jti,
+                t.subject,
+                t.tenants.join(" "),
+                t.scope,
+                t.issued_at,
+                t.expires_at,
+                t.revoked_at
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Revokes a token by `jti`, minted here or not; false when it was revoked already.
+    pub fn revoke_token(&self, jti: &str, now: i64) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "INSERT INTO tokens (jti, revoked_at) VALUES (?1, ?2)
+             ON CONFLICT (jti) DO UPDATE SET revoked_at = excluded.revoked_at
+             WHERE tokens.revoked_at IS NULL",
+            params![jti, now],
+        )?;
+        Ok(n == 1)
+    }
+
+    pub fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT jti, subject, tenants, scope, issued_at, expires_at, revoked_at
+             FROM tokens ORDER BY issued_at, jti",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let tenants: Option<String> = r.get(2)?;
+            Ok(TokenRecord {
+                jti: r.get(0)?,
+                subject: r.get(1)?,
+                tenants: tenants
+                    .unwrap_or_default()
+                    .split_ascii_whitespace()
+                    .map(str::to_owned)
+                    .collect(),
+                scope: r.get(3)?,
+                issued_at: r.get(4)?,
+                expires_at: r.get(5)?,
+                revoked_at: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenants_are_added_listed_and_removed_only_empty_unless_purged() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut db = AdminDb::open(&dir.path().join("a.db")).expect("open");
+        assert!(db.snapshot().expect("snap").tenants.contains("default"));
+        assert!(db.add_tenant("acme", "t").expect("add"));
+        assert!(!db.add_tenant("acme", "t").expect("again"));
+        db.conn
+            .execute_batch(
+                "INSERT INTO resources (tenant, resource_type, id, name, name_key, display, attributes, version, created, last_modified)
+                 VALUES ('acme', 'User', 'u1', 'a', 'a', 'a', '{}', 1, 't', 't');
+                 INSERT INTO resource_counts VALUES ('acme', 'User', 1);",
+            )
+            .expect("seed");
+        let names: Vec<_> = db
+            .tenants()
+            .expect("list")
+            .into_iter()
+            .map(|t| (t.name, t.users))
+            .collect();
+        assert_eq!(
+            names,
+            vec![("acme".to_owned(), 1), ("default".to_owned(), 0)]
+        );
+        assert_eq!(
+            db.remove_tenant("acme", false).expect("refused"),
+            RemoveOutcome::HasData {
+                users: 1,
+                groups: 0
+            }
+        );
+        assert_eq!(
+            db.remove_tenant("acme", true).expect("purged"),
+            RemoveOutcome::Removed {
+                users: 1,
+                groups: 0
+            }
+        );
+        let left: i64 = db
+            .conn
+            .query_row(
+                "SELECT count(*) FROM resources WHERE tenant = 'acme'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(left, 0);
+        assert_eq!(
+            db.remove_tenant("acme", false).expect("gone"),
+            RemoveOutcome::NotFound
+        );
+    }
+
+    #[test]
+    fn tokens_are_recorded_and_revoked_by_jti() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let db = AdminDb::open(&dir.path().join("a.db")).expect("open");
+        db.record_token(&TokenRecord {
+            jti: "j1".into(),
+            subject: Some("entra".into()),
+            tenants: vec!["default".into(), "acme".into()],
+            scope: Some("scim:read".into()),
+            issued_at: Some(1),
+            expires_at: Some(2),
+            revoked_at: None,
+        })
+        .expect("record");
+        assert!(db.snapshot().expect("snap").revoked.is_empty());
+        assert!(db.revoke_token("j1", 5).expect("revoke"));
+        assert!(!db.revoke_token("j1", 6).expect("twice"));
+        assert!(db.revoke_token("minted-elsewhere", 7).expect("unknown jti"));
+        let snap = db.snapshot().expect("snap");
+        assert_eq!(snap.revoked.len(), 2);
+        let listed = db.tokens().expect("list");
+        assert_eq!(listed[1].tenants, vec!["default", "acme"]);
+        assert_eq!(
+            listed[1].revoked_at,
+            Some(5),
+            "the first revocation time stays"
+        );
+    }
+}
