@@ -36,6 +36,12 @@ pub struct Config {
     pub password_storage: PasswordStorage,
     /// Clock skew allowed on token `exp`/`nbf`, in seconds.
     pub token_leeway_secs: u64,
+    /// Networks that may call at all (CIDR); empty allows every address.
+    pub allow_from: Vec<ipnet::IpNet>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Rate limits per client address and per tenant and token subject.
+    pub rate_limit: scimgate_http::RateLimitSettings,
     /// Keys that tokens may be signed with besides the data folder's own (`[auth]`).
     pub auth: scimgate_http::AuthSettings,
     /// Read-only SQLite connections in the pool.
@@ -58,6 +64,10 @@ pub struct Config {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TenantConfig {
+    /// The tenant's own allowlist, on top of the global one.
+    pub allow_from: Vec<ipnet::IpNet>,
+    /// The tenant's own rate per token subject, instead of `rate_limit.per_token`.
+    pub rate_limit: Option<scimgate_http::Limit>,
     pub dialect_strict: Option<bool>,
     pub dialect_disabled_rules: Vec<String>,
     pub dialect_enabled_rules: Vec<String>,
@@ -103,6 +113,9 @@ impl Default for Config {
             password_storage: PasswordStorage::Argon2id,
             token_leeway_secs: 30,
             auth: Default::default(),
+            allow_from: Vec::new(),
+            trusted_proxies: Vec::new(),
+            rate_limit: Default::default(),
             read_connections: 8,
             workers: None,
             log_level: "info".into(),
@@ -198,7 +211,10 @@ impl Config {
         Self::load_from(
             file,
             flags,
-            Env::prefixed("SCIMGATE_").ignore(&["config", "log"]),
+            // `__` reaches into sections: SCIMGATE_RATE_LIMIT__ENABLED=false.
+            Env::prefixed("SCIMGATE_")
+                .ignore(&["config", "log"])
+                .split("__"),
         )
     }
 

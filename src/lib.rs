@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use actix_web::web;
 use scimgate_http::{
-    AccessCache, AppState, HttpSettings, KeyRing, Metrics, PluginHook, SigningKey,
+    AccessCache, AppState, HttpSettings, KeyRing, Metrics, NetworkSettings, PluginHook, RateLimits,
+    SigningKey,
 };
 use scimgate_model::{Clock, SystemClock};
 use scimgate_plugins::{PluginHost, PluginLoadError};
@@ -92,10 +93,28 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
             tenant_dialects: config.tenant_dialects().map_err(StartError::Config)?,
             max_patch_operations: config.max_patch_operations,
             group_patch_returns_resource: config.group_patch_returns_resource,
+            network: NetworkSettings {
+                allow_from: config.allow_from.clone(),
+                trusted_proxies: config.trusted_proxies.clone(),
+            },
+            tenant_allow: config
+                .tenants
+                .iter()
+                .filter(|(_, t)| !t.allow_from.is_empty())
+                .map(|(name, t)| (name.clone(), t.allow_from.clone()))
+                .collect(),
         },
         clock,
         write_hooks,
         metrics,
+        limits: RateLimits::new(
+            &config.rate_limit,
+            &config
+                .tenants
+                .iter()
+                .filter_map(|(name, t)| Some((name.clone(), t.rate_limit?)))
+                .collect(),
+        ),
     });
     Ok(Built { state, plugins })
 }

@@ -198,7 +198,10 @@ fn first_start_creates_data_key_and_database_and_data_survives_a_kill() {
 fn eight_concurrent_writers_lose_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let server = Server::start(&data);
+    // As fast as the server goes, far above any IdP's rate: no rate limit.
+    let config = dir.path().join("scimgate.toml");
+    std::fs::write(&config, "[rate_limit]\nenabled = false\n").expect("config");
+    let server = Server::start_with(&data, Some(&config), Stdio::inherit());
     let t = Arc::new(token(&data, &[]));
     let base = Arc::new(server.base.clone());
     let stop = Arc::new(AtomicBool::new(false));

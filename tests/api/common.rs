@@ -196,6 +196,12 @@ impl Req<'_> {
         self
     }
 
+    /// The client's address as the server sees the TCP peer.
+    pub fn peer(mut self, addr: &str) -> Self {
+        self.inner = self.inner.peer_addr(addr.parse().expect("socket address"));
+        self
+    }
+
     pub fn no_token(mut self) -> Self {
         self.token = None;
         self

@@ -7,6 +7,7 @@ mod errors;
 mod example_plugins;
 mod groups;
 mod idp_flows;
+mod limits;
 mod metrics;
 mod patch;
 mod plugins;

@@ -271,6 +271,15 @@ pub fn tenant_for(
             "the token may not act for the tenant '{tenant}'"
         )));
     }
+    if let Some(allow) = state.settings.tenant_allow.get(&tenant) {
+        let client = state.settings.network.client_addr(req);
+        if !crate::network::allowed_by(allow, client) {
+            return Err(ApiError::Forbidden(format!(
+                "requests from {} are not allowed for the tenant '{tenant}' (tenants.{tenant}.allow_from)",
+                client.map_or("an unknown address".into(), |ip| ip.to_string())
+            )));
+        }
+    }
     if !state.access.current().tenants.contains(&tenant) {
         return Err(ApiError::Forbidden(format!(
             "the tenant '{tenant}' is not registered (scimgate tenant add)"

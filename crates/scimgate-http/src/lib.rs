@@ -11,8 +11,10 @@ mod health;
 mod keys;
 mod list;
 mod metrics;
+mod network;
 mod password;
 mod plugins;
+mod rate_limit;
 mod render;
 mod request_id;
 mod resources;
@@ -29,8 +31,10 @@ pub use auth::{Claims, SigningKey, TokenRequest, valid_tenant as auth_tenant_is_
 pub use error::ApiError;
 pub use keys::{AuthSettings, KeyRing, KeySpec};
 pub use metrics::{Metrics, PluginOutcome};
+pub use network::NetworkSettings;
 pub use password::PasswordStorage;
 pub use plugins::PluginHook;
+pub use rate_limit::{Limit, RateLimitSettings, RateLimits};
 pub use state::{AppState, HttpSettings};
 pub use write_path::{WriteContext, WriteHook, WriteKind};
 
@@ -52,10 +56,18 @@ pub fn build_app(
         .wrap(from_fn(request_id::middleware))
         .route("/healthz", web::get().to(health::live))
         .route("/readyz", web::get().to(health::ready))
-        .route("/metrics", web::get().to(metrics::scrape))
         .service(
+            web::resource("/metrics")
+                .wrap(from_fn(rate_limit::before_auth))
+                .route(web::get().to(metrics::scrape)),
+        )
+        .service(
+            // Outermost first: allowlist and per-client limit, then the token, then the
+            // tenant's allowlist (in auth) and the per-token limit.
             web::scope("/scim/v2")
+                .wrap(from_fn(rate_limit::after_auth))
                 .wrap(from_fn(auth::middleware))
+                .wrap(from_fn(rate_limit::before_auth))
                 .configure(discovery::routes)
                 .configure(resources::routes)
                 .service(

@@ -9,7 +9,9 @@ use scimgate_store::Store;
 use crate::access::AccessCache;
 use crate::keys::KeyRing;
 use crate::metrics::Metrics;
+use crate::network::NetworkSettings;
 use crate::password::PasswordStorage;
+use crate::rate_limit::RateLimits;
 use crate::write_path::WriteHook;
 
 /// HTTP-level settings, filled from the binary's configuration.
@@ -32,6 +34,10 @@ pub struct HttpSettings {
     pub tenant_dialects: std::collections::HashMap<String, Dialect>,
     /// Most operations in one PATCH request.
     pub max_patch_operations: usize,
+    /// Client addresses: the global allowlist and the proxies believed.
+    pub network: NetworkSettings,
+    /// Tenants' own allowlists, checked once the tenant is known.
+    pub tenant_allow: std::collections::HashMap<String, Vec<ipnet::IpNet>>,
     /// Answer a group PATCH with the group (200) even when no projection was asked for;
     /// by default it is 204, so that a large group is never serialised to change one member.
     pub group_patch_returns_resource: bool,
@@ -50,6 +56,8 @@ impl Default for HttpSettings {
             tenant_dialects: std::collections::HashMap::new(),
             max_patch_operations: 1000,
             group_patch_returns_resource: false,
+            network: NetworkSettings::default(),
+            tenant_allow: std::collections::HashMap::new(),
         }
     }
 }
@@ -65,6 +73,7 @@ pub struct AppState {
     /// Steps run on every create and replace, in order, between decoding and validation.
     pub write_hooks: Vec<Arc<dyn WriteHook>>,
     pub metrics: Arc<Metrics>,
+    pub limits: RateLimits,
 }
 
 impl HttpSettings {
