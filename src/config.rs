@@ -36,6 +36,8 @@ pub struct Config {
     pub password_storage: PasswordStorage,
     /// Clock skew allowed on token `exp`/`nbf`, in seconds.
     pub token_leeway_secs: u64,
+    /// Days the audit trail keeps its rows; 0 keeps them for ever.
+    pub audit_retention_days: u32,
     /// Networks that may call at all (CIDR); empty allows every address.
     pub allow_from: Vec<ipnet::IpNet>,
     /// Proxies whose `X-Forwarded-For` is believed.
@@ -113,6 +115,7 @@ impl Default for Config {
             password_storage: PasswordStorage::Argon2id,
             token_leeway_secs: 30,
             auth: Default::default(),
+            audit_retention_days: 90,
             allow_from: Vec::new(),
             trusted_proxies: Vec::new(),
             rate_limit: Default::default(),

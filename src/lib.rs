@@ -4,7 +4,7 @@
 pub mod config;
 pub mod reload;
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use actix_web::web;
 use scimgate_http::{
@@ -24,6 +24,8 @@ pub const DATABASE_FILE: &str = "scimgate.db";
 pub enum StartError {
     #[error("cannot create the data folder {0}: {1}")]
     DataDir(String, std::io::Error),
+    #[error("cannot start the {0} thread: {1}")]
+    Thread(&'static str, std::io::Error),
     #[error("signing key: {0}")]
     Key(std::io::Error),
     #[error("database: {0}")]
@@ -53,6 +55,44 @@ pub fn build_state_with_clock(
     Ok(build(config, clock)?.state)
 }
 
+/// Deletes audit rows older than the retention, now and every hour, until the store closes.
+fn prune_audit_periodically(
+    store: &Arc<dyn scimgate_store::Store>,
+    retention_days: u32,
+) -> Result<(), StartError> {
+    if retention_days == 0 {
+        return Ok(());
+    }
+    let weak = Arc::downgrade(store);
+    std::thread::Builder::new()
+        .name("scimgate-audit-retention".into())
+        .spawn(move || {
+            loop {
+                let Some(store) = weak.upgrade() else { return };
+                let cutoff = SystemClock.now() - time::Duration::days(i64::from(retention_days));
+                match store.prune_audit(&scimgate_model::clock::format_timestamp(cutoff)) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(
+                        rows = n,
+                        retention_days,
+                        "audit rows past retention deleted"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "cannot prune the audit trail"),
+                }
+                drop(store);
+                // Sleep in short steps so that the thread ends soon after the store does.
+                for _ in 0..3600 {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                    if Weak::strong_count(&weak) == 0 {
+                        return;
+                    }
+                }
+            }
+        })
+        .map_err(|e| StartError::Thread("audit retention", e))?;
+    Ok(())
+}
+
 /// Validates and compiles the configured plugins (compiled code cached in the data folder).
 pub fn load_plugins(config: &Config) -> Result<PluginHost, PluginLoadError> {
     let cache = config.data.join("plugin-cache");
@@ -76,6 +116,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
     let store: Arc<dyn scimgate_store::Store> = Arc::new(store);
     let metrics = Arc::new(Metrics::new(Arc::clone(&store)));
     let access = AccessCache::start(&store)?;
+    prune_audit_periodically(&store, config.audit_retention_days)?;
     let plugins = Arc::new(PluginHook::new(Arc::new(host), Arc::clone(&metrics)));
     let write_hooks: Vec<Arc<dyn scimgate_http::WriteHook>> = vec![plugins.clone()];
     let state = web::Data::new(AppState {

@@ -12,7 +12,7 @@ use scimgate::reload::{ConfigSource, PluginReloader, Trigger};
 use scimgate::{Config, build};
 use scimgate_http::{SigningKey, TokenRequest, build_app};
 use scimgate_model::SystemClock;
-use scimgate_store::{AdminDb, RemoveOutcome, TokenRecord};
+use scimgate_store::{AdminDb, AuditQuery, RemoveOutcome, TokenRecord};
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
@@ -36,6 +36,9 @@ enum Command {
     /// Add, list or remove tenants.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Read the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Exit 0 when the server at --url answers /healthz (for Docker's HEALTHCHECK).
     Healthcheck(HealthcheckArgs),
     /// Check or try out a WebAssembly plugin.
@@ -111,6 +114,27 @@ enum TokenCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Print the newest audit rows, oldest first.
+    Tail {
+        /// Only this tenant's rows.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only rows from this time on (RFC 3339, e.g. 2026-11-29T00:00:00Z).
+        #[arg(long)]
+        since: Option<String>,
+        /// How many rows.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        count: u32,
+        /// One JSON object per line instead of columns.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum TenantCommand {
     /// Register a tenant.
     Add {
@@ -163,6 +187,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Token(cli) => token(cli),
         Command::Tenant(cmd) => tenant(cmd),
+        Command::Audit(cmd) => audit(cmd),
         Command::Healthcheck(args) => healthcheck(&args.addr),
         Command::Plugin(cmd) => plugin(cmd),
     };
@@ -324,6 +349,55 @@ fn token(cli: TokenCli) -> CliResult {
             Ok(())
         }
     }
+}
+
+fn audit(cmd: AuditCommand) -> CliResult {
+    let AuditCommand::Tail {
+        tenant,
+        since,
+        count,
+        json,
+        data,
+    } = cmd;
+    if let Some(s) = &since {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            .map_err(|e| format!("--since must be an RFC 3339 time ({e})"))?;
+    }
+    let (_, db) = admin_db(data)?;
+    let rows = db.audit(&AuditQuery {
+        tenant,
+        since,
+        after_seq: None,
+        limit: count,
+        newest: true,
+    })?;
+    for r in rows {
+        if json {
+            println!("{}", serde_json::to_string(&r)?);
+            continue;
+        }
+        let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        let version = |v: Option<i64>| v.map_or("-".into(), |v| v.to_string());
+        println!(
+            "{}  {}  {}  {}  {} {}/{}  v{}->v{}  {}  sub={} jti={} from={}{}{}",
+            r.seq,
+            r.at,
+            r.tenant,
+            r.status,
+            r.method,
+            opt(&r.resource_type),
+            opt(&r.resource_id),
+            version(r.version_before),
+            version(r.version_after),
+            r.detail.as_deref().unwrap_or(""),
+            opt(&r.subject),
+            opt(&r.jti),
+            opt(&r.client),
+            if r.plugins.is_some() { " plugins=" } else { "" },
+            r.plugins.as_deref().unwrap_or(""),
+        );
+    }
+    Ok(())
 }
 
 fn tenant(cmd: TenantCommand) -> CliResult {

@@ -452,6 +452,22 @@ fn tenants_and_tokens_are_managed_beside_a_running_server() {
         .unwrap_or_else(|| panic!("{tokens}"));
     let jti = line.split_whitespace().next().expect("jti").to_owned();
 
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (ok, tail, err) = cli(&data, &["audit", "tail", "--tenant", "acme", "--json"]);
+        assert!(ok, "{err}");
+        if let Some(line) = tail.lines().next() {
+            let row: Value = serde_json::from_str(line).expect("json line");
+            assert_eq!(
+                (row["method"].as_str(), row["status"].as_u64()),
+                (Some("POST"), Some(201))
+            );
+            assert_eq!(row["subject"], "okta");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no audit row");
+        thread::sleep(Duration::from_millis(50));
+    }
     let (ok, out, _) = cli(&data, &["token", "revoke", &jti]);
     assert!(ok && out.contains("revoked"), "{out}");
     let revoked_at = Instant::now();

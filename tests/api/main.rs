@@ -1,5 +1,6 @@
 //! HTTP behaviour of scimgate, driven through the real actix app on a real SQLite file.
 
+mod audit;
 mod auth;
 mod common;
 mod discovery;

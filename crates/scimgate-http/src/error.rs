@@ -115,6 +115,7 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let scim = self.to_scim();
+        crate::audit::note(|n| n.detail = Some(scim.detail.clone()));
         if scim.status >= 500 {
             tracing::error!(error = %self, status = scim.status, "request failed");
         }

@@ -2,6 +2,7 @@
 //! auth, request ids, and the one mapping from every error to a SCIM error response.
 
 mod access;
+mod audit;
 mod auth;
 mod body;
 mod discovery;
@@ -57,6 +58,11 @@ pub fn build_app(
         .route("/healthz", web::get().to(health::live))
         .route("/readyz", web::get().to(health::ready))
         .service(
+            web::resource("/admin/audit")
+                .wrap(from_fn(rate_limit::before_auth))
+                .route(web::get().to(audit::list)),
+        )
+        .service(
             web::resource("/metrics")
                 .wrap(from_fn(rate_limit::before_auth))
                 .route(web::get().to(metrics::scrape)),
@@ -67,6 +73,7 @@ pub fn build_app(
             web::scope("/scim/v2")
                 .wrap(from_fn(rate_limit::after_auth))
                 .wrap(from_fn(auth::middleware))
+                .wrap(from_fn(audit::middleware))
                 .wrap(from_fn(rate_limit::before_auth))
                 .configure(discovery::routes)
                 .configure(resources::routes)

@@ -73,7 +73,7 @@ pub enum PluginOutcome {
 }
 
 impl PluginOutcome {
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             PluginOutcome::Accept => "accept",
             PluginOutcome::Modify => "modify",

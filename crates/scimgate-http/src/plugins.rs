@@ -88,6 +88,18 @@ impl WriteHook for PluginHook {
             };
             self.metrics
                 .observe_plugin(&spec.name, outcome, started.elapsed());
+            let detail = match &result {
+                Ok(Decision::Reject { detail, .. }) => Some(detail.clone()),
+                Err(failure) => Some(failure.to_string()),
+                _ => None,
+            };
+            crate::audit::note(|n| {
+                n.plugins.push(crate::audit::PluginNote {
+                    plugin: spec.name.clone(),
+                    decision: outcome.label(),
+                    detail,
+                })
+            });
             match result {
                 Ok(Decision::Accept) => {}
                 Ok(Decision::Modify { resource: changed }) => resource = changed,

@@ -48,11 +48,19 @@ where
     F: FnOnce() -> Result<T, ApiError> + Send + 'static,
     T: Send + 'static,
 {
-    // The request id follows the work to the blocking thread, for plugins and 5xx bodies.
+    // The request id and the audit notes follow the work to the blocking thread, for
+    // plugins, 5xx bodies and the audit trail.
     let id = crate::error::REQUEST_ID.try_with(Clone::clone).ok();
-    web::block(move || match id {
-        Some(id) => crate::error::REQUEST_ID.sync_scope(id, f),
-        None => f(),
+    let notes = crate::audit::NOTES.try_with(std::sync::Arc::clone).ok();
+    web::block(move || {
+        let with_notes = move || match notes {
+            Some(n) => crate::audit::NOTES.sync_scope(n, f),
+            None => f(),
+        };
+        match id {
+            Some(id) => crate::error::REQUEST_ID.sync_scope(id, with_notes),
+            None => with_notes(),
+        }
     })
     .await
     .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?

@@ -254,10 +254,9 @@ pub fn delete(
     id: &str,
     if_match: Option<&Precondition>,
 ) -> Result<(), ApiError> {
-    let expected = match if_match {
-        None => None,
-        Some(p) => Some(current_version(state, tenant, rt, id, Some(p))?.version),
-    };
+    // Read first even without If-Match, so that the audit trail has the version deleted.
+    let current = current_version(state, tenant, rt, id, if_match)?;
+    let expected = if_match.map(|_| current.version);
     match state.store.delete(tenant, rt, id, expected) {
         Err(StoreError::VersionMismatch { current }) => Err(stale(current)),
         other => Ok(other?),
@@ -276,6 +275,7 @@ fn current_version(
         .store
         .get(tenant, rt, id, false)?
         .ok_or_else(|| StoreError::NotFound(rt, id.to_owned()))?;
+    crate::audit::note(|n| n.version_before = Some(current.version));
     if if_match.is_some_and(|p| !p.matches(current.version)) {
         return Err(stale(current.version));
     }

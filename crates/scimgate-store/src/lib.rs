@@ -13,7 +13,9 @@ use scimgate_model::filter::Filter;
 use scimgate_model::path::AttrPath;
 use serde_json::Value;
 
-pub use access::{AccessSnapshot, AdminDb, RemoveOutcome, TenantInfo, TokenRecord};
+pub use access::{
+    AccessSnapshot, AdminDb, AuditQuery, AuditRecord, RemoveOutcome, TenantInfo, TokenRecord,
+};
 pub use error::StoreError;
 pub use records::{GroupRef, MemberRef, NewResource, StoredResource};
 pub use sqlite::{PatchOutcome, PatchWrite, SqliteOptions, SqliteStore, StoreStats};
@@ -105,4 +107,10 @@ pub trait Store: Send + Sync {
     fn stats(&self) -> StoreStats;
     /// The registered tenants and the revoked token ids, as stored now.
     fn access(&self) -> Result<AccessSnapshot, StoreError>;
+    /// Queues an audit record; it is committed with the next batch of writes.
+    fn append_audit(&self, record: AuditRecord);
+    /// Reads audit records, oldest first.
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Deletes audit records older than `before` (RFC 3339); returns how many.
+    fn prune_audit(&self, before: &str) -> Result<usize, StoreError>;
 }

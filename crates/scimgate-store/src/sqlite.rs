@@ -19,7 +19,7 @@ use crate::error::StoreError;
 use crate::migrations::migrate;
 use crate::records::{NewResource, StoredResource};
 use crate::writer::Writer;
-use crate::{AccessSnapshot, ListPage, ListQuery, Store};
+use crate::{AccessSnapshot, AuditQuery, AuditRecord, ListPage, ListQuery, Store};
 use index::PathIds;
 
 /// The store's counters since it opened: how many writes shared how many commits, the
@@ -161,6 +161,21 @@ impl Drop for SqliteStore {
 impl Store for SqliteStore {
     fn stats(&self) -> StoreStats {
         self.write_stats()
+    }
+
+    fn append_audit(&self, record: AuditRecord) {
+        self.writer
+            .submit("audit", move |c| crate::access::append_audit(c, &record));
+    }
+
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        crate::access::read_audit(&*self.reader()?, query)
+    }
+
+    fn prune_audit(&self, before: &str) -> Result<usize, StoreError> {
+        let before = before.to_owned();
+        self.writer
+            .write(move |c| crate::access::prune_audit(c, &before))
     }
 
     fn access(&self) -> Result<AccessSnapshot, StoreError> {

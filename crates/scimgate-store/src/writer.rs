@@ -51,6 +51,32 @@ impl Writer {
         &self.stats
     }
 
+    /// Queues `write` for the next batch without waiting for it: for records (the audit
+    /// trail) whose loss in a crash of the last milliseconds is acceptable, and which must
+    /// not add a commit's latency to the request. Failures are logged.
+    pub fn submit<F>(&self, what: &'static str, write: F)
+    where
+        F: FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
+    {
+        let job: Job = Box::new(move |conn| {
+            let result = write(conn);
+            if let Err(e) = &result {
+                tracing::error!(error = %e, what, "a queued write failed");
+            }
+            Completion {
+                succeeded: result.is_ok(),
+                answer: Box::new(move |commit| {
+                    if let Err(e) = commit {
+                        tracing::error!(error = %e, what, "a queued write was not committed");
+                    }
+                }),
+            }
+        });
+        if self.jobs.send(job).is_err() {
+            tracing::error!(what, "the writer is not running; a queued write is lost");
+        }
+    }
+
     /// Runs `write` in the next batch and blocks until its batch has committed (or failed).
     pub fn write<T, F>(&self, write: F) -> Result<T, StoreError>
     where

@@ -1,0 +1,186 @@
+//! The audit trail: one row for every write and every refused write by an authenticated
+//! client (who, from where, what, the versions before and after, each plugin's decision,
+//! the status and the error detail). The write path leaves notes on the request as it goes;
+//! the middleware turns them into a row when the answer is known. Rows are queued to the
+//! writer and committed with the next batch, so auditing adds no commit to a request.
+
+use std::sync::{Arc, Mutex};
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use scimgate_store::{AuditQuery, AuditRecord};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{self, Principal, SCOPE_ADMIN};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// What one plugin decided about one write.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginNote {
+    pub plugin: String,
+    pub decision: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// What the write path learns that the response does not say.
+#[derive(Debug, Default)]
+pub struct AuditNotes {
+    pub version_before: Option<i64>,
+    pub plugins: Vec<PluginNote>,
+    pub detail: Option<String>,
+}
+
+tokio::task_local! {
+    /// The notes of the write being served; carried to blocking threads by `blocking`.
+    pub static NOTES: Arc<Mutex<AuditNotes>>;
+}
+
+/// Adds to the current write's notes; outside an audited request it does nothing.
+pub fn note(f: impl FnOnce(&mut AuditNotes)) {
+    let _ = NOTES.try_with(|n| {
+        if let Ok(mut notes) = n.lock() {
+            f(&mut notes);
+        }
+    });
+}
+
+fn is_write(req: &ServiceRequest) -> bool {
+    matches!(
+        *req.method(),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    ) && !req.path().ends_with("/.search")
+}
+
+/// Wraps `/scim/v2`, outside authentication, so that refusals by auth and rate limits are
+/// seen too (once the client is known).
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    if !is_write(&req) {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let notes = Arc::new(Mutex::new(AuditNotes::default()));
+    let client = state.settings.network.client_addr(req.request());
+    let method = req.method().to_string();
+    let resp = NOTES
+        .scope(Arc::clone(&notes), next.call(req))
+        .await?
+        .map_into_boxed_body();
+    let Some(principal) = resp.request().extensions().get::<Principal>().cloned() else {
+        // Unauthenticated: in the request log only, so that a flood of bad tokens cannot
+        // fill the database.
+        return Ok(resp);
+    };
+    let notes = std::mem::take(&mut *notes.lock().unwrap_or_else(|p| p.into_inner()));
+    let record = AuditRecord {
+        seq: 0,
+        at: scimgate_model::clock::format_timestamp(state.clock.now()),
+        tenant: principal.tenant,
+        subject: Some(principal.subject),
+        jti: principal.jti,
+        client: client.map(|ip| ip.to_string()),
+        method,
+        resource_type: resource_type(resp.request()),
+        resource_id: resource_id(&resp),
+        version_before: notes.version_before,
+        version_after: version_after(&resp),
+        plugins: (!notes.plugins.is_empty())
+            .then(|| serde_json::to_string(&notes.plugins).ok())
+            .flatten(),
+        status: resp.status().as_u16(),
+        detail: notes.detail,
+    };
+    state.store.append_audit(record);
+    Ok(resp)
+}
+
+fn resource_type(req: &HttpRequest) -> Option<String> {
+    let pattern = req.match_pattern()?;
+    ["Users", "Groups"]
+        .into_iter()
+        .find(|t| pattern.contains(&format!("/{t}")))
+        .map(|t| t.trim_end_matches('s').to_owned())
+}
+
+/// The id in the path, or the one a create answered with in `Location`.
+fn resource_id(resp: &ServiceResponse<BoxBody>) -> Option<String> {
+    if let Some(id) = resp.request().match_info().get("id") {
+        return Some(id.to_owned());
+    }
+    let location = resp.headers().get("location")?.to_str().ok()?;
+    location.rsplit('/').next().map(str::to_owned)
+}
+
+/// From the `ETag` (`W/"N"`) of a successful write.
+fn version_after(resp: &ServiceResponse<BoxBody>) -> Option<i64> {
+    if !resp.status().is_success() {
+        return None;
+    }
+    let etag = resp.headers().get("etag")?.to_str().ok()?;
+    etag.trim_start_matches("W/").trim_matches('"').parse().ok()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditParams {
+    since: Option<String>,
+    cursor: Option<i64>,
+    count: Option<u32>,
+    #[allow(dead_code)] // read by auth through the query string
+    domain: Option<String>,
+}
+
+/// Most rows in one page of `/admin/audit`.
+const MAX_PAGE: u32 = 1000;
+
+/// `GET /admin/audit`: a tenant's audit rows, oldest first, `cursor` to page on. Needs
+/// `scim:admin`; the tenant is chosen as for SCIM requests (`domain`).
+pub async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    params: web::Query<AuditParams>,
+) -> Result<HttpResponse, ApiError> {
+    let claims = auth::authenticate(&req, &state)?;
+    let tenant = auth::tenant_for(&req, &claims, &state)?;
+    if !claims.has_scope(SCOPE_ADMIN) {
+        return Err(ApiError::Forbidden(format!(
+            "the token lacks the '{SCOPE_ADMIN}' scope needed for /admin"
+        )));
+    }
+    if let Some(since) = &params.since {
+        time::OffsetDateTime::parse(since, &time::format_description::well_known::Rfc3339)
+            .map_err(|_| {
+                ApiError::Scim(scimgate_model::ScimError::new(
+                    400,
+                    Some(scimgate_model::ScimType::InvalidValue),
+                    format!("'since' must be an RFC 3339 time, not '{since}'"),
+                ))
+            })?;
+    }
+    let limit = params.count.unwrap_or(100).clamp(1, MAX_PAGE);
+    let query = AuditQuery {
+        tenant: Some(tenant),
+        since: params.since.clone(),
+        after_seq: params.cursor,
+        limit,
+        newest: false,
+    };
+    let store = Arc::clone(&state.store);
+    let rows = crate::resources::blocking(move || Ok(store.audit(&query)?)).await?;
+    let next = (rows.len() as u32 == limit)
+        .then(|| rows.last().map(|r| r.seq))
+        .flatten();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "entries": rows,
+        "nextCursor": next,
+    })))
+}
