@@ -14,10 +14,22 @@ pub struct Config {
     pub listen: String,
     /// Folder for the database and the signing key.
     pub data: PathBuf,
+    /// TLS certificate chain (PEM); with `tls_key`, the server speaks HTTPS itself.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM, PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<PathBuf>,
     /// Public base URL for `meta.location`, e.g. `https://scim.example.com`.
     pub public_base_url: Option<String>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Seconds a request body may take to arrive (slow clients get 408).
+    pub body_timeout_secs: u64,
+    /// Seconds a client may take to send a request's headers.
+    pub header_timeout_secs: u64,
+    /// Seconds an idle keep-alive connection stays open.
+    pub keep_alive_secs: u64,
+    /// Open connections per worker thread.
+    pub max_connections: usize,
     /// Most resources in one page (`filter.maxResults`).
     pub max_results: u64,
     /// Deepest nesting of parentheses, `not` and value filters in a filter.
@@ -104,7 +116,13 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             data: PathBuf::from("./scimgate-data"),
             public_base_url: None,
+            tls_cert: None,
+            tls_key: None,
             max_body_bytes: 1024 * 1024,
+            body_timeout_secs: 30,
+            header_timeout_secs: 10,
+            keep_alive_secs: 75,
+            max_connections: 10_000,
             max_results: 1000,
             filter_max_depth: 16,
             dialect_strict: false,

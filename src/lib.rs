@@ -126,6 +126,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
         settings: HttpSettings {
             public_base_url: config.public_base_url.clone(),
             max_body_bytes: config.max_body_bytes,
+            body_timeout_secs: config.body_timeout_secs,
             max_results: config.max_results,
             filter_max_depth: config.filter_max_depth,
             token_leeway_secs: config.token_leeway_secs,

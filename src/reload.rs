@@ -79,9 +79,12 @@ impl PluginReloader {
 
     /// Starts the reload thread: it reloads on each message sent to the returned sender
     /// (SIGHUP) and, when `poll` is given, when a watched file changes.
-    pub fn spawn(self, poll: Option<Duration>) -> std::io::Result<Sender<Trigger>> {
+    pub fn spawn(
+        self,
+        poll: Option<Duration>,
+    ) -> std::io::Result<(Sender<Trigger>, thread::JoinHandle<()>)> {
         let (tx, rx) = mpsc::channel();
-        thread::Builder::new()
+        let handle = thread::Builder::new()
             .name("scimgate-plugin-reload".into())
             .spawn(move || {
                 let mut watched = self.watched(&self.running);
@@ -122,7 +125,7 @@ impl PluginReloader {
                     seen = fingerprint(&watched);
                 }
             })?;
-        Ok(tx)
+        Ok((tx, handle))
     }
 
     fn watched(&self, config: &Config) -> Vec<PathBuf> {

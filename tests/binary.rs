@@ -39,7 +39,10 @@ impl Server {
             command.arg("--config").arg(config);
         }
         let child = command
-            .env("SCIMGATE_LOG", "warn,scimgate::reload=info")
+            .env(
+                "SCIMGATE_LOG",
+                "warn,scimgate::reload=info,scimgate_store=info",
+            )
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
@@ -488,4 +491,174 @@ fn tenants_and_tokens_are_managed_beside_a_running_server() {
     assert!(ok && out.contains("1 users"), "{out}");
     let (_, listed, _) = cli(&data, &["tenant", "list"]);
     assert!(!listed.contains("acme"), "{listed}");
+}
+
+#[test]
+fn serves_https_with_the_configured_certificate() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let keys = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys");
+    let config = dir.path().join("scimgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "tls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            keys.join("tls-cert.pem").display(),
+            keys.join("tls-key.pem").display()
+        ),
+    )
+    .expect("config");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let _child = ChildGuard(
+        Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .arg("--data")
+            .arg(&data)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("SCIMGATE_LOG", "warn")
+            .spawn()
+            .expect("spawn"),
+    );
+    let cert =
+        ureq::tls::Certificate::from_pem(&std::fs::read(keys.join("tls-cert.pem")).expect("cert"))
+            .expect("pem");
+    let https: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&[cert]))
+                .build(),
+        )
+        .build()
+        .into();
+    let base = format!("https://localhost:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        match https.get(&format!("{base}/readyz")).call() {
+            Ok(r) => break r.status().as_u16(),
+            Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("no HTTPS answer: {e}"),
+        }
+    };
+    assert_eq!(status, 200);
+    let t = token(&data, &[]);
+    let mut r = https
+        .get(&format!("{base}/scim/v2/Users"))
+        .header("authorization", &format!("Bearer {t}"))
+        .call()
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 200);
+    let body: Value =
+        serde_json::from_str(&r.body_mut().read_to_string().expect("body")).expect("json");
+    assert_eq!(body["totalResults"], 0);
+    // Plain HTTP to the TLS port gets no SCIM answer.
+    assert!(
+        agent()
+            .get(&format!("http://127.0.0.1:{port}/readyz"))
+            .call()
+            .map(|r| r.status().as_u16() != 200)
+            .unwrap_or(true)
+    );
+}
+
+/// Kills the child when the test ends, pass or fail.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Sends the head of a POST with a 2-part body: the first part now, the rest after `between`.
+fn split_post(base: &str, token: &str, body: &str, split: usize) -> std::net::TcpStream {
+    use std::io::Write as _;
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    write!(
+        s,
+        "POST /scim/v2/Users HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/scim+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        body.len(),
+        &body[..split]
+    )
+    .expect("write");
+    s
+}
+
+fn read_status(s: &mut std::net::TcpStream) -> String {
+    use std::io::Read as _;
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn a_slow_body_gets_408_and_sigterm_lets_in_flight_requests_finish() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let config = dir.path().join("scimgate.toml");
+    std::fs::write(&config, "body_timeout_secs = 1\n").expect("config");
+    let log = dir.path().join("server.log");
+    let mut server = Server::start_with(
+        &data,
+        Some(&config),
+        Stdio::from(std::fs::File::create(&log).expect("log")),
+    );
+    let t = token(&data, &[]);
+    let body = user("in-flight").to_string();
+
+    let mut slow = split_post(&server.base, &t, &body, 10);
+    let started = Instant::now();
+    let status = read_status(&mut slow);
+    assert!(status.contains("408"), "{status}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // A request half sent when SIGTERM arrives still completes; then the process exits 0.
+    let mut in_flight = split_post(&server.base, &t, &body, 10);
+    thread::sleep(Duration::from_millis(200));
+    let term = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(term.success());
+    thread::sleep(Duration::from_millis(300));
+    in_flight
+        .write_all(&body.as_bytes()[10..])
+        .expect("rest of the body");
+    let status = read_status(&mut in_flight);
+    assert!(status.contains("201"), "{status}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = server.child.try_wait().expect("wait") {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "did not stop after SIGTERM");
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}");
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(logged.contains("store closed"), "{logged}");
+    // The write acknowledged during shutdown is there after a restart.
+    let again = Server::start(&data);
+    let (status, list) = send(
+        "GET",
+        &format!(
+            "{}/scim/v2/Users?filter=userName%20eq%20%22in-flight%22",
+            again.base
+        ),
+        &t,
+        None,
+    );
+    assert_eq!((status, list["totalResults"].clone()), (200, json!(1)));
 }

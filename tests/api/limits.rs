@@ -220,3 +220,36 @@ async fn allowlists_refuse_other_addresses_before_authentication() {
         .await;
     assert_eq!(r.status, 200, "health answers everyone");
 }
+
+#[actix_web::test]
+async fn forwarded_host_shapes_locations_only_through_a_trusted_proxy() {
+    let h =
+        Harness::with_config(|c| c.trusted_proxies = vec!["192.168.0.1/32".parse().expect("net")]);
+    let create = |peer: &'static str, name: &'static str| {
+        h.post(
+            "/scim/v2/Users",
+            json!({"schemas": [USER_SCHEMA], "userName": name}),
+        )
+        .peer(peer)
+        .header("host", "scim.internal:8080")
+        .header("x-forwarded-host", "scim.example.com")
+        .header("x-forwarded-proto", "https")
+        .send()
+    };
+    let direct = create("203.0.113.5:1000", "direct").await;
+    assert!(
+        direct.body["meta"]["location"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("http://scim.internal:8080/scim/v2/Users/")),
+        "{}",
+        direct.body["meta"]
+    );
+    let proxied = create("192.168.0.1:1000", "proxied").await;
+    assert!(
+        proxied.body["meta"]["location"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("https://scim.example.com/scim/v2/Users/")),
+        "{}",
+        proxied.body["meta"]
+    );
+}

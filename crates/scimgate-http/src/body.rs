@@ -7,15 +7,28 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::state::HttpSettings;
 use scimgate_model::ScimError;
 
-/// Reads and parses a JSON body of at most `limit` bytes.
+/// Reads and parses a JSON body of at most `max_body_bytes`, which must arrive whole within
+/// `body_timeout_secs` (a client that trickles its body holds a connection, not a worker).
 pub async fn read_json(
+    req: &HttpRequest,
+    payload: web::Payload,
+    settings: &HttpSettings,
+) -> Result<Value, ApiError> {
+    check_content_type(req)?;
+    let timeout = std::time::Duration::from_secs(settings.body_timeout_secs);
+    actix_web::rt::time::timeout(timeout, read(req, payload, settings.max_body_bytes))
+        .await
+        .map_err(|_| ApiError::BodyTimeout(settings.body_timeout_secs))?
+}
+
+async fn read(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
 ) -> Result<Value, ApiError> {
-    check_content_type(req)?;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -28,6 +28,8 @@ pub enum ApiError {
     PreconditionFailed(String),
     #[error("request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("the request body did not arrive within {0} s")]
+    BodyTimeout(u64),
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{0}")]
@@ -55,6 +57,7 @@ impl ApiError {
             A::MethodNotAllowed { .. } => ScimError::new(405, None, self.to_string()),
             A::PreconditionFailed(d) => ScimError::new(412, None, d.clone()),
             A::PayloadTooLarge(_) => ScimError::new(413, None, self.to_string()),
+            A::BodyTimeout(_) => ScimError::new(408, None, self.to_string()),
             A::UnsupportedMediaType(d) => ScimError::new(415, None, d.clone()),
             A::NotImplemented(d) => ScimError::new(501, None, d.clone()),
             A::Internal(_) => server_error(500),
@@ -207,6 +210,7 @@ mod tests {
             ),
             (ApiError::PreconditionFailed("x".into()), 412, None),
             (ApiError::PayloadTooLarge(1), 413, None),
+            (ApiError::BodyTimeout(1), 408, None),
             (ApiError::UnsupportedMediaType("x".into()), 415, None),
             (ApiError::NotImplemented("x".into()), 501, None),
             (ApiError::Internal("x".into()), 500, None),

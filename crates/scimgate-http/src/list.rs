@@ -380,7 +380,7 @@ pub async fn search(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload, state.settings.max_body_bytes).await?;
+    let body = read_json(&req, payload, &state.settings).await?;
     let search = Search::from_body(&body)?;
     let base = scim_base(&req, &state.settings);
     let out = list_one(state, principal.tenant, **rt, search, base).await?;
@@ -395,7 +395,7 @@ pub async fn search_all(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload, state.settings.max_body_bytes).await?;
+    let body = read_json(&req, payload, &state.settings).await?;
     let search = Search::from_body(&body)?;
     if search.cursor.is_some() {
         return Err(ScimError::bad_request(

@@ -51,6 +51,12 @@ impl NetworkSettings {
         )
     }
 
+    /// Whether the TCP peer is one of the trusted proxies.
+    pub fn peer_is_trusted_proxy(&self, req: &HttpRequest) -> bool {
+        req.peer_addr()
+            .is_some_and(|a| contains(&self.trusted_proxies, a.ip()))
+    }
+
     /// Whether `client` may call, by the global allowlist.
     pub fn allows(&self, client: Option<IpAddr>) -> bool {
         allowed_by(&self.allow_from, client)

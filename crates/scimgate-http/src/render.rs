@@ -14,15 +14,28 @@ use crate::error::SCIM_JSON;
 use crate::etag::etag;
 use crate::state::HttpSettings;
 
-/// The absolute URL of `/scim/v2`: the configured public base, else the request's own.
+/// The absolute URL of `/scim/v2`: the configured public base, else the request's own
+/// scheme and `Host`. `Forwarded` and `X-Forwarded-Host`/`-Proto` count only when the peer
+/// is a trusted proxy; from anyone else they are ignored.
 pub fn scim_base(req: &HttpRequest, settings: &HttpSettings) -> String {
-    match &settings.public_base_url {
-        Some(base) => format!("{}/scim/v2", base.trim_end_matches('/')),
-        None => {
-            let info = req.connection_info();
-            format!("{}://{}/scim/v2", info.scheme(), info.host())
-        }
+    if let Some(base) = &settings.public_base_url {
+        return format!("{}/scim/v2", base.trim_end_matches('/'));
     }
+    if settings.network.peer_is_trusted_proxy(req) {
+        let info = req.connection_info();
+        return format!("{}://{}/scim/v2", info.scheme(), info.host());
+    }
+    let scheme = if req.app_config().secure() {
+        "https"
+    } else {
+        "http"
+    };
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_else(|| req.app_config().host());
+    format!("{scheme}://{host}/scim/v2")
 }
 
 pub fn location(base: &str, rt: ResourceType, id: &str) -> String {

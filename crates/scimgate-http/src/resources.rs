@@ -114,7 +114,7 @@ async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let rt = **rt;
     let projection = projection(rt, &query)?;
-    let doc = read_json(&req, payload, state.settings.max_body_bytes).await?;
+    let doc = read_json(&req, payload, &state.settings).await?;
     let st = state.clone();
     let created = blocking(move || write_path::create(&st, &principal.tenant, rt, doc)).await?;
     let base = scim_base(&req, &state.settings);
@@ -137,7 +137,7 @@ async fn replace(
 ) -> Result<HttpResponse, ApiError> {
     let rt = **rt;
     let projection = projection(rt, &query)?;
-    let doc = read_json(&req, payload, state.settings.max_body_bytes).await?;
+    let doc = read_json(&req, payload, &state.settings).await?;
     let if_match = Precondition::if_match(&req);
     let (st, id) = (state.clone(), id.into_inner());
     let replaced = blocking(move || {
@@ -179,7 +179,7 @@ async fn patch(
 ) -> Result<HttpResponse, ApiError> {
     let rt = **rt;
     let projection = projection(rt, &query)?;
-    let body = read_json(&req, payload, state.settings.max_body_bytes).await?;
+    let body = read_json(&req, payload, &state.settings).await?;
     let if_match = Precondition::if_match(&req);
     // A group answers 204 unless asked for its representation, so that changing one member
     // of a large group never serialises all the others (RFC 7644 §3.5.2 allows 204).

@@ -22,6 +22,8 @@ pub struct HttpSettings {
     pub public_base_url: Option<String>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Seconds a request body may take to arrive.
+    pub body_timeout_secs: u64,
     /// Most resources returned in one page (`filter.maxResults`).
     pub max_results: u64,
     /// Deepest nesting of parentheses, `not` and value filters in a filter.
@@ -48,6 +50,7 @@ impl Default for HttpSettings {
         HttpSettings {
             public_base_url: None,
             max_body_bytes: 1024 * 1024,
+            body_timeout_secs: 30,
             max_results: 1000,
             filter_max_depth: scimgate_model::filter::DEFAULT_MAX_DEPTH,
             token_leeway_secs: 30,

@@ -22,8 +22,21 @@ struct Completion {
 }
 
 pub struct Writer {
-    jobs: mpsc::Sender<Job>,
+    /// `None` once the writer is closing.
+    jobs: Option<mpsc::Sender<Job>>,
     stats: Arc<WriterStats>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Drop for Writer {
+    /// Closes the queue and waits until the writer has committed what was queued (the
+    /// audit rows still in it), so that a clean shutdown loses nothing.
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Counters of the writer's work: how many writes shared how many commits.
@@ -41,10 +54,14 @@ impl Writer {
         let (jobs, queue) = mpsc::channel::<Job>();
         let stats = Arc::new(WriterStats::default());
         let counters = Arc::clone(&stats);
-        thread::Builder::new()
+        let thread = thread::Builder::new()
             .name("scimgate-writer".into())
             .spawn(move || run(conn, queue, max_batch.max(1), &counters))?;
-        Ok(Writer { jobs, stats })
+        Ok(Writer {
+            jobs: Some(jobs),
+            stats,
+            thread: Some(thread),
+        })
     }
 
     pub fn stats(&self) -> &WriterStats {
@@ -72,7 +89,7 @@ impl Writer {
                 }),
             }
         });
-        if self.jobs.send(job).is_err() {
+        if self.jobs.as_ref().is_none_or(|j| j.send(job).is_err()) {
             tracing::error!(what, "the writer is not running; a queued write is lost");
         }
     }
@@ -99,7 +116,11 @@ impl Writer {
                 }),
             }
         });
-        self.jobs.send(job).map_err(|_| StoreError::WriterGone)?;
+        self.jobs
+            .as_ref()
+            .ok_or(StoreError::WriterGone)?
+            .send(job)
+            .map_err(|_| StoreError::WriterGone)?;
         // A dropped reply (the batch could not start, or the write panicked) is an error.
         answer.recv().map_err(|_| StoreError::WriterGone)?
     }
