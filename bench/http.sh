@@ -6,6 +6,7 @@
 #   bench/http.sh [DURATION_SECONDS]   (default 20)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 duration="${1:-20}"
 connections=16
@@ -28,7 +29,6 @@ export TOKEN
 TOKEN=$("$bin" token --data "$data" --sub bench)
 base="http://127.0.0.1:$port"
 
-source bench/lib.sh
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -m); ${duration}s per run, $connections connections"
 

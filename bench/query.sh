@@ -10,6 +10,7 @@
 #   bench/query.sh [USERS] [DURATION_SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 users="${1:-1000000}"
 duration="${2:-15}"
@@ -40,7 +41,6 @@ export TOKEN USERS="$users"
 TOKEN=$("$bin" token --data "$data" --sub bench)
 base="http://127.0.0.1:$port"
 
-source bench/lib.sh
 
 run() { # name script
   wrk -t2 -c4 -d"${duration}s" --latency -s "bench/$2" "$base" > "$results/$1.txt"

@@ -520,3 +520,45 @@ async fn tenant_matrix_every_endpoint_across_the_boundary() {
         .await;
     assert_eq!(red_user_now.body["userName"], "same");
 }
+
+/// Rotating the data folder's key: the old key, kept as an extra key with the same `kid`,
+/// still verifies the tokens it signed until it is removed from the configuration.
+#[actix_web::test]
+async fn a_rotated_out_local_key_keeps_its_tokens_valid_while_configured() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let old_secret = [42u8; 32];
+    let old_file = dir.path().join("old-jwt-hs256.key");
+    std::fs::write(&old_file, STANDARD.encode(old_secret)).expect("old key");
+    let h = Harness::with_config(|c| {
+        c.auth.keys = vec![KeySpec {
+            kid: Some("scimgate".into()),
+            algorithm: "HS256".into(),
+            file: old_file.clone(),
+            issuer: Some("scimgate".into()),
+            audience: None,
+        }]
+    });
+    let request = scimgate_http::TokenRequest {
+        subject: "entra".into(),
+        tenants: vec!["default".into()],
+        scope: "scim:read".into(),
+        ttl_secs: 600,
+    };
+    let old = scimgate_http::SigningKey::from_secret(&old_secret).expect("key");
+    let (old_token, _) = old.mint(&request, now()).expect("mint");
+    assert_eq!(
+        status_with(&h, &old_token).await.0,
+        200,
+        "the old key's token"
+    );
+    assert_eq!(
+        status_with(&h, &h.token_for("default", "scim:read"))
+            .await
+            .0,
+        200,
+        "the new key's"
+    );
+    let stranger = scimgate_http::SigningKey::from_secret(&[43u8; 32]).expect("key");
+    let (forged, _) = stranger.mint(&request, now()).expect("mint");
+    assert_eq!(status_with(&h, &forged).await.0, 401);
+}

@@ -405,6 +405,26 @@ mod tests {
     }
 
     #[test]
+    fn a_remembered_token_still_expires_and_a_changed_one_is_checked_again() {
+        let k = key();
+        let r = ring(&k);
+        let t = mint(&k, &request(10), now() - 20);
+        assert!(
+            r.verify(&t, 30).is_ok(),
+            "inside the leeway; now remembered"
+        );
+        assert!(r.verify(&t, 0).is_err(), "the remembered token is past exp");
+        let good = mint(&k, &request(60), now());
+        assert!(r.verify(&good, 0).is_ok());
+        let mut forged = good.clone();
+        forged.push('x');
+        assert!(
+            r.verify(&forged, 0).is_err(),
+            "any other text is verified afresh"
+        );
+    }
+
+    #[test]
     fn tenant_names_are_restricted() {
         assert!(valid_tenant("acme-prod.eu_1"));
         assert!(!valid_tenant(""));

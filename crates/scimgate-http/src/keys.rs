@@ -3,7 +3,9 @@
 //! PEM files, and a JWKS file. Each key is bound to one algorithm; a token names its key by
 //! `kid`, or, without one, is tried against the keys of its algorithm.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -60,7 +62,14 @@ struct VerifyingKey {
 /// Every key a token may be signed with.
 pub struct KeyRing {
     keys: Vec<VerifyingKey>,
+    /// Tokens already verified, by their whole text: IdPs send the same long-lived token
+    /// on every request, and an RSA or ECDSA check costs 50-200 µs. The keys never change
+    /// while the server runs; `exp` and `nbf` are checked again on every use.
+    verified: Mutex<HashMap<String, Claims>>,
 }
+
+/// Most tokens remembered as verified; past it the memory is cleared and refilled.
+const VERIFIED_CAPACITY: usize = 1024;
 
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -168,28 +177,71 @@ impl KeyRing {
                 });
             }
         }
-        Ok(KeyRing { keys })
+        Ok(KeyRing {
+            keys,
+            verified: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Verifies a token: its key (by `kid`, else by algorithm), the algorithm the key is
     /// bound to, the signature, `exp`, `nbf`, and `iss` and `aud` where the key wants them.
     pub fn verify(&self, token: &str, leeway_secs: u64) -> Result<Claims, String> {
+        let cached = self
+            .verified
+            .lock()
+            .ok()
+            .and_then(|m| m.get(token).cloned());
+        if let Some(claims) = cached {
+            let now = jsonwebtoken::get_current_timestamp() as i64;
+            let leeway = i64::try_from(leeway_secs).unwrap_or(i64::MAX);
+            if claims.exp.saturating_add(leeway) <= now {
+                return Err("ExpiredSignature".into());
+            }
+            if claims
+                .nbf
+                .is_some_and(|nbf| nbf.saturating_sub(leeway) > now)
+            {
+                return Err("ImmatureSignature".into());
+            }
+            return Ok(claims);
+        }
+        let claims = self.verify_signed(token, leeway_secs)?;
+        if let Ok(mut m) = self.verified.lock() {
+            if m.len() >= VERIFIED_CAPACITY {
+                m.clear();
+            }
+            m.insert(token.to_owned(), claims.clone());
+        }
+        Ok(claims)
+    }
+
+    fn verify_signed(&self, token: &str, leeway_secs: u64) -> Result<Claims, String> {
         // `alg: none` and unknown algorithms fail here: the header does not parse.
         let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
+        // Several keys may share a `kid` while one is being rotated out; each is bound to
+        // its algorithm, so a token naming a key must also use that key's algorithm.
         let candidates: Vec<&VerifyingKey> = match &header.kid {
             Some(kid) => {
-                let key = self
+                let named: Vec<&VerifyingKey> = self
                     .keys
                     .iter()
-                    .find(|k| k.kid.as_deref() == Some(kid.as_str()))
-                    .ok_or_else(|| format!("no key with kid '{kid}'"))?;
-                if key.algorithm != header.alg {
+                    .filter(|k| k.kid.as_deref() == Some(kid.as_str()))
+                    .collect();
+                if named.is_empty() {
+                    return Err(format!("no key with kid '{kid}'"));
+                }
+                let bound: Vec<&VerifyingKey> = named
+                    .iter()
+                    .copied()
+                    .filter(|k| k.algorithm == header.alg)
+                    .collect();
+                if bound.is_empty() {
                     return Err(format!(
                         "key '{kid}' is for {:?}, the token says {:?}",
-                        key.algorithm, header.alg
+                        named[0].algorithm, header.alg
                     ));
                 }
-                vec![key]
+                bound
             }
             None => self
                 .keys

@@ -234,6 +234,12 @@ pub fn patch(
                 let done = other?;
                 log_rewrites(&step_rewrites);
                 if !done.skipped_members.is_empty() {
+                    let skipped = done.skipped_members.join(", ");
+                    crate::audit::note(|n| {
+                        n.detail = Some(format!(
+                            "members that do not exist in the tenant were skipped: {skipped}"
+                        ))
+                    });
                     tracing::warn!(
                         group = id,
                         skipped = ?done.skipped_members,
