@@ -47,12 +47,12 @@ impl Default for RateLimitSettings {
         RateLimitSettings {
             enabled: true,
             per_client: Limit {
-                requests_per_second: 1000,
-                burst: 2000,
+                requests_per_second: 2000,
+                burst: 4000,
             },
             per_token: Limit {
-                requests_per_second: 200,
-                burst: 400,
+                requests_per_second: 500,
+                burst: 1000,
             },
         }
     }
