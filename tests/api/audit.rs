@@ -1,26 +1,10 @@
 //! The audit trail: rows for a create, a patch, a delete and a refused write, with the
 //! plugins' decisions; `/admin/audit` paging, its scope and its tenant boundary.
 
-use std::path::PathBuf;
-
-use scimgate_plugins::{FailMode, Hook, Limits, PluginSpec};
+use scimgate_plugins::{Hook, PluginSpec};
 use serde_json::{Value, json};
 
 use crate::common::*;
-
-fn fixture(name: &str, hooks: Vec<Hook>) -> PluginSpec {
-    PluginSpec {
-        name: name.into(),
-        file: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join(format!("crates/scimgate-plugins/tests/fixtures/{name}.wat")),
-        hooks,
-        resource_types: vec![],
-        tenants: None,
-        config: json!({}),
-        limits: Limits::default(),
-        on_failure: FailMode::Closed,
-    }
-}
 
 /// Reads the tenant's audit through the API until `n` rows are there (rows are committed
 /// with the writer's next batch, a moment after the answer).
@@ -42,8 +26,11 @@ async fn writes_and_refused_writes_are_audited_with_versions_and_plugin_decision
     // `accept` runs on every write; `reject` only on replace, so that a PUT is refused.
     let h = Harness::with_config(|c| {
         c.plugins = vec![
-            fixture("accept", vec![]),
-            fixture("reject", vec![Hook::Replace]),
+            wat_plugin("accept"),
+            PluginSpec {
+                hooks: vec![Hook::Replace],
+                ..wat_plugin("reject")
+            },
         ]
     });
     let created = h.create_user("audited").await;

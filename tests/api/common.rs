@@ -266,6 +266,21 @@ impl Resp {
     }
 }
 
+/// One of the plugin host's WAT test fixtures as a plugin on every hook, failing closed.
+pub fn wat_plugin(name: &str) -> scimgate_plugins::PluginSpec {
+    scimgate_plugins::PluginSpec {
+        name: name.into(),
+        file: std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("crates/scimgate-plugins/tests/fixtures/{name}.wat")),
+        hooks: vec![],
+        resource_types: vec![],
+        tenants: None,
+        config: json!({}),
+        limits: scimgate_plugins::Limits::default(),
+        on_failure: scimgate_plugins::FailMode::Closed,
+    }
+}
+
 pub fn id_of(v: &Value) -> String {
     v["id"].as_str().expect("id").to_owned()
 }

@@ -1,25 +1,8 @@
 //! `/metrics`: who may read it, and that requests, plugin calls and store counters show.
 
-use std::path::PathBuf;
-
-use scimgate_plugins::{FailMode, Limits, PluginSpec};
 use serde_json::{Value, json};
 
 use crate::common::*;
-
-fn fixture(name: &str) -> PluginSpec {
-    PluginSpec {
-        name: name.into(),
-        file: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join(format!("crates/scimgate-plugins/tests/fixtures/{name}.wat")),
-        hooks: vec![],
-        resource_types: vec![],
-        tenants: None,
-        config: json!({}),
-        limits: Limits::default(),
-        on_failure: FailMode::Closed,
-    }
-}
 
 /// The value of the sample whose line starts with `series` (name and labels).
 fn sample(text: &str, series: &str) -> Option<f64> {
@@ -60,7 +43,7 @@ async fn metrics_need_the_metrics_or_admin_scope() {
 #[actix_web::test]
 async fn requests_plugin_calls_and_store_counters_are_counted() {
     let h = Harness::with_config(|c| {
-        c.plugins = vec![fixture("accept"), fixture("reject")];
+        c.plugins = vec![wat_plugin("accept"), wat_plugin("reject")];
         // No retention pruning, whose delete would count as a store write.
         c.audit_retention_days = 0;
     });
@@ -152,7 +135,7 @@ async fn requests_plugin_calls_and_store_counters_are_counted() {
 
 #[actix_web::test]
 async fn plugin_failures_are_counted() {
-    let h = Harness::with_config(|c| c.plugins = vec![fixture("trap")]);
+    let h = Harness::with_config(|c| c.plugins = vec![wat_plugin("trap")]);
     let r = h
         .post(
             "/scim/v2/Users",

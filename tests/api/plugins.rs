@@ -1,26 +1,15 @@
 //! Plugins on the write path of the real app (WAT fixtures from the plugin host's tests).
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use actix_web::http::Method;
-use scimgate_plugins::{FailMode, Limits, PluginSpec};
+use scimgate_plugins::{FailMode, PluginSpec};
 use serde_json::json;
 
 use crate::common::*;
 
 fn plugin(name: &str) -> PluginSpec {
-    PluginSpec {
-        name: name.into(),
-        file: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join(format!("crates/scimgate-plugins/tests/fixtures/{name}.wat")),
-        hooks: vec![],
-        resource_types: vec![],
-        tenants: None,
-        config: json!({}),
-        limits: Limits::default(),
-        on_failure: FailMode::Closed,
-    }
+    wat_plugin(name)
 }
 
 fn with_plugins(specs: Vec<PluginSpec>) -> Harness {
