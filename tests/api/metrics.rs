@@ -109,6 +109,11 @@ async fn requests_plugin_calls_and_store_counters_are_counted() {
     );
     assert!(!text.contains("no-such-id"));
     assert!(count("scimgate_store_read_connections") >= 1.0);
+    assert!(
+        count("scimgate_store_read_checkouts_total") >= 1.0,
+        "the GET read"
+    );
+    assert!(count("scimgate_store_read_wait_seconds_total") >= 0.0);
     // Every write was refused: what the store wrote is the four audit rows, committed
     // with the writer's next batch.
     let writes = count("scimgate_store_writes_total");

@@ -222,6 +222,16 @@ impl Collector for StoreCollector {
             "Time spent in write transactions, BEGIN to durable COMMIT",
             stats.commit_micros as f64 / 1e6,
         )?;
+        counter(
+            "store_read_checkouts",
+            "Read connections taken from the pool",
+            stats.read_checkouts as f64,
+        )?;
+        counter(
+            "store_read_wait_seconds",
+            "Time spent waiting for a read connection from the pool",
+            stats.read_wait_micros as f64 / 1e6,
+        )?;
         for (name, help, value) in [
             (
                 "store_read_connections",

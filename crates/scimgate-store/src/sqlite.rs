@@ -31,6 +31,8 @@ pub struct StoreStats {
     pub commit_micros: u64,
     pub read_connections: u32,
     pub idle_read_connections: u32,
+    pub read_checkouts: u64,
+    pub read_wait_micros: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +66,9 @@ pub struct SqliteStore {
     readers: r2d2::Pool<SqliteConnectionManager>,
     clock: Arc<dyn Clock>,
     pool_timeout: Duration,
+    /// Read connections handed out, and the time spent waiting for them.
+    read_checkouts: std::sync::atomic::AtomicU64,
+    read_wait_micros: std::sync::atomic::AtomicU64,
 }
 
 impl SqliteStore {
@@ -106,6 +111,8 @@ impl SqliteStore {
             readers,
             clock,
             pool_timeout: options.pool_timeout,
+            read_checkouts: Default::default(),
+            read_wait_micros: Default::default(),
         })
     }
 
@@ -135,13 +142,21 @@ impl SqliteStore {
             commit_micros: stats.batch_micros.load(Ordering::Relaxed),
             read_connections: pool.connections,
             idle_read_connections: pool.idle_connections,
+            read_checkouts: self.read_checkouts.load(Ordering::Relaxed),
+            read_wait_micros: self.read_wait_micros.load(Ordering::Relaxed),
         }
     }
 
     fn reader(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, StoreError> {
-        self.readers
+        let started = std::time::Instant::now();
+        let conn = self
+            .readers
             .get()
-            .map_err(|_| StoreError::PoolTimeout(self.pool_timeout))
+            .map_err(|_| StoreError::PoolTimeout(self.pool_timeout));
+        self.read_checkouts.fetch_add(1, Ordering::Relaxed);
+        self.read_wait_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        conn
     }
 
     fn now(&self) -> String {
