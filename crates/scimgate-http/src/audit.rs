@@ -135,8 +135,7 @@ pub struct AuditParams {
     since: Option<String>,
     cursor: Option<i64>,
     count: Option<u32>,
-    #[allow(dead_code)] // read by auth through the query string
-    domain: Option<String>,
+    // `domain` is read by `tenant_for` from the query string.
 }
 
 /// Most rows in one page of `/admin/audit`.
