@@ -1,0 +1,205 @@
+//! The commands that work on the data folder beside a running server: `token` (mint, list,
+//! revoke), `tenant` (add, list, remove) and `audit tail`.
+
+use scimgate::Config;
+use scimgate::config::FlagOverrides;
+use scimgate_http::{SigningKey, TokenRequest};
+use scimgate_model::SystemClock;
+use scimgate_store::{AdminDb, AuditQuery, RemoveOutcome, TokenRecord};
+
+use crate::{AuditCommand, CliResult, DataArgs, TenantCommand, TokenCli, TokenCommand};
+
+/// The configuration's data folder, and its database opened for the admin commands.
+fn admin_db(data: DataArgs) -> Result<(Config, AdminDb), Box<dyn std::error::Error>> {
+    let flags = FlagOverrides {
+        data: data.data,
+        ..Default::default()
+    };
+    let config = Config::load(data.config.as_deref(), &flags)?;
+    std::fs::create_dir_all(&config.data)?;
+    let db = AdminDb::open(&config.data.join(scimgate::DATABASE_FILE))?;
+    Ok((config, db))
+}
+
+fn unix_now() -> i64 {
+    scimgate_model::Clock::now(&SystemClock).unix_timestamp()
+}
+
+pub fn token(cli: TokenCli) -> CliResult {
+    let (config, db) = admin_db(cli.data)?;
+    match cli.command {
+        Some(TokenCommand::List) => {
+            println!(
+                "{:<36}  {:<16}  {:<24}  {:<20}  {:<20}  revoked",
+                "jti", "subject", "tenants", "issued", "expires"
+            );
+            let when = |t: Option<i64>| {
+                t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_else(|| "-".into())
+            };
+            for t in db.tokens()? {
+                println!(
+                    "{:<36}  {:<16}  {:<24}  {:<20}  {:<20}  {}",
+                    t.jti,
+                    t.subject.as_deref().unwrap_or("-"),
+                    if t.tenants.is_empty() {
+                        "-".into()
+                    } else {
+                        t.tenants.join(",")
+                    },
+                    when(t.issued_at),
+                    when(t.expires_at),
+                    when(t.revoked_at),
+                );
+            }
+            Ok(())
+        }
+        Some(TokenCommand::Revoke { jti }) => {
+            if db.revoke_token(&jti, unix_now())? {
+                println!("revoked {jti}; the server refuses it within a second");
+            } else {
+                println!("{jti} was already revoked");
+            }
+            Ok(())
+        }
+        None => {
+            let args = cli.mint;
+            let registered = db.snapshot()?.tenants;
+            for t in &args.tenant {
+                if !scimgate_http::auth_tenant_is_valid(t) {
+                    return Err(format!(
+                        "'{t}' is not a valid tenant name (1-64 of A-Z a-z 0-9 . _ -)"
+                    )
+                    .into());
+                }
+                if !registered.contains(t) {
+                    return Err(format!(
+                        "the tenant '{t}' is not registered; add it first: scimgate tenant add {t}"
+                    )
+                    .into());
+                }
+            }
+            let key = SigningKey::load_or_create(&config.data)?;
+            let request = TokenRequest {
+                subject: args.sub,
+                tenants: args.tenant,
+                scope: args.scope,
+                ttl_secs: args.ttl,
+            };
+            let (token, claims) = key.mint(&request, unix_now())?;
+            let mut tenants = vec![claims.tenant.clone()];
+            tenants.extend(claims.tenants.iter().cloned());
+            db.record_token(&TokenRecord {
+                jti: claims.jti.clone().unwrap_or_default(),
+                subject: Some(claims.sub.clone()),
+                tenants,
+                scope: Some(claims.scope.clone()),
+                issued_at: claims.iat,
+                expires_at: Some(claims.exp),
+                revoked_at: None,
+            })?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+pub fn audit(cmd: AuditCommand) -> CliResult {
+    let AuditCommand::Tail {
+        tenant,
+        since,
+        count,
+        json,
+        data,
+    } = cmd;
+    if let Some(s) = &since {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            .map_err(|e| format!("--since must be an RFC 3339 time ({e})"))?;
+    }
+    let (_, db) = admin_db(data)?;
+    let rows = db.audit(&AuditQuery {
+        tenant,
+        since,
+        after_seq: None,
+        limit: count,
+        newest: true,
+    })?;
+    for r in rows {
+        if json {
+            println!("{}", serde_json::to_string(&r)?);
+            continue;
+        }
+        let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        let version = |v: Option<i64>| v.map_or("-".into(), |v| v.to_string());
+        println!(
+            "{}  {}  {}  {}  {} {}/{}  v{}->v{}  {}  sub={} jti={} from={}{}{}",
+            r.seq,
+            r.at,
+            r.tenant,
+            r.status,
+            r.method,
+            opt(&r.resource_type),
+            opt(&r.resource_id),
+            version(r.version_before),
+            version(r.version_after),
+            r.detail.as_deref().unwrap_or(""),
+            opt(&r.subject),
+            opt(&r.jti),
+            opt(&r.client),
+            if r.plugins.is_some() { " plugins=" } else { "" },
+            r.plugins.as_deref().unwrap_or(""),
+        );
+    }
+    Ok(())
+}
+
+pub fn tenant(cmd: TenantCommand) -> CliResult {
+    match cmd {
+        TenantCommand::Add { name, data } => {
+            if !scimgate_http::auth_tenant_is_valid(&name) {
+                return Err(format!(
+                    "'{name}' is not a valid tenant name (1-64 of A-Z a-z 0-9 . _ -)"
+                )
+                .into());
+            }
+            let (_, db) = admin_db(data)?;
+            let now =
+                scimgate_model::clock::format_timestamp(scimgate_model::Clock::now(&SystemClock));
+            if db.add_tenant(&name, &now)? {
+                println!("added tenant {name}");
+            } else {
+                println!("tenant {name} exists already");
+            }
+            Ok(())
+        }
+        TenantCommand::List { data } => {
+            let (_, db) = admin_db(data)?;
+            println!("{:<32}  {:>9}  {:>9}  created", "tenant", "users", "groups");
+            for t in db.tenants()? {
+                println!(
+                    "{:<32}  {:>9}  {:>9}  {}",
+                    t.name, t.users, t.groups, t.created
+                );
+            }
+            Ok(())
+        }
+        TenantCommand::Remove { name, purge, data } => {
+            let (_, mut db) = admin_db(data)?;
+            match db.remove_tenant(&name, purge)? {
+                RemoveOutcome::Removed { users, groups } => {
+                    println!("removed tenant {name} ({users} users and {groups} groups deleted)");
+                    Ok(())
+                }
+                RemoveOutcome::NotFound => Err(format!("no tenant '{name}'").into()),
+                RemoveOutcome::HasData { users, groups } => Err(format!(
+                    "tenant '{name}' has {users} users and {groups} groups; --purge deletes them with it"
+                )
+                .into()),
+            }
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! What each subcommand does; `main` parses the command line and dispatches here.
+
+pub mod admin;
+pub mod plugin;
+pub mod serve;

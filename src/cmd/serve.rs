@@ -1,0 +1,131 @@
+//! `scimgate serve`: the HTTP server, TLS, SIGHUP for plugin reloads, and a clean stop;
+//! `scimgate healthcheck` for Docker.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use scimgate::build;
+use scimgate::config::FlagOverrides;
+use scimgate::reload::{ConfigSource, PluginReloader, Trigger};
+use scimgate_http::build_app;
+use scimgate_model::SystemClock;
+
+use crate::{CliResult, ServeArgs, init_logging};
+
+pub fn serve(args: ServeArgs) -> CliResult {
+    let flags = FlagOverrides {
+        listen: args.listen,
+        data: args.data,
+        public_base_url: args.public_base_url,
+    };
+    let source = ConfigSource {
+        file: args.config,
+        flags,
+    };
+    let config = source.load()?;
+    init_logging(&config)?;
+    let built = build(&config, Arc::new(SystemClock))?;
+    let state = built.state;
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
+        (None, None) => None,
+        _ => return Err("tls_cert and tls_key go together: set both or neither".into()),
+    };
+    let poll = (config.plugin_watch_interval_ms > 0)
+        .then(|| Duration::from_millis(config.plugin_watch_interval_ms));
+    let (reload, reload_thread) =
+        PluginReloader::new(source, config.clone(), built.plugins).spawn(poll)?;
+    let sighup = reload.clone();
+    tracing::info!(listen = %config.listen, data = %config.data.display(), "scimgate starting");
+    actix_web::rt::System::new().block_on(async move {
+        reload_on_sighup(sighup);
+        let mut server = actix_web::HttpServer::new(move || build_app(state.clone()))
+            .client_request_timeout(Duration::from_secs(config.header_timeout_secs))
+            .client_disconnect_timeout(Duration::from_secs(5))
+            .keep_alive(Duration::from_secs(config.keep_alive_secs))
+            .max_connections(config.max_connections)
+            // On SIGTERM: stop accepting, give in-flight requests this long to finish.
+            .shutdown_timeout(30);
+        if let Some(workers) = config.workers {
+            server = server.workers(workers);
+        }
+        server = match &tls {
+            Some(tls) => server.bind_rustls_0_23(&config.listen, tls.clone())?,
+            None => server.bind(&config.listen)?,
+        };
+        server.run().await
+    })?;
+    // The reload thread holds the plugins, which hold the metrics, which hold the store:
+    // stop it so that the store closes (and its writer drains) before the process exits.
+    drop(reload);
+    let _ = reload_thread.join();
+    tracing::info!("scimgate stopped");
+    Ok(())
+}
+
+/// The server's TLS settings from PEM files: TLS 1.2 and 1.3, rustls's safe defaults.
+fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<rustls::ServerConfig, Box<dyn std::error::Error>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("tls_cert {}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("tls_cert {}: no certificate in it", cert.display()).into());
+    }
+    let private =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("tls_key {}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, private)
+        .map_err(|e| format!("tls_cert and tls_key do not make a usable pair: {e}"))?;
+    Ok(config)
+}
+
+/// Forwards each SIGHUP to the plugin reload thread.
+fn reload_on_sighup(reload: std::sync::mpsc::Sender<Trigger>) {
+    use actix_web::rt::signal::unix::{SignalKind, signal};
+    actix_web::rt::spawn(async move {
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGHUP; plugins reload on file change only");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            if reload.send(Trigger::Signal).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// A dependency-free HTTP/1.1 GET of /healthz, so the runtime image needs no curl.
+pub fn healthcheck(addr: &str) -> CliResult {
+    let target = addr.to_socket_addrs()?.next().ok_or("no address")?;
+    let mut stream = TcpStream::connect_timeout(&target, Duration::from_secs(3))?;
+    stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    if response.starts_with("HTTP/1.1 200") {
+        Ok(())
+    } else {
+        Err(format!(
+            "unhealthy: {}",
+            response.lines().next().unwrap_or("no answer")
+        )
+        .into())
+    }
+}
