@@ -116,10 +116,13 @@ pub fn audit(cmd: AuditCommand) -> CliResult {
         json,
         data,
     } = cmd;
-    if let Some(s) = &since {
-        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-            .map_err(|e| format!("--since must be an RFC 3339 time ({e})"))?;
-    }
+    let since = match since {
+        None => None,
+        Some(text) => Some(
+            scimgate_model::clock::normalize_timestamp(&text)
+                .ok_or_else(|| format!("--since must be an RFC 3339 time, not '{text}'"))?,
+        ),
+    };
     let (_, db) = admin_db(data)?;
     let rows = db.audit(&AuditQuery {
         tenant,

@@ -185,6 +185,18 @@ async fn the_audit_api_needs_admin_pages_and_keeps_tenants_apart() {
         .send()
         .await
         .assert_error(401, None, "Bearer");
+    let later = h
+        .get("/admin/audit?since=2999-01-01T00:00:00%2B01:00")
+        .token(&admin)
+        .send()
+        .await;
+    assert_eq!(later.body["entries"], json!([]));
+    let earlier = h
+        .get("/admin/audit?since=2000-01-01T00:00:00Z")
+        .token(&admin)
+        .send()
+        .await;
+    assert_eq!(earlier.body["entries"].as_array().map(Vec::len), Some(5));
     h.get("/admin/audit?since=yesterday")
         .token(&admin)
         .send()

@@ -155,20 +155,22 @@ pub async fn list(
             "the token lacks the '{SCOPE_ADMIN}' scope needed for /admin"
         )));
     }
-    if let Some(since) = &params.since {
-        time::OffsetDateTime::parse(since, &time::format_description::well_known::Rfc3339)
-            .map_err(|_| {
+    let since = match &params.since {
+        None => None,
+        Some(text) => Some(
+            scimgate_model::clock::normalize_timestamp(text).ok_or_else(|| {
                 ApiError::Scim(scimgate_model::ScimError::new(
                     400,
                     Some(scimgate_model::ScimType::InvalidValue),
-                    format!("'since' must be an RFC 3339 time, not '{since}'"),
+                    format!("'since' must be an RFC 3339 time, not '{text}'"),
                 ))
-            })?;
-    }
+            })?,
+        ),
+    };
     let limit = params.count.unwrap_or(100).clamp(1, MAX_PAGE);
     let query = AuditQuery {
         tenant: Some(tenant),
-        since: params.since.clone(),
+        since,
         after_seq: params.cursor,
         limit,
         newest: false,

@@ -29,6 +29,14 @@ pub fn format_timestamp(t: OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
+/// Any RFC 3339 time rewritten as [`format_timestamp`] writes it, so that it compares with
+/// stored times as text; `None` when it is not RFC 3339.
+pub fn normalize_timestamp(text: &str) -> Option<String> {
+    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(format_timestamp)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,6 +46,11 @@ mod tests {
     fn formats_utc_with_three_fraction_digits() {
         let t = datetime!(2026-11-28 10:20:30.123456789 +02:00);
         assert_eq!(format_timestamp(t), "2026-11-28T08:20:30.123Z");
+        assert_eq!(
+            normalize_timestamp("2026-11-28T10:20:30+02:00").as_deref(),
+            Some("2026-11-28T08:20:30.000Z")
+        );
+        assert_eq!(normalize_timestamp("yesterday"), None);
         assert_eq!(
             format_timestamp(datetime!(2026-11-28 10:20:30.37 UTC)),
             "2026-11-28T10:20:30.370Z"

@@ -80,6 +80,10 @@ impl AdminDb {
         snapshot(&self.conn)
     }
 
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     /// Adds a tenant; false when it was there already.
     pub fn add_tenant(&self, name: &str, now: &str) -> Result<bool, StoreError> {
         let n = self.conn.execute(
@@ -278,115 +282,5 @@ mod tests {
             Some(5),
             "the first revocation time stays"
         );
-    }
-}
-
-/// One audited write, as the HTTP layer saw it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AuditRecord {
-    /// Filled in when read back; ignored when appended.
-    pub seq: i64,
-    pub at: String,
-    pub tenant: String,
-    pub subject: Option<String>,
-    pub jti: Option<String>,
-    pub client: Option<String>,
-    pub method: String,
-    pub resource_type: Option<String>,
-    pub resource_id: Option<String>,
-    pub version_before: Option<i64>,
-    pub version_after: Option<i64>,
-    /// JSON: `[{"plugin": NAME, "decision": ...}]`.
-    pub plugins: Option<String>,
-    pub status: u16,
-    pub detail: Option<String>,
-}
-
-/// Which audit rows to read: a tenant's (or all), from a time or after a `seq`, oldest first.
-#[derive(Debug, Clone, Default)]
-pub struct AuditQuery {
-    pub tenant: Option<String>,
-    pub since: Option<String>,
-    pub after_seq: Option<i64>,
-    pub limit: u32,
-    /// The newest `limit` rows (still returned oldest first), as `tail` shows them.
-    pub newest: bool,
-}
-
-pub(crate) fn append_audit(conn: &Connection, r: &AuditRecord) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO audit (at, tenant, subject, jti, client, method, resource_type, resource_id,
-                            version_before, version_after, plugins, status, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-    )?
-    .execute(params![
-        r.at,
-        r.tenant,
-        r.subject,
-        r.jti,
-        r.client,
-        r.method,
-        r.resource_type,
-        r.resource_id,
-        r.version_before,
-        r.version_after,
-        r.plugins,
-        r.status,
-        r.detail
-    ])?;
-    Ok(())
-}
-
-pub(crate) fn read_audit(
-    conn: &Connection,
-    q: &AuditQuery,
-) -> Result<Vec<AuditRecord>, StoreError> {
-    const SELECT: &str = "SELECT seq, at, tenant, subject, jti, client, method, resource_type,
-                resource_id, version_before, version_after, plugins, status, detail
-         FROM audit
-         WHERE (?1 IS NULL OR tenant = ?1) AND (?2 IS NULL OR at >= ?2) AND seq > ?3";
-    let sql = if q.newest {
-        format!("{SELECT} ORDER BY seq DESC LIMIT ?4")
-    } else {
-        format!("{SELECT} ORDER BY seq LIMIT ?4")
-    };
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(
-        params![q.tenant, q.since, q.after_seq.unwrap_or(0), q.limit],
-        |r| {
-            Ok(AuditRecord {
-                seq: r.get(0)?,
-                at: r.get(1)?,
-                tenant: r.get(2)?,
-                subject: r.get(3)?,
-                jti: r.get(4)?,
-                client: r.get(5)?,
-                method: r.get(6)?,
-                resource_type: r.get(7)?,
-                resource_id: r.get(8)?,
-                version_before: r.get(9)?,
-                version_after: r.get(10)?,
-                plugins: r.get(11)?,
-                status: r.get(12)?,
-                detail: r.get(13)?,
-            })
-        },
-    )?;
-    let mut rows: Vec<AuditRecord> = rows.collect::<Result<_, _>>()?;
-    if q.newest {
-        rows.reverse();
-    }
-    Ok(rows)
-}
-
-/// Deletes audit rows older than `before` (an RFC 3339 time); returns how many.
-pub(crate) fn prune_audit(conn: &Connection, before: &str) -> Result<usize, StoreError> {
-    Ok(conn.execute("DELETE FROM audit WHERE at < ?1", [before])?)
-}
-
-impl AdminDb {
-    pub fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
-        read_audit(&self.conn, q)
     }
 }

@@ -2,6 +2,7 @@
 //! everything in one SQLite file with a group-committing writer and a pool of readers.
 
 mod access;
+mod audit;
 mod error;
 mod migrations;
 mod records;
@@ -13,9 +14,8 @@ use scimgate_model::filter::Filter;
 use scimgate_model::path::AttrPath;
 use serde_json::Value;
 
-pub use access::{
-    AccessSnapshot, AdminDb, AuditQuery, AuditRecord, RemoveOutcome, TenantInfo, TokenRecord,
-};
+pub use access::{AccessSnapshot, AdminDb, RemoveOutcome, TenantInfo, TokenRecord};
+pub use audit::{AuditQuery, AuditRecord};
 pub use error::StoreError;
 pub use records::{GroupRef, MemberRef, NewResource, StoredResource};
 pub use sqlite::{PatchOutcome, PatchWrite, SqliteOptions, SqliteStore, StoreStats};

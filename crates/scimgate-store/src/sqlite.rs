@@ -180,17 +180,17 @@ impl Store for SqliteStore {
 
     fn append_audit(&self, record: AuditRecord) {
         self.writer
-            .submit("audit", move |c| crate::access::append_audit(c, &record));
+            .submit("audit", move |c| crate::audit::append_audit(c, &record));
     }
 
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
-        crate::access::read_audit(&*self.reader()?, query)
+        crate::audit::read_audit(&*self.reader()?, query)
     }
 
     fn prune_audit(&self, before: &str) -> Result<usize, StoreError> {
         let before = before.to_owned();
         self.writer
-            .write(move |c| crate::access::prune_audit(c, &before))
+            .write(move |c| crate::audit::prune_audit(c, &before))
     }
 
     fn access(&self) -> Result<AccessSnapshot, StoreError> {
