@@ -180,8 +180,12 @@ fn too_many(state: &AppState, r: &Refusal) -> HttpResponse {
         .body(body.to_string())
 }
 
+/// The limit's headers, unless an inner (tighter) limiter has set them already.
 fn add_headers(resp: &mut ServiceResponse<BoxBody>, limit: Limit, snapshot: &StateSnapshot) {
     let headers = resp.headers_mut();
+    if headers.contains_key("x-ratelimit-limit") {
+        return;
+    }
     for (name, value) in [
         ("x-ratelimit-limit", limit.burst.to_string()),
         (
@@ -213,19 +217,8 @@ pub async fn before_auth(
     }
     let key = client.map_or_else(String::new, |ip| ip.to_string());
     let whose = format!("client {}", if key.is_empty() { "unknown" } else { &key });
-    match check(state.limits.per_client.as_ref(), key, "client", whose) {
-        Err(r) => Ok(req.into_response(too_many(&state, &r))),
-        Ok(snapshot) => {
-            let mut resp = next.call(req).await?.map_into_boxed_body();
-            // The per-token limit, inside, sets its own (tighter) headers.
-            if let Some((limit, s)) = snapshot
-                && !resp.headers().contains_key("x-ratelimit-limit")
-            {
-                add_headers(&mut resp, limit, &s);
-            }
-            Ok(resp)
-        }
-    }
+    let checked = check(state.limits.per_client.as_ref(), key, "client", whose);
+    answer(req, next, &state, checked).await
 }
 
 /// After authentication: the limit for the request's tenant and token subject.
@@ -250,8 +243,19 @@ pub async fn after_auth(
         "tenant '{}', subject '{}'",
         principal.tenant, principal.subject
     );
-    match check(entry, key, "token", whose) {
-        Err(r) => Ok(req.into_response(too_many(&state, &r))),
+    let checked = check(entry, key, "token", whose);
+    answer(req, next, &state, checked).await
+}
+
+/// A refusal becomes the 429; an admitted request goes on and its answer gets the headers.
+async fn answer(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+    state: &AppState,
+    checked: Result<Option<(Limit, StateSnapshot)>, Refusal>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    match checked {
+        Err(r) => Ok(req.into_response(too_many(state, &r))),
         Ok(snapshot) => {
             let mut resp = next.call(req).await?.map_into_boxed_body();
             if let Some((limit, s)) = snapshot {
