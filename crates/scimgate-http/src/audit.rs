@@ -150,11 +150,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let claims = auth::authenticate(&req, &state)?;
     let tenant = auth::tenant_for(&req, &claims, &state)?;
-    if !claims.has_scope(SCOPE_ADMIN) {
-        return Err(ApiError::Forbidden(format!(
-            "the token lacks the '{SCOPE_ADMIN}' scope needed for /admin"
-        )));
-    }
+    auth::require_scope(&claims, &[SCOPE_ADMIN], "/admin")?;
     let since = match &params.since {
         None => None,
         Some(text) => Some(

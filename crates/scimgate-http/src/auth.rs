@@ -228,12 +228,7 @@ fn authorize(req: &ServiceRequest) -> Result<Principal, ApiError> {
     } else {
         SCOPE_WRITE
     };
-    if !claims.has_scope(needed) {
-        return Err(ApiError::Forbidden(format!(
-            "the token lacks the '{needed}' scope needed for {} requests",
-            req.method()
-        )));
-    }
+    require_scope(&claims, &[needed], &format!("{} requests", req.method()))?;
     Ok(Principal {
         tenant,
         subject: claims.sub,
@@ -286,6 +281,18 @@ pub fn tenant_for(
         )));
     }
     Ok(tenant)
+}
+
+/// 403 unless the token has one of `accepted`, naming them and what they are `needed_for`.
+pub fn require_scope(claims: &Claims, accepted: &[&str], needed_for: &str) -> Result<(), ApiError> {
+    if accepted.iter().any(|s| claims.has_scope(s)) {
+        return Ok(());
+    }
+    let names: Vec<String> = accepted.iter().map(|s| format!("'{s}'")).collect();
+    Err(ApiError::Forbidden(format!(
+        "the token lacks the {} scope needed for {needed_for}",
+        names.join(" or ")
+    )))
 }
 
 /// Verifies the request's bearer token against the key ring, and that it is not revoked.

@@ -261,12 +261,7 @@ pub async fn scrape(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let claims = auth::authenticate(&req, &state)?;
-    if !claims.has_scope(SCOPE_METRICS) && !claims.has_scope(auth::SCOPE_ADMIN) {
-        return Err(ApiError::Forbidden(format!(
-            "the token lacks the '{SCOPE_METRICS}' or '{}' scope needed for /metrics",
-            auth::SCOPE_ADMIN
-        )));
-    }
+    auth::require_scope(&claims, &[SCOPE_METRICS, auth::SCOPE_ADMIN], "/metrics")?;
     Ok(HttpResponse::Ok()
         .insert_header(ContentType(
             "application/openmetrics-text; version=1.0.0; charset=utf-8"
