@@ -48,13 +48,6 @@ pub fn build_state(config: &Config) -> Result<web::Data<AppState>, StartError> {
     Ok(build(config, Arc::new(SystemClock))?.state)
 }
 
-pub fn build_state_with_clock(
-    config: &Config,
-    clock: Arc<dyn Clock>,
-) -> Result<web::Data<AppState>, StartError> {
-    Ok(build(config, clock)?.state)
-}
-
 /// Deletes audit rows older than the retention, now and every hour, until the store closes.
 fn prune_audit_periodically(
     store: &Arc<dyn scimgate_store::Store>,

@@ -132,21 +132,6 @@ impl SqliteStore {
         })
     }
 
-    /// Writes acknowledged so far, and the commits (fsyncs) they took.
-    pub fn write_stats(&self) -> StoreStats {
-        let stats = self.writer.stats();
-        let pool = self.readers.state();
-        StoreStats {
-            writes: stats.writes.load(Ordering::Relaxed),
-            commits: stats.batches.load(Ordering::Relaxed),
-            commit_micros: stats.batch_micros.load(Ordering::Relaxed),
-            read_connections: pool.connections,
-            idle_read_connections: pool.idle_connections,
-            read_checkouts: self.read_checkouts.load(Ordering::Relaxed),
-            read_wait_micros: self.read_wait_micros.load(Ordering::Relaxed),
-        }
-    }
-
     fn reader(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, StoreError> {
         let started = std::time::Instant::now();
         let conn = self
@@ -168,14 +153,25 @@ impl Drop for SqliteStore {
     fn drop(&mut self) {
         let StoreStats {
             writes, commits, ..
-        } = self.write_stats();
+        } = self.stats();
         tracing::info!(writes, commits, "store closed");
     }
 }
 
 impl Store for SqliteStore {
+    /// Writes so far and the commits (fsyncs) they took, and the read pool's state.
     fn stats(&self) -> StoreStats {
-        self.write_stats()
+        let stats = self.writer.stats();
+        let pool = self.readers.state();
+        StoreStats {
+            writes: stats.writes.load(Ordering::Relaxed),
+            commits: stats.batches.load(Ordering::Relaxed),
+            commit_micros: stats.batch_micros.load(Ordering::Relaxed),
+            read_connections: pool.connections,
+            idle_read_connections: pool.idle_connections,
+            read_checkouts: self.read_checkouts.load(Ordering::Relaxed),
+            read_wait_micros: self.read_wait_micros.load(Ordering::Relaxed),
+        }
     }
 
     fn append_audit(&self, record: AuditRecord) {

@@ -253,13 +253,13 @@ fn concurrent_writes_all_land_and_survive_reopen() {
             .into_iter()
             .flat_map(|t| t.join().expect("join"))
             .collect();
-        let stats = s.write_stats();
+        let stats = s.stats();
         assert_eq!(stats.writes, 200);
         assert!(stats.commits <= stats.writes);
         ids
     };
     let s = open(&dir);
-    assert_eq!(s.write_stats().writes, 0, "counters start with the process");
+    assert_eq!(s.stats().writes, 0, "counters start with the process");
     for id in &ids {
         assert!(
             s.get("t", ResourceType::User, id, false)
