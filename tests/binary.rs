@@ -121,6 +121,23 @@ fn send(method: &str, url: &str, token: &str, body: Option<Value>) -> (u16, Valu
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// Waits until a tenant added beside the running server is usable with `token` (the server
+/// sees the registry change within a second).
+fn wait_for_tenant(server: &Server, token: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while send(
+        "GET",
+        &format!("{}/scim/v2/Users", server.base),
+        token,
+        None,
+    )
+    .0 == 403
+    {
+        assert!(Instant::now() < deadline, "the tenant never became usable");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn user(name: &str) -> Value {
     json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name})
 }
@@ -154,12 +171,7 @@ fn first_start_creates_data_key_and_database_and_data_survives_a_kill() {
     );
     let (status, health) = send("GET", &format!("{}/healthz", server.base), "", None);
     assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
-    // The running server sees the new tenant within a second.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while send("GET", &format!("{}/scim/v2/Users", server.base), &t, None).0 == 403 {
-        assert!(Instant::now() < deadline, "the tenant never became usable");
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_tenant(&server, &t);
     let (status, created) = send(
         "POST",
         &format!("{}/scim/v2/Users", server.base),
@@ -442,11 +454,7 @@ fn tenants_and_tokens_are_managed_beside_a_running_server() {
 
     let t = token(&data, &["--tenant", "acme", "--sub", "okta"]);
     let users = format!("{}/scim/v2/Users", server.base);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while send("GET", &users, &t, None).0 == 403 {
-        assert!(Instant::now() < deadline, "the tenant never became usable");
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_tenant(&server, &t);
     assert_eq!(send("POST", &users, &t, Some(user("kept"))).0, 201);
     let (_, tokens, _) = cli(&data, &["token", "list"]);
     let line = tokens

@@ -6,21 +6,6 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-/// Reads the tenant's audit through the API until `n` rows are there (rows are committed
-/// with the writer's next batch, a moment after the answer).
-async fn audit_rows(h: &Harness, token: &str, n: usize) -> Vec<Value> {
-    for _ in 0..100 {
-        let r = h.get("/admin/audit?count=1000").token(token).send().await;
-        assert_eq!(r.status, 200, "{}", r.body);
-        let rows = r.body["entries"].as_array().cloned().unwrap_or_default();
-        if rows.len() >= n {
-            return rows;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    panic!("fewer than {n} audit rows");
-}
-
 #[actix_web::test]
 async fn writes_and_refused_writes_are_audited_with_versions_and_plugin_decisions() {
     // `accept` runs on every write; `reject` only on replace, so that a PUT is refused.

@@ -281,6 +281,21 @@ pub fn wat_plugin(name: &str) -> scimgate_plugins::PluginSpec {
     }
 }
 
+/// Reads the tenant's audit through the API until `n` rows are there (rows are committed
+/// with the writer's next batch, a moment after the answer).
+pub async fn audit_rows(h: &Harness, token: &str, n: usize) -> Vec<Value> {
+    for _ in 0..100 {
+        let r = h.get("/admin/audit?count=1000").token(token).send().await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let rows = r.body["entries"].as_array().cloned().unwrap_or_default();
+        if rows.len() >= n {
+            return rows;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("fewer than {n} audit rows");
+}
+
 pub fn id_of(v: &Value) -> String {
     v["id"].as_str().expect("id").to_owned()
 }

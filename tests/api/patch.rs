@@ -164,19 +164,12 @@ async fn unknown_members_are_skipped_by_default_and_refused_when_strict() {
     );
     // The skipped id is on record in the audit trail.
     let admin = h.token_for("default", "scim:admin");
-    let mut detail = String::new();
-    for _ in 0..100 {
-        let audit = h.get("/admin/audit").token(&admin).send().await;
-        if let Some(d) = audit.body["entries"]
-            .as_array()
-            .and_then(|rows| rows.iter().find(|r| r["method"] == "PATCH"))
-            .and_then(|r| r["detail"].as_str())
-        {
-            detail = d.to_owned();
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let rows = audit_rows(&h, &admin, 3).await;
+    let detail = rows
+        .iter()
+        .find(|r| r["method"] == "PATCH")
+        .and_then(|r| r["detail"].as_str())
+        .unwrap_or_default();
     assert!(detail.contains("skipped: ghost"), "{detail}");
 
     let strict = Harness::with_config(|c| c.dialect_strict = true);
