@@ -52,9 +52,8 @@ impl Harness {
     /// Stops the app (the store closes when its last handle goes) and starts it again on
     /// the same data folder.
     pub fn restart(&mut self) {
+        // Dropping the last handle closes the store; its writer drains and exits first.
         self.state = None;
-        // The writer thread exits once its last handle is dropped; give it a moment.
-        std::thread::sleep(std::time::Duration::from_millis(50));
         self.state = Some(build_state(&self.config).expect("restart"));
     }
 
