@@ -52,18 +52,21 @@ impl PluginReloader {
         }
     }
 
-    /// Reads the configuration again and swaps in its plugins. On any error the running
-    /// set stays and the error is returned (and logged by the caller).
-    pub fn reload(&self) -> Result<usize, String> {
-        let config = self
-            .source
+    /// Reads the configuration again, as at start.
+    fn read(&self) -> Result<Config, String> {
+        self.source
             .load()
-            .map_err(|e| format!("configuration: {e}"))?;
-        let host = crate::load_plugins(&config).map_err(|e| e.to_string())?;
+            .map_err(|e| format!("configuration: {e}"))
+    }
+
+    /// Loads `config`'s plugins beside the running set and swaps them in if all load; on
+    /// any error the running set stays and the error is returned (the caller logs it).
+    fn apply(&self, config: &Config) -> Result<usize, String> {
+        let host = crate::load_plugins(config).map_err(|e| e.to_string())?;
         let count = host.specs().count();
         let unchanged_rest = Config {
             plugins: Vec::new(),
-            ..config
+            ..config.clone()
         } == Config {
             plugins: Vec::new(),
             ..self.running.clone()
@@ -107,7 +110,13 @@ impl PluginReloader {
                             Err(_) => return,
                         },
                     };
-                    match self.reload() {
+                    // Watch what the configuration now names, even when its plugins fail
+                    // to load, so that fixing a file triggers the next attempt.
+                    let outcome = self.read().and_then(|config| {
+                        watched = self.watched(&config);
+                        self.apply(&config)
+                    });
+                    match outcome {
                         Ok(count) => {
                             tracing::info!(?trigger, plugins = count, "plugins reloaded")
                         }
@@ -116,11 +125,6 @@ impl PluginReloader {
                             error = %e,
                             "plugin reload refused; the running plugins keep serving"
                         ),
-                    }
-                    // Watch what the configuration now names, even when it failed to load,
-                    // so that fixing a file triggers the next attempt.
-                    if let Ok(config) = self.source.load() {
-                        watched = self.watched(&config);
                     }
                     seen = fingerprint(&watched);
                 }
