@@ -21,6 +21,16 @@ fn admin_db(data: DataArgs) -> Result<(Config, AdminDb), Box<dyn std::error::Err
     Ok((config, db))
 }
 
+fn check_tenant_name(name: &str) -> Result<(), String> {
+    if scimgate_http::auth_tenant_is_valid(name) {
+        Ok(())
+    } else {
+        Err(format!(
+            "'{name}' is not a valid tenant name (1-64 of A-Z a-z 0-9 . _ -)"
+        ))
+    }
+}
+
 fn unix_now() -> i64 {
     scimgate_model::Clock::now(&SystemClock).unix_timestamp()
 }
@@ -70,12 +80,7 @@ pub fn token(cli: TokenCli) -> CliResult {
             let args = cli.mint;
             let registered = db.snapshot()?.tenants;
             for t in &args.tenant {
-                if !scimgate_http::auth_tenant_is_valid(t) {
-                    return Err(format!(
-                        "'{t}' is not a valid tenant name (1-64 of A-Z a-z 0-9 . _ -)"
-                    )
-                    .into());
-                }
+                check_tenant_name(t)?;
                 if !registered.contains(t) {
                     return Err(format!(
                         "the tenant '{t}' is not registered; add it first: scimgate tenant add {t}"
@@ -163,12 +168,7 @@ pub fn audit(cmd: AuditCommand) -> CliResult {
 pub fn tenant(cmd: TenantCommand) -> CliResult {
     match cmd {
         TenantCommand::Add { name, data } => {
-            if !scimgate_http::auth_tenant_is_valid(&name) {
-                return Err(format!(
-                    "'{name}' is not a valid tenant name (1-64 of A-Z a-z 0-9 . _ -)"
-                )
-                .into());
-            }
+            check_tenant_name(&name)?;
             let (_, db) = admin_db(data)?;
             let now =
                 scimgate_model::clock::format_timestamp(scimgate_model::Clock::now(&SystemClock));
