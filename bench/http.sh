@@ -23,7 +23,7 @@ data=$(mktemp -d "$PWD/target/bench-data.XXXXXX")
 SCIMGATE_LOG=warn,scimgate_store=info "$bin" serve --data "$data" --listen "127.0.0.1:$port" 2> "$results/server.log" &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data"' EXIT
-for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+wait_ready "$port"
 
 export TOKEN
 TOKEN=$("$bin" token --data "$data" --sub bench)

@@ -4,6 +4,16 @@
 # rate, so the rate limiter is off; bench/security.sh measures what it costs.
 export SCIMGATE_RATE_LIMIT__ENABLED=false
 
+# Waits (up to 30 s, polling every 10 ms) until the server on PORT answers /readyz.
+wait_ready() { # port
+  for _ in $(seq 3000); do
+    curl -fs "http://127.0.0.1:$1/readyz" >/dev/null && return 0
+    sleep 0.01
+  done
+  echo "bench: the server on port $1 did not become ready" >&2
+  return 1
+}
+
 # wrk's summary as one line.
 summarise() { # name file
   local rps p50 p99 errors

@@ -27,7 +27,7 @@ target/release/examples/generate-users "$data/scimgate.db" "$users" 2>/dev/null
 SCIMGATE_LOG=warn "$bin" serve --data "$data" --listen "127.0.0.1:$port" 2> "$results/patch-server.log" &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data"' EXIT
-for _ in $(seq 300); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+wait_ready "$port"
 export TOKEN
 TOKEN=$("$bin" token --data "$data" --sub bench)
 base="http://127.0.0.1:$port"

@@ -46,7 +46,7 @@ for setup in none one three; do
     t0=$(date +%s%N)
     SCIMGATE_LOG=warn "$bin" serve --config "$data/config.toml" --data "$data" --listen "127.0.0.1:$port" 2>>"$results/plugins-server.log" &
     server=$!
-    for _ in $(seq 600); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.01; done
+    wait_ready "$port"
     t1=$(date +%s%N)
     echo "start-up with $setup plugin(s), $start start: $(( (t1 - t0) / 1000000 )) ms"
     if [[ $start == second ]]; then

@@ -35,7 +35,7 @@ for limiter in off on; do
   fi
   SCIMGATE_LOG=warn "$bin" serve --config "$data/config.toml" --data "$data" --listen "127.0.0.1:$port" 2>>"$results/security-server.log" &
   server=$!
-  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+  wait_ready "$port"
   USER_ID=$(curl -fs -X POST "http://127.0.0.1:$port/scim/v2/Users" -H "Authorization: Bearer $TOKEN" \
     -H 'Content-Type: application/scim+json' \
     -d "{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\"],\"userName\":\"target-$limiter\"}" \
