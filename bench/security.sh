@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # What security costs per request: verifying a bearer token (per key kind, first use and
-# again), and the rate limiter: get-user-by-id through HTTP with the limiter off and on
-# (limits high enough never to refuse, so the limiter does all its work and nothing else
-# changes), 16 connections.
+# again); get-user-by-id through HTTP with one token (verified once, then remembered) and
+# with 4,096 HS256 tokens in turn (more than the server remembers, so every request checks
+# a signature); and the rate limiter: the same with the limiter off and on (limits high
+# enough never to refuse, so the limiter does all its work and nothing else changes).
+# 16 connections.
 #
 #   bench/security.sh [DURATION_SECONDS]   (default 15)
 set -euo pipefail
@@ -25,6 +27,21 @@ data=$(mktemp -d "$PWD/target/bench-security.XXXXXX")
 trap 'rm -rf "$data"' EXIT
 export TOKEN USER_ID
 TOKEN=$("$bin" token --data "$data" --sub bench)
+# 4,096 tokens signed with the data folder's key, as `scimgate token` signs them.
+"$bin" token --data "$data" --sub seed >/dev/null
+python3 - "$data/jwt-hs256.key" > "$data/tokens.txt" <<'PY'
+import base64, hashlib, hmac, json, sys, time
+key = base64.b64decode(open(sys.argv[1]).read().strip())
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+header = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "scimgate"}).encode())
+now = int(time.time())
+for n in range(4096):
+    claims = {"sub": "bench", "tenant": "default", "scope": "scim:read", "exp": now + 3600,
+              "nbf": now, "iat": now, "jti": f"bench-{n}", "iss": "scimgate"}
+    body = header + "." + b64(json.dumps(claims).encode())
+    print(body + "." + b64(hmac.new(key, body.encode(), hashlib.sha256).digest()))
+PY
+export TOKENS_FILE="$data/tokens.txt"
 for limiter in off on; do
   if [[ $limiter == on ]]; then
     export SCIMGATE_RATE_LIMIT__ENABLED=true
@@ -42,8 +59,14 @@ for limiter in off on; do
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
   wrk -t2 -c16 -d"${duration}s" --latency -s bench/get-user.lua "http://127.0.0.1:$port" > "$results/security-limiter-$limiter.txt"
   summarise "get-user-by-id, limiter $limiter" "$results/security-limiter-$limiter.txt"
+  if [[ $limiter == off ]]; then
+    wrk -t2 -c16 -d"${duration}s" --latency -s bench/get-user-many-tokens.lua "http://127.0.0.1:$port" > "$results/security-many-tokens.txt"
+    summarise "get-user-by-id, 4096 tokens" "$results/security-many-tokens.txt"
+  fi
   kill $server; wait $server 2>/dev/null || true
 done
 off=$(awk '/^Requests\/sec/ {print $2}' "$results/security-limiter-off.txt")
 on=$(awk '/^Requests\/sec/ {print $2}' "$results/security-limiter-on.txt")
+many=$(awk '/^Requests\/sec/ {print $2}' "$results/security-many-tokens.txt")
 python3 -c "print(f'rate limiter: throughput ratio on/off = {$on / $off:.3f}')"
+python3 -c "print(f'HS256 verification on every request: throughput ratio to one remembered token = {$many / $off:.3f}')"
