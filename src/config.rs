@@ -60,6 +60,25 @@ pub struct Config {
     pub auth: scimgate_http::AuthSettings,
     /// Read-only SQLite connections in the pool.
     pub read_connections: u32,
+    /// Read connections one tenant may hold at once; unset: all but a quarter (at least
+    /// one) of `read_connections`, which stay free for the other tenants.
+    pub tenant_read_connections: Option<u32>,
+    /// Longest a read query may run before SQLite stops it (400 `tooMany`), in ms.
+    pub query_timeout_ms: u64,
+    /// Most values one multi-valued attribute may hold (group members excepted).
+    pub max_values_per_attribute: usize,
+    /// Most group members (or user groups) one list page carries; the page ends early.
+    pub max_list_members: usize,
+    /// Passwords hashed at once (19 MiB each); unset: one per CPU core.
+    pub hashing_slots: Option<usize>,
+    /// Requests being worked on at once, all tenants together.
+    pub max_requests_in_flight: usize,
+    /// Requests one tenant may have in the works at once; unset: three quarters of
+    /// `max_requests_in_flight`.
+    pub tenant_requests_in_flight: Option<usize>,
+    /// How long a request waits for its tenant's share of a busy resource (request slots,
+    /// read connections, password hashing) before it is answered 503, in ms.
+    pub overload_wait_ms: u64,
     /// HTTP worker threads; unset means one per CPU core.
     pub workers: Option<usize>,
     /// `info`, `debug`, … or a full `tracing` filter such as `scimgate=debug`.
@@ -138,6 +157,14 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             rate_limit: Default::default(),
             read_connections: 8,
+            tenant_read_connections: None,
+            query_timeout_ms: 5000,
+            max_values_per_attribute: 1000,
+            max_list_members: 10_000,
+            hashing_slots: None,
+            max_requests_in_flight: 256,
+            tenant_requests_in_flight: None,
+            overload_wait_ms: 5000,
             workers: None,
             log_level: "info".into(),
             log_format: LogFormat::Text,
@@ -145,6 +172,30 @@ impl Default for Config {
             plugin_watch_interval_ms: 2000,
             plugins: Vec::new(),
         }
+    }
+}
+
+impl Config {
+    /// A tenant's share of the read connections.
+    pub fn tenant_read_share(&self) -> u32 {
+        let total = self.read_connections.max(1);
+        self.tenant_read_connections
+            .unwrap_or(total - (total / 4).max(1).min(total - 1))
+            .clamp(1, total)
+    }
+
+    /// A tenant's share of the requests in flight.
+    pub fn tenant_request_share(&self) -> usize {
+        let total = self.max_requests_in_flight.max(1);
+        self.tenant_requests_in_flight
+            .unwrap_or((total * 3 / 4).max(1))
+            .clamp(1, total)
+    }
+
+    pub fn hashing_slots(&self) -> usize {
+        self.hashing_slots
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
+            .max(1)
     }
 }
 

@@ -8,8 +8,8 @@ use std::sync::{Arc, Weak};
 
 use actix_web::web;
 use scimgate_http::{
-    AccessCache, AppState, HttpSettings, KeyRing, Metrics, NetworkSettings, PluginHook, RateLimits,
-    SigningKey,
+    AccessCache, Admission, AppState, HttpSettings, KeyRing, Metrics, NetworkSettings, Passwords,
+    PluginHook, RateLimits, SigningKey,
 };
 use scimgate_model::{Clock, SystemClock};
 use scimgate_plugins::{PluginHost, PluginLoadError};
@@ -99,6 +99,10 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
     let keys = KeyRing::load(&signing_key, &config.auth).map_err(StartError::Config)?;
     let mut options = SqliteOptions::new(config.data.join(DATABASE_FILE));
     options.read_connections = config.read_connections;
+    options.tenant_read_share = config.tenant_read_share();
+    options.query_timeout = std::time::Duration::from_millis(config.query_timeout_ms.max(1));
+    options.pool_timeout = std::time::Duration::from_millis(config.overload_wait_ms.max(1));
+    options.list_relation_budget = config.max_list_members.max(1);
     let store = SqliteStore::open(&options, clock.clone())?;
     // Plugins are validated and compiled now: a bad module stops the start, named. The
     // hook is installed even with no plugins, so that a reload can add some.
@@ -112,6 +116,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
     prune_audit_periodically(&store, config.audit_retention_days)?;
     let plugins = Arc::new(PluginHook::new(Arc::new(host), Arc::clone(&metrics)));
     let write_hooks: Vec<Arc<dyn scimgate_http::WriteHook>> = vec![plugins.clone()];
+    let overload_wait = std::time::Duration::from_millis(config.overload_wait_ms.max(1));
     let state = web::Data::new(AppState {
         store,
         keys,
@@ -123,10 +128,10 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
             max_results: config.max_results,
             filter_max_depth: config.filter_max_depth,
             token_leeway_secs: config.token_leeway_secs,
-            password_storage: config.password_storage.into(),
             dialect: config.dialect().map_err(StartError::Config)?,
             tenant_dialects: config.tenant_dialects().map_err(StartError::Config)?,
             max_patch_operations: config.max_patch_operations,
+            max_values_per_attribute: config.max_values_per_attribute,
             group_patch_returns_resource: config.group_patch_returns_resource,
             network: NetworkSettings {
                 allow_from: config.allow_from.clone(),
@@ -139,6 +144,16 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
                 .map(|(name, t)| (name.clone(), t.allow_from.clone()))
                 .collect(),
         },
+        passwords: Passwords::new(
+            config.password_storage.into(),
+            config.hashing_slots(),
+            overload_wait,
+        ),
+        admission: Admission::new(
+            config.max_requests_in_flight,
+            config.tenant_request_share(),
+            overload_wait,
+        ),
         clock,
         write_hooks,
         metrics,

@@ -34,6 +34,10 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     NotImplemented(String),
+    /// A shared resource (hashing, plugin instances, request slots) had no room for this
+    /// request within the wait: 503 with `Retry-After`, never a skipped step.
+    #[error("overloaded: {0}")]
+    Overloaded(scimgate_limits::Busy),
     #[error("{0}")]
     Internal(String),
 }
@@ -60,6 +64,7 @@ impl ApiError {
             A::BodyTimeout(_) => ScimError::new(408, None, self.to_string()),
             A::UnsupportedMediaType(d) => ScimError::new(415, None, d.clone()),
             A::NotImplemented(d) => ScimError::new(501, None, d.clone()),
+            A::Overloaded(busy) => overloaded(busy.what),
             A::Internal(_) => server_error(500),
             A::Store(e) => match e {
                 S::NotFound(rt, id) => ScimError::not_found(format!("no {rt} with id '{id}'")),
@@ -89,6 +94,15 @@ impl ApiError {
                 }
                 S::UnsupportedSort(d) => ScimError::invalid_value(d.clone()),
                 S::InvalidCursor(d) => ScimError::bad_request(ScimType::InvalidCursor, d.clone()),
+                S::QueryTimeout(limit) => ScimError::new(
+                    400,
+                    Some(ScimType::TooMany),
+                    format!(
+                        "the query ran longer than its limit of {} ms and was stopped; narrow the filter",
+                        limit.as_millis()
+                    ),
+                ),
+                S::Busy(busy) => overloaded(busy.what),
                 S::PoolTimeout(_) | S::WriterGone | S::Commit(_) => server_error(503),
                 S::DatabaseTooNew { .. }
                 | S::Migration(_)
@@ -109,6 +123,16 @@ fn server_error(status: u16) -> ScimError {
         "internal error"
     };
     ScimError::new(status, None, format!("{what} (request id {id})"))
+}
+
+/// A 503 for a resource this request could not get its share of in time.
+fn overloaded(what: &str) -> ScimError {
+    let id = REQUEST_ID.try_with(Clone::clone).unwrap_or_default();
+    ScimError::new(
+        503,
+        None,
+        format!("the service is busy ({what}); retry later (request id {id})"),
+    )
 }
 
 impl ResponseError for ApiError {
@@ -139,12 +163,11 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed { allow, .. } => {
                 resp.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
             }
-            ApiError::Store(
-                StoreError::PoolTimeout(_) | StoreError::WriterGone | StoreError::Commit(_),
-            ) => {
-                resp.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
-            }
             _ => {}
+        }
+        // Every 503 is temporary: the client may retry, and is told when.
+        if scim.status == 503 {
+            resp.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
         }
         resp.body(scim.to_json().to_string())
     }
@@ -175,6 +198,14 @@ mod tests {
     use super::*;
     use scimgate_model::ResourceType;
     use std::time::Duration;
+
+    fn busy() -> scimgate_limits::Busy {
+        scimgate_limits::Busy {
+            what: "password hashing",
+            for_tenant: "",
+            waited_ms: 5,
+        }
+    }
 
     fn status(e: ApiError) -> (u16, Option<&'static str>) {
         let s = e.to_scim();
@@ -214,6 +245,13 @@ mod tests {
             (ApiError::UnsupportedMediaType("x".into()), 415, None),
             (ApiError::NotImplemented("x".into()), 501, None),
             (ApiError::Internal("x".into()), 500, None),
+            (ApiError::Overloaded(busy()), 503, None),
+            (StoreError::Busy(busy()).into(), 503, None),
+            (
+                StoreError::QueryTimeout(Duration::from_secs(5)).into(),
+                400,
+                Some("tooMany"),
+            ),
             (
                 StoreError::NotFound(ResourceType::User, "x".into()).into(),
                 404,

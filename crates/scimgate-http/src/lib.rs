@@ -2,6 +2,7 @@
 //! auth, request ids, and the one mapping from every error to a SCIM error response.
 
 mod access;
+mod admission;
 mod audit;
 mod auth;
 mod body;
@@ -28,12 +29,13 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, web};
 
 pub use access::AccessCache;
+pub use admission::Admission;
 pub use auth::{Claims, SigningKey, TokenRequest, valid_tenant as auth_tenant_is_valid};
 pub use error::ApiError;
 pub use keys::{AuthSettings, KeyRing, KeySpec};
 pub use metrics::{Metrics, PluginOutcome};
 pub use network::NetworkSettings;
-pub use password::PasswordStorage;
+pub use password::{PasswordStorage, Passwords};
 pub use plugins::PluginHook;
 pub use rate_limit::{Limit, RateLimitSettings, RateLimits};
 pub use state::{AppState, HttpSettings};
@@ -69,8 +71,10 @@ pub fn build_app(
         )
         .service(
             // Outermost first: allowlist and per-client limit, then the token, then the
-            // tenant's allowlist (in auth) and the per-token limit.
+            // tenant's allowlist (in auth), the per-token limit, and the tenant's share of
+            // the requests being worked on.
             web::scope("/scim/v2")
+                .wrap(from_fn(admission::middleware))
                 .wrap(from_fn(rate_limit::after_auth))
                 .wrap(from_fn(auth::middleware))
                 .wrap(from_fn(audit::middleware))

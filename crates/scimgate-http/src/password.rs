@@ -1,7 +1,13 @@
 //! Passwords are write-only: kept as an Argon2id hash, or dropped, never stored in clear.
 
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
 use argon2::password_hash::SaltString;
-use argon2::{Argon2, PasswordHasher};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use scimgate_limits::FairSlots;
 
 use crate::error::ApiError;
 
@@ -13,25 +19,85 @@ pub enum PasswordStorage {
     Discard,
 }
 
-impl PasswordStorage {
-    /// What to store for `password`; `None` stores nothing new.
-    pub fn protect(self, password: Option<String>) -> Result<Option<String>, ApiError> {
+/// Hashes passwords a few at a time. Argon2id takes 19 MiB and a core's worth of time per
+/// hash, so concurrent hashing is bounded by slots (one per core by default, a tenant
+/// holding at most all but one), each with its own memory allocated once and reused: the
+/// server's memory does not grow with the number of users created at once, and what a
+/// burst used is not left behind in the allocator.
+pub struct Passwords {
+    storage: PasswordStorage,
+    slots: Arc<FairSlots>,
+    /// Argon2 working memory, one buffer per slot in use at most.
+    memory: Mutex<Vec<Vec<Block>>>,
+}
+
+impl Passwords {
+    pub fn new(storage: PasswordStorage, slots: usize, wait: Duration) -> Self {
+        Passwords {
+            storage,
+            slots: FairSlots::new(
+                "password hashing",
+                slots,
+                FairSlots::share_leaving(slots, 1),
+                wait,
+            ),
+            memory: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn storage(&self) -> PasswordStorage {
+        self.storage
+    }
+
+    /// What to store for `password`; `None` stores nothing new. Waits for a hashing slot
+    /// (the tenant's share of them), or answers 503 when none comes free in time.
+    pub fn protect(
+        &self,
+        tenant: &str,
+        password: Option<String>,
+    ) -> Result<Option<String>, ApiError> {
         let Some(password) = password else {
             return Ok(None);
         };
-        match self {
+        match self.storage {
             PasswordStorage::Discard => Ok(None),
             PasswordStorage::Argon2id => {
-                let salt_bytes: [u8; 16] = rand::random();
-                let salt = SaltString::encode_b64(&salt_bytes)
-                    .map_err(|e| ApiError::Internal(format!("password salt: {e}")))?;
-                Argon2::default()
-                    .hash_password(password.as_bytes(), &salt)
-                    .map(|h| Some(h.to_string()))
-                    .map_err(|e| ApiError::Internal(format!("password hashing failed: {e}")))
+                let _slot = self.slots.acquire(tenant).map_err(ApiError::Overloaded)?;
+                let mut memory = self
+                    .memory
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .pop()
+                    .unwrap_or_else(|| vec![Block::default(); Params::default().block_count()]);
+                let hashed = hash(password.as_bytes(), &mut memory);
+                self.memory
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(memory);
+                hashed.map(Some)
             }
         }
     }
+}
+
+/// The Argon2id PHC string of `password` with a fresh salt, computed in `memory`.
+fn hash(password: &[u8], memory: &mut [Block]) -> Result<String, ApiError> {
+    let params = Params::default();
+    let salt_bytes: [u8; 16] = rand::random();
+    let salt = SaltString::encode_b64(&salt_bytes)
+        .map_err(|e| ApiError::Internal(format!("password salt: {e}")))?;
+    let mut out = [0u8; 32];
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+        .hash_password_into_with_memory(password, &salt_bytes, &mut out, memory)
+        .map_err(|e| ApiError::Internal(format!("password hashing failed: {e}")))?;
+    Ok(format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        salt.as_str(),
+        STANDARD_NO_PAD.encode(out)
+    ))
 }
 
 #[cfg(test)]
@@ -39,10 +105,15 @@ mod tests {
     use super::*;
     use argon2::{PasswordHash, PasswordVerifier};
 
+    fn passwords(storage: PasswordStorage) -> Passwords {
+        Passwords::new(storage, 2, Duration::from_millis(100))
+    }
+
     #[test]
     fn hashes_with_argon2id_and_verifies() {
-        let stored = PasswordStorage::Argon2id
-            .protect(Some("s3cret".into()))
+        let p = passwords(PasswordStorage::Argon2id);
+        let stored = p
+            .protect("t", Some("s3cret".into()))
             .expect("hash")
             .expect("some");
         assert!(stored.starts_with("$argon2id$"));
@@ -53,13 +124,38 @@ mod tests {
                 .verify_password(b"s3cret", &parsed)
                 .is_ok()
         );
+        // The reused memory gives the same kind of hash the next time, not a stale one.
+        let again = p
+            .protect("t", Some("other".into()))
+            .expect("hash")
+            .expect("some");
+        let parsed = PasswordHash::new(&again).expect("phc");
+        assert!(Argon2::default().verify_password(b"other", &parsed).is_ok());
+        assert!(
+            Argon2::default()
+                .verify_password(b"s3cret", &parsed)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_tenant_waiting_past_its_share_gets_overloaded() {
+        let p = passwords(PasswordStorage::Argon2id);
+        let held = p.slots.acquire("t").expect("slot");
+        match p.protect("t", Some("x".into())) {
+            Err(ApiError::Overloaded(busy)) => assert_eq!(busy.what, "password hashing"),
+            other => panic!("expected overload, got {other:?}"),
+        }
+        // Another tenant still hashes: one slot is kept for it.
+        assert!(p.protect("u", Some("x".into())).expect("hash").is_some());
+        drop(held);
     }
 
     #[test]
     fn discard_keeps_nothing() {
         assert_eq!(
-            PasswordStorage::Discard
-                .protect(Some("x".into()))
+            passwords(PasswordStorage::Discard)
+                .protect("t", Some("x".into()))
                 .expect("ok"),
             None
         );

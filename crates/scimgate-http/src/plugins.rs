@@ -123,6 +123,17 @@ impl WriteHook for PluginHook {
                         resource,
                     );
                 }
+                Err(failure) if failure.is_overload() => {
+                    // The host had no room: the plugin did not fail, it did not run. The
+                    // write is refused as overload, whatever `on_failure` says, so that no
+                    // validation is ever skipped because another tenant was busy.
+                    tracing::warn!(plugin = %spec.name, reason = %failure, "plugin not run: host overloaded");
+                    return Err(ScimError::new(
+                        503,
+                        None,
+                        format!("plugin '{}' {failure}; retry later", spec.name),
+                    ));
+                }
                 Err(failure) => {
                     let why = failure.to_string();
                     match self.failed(&spec.name, spec.on_failure, why, resource.clone()) {

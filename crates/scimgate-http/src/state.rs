@@ -7,10 +7,11 @@ use scimgate_model::dialect::Dialect;
 use scimgate_store::Store;
 
 use crate::access::AccessCache;
+use crate::admission::Admission;
 use crate::keys::KeyRing;
 use crate::metrics::Metrics;
 use crate::network::NetworkSettings;
-use crate::password::PasswordStorage;
+use crate::password::Passwords;
 use crate::rate_limit::RateLimits;
 use crate::write_path::WriteHook;
 
@@ -30,12 +31,13 @@ pub struct HttpSettings {
     pub filter_max_depth: usize,
     /// Seconds of clock skew allowed when checking `exp` and `nbf`.
     pub token_leeway_secs: u64,
-    pub password_storage: PasswordStorage,
     /// The IdP dialect rules in force, and tenants' own where they differ.
     pub dialect: Dialect,
     pub tenant_dialects: std::collections::HashMap<String, Dialect>,
     /// Most operations in one PATCH request.
     pub max_patch_operations: usize,
+    /// Most values one multi-valued attribute may hold (group members excepted).
+    pub max_values_per_attribute: usize,
     /// Client addresses: the global allowlist and the proxies believed.
     pub network: NetworkSettings,
     /// Tenants' own allowlists, checked once the tenant is known.
@@ -54,10 +56,10 @@ impl Default for HttpSettings {
             max_results: 1000,
             filter_max_depth: scimgate_model::filter::DEFAULT_MAX_DEPTH,
             token_leeway_secs: 30,
-            password_storage: PasswordStorage::Argon2id,
             dialect: Dialect::default(),
             tenant_dialects: std::collections::HashMap::new(),
             max_patch_operations: 1000,
+            max_values_per_attribute: 1000,
             group_patch_returns_resource: false,
             network: NetworkSettings::default(),
             tenant_allow: std::collections::HashMap::new(),
@@ -77,6 +79,10 @@ pub struct AppState {
     pub write_hooks: Vec<Arc<dyn WriteHook>>,
     pub metrics: Arc<Metrics>,
     pub limits: RateLimits,
+    /// Password hashing, a few at a time, each tenant within its share.
+    pub passwords: Passwords,
+    /// Requests being worked on, each tenant within its share.
+    pub admission: Admission,
 }
 
 impl HttpSettings {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use scimgate_model::dialect::{Rewrites, normalize_resource};
 use scimgate_model::patch;
-use scimgate_model::validate::{carry_immutable, schema_urns, validate};
+use scimgate_model::validate::{carry_immutable, check_list_lengths, schema_urns, validate};
 use scimgate_model::{ResourceType, ScimError};
 use scimgate_store::{NewResource, PatchOutcome, PatchWrite, StoreError, StoredResource};
 use serde_json::Value;
@@ -94,11 +94,10 @@ pub fn create(
         operations: None,
     };
     let doc = run_write_hooks(&state.write_hooks, &ctx, doc)?;
-    let validated = validate(rt, &doc)?;
+    let validated = checked(state, rt, &doc)?;
     let hash = state
-        .settings
-        .password_storage
-        .protect(validated.password.clone())?;
+        .passwords
+        .protect(tenant, validated.password.clone())?;
     Ok(state
         .store
         .create(tenant, NewResource::from_validated(validated, hash))?)
@@ -130,12 +129,11 @@ pub fn replace(
             operations: None,
         };
         let hooked = run_write_hooks(&state.write_hooks, &ctx, doc.clone())?;
-        let mut validated = validate(rt, &hooked)?;
+        let mut validated = checked(state, rt, &hooked)?;
         carry_immutable(rt, &current.attributes, &mut validated.attributes)?;
         let hash = state
-            .settings
-            .password_storage
-            .protect(validated.password.clone())?;
+            .passwords
+            .protect(tenant, validated.password.clone())?;
         let new = NewResource::from_validated(validated, hash);
         match state.store.replace(tenant, id, Some(current.version), new) {
             Err(StoreError::VersionMismatch { current })
@@ -204,9 +202,9 @@ pub fn patch(
             };
             let hooked = run_write_hooks(&state.write_hooks, &ctx, doc.clone())?;
             if changed || hooked != doc {
-                let mut validated = validate(rt, &hooked)?;
+                let mut validated = checked(state, rt, &hooked)?;
                 carry_immutable(rt, &current.attributes, &mut validated.attributes)?;
-                let hash = state.settings.password_storage.protect(outcome.password)?;
+                let hash = state.passwords.protect(tenant, outcome.password)?;
                 Some(NewResource::from_validated(validated, hash))
             } else {
                 None
@@ -234,7 +232,9 @@ pub fn patch(
                 let done = other?;
                 log_rewrites(&step_rewrites);
                 if !done.skipped_members.is_empty() {
-                    let skipped = done.skipped_members.join(", ");
+                    // The ids are the client's: the audit row and the log line name the
+                    // first few and count the rest, whatever the client sent.
+                    let skipped = skipped_list(&done.skipped_members);
                     crate::audit::note(|n| {
                         n.detail = Some(format!(
                             "members that do not exist in the tenant were skipped: {skipped}"
@@ -242,7 +242,7 @@ pub fn patch(
                     });
                     tracing::warn!(
                         group = id,
-                        skipped = ?done.skipped_members,
+                        skipped = %skipped,
                         "PATCH named members that do not exist in the tenant; the others were applied"
                     );
                 }
@@ -250,6 +250,34 @@ pub fn patch(
             }
         }
     }
+}
+
+/// Ids named in a message: the first few in full, then how many more.
+fn skipped_list(ids: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let shown: Vec<String> = ids
+        .iter()
+        .take(SHOWN)
+        .map(|id| scimgate_model::excerpt(id, 64).into_owned())
+        .collect();
+    match ids.len().saturating_sub(SHOWN) {
+        0 => shown.join(", "),
+        more => format!("{} and {more} more", shown.join(", ")),
+    }
+}
+
+/// Validation, then the bound on list lengths: the resource as storage will keep it.
+fn checked(
+    state: &AppState,
+    rt: ResourceType,
+    doc: &Value,
+) -> Result<scimgate_model::ValidatedResource, ScimError> {
+    let validated = validate(rt, doc)?;
+    check_list_lengths(
+        &validated.attributes,
+        state.settings.max_values_per_attribute,
+    )?;
+    Ok(validated)
 }
 
 /// Delete, honouring `If-Match`.

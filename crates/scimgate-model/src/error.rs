@@ -1,6 +1,8 @@
 //! The SCIM error (RFC 7644 §3.12): an HTTP status, an optional `scimType` and a `detail`
 //! written for the identity engineer reading their IdP's provisioning log.
 
+use std::borrow::Cow;
+
 use serde_json::{Value, json};
 
 pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
@@ -40,6 +42,28 @@ impl ScimType {
     }
 }
 
+/// Longest `detail` kept: a detail echoes what the client sent (a path, an attribute name),
+/// and it goes into the response, the log and the audit row.
+pub const MAX_DETAIL_BYTES: usize = 1024;
+
+/// `text` cut to at most `max` bytes (on a character boundary), saying how much was cut.
+/// Every client-derived string that goes into an error, a log line or an audit row passes
+/// through here, so none of them grows with the request.
+pub fn excerpt(text: &str, max: usize) -> Cow<'_, str> {
+    if text.len() <= max {
+        return Cow::Borrowed(text);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!(
+        "{}… ({} more bytes cut)",
+        &text[..end],
+        text.len() - end
+    ))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status} {detail}")]
 pub struct ScimError {
@@ -50,10 +74,15 @@ pub struct ScimError {
 
 impl ScimError {
     pub fn new(status: u16, scim_type: Option<ScimType>, detail: impl Into<String>) -> Self {
+        let detail: String = detail.into();
+        let detail = match excerpt(&detail, MAX_DETAIL_BYTES) {
+            Cow::Borrowed(_) => detail,
+            Cow::Owned(cut) => cut,
+        };
         ScimError {
             status,
             scim_type,
-            detail: detail.into(),
+            detail,
         }
     }
 
@@ -115,6 +144,16 @@ mod tests {
                 "detail": "userName 'bjensen' is taken",
             })
         );
+    }
+
+    #[test]
+    fn detail_is_cut_with_a_count_of_what_was_cut() {
+        let long = "é".repeat(5000);
+        let e = ScimError::invalid_value(format!("unknown attribute '{long}'"));
+        assert!(e.detail.len() < MAX_DETAIL_BYTES + 40, "{}", e.detail.len());
+        assert!(e.detail.ends_with("more bytes cut)"), "{}", e.detail);
+        assert_eq!(excerpt("short", 10), "short");
+        assert_eq!(excerpt("abcdef", 3), "abc… (3 more bytes cut)");
     }
 
     #[test]

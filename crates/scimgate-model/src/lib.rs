@@ -3,6 +3,7 @@
 
 pub mod casefold;
 pub mod clock;
+pub mod dedup;
 pub mod dialect;
 pub mod error;
 pub mod filter;
@@ -16,6 +17,6 @@ pub mod validate;
 
 pub use casefold::fold_case;
 pub use clock::{Clock, SystemClock, format_timestamp};
-pub use error::{ScimError, ScimType};
+pub use error::{ScimError, ScimType, excerpt};
 pub use resource_type::ResourceType;
 pub use validate::{MemberInput, ValidatedResource};

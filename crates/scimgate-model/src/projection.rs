@@ -3,11 +3,15 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::ScimError;
+use crate::error::{ScimError, excerpt};
 use crate::path::{PathTarget, resolve};
 use crate::resource_type::ResourceType;
 use crate::schema::{AttributeDef, Returned};
 use crate::schemas::COMMON;
+
+/// Most paths one `attributes` or `excludedAttributes` list may name. Every attribute and
+/// sub-attribute of the User schemas together is fewer than this.
+pub const MAX_PROJECTION_PATHS: usize = 200;
 
 #[derive(Debug, Clone, Default)]
 pub struct Projection {
@@ -36,8 +40,10 @@ impl Projection {
         excluded: Option<&str>,
     ) -> Result<Self, ScimError> {
         let mode = match (attributes, excluded) {
-            (Some(a), _) if !a.trim().is_empty() => Mode::Include(selections(rt, a)),
-            (_, Some(e)) if !e.trim().is_empty() => Mode::Exclude(selections(rt, e)),
+            (Some(a), _) if !a.trim().is_empty() => Mode::Include(selections(rt, "attributes", a)?),
+            (_, Some(e)) if !e.trim().is_empty() => {
+                Mode::Exclude(selections(rt, "excludedAttributes", e)?)
+            }
             _ => Mode::Default,
         };
         let mut p = Projection {
@@ -111,8 +117,22 @@ impl Projection {
     }
 }
 
-fn selections(rt: ResourceType, list: &str) -> Vec<Vec<&'static str>> {
-    list.split(',')
+/// The distinct schema paths a list names: counted before any is resolved, and deduplicated
+/// so that applying the projection costs what the schema's size allows, not the list's.
+fn selections(
+    rt: ResourceType,
+    parameter: &str,
+    list: &str,
+) -> Result<Vec<Vec<&'static str>>, ScimError> {
+    let named = list.split(',').count();
+    if named > MAX_PROJECTION_PATHS {
+        return Err(ScimError::invalid_value(format!(
+            "'{parameter}' names {named} paths; the limit is {MAX_PROJECTION_PATHS} (it starts '{}')",
+            excerpt(list, 64)
+        )));
+    }
+    let mut paths: Vec<Vec<&'static str>> = list
+        .split(',')
         .filter_map(|p| resolve(rt, p.trim()).ok())
         .map(|t| match t {
             PathTarget::Extension(ext) => vec![ext.id],
@@ -128,7 +148,10 @@ fn selections(rt: ResourceType, list: &str) -> Vec<Vec<&'static str>> {
                 v
             }
         })
-        .collect()
+        .collect();
+    paths.sort_unstable();
+    paths.dedup();
+    Ok(paths)
 }
 
 fn tails(sel: &[Vec<&'static str>], key: &str) -> Vec<Vec<&'static str>> {

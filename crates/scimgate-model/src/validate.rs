@@ -123,6 +123,30 @@ pub fn validate(rt: ResourceType, input: &Value) -> Result<ValidatedResource, Sc
     Ok(out)
 }
 
+/// Refuses a resource with a multi-valued attribute longer than `max` values (group members
+/// excepted: they are rows, bounded by the body size and handled in linear time). Every
+/// stored value costs index rows in the single writer, so lists are bounded per attribute.
+pub fn check_list_lengths(attributes: &Map<String, Value>, max: usize) -> Result<(), ScimError> {
+    let lists = attributes.iter().flat_map(|(key, value)| match value {
+        Value::Object(ext) if key.starts_with("urn:") => ext
+            .iter()
+            .map(|(k, v)| (format!("{key}:{k}"), v))
+            .collect::<Vec<_>>(),
+        _ => vec![(key.clone(), value)],
+    });
+    for (path, value) in lists {
+        if let Value::Array(items) = value
+            && items.len() > max
+        {
+            return Err(ScimError::invalid_value(format!(
+                "attribute '{path}' has {} values; the limit is {max}",
+                items.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Checks `schemas`: present, a list of strings, naming the core schema. Other URNs are
 /// allowed (Entra adds one of its own) as long as no attributes are sent under them.
 fn declared_schemas(rt: ResourceType, obj: &Map<String, Value>) -> Result<Vec<String>, ScimError> {
@@ -236,13 +260,14 @@ pub fn validate_attribute(
         ))
     })?;
     let mut out = Vec::with_capacity(items.len());
+    let mut seen = crate::dedup::SeenValues::new();
     let mut primaries = 0;
     for item in items.iter().filter(|i| !only_nulls(i)) {
         let item = validate_single(def, item, path)?;
         if item.get("primary") == Some(&Value::Bool(true)) {
             primaries += 1;
         }
-        if !out.contains(&item) {
+        if seen.insert(&item) {
             out.push(item); // exact duplicates carry no meaning (RFC 7643 §2.4)
         }
     }
@@ -309,6 +334,7 @@ fn validate_complex(def: &AttributeDef, value: &Value, path: &str) -> Result<Val
 /// The members a `members` value names, deduplicated, each with its claimed type.
 pub fn members(value: &Value) -> Result<Vec<MemberInput>, ScimError> {
     let mut out: Vec<MemberInput> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for item in value.as_array().into_iter().flatten() {
         let id = item
             .get("value")
@@ -327,7 +353,7 @@ pub fn members(value: &Value) -> Result<Vec<MemberInput>, ScimError> {
                 ))
             })?),
         };
-        if !out.iter().any(|m| m.value == id) {
+        if seen.insert(id) {
             out.push(MemberInput {
                 value: id.to_owned(),
                 member_type,

@@ -5,11 +5,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use scimgate_limits::FairSlots;
 use wasmtime::{
     Caller, Config, Engine, ExternType, InstanceAllocationStrategy, InstancePre, Linker, Module,
-    PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder, Trap, ValType,
+    PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline, ValType,
 };
 
 use crate::abi::{ALLOC, CallInput, Decision, HANDLE, HOST_MODULE, LOG, MARKER};
@@ -18,8 +19,19 @@ use crate::spec::PluginSpec;
 /// Linear memory kept mapped in a reused pool slot and reset in place.
 const KEEP_RESIDENT: usize = 2 << 20;
 
-/// How often the deadline clock ticks.
+/// How often the deadline clock ticks: each tick, a running call checks its CPU time.
 const TICK: Duration = Duration::from_millis(1);
+
+/// Instances the pooling allocator keeps; calls in flight never exceed it, since each
+/// holds a slot of [`PluginHost::instances`].
+const POOL_INSTANCES: usize = 128;
+/// A tenant's share of the instances: the rest stay free for the other tenants.
+const TENANT_INSTANCES: usize = POOL_INSTANCES * 3 / 4;
+/// How long a call waits for an instance before the write is answered 503.
+const INSTANCE_WAIT: Duration = Duration::from_secs(5);
+/// A call that runs this many times its deadline in wall time is stopped whatever CPU
+/// time it was given: a bound for a machine too starved to measure by.
+const WALL_FACTOR: u32 = 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PluginLoadError {
@@ -53,6 +65,17 @@ pub enum CallFailure {
     OutputTooLarge(usize, usize),
     #[error("returned an invalid decision: {0}")]
     BadOutput(String),
+    /// The host had no instance free for this tenant in time: overload, not the plugin's
+    /// failure, so `on_failure = "open"` never lets the write through on it.
+    #[error("not run: {0}")]
+    Busy(#[from] scimgate_limits::Busy),
+}
+
+impl CallFailure {
+    /// Whether the host, not the plugin, failed (the write is answered 503).
+    pub fn is_overload(&self) -> bool {
+        matches!(self, CallFailure::Busy(_))
+    }
 }
 
 struct Loaded {
@@ -63,6 +86,10 @@ struct Loaded {
 struct CallState {
     limits: StoreLimits,
     name: Arc<str>,
+    /// The calling thread's CPU time when the call started, and the wall time.
+    cpu_start: Option<Duration>,
+    wall_start: Instant,
+    deadline: Duration,
 }
 
 /// The loaded plugin set: one engine, each module compiled and linked once.
@@ -70,6 +97,8 @@ pub struct PluginHost {
     engine: Engine,
     plugins: Vec<Loaded>,
     ticker_stop: Arc<AtomicBool>,
+    /// Instances in use, by tenant: one tenant's slow plugins cannot take them all.
+    instances: Arc<FairSlots>,
 }
 
 impl Drop for PluginHost {
@@ -132,6 +161,12 @@ impl PluginHost {
             engine,
             plugins,
             ticker_stop,
+            instances: FairSlots::new(
+                "plugin instance",
+                POOL_INSTANCES,
+                TENANT_INSTANCES,
+                INSTANCE_WAIT,
+            ),
         })
     }
 
@@ -149,6 +184,9 @@ impl PluginHost {
         let limits = plugin.spec.limits;
         let payload =
             serde_json::to_vec(input).map_err(|e| CallFailure::BadOutput(e.to_string()))?;
+        // Taken before the store, so released after it: the pool slot is free by then.
+        let _instance = self.instances.acquire(input.tenant)?;
+        let deadline = Duration::from_millis(limits.deadline_ms.max(1));
         let state = CallState {
             limits: StoreLimitsBuilder::new()
                 .memory_size(limits.memory_bytes)
@@ -156,12 +194,27 @@ impl PluginHost {
                 .trap_on_grow_failure(true)
                 .build(),
             name: Arc::from(plugin.spec.name.as_str()),
+            cpu_start: thread_cpu_time(),
+            wall_start: Instant::now(),
+            deadline,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        let ticks = limits.deadline_ms.max(1).div_ceil(TICK.as_millis() as u64);
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        // The deadline is the plugin's own CPU time: waiting for a core while other
+        // requests (password hashing, another tenant's plugins) run does not count.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|ctx| {
+            let state = ctx.data();
+            let used = match (state.cpu_start, thread_cpu_time()) {
+                (Some(start), Some(now)) => now.saturating_sub(start),
+                _ => state.wall_start.elapsed(),
+            };
+            if used >= state.deadline || state.wall_start.elapsed() >= state.deadline * WALL_FACTOR
+            {
+                return Err(Trap::Interrupt.into());
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
         let failure = |e: wasmtime::Error| classify(e, limits.deadline_ms, limits.memory_bytes);
 
         let instance = plugin.pre.instantiate(&mut store).map_err(failure)?;
@@ -193,14 +246,21 @@ impl PluginHost {
     }
 }
 
+/// CPU time used by the calling thread so far, where the platform tells.
+fn thread_cpu_time() -> Option<Duration> {
+    cpu_time::ThreadTime::try_now()
+        .ok()
+        .map(|t| t.as_duration())
+}
+
 fn engine(max_memory: usize) -> Result<Engine, PluginLoadError> {
     let mut config = Config::new();
     config.epoch_interruption(true);
     let mut pooling = PoolingAllocationConfig::default();
     pooling
-        .total_core_instances(128)
-        .total_memories(128)
-        .total_tables(128)
+        .total_core_instances(POOL_INSTANCES as u32)
+        .total_memories(POOL_INSTANCES as u32)
+        .total_tables(POOL_INSTANCES as u32)
         .max_memory_size(max_memory)
         // Reset used slots by rewriting their dirty pages rather than unmapping them:
         // unmapping flushes every core's TLB (an IPI per call) and the next call

@@ -28,6 +28,12 @@ pub enum StoreError {
     InvalidCursor(String),
     #[error("database busy: no connection free within {0:?}")]
     PoolTimeout(std::time::Duration),
+    /// The tenant already holds its share of the read connections, and none came free.
+    #[error("database busy: {0}")]
+    Busy(#[from] scimgate_limits::Busy),
+    /// A read query ran past its deadline and was stopped.
+    #[error("the query ran longer than {} ms", .0.as_millis())]
+    QueryTimeout(std::time::Duration),
     #[error("the writer is not running")]
     WriterGone,
     #[error("commit failed: {0}")]

@@ -7,12 +7,13 @@ pub(crate) mod read;
 mod write;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
+use scimgate_limits::FairSlots;
 use scimgate_model::{Clock, ResourceType};
 
 use crate::error::StoreError;
@@ -46,6 +47,13 @@ pub struct SqliteOptions {
     pub busy_timeout: Duration,
     /// Most writes committed in one transaction.
     pub max_batch: usize,
+    /// Read connections one tenant may hold at once; the rest stay free for the others.
+    pub tenant_read_share: u32,
+    /// Longest a read query may run before it is stopped (an expensive filter).
+    pub query_timeout: Duration,
+    /// Most related values (group members, user groups) one list page carries: a page
+    /// ends early, after the resource that reaches it, with the next position given.
+    pub list_relation_budget: usize,
 }
 
 impl SqliteOptions {
@@ -56,6 +64,9 @@ impl SqliteOptions {
             pool_timeout: Duration::from_secs(5),
             busy_timeout: Duration::from_secs(5),
             max_batch: 256,
+            tenant_read_share: 6,
+            query_timeout: Duration::from_secs(5),
+            list_relation_budget: 10_000,
         }
     }
 }
@@ -66,6 +77,14 @@ pub struct SqliteStore {
     readers: r2d2::Pool<SqliteConnectionManager>,
     clock: Arc<dyn Clock>,
     pool_timeout: Duration,
+    /// Each tenant's share of the read pool: a tenant's slow queries queue behind each
+    /// other, never in front of another tenant's.
+    read_slots: Arc<FairSlots>,
+    query_timeout: Duration,
+    list_relation_budget: usize,
+    /// The background refresh of tenants and revocations reads on its own connection, so
+    /// that clients holding every pooled connection cannot delay a revocation.
+    background: Mutex<Connection>,
     /// Read connections handed out, and the time spent waiting for them.
     read_checkouts: std::sync::atomic::AtomicU64,
     read_wait_micros: std::sync::atomic::AtomicU64,
@@ -105,12 +124,28 @@ impl SqliteStore {
             .connection_timeout(options.pool_timeout)
             .build(manager)
             .map_err(|e| StoreError::Migration(format!("cannot open read connections: {e}")))?;
+        let background = Connection::open_with_flags(
+            &options.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        background.busy_timeout(busy)?;
+        background.pragma_update(None, "query_only", "ON")?;
+        let size = options.read_connections.max(1) as usize;
         Ok(SqliteStore {
             writer,
             paths,
             readers,
             clock,
             pool_timeout: options.pool_timeout,
+            read_slots: FairSlots::new(
+                "read connection",
+                size,
+                options.tenant_read_share as usize,
+                options.pool_timeout,
+            ),
+            query_timeout: options.query_timeout,
+            list_relation_budget: options.list_relation_budget,
+            background: Mutex::new(background),
             read_checkouts: Default::default(),
             read_wait_micros: Default::default(),
         })
@@ -142,6 +177,32 @@ impl SqliteStore {
         self.read_wait_micros
             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         conn
+    }
+
+    /// Runs a client's read for `tenant`: within the tenant's share of the pool, and
+    /// stopped by SQLite itself once it runs past the query deadline.
+    fn read<T>(
+        &self,
+        tenant: &str,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let _slot = self.read_slots.acquire(tenant)?;
+        let conn = self.reader()?;
+        let deadline = std::time::Instant::now() + self.query_timeout;
+        // Checked every few thousand virtual-machine steps: cheap, and fine-grained enough
+        // that a stopped query overruns its deadline by microseconds.
+        conn.progress_handler(4096, Some(move || std::time::Instant::now() > deadline))?;
+        let result = f(&conn);
+        // The connection goes back to the pool; the next read sets its own deadline.
+        let _ = conn.progress_handler(0, None::<fn() -> bool>);
+        result.map_err(|e| match e {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::OperationInterrupted =>
+            {
+                StoreError::QueryTimeout(self.query_timeout)
+            }
+            other => other,
+        })
     }
 
     fn now(&self) -> String {
@@ -180,7 +241,9 @@ impl Store for SqliteStore {
     }
 
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
-        crate::audit::read_audit(&*self.reader()?, query)
+        // Audit reads are the operator's, not a tenant's: they share the pool as one
+        // party of their own.
+        self.read("\u{0}admin", |c| crate::audit::read_audit(c, query))
     }
 
     fn prune_audit(&self, before: &str) -> Result<usize, StoreError> {
@@ -190,7 +253,11 @@ impl Store for SqliteStore {
     }
 
     fn access(&self) -> Result<AccessSnapshot, StoreError> {
-        crate::access::snapshot(&*self.reader()?)
+        let conn = self
+            .background
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        crate::access::snapshot(&conn)
     }
 
     fn create(&self, tenant: &str, new: NewResource) -> Result<StoredResource, StoreError> {
@@ -240,7 +307,7 @@ impl Store for SqliteStore {
         id: &str,
         with_relations: bool,
     ) -> Result<Option<StoredResource>, StoreError> {
-        read::get(&*self.reader()?, tenant, rt, id, with_relations)
+        self.read(tenant, |c| read::get(c, tenant, rt, id, with_relations))
     }
 
     fn list(
@@ -249,7 +316,10 @@ impl Store for SqliteStore {
         rt: ResourceType,
         query: &ListQuery,
     ) -> Result<ListPage, StoreError> {
-        read::list(&*self.reader()?, &self.paths, tenant, rt, query)
+        let budget = self.list_relation_budget;
+        self.read(tenant, |c| {
+            read::list(c, &self.paths, tenant, rt, query, budget)
+        })
     }
 
     fn patch(&self, tenant: &str, id: &str, patch: PatchWrite) -> Result<PatchOutcome, StoreError> {

@@ -15,6 +15,19 @@ pub fn matches(filter: &Filter, resource: &Map<String, Value>) -> bool {
     eval(filter, &|path| leaf_values(resource, path), resource)
 }
 
+/// Whether one single value (element) of a multi-valued complex attribute satisfies the
+/// filter inside `attr[...]`, whose paths name the element's sub-attributes.
+pub fn matches_element(filter: &Filter, element: &Value) -> bool {
+    let empty = Map::new();
+    let in_element = |p: &AttrPath| -> Vec<&Value> {
+        p.sub
+            .and_then(|sub| element.get(sub.name))
+            .into_iter()
+            .collect()
+    };
+    eval(filter, &in_element, &empty)
+}
+
 /// Evaluates with `values` giving the values a path names in the current context.
 fn eval<'a>(
     filter: &Filter,

@@ -8,10 +8,10 @@ mod parser;
 #[cfg(test)]
 mod tests;
 
-pub use eval::{instant, is_present, matches};
+pub use eval::{instant, is_present, matches, matches_element};
 pub use parser::{
-    DEFAULT_MAX_DEPTH, FilterOptions, MAX_FILTER_LEN, parse, parse_element_filter, parse_with,
-    parse_with_depth,
+    DEFAULT_MAX_DEPTH, FilterOptions, MAX_FILTER_LEN, MAX_FILTER_TERMS, parse,
+    parse_element_filter, parse_with, parse_with_depth,
 };
 
 use crate::path::AttrPath;

@@ -14,6 +14,9 @@ use crate::schema::{AttrType, AttributeDef};
 
 /// Longest filter accepted, in bytes, before any parsing work is done.
 pub const MAX_FILTER_LEN: usize = 4096;
+/// Most comparisons (`pr` or `op value`) one filter may join with `and`/`or`. An `and` or
+/// `or` chain is a tree as deep as it is long, so this also bounds every walk over it.
+pub const MAX_FILTER_TERMS: usize = 100;
 /// Deepest nesting of parentheses, `not` and value paths accepted by default.
 pub const DEFAULT_MAX_DEPTH: usize = 16;
 
@@ -64,7 +67,34 @@ pub fn parse_with(
     input: &str,
     options: &FilterOptions,
 ) -> Result<Filter, ScimError> {
-    let max_depth = options.max_depth;
+    parse_bounded(rt, input, options, None)
+}
+
+/// Parses the filter inside `attr[...]` of a PATCH path: its paths name sub-attributes of
+/// `attr`, which must be complex. The same length, term and depth limits apply as to a
+/// query's filter.
+pub fn parse_element_filter(
+    rt: ResourceType,
+    attr: AttrPath,
+    input: &str,
+    max_depth: usize,
+) -> Result<Filter, ScimError> {
+    let options = FilterOptions {
+        max_depth,
+        ..FilterOptions::default()
+    };
+    parse_bounded(rt, input, &options, Some(attr))
+}
+
+/// Every filter goes through here: its length and its number of terms are checked before a
+/// tree is built, so that no tree (and no recursive walk over it: evaluation, SQL, clone,
+/// drop) is deeper than about `2 × MAX_FILTER_TERMS + max_depth` levels.
+fn parse_bounded(
+    rt: ResourceType,
+    input: &str,
+    options: &FilterOptions,
+    el: Element,
+) -> Result<Filter, ScimError> {
     if input.len() > MAX_FILTER_LEN {
         return Err(ScimError::invalid_filter(format!(
             "filter is {} bytes long; the limit is {MAX_FILTER_LEN}",
@@ -75,48 +105,25 @@ pub fn parse_with(
     if tokens.is_empty() {
         return Err(ScimError::invalid_filter("filter is empty"));
     }
+    let joins = tokens
+        .iter()
+        .filter(|t| matches!(t.token, Token::Word(w) if w.eq_ignore_ascii_case("and") || w.eq_ignore_ascii_case("or")))
+        .count();
+    if joins >= MAX_FILTER_TERMS {
+        return Err(ScimError::invalid_filter(format!(
+            "filter joins {} terms with 'and'/'or'; the limit is {MAX_FILTER_TERMS}",
+            joins + 1
+        )));
+    }
     let mut p = Parser {
         rt,
         tokens,
         next: 0,
-        max_depth,
+        max_depth: options.max_depth,
         end: input.len() + 1,
         options: *options,
     };
-    let filter = p.or(0, None)?;
-    match p.peek() {
-        None => Ok(filter),
-        Some(t) => Err(p.error_at(
-            t.pos,
-            format!("unexpected {} after a complete filter", describe(&t.token)),
-        )),
-    }
-}
-
-/// Parses the filter inside `attr[...]` of a PATCH path: its paths name sub-attributes of
-/// `attr`, which must be complex.
-pub fn parse_element_filter(
-    rt: ResourceType,
-    attr: AttrPath,
-    input: &str,
-    max_depth: usize,
-) -> Result<Filter, ScimError> {
-    let tokens = tokenize(input)?;
-    if tokens.is_empty() {
-        return Err(ScimError::invalid_filter("the value filter is empty"));
-    }
-    let mut p = Parser {
-        rt,
-        tokens,
-        next: 0,
-        max_depth,
-        end: input.len() + 1,
-        options: FilterOptions {
-            max_depth,
-            ..FilterOptions::default()
-        },
-    };
-    let filter = p.or(0, Some(attr))?;
+    let filter = p.or(0, el)?;
     match p.peek() {
         None => Ok(filter),
         Some(t) => Err(p.error_at(

@@ -3,12 +3,17 @@
 use serde_json::{Map, Value};
 
 use super::{MemberChanges, OpKind, Operation, Outcome, Target, target};
+use crate::dedup::SeenValues;
 use crate::dialect::{Dialect, Rewrites, normalize_value};
 use crate::error::{ScimError, ScimType};
-use crate::filter::{Comparand, CompareOp, Filter, matches};
+use crate::filter::{Comparand, CompareOp, Filter, matches_element};
 use crate::resource_type::ResourceType;
 use crate::schema::{AttrType, AttributeDef, Mutability};
 use crate::validate::members;
+
+/// Most single values one PATCH may test against value filters, over all its operations:
+/// each filtered operation tests every value of its attribute.
+pub const MAX_FILTERED_VALUES: usize = 200_000;
 
 /// Applies `ops` to `current` (the stored attributes of resource `id`).
 pub fn apply(
@@ -25,6 +30,7 @@ pub fn apply(
         members: MemberChanges::default(),
         password: None,
     };
+    let mut tested = 0usize;
     for op in ops {
         let n = op.index + 1;
         let steps = match (&op.target, op.extension) {
@@ -51,13 +57,42 @@ pub fn apply(
             (None, None) => expand_no_path(rt, id, op, dialect, rewrites)?,
         };
         for (t, value) in steps {
-            step(rt, &mut out, op.kind, &t, value, dialect, rewrites).map_err(|mut e| {
-                e.detail = format!("operation {n}: {}", e.detail);
-                e
+            if t.filter.is_some() {
+                tested += values_of(&out.attributes, &t);
+                if tested > MAX_FILTERED_VALUES {
+                    return Err(ScimError::new(
+                        400,
+                        Some(ScimType::TooMany),
+                        format!(
+                            "operation {n}: the value filters of this PATCH test more than \
+                             {MAX_FILTERED_VALUES} values; send fewer operations"
+                        ),
+                    ));
+                }
+            }
+            step(rt, &mut out, op.kind, &t, value, dialect, rewrites).map_err(|e| {
+                ScimError::new(
+                    e.status,
+                    e.scim_type,
+                    format!("operation {n}: {}", e.detail),
+                )
             })?;
         }
     }
     Ok(out)
+}
+
+/// How many values of `t`'s attribute a value filter would test now.
+fn values_of(attributes: &Map<String, Value>, t: &Target) -> usize {
+    let holder = match t.attr.extension {
+        Some(ext) => attributes.get(ext.id).and_then(Value::as_object),
+        None => Some(attributes),
+    };
+    match holder.and_then(|h| h.get(t.attr.attr.name)) {
+        Some(Value::Array(items)) => items.len(),
+        Some(_) => 1,
+        None => 0,
+    }
 }
 
 /// A no-path `add`/`replace`: each key of the value object is a path of its own.
@@ -271,8 +306,12 @@ fn whole(
                     *entry = Value::Array(Vec::new());
                 }
                 if let Value::Array(items) = entry {
+                    let mut seen = SeenValues::new();
+                    for item in items.iter() {
+                        seen.insert(item);
+                    }
                     for v in list {
-                        if !items.contains(&v) {
+                        if seen.insert(&v) {
                             if v.get("primary") == Some(&Value::Bool(true)) {
                                 clear_primary(items);
                             }
@@ -357,14 +396,10 @@ fn filtered(
     rewrites: &mut Rewrites,
 ) -> Result<(), ScimError> {
     let name = t.attr.attr.name;
-    let whole_filter = Filter::ValuePath {
-        attr: t.attr,
-        filter: Box::new(filter.clone()),
-    };
     let hits: Vec<usize> = element_values(c, name)
         .iter()
         .enumerate()
-        .filter(|(_, e)| matches(&whole_filter, &single_element(t, e)))
+        .filter(|(_, e)| matches_element(filter, e))
         .map(|(i, _)| i)
         .collect();
     if hits.is_empty() {
@@ -398,9 +433,10 @@ fn filtered(
     if kind == OpKind::Remove && sub.is_none() {
         match c.get_mut(name) {
             Some(Value::Array(items)) => {
+                let hit = mask(&hits, items.len());
                 let mut i = 0;
                 items.retain(|_| {
-                    let keep = !hits.contains(&i);
+                    let keep = !hit[i];
                     i += 1;
                     keep
                 });
@@ -427,9 +463,11 @@ fn change_elements(
         (None, Some(v)) => v.get("primary") == Some(&Value::Bool(true)),
         _ => false,
     };
+    let len = element_values(c, name).len();
+    let hit = mask(hits, len);
     if sets_primary && let Some(Value::Array(items)) = c.get_mut(name) {
         for (i, item) in items.iter_mut().enumerate() {
-            if !hits.contains(&i)
+            if !hit.get(i).copied().unwrap_or(false)
                 && let Some(obj) = item.as_object_mut()
             {
                 obj.remove("primary");
@@ -437,7 +475,7 @@ fn change_elements(
         }
     }
     for (i, element) in elements_mut(c, name).into_iter().enumerate() {
-        if !hits.contains(&i) {
+        if !hit.get(i).copied().unwrap_or(false) {
             continue;
         }
         match (kind, sub, &value) {
@@ -465,17 +503,15 @@ fn change_elements(
     Ok(())
 }
 
-/// A resource holding only this element, to evaluate a value filter on it.
-fn single_element(t: &Target, element: &Value) -> Map<String, Value> {
-    let mut holder = Map::new();
-    holder.insert(
-        t.attr.attr.name.to_owned(),
-        Value::Array(vec![element.clone()]),
-    );
-    match t.attr.extension {
-        None => holder,
-        Some(ext) => Map::from_iter([(ext.id.to_owned(), Value::Object(holder))]),
+/// `hits` (positions) as one flag per position, so that testing a position costs O(1).
+fn mask(hits: &[usize], len: usize) -> Vec<bool> {
+    let mut hit = vec![false; len];
+    for &i in hits {
+        if let Some(h) = hit.get_mut(i) {
+            *h = true;
+        }
     }
+    hit
 }
 
 /// The `eq` conditions of a filter made only of `and`ed `eq`s: the element to create.

@@ -8,6 +8,8 @@ mod tests;
 
 pub use apply::apply;
 
+use std::collections::HashSet;
+
 use serde_json::Value;
 
 use crate::dialect::{Dialect, Rewrites};
@@ -71,37 +73,37 @@ impl MemberChanges {
         };
     }
 
+    /// Adds members; linear in the sizes involved (sets, not list scans), since IdPs send
+    /// thousands of members in one operation.
     fn add(&mut self, list: Vec<MemberInput>) {
-        let ids: Vec<String> = list.iter().map(|m| m.value.clone()).collect();
         match &mut self.replace_with {
             Some(all) => {
-                for m in list {
-                    if !all.iter().any(|x| x.value == m.value) {
-                        all.push(m);
-                    }
-                }
+                let mut seen: HashSet<String> = all.iter().map(|m| m.value.clone()).collect();
+                all.extend(list.into_iter().filter(|m| seen.insert(m.value.clone())));
             }
             None => {
-                self.remove.retain(|r| !ids.contains(r));
-                for m in list {
-                    if !self.add.iter().any(|x| x.value == m.value) {
-                        self.add.push(m);
-                    }
-                }
+                let ids: HashSet<&str> = list.iter().map(|m| m.value.as_str()).collect();
+                self.remove.retain(|r| !ids.contains(r.as_str()));
+                let mut seen: HashSet<String> = self.add.iter().map(|m| m.value.clone()).collect();
+                self.add
+                    .extend(list.into_iter().filter(|m| seen.insert(m.value.clone())));
             }
         }
     }
 
     fn remove(&mut self, ids: Vec<String>) {
+        let gone: HashSet<&str> = ids.iter().map(String::as_str).collect();
         match &mut self.replace_with {
-            Some(all) => all.retain(|m| !ids.contains(&m.value)),
+            Some(all) => all.retain(|m| !gone.contains(m.value.as_str())),
             None => {
-                self.add.retain(|m| !ids.contains(&m.value));
-                for id in ids {
-                    if !self.remove.contains(&id) {
-                        self.remove.push(id);
-                    }
-                }
+                self.add.retain(|m| !gone.contains(m.value.as_str()));
+                let mut seen: HashSet<String> = self.remove.iter().cloned().collect();
+                let fresh: Vec<String> = ids
+                    .iter()
+                    .filter(|id| seen.insert((*id).clone()))
+                    .cloned()
+                    .collect();
+                self.remove.extend(fresh);
             }
         }
     }
@@ -242,9 +244,12 @@ fn operation(
     })
 }
 
-fn at_operation(mut e: ScimError, n: usize) -> ScimError {
-    e.detail = format!("operation {n}: {}", e.detail);
-    e
+fn at_operation(e: ScimError, n: usize) -> ScimError {
+    ScimError::new(
+        e.status,
+        e.scim_type,
+        format!("operation {n}: {}", e.detail),
+    )
 }
 
 /// Parses a PATCH path (RFC 7644 §3.5.2, `PATH = attrPath / valuePath [subAttr]`).

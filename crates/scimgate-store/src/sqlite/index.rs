@@ -284,18 +284,55 @@ pub fn write_rows(
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
+    // Wanted rows by key, so that matching each stored row costs O(1), not a scan: a
+    // resource may have thousands of values, and this runs in the single writer.
+    let mut by_key: HashMap<HashKey, Vec<usize>> = HashMap::with_capacity(wanted.len());
+    for (i, key) in wanted.iter().enumerate() {
+        by_key.entry(hash_key(key)).or_default().push(i);
+    }
+    let mut kept = vec![false; wanted.len()];
     let mut delete = conn.prepare_cached("DELETE FROM attr_index WHERE rowid = ?1")?;
     for (rowid, row) in &found {
-        match wanted.iter().position(|w| w == row) {
-            Some(i) => {
-                wanted.swap_remove(i);
-            }
+        let same = by_key
+            .get_mut(&hash_key(row))
+            .and_then(|positions| positions.pop());
+        match same {
+            Some(i) => kept[i] = true,
             None => {
                 delete.execute([rowid])?;
             }
         }
     }
-    insert_keys(conn, tenant, seq, wanted)
+    let fresh = wanted
+        .drain(..)
+        .zip(kept)
+        .filter_map(|(key, kept)| (!kept).then_some(key))
+        .collect();
+    insert_keys(conn, tenant, seq, fresh)
+}
+
+/// A row key that can be hashed: SQLite's REAL is compared by its bits, as the stored value
+/// is the same bits that were written.
+type HashKey = (i64, i64, Option<String>, Option<NumKey>);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum NumKey {
+    Null,
+    Integer(i64),
+    Real(u64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+fn hash_key((path, elem, text, num): &RowKey) -> HashKey {
+    let num = num.as_ref().map(|v| match v {
+        SqlValue::Null => NumKey::Null,
+        SqlValue::Integer(i) => NumKey::Integer(*i),
+        SqlValue::Real(f) => NumKey::Real(f.to_bits()),
+        SqlValue::Text(t) => NumKey::Text(t.clone()),
+        SqlValue::Blob(b) => NumKey::Blob(b.clone()),
+    });
+    (*path, *elem, text.clone(), num)
 }
 
 /// Migration 2's hook: registers paths and indexes every resource already stored.

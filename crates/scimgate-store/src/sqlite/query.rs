@@ -4,6 +4,8 @@
 //! `emails[type eq "work" and value eq "x"]` means one email. Values only ever bind as
 //! parameters.
 
+use std::collections::HashMap;
+
 use rusqlite::Connection;
 use rusqlite::types::Value as SqlValue;
 use scimgate_model::ResourceType;
@@ -17,11 +19,14 @@ use crate::error::StoreError;
 
 pub struct FilterSql<'a> {
     /// For estimating how many rows a comparison matches, to pick what drives an `and`.
-    pub conn: &'a Connection,
-    pub paths: &'a PathIds,
-    pub tenant: &'a str,
-    pub rt: ResourceType,
-    pub args: &'a mut Vec<SqlValue>,
+    conn: &'a Connection,
+    paths: &'a PathIds,
+    tenant: &'a str,
+    rt: ResourceType,
+    args: &'a mut Vec<SqlValue>,
+    /// Estimates already counted, by node address: an `and` chain asks for its left side's
+    /// estimate at every level, which without this costs O(n²) count queries.
+    estimates: HashMap<*const Filter, u64>,
 }
 
 /// Where a path's values live.
@@ -38,7 +43,24 @@ enum Source {
     Meta(&'static str),
 }
 
-impl FilterSql<'_> {
+impl<'a> FilterSql<'a> {
+    pub fn new(
+        conn: &'a Connection,
+        paths: &'a PathIds,
+        tenant: &'a str,
+        rt: ResourceType,
+        args: &'a mut Vec<SqlValue>,
+    ) -> Self {
+        FilterSql {
+            conn,
+            paths,
+            tenant,
+            rt,
+            args,
+            estimates: HashMap::new(),
+        }
+    }
+
     fn bind(&mut self, v: SqlValue) -> String {
         self.args.push(v);
         format!("?{}", self.args.len())
@@ -143,8 +165,19 @@ impl FilterSql<'_> {
         ))
     }
 
-    /// About how many rows `f` matches, counted up to a cap on the index itself.
+    /// About how many rows `f` matches, counted up to a cap on the index itself; each node
+    /// is counted once per query.
     fn estimate(&mut self, f: &Filter) -> Result<u64, StoreError> {
+        let key: *const Filter = f;
+        if let Some(n) = self.estimates.get(&key) {
+            return Ok(*n);
+        }
+        let n = self.count_estimate(f)?;
+        self.estimates.insert(key, n);
+        Ok(n)
+    }
+
+    fn count_estimate(&mut self, f: &Filter) -> Result<u64, StoreError> {
         const CAP: u64 = 1000;
         Ok(match f {
             Filter::And(a, b) => self.estimate(a)?.min(self.estimate(b)?),
@@ -156,13 +189,8 @@ impl FilterSql<'_> {
                 None => u64::MAX,
                 Some((path, pred)) => {
                     let mut args = Vec::new();
-                    let mut scratch = FilterSql {
-                        conn: self.conn,
-                        paths: self.paths,
-                        tenant: self.tenant,
-                        rt: self.rt,
-                        args: &mut args,
-                    };
+                    let mut scratch =
+                        FilterSql::new(self.conn, self.paths, self.tenant, self.rt, &mut args);
                     let atom = scratch.atom(path, pred)?;
                     let sql = format!("SELECT count(*) FROM (SELECT 1 FROM ({atom}) LIMIT {CAP})");
                     let n: i64 = self

@@ -50,6 +50,7 @@ pub fn list(
     tenant: &str,
     rt: ResourceType,
     q: &ListQuery,
+    relation_budget: usize,
 ) -> Result<ListPage, StoreError> {
     // One read transaction, so totalResults and the page agree with each other.
     let snapshot = conn.unchecked_transaction()?;
@@ -80,6 +81,7 @@ pub fn list(
     };
     let mut resources = Vec::new();
     let mut next = None;
+    let mut cut_short = false;
     if count > 0 {
         let order = SortOrder::new(rt, q.sort.as_ref(), paths)?;
         let mut join = String::new();
@@ -120,7 +122,26 @@ pub fn list(
             resources.push(resource?);
             keys.push(key);
         }
-        if offset.is_none() && resources.len() as u64 > count {
+        if q.with_relations {
+            // Members and groups are loaded resource by resource until the budget is
+            // spent; the page then ends there (itemsPerPage says so, and a cursor page
+            // gives the next position), so no page grows with the groups' sizes.
+            let mut carried = 0usize;
+            let mut loaded = 0;
+            while loaded < resources.len() && (loaded == 0 || carried < relation_budget) {
+                let r = &mut resources[loaded];
+                load_relations(conn, tenant, r)?;
+                carried +=
+                    r.members.as_ref().map_or(0, Vec::len) + r.groups.as_ref().map_or(0, Vec::len);
+                loaded += 1;
+            }
+            if loaded < resources.len() {
+                resources.truncate(loaded);
+                keys.truncate(loaded);
+                cut_short = true;
+            }
+        }
+        if offset.is_none() && (cut_short || resources.len() as u64 > count) {
             resources.truncate(count as usize);
             keys.truncate(count as usize);
             if let (Some(last), Some(key)) = (resources.last(), keys.pop()) {
@@ -129,11 +150,6 @@ pub fn list(
                     id: last.id.clone(),
                 });
             }
-        }
-    }
-    if q.with_relations {
-        for r in &mut resources {
-            load_relations(conn, tenant, r)?;
         }
     }
     snapshot.commit()?;
@@ -159,14 +175,7 @@ pub fn where_clause(
     let Some(filter) = filter else {
         return Ok("r.tenant = ?1 AND r.resource_type = ?2".into());
     };
-    let set = FilterSql {
-        conn,
-        paths,
-        tenant,
-        rt,
-        args,
-    }
-    .resources(filter)?;
+    let set = FilterSql::new(conn, paths, tenant, rt, args).resources(filter)?;
     // The unary `+` keeps SQLite from walking the tenant's whole index and probing the
     // set: the filter's own index lookups drive the query, and rows are fetched by rowid.
     Ok(format!(
