@@ -76,6 +76,8 @@ pub struct Config {
     /// Requests one tenant may have in the works at once; unset: three quarters of
     /// `max_requests_in_flight`.
     pub tenant_requests_in_flight: Option<usize>,
+    /// Plugin instances one tenant may run at once (of 128); unset: three quarters.
+    pub plugin_instances_per_tenant: Option<usize>,
     /// How long a request waits for its tenant's share of a busy resource (request slots,
     /// read connections, password hashing) before it is answered 503, in ms.
     pub overload_wait_ms: u64,
@@ -162,9 +164,10 @@ impl Default for Config {
             max_values_per_attribute: 1000,
             max_list_members: 10_000,
             hashing_slots: None,
-            max_requests_in_flight: 256,
+            max_requests_in_flight: 128,
             tenant_requests_in_flight: None,
             overload_wait_ms: 5000,
+            plugin_instances_per_tenant: None,
             workers: None,
             log_level: "info".into(),
             log_format: LogFormat::Text,

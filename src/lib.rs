@@ -2,6 +2,7 @@
 //! `main` and the integration tests both build the server through [`build_state`].
 
 pub mod config;
+pub mod open_files;
 pub mod reload;
 
 use std::sync::{Arc, Weak};
@@ -89,7 +90,12 @@ fn prune_audit_periodically(
 /// Validates and compiles the configured plugins (compiled code cached in the data folder).
 pub fn load_plugins(config: &Config) -> Result<PluginHost, PluginLoadError> {
     let cache = config.data.join("plugin-cache");
-    PluginHost::load_cached(config.plugins.clone(), Some(&cache))
+    Ok(
+        PluginHost::load_cached(config.plugins.clone(), Some(&cache))?.with_instance_share(
+            config.plugin_instances_per_tenant,
+            std::time::Duration::from_millis(config.overload_wait_ms.max(1)),
+        ),
+    )
 }
 
 pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError> {
@@ -101,7 +107,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
     options.read_connections = config.read_connections;
     options.tenant_read_share = config.tenant_read_share();
     options.query_timeout = std::time::Duration::from_millis(config.query_timeout_ms.max(1));
-    options.pool_timeout = std::time::Duration::from_millis(config.overload_wait_ms.max(1));
+    options.share_wait = std::time::Duration::from_millis(config.overload_wait_ms.max(1));
     options.list_relation_budget = config.max_list_members.max(1);
     let store = SqliteStore::open(&options, clock.clone())?;
     // Plugins are validated and compiled now: a bad module stops the start, named. The

@@ -670,3 +670,49 @@ fn a_slow_body_gets_408_and_sigterm_lets_in_flight_requests_finish() {
     );
     assert_eq!((status, list["totalResults"].clone()), (200, json!(1)));
 }
+
+/// Sends one keep-alive GET on a fresh connection and reports whether the server closed
+/// the connection after answering (read gives end of file within two seconds).
+fn closed_after_one_request(base: &str, path: &str, token: Option<&str>) -> (String, bool) {
+    use std::io::{Read as _, Write as _};
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}\r\n").expect("write");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(_) => break false,
+        }
+    };
+    let text = String::from_utf8_lossy(&seen);
+    (text.lines().next().unwrap_or_default().to_owned(), closed)
+}
+
+/// Issue 10, defect 8: idle keep-alive connections from unauthenticated requests once
+/// held file descriptors for 75 s each until the server ran out of them. A connection
+/// whose request carried no valid token is now closed after the answer; an authenticated
+/// one stays open for the next request.
+#[test]
+fn unauthenticated_connections_are_not_kept_alive() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let (status, closed) = closed_after_one_request(&server.base, "/healthz", None);
+    assert!(status.contains("200"), "{status}");
+    assert!(closed, "the health probe's connection was kept open");
+    let (status, closed) = closed_after_one_request(&server.base, "/scim/v2/Users", Some("nope"));
+    assert!(status.contains("401"), "{status}");
+    assert!(closed, "a refused token's connection was kept open");
+    let t = token(dir.path(), &[]);
+    let (status, closed) = closed_after_one_request(&server.base, "/scim/v2/Users", Some(&t));
+    assert!(status.contains("200"), "{status}");
+    assert!(
+        !closed,
+        "an authenticated client lost its keep-alive connection"
+    );
+}

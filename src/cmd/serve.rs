@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use scimgate::build;
 use scimgate::config::FlagOverrides;
+use scimgate::open_files;
 use scimgate::reload::{ConfigSource, PluginReloader, Trigger};
 use scimgate_http::build_app;
 use scimgate_model::SystemClock;
@@ -38,6 +39,20 @@ pub fn serve(args: ServeArgs) -> CliResult {
     let (reload, reload_thread) =
         PluginReloader::new(source, config.clone(), built.plugins).spawn(poll)?;
     let sighup = reload.clone();
+    let workers = config
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let reserve = open_files::reserved(config.read_connections);
+    let cap = open_files::raise_and_cap(config.max_connections, workers, reserve);
+    if cap.per_worker < config.max_connections {
+        tracing::info!(
+            configured = config.max_connections,
+            per_worker = cap.per_worker,
+            open_files_limit = cap.open_files,
+            "max_connections lowered to fit the open-files limit"
+        );
+    }
+    open_files::watch(cap, reserve);
     tracing::info!(listen = %config.listen, data = %config.data.display(), "scimgate starting");
     actix_web::rt::System::new().block_on(async move {
         reload_on_sighup(sighup);
@@ -45,12 +60,10 @@ pub fn serve(args: ServeArgs) -> CliResult {
             .client_request_timeout(Duration::from_secs(config.header_timeout_secs))
             .client_disconnect_timeout(Duration::from_secs(5))
             .keep_alive(Duration::from_secs(config.keep_alive_secs))
-            .max_connections(config.max_connections)
+            .max_connections(cap.per_worker)
             // On SIGTERM: stop accepting, give in-flight requests this long to finish.
             .shutdown_timeout(30);
-        if let Some(workers) = config.workers {
-            server = server.workers(workers);
-        }
+        server = server.workers(workers);
         server = match &tls {
             Some(tls) => server.bind_rustls_0_23(&config.listen, tls.clone())?,
             None => server.bind(&config.listen)?,

@@ -1,11 +1,13 @@
 //! HTTP behaviour of scimgate, driven through the real actix app on a real SQLite file.
 
+mod abuse;
 mod audit;
 mod auth;
 mod common;
 mod discovery;
 mod errors;
 mod example_plugins;
+mod fuzz;
 mod groups;
 mod idp_flows;
 mod limits;

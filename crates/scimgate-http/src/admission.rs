@@ -6,16 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
-use actix_web::{HttpMessage, web};
 use scimgate_limits::Busy;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-use crate::auth::Principal;
-use crate::error::ApiError;
-use crate::state::AppState;
 
 /// Request slots: `total` in all, at most `per_tenant` for one tenant; a request waits up
 /// to `wait` for its slot (asynchronously: a waiting request holds no thread).
@@ -44,7 +36,7 @@ impl Admission {
     }
 
     /// Waits for a slot of `tenant`'s share, then for one of the whole; 503 past the wait.
-    pub async fn enter(&self, tenant: &str) -> Result<Admitted, ApiError> {
+    pub async fn enter(&self, tenant: &str) -> Result<Admitted, Busy> {
         let started = Instant::now();
         let mine = {
             let mut tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
@@ -54,12 +46,10 @@ impl Admission {
                     .or_insert_with(|| Arc::new(Semaphore::new(self.per_tenant))),
             )
         };
-        let busy = |for_tenant| {
-            ApiError::Overloaded(Busy {
-                what: "request",
-                for_tenant,
-                waited_ms: started.elapsed().as_millis(),
-            })
+        let busy = |for_tenant| Busy {
+            what: "request",
+            for_tenant,
+            waited_ms: started.elapsed().as_millis(),
         };
         let tenant_permit = tokio::time::timeout(self.wait, mine.acquire_owned())
             .await
@@ -77,24 +67,6 @@ impl Admission {
     }
 }
 
-/// Holds the request's slot while the handler runs; authenticated requests only (the
-/// others are refused before any work is done).
-pub async fn middleware(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let (Some(state), Some(principal)) = (
-        req.app_data::<web::Data<AppState>>().cloned(),
-        req.extensions().get::<Principal>().cloned(),
-    ) else {
-        return Ok(next.call(req).await?.map_into_boxed_body());
-    };
-    let admitted = state.admission.enter(&principal.tenant).await?;
-    let resp = next.call(req).await?.map_into_boxed_body();
-    drop(admitted);
-    Ok(resp)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,8 +77,8 @@ mod tests {
         let _a1 = admission.enter("a").await.expect("first");
         let _a2 = admission.enter("a").await.expect("second");
         match admission.enter("a").await {
-            Err(ApiError::Overloaded(busy)) => assert_eq!(busy.for_tenant, " for this tenant"),
-            other => panic!("expected 503, got {:?}", other.map(|_| ())),
+            Err(busy) => assert_eq!(busy.for_tenant, " for this tenant"),
+            Ok(_) => panic!("expected the tenant's share to be used up"),
         }
         let _b = admission.enter("b").await.expect("other tenant enters");
     }

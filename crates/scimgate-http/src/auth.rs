@@ -194,6 +194,14 @@ pub struct Principal {
     pub jti: Option<String>,
 }
 
+/// The app state and the principal of a request that passed authentication; `None` for
+/// one that did not (middleware inside `middleware` lets those through untouched).
+pub fn authenticated(req: &ServiceRequest) -> Option<(web::Data<AppState>, Principal)> {
+    let state = req.app_data::<web::Data<AppState>>().cloned()?;
+    let principal = req.extensions().get::<Principal>().cloned()?;
+    Some((state, principal))
+}
+
 /// Authenticates every request under `/scim/v2` and checks the scope its method needs.
 pub async fn middleware(
     req: ServiceRequest,

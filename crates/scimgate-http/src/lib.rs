@@ -9,6 +9,7 @@ mod body;
 mod discovery;
 mod error;
 mod etag;
+mod gate;
 mod health;
 mod keys;
 mod list;
@@ -74,7 +75,7 @@ pub fn build_app(
             // tenant's allowlist (in auth), the per-token limit, and the tenant's share of
             // the requests being worked on.
             web::scope("/scim/v2")
-                .wrap(from_fn(admission::middleware))
+                .wrap(from_fn(gate::middleware))
                 .wrap(from_fn(rate_limit::after_auth))
                 .wrap(from_fn(auth::middleware))
                 .wrap(from_fn(audit::middleware))

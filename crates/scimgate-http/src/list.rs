@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use crate::auth::Principal;
 use crate::body::read_json;
 use crate::error::ApiError;
-use crate::render::{resource_json, scim_base, scim_json};
+use crate::render::{resource_json, scim_base, scim_json_text};
 use crate::resources::blocking;
 use crate::state::AppState;
 
@@ -184,11 +184,14 @@ fn sort_order(v: Option<&str>) -> Result<bool, ScimError> {
     }
 }
 
-/// The relation a list reads only when it will be shown.
-fn relation(rt: ResourceType) -> &'static str {
+/// Whether a list reads the related side. A group's members only when `attributes` names
+/// them (as Entra expects: a list of groups is for finding groups, and a member list can
+/// be a hundred thousand long); a user's groups whenever they will be shown. Either way
+/// the store caps how many related values one page carries.
+fn with_relations(rt: ResourceType, projection: &Projection) -> bool {
     match rt {
-        ResourceType::Group => "members",
-        ResourceType::User => "groups",
+        ResourceType::Group => projection.names("members"),
+        ResourceType::User => projection.wants("groups"),
     }
 }
 
@@ -250,7 +253,7 @@ fn prepare(
         filter,
         sort,
         page,
-        with_relations: projection.wants(relation(rt)),
+        with_relations: with_relations(rt, &projection),
     };
     Ok(Prepared {
         query,
@@ -305,24 +308,23 @@ fn decode_cursor(c: &str, fingerprint: &str) -> Result<Position, ScimError> {
     })
 }
 
-/// Runs one list for one type and renders the ListResponse.
+/// Runs one list for one type and renders the ListResponse, both on a blocking thread: a
+/// page of large resources is megabytes of JSON, which must not stall an async worker.
 async fn list_one(
     state: web::Data<AppState>,
     tenant: String,
     rt: ResourceType,
     search: Search,
     base: String,
-) -> Result<Value, ApiError> {
-    let prepared = prepare(&state, &tenant, rt, &search)?;
+) -> Result<String, ApiError> {
     let store = state.store.clone();
-    let query = prepared.query.clone();
-    let page = blocking(move || Ok(store.list(&tenant, rt, &query)?)).await?;
-    Ok(list_response(
-        &page,
-        &prepared,
-        &base,
-        search.cursor.is_some(),
-    ))
+    blocking(move || {
+        let prepared = prepare(&state, &tenant, rt, &search)?;
+        let page = store.list(&tenant, rt, &prepared.query)?;
+        let body = list_response(&page, &prepared, &base, search.cursor.is_some());
+        Ok(body.to_string())
+    })
+    .await
 }
 
 fn render_all(page: &ListPage, projection: &Projection, base: &str) -> Vec<Value> {
@@ -369,7 +371,7 @@ pub async fn list(
     let search = Search::from_query(&query)?;
     let base = scim_base(&req, &state.settings);
     let body = list_one(state, principal.tenant, **rt, search, base).await?;
-    Ok(scim_json(StatusCode::OK, &body))
+    Ok(scim_json_text(StatusCode::OK, body))
 }
 
 /// `POST /Users/.search`, `POST /Groups/.search`.
@@ -384,7 +386,7 @@ pub async fn search(
     let search = Search::from_body(&body)?;
     let base = scim_base(&req, &state.settings);
     let out = list_one(state, principal.tenant, **rt, search, base).await?;
-    Ok(scim_json(StatusCode::OK, &out))
+    Ok(scim_json_text(StatusCode::OK, out))
 }
 
 /// `POST /.search`: every resource type at once, Users first, then Groups, each in the
@@ -404,12 +406,25 @@ pub async fn search_all(
         )
         .into());
     }
+    let base = scim_base(&req, &state.settings);
+    let tenant = principal.tenant;
+    let body = blocking(move || search_all_types(&state, &tenant, &search, &base)).await?;
+    Ok(scim_json_text(StatusCode::OK, body))
+}
+
+/// The whole of `POST /.search`, on a blocking thread: prepare, read and render.
+fn search_all_types(
+    state: &AppState,
+    tenant: &str,
+    search: &Search,
+    base: &str,
+) -> Result<String, ApiError> {
     // A filter or sortBy that names an attribute one type lacks leaves that type out; if
     // no type accepts it, the first type's error explains why.
     let mut prepared = Vec::new();
     let mut first_error = None;
     for rt in ResourceType::ALL {
-        match prepare(&state, &principal.tenant, rt, &search) {
+        match prepare(state, tenant, rt, search) {
             Ok(p) => prepared.push((rt, p)),
             Err(e) => {
                 first_error.get_or_insert(e);
@@ -422,57 +437,34 @@ pub async fn search_all(
             ApiError::from,
         ));
     }
-    let base = scim_base(&req, &state.settings);
     let (start_index, count) = match prepared[0].1.query.page {
         Page::Index { start_index, count } => (start_index, count),
         Page::Cursor { count, .. } => (1, count),
     };
-    let store = state.store.clone();
-    let tenant = principal.tenant;
-    let plan: Vec<(ResourceType, ListQuery)> = prepared
-        .iter()
-        .map(|(rt, p)| (*rt, p.query.clone()))
-        .collect();
-    let pages = blocking(move || {
-        // Skip `start_index - 1` resources across the types in order, then take `count`.
-        let mut skip = start_index - 1;
-        let mut want = count;
-        let mut out = Vec::new();
-        let mut total = 0;
-        for (rt, mut q) in plan {
-            q.page = Page::Index {
-                start_index: skip + 1,
-                count: want,
-            };
-            let page = store.list(&tenant, rt, &q)?;
-            let type_total = page.total_results.unwrap_or(0);
-            total += type_total;
-            skip = skip.saturating_sub(type_total);
-            want -= page.resources.len() as u64;
-            out.push((rt, page));
-        }
-        Ok((total, out))
-    })
-    .await?;
-    let (total, pages) = pages;
+    // Skip `start_index - 1` resources across the types in order, then take `count`.
+    let mut skip = start_index - 1;
+    let mut want = count;
+    let mut total = 0;
     let mut resources = Vec::new();
-    for (rt, page) in &pages {
-        let projection = &prepared
-            .iter()
-            .find(|(t, _)| t == rt)
-            .map(|(_, p)| &p.projection);
-        if let Some(projection) = projection {
-            resources.extend(render_all(page, projection, &base));
-        }
+    for (rt, p) in &prepared {
+        let mut q = p.query.clone();
+        q.page = Page::Index {
+            start_index: skip + 1,
+            count: want,
+        };
+        let page = state.store.list(tenant, *rt, &q)?;
+        let type_total = page.total_results.unwrap_or(0);
+        total += type_total;
+        skip = skip.saturating_sub(type_total);
+        want -= page.resources.len() as u64;
+        resources.extend(render_all(&page, &p.projection, base));
     }
-    Ok(scim_json(
-        StatusCode::OK,
-        &json!({
-            "schemas": [LIST_RESPONSE],
-            "totalResults": total,
-            "itemsPerPage": resources.len(),
-            "startIndex": start_index,
-            "Resources": resources,
-        }),
-    ))
+    Ok(json!({
+        "schemas": [LIST_RESPONSE],
+        "totalResults": total,
+        "itemsPerPage": resources.len(),
+        "startIndex": start_index,
+        "Resources": resources,
+    })
+    .to_string())
 }

@@ -15,10 +15,9 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Principal;
 use crate::state::AppState;
 
 /// A sustained rate and the burst allowed above it.
@@ -226,10 +225,7 @@ pub async fn after_auth(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let (Some(state), Some(principal)) = (
-        req.app_data::<web::Data<AppState>>().cloned(),
-        req.extensions().get::<Principal>().cloned(),
-    ) else {
+    let Some((state, principal)) = crate::auth::authenticated(&req) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let entry = state

@@ -93,6 +93,14 @@ pub fn resource_json(r: &StoredResource, base: &str) -> Map<String, Value> {
     out
 }
 
+/// A resource's JSON text, projected: what a response carries. A group of many members is
+/// megabytes, so callers with large resources run this on a blocking thread.
+pub fn resource_text(r: &StoredResource, base: &str, projection: &Projection) -> String {
+    let mut body = resource_json(r, base);
+    projection.apply(&mut body);
+    Value::Object(body).to_string()
+}
+
 /// A single-resource response with `ETag` (and `Location` on 201).
 pub fn resource_response(
     status: StatusCode,
@@ -100,22 +108,36 @@ pub fn resource_response(
     base: &str,
     projection: &Projection,
 ) -> HttpResponse {
-    let mut body = resource_json(r, base);
-    projection.apply(&mut body);
+    let body = resource_text(r, base, projection);
+    resource_response_text(status, r, base, body)
+}
+
+/// Like [`resource_response`], with the body already rendered.
+pub fn resource_response_text(
+    status: StatusCode,
+    r: &StoredResource,
+    base: &str,
+    body: String,
+) -> HttpResponse {
     let mut resp = HttpResponse::build(status);
     resp.insert_header((header::CONTENT_TYPE, SCIM_JSON))
         .insert_header((header::ETAG, etag(r.version)));
     if status == StatusCode::CREATED {
         resp.insert_header((header::LOCATION, location(base, r.resource_type, &r.id)));
     }
-    resp.body(Value::Object(body).to_string())
+    resp.body(body)
 }
 
 /// Any other SCIM JSON document.
 pub fn scim_json(status: StatusCode, body: &Value) -> HttpResponse {
+    scim_json_text(status, body.to_string())
+}
+
+/// A SCIM JSON document already serialised (off the async workers, for large ones).
+pub fn scim_json_text(status: StatusCode, body: String) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((header::CONTENT_TYPE, SCIM_JSON))
-        .body(body.to_string())
+        .body(body)
 }
 
 /// Parses the projection parameters of a request for `rt`.

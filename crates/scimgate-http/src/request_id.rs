@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix_web::web;
+use actix_web::http::ConnectionType;
+use actix_web::{HttpMessage, web};
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -12,6 +13,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use tracing::Instrument;
 
+use crate::auth::Principal;
 use crate::error::REQUEST_ID;
 use crate::state::AppState;
 
@@ -47,6 +49,13 @@ pub async fn middleware(
         .scope(id.clone(), next.call(req).instrument(span.clone()))
         .await?
         .map_into_boxed_body();
+    // A connection that never authenticated (a health probe, a refused token) is not kept
+    // open for the keep-alive time: idle file descriptors are what exhaust a server first.
+    if resp.request().extensions().get::<Principal>().is_none() {
+        resp.response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+    }
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut()
             .insert(HeaderName::from_static(HEADER), v);

@@ -10,7 +10,9 @@ use crate::body::read_json;
 use crate::error::{ApiError, method_not_allowed};
 use crate::etag::{Precondition, etag};
 use crate::list::{QueryParams, list, search};
-use crate::render::{projection, resource_response, scim_base};
+use crate::render::{
+    projection, resource_response, resource_response_text, resource_text, scim_base,
+};
 use crate::state::AppState;
 use crate::write_path;
 
@@ -84,24 +86,27 @@ async fn get(
     let with_relations = projection.wants(relation);
     let (store, id) = (state.store.clone(), id.into_inner());
     let tenant = principal.tenant;
-    let found = blocking(move || {
-        store
+    let not_modified = Precondition::if_none_match(&req);
+    let base = scim_base(&req, &state.settings);
+    let render_base = base.clone();
+    // Read and render on a blocking thread: a group with its members can be megabytes.
+    let (found, body) = blocking(move || {
+        let found = store
             .get(&tenant, rt, &id, with_relations)?
-            .ok_or_else(|| StoreError::NotFound(rt, id).into())
+            .ok_or_else(|| ApiError::from(StoreError::NotFound(rt, id)))?;
+        if not_modified.is_some_and(|p| p.matches(found.version)) {
+            return Ok((found, None));
+        }
+        let body = resource_text(&found, &render_base, &projection);
+        Ok((found, Some(body)))
     })
     .await?;
-    if Precondition::if_none_match(&req).is_some_and(|p| p.matches(found.version)) {
+    let Some(body) = body else {
         return Ok(HttpResponse::NotModified()
             .insert_header((header::ETAG, etag(found.version)))
             .finish());
-    }
-    let base = scim_base(&req, &state.settings);
-    Ok(resource_response(
-        StatusCode::OK,
-        &found,
-        &base,
-        &projection,
-    ))
+    };
+    Ok(resource_response_text(StatusCode::OK, &found, &base, body))
 }
 
 async fn create(

@@ -95,6 +95,15 @@ impl Projection {
         }
     }
 
+    /// Whether `attributes` named the top-level attribute `name` (or one of its
+    /// sub-attributes): lists carry a group's members only when asked so.
+    pub fn names(&self, name: &str) -> bool {
+        match &self.mode {
+            Mode::Include(sel) => sel.iter().any(|s| s[0] == name),
+            Mode::Default | Mode::Exclude(_) => false,
+        }
+    }
+
     pub fn apply(&self, resource: &mut Map<String, Value>) {
         // `returned: never` goes whatever was asked; `request` unless it was named.
         exclude(resource, &self.never, &[]);

@@ -170,6 +170,18 @@ impl PluginHost {
         })
     }
 
+    /// Sets how many instances one tenant may run at once (unset: three quarters of the
+    /// pool) and how long a call waits for one before it is refused as overload.
+    pub fn with_instance_share(mut self, per_tenant: Option<usize>, wait: Duration) -> Self {
+        self.instances = FairSlots::new(
+            "plugin instance",
+            POOL_INSTANCES,
+            per_tenant.unwrap_or(TENANT_INSTANCES),
+            wait,
+        );
+        self
+    }
+
     pub fn specs(&self) -> impl Iterator<Item = &PluginSpec> {
         self.plugins.iter().map(|p| &p.spec)
     }

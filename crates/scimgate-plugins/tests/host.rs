@@ -191,3 +191,57 @@ fn compiled_code_is_cached_and_reused() {
         Ok(Decision::Reject { .. })
     ));
 }
+
+/// Issue 10, defect 4: one tenant's calls once took every pooled instance and another
+/// tenant's plugins failed (and failed open). A tenant past its share is refused as
+/// overload, which is not the plugin's failure; the other tenant's call runs.
+#[test]
+fn a_tenant_past_its_instance_share_is_refused_as_overload_while_others_run() {
+    let mut s = spec("loop");
+    s.limits.deadline_ms = 300;
+    let host = std::sync::Arc::new(
+        PluginHost::load(vec![s])
+            .expect("loads")
+            .with_instance_share(Some(1), std::time::Duration::from_millis(10)),
+    );
+    let running = {
+        let host = std::sync::Arc::clone(&host);
+        std::thread::spawn(move || {
+            let (resource, config) = (json!({"userName": "u"}), json!({}));
+            host.call(0, &input(&resource, &config))
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let (resource, config) = (json!({"userName": "u"}), json!({}));
+    let refused = host.call(0, &input(&resource, &config));
+    match &refused {
+        Err(failure) => assert!(failure.is_overload(), "{failure}"),
+        Ok(d) => panic!("expected overload, got {d:?}"),
+    }
+    let mut other = input(&resource, &config);
+    other.tenant = "other";
+    let ran = host.call(0, &other);
+    assert_eq!(ran, Err(CallFailure::Deadline(300)));
+    assert_eq!(
+        running.join().expect("thread"),
+        Err(CallFailure::Deadline(300))
+    );
+}
+
+/// The deadline counts the plugin's own CPU time: a call that waits for a core while the
+/// machine is busy is not cut short for the waiting. (Wall time still bounds a call, at
+/// twenty times its deadline.)
+#[test]
+fn the_deadline_is_measured_in_cpu_time() {
+    let mut s = spec("loop");
+    s.limits.deadline_ms = 100;
+    let host = PluginHost::load(vec![s]).expect("loads");
+    let (resource, config) = (json!({"userName": "u"}), json!({}));
+    let started = Instant::now();
+    assert_eq!(
+        host.call(0, &input(&resource, &config)),
+        Err(CallFailure::Deadline(100))
+    );
+    // On an idle core CPU time and wall time agree: the loop ran about its deadline.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(100));
+}

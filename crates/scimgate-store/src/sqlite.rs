@@ -2,7 +2,7 @@
 //! [`Writer`]; reads through a pool of read-only connections.
 
 mod index;
-mod query;
+pub(crate) mod query;
 pub(crate) mod read;
 mod write;
 
@@ -49,6 +49,8 @@ pub struct SqliteOptions {
     pub max_batch: usize,
     /// Read connections one tenant may hold at once; the rest stay free for the others.
     pub tenant_read_share: u32,
+    /// How long a read waits for its tenant's share of the connections before 503.
+    pub share_wait: Duration,
     /// Longest a read query may run before it is stopped (an expensive filter).
     pub query_timeout: Duration,
     /// Most related values (group members, user groups) one list page carries: a page
@@ -65,6 +67,7 @@ impl SqliteOptions {
             busy_timeout: Duration::from_secs(5),
             max_batch: 256,
             tenant_read_share: 6,
+            share_wait: Duration::from_secs(5),
             query_timeout: Duration::from_secs(5),
             list_relation_budget: 10_000,
         }
@@ -141,7 +144,7 @@ impl SqliteStore {
                 "read connection",
                 size,
                 options.tenant_read_share as usize,
-                options.pool_timeout,
+                options.share_wait,
             ),
             query_timeout: options.query_timeout,
             list_relation_budget: options.list_relation_budget,
@@ -189,9 +192,9 @@ impl SqliteStore {
         let _slot = self.read_slots.acquire(tenant)?;
         let conn = self.reader()?;
         let deadline = std::time::Instant::now() + self.query_timeout;
-        // Checked every few thousand virtual-machine steps: cheap, and fine-grained enough
+        // Checked every thousand virtual-machine steps: cheap, and fine-grained enough
         // that a stopped query overruns its deadline by microseconds.
-        conn.progress_handler(4096, Some(move || std::time::Instant::now() > deadline))?;
+        conn.progress_handler(1000, Some(move || std::time::Instant::now() > deadline))?;
         let result = f(&conn);
         // The connection goes back to the pool; the next read sets its own deadline.
         let _ = conn.progress_handler(0, None::<fn() -> bool>);

@@ -27,6 +27,8 @@ pub struct FilterSql<'a> {
     /// Estimates already counted, by node address: an `and` chain asks for its left side's
     /// estimate at every level, which without this costs O(n²) count queries.
     estimates: HashMap<*const Filter, u64>,
+    /// Count queries run to estimate, for the test that planning is linear.
+    pub(crate) estimate_queries: usize,
 }
 
 /// Where a path's values live.
@@ -58,6 +60,7 @@ impl<'a> FilterSql<'a> {
             rt,
             args,
             estimates: HashMap::new(),
+            estimate_queries: 0,
         }
     }
 
@@ -192,6 +195,7 @@ impl<'a> FilterSql<'a> {
                     let mut scratch =
                         FilterSql::new(self.conn, self.paths, self.tenant, self.rt, &mut args);
                     let atom = scratch.atom(path, pred)?;
+                    self.estimate_queries += 1;
                     let sql = format!("SELECT count(*) FROM (SELECT 1 FROM ({atom}) LIMIT {CAP})");
                     let n: i64 = self
                         .conn

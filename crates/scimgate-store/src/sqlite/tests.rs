@@ -592,3 +592,81 @@ fn rewritten_index_rows_equal_those_of_a_fresh_write() {
         "no stale row answers for the old title"
     );
 }
+
+/// Issue 10, defect 9: every `and` asked for its left side's estimate again, so a chain of
+/// n terms cost O(n²) count queries. Each comparison is now counted once.
+#[test]
+fn planning_an_and_chain_counts_each_term_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    s.create("t", user("a")).expect("create");
+    let terms: Vec<String> = (0..100).map(|i| format!("userName eq \"u{i}\"")).collect();
+    let f = scimgate_model::filter::parse(ResourceType::User, &terms.join(" and ")).expect("parse");
+    let conn = s.reader().expect("reader");
+    let mut args = Vec::new();
+    let mut sql = query::FilterSql::new(&conn, &s.paths, "t", ResourceType::User, &mut args);
+    sql.resources(&f).expect("compile");
+    assert!(
+        sql.estimate_queries <= 100,
+        "{} count queries",
+        sql.estimate_queries
+    );
+}
+
+/// A read that runs past the query deadline is stopped by SQLite and named as such.
+#[test]
+fn a_read_past_its_deadline_is_stopped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = SqliteOptions::new(dir.path().join("s.db"));
+    options.query_timeout = std::time::Duration::ZERO;
+    let s = SqliteStore::open(&options, Arc::new(SystemClock)).expect("open");
+    s.import("t", (0..2000).map(|i| user(&format!("u{i}"))).collect())
+        .expect("import");
+    let got = s.list(
+        "t",
+        ResourceType::User,
+        &filter(ResourceType::User, "userName co \"9\""),
+    );
+    assert!(matches!(got, Err(StoreError::QueryTimeout(_))), "{got:?}");
+}
+
+/// One tenant holding its whole share of the read connections leaves the others theirs.
+#[test]
+fn a_tenant_cannot_hold_every_read_connection() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = SqliteOptions::new(dir.path().join("s.db"));
+    options.read_connections = 2;
+    options.tenant_read_share = 1;
+    options.share_wait = std::time::Duration::from_millis(10);
+    let s = Arc::new(SqliteStore::open(&options, Arc::new(SystemClock)).expect("open"));
+    let id = s.create("a", user("x")).expect("create").id;
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let s = Arc::clone(&s);
+        thread::spawn(move || {
+            s.read("a", |_| {
+                held_tx.send(()).expect("send");
+                release_rx.recv().expect("release");
+                Ok(())
+            })
+        })
+    };
+    held_rx.recv().expect("held");
+    assert!(matches!(
+        s.get("a", ResourceType::User, &id, false),
+        Err(StoreError::Busy(_))
+    ));
+    assert!(
+        s.get("b", ResourceType::User, &id, false)
+            .expect("b reads")
+            .is_none()
+    );
+    release_tx.send(()).expect("release");
+    holder.join().expect("thread").expect("read");
+    assert!(
+        s.get("a", ResourceType::User, &id, false)
+            .expect("a reads")
+            .is_some()
+    );
+}

@@ -1,0 +1,28 @@
+//! The admission gate on `/scim/v2`: each authenticated request holds its place among its
+//! tenant's share of the requests in the works (see `admission`) until its answer is ready.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+
+use crate::auth::authenticated;
+use crate::error::ApiError;
+
+/// Holds the request's slot while the handler runs; authenticated requests only (the
+/// others are refused before any work is done).
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some((state, principal)) = authenticated(&req) else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let admitted = state
+        .admission
+        .enter(&principal.tenant)
+        .await
+        .map_err(ApiError::Overloaded)?;
+    let resp = next.call(req).await?.map_into_boxed_body();
+    drop(admitted);
+    Ok(resp)
+}

@@ -1,0 +1,99 @@
+//! Open files: the soft `RLIMIT_NOFILE` raised to the hard limit at start, the connection
+//! cap derived from it (leaving room for the database, plugins and logs), and a warning
+//! when open connections reach that cap.
+
+use std::time::{Duration, Instant};
+
+/// Files the server keeps open besides client connections: the database (file, WAL and
+/// shared memory per connection), plugin code, the log, listeners and the event loop.
+pub fn reserved(read_connections: u32) -> u64 {
+    64 + 3 * (u64::from(read_connections) + 2)
+}
+
+/// The connection cap in force: at most `configured` per worker, and no more in all than
+/// the open-files limit leaves after `reserve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionCap {
+    pub per_worker: usize,
+    pub workers: usize,
+    /// The soft open-files limit after raising it.
+    pub open_files: u64,
+}
+
+impl ConnectionCap {
+    pub fn total(&self) -> usize {
+        self.per_worker * self.workers
+    }
+}
+
+/// Raises the soft limit as far as the hard limit allows, then sizes the cap.
+pub fn raise_and_cap(configured: usize, workers: usize, reserve: u64) -> ConnectionCap {
+    let open_files = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-files limit");
+            rlimit::Resource::NOFILE
+                .get()
+                .map_or(1024, |(soft, _)| soft)
+        }
+    };
+    cap(configured, workers, reserve, open_files)
+}
+
+pub fn cap(configured: usize, workers: usize, reserve: u64, open_files: u64) -> ConnectionCap {
+    let workers = workers.max(1);
+    let room = open_files.saturating_sub(reserve).max(workers as u64);
+    let per_worker = usize::try_from(room / workers as u64)
+        .unwrap_or(usize::MAX)
+        .clamp(1, configured.max(1));
+    ConnectionCap {
+        per_worker,
+        workers,
+        open_files,
+    }
+}
+
+/// Counts open files every two seconds and warns, at most once a minute, while they are at
+/// the cap: new connections then wait in the listen queue until others close.
+pub fn watch(cap: ConnectionCap, reserve: u64) {
+    let limit = cap.total() as u64 + reserve;
+    let spawned = std::thread::Builder::new()
+        .name("scimgate-open-files".into())
+        .spawn(move || {
+            let mut last_warning: Option<Instant> = None;
+            loop {
+                std::thread::sleep(Duration::from_secs(2));
+                let Ok(open) = std::fs::read_dir("/proc/self/fd").map(Iterator::count) else {
+                    return;
+                };
+                let at_cap = open as u64 + reserve / 2 >= limit.min(cap.open_files);
+                if at_cap && last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                    tracing::warn!(
+                        open_files = open,
+                        connection_cap = cap.total(),
+                        open_files_limit = cap.open_files,
+                        "connection cap reached: new connections wait until others close"
+                    );
+                    last_warning = Some(Instant::now());
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the open-files watch");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_leaves_the_reserve_free() {
+        // 256 open files, 2 workers, 94 reserved: 81 connections per worker, not 10,000.
+        assert_eq!(cap(10_000, 2, 94, 256).per_worker, 81);
+        // A generous limit leaves the configured cap as it is.
+        assert_eq!(cap(10_000, 2, 94, 1 << 20).per_worker, 10_000);
+        // Never zero.
+        assert_eq!(cap(10_000, 4, 500, 100).per_worker, 1);
+    }
+}
