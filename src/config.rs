@@ -69,14 +69,17 @@ pub struct Config {
     pub max_values_per_attribute: usize,
     /// Most group members (or user groups) one list page carries; the page ends early.
     pub max_list_members: usize,
+    /// Most bytes of stored resources (and member names) one list page carries; likewise.
+    pub max_page_bytes: usize,
     /// Passwords hashed at once (19 MiB each); unset: one per CPU core.
     pub hashing_slots: Option<usize>,
     /// Requests being worked on at once, all tenants together.
     pub max_requests_in_flight: usize,
-    /// Requests one tenant may have in the works at once; unset: three quarters of
-    /// `max_requests_in_flight`.
+    /// Requests one tenant may have in the works at once; unset: 16 (at most
+    /// `max_requests_in_flight`). More at once from one tenant only queue on the cores and
+    /// take them from the other tenants.
     pub tenant_requests_in_flight: Option<usize>,
-    /// Plugin instances one tenant may run at once (of 128); unset: three quarters.
+    /// Plugin instances one tenant may run at once (of 128); unset: one per core.
     pub plugin_instances_per_tenant: Option<usize>,
     /// How long a request waits for its tenant's share of a busy resource (request slots,
     /// read connections, password hashing) before it is answered 503, in ms.
@@ -163,6 +166,7 @@ impl Default for Config {
             query_timeout_ms: 5000,
             max_values_per_attribute: 1000,
             max_list_members: 10_000,
+            max_page_bytes: 4 << 20,
             hashing_slots: None,
             max_requests_in_flight: 128,
             tenant_requests_in_flight: None,
@@ -190,9 +194,7 @@ impl Config {
     /// A tenant's share of the requests in flight.
     pub fn tenant_request_share(&self) -> usize {
         let total = self.max_requests_in_flight.max(1);
-        self.tenant_requests_in_flight
-            .unwrap_or((total * 3 / 4).max(1))
-            .clamp(1, total)
+        self.tenant_requests_in_flight.unwrap_or(16).clamp(1, total)
     }
 
     pub fn hashing_slots(&self) -> usize {

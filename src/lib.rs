@@ -9,8 +9,8 @@ use std::sync::{Arc, Weak};
 
 use actix_web::web;
 use scimgate_http::{
-    AccessCache, Admission, AppState, HttpSettings, KeyRing, Metrics, NetworkSettings, Passwords,
-    PluginHook, RateLimits, SigningKey,
+    AccessCache, Admission, AppState, Connections, HttpSettings, KeyRing, Metrics, NetworkSettings,
+    Passwords, PluginHook, RateLimits, SigningKey,
 };
 use scimgate_model::{Clock, SystemClock};
 use scimgate_plugins::{PluginHost, PluginLoadError};
@@ -109,6 +109,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
     options.query_timeout = std::time::Duration::from_millis(config.query_timeout_ms.max(1));
     options.share_wait = std::time::Duration::from_millis(config.overload_wait_ms.max(1));
     options.list_relation_budget = config.max_list_members.max(1);
+    options.page_byte_budget = config.max_page_bytes.max(1);
     let store = SqliteStore::open(&options, clock.clone())?;
     // Plugins are validated and compiled now: a bad module stops the start, named. The
     // hook is installed even with no plugins, so that a reload can add some.
@@ -160,6 +161,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
             config.tenant_request_share(),
             overload_wait,
         ),
+        connections: Connections::new(),
         clock,
         write_hooks,
         metrics,

@@ -2,6 +2,10 @@
 
 mod cmd;
 
+/// See Cargo.toml: memory freed after a burst goes back to the system.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

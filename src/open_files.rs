@@ -1,8 +1,11 @@
 //! Open files: the soft `RLIMIT_NOFILE` raised to the hard limit at start, the connection
 //! cap derived from it (leaving room for the database, plugins and logs), and a warning
-//! when open connections reach that cap.
+//! while open connections are near that cap.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use scimgate_http::Connections;
 
 /// Files the server keeps open besides client connections: the database (file, WAL and
 /// shared memory per connection), plugin code, the log, listeners and the event loop.
@@ -53,33 +56,30 @@ pub fn cap(configured: usize, workers: usize, reserve: u64, open_files: u64) -> 
     }
 }
 
-/// Counts open files every two seconds and warns, at most once a minute, while they are at
-/// the cap: new connections then wait in the listen queue until others close.
-pub fn watch(cap: ConnectionCap, reserve: u64) {
-    let limit = cap.total() as u64 + reserve;
+/// Looks at the open connections every second and warns, at most once a minute, while
+/// they are near the cap: answers then close their connections, and at the cap new ones
+/// wait in the listen queue until others close.
+pub fn watch(connections: Arc<Connections>) {
     let spawned = std::thread::Builder::new()
-        .name("scimgate-open-files".into())
+        .name("scimgate-connections".into())
         .spawn(move || {
             let mut last_warning: Option<Instant> = None;
             loop {
-                std::thread::sleep(Duration::from_secs(2));
-                let Ok(open) = std::fs::read_dir("/proc/self/fd").map(Iterator::count) else {
-                    return;
-                };
-                let at_cap = open as u64 + reserve / 2 >= limit.min(cap.open_files);
-                if at_cap && last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                std::thread::sleep(Duration::from_secs(1));
+                if connections.near_cap()
+                    && last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+                {
                     tracing::warn!(
-                        open_files = open,
-                        connection_cap = cap.total(),
-                        open_files_limit = cap.open_files,
-                        "connection cap reached: new connections wait until others close"
+                        open_connections = connections.open(),
+                        connection_cap = connections.cap(),
+                        "near the connection cap: answers close their connections"
                     );
                     last_warning = Some(Instant::now());
                 }
             }
         });
     if let Err(e) = spawned {
-        tracing::warn!(error = %e, "cannot start the open-files watch");
+        tracing::warn!(error = %e, "cannot start the connection watch");
     }
 }
 

@@ -52,11 +52,17 @@ pub fn serve(args: ServeArgs) -> CliResult {
             "max_connections lowered to fit the open-files limit"
         );
     }
-    open_files::watch(cap, reserve);
+    state.connections.set_cap(cap.total());
+    open_files::watch(Arc::clone(&state.connections));
+    let connections = Arc::clone(&state.connections);
     tracing::info!(listen = %config.listen, data = %config.data.display(), "scimgate starting");
     actix_web::rt::System::new().block_on(async move {
         reload_on_sighup(sighup);
         let mut server = actix_web::HttpServer::new(move || build_app(state.clone()))
+            // Each connection is counted while it is open (its extensions drop with it).
+            .on_connect(move |_, extensions| {
+                extensions.insert(connections.opened());
+            })
             .client_request_timeout(Duration::from_secs(config.header_timeout_secs))
             .client_disconnect_timeout(Duration::from_secs(5))
             .keep_alive(Duration::from_secs(config.keep_alive_secs))

@@ -304,7 +304,7 @@ async fn d7_patch_value_filters_have_a_budget_per_request() {
         .json(&patch_body(ops(201)))
         .send()
         .await;
-    over.assert_error(400, Some("tooMany"), "test more than 200000 values");
+    over.assert_error(400, Some("tooMany"), "touch more than 200000 values");
     let within = h
         .req(actix_web::http::Method::PATCH, &path)
         .json(&patch_body(ops(200)))
@@ -397,4 +397,67 @@ async fn d10_multi_valued_attributes_are_capped_naming_the_attribute() {
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["emails"].as_array().map(Vec::len), Some(50));
+}
+
+/// The gate's refusal (a tenant past its share of requests in the works) is an answer like
+/// any other: it carries the request id, and the refused write is audited.
+#[actix_web::test]
+async fn a_tenant_past_its_request_share_gets_an_audited_503_with_its_request_id() {
+    let h = Harness::with_config(|c| {
+        c.tenant_requests_in_flight = Some(1);
+        c.overload_wait_ms = 1;
+    });
+    let creates = (0..6).map(|i| {
+        h.post(
+            "/scim/v2/Users",
+            json!({"schemas": [USER_SCHEMA], "userName": format!("gate{i}@example.com"),
+                   "password": "Correct-Horse-9"}),
+        )
+        .send()
+    });
+    let answers = join_all(creates).await;
+    let refused: Vec<_> = answers.iter().filter(|r| r.status == 503).collect();
+    assert!(
+        !refused.is_empty(),
+        "{:?}",
+        answers.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    for r in &refused {
+        r.assert_error(503, None, "the service is busy");
+        let id = r.header("x-request-id").expect("request id").to_owned();
+        assert!(r.body["detail"].as_str().unwrap_or_default().contains(&id));
+        assert_eq!(r.header("retry-after"), Some("1"));
+    }
+    let admin = h.token_for("default", "scim:admin");
+    let rows = audit_rows(&h, &admin, answers.len()).await;
+    assert_eq!(
+        rows.iter().filter(|r| r["status"] == 503).count(),
+        refused.len(),
+        "{rows:?}"
+    );
+}
+
+/// Operations that each touch a long list once cost operations × length (46 s for one
+/// request): every operation on a list counts its values against the PATCH's budget.
+#[actix_web::test]
+async fn many_operations_on_a_growing_list_hit_the_patch_budget() {
+    let h = Harness::new();
+    let id = id_of(&h.create_user("grow@example.com").await);
+    let ops: Vec<Value> = (0..400)
+        .map(|i| {
+            let values: Vec<Value> = (0..48)
+                .map(|j| json!({"value": format!("g{i}-{j}@example.com")}))
+                .collect();
+            json!({"op": "add", "path": "emails", "value": values})
+        })
+        .collect();
+    let r = h
+        .req(
+            actix_web::http::Method::PATCH,
+            &format!("/scim/v2/Users/{id}"),
+        )
+        .json(&patch_body(ops))
+        .send()
+        .await;
+    r.assert_error(400, Some("tooMany"), "touch more than 200000 values");
 }

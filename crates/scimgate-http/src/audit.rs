@@ -114,7 +114,8 @@ fn resource_type(req: &HttpRequest) -> Option<String> {
 /// The id in the path, or the one a create answered with in `Location`.
 fn resource_id(resp: &ServiceResponse<BoxBody>) -> Option<String> {
     if let Some(id) = resp.request().match_info().get("id") {
-        return Some(id.to_owned());
+        // The client's text: a 64 KB id must not become a 64 KB audit row.
+        return Some(scimgate_model::excerpt(id, 128).into_owned());
     }
     let location = resp.headers().get("location")?.to_str().ok()?;
     location.rsplit('/').next().map(str::to_owned)

@@ -37,7 +37,9 @@ async fn read(
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::PayloadTooLarge(limit));
     }
-    let mut bytes = web::BytesMut::new();
+    // Sized once from the declared length (already checked against the limit), so that a
+    // large body is not copied at every doubling of the buffer.
+    let mut bytes = web::BytesMut::with_capacity(declared.unwrap_or(0));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
             ScimError::invalid_syntax(format!("could not read the request body: {e}"))
@@ -53,10 +55,27 @@ async fn read(
         )
         .into());
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")).into()
-    })
+    let large = bytes.len() >= PARSE_OFF_WORKER_BYTES;
+    let parse = move || {
+        serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::from(ScimError::invalid_syntax(format!(
+                "the request body is not valid JSON: {e}"
+            )))
+        })
+    };
+    // Parsing a large body takes milliseconds: done on a blocking thread, so that the
+    // async worker goes on serving other clients' requests meanwhile.
+    if large {
+        web::block(parse)
+            .await
+            .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
+    } else {
+        parse()
+    }
 }
+
+/// Bodies from this size up are parsed off the async workers.
+const PARSE_OFF_WORKER_BYTES: usize = 64 * 1024;
 
 fn check_content_type(req: &HttpRequest) -> Result<(), ApiError> {
     let Some(value) = req.headers().get(header::CONTENT_TYPE) else {

@@ -98,7 +98,7 @@ impl ApiError {
                     400,
                     Some(ScimType::TooMany),
                     format!(
-                        "the query ran longer than its limit of {} ms and was stopped; narrow the filter",
+                        "the query used more than its limit of {} ms of CPU time and was stopped; narrow the filter or ask for fewer resources",
                         limit.as_millis()
                     ),
                 ),

@@ -1,6 +1,7 @@
 //! The admission gate on `/scim/v2`: each authenticated request holds its place among its
 //! tenant's share of the requests in the works (see `admission`) until its answer is ready.
 
+use actix_web::ResponseError;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
@@ -17,11 +18,15 @@ pub async fn middleware(
     let Some((state, principal)) = authenticated(&req) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    let admitted = state
-        .admission
-        .enter(&principal.tenant)
-        .await
-        .map_err(ApiError::Overloaded)?;
+    let admitted = match state.admission.enter(&principal.tenant).await {
+        Ok(admitted) => admitted,
+        // Answered as a response, not returned as an error, so that the request id, the
+        // log line, the metrics and the audit trail (all outside this gate) see it.
+        Err(busy) => {
+            let refusal = ApiError::Overloaded(busy).error_response();
+            return Ok(req.into_response(refusal));
+        }
+    };
     let resp = next.call(req).await?.map_into_boxed_body();
     drop(admitted);
     Ok(resp)

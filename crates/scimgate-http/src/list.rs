@@ -8,13 +8,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use scimgate_model::projection::Projection;
 use scimgate_model::{ResourceType, ScimError, ScimType, filter, path};
-use scimgate_store::{ListPage, ListQuery, Page, Position, SortBy};
+use scimgate_store::{ListPage, ListQuery, Page, Position, SortBy, StoredResource};
 use serde_json::{Map, Value, json};
 
 use crate::auth::Principal;
 use crate::body::read_json;
 use crate::error::ApiError;
-use crate::render::{resource_json, scim_base, scim_json_text};
+use crate::render::{resource_text, scim_base, scim_json_text};
 use crate::resources::blocking;
 use crate::state::AppState;
 
@@ -321,31 +321,48 @@ async fn list_one(
     blocking(move || {
         let prepared = prepare(&state, &tenant, rt, &search)?;
         let page = store.list(&tenant, rt, &prepared.query)?;
-        let body = list_response(&page, &prepared, &base, search.cursor.is_some());
-        Ok(body.to_string())
+        Ok(list_response(
+            page,
+            &prepared,
+            &base,
+            search.cursor.is_some(),
+        ))
     })
     .await
 }
 
-fn render_all(page: &ListPage, projection: &Projection, base: &str) -> Vec<Value> {
-    page.resources
-        .iter()
-        .map(|r| {
-            let mut body = resource_json(r, base);
-            projection.apply(&mut body);
-            Value::Object(body)
-        })
+/// Each resource rendered to its JSON text and dropped at once: a page's peak memory is
+/// its text and one resource's tree, not every resource's tree together.
+fn render_all(resources: Vec<StoredResource>, projection: &Projection, base: &str) -> Vec<String> {
+    resources
+        .into_iter()
+        .map(|r| resource_text(&r, base, projection))
         .collect()
 }
 
-fn list_response(page: &ListPage, prepared: &Prepared, base: &str, cursor_mode: bool) -> Value {
-    let resources = render_all(page, &prepared.projection, base);
+/// A ListResponse's text: the envelope's members, then `Resources` from rendered texts.
+fn list_text(envelope: Map<String, Value>, resources: &[String]) -> String {
+    let mut text = Value::Object(envelope).to_string();
+    text.pop(); // the envelope's closing brace; it always has `schemas` before it
+    text.reserve(resources.iter().map(|r| r.len() + 1).sum::<usize>() + 16);
+    text.push_str(",\"Resources\":[");
+    for (i, r) in resources.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(r);
+    }
+    text.push_str("]}");
+    text
+}
+
+fn list_response(page: ListPage, prepared: &Prepared, base: &str, cursor_mode: bool) -> String {
     let mut out = Map::new();
     out.insert("schemas".into(), json!([LIST_RESPONSE]));
     if let Some(total) = page.total_results {
         out.insert("totalResults".into(), json!(total));
     }
-    out.insert("itemsPerPage".into(), json!(resources.len()));
+    out.insert("itemsPerPage".into(), json!(page.resources.len()));
     if cursor_mode {
         if let Some(next) = &page.next {
             out.insert(
@@ -356,8 +373,8 @@ fn list_response(page: &ListPage, prepared: &Prepared, base: &str, cursor_mode: 
     } else {
         out.insert("startIndex".into(), json!(prepared.start_index));
     }
-    out.insert("Resources".into(), Value::Array(resources));
-    Value::Object(out)
+    let resources = render_all(page.resources, &prepared.projection, base);
+    list_text(out, &resources)
 }
 
 /// `GET /Users`, `GET /Groups`.
@@ -457,14 +474,12 @@ fn search_all_types(
         total += type_total;
         skip = skip.saturating_sub(type_total);
         want -= page.resources.len() as u64;
-        resources.extend(render_all(&page, &p.projection, base));
+        resources.extend(render_all(page.resources, &p.projection, base));
     }
-    Ok(json!({
-        "schemas": [LIST_RESPONSE],
-        "totalResults": total,
-        "itemsPerPage": resources.len(),
-        "startIndex": start_index,
-        "Resources": resources,
-    })
-    .to_string())
+    let mut envelope = Map::new();
+    envelope.insert("schemas".into(), json!([LIST_RESPONSE]));
+    envelope.insert("totalResults".into(), json!(total));
+    envelope.insert("itemsPerPage".into(), json!(resources.len()));
+    envelope.insert("startIndex".into(), json!(start_index));
+    Ok(list_text(envelope, &resources))
 }

@@ -33,7 +33,7 @@ pub async fn middleware(
     let span = tracing::info_span!(
         "request",
         method = %req.method(),
-        path = %req.path(),
+        path = %scimgate_model::excerpt(req.path(), 256),
         request_id = %id,
         tenant = tracing::field::Empty,
         subject = tracing::field::Empty,
@@ -43,6 +43,9 @@ pub async fn middleware(
     let metrics = req
         .app_data::<web::Data<AppState>>()
         .map(|s| Arc::clone(&s.metrics));
+    let connections = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| Arc::clone(&s.connections));
     let method = req.method().clone();
     // Inner middleware answers its refusals as responses, so every answer passes here.
     let mut resp = REQUEST_ID
@@ -51,7 +54,9 @@ pub async fn middleware(
         .map_into_boxed_body();
     // A connection that never authenticated (a health probe, a refused token) is not kept
     // open for the keep-alive time: idle file descriptors are what exhaust a server first.
-    if resp.request().extensions().get::<Principal>().is_none() {
+    // Near the connection cap, no connection is kept open after its answer.
+    let near_cap = connections.is_some_and(|c| c.near_cap());
+    if near_cap || resp.request().extensions().get::<Principal>().is_none() {
         resp.response_mut()
             .head_mut()
             .set_connection_type(ConnectionType::Close);

@@ -8,6 +8,7 @@ use scimgate_store::Store;
 
 use crate::access::AccessCache;
 use crate::admission::Admission;
+use crate::connections::Connections;
 use crate::keys::KeyRing;
 use crate::metrics::Metrics;
 use crate::network::NetworkSettings;
@@ -83,6 +84,8 @@ pub struct AppState {
     pub passwords: Passwords,
     /// Requests being worked on, each tenant within its share.
     pub admission: Admission,
+    /// Open client connections against the cap (counted by the server's connect hook).
+    pub connections: Arc<Connections>,
 }
 
 impl HttpSettings {

@@ -85,6 +85,7 @@ pub fn create(
     rt: ResourceType,
     doc: Value,
 ) -> Result<StoredResource, ApiError> {
+    bounded(state, &doc)?;
     let doc = normalize(state, tenant, rt, doc);
     let ctx = WriteContext {
         kind: WriteKind::Create,
@@ -116,6 +117,7 @@ pub fn replace(
     if_match: Option<&Precondition>,
     doc: Value,
 ) -> Result<StoredResource, ApiError> {
+    bounded(state, &doc)?;
     let doc = normalize(state, tenant, rt, doc);
     let mut attempt = 0;
     loop {
@@ -160,18 +162,21 @@ pub fn patch(
 ) -> Result<PatchOutcome, ApiError> {
     let dialect = state.settings.dialect_for(tenant);
     let mut rewrites = Vec::new();
+    // What plugins see of the request: the operations as the client sent them. Copied only
+    // when a plugin will look: a member list of a megabyte is not held twice for nothing.
+    let hooks_active = state.write_hooks.iter().any(|h| h.is_active());
+    let operations = body
+        .as_object()
+        .filter(|_| hooks_active)
+        .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("Operations")))
+        .map(|(_, v)| v.clone());
     let ops = patch::parse(
         rt,
-        &body,
+        body,
         dialect,
         state.settings.max_patch_operations,
         &mut rewrites,
     )?;
-    // What plugins see of the request: the operations as the client sent them.
-    let operations = body
-        .as_object()
-        .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("Operations")))
-        .map(|(_, v)| v.clone());
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -188,7 +193,7 @@ pub fn patch(
         // Plugins see every PATCH, member-only ones included (with the operations); a
         // member-only PATCH whose plugins change nothing writes no attributes.
         let changed = outcome.attributes_changed || outcome.password.is_some();
-        let new = if changed || state.write_hooks.iter().any(|h| h.is_active()) {
+        let new = if changed || hooks_active {
             let mut doc = outcome.attributes;
             let urns = schema_urns(rt, &doc);
             doc.insert("schemas".into(), serde_json::json!(urns));
@@ -263,6 +268,17 @@ fn skipped_list(ids: &[String]) -> String {
     match ids.len().saturating_sub(SHOWN) {
         0 => shown.join(", "),
         more => format!("{} and {more} more", shown.join(", ")),
+    }
+}
+
+/// The bound on list lengths, first on the body as sent, before any work is done on it: a
+/// list longer than twice the limit cannot be within it even after duplicates are dropped.
+/// The exact check follows validation, on what storage will keep.
+fn bounded(state: &AppState, doc: &Value) -> Result<(), ScimError> {
+    let max = state.settings.max_values_per_attribute;
+    match doc.as_object() {
+        Some(obj) => check_list_lengths(obj, max.saturating_mul(2)),
+        None => Ok(()),
     }
 }
 

@@ -135,6 +135,9 @@ pub fn check_list_lengths(attributes: &Map<String, Value>, max: usize) -> Result
         _ => vec![(key.clone(), value)],
     });
     for (path, value) in lists {
+        if path.eq_ignore_ascii_case("members") {
+            continue;
+        }
         if let Value::Array(items) = value
             && items.len() > max
         {
@@ -260,16 +263,14 @@ pub fn validate_attribute(
         ))
     })?;
     let mut out = Vec::with_capacity(items.len());
-    let mut seen = crate::dedup::SeenValues::new();
+    let mut index = crate::dedup::ValueIndex::default();
     let mut primaries = 0;
     for item in items.iter().filter(|i| !only_nulls(i)) {
         let item = validate_single(def, item, path)?;
         if item.get("primary") == Some(&Value::Bool(true)) {
             primaries += 1;
         }
-        if seen.insert(&item) {
-            out.push(item); // exact duplicates carry no meaning (RFC 7643 §2.4)
-        }
+        index.push_new(&mut out, item); // exact duplicates carry no meaning (RFC 7643 §2.4)
     }
     if primaries > 1 {
         return Err(ScimError::invalid_value(format!(

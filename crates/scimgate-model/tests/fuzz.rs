@@ -217,7 +217,7 @@ proptest! {
         let current = stored_user();
         let before = current.clone();
         let mut rewrites = Vec::new();
-        match patch::parse(rt, &body, &dialect, 1000, &mut rewrites) {
+        match patch::parse(rt, body, &dialect, 1000, &mut rewrites) {
             Err(e) => client_error(&e)?,
             Ok(parsed) => match patch::apply(rt, "id1", &current, &parsed, &dialect, &mut rewrites) {
                 Err(e) => client_error(&e)?,

@@ -25,8 +25,12 @@ const TICK: Duration = Duration::from_millis(1);
 /// Instances the pooling allocator keeps; calls in flight never exceed it, since each
 /// holds a slot of [`PluginHost::instances`].
 const POOL_INSTANCES: usize = 128;
-/// A tenant's share of the instances: the rest stay free for the other tenants.
-const TENANT_INSTANCES: usize = POOL_INSTANCES * 3 / 4;
+/// A tenant's share of the instances unless configured: one per core. Plugin calls are
+/// CPU work, so more at once would not finish sooner; they would only take the cores the
+/// other tenants' requests need.
+fn default_tenant_instances() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
+}
 /// How long a call waits for an instance before the write is answered 503.
 const INSTANCE_WAIT: Duration = Duration::from_secs(5);
 /// A call that runs this many times its deadline in wall time is stopped whatever CPU
@@ -69,12 +73,16 @@ pub enum CallFailure {
     /// failure, so `on_failure = "open"` never lets the write through on it.
     #[error("not run: {0}")]
     Busy(#[from] scimgate_limits::Busy),
+    /// The call got too little CPU to finish within twenty times its deadline of wall
+    /// time: the machine, not the plugin, was too busy.
+    #[error("not finished: the host was too busy to run it within {0} ms")]
+    Starved(u64),
 }
 
 impl CallFailure {
     /// Whether the host, not the plugin, failed (the write is answered 503).
     pub fn is_overload(&self) -> bool {
-        matches!(self, CallFailure::Busy(_))
+        matches!(self, CallFailure::Busy(_) | CallFailure::Starved(_))
     }
 }
 
@@ -90,6 +98,8 @@ struct CallState {
     cpu_start: Option<Duration>,
     wall_start: Instant,
     deadline: Duration,
+    /// Set when the wall-time bound, not the CPU deadline, stopped the call.
+    starved: bool,
 }
 
 /// The loaded plugin set: one engine, each module compiled and linked once.
@@ -164,19 +174,19 @@ impl PluginHost {
             instances: FairSlots::new(
                 "plugin instance",
                 POOL_INSTANCES,
-                TENANT_INSTANCES,
+                default_tenant_instances(),
                 INSTANCE_WAIT,
             ),
         })
     }
 
-    /// Sets how many instances one tenant may run at once (unset: three quarters of the
-    /// pool) and how long a call waits for one before it is refused as overload.
+    /// Sets how many instances one tenant may run at once (unset: one per core) and how
+    /// long a call waits for one before it is refused as overload.
     pub fn with_instance_share(mut self, per_tenant: Option<usize>, wait: Duration) -> Self {
         self.instances = FairSlots::new(
             "plugin instance",
             POOL_INSTANCES,
-            per_tenant.unwrap_or(TENANT_INSTANCES),
+            per_tenant.unwrap_or_else(default_tenant_instances),
             wait,
         );
         self
@@ -209,6 +219,7 @@ impl PluginHost {
             cpu_start: thread_cpu_time(),
             wall_start: Instant::now(),
             deadline,
+            starved: false,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -227,35 +238,50 @@ impl PluginHost {
             }
             Ok(UpdateDeadline::Continue(1))
         });
-        let failure = |e: wasmtime::Error| classify(e, limits.deadline_ms, limits.memory_bytes);
-
-        let instance = plugin.pre.instantiate(&mut store).map_err(failure)?;
-        let memory = instance
-            .get_memory(&mut store, "memory")
-            .ok_or_else(|| CallFailure::Trap("no exported memory".into()))?;
-        let alloc = instance
-            .get_typed_func::<i32, i32>(&mut store, ALLOC)
-            .map_err(failure)?;
-        let handle = instance
-            .get_typed_func::<(i32, i32), i64>(&mut store, HANDLE)
-            .map_err(failure)?;
-        let len = i32::try_from(payload.len())
-            .map_err(|_| CallFailure::BadOutput("input too large".into()))?;
-        let ptr = alloc.call(&mut store, len).map_err(failure)?;
-        memory
-            .write(&mut store, ptr as u32 as usize, &payload)
-            .map_err(|_| CallFailure::Trap("scim_alloc returned memory out of bounds".into()))?;
-        let packed = handle.call(&mut store, (ptr, len)).map_err(failure)? as u64;
-        let (out_ptr, out_len) = ((packed >> 32) as usize, (packed & 0xffff_ffff) as usize);
-        if out_len > limits.output_bytes {
-            return Err(CallFailure::OutputTooLarge(out_len, limits.output_bytes));
+        let result = run(plugin, &mut store, &payload);
+        match result {
+            Err(CallFailure::Deadline(ms)) if store.data().starved => {
+                Err(CallFailure::Starved(ms * u64::from(WALL_FACTOR)))
+            }
+            other => other,
         }
-        let mut out = vec![0u8; out_len];
-        memory
-            .read(&store, out_ptr, &mut out)
-            .map_err(|_| CallFailure::BadOutput("output lies outside memory".into()))?;
-        serde_json::from_slice(&out).map_err(|e| CallFailure::BadOutput(e.to_string()))
     }
+}
+
+/// One call in a fresh instance: input in, decision out.
+fn run(
+    plugin: &Loaded,
+    store: &mut Store<CallState>,
+    payload: &[u8],
+) -> Result<Decision, CallFailure> {
+    let limits = plugin.spec.limits;
+    let failure = |e: wasmtime::Error| classify(e, limits.deadline_ms, limits.memory_bytes);
+    let instance = plugin.pre.instantiate(&mut *store).map_err(failure)?;
+    let memory = instance
+        .get_memory(&mut *store, "memory")
+        .ok_or_else(|| CallFailure::Trap("no exported memory".into()))?;
+    let alloc = instance
+        .get_typed_func::<i32, i32>(&mut *store, ALLOC)
+        .map_err(failure)?;
+    let handle = instance
+        .get_typed_func::<(i32, i32), i64>(&mut *store, HANDLE)
+        .map_err(failure)?;
+    let len = i32::try_from(payload.len())
+        .map_err(|_| CallFailure::BadOutput("input too large".into()))?;
+    let ptr = alloc.call(&mut *store, len).map_err(failure)?;
+    memory
+        .write(&mut *store, ptr as u32 as usize, payload)
+        .map_err(|_| CallFailure::Trap("scim_alloc returned memory out of bounds".into()))?;
+    let packed = handle.call(&mut *store, (ptr, len)).map_err(failure)? as u64;
+    let (out_ptr, out_len) = ((packed >> 32) as usize, (packed & 0xffff_ffff) as usize);
+    if out_len > limits.output_bytes {
+        return Err(CallFailure::OutputTooLarge(out_len, limits.output_bytes));
+    }
+    let mut out = vec![0u8; out_len];
+    memory
+        .read(&*store, out_ptr, &mut out)
+        .map_err(|_| CallFailure::BadOutput("output lies outside memory".into()))?;
+    serde_json::from_slice(&out).map_err(|e| CallFailure::BadOutput(e.to_string()))
 }
 
 /// CPU time used by the calling thread so far, where the platform tells.

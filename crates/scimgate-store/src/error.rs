@@ -31,8 +31,8 @@ pub enum StoreError {
     /// The tenant already holds its share of the read connections, and none came free.
     #[error("database busy: {0}")]
     Busy(#[from] scimgate_limits::Busy),
-    /// A read query ran past its deadline and was stopped.
-    #[error("the query ran longer than {} ms", .0.as_millis())]
+    /// A read query used more than its deadline of CPU time and was stopped.
+    #[error("the query used more than {} ms of CPU time", .0.as_millis())]
     QueryTimeout(std::time::Duration),
     #[error("the writer is not running")]
     WriterGone,

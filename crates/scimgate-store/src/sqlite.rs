@@ -56,6 +56,8 @@ pub struct SqliteOptions {
     /// Most related values (group members, user groups) one list page carries: a page
     /// ends early, after the resource that reaches it, with the next position given.
     pub list_relation_budget: usize,
+    /// Most bytes (stored JSON and related names) one list page carries, likewise.
+    pub page_byte_budget: usize,
 }
 
 impl SqliteOptions {
@@ -70,6 +72,7 @@ impl SqliteOptions {
             share_wait: Duration::from_secs(5),
             query_timeout: Duration::from_secs(5),
             list_relation_budget: 10_000,
+            page_byte_budget: 4 << 20,
         }
     }
 }
@@ -84,7 +87,7 @@ pub struct SqliteStore {
     /// other, never in front of another tenant's.
     read_slots: Arc<FairSlots>,
     query_timeout: Duration,
-    list_relation_budget: usize,
+    page_budget: read::PageBudget,
     /// The background refresh of tenants and revocations reads on its own connection, so
     /// that clients holding every pooled connection cannot delay a revocation.
     background: Mutex<Connection>,
@@ -147,7 +150,10 @@ impl SqliteStore {
                 options.share_wait,
             ),
             query_timeout: options.query_timeout,
-            list_relation_budget: options.list_relation_budget,
+            page_budget: read::PageBudget {
+                relations: options.list_relation_budget.max(1),
+                bytes: options.page_byte_budget.max(1),
+            },
             background: Mutex::new(background),
             read_checkouts: Default::default(),
             read_wait_micros: Default::default(),
@@ -191,10 +197,32 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let _slot = self.read_slots.acquire(tenant)?;
         let conn = self.reader()?;
-        let deadline = std::time::Instant::now() + self.query_timeout;
-        // Checked every thousand virtual-machine steps: cheap, and fine-grained enough
-        // that a stopped query overruns its deadline by microseconds.
-        conn.progress_handler(1000, Some(move || std::time::Instant::now() > deadline))?;
+        // The deadline is the query's own CPU time, checked every few thousand virtual-
+        // machine steps: a query that waited for a core while other tenants' work ran is
+        // not cut short for it. Wall time past four times the deadline means the machine
+        // was too busy: that answer is 503, not the client's fault.
+        let limit = self.query_timeout;
+        let cpu_start = thread_cpu_time();
+        let wall_start = std::time::Instant::now();
+        let starved = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let starved_flag = Arc::clone(&starved);
+        conn.progress_handler(
+            4000,
+            Some(move || {
+                let used = match (cpu_start, thread_cpu_time()) {
+                    (Some(start), Some(now)) => now.saturating_sub(start),
+                    _ => wall_start.elapsed(),
+                };
+                if used > limit {
+                    return true;
+                }
+                if wall_start.elapsed() > limit * 4 {
+                    starved_flag.store(true, Ordering::Relaxed);
+                    return true;
+                }
+                false
+            }),
+        )?;
         let result = f(&conn);
         // The connection goes back to the pool; the next read sets its own deadline.
         let _ = conn.progress_handler(0, None::<fn() -> bool>);
@@ -202,7 +230,15 @@ impl SqliteStore {
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
                 if f.code == rusqlite::ErrorCode::OperationInterrupted =>
             {
-                StoreError::QueryTimeout(self.query_timeout)
+                if starved.load(Ordering::Relaxed) {
+                    StoreError::Busy(scimgate_limits::Busy {
+                        what: "database time",
+                        for_tenant: "",
+                        waited_ms: wall_start.elapsed().as_millis(),
+                    })
+                } else {
+                    StoreError::QueryTimeout(self.query_timeout)
+                }
             }
             other => other,
         })
@@ -319,7 +355,7 @@ impl Store for SqliteStore {
         rt: ResourceType,
         query: &ListQuery,
     ) -> Result<ListPage, StoreError> {
-        let budget = self.list_relation_budget;
+        let budget = self.page_budget;
         self.read(tenant, |c| {
             read::list(c, &self.paths, tenant, rt, query, budget)
         })
@@ -345,6 +381,13 @@ impl Store for SqliteStore {
 
 pub(crate) use index::backfill as backfill_index;
 pub use write::{PatchOutcome, PatchWrite};
+
+/// CPU time used by the calling thread so far, where the platform tells.
+fn thread_cpu_time() -> Option<Duration> {
+    cpu_time::ThreadTime::try_now()
+        .ok()
+        .map(|t| t.as_duration())
+}
 
 /// The type column's text for `rt`.
 fn type_name(rt: ResourceType) -> &'static str {

@@ -164,7 +164,7 @@ proptest! {
             let body = json!({"schemas": [PATCH_OP_URN], "Operations": ops.iter().map(wire).collect::<Vec<_>>()});
             let dialect = Dialect::default();
             let mut rewrites = Vec::new();
-            let parsed = patch::parse(ResourceType::User, &body, &dialect, 100, &mut rewrites).expect("valid PATCH");
+            let parsed = patch::parse(ResourceType::User, body.clone(), &dialect, 100, &mut rewrites).expect("valid PATCH");
             let current = store.get("t", ResourceType::User, &created.id, false).expect("get").expect("exists");
             let applied = patch::apply(ResourceType::User, &created.id, &current.attributes, &parsed, &dialect, &mut rewrites);
             prop_assert_eq!(applied.is_ok(), model_ok, "{:?}", ops);

@@ -39,6 +39,18 @@ pub enum Filter {
     },
 }
 
+impl Filter {
+    /// How many comparisons (`op value`, `pr`) the filter holds: what testing one value
+    /// against it costs. The parser bounds it, so the walk is shallow.
+    pub fn terms(&self) -> usize {
+        match self {
+            Filter::Compare { .. } | Filter::Present(_) => 1,
+            Filter::And(a, b) | Filter::Or(a, b) => a.terms() + b.terms(),
+            Filter::Not(f) | Filter::ValuePath { filter: f, .. } => f.terms(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CompareOp {
     Eq,

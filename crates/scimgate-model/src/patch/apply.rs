@@ -2,8 +2,8 @@
 
 use serde_json::{Map, Value};
 
-use super::{MemberChanges, OpKind, Operation, Outcome, Target, target};
-use crate::dedup::SeenValues;
+use super::{MemberChanges, MemberComposer, OpKind, Operation, Outcome, Target, target};
+use crate::dedup::ValueIndex;
 use crate::dialect::{Dialect, Rewrites, normalize_value};
 use crate::error::{ScimError, ScimType};
 use crate::filter::{Comparand, CompareOp, Filter, matches_element};
@@ -11,9 +11,11 @@ use crate::resource_type::ResourceType;
 use crate::schema::{AttrType, AttributeDef, Mutability};
 use crate::validate::members;
 
-/// Most single values one PATCH may test against value filters, over all its operations:
-/// each filtered operation tests every value of its attribute.
-pub const MAX_FILTERED_VALUES: usize = 200_000;
+/// Most work one PATCH may do on multi-valued attributes, over all its operations: each
+/// operation on a list counts the values the list holds then, times the terms of its value
+/// filter (each value is tested against each term). Operations that each touch a long list
+/// would otherwise cost operations × length.
+pub const MAX_VALUES_TOUCHED: usize = 200_000;
 
 /// Applies `ops` to `current` (the stored attributes of resource `id`).
 pub fn apply(
@@ -30,7 +32,8 @@ pub fn apply(
         members: MemberChanges::default(),
         password: None,
     };
-    let mut tested = 0usize;
+    let mut members = MemberComposer::default();
+    let mut touched = 0usize;
     for op in ops {
         let n = op.index + 1;
         let steps = match (&op.target, op.extension) {
@@ -57,20 +60,30 @@ pub fn apply(
             (None, None) => expand_no_path(rt, id, op, dialect, rewrites)?,
         };
         for (t, value) in steps {
-            if t.filter.is_some() {
-                tested += values_of(&out.attributes, &t);
-                if tested > MAX_FILTERED_VALUES {
-                    return Err(ScimError::new(
-                        400,
-                        Some(ScimType::TooMany),
-                        format!(
-                            "operation {n}: the value filters of this PATCH test more than \
-                             {MAX_FILTERED_VALUES} values; send fewer operations"
-                        ),
-                    ));
-                }
+            let terms = t.filter.as_ref().map_or(1, Filter::terms);
+            touched = touched.saturating_add(values_of(&out.attributes, &t).saturating_mul(terms));
+            if touched > MAX_VALUES_TOUCHED {
+                return Err(ScimError::new(
+                    400,
+                    Some(ScimType::TooMany),
+                    format!(
+                        "operation {n}: the operations of this PATCH touch more than \
+                         {MAX_VALUES_TOUCHED} values (each counts its list's values times its \
+                         filter's terms); send fewer operations"
+                    ),
+                ));
             }
-            step(rt, &mut out, op.kind, &t, value, dialect, rewrites).map_err(|e| {
+            step(
+                rt,
+                &mut out,
+                &mut members,
+                op.kind,
+                &t,
+                value,
+                dialect,
+                rewrites,
+            )
+            .map_err(|e| {
                 ScimError::new(
                     e.status,
                     e.scim_type,
@@ -79,6 +92,7 @@ pub fn apply(
             })?;
         }
     }
+    out.members = members.finish();
     Ok(out)
 }
 
@@ -154,9 +168,11 @@ fn expand_no_path(
     Ok(steps)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn step(
     rt: ResourceType,
     out: &mut Outcome,
+    members: &mut MemberComposer,
     kind: OpKind,
     t: &Target,
     value: Option<Value>,
@@ -171,7 +187,7 @@ fn step(
         )));
     }
     if rt == ResourceType::Group && t.attr.extension.is_none() && t.attr.attr.name == "members" {
-        return member_step(&mut out.members, kind, t, value, dialect, rewrites);
+        return member_step(members, kind, t, value, dialect, rewrites);
     }
     if t.attr.extension.is_none() && t.attr.attr.name == "password" {
         out.password = match (kind, value) {
@@ -276,7 +292,20 @@ fn whole(
                 // Remove just the listed values (the members-style dialect, for any list).
                 (Some(Value::Array(gone)), true) => {
                     if let Some(Value::Array(items)) = c.get_mut(name) {
-                        items.retain(|item| !gone.iter().any(|g| same_value(item, g)));
+                        // Equal values, or values with the same `value`: both looked up,
+                        // not scanned, so removing n of m values costs n + m.
+                        let whole = ValueIndex::of(&gone);
+                        let by_value: std::collections::HashSet<String> = gone
+                            .iter()
+                            .filter_map(|g| g.get("value"))
+                            .map(Value::to_string)
+                            .collect();
+                        items.retain(|item| {
+                            let same_value = item
+                                .get("value")
+                                .is_some_and(|v| by_value.contains(&v.to_string()));
+                            !(same_value || whole.contains(&gone, item))
+                        });
                     }
                 }
                 _ => {
@@ -306,17 +335,32 @@ fn whole(
                     *entry = Value::Array(Vec::new());
                 }
                 if let Value::Array(items) = entry {
-                    let mut seen = SeenValues::new();
-                    for item in items.iter() {
-                        seen.insert(item);
-                    }
+                    // Linear in the list: after the first primary value clears the others,
+                    // only the one primary value since then is cleared again.
+                    let mut index = ValueIndex::of(items);
+                    let mut primary_at: Option<usize> = None;
+                    let mut cleared = false;
                     for v in list {
-                        if seen.insert(&v) {
-                            if v.get("primary") == Some(&Value::Bool(true)) {
-                                clear_primary(items);
-                            }
-                            items.push(v);
+                        if index.contains(items, &v) {
+                            continue;
                         }
+                        if v.get("primary") == Some(&Value::Bool(true)) {
+                            match primary_at {
+                                _ if !cleared => {
+                                    clear_primary(items);
+                                    index = ValueIndex::of(items);
+                                    cleared = true;
+                                }
+                                Some(i) => index.modify(items, i, |x| {
+                                    if let Some(o) = x.as_object_mut() {
+                                        o.remove("primary");
+                                    }
+                                }),
+                                None => {}
+                            }
+                            primary_at = Some(items.len());
+                        }
+                        index.push_new(items, v);
                     }
                 }
             } else if def.ty == AttrType::Complex {
@@ -563,11 +607,6 @@ fn clear_primary(items: &mut [Value]) {
     }
 }
 
-/// Two values of a list are "the same" when equal, or when both have the same `value`.
-fn same_value(a: &Value, b: &Value) -> bool {
-    a == b || (a.get("value").is_some() && a.get("value") == b.get("value"))
-}
-
 /// Unassigned after the operation: empty lists and objects go, as do empty elements.
 fn tidy(c: &mut Map<String, Value>, name: &str) {
     if let Some(Value::Array(items)) = c.get_mut(name) {
@@ -586,7 +625,7 @@ fn tidy(c: &mut Map<String, Value>, name: &str) {
 
 /// `members` operations become membership changes; the list itself is never loaded.
 fn member_step(
-    changes: &mut MemberChanges,
+    changes: &mut MemberComposer,
     kind: OpKind,
     t: &Target,
     value: Option<Value>,

@@ -65,46 +65,85 @@ impl MemberChanges {
     pub fn is_empty(&self) -> bool {
         self.replace_with.is_none() && self.add.is_empty() && self.remove.is_empty()
     }
+}
 
+/// Composes member operations into [`MemberChanges`] in time linear in their sizes, however
+/// many operations there are: the lists keep the order ids came in, the sets say which
+/// entries are still live, and `finish` drops the rest.
+#[derive(Debug, Clone, Default)]
+pub struct MemberComposer {
+    replace_with: Option<Vec<MemberInput>>,
+    all_live: HashSet<String>,
+    add: Vec<MemberInput>,
+    add_live: HashSet<String>,
+    remove: Vec<String>,
+    remove_live: HashSet<String>,
+}
+
+impl MemberComposer {
     fn replace(&mut self, list: Vec<MemberInput>) {
-        *self = MemberChanges {
+        *self = MemberComposer {
+            all_live: list.iter().map(|m| m.value.clone()).collect(),
             replace_with: Some(list),
             ..Default::default()
         };
     }
 
-    /// Adds members; linear in the sizes involved (sets, not list scans), since IdPs send
-    /// thousands of members in one operation.
     fn add(&mut self, list: Vec<MemberInput>) {
         match &mut self.replace_with {
             Some(all) => {
-                let mut seen: HashSet<String> = all.iter().map(|m| m.value.clone()).collect();
-                all.extend(list.into_iter().filter(|m| seen.insert(m.value.clone())));
+                for m in list {
+                    if self.all_live.insert(m.value.clone()) {
+                        all.push(m);
+                    }
+                }
             }
             None => {
-                let ids: HashSet<&str> = list.iter().map(|m| m.value.as_str()).collect();
-                self.remove.retain(|r| !ids.contains(r.as_str()));
-                let mut seen: HashSet<String> = self.add.iter().map(|m| m.value.clone()).collect();
-                self.add
-                    .extend(list.into_iter().filter(|m| seen.insert(m.value.clone())));
+                for m in list {
+                    self.remove_live.remove(&m.value);
+                    if self.add_live.insert(m.value.clone()) {
+                        self.add.push(m);
+                    }
+                }
             }
         }
     }
 
     fn remove(&mut self, ids: Vec<String>) {
-        let gone: HashSet<&str> = ids.iter().map(String::as_str).collect();
-        match &mut self.replace_with {
-            Some(all) => all.retain(|m| !gone.contains(m.value.as_str())),
-            None => {
-                self.add.retain(|m| !gone.contains(m.value.as_str()));
-                let mut seen: HashSet<String> = self.remove.iter().cloned().collect();
-                let fresh: Vec<String> = ids
-                    .iter()
-                    .filter(|id| seen.insert((*id).clone()))
-                    .cloned()
-                    .collect();
-                self.remove.extend(fresh);
+        match &self.replace_with {
+            Some(_) => {
+                for id in ids {
+                    self.all_live.remove(&id);
+                }
             }
+            None => {
+                for id in ids {
+                    self.add_live.remove(&id);
+                    if self.remove_live.insert(id.clone()) {
+                        self.remove.push(id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The composed changes: each id once, where it is still live.
+    fn finish(mut self) -> MemberChanges {
+        let live = |set: &mut HashSet<String>, id: &str| set.remove(id);
+        MemberChanges {
+            replace_with: self.replace_with.take().map(|all| {
+                all.into_iter()
+                    .filter(|m| live(&mut self.all_live, &m.value))
+                    .collect()
+            }),
+            add: std::mem::take(&mut self.add)
+                .into_iter()
+                .filter(|m| live(&mut self.add_live, &m.value))
+                .collect(),
+            remove: std::mem::take(&mut self.remove)
+                .into_iter()
+                .filter(|id| live(&mut self.remove_live, id))
+                .collect(),
         }
     }
 }
@@ -124,14 +163,16 @@ pub struct Outcome {
 /// Parses a PatchOp message (RFC 7644 §3.5.2).
 pub fn parse(
     rt: ResourceType,
-    body: &Value,
+    body: Value,
     dialect: &Dialect,
     max_operations: usize,
     rewrites: &mut Rewrites,
 ) -> Result<Vec<Operation>, ScimError> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| ScimError::invalid_syntax("a PATCH body must be a JSON object"))?;
+    let Value::Object(mut obj) = body else {
+        return Err(ScimError::invalid_syntax(
+            "a PATCH body must be a JSON object",
+        ));
+    };
     let field = |name: &str| {
         obj.iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -148,42 +189,61 @@ pub fn parse(
             "'schemas' must be [\"{PATCH_OP_URN}\"]"
         )));
     }
-    let list = field("Operations")
+    let count = field("Operations")
         .and_then(Value::as_array)
-        .ok_or_else(|| ScimError::invalid_syntax("'Operations' must be a list of operations"))?;
-    if list.len() > max_operations {
+        .ok_or_else(|| ScimError::invalid_syntax("'Operations' must be a list of operations"))?
+        .len();
+    if count > max_operations {
         return Err(ScimError::new(
             400,
             Some(ScimType::TooMany),
-            format!("{} operations; the limit is {max_operations}", list.len()),
+            format!("{count} operations; the limit is {max_operations}"),
         ));
     }
-    list.iter()
+    let Some(Value::Array(list)) = take(&mut obj, "Operations") else {
+        return Err(ScimError::invalid_syntax(
+            "'Operations' must be a list of operations",
+        ));
+    };
+    // The operations are moved out of the body, not copied: a member list can be a
+    // megabyte of JSON.
+    list.into_iter()
         .enumerate()
         .map(|(i, op)| operation(rt, i, op, dialect, rewrites))
         .collect()
 }
 
+/// Removes and returns the member `name` (matched case-insensitively).
+fn take(obj: &mut serde_json::Map<String, Value>, name: &str) -> Option<Value> {
+    let key = obj.keys().find(|k| k.eq_ignore_ascii_case(name))?.clone();
+    obj.remove(&key)
+}
+
 fn operation(
     rt: ResourceType,
     index: usize,
-    op: &Value,
+    op: Value,
     dialect: &Dialect,
     rewrites: &mut Rewrites,
 ) -> Result<Operation, ScimError> {
     let n = index + 1;
-    let obj = op
-        .as_object()
-        .ok_or_else(|| ScimError::invalid_syntax(format!("operation {n} must be a JSON object")))?;
+    let Value::Object(mut obj) = op else {
+        return Err(ScimError::invalid_syntax(format!(
+            "operation {n} must be a JSON object"
+        )));
+    };
     let field = |name: &str| {
         obj.iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
     };
-    let name = field("op").and_then(Value::as_str).ok_or_else(|| {
-        ScimError::invalid_syntax(format!("operation {n} needs 'op': add, remove or replace"))
-    })?;
-    let kind = match name {
+    let name = field("op")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ScimError::invalid_syntax(format!("operation {n} needs 'op': add, remove or replace"))
+        })?;
+    let kind = match name.as_str() {
         "add" => OpKind::Add,
         "remove" => OpKind::Remove,
         "replace" => OpKind::Replace,
@@ -223,7 +283,7 @@ fn operation(
             )));
         }
     };
-    let value = field("value").cloned();
+    let value = take(&mut obj, "value");
     if kind != OpKind::Remove && value.is_none() {
         return Err(ScimError::invalid_syntax(format!(
             "operation {n} ({name}) needs a 'value'"

@@ -13,7 +13,7 @@ fn run_with(
 ) -> Result<Outcome, ScimError> {
     let body = json!({"schemas": [PATCH_OP_URN], "Operations": ops});
     let mut rewrites = Vec::new();
-    let parsed = parse(rt, &body, dialect, 1000, &mut rewrites)?;
+    let parsed = parse(rt, body.clone(), dialect, 1000, &mut rewrites)?;
     let current: Map<String, Value> = current.as_object().cloned().unwrap_or_default();
     apply(rt, "self-id", &current, &parsed, dialect, &mut rewrites)
 }
@@ -249,7 +249,7 @@ fn the_message_itself_is_checked() {
     let d = Dialect::default();
     let e = parse(
         ResourceType::User,
-        &json!({"Operations": []}),
+        json!({"Operations": []}),
         &d,
         10,
         &mut r,
@@ -258,7 +258,7 @@ fn the_message_itself_is_checked() {
     assert_eq!(e.scim_type, Some(ScimType::InvalidSyntax));
     let e = parse(
         ResourceType::User,
-        &json!({"schemas": [PATCH_OP_URN], "Operations": {}}),
+        json!({"schemas": [PATCH_OP_URN], "Operations": {}}),
         &d,
         10,
         &mut r,
@@ -267,7 +267,7 @@ fn the_message_itself_is_checked() {
     assert!(e.detail.contains("'Operations' must be a list"));
     let many = json!({"schemas": [PATCH_OP_URN], "Operations": vec![json!({"op": "add", "path": "title", "value": "x"}); 11]});
     assert_eq!(
-        parse(ResourceType::User, &many, &d, 10, &mut r)
+        parse(ResourceType::User, many, &d, 10, &mut r)
             .expect_err("too many")
             .scim_type,
         Some(ScimType::TooMany)

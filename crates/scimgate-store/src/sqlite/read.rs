@@ -50,7 +50,7 @@ pub fn list(
     tenant: &str,
     rt: ResourceType,
     q: &ListQuery,
-    relation_budget: usize,
+    budget: PageBudget,
 ) -> Result<ListPage, StoreError> {
     // One read transaction, so totalResults and the page agree with each other.
     let snapshot = conn.unchecked_transaction()?;
@@ -114,11 +114,20 @@ pub fn list(
         }
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params_from_iter(args.iter()), |row| {
-            Ok((row_to_resource(row)?, row.get::<_, SqlValue>(6)?))
+            let bytes = row.get_ref(2)?.as_str().map_or(0, str::len);
+            Ok((row_to_resource(row)?, row.get::<_, SqlValue>(6)?, bytes))
         })?;
         let mut keys = Vec::new();
+        // The page also ends once its resources hold `budget.bytes` of stored JSON: a page
+        // of large users must not become a response of hundreds of megabytes.
+        let mut bytes = 0usize;
         for row in rows {
-            let (resource, key) = row?;
+            let (resource, key, size) = row?;
+            if !resources.is_empty() && bytes.saturating_add(size) > budget.bytes {
+                cut_short = true;
+                break;
+            }
+            bytes += size;
             resources.push(resource?);
             keys.push(key);
         }
@@ -128,11 +137,14 @@ pub fn list(
             // gives the next position), so no page grows with the groups' sizes.
             let mut carried = 0usize;
             let mut loaded = 0;
-            while loaded < resources.len() && (loaded == 0 || carried < relation_budget) {
+            while loaded < resources.len()
+                && (loaded == 0 || (carried < budget.relations && bytes < budget.bytes))
+            {
                 let r = &mut resources[loaded];
                 load_relations(conn, tenant, r)?;
                 carried +=
                     r.members.as_ref().map_or(0, Vec::len) + r.groups.as_ref().map_or(0, Vec::len);
+                bytes += relation_bytes(r);
                 loaded += 1;
             }
             if loaded < resources.len() {
@@ -343,6 +355,30 @@ pub fn row_to_resource(row: &Row<'_>) -> rusqlite::Result<RowResult> {
         })
     };
     Ok(build())
+}
+
+/// How much one list page may carry: related values (members, groups) and bytes (stored
+/// JSON plus related ids and display names). A page ends early, after the resource that
+/// reaches either, and always holds at least one resource.
+#[derive(Debug, Clone, Copy)]
+pub struct PageBudget {
+    pub relations: usize,
+    pub bytes: usize,
+}
+
+/// About what a resource's members or groups add to the page.
+fn relation_bytes(r: &StoredResource) -> usize {
+    let members = r
+        .members
+        .iter()
+        .flatten()
+        .map(|m| m.value.len() + m.display.len());
+    let groups = r
+        .groups
+        .iter()
+        .flatten()
+        .map(|g| g.value.len() + g.display.len());
+    members.chain(groups).map(|n| n + 64).sum()
 }
 
 pub fn load_relations(

@@ -670,3 +670,44 @@ fn a_tenant_cannot_hold_every_read_connection() {
             .is_some()
     );
 }
+
+/// A page of large resources ends at the byte budget (at least one resource), and the next
+/// page goes on from there.
+#[test]
+fn a_page_ends_at_its_byte_budget() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = SqliteOptions::new(dir.path().join("s.db"));
+    options.page_byte_budget = 5000;
+    let s = SqliteStore::open(&options, Arc::new(SystemClock)).expect("open");
+    let big = "x".repeat(2000);
+    let users: Vec<NewResource> = (0..5)
+        .map(|i| {
+            let v = validate(
+                ResourceType::User,
+                &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                        "userName": format!("u{i}"), "title": big}),
+            )
+            .expect("valid");
+            NewResource::from_validated(v, None)
+        })
+        .collect();
+    s.import("t", users).expect("import");
+    let page = |start_index| ListQuery {
+        filter: None,
+        sort: None,
+        page: Page::Index {
+            start_index,
+            count: 100,
+        },
+        with_relations: false,
+    };
+    let first = s.list("t", ResourceType::User, &page(1)).expect("list");
+    assert_eq!(first.total_results, Some(5));
+    assert_eq!(
+        first.resources.len(),
+        2,
+        "two of about 2 KB fit in 5000 bytes"
+    );
+    let rest = s.list("t", ResourceType::User, &page(3)).expect("list");
+    assert_eq!(rest.resources.len(), 2);
+}
