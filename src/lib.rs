@@ -161,6 +161,15 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
             config.tenant_request_share(),
             overload_wait,
         ),
+        parsing: {
+            let cores = std::thread::available_parallelism().map_or(2, usize::from);
+            scimgate_limits::FairSlots::new(
+                "request parsing",
+                cores,
+                scimgate_limits::FairSlots::share_leaving(cores, 1),
+                overload_wait,
+            )
+        },
         connections: Connections::new(),
         clock,
         write_hooks,

@@ -1,13 +1,16 @@
 //! Request bodies: content type checked (RFC 7644 §3.1), size limited while reading, and JSON
 //! parsed with errors that say where the syntax broke.
 
+use std::sync::Arc;
+
 use actix_web::http::header;
-use actix_web::{HttpRequest, web};
+use actix_web::{HttpMessage, HttpRequest, web};
 use futures_util::StreamExt;
 use serde_json::Value;
 
+use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::state::HttpSettings;
+use crate::state::AppState;
 use scimgate_model::ScimError;
 
 /// Reads and parses a JSON body of at most `max_body_bytes`, which must arrive whole within
@@ -15,11 +18,12 @@ use scimgate_model::ScimError;
 pub async fn read_json(
     req: &HttpRequest,
     payload: web::Payload,
-    settings: &HttpSettings,
+    state: &AppState,
 ) -> Result<Value, ApiError> {
     check_content_type(req)?;
+    let settings = &state.settings;
     let timeout = std::time::Duration::from_secs(settings.body_timeout_secs);
-    actix_web::rt::time::timeout(timeout, read(req, payload, settings.max_body_bytes))
+    actix_web::rt::time::timeout(timeout, read(req, payload, state))
         .await
         .map_err(|_| ApiError::BodyTimeout(settings.body_timeout_secs))?
 }
@@ -27,8 +31,9 @@ pub async fn read_json(
 async fn read(
     req: &HttpRequest,
     mut payload: web::Payload,
-    limit: usize,
+    state: &AppState,
 ) -> Result<Value, ApiError> {
+    let limit = state.settings.max_body_bytes;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -63,12 +68,22 @@ async fn read(
             )))
         })
     };
-    // Parsing a large body takes milliseconds: done on a blocking thread, so that the
-    // async worker goes on serving other clients' requests meanwhile.
+    // Parsing a large body takes milliseconds of a core: done on a blocking thread, so
+    // that the async worker goes on serving other clients meanwhile, and within the
+    // tenant's share of the cores, so that one tenant's large bodies leave a core free.
     if large {
-        web::block(parse)
-            .await
-            .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
+        let tenant = req
+            .extensions()
+            .get::<Principal>()
+            .map(|p| p.tenant.clone())
+            .unwrap_or_default();
+        let slots = Arc::clone(&state.parsing);
+        web::block(move || {
+            let _slot = slots.acquire(&tenant).map_err(ApiError::Overloaded)?;
+            parse()
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
     } else {
         parse()
     }

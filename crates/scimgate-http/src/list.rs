@@ -399,8 +399,9 @@ pub async fn search(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload, &state.settings).await?;
-    let search = Search::from_body(&body)?;
+    let body = read_json(&req, payload, &state).await?;
+    // A SearchRequest can list tens of thousands of names: read off the async worker.
+    let search = blocking(move || Ok(Search::from_body(&body)?)).await?;
     let base = scim_base(&req, &state.settings);
     let out = list_one(state, principal.tenant, **rt, search, base).await?;
     Ok(scim_json_text(StatusCode::OK, out))
@@ -414,8 +415,9 @@ pub async fn search_all(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload, &state.settings).await?;
-    let search = Search::from_body(&body)?;
+    let body = read_json(&req, payload, &state).await?;
+    // A SearchRequest can list tens of thousands of names: read off the async worker.
+    let search = blocking(move || Ok(Search::from_body(&body)?)).await?;
     if search.cursor.is_some() {
         return Err(ScimError::bad_request(
             ScimType::InvalidCursor,

@@ -119,7 +119,7 @@ async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let rt = **rt;
     let projection = projection(rt, &query)?;
-    let doc = read_json(&req, payload, &state.settings).await?;
+    let doc = read_json(&req, payload, &state).await?;
     let st = state.clone();
     let created = blocking(move || write_path::create(&st, &principal.tenant, rt, doc)).await?;
     let base = scim_base(&req, &state.settings);
@@ -142,7 +142,7 @@ async fn replace(
 ) -> Result<HttpResponse, ApiError> {
     let rt = **rt;
     let projection = projection(rt, &query)?;
-    let doc = read_json(&req, payload, &state.settings).await?;
+    let doc = read_json(&req, payload, &state).await?;
     let if_match = Precondition::if_match(&req);
     let (st, id) = (state.clone(), id.into_inner());
     let replaced = blocking(move || {
@@ -184,7 +184,7 @@ async fn patch(
 ) -> Result<HttpResponse, ApiError> {
     let rt = **rt;
     let projection = projection(rt, &query)?;
-    let body = read_json(&req, payload, &state.settings).await?;
+    let body = read_json(&req, payload, &state).await?;
     let if_match = Precondition::if_match(&req);
     // A group answers 204 unless asked for its representation, so that changing one member
     // of a large group never serialises all the others (RFC 7644 §3.5.2 allows 204).

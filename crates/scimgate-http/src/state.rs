@@ -84,6 +84,8 @@ pub struct AppState {
     pub passwords: Passwords,
     /// Requests being worked on, each tenant within its share.
     pub admission: Admission,
+    /// Parsing large request bodies: a slot per core, a tenant holding all but one.
+    pub parsing: Arc<scimgate_limits::FairSlots>,
     /// Open client connections against the cap (counted by the server's connect hook).
     pub connections: Arc<Connections>,
 }

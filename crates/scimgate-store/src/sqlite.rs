@@ -121,7 +121,9 @@ impl SqliteStore {
             )
             .with_init(move |c| {
                 c.busy_timeout(busy)?;
-                c.pragma_update(None, "cache_size", -16384)?;
+                // 8 MiB each: with the writer's 64 MiB, the page caches of a full pool stay
+                // a bounded part of the server's memory (the OS cache is behind them).
+                c.pragma_update(None, "cache_size", -8192)?;
                 c.pragma_update(None, "query_only", "ON")
             });
         let readers = r2d2::Pool::builder()
