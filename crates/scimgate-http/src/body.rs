@@ -42,9 +42,10 @@ async fn read(
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::PayloadTooLarge(limit));
     }
-    // Sized once from the declared length (already checked against the limit), so that a
-    // large body is not copied at every doubling of the buffer.
-    let mut bytes = web::BytesMut::with_capacity(declared.unwrap_or(0));
+    // Sized from the declared length (already checked against the limit), up to 256 KiB
+    // before the bytes arrive: a slow client cannot make the server hold a megabyte for a
+    // body it has not sent.
+    let mut bytes = web::BytesMut::with_capacity(declared.unwrap_or(0).min(256 << 10));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
             ScimError::invalid_syntax(format!("could not read the request body: {e}"))

@@ -23,7 +23,10 @@ pub fn scim_base(req: &HttpRequest, settings: &HttpSettings) -> String {
     }
     if settings.network.peer_is_trusted_proxy(req) {
         let info = req.connection_info();
-        return format!("{}://{}/scim/v2", info.scheme(), info.host());
+        let host = Some(info.host())
+            .filter(|h| plausible_host(h))
+            .unwrap_or_else(|| req.app_config().host());
+        return format!("{}://{host}/scim/v2", info.scheme());
     }
     let scheme = if req.app_config().secure() {
         "https"
@@ -34,8 +37,20 @@ pub fn scim_base(req: &HttpRequest, settings: &HttpSettings) -> String {
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
+        .filter(|h| plausible_host(h))
         .unwrap_or_else(|| req.app_config().host());
     format!("{scheme}://{host}/scim/v2")
+}
+
+/// A host (and port) as DNS and URLs allow: at most 255 bytes of letters, digits and
+/// `.-:[]`. The base is repeated in every `$ref` and `location` of a response, so a client's
+/// 60 KB `Host` header would otherwise multiply a group's size by a thousand.
+fn plausible_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
 }
 
 pub fn location(base: &str, rt: ResourceType, id: &str) -> String {
