@@ -4,6 +4,7 @@
 # Prints requests/s and p50/p99 latency; raw wrk output goes to bench/results/.
 #
 #   bench/http.sh [DURATION_SECONDS]   (default 20)
+#   BENCH_BIN=/path/to/scimgate bench/http.sh 10   (another build, for a side-by-side run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -16,8 +17,12 @@ results=bench/results
 mkdir -p "$results"
 
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
-cargo build --release --locked --bin scimgate
-bin=target/release/scimgate
+if [[ -n "${BENCH_BIN:-}" ]]; then
+  bin=$BENCH_BIN
+else
+  cargo build --release --locked --bin scimgate
+  bin=target/release/scimgate
+fi
 
 data=$(mktemp -d "$PWD/target/bench-data.XXXXXX")
 SCIMGATE_LOG=warn,scimgate_store=info "$bin" serve --data "$data" --listen "127.0.0.1:$port" 2> "$results/server.log" &
