@@ -69,9 +69,11 @@ async fn read(
             )))
         })
     };
-    // Parsing a large body takes milliseconds of a core: done on a blocking thread, so
-    // that the async worker goes on serving other clients meanwhile, and within the
-    // tenant's share of the cores, so that one tenant's large bodies leave a core free.
+    // A large body takes milliseconds of a core to parse and tens of megabytes once parsed:
+    // it is parsed on a blocking thread (the async worker goes on serving other clients),
+    // and the request then holds one of its tenant's large-request slots until it is
+    // answered (the slot lives in the request's extensions), so that one tenant's large
+    // requests are worked on a few at a time and leave cores and memory to the others.
     if large {
         let tenant = req
             .extensions()
@@ -79,16 +81,21 @@ async fn read(
             .map(|p| p.tenant.clone())
             .unwrap_or_default();
         let slots = Arc::clone(&state.parsing);
-        web::block(move || {
-            let _slot = slots.acquire(&tenant).map_err(ApiError::Overloaded)?;
-            parse()
+        let (value, slot) = web::block(move || {
+            let slot = slots.acquire(&tenant).map_err(ApiError::Overloaded)?;
+            Ok::<_, ApiError>((parse()?, slot))
         })
         .await
-        .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
+        .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))??;
+        req.extensions_mut().insert(LargeRequest(slot));
+        Ok(value)
     } else {
         parse()
     }
 }
+
+/// A large request's slot, held until the request is dropped.
+struct LargeRequest(#[allow(dead_code)] scimgate_limits::Slot);
 
 /// Bodies from this size up are parsed off the async workers.
 const PARSE_OFF_WORKER_BYTES: usize = 64 * 1024;
