@@ -4,11 +4,20 @@
 //! The read connections, the password-hashing slots and the plugin instances are each one
 //! [`FairSlots`]. A tenant that asks for more than its share waits behind itself, never in
 //! front of another tenant; a caller that cannot get a slot in time gets [`Busy`], which
-//! the HTTP layer answers with 503 and `Retry-After`.
+//! the HTTP layer answers with 503 and `Retry-After`. Deadlines of work that holds a slot
+//! (a query, a plugin call) are measured in the thread's own CPU time
+//! ([`thread_cpu_time`]), so that waiting for a core does not count against them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+/// CPU time used by the calling thread so far, where the platform tells.
+pub fn thread_cpu_time() -> Option<Duration> {
+    cpu_time::ThreadTime::try_now()
+        .ok()
+        .map(|t| t.as_duration())
+}
 
 /// No slot became free within the wait: the resource is overloaded for this tenant.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use scimgate_limits::FairSlots;
+use scimgate_limits::{FairSlots, thread_cpu_time};
 use wasmtime::{
     Caller, Config, Engine, ExternType, InstanceAllocationStrategy, InstancePre, Linker, Module,
     PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline, ValType,
@@ -282,13 +282,6 @@ fn run(
         .read(&*store, out_ptr, &mut out)
         .map_err(|_| CallFailure::BadOutput("output lies outside memory".into()))?;
     serde_json::from_slice(&out).map_err(|e| CallFailure::BadOutput(e.to_string()))
-}
-
-/// CPU time used by the calling thread so far, where the platform tells.
-fn thread_cpu_time() -> Option<Duration> {
-    cpu_time::ThreadTime::try_now()
-        .ok()
-        .map(|t| t.as_duration())
 }
 
 fn engine(max_memory: usize) -> Result<Engine, PluginLoadError> {

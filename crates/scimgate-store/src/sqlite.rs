@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
-use scimgate_limits::FairSlots;
+use scimgate_limits::{FairSlots, thread_cpu_time};
 use scimgate_model::{Clock, ResourceType};
 
 use crate::error::StoreError;
@@ -383,13 +383,6 @@ impl Store for SqliteStore {
 
 pub(crate) use index::backfill as backfill_index;
 pub use write::{PatchOutcome, PatchWrite};
-
-/// CPU time used by the calling thread so far, where the platform tells.
-fn thread_cpu_time() -> Option<Duration> {
-    cpu_time::ThreadTime::try_now()
-        .ok()
-        .map(|t| t.as_duration())
-}
 
 /// The type column's text for `rt`.
 fn type_name(rt: ResourceType) -> &'static str {
