@@ -40,12 +40,9 @@ pub async fn middleware(
         jti = tracing::field::Empty,
     );
     let started = Instant::now();
-    let metrics = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| Arc::clone(&s.metrics));
-    let connections = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| Arc::clone(&s.connections));
+    let state = req.app_data::<web::Data<AppState>>();
+    let metrics = state.map(|s| Arc::clone(&s.metrics));
+    let connections = state.map(|s| Arc::clone(&s.connections));
     let method = req.method().clone();
     // Inner middleware answers its refusals as responses, so every answer passes here.
     let mut resp = REQUEST_ID
