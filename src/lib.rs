@@ -171,6 +171,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
             )
         },
         connections: Connections::new(),
+        cursors: signing_key.cursor_key(),
         clock,
         write_hooks,
         metrics,

@@ -19,6 +19,7 @@ pub fn plugin(cmd: PluginCommand) -> CliResult {
         config,
         limits: Default::default(),
         on_failure: Default::default(),
+        sees_password: false,
     };
     match cmd {
         PluginCommand::Check { file } => {

@@ -23,6 +23,7 @@ fn example(name: &str, config: Value) -> PluginSpec {
         config,
         limits: Limits::default(),
         on_failure: FailMode::Closed,
+        sees_password: false,
     }
 }
 

@@ -187,7 +187,7 @@ async fn cursor_paging_walks_everything_once() {
     r.assert_error(
         400,
         Some("invalidCursor"),
-        "another filter, sortBy or sortOrder",
+        "this tenant, resource type, filter, sortBy and sortOrder",
     );
     h.get("/scim/v2/Users?cursor=garbage!&count=2")
         .send()

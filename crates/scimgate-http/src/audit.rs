@@ -13,6 +13,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use scimgate_store::{AuditQuery, AuditRecord};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::auth::{self, Principal, SCOPE_ADMIN};
 use crate::error::ApiError;
@@ -134,7 +135,8 @@ fn version_after(resp: &ServiceResponse<BoxBody>) -> Option<i64> {
 #[serde(rename_all = "camelCase")]
 pub struct AuditParams {
     since: Option<String>,
-    cursor: Option<i64>,
+    /// Sealed like a list cursor: the audit sequence is global across tenants.
+    cursor: Option<String>,
     count: Option<u32>,
     // `domain` is read by `tenant_for` from the query string.
 }
@@ -165,20 +167,53 @@ pub async fn list(
         ),
     };
     let limit = params.count.unwrap_or(100).clamp(1, MAX_PAGE);
+    let binding = serde_json::json!(["audit", tenant, since]).to_string();
+    let after_seq = match params.cursor.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(
+            state
+                .cursors
+                .open(&binding, text)
+                .and_then(|v| v.as_i64())
+                .ok_or_else(|| {
+                    ApiError::Scim(scimgate_model::ScimError::bad_request(
+                        scimgate_model::ScimType::InvalidCursor,
+                        format!(
+                            "cursor '{}' is not one this server issued for this tenant and 'since'",
+                            scimgate_model::excerpt(text, 64)
+                        ),
+                    ))
+                })?,
+        ),
+    };
     let query = AuditQuery {
         tenant: Some(tenant),
         since,
-        after_seq: params.cursor,
+        after_seq,
         limit,
         newest: false,
     };
     let store = Arc::clone(&state.store);
     let rows = crate::resources::blocking(move || Ok(store.audit(&query)?)).await?;
     let next = (rows.len() as u32 == limit)
-        .then(|| rows.last().map(|r| r.seq))
+        .then(|| {
+            rows.last()
+                .map(|r| state.cursors.seal(&binding, &r.seq.into()))
+        })
         .flatten();
+    // The global sequence stays inside the server: only the sealed cursor goes out.
+    let entries: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+            if let Some(o) = v.as_object_mut() {
+                o.remove("seq");
+            }
+            v
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({
-        "entries": rows,
+        "entries": entries,
         "nextCursor": next,
     })))
 }

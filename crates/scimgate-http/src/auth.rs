@@ -6,6 +6,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+use std::sync::Arc;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
@@ -17,6 +18,7 @@ use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 
+use crate::cursor::CursorKey;
 use crate::error::ApiError;
 use crate::keys::{LOCAL_ISSUER, LOCAL_KID};
 use crate::state::AppState;
@@ -81,6 +83,8 @@ pub struct TokenRequest {
 pub struct SigningKey {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// Seals page cursors; derived from the same secret, so a data folder has one secret.
+    cursors: Arc<CursorKey>,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -141,7 +145,13 @@ impl SigningKey {
         Ok(SigningKey {
             encoding: EncodingKey::from_secret(secret).map_err(invalid)?,
             decoding: DecodingKey::from_secret(secret).map_err(invalid)?,
+            cursors: Arc::new(CursorKey::derive(secret)),
         })
+    }
+
+    /// The key page cursors are sealed with.
+    pub fn cursor_key(&self) -> Arc<CursorKey> {
+        Arc::clone(&self.cursors)
     }
 
     pub(crate) fn decoding(&self) -> &DecodingKey {
@@ -209,8 +219,14 @@ pub async fn middleware(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let principal = match authorize(&req) {
         Ok(p) => p,
-        Err(refusal) => {
-            let response = refusal.error_response();
+        Err(Refusal { error, client }) => {
+            // A client that proved who it is but may not do this is still audited: the
+            // row goes to the tenant it acted for, or to its own default tenant when it
+            // asked for one it may not act for (never into the tenant it tried to reach).
+            if let Some(principal) = client {
+                req.extensions_mut().insert(*principal);
+            }
+            let response = error.error_response();
             return Ok(req.into_response(response));
         }
     };
@@ -224,24 +240,60 @@ pub async fn middleware(
     Ok(next.call(req).await?.map_into_boxed_body())
 }
 
-/// Verifies the bearer token, picks the tenant and checks the scope the method needs.
-fn authorize(req: &ServiceRequest) -> Result<Principal, ApiError> {
+/// Why a request was refused, and who sent it when the token itself was good.
+struct Refusal {
+    error: ApiError,
+    client: Option<Box<Principal>>,
+}
+
+impl From<ApiError> for Refusal {
+    fn from(error: ApiError) -> Self {
+        Refusal {
+            error,
+            client: None,
+        }
+    }
+}
+
+/// The scope a request needs: reading for GET and HEAD and for `.search`, which is a
+/// query sent with POST (RFC 7644 §3.4.3); writing for every other method.
+pub fn scope_needed(method: &Method, path: &str) -> &'static str {
+    let search = *method == Method::POST && path.trim_end_matches('/').ends_with("/.search");
+    if matches!(*method, Method::GET | Method::HEAD) || search {
+        SCOPE_READ
+    } else {
+        SCOPE_WRITE
+    }
+}
+
+/// Verifies the bearer token, picks the tenant and checks the scope the request needs.
+fn authorize(req: &ServiceRequest) -> Result<Principal, Refusal> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal("application state missing".into()))?;
     let claims = authenticate(req.request(), state)?;
-    let tenant = tenant_for(req.request(), &claims, state)?;
-    let needed = if matches!(*req.method(), Method::GET | Method::HEAD) {
-        SCOPE_READ
-    } else {
-        SCOPE_WRITE
+    let principal = |tenant: String| {
+        Box::new(Principal {
+            tenant,
+            subject: claims.sub.clone(),
+            jti: claims.jti.clone(),
+        })
     };
-    require_scope(&claims, &[needed], &format!("{} requests", req.method()))?;
-    Ok(Principal {
-        tenant,
-        subject: claims.sub,
-        jti: claims.jti,
-    })
+    let tenant = tenant_for(req.request(), &claims, state).map_err(|error| Refusal {
+        error,
+        client: Some(principal(claims.tenant.clone())),
+    })?;
+    let needed = scope_needed(req.method(), req.path());
+    let what = if needed == SCOPE_READ {
+        "reading"
+    } else {
+        "writing"
+    };
+    require_scope(&claims, &[needed], what).map_err(|error| Refusal {
+        error,
+        client: Some(principal(tenant.clone())),
+    })?;
+    Ok(*principal(tenant))
 }
 
 /// The tenant a request acts for: `domain` when given, else the token's default; it must
@@ -251,14 +303,7 @@ pub fn tenant_for(
     claims: &Claims,
     state: &AppState,
 ) -> Result<String, ApiError> {
-    let asked = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .ok()
-        .and_then(|q| {
-            q.0.into_iter()
-                .find(|(k, _)| k == DOMAIN_PARAM)
-                .map(|(_, v)| v)
-        });
-    let tenant = match asked {
+    let tenant = match domain_param(req)? {
         Some(t) if !valid_tenant(&t) => {
             return Err(ApiError::Scim(scimgate_model::ScimError::new(
                 400,
@@ -289,6 +334,41 @@ pub fn tenant_for(
         )));
     }
     Ok(tenant)
+}
+
+/// The `domain` query parameter, its name matched case-insensitively like every other
+/// parameter's: a tenant chosen by `Domain=` must not silently become the default one.
+/// Given twice with different values, the request is ambiguous and refused.
+fn domain_param(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|e| {
+            ApiError::Scim(scimgate_model::ScimError::invalid_syntax(format!(
+                "malformed query string: {e}"
+            )))
+        })?;
+    let mut found: Option<String> = None;
+    for (_, value) in pairs
+        .into_iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(DOMAIN_PARAM))
+    {
+        match &found {
+            Some(first) if *first != value => {
+                return Err(ApiError::Scim(scimgate_model::ScimError::new(
+                    400,
+                    Some(scimgate_model::ScimType::InvalidValue),
+                    format!(
+                        "'{DOMAIN_PARAM}' is given twice with different tenants ('{}' and '{}')",
+                        scimgate_model::excerpt(first, 64),
+                        scimgate_model::excerpt(&value, 64)
+                    ),
+                )));
+            }
+            Some(_) => {}
+            None => found = Some(value),
+        }
+    }
+    Ok(found)
 }
 
 /// 403 unless the token has one of `accepted`, naming them and what they are `needed_for`.
@@ -330,10 +410,17 @@ fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
         detail: "this endpoint needs 'Authorization: Bearer <token>'".into(),
         token_sent: false,
     };
-    let value = req
+    let mut values = req
         .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .ok_or_else(missing)?;
+        .get_all(actix_web::http::header::AUTHORIZATION);
+    let value = values.next().ok_or_else(missing)?;
+    if values.next().is_some() {
+        // Which one would count is a guess a proxy and scimgate could make differently.
+        return Err(ApiError::Unauthorized {
+            detail: "the request carries more than one Authorization header".into(),
+            token_sent: true,
+        });
+    }
     let value = value.to_str().map_err(|_| missing())?;
     let (scheme, token) = value.trim().split_once(' ').ok_or_else(missing)?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {

@@ -31,10 +31,10 @@ pub struct KeySpec {
     pub algorithm: String,
     /// A PEM public key, or for HS* a file holding the secret in base64.
     pub file: PathBuf,
-    /// `iss` the tokens must carry; unset accepts any.
+    /// `iss` the tokens must carry (present and equal); unset accepts any or none.
     #[serde(default)]
     pub issuer: Option<String>,
-    /// `aud` the tokens must carry; unset accepts tokens without one.
+    /// `aud` the tokens must carry (present and equal); unset accepts tokens without one.
     #[serde(default)]
     pub audience: Option<String>,
 }
@@ -257,7 +257,16 @@ impl KeyRing {
             let mut v = Validation::new(key.algorithm);
             v.leeway = leeway_secs;
             v.validate_nbf = true;
-            v.set_required_spec_claims(&["exp", "sub"]);
+            // A configured issuer or audience must be present, not merely equal when
+            // present: jsonwebtoken checks `iss`/`aud` only when the token carries them.
+            let mut required = vec!["exp", "sub"];
+            if key.issuer.is_some() {
+                required.push("iss");
+            }
+            if key.audience.is_some() {
+                required.push("aud");
+            }
+            v.set_required_spec_claims(&required);
             match &key.issuer {
                 Some(iss) => v.set_issuer(&[iss]),
                 None => v.iss = None,

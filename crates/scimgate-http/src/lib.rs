@@ -7,10 +7,12 @@ mod audit;
 mod auth;
 mod body;
 mod connections;
+mod cursor;
 mod discovery;
 mod error;
 mod etag;
 mod gate;
+mod head;
 mod health;
 mod keys;
 mod list;
@@ -34,6 +36,7 @@ pub use access::AccessCache;
 pub use admission::Admission;
 pub use auth::{Claims, SigningKey, TokenRequest, valid_tenant as auth_tenant_is_valid};
 pub use connections::Connections;
+pub use cursor::CursorKey;
 pub use error::ApiError;
 pub use keys::{AuthSettings, KeyRing, KeySpec};
 pub use metrics::{Metrics, PluginOutcome};
@@ -59,6 +62,21 @@ pub fn build_app(
 > {
     App::new()
         .app_data(state)
+        // Query strings that do not fit a handler's parameters get a SCIM error, not
+        // actix's plain-text one.
+        .app_data(web::QueryConfig::default().error_handler(|e, _| {
+            ApiError::Scim(scimgate_model::ScimError::invalid_value(format!(
+                "query parameters: {e}"
+            )))
+            .into()
+        }))
+        .app_data(web::PathConfig::default().error_handler(|e, _| {
+            ApiError::Scim(scimgate_model::ScimError::invalid_value(format!(
+                "path: {e}"
+            )))
+            .into()
+        }))
+        .wrap(from_fn(head::middleware))
         .wrap(from_fn(request_id::middleware))
         .route("/healthz", web::get().to(health::live))
         .route("/readyz", web::get().to(health::ready))

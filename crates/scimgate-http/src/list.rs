@@ -4,8 +4,6 @@
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use scimgate_model::projection::Projection;
 use scimgate_model::{ResourceType, ScimError, ScimType, filter, path};
 use scimgate_store::{ListPage, ListQuery, Page, Position, SortBy, StoredResource};
@@ -13,6 +11,7 @@ use serde_json::{Map, Value, json};
 
 use crate::auth::Principal;
 use crate::body::read_json;
+use crate::cursor::CursorKey;
 use crate::error::ApiError;
 use crate::render::{resource_text, scim_base, scim_json_text};
 use crate::resources::blocking;
@@ -199,7 +198,7 @@ fn with_relations(rt: ResourceType, projection: &Projection) -> bool {
 struct Prepared {
     query: ListQuery,
     projection: Projection,
-    fingerprint: String,
+    binding: String,
     start_index: u64,
 }
 
@@ -239,12 +238,12 @@ fn prepare(
     // RFC 7644 §3.4.2.4: startIndex below 1 means 1; a negative count means 0.
     let count = s.count.map_or(max, |c| (c.max(0) as u64).min(max));
     let start_index = s.start_index.unwrap_or(1).max(1) as u64;
-    let fingerprint = fingerprint(rt, s);
+    let binding = cursor_binding(tenant, rt, s);
     let page = match &s.cursor {
         None => Page::Index { start_index, count },
         Some(c) if c.is_empty() => Page::Cursor { after: None, count },
         Some(c) => Page::Cursor {
-            after: Some(decode_cursor(c, &fingerprint)?),
+            after: Some(decode_cursor(&state.cursors, c, &binding)?),
             count,
         },
     };
@@ -258,50 +257,33 @@ fn prepare(
     Ok(Prepared {
         query,
         projection,
-        fingerprint,
+        binding,
         start_index,
     })
 }
 
-/// Ties a cursor to the request it came from: same type, filter and order.
-fn fingerprint(rt: ResourceType, s: &Search) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let text = format!(
-        "{}\u{0}{:?}\u{0}{:?}\u{0}{}",
-        rt.name(),
-        s.filter,
-        s.sort_by,
-        s.descending
-    );
-    for b in text.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
+/// What a cursor is bound to: the tenant, the type, the filter and the order. A cursor
+/// sealed for one of them does not open for another.
+fn cursor_binding(tenant: &str, rt: ResourceType, s: &Search) -> String {
+    json!(["list", tenant, rt.name(), s.filter, s.sort_by, s.descending]).to_string()
 }
 
-fn encode_cursor(p: &Position, fingerprint: &str) -> String {
-    URL_SAFE_NO_PAD.encode(json!({"k": p.key, "i": p.id, "f": fingerprint}).to_string())
+fn encode_cursor(key: &CursorKey, p: &Position, binding: &str) -> String {
+    key.seal(binding, &json!({"k": p.key, "i": p.id}))
 }
 
-fn decode_cursor(c: &str, fingerprint: &str) -> Result<Position, ScimError> {
-    let invalid =
-        |why: &str| ScimError::bad_request(ScimType::InvalidCursor, format!("cursor '{c}' {why}"));
-    let bytes = URL_SAFE_NO_PAD
-        .decode(c.trim())
-        .map_err(|_| invalid("is not a cursor this server issued"))?;
-    let v: Value = serde_json::from_slice(&bytes)
-        .map_err(|_| invalid("is not a cursor this server issued"))?;
-    let (Some(id), Some(f)) = (
-        v.get("i").and_then(Value::as_str),
-        v.get("f").and_then(Value::as_str),
-    ) else {
-        return Err(invalid("is not a cursor this server issued"));
+fn decode_cursor(key: &CursorKey, c: &str, binding: &str) -> Result<Position, ScimError> {
+    let invalid = || {
+        ScimError::bad_request(
+            ScimType::InvalidCursor,
+            format!(
+                "cursor '{}' is not one this server issued for this tenant, resource type, filter, sortBy and sortOrder",
+                scimgate_model::excerpt(c, 64)
+            ),
+        )
     };
-    if f != fingerprint {
-        return Err(invalid(
-            "belongs to a request with another filter, sortBy or sortOrder",
-        ));
-    }
+    let v = key.open(binding, c).ok_or_else(invalid)?;
+    let id = v.get("i").and_then(Value::as_str).ok_or_else(invalid)?;
     Ok(Position {
         key: v.get("k").cloned().unwrap_or(Value::Null),
         id: id.to_owned(),
@@ -325,7 +307,7 @@ async fn list_one(
             page,
             &prepared,
             &base,
-            search.cursor.is_some(),
+            search.cursor.is_some().then_some(&*state.cursors),
         ))
     })
     .await
@@ -356,18 +338,24 @@ fn list_text(envelope: Map<String, Value>, resources: &[String]) -> String {
     text
 }
 
-fn list_response(page: ListPage, prepared: &Prepared, base: &str, cursor_mode: bool) -> String {
+/// `cursors` is given in cursor mode (RFC 9865), to seal the next page's position.
+fn list_response(
+    page: ListPage,
+    prepared: &Prepared,
+    base: &str,
+    cursors: Option<&CursorKey>,
+) -> String {
     let mut out = Map::new();
     out.insert("schemas".into(), json!([LIST_RESPONSE]));
     if let Some(total) = page.total_results {
         out.insert("totalResults".into(), json!(total));
     }
     out.insert("itemsPerPage".into(), json!(page.resources.len()));
-    if cursor_mode {
+    if let Some(cursors) = cursors {
         if let Some(next) = &page.next {
             out.insert(
                 "nextCursor".into(),
-                json!(encode_cursor(next, &prepared.fingerprint)),
+                json!(encode_cursor(cursors, next, &prepared.binding)),
             );
         }
     } else {

@@ -8,6 +8,7 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use scimgate_limits::FairSlots;
+use scimgate_model::PasswordChange;
 
 use crate::error::ApiError;
 
@@ -49,18 +50,20 @@ impl Passwords {
         self.storage
     }
 
-    /// What to store for `password`; `None` stores nothing new. Waits for a hashing slot
-    /// (the tenant's share of them), or answers 503 when none comes free in time.
+    /// What to store for a password change: the hash of a new password (or, when
+    /// passwords are discarded, nothing: the old hash is cleared, it no longer matches).
+    /// Waits for a hashing slot (the tenant's share of them), or answers 503 when none
+    /// comes free in time.
     pub fn protect(
         &self,
         tenant: &str,
-        password: Option<String>,
-    ) -> Result<Option<String>, ApiError> {
-        let Some(password) = password else {
-            return Ok(None);
+        change: PasswordChange,
+    ) -> Result<PasswordChange, ApiError> {
+        let PasswordChange::Set(password) = change else {
+            return Ok(change);
         };
         match self.storage {
-            PasswordStorage::Discard => Ok(None),
+            PasswordStorage::Discard => Ok(PasswordChange::Clear),
             PasswordStorage::Argon2id => {
                 let _slot = self.slots.acquire(tenant).map_err(ApiError::Overloaded)?;
                 let mut memory = self
@@ -74,7 +77,7 @@ impl Passwords {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .push(memory);
-                hashed.map(Some)
+                hashed.map(PasswordChange::Set)
             }
         }
     }
@@ -112,10 +115,12 @@ mod tests {
     #[test]
     fn hashes_with_argon2id_and_verifies() {
         let p = passwords(PasswordStorage::Argon2id);
-        let stored = p
-            .protect("t", Some("s3cret".into()))
+        let PasswordChange::Set(stored) = p
+            .protect("t", PasswordChange::Set("s3cret".into()))
             .expect("hash")
-            .expect("some");
+        else {
+            panic!("a hash")
+        };
         assert!(stored.starts_with("$argon2id$"));
         assert!(!stored.contains("s3cret"));
         let parsed = PasswordHash::new(&stored).expect("phc");
@@ -125,10 +130,12 @@ mod tests {
                 .is_ok()
         );
         // The reused memory gives the same kind of hash the next time, not a stale one.
-        let again = p
-            .protect("t", Some("other".into()))
+        let PasswordChange::Set(again) = p
+            .protect("t", PasswordChange::Set("other".into()))
             .expect("hash")
-            .expect("some");
+        else {
+            panic!("a hash")
+        };
         let parsed = PasswordHash::new(&again).expect("phc");
         assert!(Argon2::default().verify_password(b"other", &parsed).is_ok());
         assert!(
@@ -142,12 +149,16 @@ mod tests {
     fn a_tenant_waiting_past_its_share_gets_overloaded() {
         let p = passwords(PasswordStorage::Argon2id);
         let held = p.slots.acquire("t").expect("slot");
-        match p.protect("t", Some("x".into())) {
+        match p.protect("t", PasswordChange::Set("x".into())) {
             Err(ApiError::Overloaded(busy)) => assert_eq!(busy.what, "password hashing"),
             other => panic!("expected overload, got {other:?}"),
         }
         // Another tenant still hashes: one slot is kept for it.
-        assert!(p.protect("u", Some("x".into())).expect("hash").is_some());
+        assert!(matches!(
+            p.protect("u", PasswordChange::Set("x".into()))
+                .expect("hash"),
+            PasswordChange::Set(_)
+        ));
         drop(held);
     }
 
@@ -155,9 +166,9 @@ mod tests {
     fn discard_keeps_nothing() {
         assert_eq!(
             passwords(PasswordStorage::Discard)
-                .protect("t", Some("x".into()))
+                .protect("t", PasswordChange::Set("x".into()))
                 .expect("ok"),
-            None
+            PasswordChange::Clear
         );
     }
 }

@@ -56,6 +56,7 @@ impl WriteHook for PluginHook {
             WriteKind::Create => Hook::Create,
             WriteKind::Replace => Hook::Replace,
             WriteKind::Patch => Hook::Patch,
+            WriteKind::Delete => Hook::Delete,
         };
         let before = ctx.before.map(|b| {
             let mut v = Value::Object(b.attributes.clone());
@@ -67,6 +68,13 @@ impl WriteHook for PluginHook {
             if !spec.applies_to(hook, ctx.resource_type, ctx.tenant) {
                 continue;
             }
+            // The cleartext password goes only to a plugin configured to see it; past any
+            // other it goes by unchanged (unless that plugin sets one itself).
+            let hidden = if spec.sees_password {
+                None
+            } else {
+                take_password(&mut resource)
+            };
             let input = CallInput {
                 abi: ABI_VERSION,
                 hook: hook.name(),
@@ -102,26 +110,21 @@ impl WriteHook for PluginHook {
             });
             match result {
                 Ok(Decision::Accept) => {}
+                // A delete has nothing to modify: the decision counts as acceptance.
+                Ok(Decision::Modify { .. }) if hook == Hook::Delete => {}
                 Ok(Decision::Modify { resource: changed }) => resource = changed,
                 Ok(Decision::Reject {
                     status,
                     scim_type,
                     detail,
-                }) if matches!(status, 400 | 403 | 409 | 422) => {
+                }) => {
+                    // The host let only statuses plugins may use through (`Decision::checked`).
                     tracing::info!(plugin = %spec.name, status, "plugin rejected a write");
                     return Err(ScimError::new(
                         status,
-                        scim_type.as_deref().and_then(scim_type_named),
+                        scim_type.as_deref().and_then(ScimType::from_name),
                         format!("plugin '{}' rejected the change: {detail}", spec.name),
                     ));
-                }
-                Ok(Decision::Reject { status, .. }) => {
-                    return self.failed(
-                        &spec.name,
-                        spec.on_failure,
-                        format!("rejected with status {status}, which plugins may not use"),
-                        resource,
-                    );
                 }
                 Err(failure) if failure.is_overload() => {
                     // The host had no room: the plugin did not fail, it did not run. The
@@ -134,59 +137,56 @@ impl WriteHook for PluginHook {
                         format!("plugin '{}' {failure}; retry later", spec.name),
                     ));
                 }
-                Err(failure) => {
-                    let why = failure.to_string();
-                    match self.failed(&spec.name, spec.on_failure, why, resource.clone()) {
-                        Ok(passed) => resource = passed,
-                        Err(e) => return Err(e),
-                    }
-                }
+                Err(failure) => self.failed(&spec.name, spec.on_failure, failure.to_string())?,
+            }
+            if let Some(password) = hidden {
+                restore_password(&mut resource, password);
             }
         }
         Ok(resource)
     }
 }
 
+/// Removes `password` (any spelling) from a resource, returning its value.
+fn take_password(resource: &mut Value) -> Option<Value> {
+    let obj = resource.as_object_mut()?;
+    let key = obj
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case("password"))?
+        .clone();
+    obj.remove(&key)
+}
+
+/// Puts back a password a plugin did not see, unless the plugin set one itself.
+fn restore_password(resource: &mut Value, password: Value) {
+    if let Some(obj) = resource.as_object_mut()
+        && !obj.keys().any(|k| k.eq_ignore_ascii_case("password"))
+    {
+        obj.insert("password".into(), password);
+    }
+}
+
 impl PluginHook {
-    /// A plugin that failed: the write fails (closed) or goes on unchanged (open).
-    fn failed(
-        &self,
-        name: &str,
-        mode: FailMode,
-        why: String,
-        resource: Value,
-    ) -> Result<Value, ScimError> {
+    /// A plugin that failed: the write fails (closed) or goes on unchanged (open). The
+    /// failure is the plugin's, not the client's: a 500 naming the plugin, with the
+    /// request id to find its log line.
+    fn failed(&self, name: &str, mode: FailMode, why: String) -> Result<(), ScimError> {
         match mode {
             FailMode::Closed => {
                 tracing::error!(plugin = name, reason = %why, "plugin failed; the write is refused");
+                let id = crate::error::REQUEST_ID
+                    .try_with(Clone::clone)
+                    .unwrap_or_default();
                 Err(ScimError::new(
                     500,
                     None,
-                    format!("plugin '{name}' failed: {why}"),
+                    format!("plugin '{name}' failed: {why} (request id {id})"),
                 ))
             }
             FailMode::Open => {
                 tracing::warn!(plugin = name, reason = %why, "plugin failed; on_failure = open lets the write through");
-                Ok(resource)
+                Ok(())
             }
         }
     }
-}
-
-fn scim_type_named(name: &str) -> Option<ScimType> {
-    [
-        ScimType::InvalidFilter,
-        ScimType::TooMany,
-        ScimType::Uniqueness,
-        ScimType::Mutability,
-        ScimType::InvalidSyntax,
-        ScimType::InvalidPath,
-        ScimType::NoTarget,
-        ScimType::InvalidValue,
-        ScimType::InvalidVers,
-        ScimType::Sensitive,
-        ScimType::InvalidCursor,
-    ]
-    .into_iter()
-    .find(|t| t.as_str() == name)
 }

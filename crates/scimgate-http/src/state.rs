@@ -9,6 +9,7 @@ use scimgate_store::Store;
 use crate::access::AccessCache;
 use crate::admission::Admission;
 use crate::connections::Connections;
+use crate::cursor::CursorKey;
 use crate::keys::KeyRing;
 use crate::metrics::Metrics;
 use crate::network::NetworkSettings;
@@ -88,6 +89,8 @@ pub struct AppState {
     pub parsing: Arc<scimgate_limits::FairSlots>,
     /// Open client connections against the cap (counted by the server's connect hook).
     pub connections: Arc<Connections>,
+    /// Seals and opens page cursors.
+    pub cursors: Arc<CursorKey>,
 }
 
 impl HttpSettings {

@@ -2,12 +2,16 @@
 //! protect the password → store. Write hooks are where operator plugins run.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use scimgate_model::dialect::{Rewrites, normalize_resource};
 use scimgate_model::patch;
+use scimgate_model::patch::MemberChanges;
 use scimgate_model::validate::{carry_immutable, check_list_lengths, schema_urns, validate};
-use scimgate_model::{ResourceType, ScimError};
-use scimgate_store::{NewResource, PatchOutcome, PatchWrite, StoreError, StoredResource};
+use scimgate_model::{PasswordChange, ResourceType, ScimError};
+use scimgate_store::{
+    MemberRef, NewResource, PatchOutcome, PatchWrite, StoreError, StoredResource,
+};
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -20,6 +24,7 @@ pub enum WriteKind {
     Create,
     Replace,
     Patch,
+    Delete,
 }
 
 /// What a hook learns about the write besides the resource itself.
@@ -28,7 +33,7 @@ pub struct WriteContext<'a> {
     pub kind: WriteKind,
     pub resource_type: ResourceType,
     pub tenant: &'a str,
-    /// The stored resource before the change (replace, patch).
+    /// The stored resource before the change (replace, patch, delete).
     pub before: Option<&'a StoredResource>,
     /// The PATCH operations as the client sent them (patch only).
     pub operations: Option<&'a Value>,
@@ -104,8 +109,68 @@ pub fn create(
         .create(tenant, NewResource::from_validated(validated, hash))?)
 }
 
-/// How often a replace without `If-Match` retries when another write got there first.
-const REPLACE_ATTEMPTS: usize = 3;
+/// How long a write without `If-Match` is redone on the newest version before it gives
+/// up with 503: only a resource that others write to without pause gets there.
+const UNCONDITIONAL_RETRY_FOR: Duration = Duration::from_secs(10);
+
+/// Runs `attempt` until it is not refused for a stale version. With `If-Match` the client
+/// asked for exactly that version, so a stale one is its 412. Without, a client must
+/// never see 412 (it sent no precondition): the write is redone on the newest version,
+/// after a short random pause so that writers racing on one resource spread over commits.
+fn until_applied<T>(
+    if_match: Option<&Precondition>,
+    mut attempt: impl FnMut() -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let started = Instant::now();
+    let mut round: u64 = 0;
+    loop {
+        match attempt() {
+            Err(ApiError::Store(StoreError::VersionMismatch { current })) => {
+                if if_match.is_some() {
+                    return Err(stale(current));
+                }
+                if started.elapsed() >= UNCONDITIONAL_RETRY_FOR {
+                    return Err(ApiError::Scim(ScimError::new(
+                        503,
+                        None,
+                        "the resource is being changed by other writes without pause; retry later",
+                    )));
+                }
+                round += 1;
+                std::thread::sleep(Duration::from_millis(rand::random_range(0..=round.min(20))));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Hashes a password once per write, however often the write is redone: Argon2 costs a
+/// core for tens of milliseconds, and a retry usually carries the same password.
+#[derive(Default)]
+struct HashedOnce(Option<(String, PasswordChange)>);
+
+impl HashedOnce {
+    fn protect(
+        &mut self,
+        state: &AppState,
+        tenant: &str,
+        change: PasswordChange,
+    ) -> Result<PasswordChange, ApiError> {
+        let PasswordChange::Set(clear) = change else {
+            return Ok(change);
+        };
+        if let Some((done, hash)) = &self.0
+            && *done == clear
+        {
+            return Ok(hash.clone());
+        }
+        let hash = state
+            .passwords
+            .protect(tenant, PasswordChange::Set(clear.clone()))?;
+        self.0 = Some((clear, hash.clone()));
+        Ok(hash)
+    }
+}
 
 /// Replace: the same steps against the current version, which the store re-checks, so a
 /// concurrent write is never silently overwritten with stale immutable values.
@@ -119,10 +184,9 @@ pub fn replace(
 ) -> Result<StoredResource, ApiError> {
     bounded(state, &doc)?;
     let doc = normalize(state, tenant, rt, doc);
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let current = current_version(state, tenant, rt, id, if_match)?;
+    let mut hashed = HashedOnce::default();
+    until_applied(if_match, || {
+        let current = current_version(state, tenant, rt, id, if_match, false)?;
         let ctx = WriteContext {
             kind: WriteKind::Replace,
             resource_type: rt,
@@ -133,20 +197,12 @@ pub fn replace(
         let hooked = run_write_hooks(&state.write_hooks, &ctx, doc.clone())?;
         let mut validated = checked(state, rt, &hooked)?;
         carry_immutable(rt, &current.attributes, &mut validated.attributes)?;
-        let hash = state
-            .passwords
-            .protect(tenant, validated.password.clone())?;
+        let hash = hashed.protect(state, tenant, validated.password.clone())?;
         let new = NewResource::from_validated(validated, hash);
-        match state.store.replace(tenant, id, Some(current.version), new) {
-            Err(StoreError::VersionMismatch { current })
-                if if_match.is_some() || attempt >= REPLACE_ATTEMPTS =>
-            {
-                return Err(stale(current));
-            }
-            Err(StoreError::VersionMismatch { .. }) => continue,
-            other => return Ok(other?),
-        }
-    }
+        Ok(state
+            .store
+            .replace(tenant, id, Some(current.version), new)?)
+    })
 }
 
 /// Patch: parse the operations (dialect applied), apply them to a copy of the stored
@@ -177,11 +233,14 @@ pub fn patch(
         state.settings.max_patch_operations,
         &mut rewrites,
     )?;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let current = current_version(state, tenant, rt, id, if_match)?;
-        let mut step_rewrites = rewrites.clone();
+    // A Group's plugins see its members as they would be stored, so the current ones are
+    // read with it; otherwise member changes stay row changes and the list is not read.
+    let members_shown = rt == ResourceType::Group && hooks_active;
+    let mut hashed = HashedOnce::default();
+    let mut step_rewrites = Vec::new();
+    let done = until_applied(if_match, || {
+        let current = current_version(state, tenant, rt, id, if_match, members_shown)?;
+        step_rewrites = rewrites.clone();
         let outcome = patch::apply(
             rt,
             id,
@@ -190,13 +249,27 @@ pub fn patch(
             dialect,
             &mut step_rewrites,
         )?;
+        let mut members = outcome.members;
         // Plugins see every PATCH, member-only ones included (with the operations); a
         // member-only PATCH whose plugins change nothing writes no attributes.
-        let changed = outcome.attributes_changed || outcome.password.is_some();
+        let changed = outcome.attributes_changed || !outcome.password.is_keep();
         let new = if changed || hooks_active {
             let mut doc = outcome.attributes;
             let urns = schema_urns(rt, &doc);
             doc.insert("schemas".into(), serde_json::json!(urns));
+            if members_shown {
+                let now = current.members.as_deref().unwrap_or_default();
+                doc.insert("members".into(), members_after(now, &members));
+            }
+            match &outcome.password {
+                PasswordChange::Keep => {}
+                PasswordChange::Set(p) => {
+                    doc.insert("password".into(), Value::String(p.clone()));
+                }
+                PasswordChange::Clear => {
+                    doc.insert("password".into(), Value::Null);
+                }
+            }
             let doc = Value::Object(doc);
             let ctx = WriteContext {
                 kind: WriteKind::Patch,
@@ -209,7 +282,14 @@ pub fn patch(
             if changed || hooked != doc {
                 let mut validated = checked(state, rt, &hooked)?;
                 carry_immutable(rt, &current.attributes, &mut validated.attributes)?;
-                let hash = state.passwords.protect(tenant, outcome.password)?;
+                if members_shown && hooked.get("members") != doc.get("members") {
+                    // A plugin changed the members: its list is the group's new one.
+                    members = MemberChanges {
+                        replace_with: Some(std::mem::take(&mut validated.members)),
+                        ..MemberChanges::default()
+                    };
+                }
+                let hash = hashed.protect(state, tenant, validated.password.clone())?;
                 Some(NewResource::from_validated(validated, hash))
             } else {
                 None
@@ -223,38 +303,70 @@ pub fn patch(
             rt,
             expected_version: expected,
             new,
-            members: outcome.members,
+            members,
             skip_unknown_members: dialect.skip_unknown_members,
         };
-        match state.store.patch(tenant, id, write) {
-            Err(StoreError::VersionMismatch { current })
-                if if_match.is_some() || attempt >= REPLACE_ATTEMPTS =>
-            {
-                return Err(stale(current));
-            }
-            Err(StoreError::VersionMismatch { .. }) => continue,
-            other => {
-                let done = other?;
-                log_rewrites(&step_rewrites);
-                if !done.skipped_members.is_empty() {
-                    // The ids are the client's: the audit row and the log line name the
-                    // first few and count the rest, whatever the client sent.
-                    let skipped = skipped_list(&done.skipped_members);
-                    crate::audit::note(|n| {
-                        n.detail = Some(format!(
-                            "members that do not exist in the tenant were skipped: {skipped}"
-                        ))
-                    });
-                    tracing::warn!(
-                        group = id,
-                        skipped = %skipped,
-                        "PATCH named members that do not exist in the tenant; the others were applied"
-                    );
+        Ok(state.store.patch(tenant, id, write)?)
+    })?;
+    log_rewrites(&step_rewrites);
+    if !done.skipped_members.is_empty() {
+        // The ids are the client's: the audit row and the log line name the first few and
+        // count the rest, whatever the client sent.
+        let skipped = skipped_list(&done.skipped_members);
+        crate::audit::note(|n| {
+            n.detail = Some(format!(
+                "members that do not exist in the tenant were skipped: {skipped}"
+            ))
+        });
+        tracing::warn!(
+            group = id,
+            skipped = %skipped,
+            "PATCH named members that do not exist in the tenant; the others were applied"
+        );
+    }
+    Ok(done)
+}
+
+/// A group's member list after `changes`, as plugins see it (`value`, `type`, and the
+/// `display` of members already in the group).
+fn members_after(current: &[MemberRef], changes: &MemberChanges) -> Value {
+    let entry = |value: &str, member_type: Option<ResourceType>, display: Option<&str>| {
+        let mut m = serde_json::Map::new();
+        m.insert("value".into(), Value::String(value.to_owned()));
+        if let Some(t) = member_type {
+            m.insert("type".into(), Value::String(t.name().to_owned()));
+        }
+        if let Some(d) = display.filter(|d| !d.is_empty()) {
+            m.insert("display".into(), Value::String(d.to_owned()));
+        }
+        Value::Object(m)
+    };
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    match &changes.replace_with {
+        Some(all) => {
+            for m in all {
+                if seen.insert(m.value.as_str()) {
+                    out.push(entry(&m.value, m.member_type, None));
                 }
-                return Ok(done);
+            }
+        }
+        None => {
+            let removed: std::collections::HashSet<&str> =
+                changes.remove.iter().map(String::as_str).collect();
+            for m in current {
+                if !removed.contains(m.value.as_str()) && seen.insert(m.value.as_str()) {
+                    out.push(entry(&m.value, Some(m.member_type), Some(&m.display)));
+                }
             }
         }
     }
+    for m in &changes.add {
+        if seen.insert(m.value.as_str()) {
+            out.push(entry(&m.value, m.member_type, None));
+        }
+    }
+    Value::Array(out)
 }
 
 /// Ids named in a message: the first few in full, then how many more.
@@ -296,7 +408,9 @@ fn checked(
     Ok(validated)
 }
 
-/// Delete, honouring `If-Match`.
+/// Delete, honouring `If-Match`. Plugins on the delete hook see the resource being
+/// deleted and may refuse; what they decided on is what is deleted (the version is
+/// checked), so a change in between makes the delete start over.
 pub fn delete(
     state: &AppState,
     tenant: &str,
@@ -304,26 +418,44 @@ pub fn delete(
     id: &str,
     if_match: Option<&Precondition>,
 ) -> Result<(), ApiError> {
-    // Read first even without If-Match, so that the audit trail has the version deleted.
-    let current = current_version(state, tenant, rt, id, if_match)?;
-    let expected = if_match.map(|_| current.version);
-    match state.store.delete(tenant, rt, id, expected) {
-        Err(StoreError::VersionMismatch { current }) => Err(stale(current)),
-        other => Ok(other?),
-    }
+    let hooks_active = state.write_hooks.iter().any(|h| h.is_active());
+    until_applied(if_match, || {
+        // Read first even without If-Match, so that the audit trail has the version deleted.
+        let current = current_version(state, tenant, rt, id, if_match, false)?;
+        if hooks_active {
+            let mut doc = current.attributes.clone();
+            doc.insert(
+                "schemas".into(),
+                serde_json::json!(schema_urns(rt, &current.attributes)),
+            );
+            doc.insert("id".into(), Value::String(current.id.clone()));
+            let ctx = WriteContext {
+                kind: WriteKind::Delete,
+                resource_type: rt,
+                tenant,
+                before: Some(&current),
+                operations: None,
+            };
+            run_write_hooks(&state.write_hooks, &ctx, Value::Object(doc))?;
+        }
+        let expected = (if_match.is_some() || hooks_active).then_some(current.version);
+        Ok(state.store.delete(tenant, rt, id, expected)?)
+    })
 }
 
-/// The stored resource a write starts from, after the `If-Match` check.
+/// The stored resource a write starts from (with its relations when asked), after the
+/// `If-Match` check.
 fn current_version(
     state: &AppState,
     tenant: &str,
     rt: ResourceType,
     id: &str,
     if_match: Option<&Precondition>,
+    with_relations: bool,
 ) -> Result<StoredResource, ApiError> {
     let current = state
         .store
-        .get(tenant, rt, id, false)?
+        .get(tenant, rt, id, with_relations)?
         .ok_or_else(|| StoreError::NotFound(rt, id.to_owned()))?;
     crate::audit::note(|n| n.version_before = Some(current.version));
     if if_match.is_some_and(|p| !p.matches(current.version)) {

@@ -25,6 +25,25 @@ pub enum ScimType {
 }
 
 impl ScimType {
+    pub const ALL: [ScimType; 11] = [
+        ScimType::InvalidFilter,
+        ScimType::TooMany,
+        ScimType::Uniqueness,
+        ScimType::Mutability,
+        ScimType::InvalidSyntax,
+        ScimType::InvalidPath,
+        ScimType::NoTarget,
+        ScimType::InvalidValue,
+        ScimType::InvalidVers,
+        ScimType::Sensitive,
+        ScimType::InvalidCursor,
+    ];
+
+    /// The type with this keyword (as RFC 7644 spells it).
+    pub fn from_name(name: &str) -> Option<ScimType> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ScimType::InvalidFilter => "invalidFilter",

@@ -19,4 +19,4 @@ pub use casefold::fold_case;
 pub use clock::{Clock, SystemClock, format_timestamp};
 pub use error::{ScimError, ScimType, excerpt};
 pub use resource_type::ResourceType;
-pub use validate::{MemberInput, ValidatedResource};
+pub use validate::{MemberInput, PasswordChange, ValidatedResource};

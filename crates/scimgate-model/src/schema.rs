@@ -63,7 +63,8 @@ impl AttributeDef {
             multi_valued: false,
             description,
             required: false,
-            case_exact: false,
+            // RFC 7643 §2.3.6: binary values are compared exactly, byte for byte.
+            case_exact: ty == AttrType::Binary,
             mutability: Mutability::ReadWrite,
             returned: Returned::Default,
             uniqueness: Uniqueness::None,

@@ -19,10 +19,39 @@ pub struct ValidatedResource {
     /// Writable attributes in canonical spelling, extension attributes under their schema
     /// URN; without `id`, `meta`, `schemas`, readOnly attributes, `password` and `members`.
     pub attributes: Map<String, Value>,
-    /// The cleartext password, to be hashed or discarded, never stored as is.
-    pub password: Option<String>,
+    /// What the write does to the password (cleartext here, to be hashed or discarded,
+    /// never stored as is).
+    pub password: PasswordChange,
     /// Group members (always empty for Users): a PUT without `members` empties the group.
     pub members: Vec<MemberInput>,
+}
+
+/// What a write does to the write-only `password`: a write that does not mention it keeps
+/// it (a client can never read it back to send it again); `null` or a PATCH `remove`
+/// clears it. `Set` holds the cleartext in the model and the hash in storage.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum PasswordChange {
+    #[default]
+    Keep,
+    Set(String),
+    Clear,
+}
+
+impl PasswordChange {
+    pub fn is_keep(&self) -> bool {
+        matches!(self, PasswordChange::Keep)
+    }
+}
+
+/// Never prints the password (nor its hash).
+impl std::fmt::Debug for PasswordChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PasswordChange::Keep => "Keep",
+            PasswordChange::Set(_) => "Set(<redacted>)",
+            PasswordChange::Clear => "Clear",
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,10 +114,16 @@ pub fn validate(rt: ResourceType, input: &Value) -> Result<ValidatedResource, Sc
     let mut out = ValidatedResource {
         resource_type: rt,
         attributes: Map::new(),
-        password: None,
+        password: PasswordChange::Keep,
         members: Vec::new(),
     };
     for (key, value) in obj {
+        if value.is_null() && key.eq_ignore_ascii_case("password") {
+            // Unassigned: for the write-only password that means "clear it", since
+            // leaving it out means "keep it".
+            out.password = PasswordChange::Clear;
+            continue;
+        }
         if key.eq_ignore_ascii_case("schemas") || value.is_null() {
             continue; // null means unassigned (RFC 7643 §2.5)
         }
@@ -110,7 +145,12 @@ pub fn validate(rt: ResourceType, input: &Value) -> Result<ValidatedResource, Sc
         }
         let value = validate_attribute(def, value, def.name)?;
         match def.name {
-            "password" => out.password = value.as_str().map(str::to_owned),
+            "password" => {
+                out.password = match value.as_str() {
+                    Some(p) => PasswordChange::Set(p.to_owned()),
+                    None => PasswordChange::Clear,
+                }
+            }
             "members" => out.members = members(&value)?,
             _ => {
                 if !is_empty(&value) {
@@ -280,7 +320,29 @@ pub fn validate_attribute(
     Ok(Value::Array(out))
 }
 
+/// The first control character in `s` that text attributes refuse (C0 and DEL, but tab,
+/// line feed and carriage return), with its character position. NUL in particular cuts
+/// strings short in SQL functions, so a value holding one would compare differently in
+/// the database and in memory; such values are refused on input, named.
+pub fn forbidden_control(s: &str) -> Option<(usize, char)> {
+    s.chars()
+        .enumerate()
+        .find(|(_, c)| c.is_ascii_control() && !matches!(c, '\t' | '\n' | '\r'))
+}
+
+fn control_error(path: &str, (at, c): (usize, char)) -> ScimError {
+    ScimError::invalid_value(format!(
+        "attribute '{path}' contains the control character U+{:04X} at position {at}; only tab, line feed and carriage return are accepted",
+        u32::from(c)
+    ))
+}
+
 fn validate_single(def: &AttributeDef, value: &Value, path: &str) -> Result<Value, ScimError> {
+    if let (AttrType::String | AttrType::Reference, Some(s)) = (def.ty, value.as_str())
+        && let Some(found) = forbidden_control(s)
+    {
+        return Err(control_error(path, found));
+    }
     let ok = match def.ty {
         AttrType::String | AttrType::Reference => value.is_string(),
         AttrType::Boolean => value.is_boolean(),

@@ -23,6 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         config: json!({}),
         limits: Default::default(),
         on_failure: Default::default(),
+        sees_password: false,
     };
     let loading = Instant::now();
     let host = PluginHost::load(vec![spec])?;

@@ -56,6 +56,49 @@ impl Decision {
     }
 }
 
+/// The statuses a plugin may reject a write with: the client's faults a policy can name.
+pub const REJECT_STATUSES: [u16; 4] = [400, 403, 409, 422];
+
+impl Decision {
+    /// Checks a decision against the rules every caller applies (the server and `scimgate
+    /// plugin run` alike): a rejection uses one of [`REJECT_STATUSES`] and a known
+    /// `scimType`; a modification returns a resource the schema accepts, unless what the
+    /// plugin was given was itself invalid (then the fault is the client's, found later).
+    pub fn checked(self, input: &CallInput<'_>) -> Result<Decision, String> {
+        match &self {
+            Decision::Reject {
+                status, scim_type, ..
+            } => {
+                if !REJECT_STATUSES.contains(status) {
+                    return Err(format!(
+                        "rejected with status {status}; a plugin may reject with 400, 403, 409 or 422"
+                    ));
+                }
+                if let Some(t) = scim_type
+                    && scimgate_model::ScimType::from_name(t).is_none()
+                {
+                    return Err(format!("rejected with an unknown scimType '{t}'"));
+                }
+            }
+            Decision::Modify { resource } => {
+                let rt = scimgate_model::ResourceType::from_name(input.resource_type);
+                if let Some(rt) = rt
+                    && let Err(e) = scimgate_model::validate::validate(rt, resource)
+                    && scimgate_model::validate::validate(rt, input.resource).is_ok()
+                {
+                    return Err(format!(
+                        "returned a {} the schema refuses: {}",
+                        rt.name(),
+                        e.detail
+                    ));
+                }
+            }
+            Decision::Accept => {}
+        }
+        Ok(self)
+    }
+}
+
 /// What a plugin decided.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "decision", rename_all = "lowercase", deny_unknown_fields)]

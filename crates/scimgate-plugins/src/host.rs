@@ -243,6 +243,7 @@ impl PluginHost {
             Err(CallFailure::Deadline(ms)) if store.data().starved => {
                 Err(CallFailure::Starved(ms * u64::from(WALL_FACTOR)))
             }
+            Ok(decision) => decision.checked(input).map_err(CallFailure::BadOutput),
             other => other,
         }
     }

@@ -12,6 +12,8 @@ pub enum Hook {
     Create,
     Replace,
     Patch,
+    /// The resource being deleted; the plugin may refuse (a modification is ignored).
+    Delete,
 }
 
 impl Hook {
@@ -20,7 +22,15 @@ impl Hook {
             Hook::Create => "create",
             Hook::Replace => "replace",
             Hook::Patch => "patch",
+            Hook::Delete => "delete",
         }
+    }
+
+    /// The hook named `name` (as the configuration and the ABI spell it).
+    pub fn from_name(name: &str) -> Option<Hook> {
+        [Hook::Create, Hook::Replace, Hook::Patch, Hook::Delete]
+            .into_iter()
+            .find(|h| h.name() == name)
     }
 }
 
@@ -62,7 +72,8 @@ pub struct PluginSpec {
     pub name: String,
     /// The `.wasm` (or `.wat`) file.
     pub file: PathBuf,
-    /// Writes it runs on; all three when empty.
+    /// Writes it runs on; create, replace and patch when empty (delete only when named,
+    /// so that a plugin written for content checks never sees a delete it would refuse).
     #[serde(default)]
     pub hooks: Vec<Hook>,
     /// `User`, `Group`; both when empty.
@@ -78,16 +89,24 @@ pub struct PluginSpec {
     pub limits: Limits,
     #[serde(default)]
     pub on_failure: FailMode,
+    /// Whether the plugin is handed the cleartext `password` a write carries. Off by
+    /// default: a plugin that does not need it never sees it (nor can log it); the
+    /// password passes it by unchanged.
+    #[serde(default)]
+    pub sees_password: bool,
 }
 
 impl PluginSpec {
     pub fn applies_to(&self, hook: Hook, rt: ResourceType, tenant: &str) -> bool {
-        (self.hooks.is_empty() || self.hooks.contains(&hook))
-            && (self.resource_types.is_empty()
-                || self
-                    .resource_types
-                    .iter()
-                    .any(|t| t.eq_ignore_ascii_case(rt.name())))
+        (if self.hooks.is_empty() {
+            hook != Hook::Delete
+        } else {
+            self.hooks.contains(&hook)
+        }) && (self.resource_types.is_empty()
+            || self
+                .resource_types
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(rt.name())))
             && self
                 .tenants
                 .as_ref()

@@ -25,6 +25,7 @@ fn spec(name: &str) -> PluginSpec {
         config: json!({}),
         limits: Limits::default(),
         on_failure: Default::default(),
+        sees_password: false,
     }
 }
 

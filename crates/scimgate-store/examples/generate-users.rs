@@ -55,7 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 },
             });
             let v = validate(ResourceType::User, &body).map_err(|e| e.detail)?;
-            batch.push(NewResource::from_validated(v, None));
+            batch.push(NewResource::from_validated(v, Default::default()));
         }
         store.import(&tenant, batch)?;
         i = end;

@@ -15,11 +15,15 @@ fn steps() -> Vec<M<'static>> {
         ),
         M::up(include_str!("migrations/0003_resource_counts.sql")),
         M::up(include_str!("migrations/0004_access_and_audit.sql")),
+        M::up_with_hook(
+            include_str!("migrations/0005_unicode_keys.sql"),
+            crate::sqlite::rekey,
+        ),
     ]
 }
 
 /// The schema version this binary writes.
-pub const LATEST: i64 = 4;
+pub const LATEST: i64 = 5;
 
 /// Brings `conn` to [`LATEST`]; refuses a database written by a newer scimgate.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

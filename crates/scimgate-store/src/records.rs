@@ -1,6 +1,6 @@
 //! The rows storage takes and gives back, free of SQL types.
 
-use scimgate_model::{MemberInput, ResourceType, ValidatedResource, fold_case};
+use scimgate_model::{MemberInput, PasswordChange, ResourceType, ValidatedResource, fold_case};
 use serde_json::{Map, Value};
 
 /// A validated resource ready to write, with its lookup keys computed in Rust.
@@ -13,12 +13,12 @@ pub struct NewResource {
     pub display: String,
     pub external_id: Option<String>,
     pub members: Vec<MemberInput>,
-    /// A new password hash; `None` keeps the stored one on replace.
-    pub password_hash: Option<String>,
+    /// What to do to the stored password hash (`Set` holds the hash, never cleartext).
+    pub password_hash: PasswordChange,
 }
 
 impl NewResource {
-    pub fn from_validated(v: ValidatedResource, password_hash: Option<String>) -> Self {
+    pub fn from_validated(v: ValidatedResource, password_hash: PasswordChange) -> Self {
         NewResource {
             resource_type: v.resource_type,
             name: v.name().to_owned(),

@@ -381,7 +381,7 @@ impl Store for SqliteStore {
     }
 }
 
-pub(crate) use index::backfill as backfill_index;
+pub(crate) use index::{backfill as backfill_index, rekey};
 pub use write::{PatchOutcome, PatchWrite};
 
 /// The type column's text for `rt`.

@@ -272,11 +272,11 @@ proptest! {
         let mut stored = Vec::new();
         for body in &population {
             let v = validate(ResourceType::User, body).expect("valid user");
-            stored.push(store.create("t", NewResource::from_validated(v, None)).expect("create"));
+            stored.push(store.create("t", NewResource::from_validated(v, Default::default())).expect("create"));
         }
         // A user of another tenant must never appear.
         let stranger = validate(ResourceType::User, &population[0]).expect("valid");
-        store.create("other", NewResource::from_validated(stranger, None)).expect("create");
+        store.create("other", NewResource::from_validated(stranger, Default::default())).expect("create");
         let docs: Vec<(String, Map<String, Value>)> = stored.iter().map(|r| (r.id.clone(), rendered(r))).collect();
 
         for text in &filters {

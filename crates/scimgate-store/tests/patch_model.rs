@@ -155,7 +155,7 @@ proptest! {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SqliteStore::open(&SqliteOptions::new(dir.path().join("p.db")), Arc::new(SystemClock)).expect("open");
         let start = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "model"});
-        let created = store.create("t", NewResource::from_validated(validate(ResourceType::User, &start).expect("valid"), None)).expect("create");
+        let created = store.create("t", NewResource::from_validated(validate(ResourceType::User, &start).expect("valid"), Default::default())).expect("create");
         let mut expected = created.attributes.clone();
         for ops in &requests {
             // One request is atomic: the model applies all its operations or none.
@@ -176,7 +176,7 @@ proptest! {
             let write = PatchWrite {
                 rt: ResourceType::User,
                 expected_version: Some(current.version),
-                new: Some(NewResource::from_validated(validated, None)),
+                new: Some(NewResource::from_validated(validated, Default::default())),
                 members: Default::default(),
                 skip_unknown_members: false,
             };

@@ -68,7 +68,7 @@ fn compare(v: &Value, op: CompareOp, c: &Comparand, def: &AttributeDef) -> bool 
         Comparand::Bool(b) => v.as_bool().map(|x| x.cmp(b)),
         Comparand::Number(n) => v.as_f64().and_then(|x| x.partial_cmp(n)),
         Comparand::Instant(n) => instant(v).map(|x| x.cmp(n)),
-        Comparand::Text(s) => {
+        Comparand::Text { key: s, .. } => {
             let Some(text) = v.as_str() else { return false };
             let text = if def.case_exact {
                 text.to_owned()

@@ -102,8 +102,13 @@ pub enum Comparand {
     Null,
     Bool(bool),
     Number(f64),
-    /// A string, Unicode case-folded when the attribute is not `caseExact`.
-    Text(String),
+    /// A string: `key` is what is compared (Unicode-normalised and case-folded when the
+    /// attribute is not `caseExact`), `sent` what the client wrote (what a PATCH filter
+    /// upsert stores).
+    Text {
+        key: String,
+        sent: String,
+    },
     /// A dateTime, as nanoseconds since the Unix epoch.
     Instant(i128),
 }

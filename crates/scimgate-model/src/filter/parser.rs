@@ -402,16 +402,25 @@ fn comparand(
     let substring = matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew);
     match (def.ty, literal) {
         (AttrType::String | AttrType::Reference | AttrType::Binary, Literal::Text(s)) => {
+            // No stored value holds one (validation refuses them), and SQL would cut the
+            // comparison short at a NUL: refused here too, named.
+            if let Some((at, c)) = crate::validate::forbidden_control(&s) {
+                return Err(format!(
+                    "the value compared with '{name}' contains the control character U+{:04X} at position {at}",
+                    u32::from(c)
+                ));
+            }
             if def.ty == AttrType::Binary && (ordering || substring) {
                 return Err(format!(
                     "binary attribute '{name}' only takes 'eq' and 'ne'"
                 ));
             }
-            Ok(Comparand::Text(if def.case_exact {
-                s
+            let key = if def.case_exact {
+                s.clone()
             } else {
                 fold_case(&s)
-            }))
+            };
+            Ok(Comparand::Text { key, sent: s })
         }
         (AttrType::Boolean, Literal::Bool(b)) if !ordering && !substring => Ok(Comparand::Bool(b)),
         (AttrType::Boolean, Literal::Text(s))

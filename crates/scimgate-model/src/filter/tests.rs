@@ -11,9 +11,12 @@ fn user(f: &str) -> Filter {
 /// A compact rendering of the AST, to pin precedence and resolution.
 fn show(f: &Filter) -> String {
     match f {
-        Filter::Compare { path, op, value } => {
-            format!("{} {} {value:?}", path.canonical(), op.keyword())
-        }
+        Filter::Compare { path, op, value } => match value {
+            Comparand::Text { key, .. } => {
+                format!("{} {} Text({key:?})", path.canonical(), op.keyword())
+            }
+            _ => format!("{} {} {value:?}", path.canonical(), op.keyword()),
+        },
         Filter::Present(p) => format!("{} pr", p.canonical()),
         Filter::And(a, b) => format!("({} AND {})", show(a), show(b)),
         Filter::Or(a, b) => format!("({} OR {})", show(a), show(b)),

@@ -9,7 +9,7 @@ use crate::error::{ScimError, ScimType};
 use crate::filter::{Comparand, CompareOp, Filter, matches_element};
 use crate::resource_type::ResourceType;
 use crate::schema::{AttrType, AttributeDef, Mutability};
-use crate::validate::members;
+use crate::validate::{PasswordChange, members};
 
 /// Most work one PATCH may do on multi-valued attributes, over all its operations: each
 /// operation on a list counts the values the list holds then, times the terms of its value
@@ -30,7 +30,7 @@ pub fn apply(
         attributes: current.clone(),
         attributes_changed: false,
         members: MemberChanges::default(),
-        password: None,
+        password: PasswordChange::Keep,
     };
     let mut members = MemberComposer::default();
     let mut touched = 0usize;
@@ -191,8 +191,12 @@ fn step(
     }
     if t.attr.extension.is_none() && t.attr.attr.name == "password" {
         out.password = match (kind, value) {
-            (OpKind::Remove, _) => None,
-            (_, Some(Value::String(p))) => Some(p),
+            (OpKind::Remove, _) => PasswordChange::Clear,
+            (_, Some(Value::String(p))) => PasswordChange::Set(p),
+            (_, Some(Value::Null)) if dialect.null_is_absent => {
+                rewrites.push("null_is_absent");
+                PasswordChange::Clear
+            }
             _ => return Err(ScimError::invalid_value("'password' must be a string")),
         };
         return Ok(());
@@ -572,7 +576,7 @@ fn eq_pairs(f: &Filter) -> Option<Map<String, Value>> {
             value,
         } => {
             let v = match value {
-                Comparand::Text(s) => Value::String(s.clone()),
+                Comparand::Text { sent, .. } => Value::String(sent.clone()),
                 Comparand::Bool(b) => Value::Bool(*b),
                 Comparand::Number(n) => serde_json::Number::from_f64(*n).map(Value::Number)?,
                 Comparand::Null | Comparand::Instant(_) => return None,
@@ -706,7 +710,7 @@ fn member_ids(f: &Filter) -> Option<Vec<String>> {
         Filter::Compare {
             path,
             op: CompareOp::Eq,
-            value: Comparand::Text(id),
+            value: Comparand::Text { key: id, .. },
         } if path.sub.is_some_and(|s| s.name == "value") => Some(vec![id.clone()]),
         _ => None,
     }

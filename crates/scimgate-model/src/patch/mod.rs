@@ -156,8 +156,8 @@ pub struct Outcome {
     /// Whether any operation touched attributes other than `members`.
     pub attributes_changed: bool,
     pub members: MemberChanges,
-    /// A new password, if an operation set one.
-    pub password: Option<String>,
+    /// What the operations do to the password.
+    pub password: crate::PasswordChange,
 }
 
 /// Parses a PatchOp message (RFC 7644 §3.5.2).

@@ -191,7 +191,7 @@ fn password_is_split_off_and_extension_kept_under_its_urn() {
         &user(json!({"password": "s3cret", ENTERPRISE_USER_URN.to_uppercase(): {"Department": "R&D", "manager": {"value": "m1", "displayName": "ignored"}}})),
     )
     .expect("valid");
-    assert_eq!(v.password.as_deref(), Some("s3cret"));
+    assert_eq!(v.password, crate::PasswordChange::Set("s3cret".into()));
     assert!(!v.attributes.contains_key("password"));
     assert_eq!(
         v.attributes[ENTERPRISE_USER_URN],

@@ -112,7 +112,7 @@ pub fn comparand_num(c: &Comparand) -> Option<SqlNum> {
         Comparand::Bool(b) => Some(SqlNum::Int(i64::from(*b))),
         Comparand::Number(n) => Some(SqlNum::Real(*n)),
         Comparand::Instant(n) => Some(SqlNum::Int(nanos(*n))),
-        Comparand::Null | Comparand::Text(_) => None,
+        Comparand::Null | Comparand::Text { .. } => None,
     }
 }
 
@@ -361,6 +361,41 @@ pub fn backfill(tx: &rusqlite::Transaction<'_>) -> rusqlite_migration::HookResul
             serde_json::from_str(&attributes).map_err(|e| hook_err(e.to_string()))?;
         let rows = rows_for(rt, &attributes, &created, &modified);
         insert_rows(tx, &paths, &tenant, seq, &rows).map_err(|e| hook_err(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Migration hook: every comparison key computed again with today's `fold_case` (the
+/// attribute index, emptied by the migration, and each resource's name key). Two users
+/// whose names only now compare equal keep their old keys, so the migration never fails
+/// on them; they are named in the log to be renamed.
+pub fn rekey(tx: &rusqlite::Transaction<'_>) -> rusqlite_migration::HookResult {
+    backfill(tx)?;
+    let names = tx
+        .prepare("SELECT seq, tenant, name FROM resources")?
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut update = tx.prepare("UPDATE resources SET name_key = ?1 WHERE seq = ?2")?;
+    for (seq, tenant, name) in names {
+        match update.execute(rusqlite::params![fold_case(&name), seq]) {
+            Ok(_) => {}
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                tracing::warn!(
+                    tenant = %tenant,
+                    user_name = %scimgate_model::excerpt(&name, 128),
+                    "this userName equals another one under Unicode normalisation; both are kept, rename one"
+                );
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(())
 }

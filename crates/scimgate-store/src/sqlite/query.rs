@@ -370,7 +370,7 @@ impl<'a> FilterSql<'a> {
             });
             return Ok(format!("{num_col} {} {v}", sql_operator(op)?));
         }
-        let Comparand::Text(s) = c else {
+        let Comparand::Text { key: s, .. } = c else {
             return Err(StoreError::UnsupportedFilter(
                 "null can only be compared with eq or ne".into(),
             ));

@@ -234,6 +234,7 @@ enum SortKey {
     Id,
     Created,
     Modified,
+    Version,
     /// Any other singular attribute, through the attribute index.
     Index(i64),
 }
@@ -264,6 +265,14 @@ impl SortOrder {
             }
             (_, "meta.created") => SortKey::Created,
             (_, "meta.lastModified") => SortKey::Modified,
+            (_, "meta.version") => SortKey::Version,
+            // The other meta attributes are the same for every resource of a list
+            // (resourceType) or derived from the id (location): no order to give.
+            (_, other) if other.starts_with("meta.") => {
+                return Err(StoreError::UnsupportedSort(format!(
+                    "sortBy '{other}' is not sortable: it does not vary within one resource type; sort by id, meta.created, meta.lastModified or meta.version"
+                )));
+            }
             _ => SortKey::Index(paths.get(&name).ok_or_else(|| {
                 StoreError::UnsupportedSort(format!("sortBy '{name}' is not sortable"))
             })?),
@@ -281,6 +290,7 @@ impl SortOrder {
             SortKey::Id => "r.id",
             SortKey::Created => "r.created",
             SortKey::Modified => "r.last_modified",
+            SortKey::Version => "r.version",
             SortKey::Index(_) => "COALESCE(s.text, s.num)",
         }
     }

@@ -23,7 +23,7 @@ fn user(name: &str) -> NewResource {
         &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name}),
     )
     .expect("valid");
-    NewResource::from_validated(v, None)
+    NewResource::from_validated(v, Default::default())
 }
 
 fn group(name: &str, members: &[&str]) -> NewResource {
@@ -33,7 +33,7 @@ fn group(name: &str, members: &[&str]) -> NewResource {
         &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": members}),
     )
     .expect("valid");
-    NewResource::from_validated(v, None)
+    NewResource::from_validated(v, Default::default())
 }
 
 fn filter(rt: ResourceType, f: &str) -> ListQuery {
@@ -537,7 +537,7 @@ fn rewritten_index_rows_equal_those_of_a_fresh_write() {
             &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name, "title": title, "emails": emails, "active": true}),
         )
         .expect("valid");
-        NewResource::from_validated(v, None)
+        NewResource::from_validated(v, Default::default())
     };
     let u = s
         .create(
@@ -688,7 +688,7 @@ fn a_page_ends_at_its_byte_budget() {
                         "userName": format!("u{i}"), "title": big}),
             )
             .expect("valid");
-            NewResource::from_validated(v, None)
+            NewResource::from_validated(v, Default::default())
         })
         .collect();
     s.import("t", users).expect("import");

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
-use scimgate_model::{MemberInput, ResourceType};
+use scimgate_model::{MemberInput, PasswordChange, ResourceType};
 
 use super::index::{self, META_LAST_MODIFIED, PathIds, insert_rows, rows_for, write_rows};
 use super::read::{COLUMNS, load_relations, members_of, row_to_resource};
@@ -37,7 +37,7 @@ pub fn create(
         new.display,
         new.external_id,
         attributes,
-        new.password_hash,
+        set_hash(&new.password_hash),
         now
     ])
     .map_err(|e| uniqueness(e, &new.name))?;
@@ -54,7 +54,12 @@ pub fn create(
         seq,
         &rows_for(new.resource_type, &new.attributes, now, now),
     )?;
-    insert_memberships(conn, tenant, &id, members.iter().map(|m| m.value.as_str()))?;
+    insert_memberships(
+        conn,
+        &Touch::new(paths, tenant, now),
+        &id,
+        members.iter().map(|m| m.value.as_str()),
+    )?;
     Ok(StoredResource {
         id,
         resource_type: new.resource_type,
@@ -77,16 +82,15 @@ pub fn replace(
     now: &str,
 ) -> Result<StoredResource, StoreError> {
     let rt = new.resource_type;
-    let Current {
-        seq,
-        version,
-        created,
-    } = current(conn, tenant, rt, id, expected_version)?;
+    let before = current(conn, tenant, rt, id, expected_version)?;
     let members = check_members(conn, tenant, Some(id), &new.members)?;
-    update_row(conn, paths, tenant, id, seq, &new, &created, now)?;
+    update_row(conn, paths, tenant, id, &before, &new, now)?;
     if rt == ResourceType::Group {
-        replace_memberships(conn, tenant, id, &members)?;
+        replace_memberships(conn, &Touch::new(paths, tenant, now), id, &members)?;
     }
+    let Current {
+        version, created, ..
+    } = before;
     let mut stored = StoredResource {
         id: id.to_owned(),
         resource_type: rt,
@@ -111,22 +115,14 @@ pub fn delete(
     now: &str,
 ) -> Result<(), StoreError> {
     current(conn, tenant, rt, id, expected_version)?;
-    // Groups that lose a member change, so their version moves too.
-    conn.prepare_cached(
-        "UPDATE resources SET version = version + 1, last_modified = ?3 WHERE tenant = ?1 AND id IN \
-         (SELECT group_id FROM memberships WHERE tenant = ?1 AND member_id = ?2)",
-    )?
-    .execute(params![tenant, id, now])?;
-    // …and so does their indexed meta.lastModified.
-    if let (Some(path_id), Some(nanos)) = (
-        paths.get(META_LAST_MODIFIED),
-        instant(&serde_json::Value::String(now.to_owned())).map(index::nanos),
-    ) {
-        conn.prepare_cached(
-            "UPDATE attr_index SET num = ?4 WHERE path_id = ?3 AND seq IN (SELECT g.seq FROM memberships m \
-             JOIN resources g ON g.tenant = m.tenant AND g.id = m.group_id WHERE m.tenant = ?1 AND m.member_id = ?2)",
-        )?
-        .execute(params![tenant, id, path_id, nanos])?;
+    // Groups that lose a member change, and so do users that lose a group.
+    let touch = Touch::new(paths, tenant, now);
+    match rt {
+        ResourceType::User => touch.groups_of(conn, id)?,
+        ResourceType::Group => {
+            touch.groups_of(conn, id)?;
+            touch.members_of(conn, id)?;
+        }
     }
     conn.prepare_cached(
         "UPDATE resource_counts SET n = n - 1 WHERE tenant = ?1 AND resource_type = ?2",
@@ -138,6 +134,15 @@ pub fn delete(
     Ok(())
 }
 
+/// The hash column's new value: the hash when one is set, else NULL (cleared, or nothing
+/// yet on a create).
+fn set_hash(change: &PasswordChange) -> Option<&str> {
+    match change {
+        PasswordChange::Set(hash) => Some(hash),
+        PasswordChange::Keep | PasswordChange::Clear => None,
+    }
+}
+
 /// Rewrites a resource's row and its index rows, moving its version and lastModified.
 #[allow(clippy::too_many_arguments)]
 fn update_row(
@@ -145,15 +150,16 @@ fn update_row(
     paths: &PathIds,
     tenant: &str,
     id: &str,
-    seq: i64,
+    before: &Current,
     new: &NewResource,
-    created: &str,
     now: &str,
 ) -> Result<(), StoreError> {
+    let (seq, created) = (before.seq, before.created.as_str());
     let attributes = attributes_json(new)?;
     conn.prepare_cached(
         "UPDATE resources SET name = ?3, name_key = ?4, display = ?5, external_id = ?6, attributes = ?7, \
-         password_hash = COALESCE(?8, password_hash), version = version + 1, last_modified = ?9 \
+         password_hash = CASE WHEN ?10 THEN password_hash ELSE ?8 END, \
+         version = version + 1, last_modified = ?9 \
          WHERE tenant = ?1 AND id = ?2",
     )?
     .execute(params![
@@ -164,10 +170,23 @@ fn update_row(
         new.display,
         new.external_id,
         attributes,
-        new.password_hash,
-        now
+        set_hash(&new.password_hash),
+        now,
+        new.password_hash.is_keep(),
     ])
     .map_err(|e| uniqueness(e, &new.name))?;
+    if new.display != before.display {
+        // A renamed user shows in its groups' `members.display`, a renamed group in its
+        // users' `groups.display`.
+        let touch = Touch::new(paths, tenant, now);
+        match new.resource_type {
+            ResourceType::User => touch.groups_of(conn, id)?,
+            ResourceType::Group => {
+                touch.members_of(conn, id)?;
+                touch.groups_of(conn, id)?;
+            }
+        }
+    }
     write_rows(
         conn,
         paths,
@@ -182,6 +201,75 @@ struct Current {
     seq: i64,
     version: i64,
     created: String,
+    display: String,
+}
+
+/// Moves the version and lastModified (row and index) of resources whose representation
+/// changed through another one: a user's `groups` when it joins or leaves a group or the
+/// group is renamed, a group's `members.display` when a member is renamed or deleted. An
+/// ETag then never stands for two representations.
+struct Touch<'a> {
+    tenant: &'a str,
+    now: &'a str,
+    meta_path: Option<i64>,
+    nanos: Option<i64>,
+}
+
+impl<'a> Touch<'a> {
+    fn new(paths: &PathIds, tenant: &'a str, now: &'a str) -> Self {
+        Touch {
+            tenant,
+            now,
+            meta_path: paths.get(META_LAST_MODIFIED),
+            nanos: instant(&serde_json::Value::String(now.to_owned())).map(index::nanos),
+        }
+    }
+
+    /// The user `id` (a group member that is a group has no `groups` to change).
+    fn user(&self, conn: &Connection, id: &str) -> Result<(), StoreError> {
+        self.run(
+            conn,
+            "UPDATE resources SET version = version + 1, last_modified = ?3 \
+             WHERE tenant = ?1 AND id = ?2 AND resource_type = 'User' RETURNING seq",
+            id,
+        )
+    }
+
+    /// Every group `member_id` is a member of.
+    fn groups_of(&self, conn: &Connection, member_id: &str) -> Result<(), StoreError> {
+        self.run(
+            conn,
+            "UPDATE resources SET version = version + 1, last_modified = ?3 WHERE tenant = ?1 AND id IN \
+             (SELECT group_id FROM memberships WHERE tenant = ?1 AND member_id = ?2) RETURNING seq",
+            member_id,
+        )
+    }
+
+    /// Every user that is a member of `group_id`.
+    fn members_of(&self, conn: &Connection, group_id: &str) -> Result<(), StoreError> {
+        self.run(
+            conn,
+            "UPDATE resources SET version = version + 1, last_modified = ?3 WHERE tenant = ?1 \
+             AND resource_type = 'User' AND id IN \
+             (SELECT member_id FROM memberships WHERE tenant = ?1 AND group_id = ?2) RETURNING seq",
+            group_id,
+        )
+    }
+
+    fn run(&self, conn: &Connection, sql: &str, id: &str) -> Result<(), StoreError> {
+        let seqs = conn
+            .prepare_cached(sql)?
+            .query_map(params![self.tenant, id, self.now], |r| r.get::<_, i64>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        if let (Some(path_id), Some(nanos)) = (self.meta_path, self.nanos) {
+            let mut index = conn
+                .prepare_cached("UPDATE attr_index SET num = ?3 WHERE seq = ?1 AND path_id = ?2")?;
+            for seq in seqs {
+                index.execute(params![seq, path_id, nanos])?;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn current(
@@ -193,10 +281,15 @@ fn current(
 ) -> Result<Current, StoreError> {
     let found = conn
         .prepare_cached(
-            "SELECT seq, version, created FROM resources WHERE tenant = ?1 AND id = ?2 AND resource_type = ?3",
+            "SELECT seq, version, created, display FROM resources WHERE tenant = ?1 AND id = ?2 AND resource_type = ?3",
         )?
         .query_row(params![tenant, id, type_name(rt)], |r| {
-            Ok(Current { seq: r.get(0)?, version: r.get(1)?, created: r.get(2)? })
+            Ok(Current {
+                seq: r.get(0)?,
+                version: r.get(1)?,
+                created: r.get(2)?,
+                display: r.get(3)?,
+            })
         })
         .optional()?
         .ok_or_else(|| StoreError::NotFound(rt, id.to_owned()))?;
@@ -265,9 +358,10 @@ fn resolve_members(
     Ok((out, skipped))
 }
 
+/// Adds memberships; each user that joins the group changes (its `groups`).
 fn insert_memberships<'a>(
     conn: &Connection,
-    tenant: &str,
+    touch: &Touch<'_>,
     group_id: &str,
     member_ids: impl Iterator<Item = &'a str>,
 ) -> Result<(), StoreError> {
@@ -275,7 +369,27 @@ fn insert_memberships<'a>(
         "INSERT OR IGNORE INTO memberships (tenant, group_id, member_id) VALUES (?1, ?2, ?3)",
     )?;
     for member in member_ids {
-        stmt.execute(params![tenant, group_id, member])?;
+        if stmt.execute(params![touch.tenant, group_id, member])? > 0 {
+            touch.user(conn, member)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes memberships; each user that leaves the group changes (its `groups`).
+fn remove_memberships<'a>(
+    conn: &Connection,
+    touch: &Touch<'_>,
+    group_id: &str,
+    member_ids: impl Iterator<Item = &'a str>,
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "DELETE FROM memberships WHERE tenant = ?1 AND group_id = ?2 AND member_id = ?3",
+    )?;
+    for member in member_ids {
+        if stmt.execute(params![touch.tenant, group_id, member])? > 0 {
+            touch.user(conn, member)?;
+        }
     }
     Ok(())
 }
@@ -283,24 +397,27 @@ fn insert_memberships<'a>(
 /// Changes only the memberships that differ, so a large group costs what changed.
 fn replace_memberships(
     conn: &Connection,
-    tenant: &str,
+    touch: &Touch<'_>,
     group_id: &str,
     members: &[MemberRef],
 ) -> Result<(), StoreError> {
-    let existing: HashSet<String> = members_of(conn, tenant, group_id)?
+    let existing: HashSet<String> = members_of(conn, touch.tenant, group_id)?
         .into_iter()
         .map(|m| m.value)
         .collect();
     let wanted: HashSet<&str> = members.iter().map(|m| m.value.as_str()).collect();
-    let mut remove = conn.prepare_cached(
-        "DELETE FROM memberships WHERE tenant = ?1 AND group_id = ?2 AND member_id = ?3",
+    remove_memberships(
+        conn,
+        touch,
+        group_id,
+        existing
+            .iter()
+            .map(String::as_str)
+            .filter(|id| !wanted.contains(id)),
     )?;
-    for gone in existing.iter().filter(|id| !wanted.contains(id.as_str())) {
-        remove.execute(params![tenant, group_id, gone])?;
-    }
     insert_memberships(
         conn,
-        tenant,
+        touch,
         group_id,
         wanted.into_iter().filter(|id| !existing.contains(*id)),
     )
@@ -336,13 +453,15 @@ pub fn patch(
     p: PatchWrite,
     now: &str,
 ) -> Result<PatchOutcome, StoreError> {
-    let Current { seq, created, .. } = current(conn, tenant, p.rt, id, p.expected_version)?;
+    let before = current(conn, tenant, p.rt, id, p.expected_version)?;
+    let seq = before.seq;
     let mut skipped = Vec::new();
     if p.rt == ResourceType::Group && !p.members.is_empty() {
-        skipped = change_members(conn, tenant, id, &p.members, p.skip_unknown_members)?;
+        let touch = Touch::new(paths, tenant, now);
+        skipped = change_members(conn, &touch, id, &p.members, p.skip_unknown_members)?;
     }
     match &p.new {
-        Some(new) => update_row(conn, paths, tenant, id, seq, new, &created, now)?,
+        Some(new) => update_row(conn, paths, tenant, id, &before, new, now)?,
         None => {
             conn.prepare_cached(
                 "UPDATE resources SET version = version + 1, last_modified = ?3 WHERE tenant = ?1 AND id = ?2",
@@ -377,27 +496,28 @@ pub struct PatchOutcome {
 /// Membership changes, row by row; returns the ids skipped as unknown.
 fn change_members(
     conn: &Connection,
-    tenant: &str,
+    touch: &Touch<'_>,
     group_id: &str,
     changes: &MemberChanges,
     skip_unknown: bool,
 ) -> Result<Vec<String>, StoreError> {
+    let tenant = touch.tenant;
     if let Some(all) = &changes.replace_with {
         let (found, skipped) = resolve_members(conn, tenant, Some(group_id), all, skip_unknown)?;
-        replace_memberships(conn, tenant, group_id, &found)?;
+        replace_memberships(conn, touch, group_id, &found)?;
         return Ok(skipped);
     }
-    let mut remove = conn.prepare_cached(
-        "DELETE FROM memberships WHERE tenant = ?1 AND group_id = ?2 AND member_id = ?3",
+    remove_memberships(
+        conn,
+        touch,
+        group_id,
+        changes.remove.iter().map(String::as_str),
     )?;
-    for gone in &changes.remove {
-        remove.execute(params![tenant, group_id, gone])?;
-    }
     let (found, skipped) =
         resolve_members(conn, tenant, Some(group_id), &changes.add, skip_unknown)?;
     insert_memberships(
         conn,
-        tenant,
+        touch,
         group_id,
         found.iter().map(|m| m.value.as_str()),
     )?;
