@@ -310,11 +310,29 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
-        figment
+        let mut config: Config = figment
             .merge(env)
             .merge(Serialized::defaults(flags))
             .extract()
-            .map_err(Box::new)
+            .map_err(Box::new)?;
+        if let Some(folder) = file.and_then(Path::parent) {
+            config.resolve_files_against(folder);
+        }
+        Ok(config)
+    }
+
+    /// Plugin and key files named in the configuration file are found next to it, not in
+    /// whatever folder the server was started from. (Only lists of tables, which only the
+    /// file can hold; `data`, `tls_cert`, `tls_key` and `auth.jwks_file`, which the
+    /// environment may set, stay relative to the working directory.)
+    fn resolve_files_against(&mut self, folder: &Path) {
+        let resolve = |p: &mut std::path::PathBuf| {
+            if p.is_relative() {
+                *p = folder.join(&*p);
+            }
+        };
+        self.plugins.iter_mut().for_each(|p| resolve(&mut p.file));
+        self.auth.keys.iter_mut().for_each(|k| resolve(&mut k.file));
     }
 }
 

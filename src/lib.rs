@@ -2,6 +2,7 @@
 //! `main` and the integration tests both build the server through [`build_state`].
 
 pub mod config;
+pub mod data_dir;
 pub mod open_files;
 pub mod reload;
 
@@ -99,8 +100,9 @@ pub fn load_plugins(config: &Config) -> Result<PluginHost, PluginLoadError> {
 }
 
 pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError> {
-    std::fs::create_dir_all(&config.data)
-        .map_err(|e| StartError::DataDir(config.data.display().to_string(), e))?;
+    let data_err = |e| StartError::DataDir(config.data.display().to_string(), e);
+    data_dir::create_private(&config.data).map_err(data_err)?;
+    data_dir::create_private_file(&config.data.join(DATABASE_FILE)).map_err(data_err)?;
     let signing_key = SigningKey::load_or_create(&config.data).map_err(StartError::Key)?;
     let keys = KeyRing::load(&signing_key, &config.auth).map_err(StartError::Config)?;
     let mut options = SqliteOptions::new(config.data.join(DATABASE_FILE));

@@ -37,7 +37,8 @@ enum Command {
     /// Read the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Exit 0 when the server at --url answers /healthz (for Docker's HEALTHCHECK).
+    /// Exit 0 when the server answers /healthz (for Docker's HEALTHCHECK); HTTPS when the
+    /// configuration sets tls_cert, or with --tls.
     Healthcheck(HealthcheckArgs),
     /// Check or try out a WebAssembly plugin.
     #[command(subcommand)]
@@ -90,6 +91,10 @@ struct DataArgs {
     /// Data folder holding the signing key and the database [default: ./scimgate-data].
     #[arg(long, global = true)]
     data: Option<PathBuf>,
+    /// Create the data folder and its database when they do not exist yet (without it, a
+    /// folder with no database is refused: a wrong --data would mint useless tokens).
+    #[arg(long, global = true)]
+    init: bool,
 }
 
 #[derive(Debug, Args)]
@@ -108,7 +113,12 @@ enum TokenCommand {
     /// List the tokens minted here (and any revoked), newest last.
     List,
     /// Revoke a token by its `jti`; the server refuses it within a second.
-    Revoke { jti: String },
+    Revoke {
+        jti: String,
+        /// The `jti` is of a token minted elsewhere (an operator key), not by this folder.
+        #[arg(long)]
+        external: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,10 +183,18 @@ struct TokenArgs {
 }
 
 #[derive(Debug, Args)]
-struct HealthcheckArgs {
-    /// host:port of the server.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    addr: String,
+pub struct HealthcheckArgs {
+    /// host:port of the server [default: the configuration's `listen`, on loopback when it
+    /// listens on every address].
+    #[arg(long)]
+    pub addr: Option<String>,
+    /// Speak HTTPS (also when the configuration sets tls_cert). The certificate is not
+    /// verified: this checks that the local server answers, not who it is.
+    #[arg(long)]
+    pub tls: bool,
+    /// TOML configuration file (for `listen` and `tls_cert`).
+    #[arg(long, env = "SCIMGATE_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -186,7 +204,7 @@ fn main() -> ExitCode {
         Command::Token(cli) => cmd::admin::token(cli),
         Command::Tenant(cmd) => cmd::admin::tenant(cmd),
         Command::Audit(cmd) => cmd::admin::audit(cmd),
-        Command::Healthcheck(args) => cmd::serve::healthcheck(&args.addr),
+        Command::Healthcheck(args) => cmd::serve::healthcheck(args),
         Command::Plugin(cmd) => cmd::plugin::plugin(cmd),
     };
     match result {

@@ -271,7 +271,7 @@ fn eight_concurrent_writers_lose_nothing() {
 fn token_refuses_a_bad_tenant_name() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = Command::new(BIN)
-        .args(["token", "--data"])
+        .args(["token", "--init", "--data"])
         .arg(dir.path())
         .args(["--tenant", "bad tenant"])
         .output()

@@ -5,7 +5,7 @@ use scimgate::Config;
 use scimgate::config::FlagOverrides;
 use scimgate_http::{SigningKey, TokenRequest};
 use scimgate_model::SystemClock;
-use scimgate_store::{AdminDb, AuditQuery, RemoveOutcome, TokenRecord};
+use scimgate_store::{AdminDb, AuditQuery, RemoveOutcome, Revocation, TokenRecord};
 
 use crate::{AuditCommand, CliResult, DataArgs, TenantCommand, TokenCli, TokenCommand};
 
@@ -16,8 +16,19 @@ fn admin_db(data: DataArgs) -> Result<(Config, AdminDb), Box<dyn std::error::Err
         ..Default::default()
     };
     let config = Config::load(data.config.as_deref(), &flags)?;
-    std::fs::create_dir_all(&config.data)?;
-    let db = AdminDb::open(&config.data.join(scimgate::DATABASE_FILE))?;
+    let file = config.data.join(scimgate::DATABASE_FILE);
+    if !file.exists() {
+        if !data.init {
+            return Err(format!(
+                "no scimgate database in {}: start the server on it once (scimgate serve), give the right --data or --config, or pass --init to create one here",
+                config.data.display()
+            )
+            .into());
+        }
+        scimgate::data_dir::create_private(&config.data)?;
+        scimgate::data_dir::create_private_file(&file)?;
+    }
+    let db = AdminDb::open(&file)?;
     Ok((config, db))
 }
 
@@ -68,11 +79,18 @@ pub fn token(cli: TokenCli) -> CliResult {
             }
             Ok(())
         }
-        Some(TokenCommand::Revoke { jti }) => {
-            if db.revoke_token(&jti, unix_now())? {
-                println!("revoked {jti}; the server refuses it within a second");
-            } else {
-                println!("{jti} was already revoked");
+        Some(TokenCommand::Revoke { jti, external }) => {
+            match db.revoke_token(&jti, unix_now(), external)? {
+                Revocation::Revoked => {
+                    println!("revoked {jti}; the server refuses it within a second")
+                }
+                Revocation::AlreadyRevoked => println!("{jti} was already revoked"),
+                Revocation::Unknown => {
+                    return Err(format!(
+                        "no token with jti '{jti}' was minted here (scimgate token list); for a token from an operator key, add --external"
+                    )
+                    .into());
+                }
             }
             Ok(())
         }

@@ -13,7 +13,7 @@ use scimgate::reload::{ConfigSource, PluginReloader, Trigger};
 use scimgate_http::build_app;
 use scimgate_model::SystemClock;
 
-use crate::{CliResult, ServeArgs, init_logging};
+use crate::{CliResult, HealthcheckArgs, ServeArgs, init_logging};
 
 pub fn serve(args: ServeArgs) -> CliResult {
     let flags = FlagOverrides {
@@ -27,6 +27,13 @@ pub fn serve(args: ServeArgs) -> CliResult {
     };
     let config = source.load()?;
     init_logging(&config)?;
+    scimgate::data_dir::create_private(&config.data).map_err(|e| {
+        format!(
+            "cannot create the data folder {}: {e}",
+            config.data.display()
+        )
+    })?;
+    let _data_lock = scimgate::data_dir::lock(&config.data)?;
     let built = build(&config, Arc::new(SystemClock))?;
     let state = built.state;
     let tls = match (&config.tls_cert, &config.tls_key) {
@@ -127,17 +134,34 @@ fn reload_on_sighup(reload: std::sync::mpsc::Sender<Trigger>) {
     });
 }
 
-/// A dependency-free HTTP/1.1 GET of /healthz, so the runtime image needs no curl.
-pub fn healthcheck(addr: &str) -> CliResult {
+/// An HTTP/1.1 GET of /healthz (over TLS when the server speaks it), so the runtime image
+/// needs no curl.
+pub fn healthcheck(args: HealthcheckArgs) -> CliResult {
+    let config = scimgate::Config::load(args.config.as_deref(), &FlagOverrides::default())?;
+    let addr = args.addr.unwrap_or_else(|| loopback(&config.listen));
+    let tls = args.tls || config.tls_cert.is_some();
     let target = addr.to_socket_addrs()?.next().ok_or("no address")?;
-    let mut stream = TcpStream::connect_timeout(&target, Duration::from_secs(3))?;
-    stream.set_read_timeout(Some(Duration::from_secs(3)))?;
-    write!(
-        stream,
-        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
+    let mut tcp = TcpStream::connect_timeout(&target, Duration::from_secs(3))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(3)))?;
+    tcp.set_write_timeout(Some(Duration::from_secs(3)))?;
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut response = Vec::new();
+    if tls {
+        let server_name = rustls::pki_types::ServerName::try_from(target.ip().to_string())?;
+        let conn = rustls::ClientConnection::new(Arc::new(liveness_tls()?), server_name)?;
+        let mut stream = rustls::StreamOwned::new(conn, tcp);
+        stream.write_all(request.as_bytes())?;
+        // A server may end TLS without close_notify after `Connection: close`.
+        if let Err(e) = stream.read_to_end(&mut response)
+            && response.is_empty()
+        {
+            return Err(e.into());
+        }
+    } else {
+        tcp.write_all(request.as_bytes())?;
+        tcp.read_to_end(&mut response)?;
+    }
+    let response = String::from_utf8_lossy(&response);
     if response.starts_with("HTTP/1.1 200") {
         Ok(())
     } else {
@@ -147,4 +171,76 @@ pub fn healthcheck(addr: &str) -> CliResult {
         )
         .into())
     }
+}
+
+/// `listen` as a local client reaches it: every-address binds on loopback.
+fn loopback(listen: &str) -> String {
+    match listen.rsplit_once(':') {
+        Some(("0.0.0.0", port)) => format!("127.0.0.1:{port}"),
+        Some(("[::]", port)) => format!("[::1]:{port}"),
+        _ => listen.to_owned(),
+    }
+}
+
+/// A TLS client for the liveness check: it talks to the server on this host and only asks
+/// whether it answers, so it takes any certificate (the server's may name a public host
+/// name, not 127.0.0.1).
+fn liveness_tls() -> Result<rustls::ClientConfig, Box<dyn std::error::Error>> {
+    use rustls::DigitallySignedStruct;
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+
+    #[derive(Debug)]
+    struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+    impl ServerCertVerifier for AnyCertificate {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(
+        rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth(),
+    )
 }

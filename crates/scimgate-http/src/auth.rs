@@ -99,7 +99,13 @@ impl SigningKey {
     /// Reads the key file in `data_dir`, creating the folder and a random 256-bit key
     /// (mode 0600) the first time.
     pub fn load_or_create(data_dir: &Path) -> io::Result<Self> {
-        fs::create_dir_all(data_dir)?;
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(data_dir)?;
+        }
         let path = data_dir.join(Self::FILE_NAME);
         if !path.exists() {
             let secret: [u8; 32] = rand::random();

@@ -86,6 +86,11 @@ impl ApiError {
                 } => ScimError::invalid_value(format!(
                     "member '{id}' is a {actual}, but 'members.type' says {claimed}"
                 )),
+                S::TenantNotRegistered(t) => ScimError::new(
+                    403,
+                    None,
+                    format!("the tenant '{t}' is not registered (scimgate tenant add)"),
+                ),
                 S::SelfMembership(id) => {
                     ScimError::invalid_value(format!("group '{id}' cannot be a member of itself"))
                 }

@@ -212,14 +212,20 @@ fn prepare(
         .filter
         .as_deref()
         .map(|f| {
-            filter::parse_with(
+            let mut rewrites = Vec::new();
+            let parsed = filter::parse_noting(
                 rt,
                 f,
                 &state
                     .settings
                     .dialect_for(tenant)
                     .filter_options(state.settings.filter_max_depth),
-            )
+                &mut rewrites,
+            );
+            for rule in rewrites {
+                tracing::debug!(rule, "dialect rewrite");
+            }
+            parsed
         })
         .transpose()?;
     let sort = s

@@ -198,6 +198,21 @@ fn add_headers(resp: &mut ServiceResponse<BoxBody>, limit: Limit, snapshot: &Sta
     }
 }
 
+/// The per-client limit's key: an IPv4 address, or the /64 of an IPv6 one (a host is
+/// given a whole /64, and could otherwise take a fresh address for every request).
+fn client_key(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("{}/64", std::net::Ipv6Addr::from(prefix))
+            }
+        },
+    }
+}
+
 /// Before authentication: the global allowlist (403) and the per-client limit.
 pub async fn before_auth(
     req: ServiceRequest,
@@ -214,7 +229,7 @@ pub async fn before_auth(
         ));
         return Ok(req.into_response(actix_web::ResponseError::error_response(&refusal)));
     }
-    let key = client.map_or_else(String::new, |ip| ip.to_string());
+    let key = client.map_or_else(String::new, client_key);
     let whose = format!("client {}", if key.is_empty() { "unknown" } else { &key });
     let checked = check(state.limits.per_client.as_ref(), key, "client", whose);
     answer(req, next, &state, checked).await
@@ -259,5 +274,20 @@ async fn answer(
             }
             Ok(resp)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_limited_by_their_64() {
+        let key = |s: &str| client_key(s.parse().expect("ip"));
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::9"));
+        assert_eq!(key("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
     }
 }

@@ -230,7 +230,10 @@ pub fn patch(
         rt,
         body,
         dialect,
-        state.settings.max_patch_operations,
+        patch::PatchLimits {
+            max_operations: state.settings.max_patch_operations,
+            max_filter_depth: state.settings.filter_max_depth,
+        },
         &mut rewrites,
     )?;
     // A Group's plugins see its members as they would be stored, so the current ones are

@@ -217,7 +217,7 @@ proptest! {
         let current = stored_user();
         let before = current.clone();
         let mut rewrites = Vec::new();
-        match patch::parse(rt, body, &dialect, 1000, &mut rewrites) {
+        match patch::parse(rt, body, &dialect, patch::PatchLimits::default(), &mut rewrites) {
             Err(e) => client_error(&e)?,
             Ok(parsed) => match patch::apply(rt, "id1", &current, &parsed, &dialect, &mut rewrites) {
                 Err(e) => client_error(&e)?,
@@ -234,7 +234,7 @@ proptest! {
     #[test]
     fn patch_paths_never_panic(text in path_text()) {
         for rt in [ResourceType::User, ResourceType::Group] {
-            if let Err(e) = patch::target(rt, &text, &Dialect::default(), &mut Vec::new()) {
+            if let Err(e) = patch::target(rt, &text, &Dialect::default(), 16, &mut Vec::new()) {
                 client_error(&e)?;
             }
         }

@@ -36,9 +36,22 @@ pub fn module(engine: &Engine, dir: &Path, bytes: &[u8]) -> wasmtime::Result<Mod
 }
 
 fn store(dir: &Path, file: &Path, module: &Module) -> Result<(), Box<dyn std::error::Error>> {
-    std::fs::create_dir_all(dir)?;
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    // Inside the private data folder, and private itself: the cached code is loaded
+    // without checks, so no other user may write it (or read the operator's plugins).
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     let tmp = file.with_extension("tmp");
-    std::fs::write(&tmp, module.serialize()?)?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?
+        .write_all(&module.serialize()?)?;
     std::fs::rename(tmp, file)?;
     Ok(())
 }

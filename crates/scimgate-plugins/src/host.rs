@@ -100,6 +100,8 @@ struct CallState {
     deadline: Duration,
     /// Set when the wall-time bound, not the CPU deadline, stopped the call.
     starved: bool,
+    /// Log lines written so far in this call.
+    log_lines: u32,
 }
 
 /// The loaded plugin set: one engine, each module compiled and linked once.
@@ -220,6 +222,7 @@ impl PluginHost {
             wall_start: Instant::now(),
             deadline,
             starved: false,
+            log_lines: 0,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -380,15 +383,33 @@ fn classify(e: wasmtime::Error, deadline_ms: u64, memory: usize) -> CallFailure 
     }
 }
 
-/// `scimgate.log(ptr, len)`: a plugin's own log line, at debug, tagged with its name.
+/// Longest plugin log line kept, in bytes; longer ones are cut (and say so).
+const LOG_LINE_BYTES: usize = 512;
+/// Most log lines one call may write; the rest are dropped, the first dropped one noted.
+const LOG_LINES_PER_CALL: u32 = 16;
+
+/// `scimgate.log(ptr, len)`: a plugin's own log line, at debug, tagged with its name. A
+/// plugin's log is bounded per line and per call, so that no plugin can flood the log
+/// (and whatever a plugin is given can only leak there in small pieces: the cleartext
+/// password is not given to plugins unless configured).
 fn log(mut caller: Caller<'_, CallState>, ptr: i32, len: i32) {
     let Some(memory) = caller.get_export("memory").and_then(|e| e.into_memory()) else {
         return;
     };
-    let len = (len.max(0) as usize).min(4096);
-    let mut buf = vec![0u8; len];
+    let lines = caller.data().log_lines;
+    caller.data_mut().log_lines = lines.saturating_add(1);
+    let name = Arc::clone(&caller.data().name);
+    if lines == LOG_LINES_PER_CALL {
+        tracing::debug!(plugin = %name, "plugin log: further lines of this call dropped");
+    }
+    if lines >= LOG_LINES_PER_CALL {
+        return;
+    }
+    let len = len.max(0) as usize;
+    let mut buf = vec![0u8; len.min(LOG_LINE_BYTES + 4)];
     if memory.read(&caller, ptr as u32 as usize, &mut buf).is_ok() {
-        let name = Arc::clone(&caller.data().name);
-        tracing::debug!(plugin = %name, message = %String::from_utf8_lossy(&buf), "plugin log");
+        let text = String::from_utf8_lossy(&buf);
+        let message = scimgate_model::excerpt(&text, LOG_LINE_BYTES);
+        tracing::debug!(plugin = %name, message = %message, bytes = len, "plugin log");
     }
 }

@@ -52,6 +52,15 @@ pub(crate) fn snapshot(conn: &Connection) -> Result<AccessSnapshot, StoreError> 
     Ok(AccessSnapshot { tenants, revoked })
 }
 
+/// What `revoke_token` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    Revoked,
+    AlreadyRevoked,
+    /// Not a token of this folder, and not said to be external: nothing done.
+    Unknown,
+}
+
 /// A read-write connection for the command-line tools, beside a running server.
 pub struct AdminDb {
     conn: Connection,
@@ -115,7 +124,11 @@ impl AdminDb {
     /// them (memberships and index rows with them) in the same transaction. The audit
     /// trail stays.
     pub fn remove_tenant(&mut self, name: &str, purge: bool) -> Result<RemoveOutcome, StoreError> {
-        let tx = self.conn.transaction()?;
+        // Immediate: the server's writer waits, or this does, so no create lands in the
+        // tenant between the count and the delete (creates check the tenant themselves).
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let exists = tx
             .query_row("SELECT 1 FROM tenants WHERE name = ?1", [name], |_| Ok(()))
             .optional()?
@@ -163,14 +176,34 @@ impl AdminDb {
     }
 
     /// Revokes a token by `jti`, minted here or not; false when it was revoked already.
-    pub fn revoke_token(&self, jti: &str, now: i64) -> Result<bool, StoreError> {
-        let n = self.conn.execute(
+    /// Revokes `jti`. A `jti` this folder never minted is refused (a typo must not look
+    /// like a revocation) unless `external`: a token from an operator's key.
+    pub fn revoke_token(
+        &self,
+        jti: &str,
+        now: i64,
+        external: bool,
+    ) -> Result<Revocation, StoreError> {
+        let known: Option<Option<i64>> = self
+            .conn
+            .query_row(
+                "SELECT revoked_at FROM tokens WHERE jti = ?1",
+                params![jti],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match known {
+            Some(Some(_)) => return Ok(Revocation::AlreadyRevoked),
+            None if !external => return Ok(Revocation::Unknown),
+            _ => {}
+        }
+        self.conn.execute(
             "INSERT INTO tokens (jti, revoked_at) VALUES (?1, ?2)
              ON CONFLICT (jti) DO UPDATE SET revoked_at = excluded.revoked_at
              WHERE tokens.revoked_at IS NULL",
             params![jti, now],
         )?;
-        Ok(n == 1)
+        Ok(Revocation::Revoked)
     }
 
     pub fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
@@ -270,9 +303,24 @@ mod tests {
         })
         .expect("record");
         assert!(db.snapshot().expect("snap").revoked.is_empty());
-        assert!(db.revoke_token("j1", 5).expect("revoke"));
-        assert!(!db.revoke_token("j1", 6).expect("twice"));
-        assert!(db.revoke_token("minted-elsewhere", 7).expect("unknown jti"));
+        assert_eq!(
+            db.revoke_token("j1", 5, false).expect("revoke"),
+            Revocation::Revoked
+        );
+        assert_eq!(
+            db.revoke_token("j1", 6, false).expect("twice"),
+            Revocation::AlreadyRevoked
+        );
+        assert_eq!(
+            db.revoke_token("typo", 7, false).expect("unknown"),
+            Revocation::Unknown
+        );
+        assert!(!db.snapshot().expect("snapshot").revoked.contains("typo"));
+        assert_eq!(
+            db.revoke_token("minted-elsewhere", 7, true)
+                .expect("external jti"),
+            Revocation::Revoked
+        );
         let snap = db.snapshot().expect("snap");
         assert_eq!(snap.revoked.len(), 2);
         let listed = db.tokens().expect("list");

@@ -20,6 +20,10 @@ pub enum StoreError {
     },
     #[error("a group cannot be a member of itself ('{0}')")]
     SelfMembership(String),
+    /// The tenant was removed while the write was on its way (checked in the write's own
+    /// transaction, so that no row outlives its tenant).
+    #[error("the tenant '{0}' is not registered")]
+    TenantNotRegistered(String),
     #[error("{0}")]
     UnsupportedFilter(String),
     #[error("{0}")]

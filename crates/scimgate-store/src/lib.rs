@@ -14,11 +14,12 @@ use scimgate_model::filter::Filter;
 use scimgate_model::path::AttrPath;
 use serde_json::Value;
 
-pub use access::{AccessSnapshot, AdminDb, RemoveOutcome, TenantInfo, TokenRecord};
+pub use access::{AccessSnapshot, AdminDb, RemoveOutcome, Revocation, TenantInfo, TokenRecord};
 pub use audit::{AuditQuery, AuditRecord};
 pub use error::StoreError;
 pub use records::{GroupRef, MemberRef, NewResource, StoredResource};
 pub use sqlite::{PatchOutcome, PatchWrite, SqliteOptions, SqliteStore, StoreStats};
+pub use writer::CheckpointPolicy;
 
 /// What a list request asks of storage.
 #[derive(Debug, Clone)]

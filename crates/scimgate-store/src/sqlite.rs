@@ -58,6 +58,10 @@ pub struct SqliteOptions {
     pub list_relation_budget: usize,
     /// Most bytes (stored JSON and related names) one list page carries, likewise.
     pub page_byte_budget: usize,
+    /// When the write-ahead log is folded into the database file and emptied: after this
+    /// long without writes, and at the latest this long after the last time under steady
+    /// writes (and always when the store closes).
+    pub checkpoint: crate::writer::CheckpointPolicy,
 }
 
 impl SqliteOptions {
@@ -73,6 +77,7 @@ impl SqliteOptions {
             query_timeout: Duration::from_secs(5),
             list_relation_budget: 10_000,
             page_byte_budget: 4 << 20,
+            checkpoint: crate::writer::CheckpointPolicy::default(),
         }
     }
 }
@@ -110,7 +115,7 @@ impl SqliteStore {
         conn.pragma_update(None, "cache_size", -65536)?;
         migrate(&mut conn)?;
         let paths = Arc::new(index::register_paths(&conn)?);
-        let writer = Writer::start(conn, options.max_batch)?;
+        let writer = Writer::start(conn, options.max_batch, options.checkpoint)?;
 
         let busy = options.busy_timeout;
         let manager = SqliteConnectionManager::file(&options.path)

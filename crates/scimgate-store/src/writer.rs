@@ -7,6 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
@@ -50,13 +51,17 @@ pub struct WriterStats {
 
 impl Writer {
     /// Starts the writer thread, which owns `conn` until every `Writer` handle is dropped.
-    pub fn start(conn: Connection, max_batch: usize) -> Result<Self, StoreError> {
+    pub fn start(
+        conn: Connection,
+        max_batch: usize,
+        checkpoint: CheckpointPolicy,
+    ) -> Result<Self, StoreError> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let stats = Arc::new(WriterStats::default());
         let counters = Arc::clone(&stats);
         let thread = thread::Builder::new()
             .name("scimgate-writer".into())
-            .spawn(move || run(conn, queue, max_batch.max(1), &counters))?;
+            .spawn(move || run(conn, queue, max_batch.max(1), checkpoint, &counters))?;
         Ok(Writer {
             jobs: Some(jobs),
             stats,
@@ -126,8 +131,61 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, queue: mpsc::Receiver<Job>, max_batch: usize, stats: &WriterStats) {
-    while let Ok(first) = queue.recv() {
+/// When the writer folds the write-ahead log into the database file and truncates it, so
+/// that the database file alone holds every acknowledged write soon after it (a copy of
+/// `scimgate.db` without its `-wal` is then current) and the log does not stay at its
+/// high-water size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointPolicy {
+    /// After this long without a write.
+    pub idle: Duration,
+    /// At the latest this long after the previous one, under steady writes.
+    pub every: Duration,
+}
+
+impl Default for CheckpointPolicy {
+    fn default() -> Self {
+        CheckpointPolicy {
+            idle: Duration::from_secs(1),
+            every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `PRAGMA wal_checkpoint(TRUNCATE)`, between transactions. With readers in the middle
+/// of a read it copies what it can and leaves the log for the next time.
+fn checkpoint(conn: &Connection) {
+    match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    }) {
+        Ok(0) => tracing::trace!("write-ahead log checkpointed"),
+        Ok(_) => tracing::debug!("checkpoint postponed: readers are using the log"),
+        Err(e) => tracing::warn!(error = %e, "checkpoint failed"),
+    }
+}
+
+fn run(
+    conn: Connection,
+    queue: mpsc::Receiver<Job>,
+    max_batch: usize,
+    policy: CheckpointPolicy,
+    stats: &WriterStats,
+) {
+    let mut last_checkpoint = Instant::now();
+    let mut unfolded = false;
+    loop {
+        let first = match queue.recv_timeout(policy.idle) {
+            Ok(job) => job,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if unfolded {
+                    checkpoint(&conn);
+                    (unfolded, last_checkpoint) = (false, Instant::now());
+                }
+                continue;
+            }
+            // Every handle is gone: the store is closing.
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         let mut batch = vec![first];
         while batch.len() < max_batch {
             match queue.try_recv() {
@@ -144,7 +202,14 @@ fn run(conn: Connection, queue: mpsc::Receiver<Job>, max_batch: usize, stats: &W
         stats
             .batch_micros
             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        unfolded = true;
+        if last_checkpoint.elapsed() >= policy.every {
+            checkpoint(&conn);
+            (unfolded, last_checkpoint) = (false, Instant::now());
+        }
     }
+    // A clean stop leaves the database file complete and the log empty.
+    checkpoint(&conn);
 }
 
 fn commit_batch(conn: &Connection, batch: Vec<Job>) {
@@ -202,7 +267,10 @@ mod tests {
         let conn = Connection::open(&path).expect("open");
         conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (k TEXT PRIMARY KEY);")
             .expect("schema");
-        (Arc::new(Writer::start(conn, 64).expect("start")), path)
+        (
+            Arc::new(Writer::start(conn, 64, CheckpointPolicy::default()).expect("start")),
+            path,
+        )
     }
 
     fn insert(w: &Writer, k: &str) -> Result<(), StoreError> {

@@ -16,10 +16,35 @@ use serde_json::{Map, Value, json};
 const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 /// Small alphabets, so that comparisons hit, miss and tie often, with case and Unicode
-/// folding in play.
+/// folding in play, and canonically equivalent spellings (NFC `é` = U+00E9, NFD `é` =
+/// `e` + U+0301) that must compare equal.
 const WORDS: &[&str] = &[
-    "a", "A", "ab", "aB", "b", "é", "É", "émile", "ÉMILE", "straße", "STRASSE", "x@y", "", "z",
+    "a",
+    "A",
+    "ab",
+    "aB",
+    "b",
+    "é",
+    "É",
+    "e\u{301}",
+    "E\u{301}",
+    "émile",
+    "ÉMILE",
+    "e\u{301}mile",
+    "jos\u{e9}",
+    "JOSE\u{301}",
+    "straße",
+    "STRASSE",
+    "x@y",
+    "",
+    "z",
+    "a\tb",
 ];
+/// Binary values (base64): compared byte for byte, never case-folded (RFC 7643 §2.3.6).
+const BINARY: &[&str] = &["QUJD", "qujd", "QUJE", "AAAA"];
+/// Comparands with control characters, which every filter must refuse (and validation
+/// refuses in stored values): SQL would cut a string at NUL.
+const CONTROLS: &[&str] = &["ab\u{0}cd", "\u{0}cd", "x\u{1}", "\u{7f}"];
 const TYPES: &[&str] = &["work", "home", "Work"];
 
 fn word() -> impl Strategy<Value = String> {
@@ -63,8 +88,9 @@ fn user(i: usize) -> impl Strategy<Value = Value> {
         opt(word()),
         opt(word()),
         opt(0i64..5),
+        prop::collection::vec(prop::sample::select(BINARY), 0..2),
     )
-        .prop_map(move |(name, display, title, active, emails, given, dept, num)| {
+        .prop_map(move |(name, display, title, active, emails, given, dept, num, certs)| {
             let mut u = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("{name}{i}")});
             let o = u.as_object_mut().expect("object");
             if let Some(d) = display {
@@ -91,6 +117,10 @@ fn user(i: usize) -> impl Strategy<Value = Value> {
                 })
                 .collect();
             o.insert("emails".into(), Value::Array(emails));
+            if !certs.is_empty() {
+                let certs: Vec<Value> = certs.iter().map(|c| json!({"value": c})).collect();
+                o.insert("x509Certificates".into(), Value::Array(certs));
+            }
             if let Some(g) = given {
                 o.insert("name".into(), json!({"givenName": g}));
             }
@@ -161,6 +191,13 @@ fn leaf() -> BoxedStrategy<String> {
         (prop::sample::select(&["eq", "ne", "sw"][..]))
             .prop_map(|o| format!("meta.resourceType {o} \"User\"")),
         email_filter().prop_map(|f| format!("emails[{f}]")),
+        (
+            prop::sample::select(&["eq", "ne"][..]),
+            prop::sample::select(BINARY)
+        )
+            .prop_map(|(o, v)| format!("x509Certificates.value {o} \"{v}\"")),
+        prop::sample::select(&["eq", "ne"][..])
+            .prop_map(|o| format!("x509Certificates[value {o} \"QUJD\"]")),
     ]
     .boxed()
 }
@@ -197,16 +234,26 @@ fn any_filter() -> impl Strategy<Value = String> {
     })
 }
 
+/// Every singular, non-complex attribute the generated users carry (and the ones they
+/// never carry, which sort as all-null).
 const SORT_PATHS: &[&str] = &[
     "userName",
     "title",
     "displayName",
+    "nickName",
+    "externalId",
     "name.givenName",
+    "name.familyName",
     "active",
     "meta.created",
+    "meta.lastModified",
+    "meta.version",
     "id",
     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
 ];
+/// Paths with no order to give: refused, never answered in some other order.
+const UNSORTABLE: &[&str] = &["emails", "meta.resourceType", "meta.location", "name"];
 
 /// The resource as a client sees it, for the in-memory evaluator.
 fn rendered(r: &StoredResource) -> Map<String, Value> {
@@ -231,6 +278,16 @@ fn all(store: &SqliteStore, q: ListQuery) -> Vec<String> {
 
 /// The in-memory sort: folded strings unless caseExact, nulls last either way, ties by id.
 fn sort_key(r: &Map<String, Value>, p: &str) -> Option<Value> {
+    if p == "meta.version" {
+        // W/"N": the stored version, a number.
+        let text = r.get("meta")?.get("version")?.as_str()?;
+        return text
+            .trim_start_matches("W/")
+            .trim_matches('"')
+            .parse::<i64>()
+            .ok()
+            .map(|n| json!(n));
+    }
     let path = path::resolve_attribute(ResourceType::User, p).expect("path");
     let top = match path.extension {
         Some(ext) => r.get(ext.id)?.get(path.attr.name)?,
@@ -266,9 +323,17 @@ proptest! {
         population in users(),
         filters in prop::collection::vec(any_filter(), 12),
         sorts in prop::collection::vec((prop::sample::select(SORT_PATHS), any::<bool>()), 3),
+        instants in prop::collection::vec((any::<prop::sample::Index>(), prop::sample::select(&["eq", "ne", "gt", "ge", "lt", "le"][..]), prop::sample::select(&["meta.created", "meta.lastModified"][..])), 3),
+        control in (prop::sample::select(STRING_PATHS), prop::sample::select(STRING_OPS), prop::sample::select(CONTROLS)),
+        unsortable in prop::sample::select(UNSORTABLE),
     ) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = SqliteStore::open(&SqliteOptions::new(dir.path().join("d.db")), Arc::new(SystemClock)).expect("open");
+        let path = dir.path().join("d.db");
+        let store = SqliteStore::open(&SqliteOptions::new(&path), Arc::new(SystemClock)).expect("open");
+        let admin = scimgate_store::AdminDb::open(&path).expect("admin");
+        for t in ["t", "other"] {
+            admin.add_tenant(t, "2026-01-01T00:00:00Z").expect("register");
+        }
         let mut stored = Vec::new();
         for body in &population {
             let v = validate(ResourceType::User, body).expect("valid user");
@@ -278,6 +343,32 @@ proptest! {
         let stranger = validate(ResourceType::User, &population[0]).expect("valid");
         store.create("other", NewResource::from_validated(stranger, Default::default())).expect("create");
         let docs: Vec<(String, Map<String, Value>)> = stored.iter().map(|r| (r.id.clone(), rendered(r))).collect();
+
+        // dateTime comparisons at the stored instants themselves, so that they tie, and
+        // fall on either side.
+        let mut filters = filters.clone();
+        for (at, op, p) in &instants {
+            let r = &stored[at.index(stored.len())];
+            let when = if *p == "meta.created" { &r.created } else { &r.last_modified };
+            filters.push(format!("{p} {op} \"{when}\""));
+        }
+
+        // A control character in a comparand is refused, whatever the path and operator,
+        // and a value holding one is refused on input: SQL and memory never disagree on one.
+        let (cpath, cop, ctext) = control;
+        let text = format!("{cpath} {cop} {}", serde_json::to_string(ctext).expect("json"));
+        let refused = filter::parse(ResourceType::User, &text).expect_err("control character");
+        prop_assert!(refused.detail.contains("control character"), "{}", refused.detail);
+        let mut bad = population[0].clone();
+        bad["title"] = json!(ctext);
+        prop_assert!(validate(ResourceType::User, &bad).is_err(), "stored value with a control character");
+
+        // An attribute with no order to give is refused.
+        let sort = SortBy { path: path::resolve_attribute(ResourceType::User, unsortable).expect("path"), descending: false };
+        prop_assert!(
+            store.list("t", ResourceType::User, &ListQuery { filter: None, sort: Some(sort), page: Page::Index { start_index: 1, count: 10 }, with_relations: false }).is_err(),
+            "sortBy {} answered", unsortable
+        );
 
         for text in &filters {
             let f = filter::parse(ResourceType::User, text).map_err(|e| TestCaseError::fail(format!("{text}: {}", e.detail)))?;

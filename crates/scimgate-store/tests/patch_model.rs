@@ -153,7 +153,9 @@ proptest! {
     #[test]
     fn patch_then_read_back_equals_the_model(requests in prop::collection::vec(prop::collection::vec(op(), 1..4), 1..6)) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = SqliteStore::open(&SqliteOptions::new(dir.path().join("p.db")), Arc::new(SystemClock)).expect("open");
+        let path = dir.path().join("p.db");
+        let store = SqliteStore::open(&SqliteOptions::new(&path), Arc::new(SystemClock)).expect("open");
+        scimgate_store::AdminDb::open(&path).expect("admin").add_tenant("t", "2026-01-01T00:00:00Z").expect("register");
         let start = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "model"});
         let created = store.create("t", NewResource::from_validated(validate(ResourceType::User, &start).expect("valid"), Default::default())).expect("create");
         let mut expected = created.attributes.clone();
@@ -164,7 +166,7 @@ proptest! {
             let body = json!({"schemas": [PATCH_OP_URN], "Operations": ops.iter().map(wire).collect::<Vec<_>>()});
             let dialect = Dialect::default();
             let mut rewrites = Vec::new();
-            let parsed = patch::parse(ResourceType::User, body.clone(), &dialect, 100, &mut rewrites).expect("valid PATCH");
+            let parsed = patch::parse(ResourceType::User, body.clone(), &dialect, patch::PatchLimits { max_operations: 100, ..Default::default() }, &mut rewrites).expect("valid PATCH");
             let current = store.get("t", ResourceType::User, &created.id, false).expect("get").expect("exists");
             let applied = patch::apply(ResourceType::User, &created.id, &current.attributes, &parsed, &dialect, &mut rewrites);
             prop_assert_eq!(applied.is_ok(), model_ok, "{:?}", ops);

@@ -11,7 +11,7 @@ mod tests;
 pub use eval::{instant, is_present, matches, matches_element};
 pub use parser::{
     DEFAULT_MAX_DEPTH, FilterOptions, MAX_FILTER_LEN, MAX_FILTER_TERMS, parse,
-    parse_element_filter, parse_with, parse_with_depth,
+    parse_element_filter, parse_noting, parse_with, parse_with_depth,
 };
 
 use crate::path::AttrPath;

@@ -67,7 +67,18 @@ pub fn parse_with(
     input: &str,
     options: &FilterOptions,
 ) -> Result<Filter, ScimError> {
-    parse_bounded(rt, input, options, None)
+    parse_bounded(rt, input, options, None, &mut Vec::new())
+}
+
+/// [`parse_with`], noting in `rewrites` each dialect rule that changed what the filter
+/// means (so that the caller can log it, as it does for resources).
+pub fn parse_noting(
+    rt: ResourceType,
+    input: &str,
+    options: &FilterOptions,
+    rewrites: &mut crate::dialect::Rewrites,
+) -> Result<Filter, ScimError> {
+    parse_bounded(rt, input, options, None, rewrites)
 }
 
 /// Parses the filter inside `attr[...]` of a PATCH path: its paths name sub-attributes of
@@ -83,7 +94,7 @@ pub fn parse_element_filter(
         max_depth,
         ..FilterOptions::default()
     };
-    parse_bounded(rt, input, &options, Some(attr))
+    parse_bounded(rt, input, &options, Some(attr), &mut Vec::new())
 }
 
 /// Every filter goes through here: its length and its number of terms are checked before a
@@ -94,6 +105,7 @@ fn parse_bounded(
     input: &str,
     options: &FilterOptions,
     el: Element,
+    rewrites: &mut crate::dialect::Rewrites,
 ) -> Result<Filter, ScimError> {
     if input.len() > MAX_FILTER_LEN {
         return Err(ScimError::invalid_filter(format!(
@@ -122,8 +134,10 @@ fn parse_bounded(
         max_depth: options.max_depth,
         end: input.len() + 1,
         options: *options,
+        rewrites: Vec::new(),
     };
     let filter = p.or(0, el)?;
+    rewrites.append(&mut p.rewrites);
     match p.peek() {
         None => Ok(filter),
         Some(t) => Err(p.error_at(
@@ -140,6 +154,8 @@ struct Parser<'a> {
     max_depth: usize,
     end: usize,
     options: FilterOptions,
+    /// Dialect rules that changed the meaning of what was parsed.
+    rewrites: crate::dialect::Rewrites,
 }
 
 /// Inside `attr[...]`, paths name sub-attributes of `attr`.
@@ -191,7 +207,9 @@ impl<'a> Parser<'a> {
                 "filter ends where an expression was expected".into(),
             ));
         };
-        if depth >= self.max_depth {
+        // The top level is depth 0: `max_depth` levels of parentheses, `not` and value
+        // filters are allowed, one more is refused.
+        if depth > self.max_depth {
             return Err(self.error_at(
                 t.pos,
                 format!("filter nests deeper than {} levels", self.max_depth),
@@ -271,6 +289,7 @@ impl<'a> Parser<'a> {
                 && let Some(sub) = w.strip_prefix('.')
                 && self.options.entra_value_paths
             {
+                self.rewrites.push("entra_filter_paths");
                 self.take();
                 let sub_path = self.resolve(sub, sub_pos, Some(path))?;
                 let extra = self.comparison(sub, sub_path, sub_pos)?;
@@ -306,7 +325,7 @@ impl<'a> Parser<'a> {
                 format!("'{name}' is complex; compare one of its sub-attributes"),
             )
         })?;
-        let value = comparand(&path, op, &value_token, &self.options)
+        let value = comparand(&path, op, &value_token, &self.options, &mut self.rewrites)
             .map_err(|what| self.error_at(value_token.pos, what))?;
         Ok(Filter::Compare { path, op, value })
     }
@@ -367,6 +386,7 @@ fn comparand(
     op: CompareOp,
     token: &Spanned<'_>,
     options: &FilterOptions,
+    rewrites: &mut crate::dialect::Rewrites,
 ) -> Result<Comparand, String> {
     let def: &AttributeDef = path.leaf();
     let name = path.canonical();
@@ -377,7 +397,10 @@ fn comparand(
         Token::Word(w) if w.eq_ignore_ascii_case("false") => Literal::Bool(false),
         Token::Word(w) => match serde_json::from_str::<serde_json::Number>(w) {
             Ok(n) => Literal::Number(n.as_f64().unwrap_or(f64::NAN)),
-            Err(_) if options.unquoted_values => Literal::Text((*w).to_owned()),
+            Err(_) if options.unquoted_values => {
+                rewrites.push("unquoted_filter_values");
+                Literal::Text((*w).to_owned())
+            }
             Err(_) => {
                 return Err(format!(
                     "expected a value (string, number, true, false or null), found '{w}'"
@@ -429,6 +452,7 @@ fn comparand(
                 && !substring
                 && crate::dialect::string_boolean(&s).is_some() =>
         {
+            rewrites.push("string_booleans");
             Ok(Comparand::Bool(
                 crate::dialect::string_boolean(&s).unwrap_or_default(),
             ))

@@ -197,13 +197,17 @@ fn length_and_depth_are_limited_without_recursing_deeply() {
     );
     let ok = format!(
         "{}title pr{}",
-        "(".repeat(DEFAULT_MAX_DEPTH - 1),
-        ")".repeat(DEFAULT_MAX_DEPTH - 1)
+        "(".repeat(DEFAULT_MAX_DEPTH),
+        ")".repeat(DEFAULT_MAX_DEPTH)
     );
-    assert!(parse(ResourceType::User, &ok).is_ok());
+    assert!(
+        parse(ResourceType::User, &ok).is_ok(),
+        "exactly the limit is allowed"
+    );
     let nots = format!("{}title pr{}", "not (".repeat(2000), ")".repeat(2000));
     assert!(parse(ResourceType::User, &nots).is_err());
-    assert!(parse_with_depth(ResourceType::User, "((title pr))", 2).is_err());
+    assert!(parse_with_depth(ResourceType::User, "((title pr))", 2).is_ok());
+    assert!(parse_with_depth(ResourceType::User, "((title pr))", 1).is_err());
 }
 
 fn resource(v: Value) -> Map<String, Value> {

@@ -144,7 +144,13 @@ fn expand_no_path(
                 .iter()
                 .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
             {
-                let t = target(rt, &format!("{}:{k}", ext.id), dialect, rewrites)?;
+                let t = target(
+                    rt,
+                    &format!("{}:{k}", ext.id),
+                    dialect,
+                    op.max_filter_depth,
+                    rewrites,
+                )?;
                 steps.push((t, Some(vv.clone())));
             }
             continue;
@@ -159,7 +165,7 @@ fn expand_no_path(
         if dotted || key.contains(':') {
             rewrites.push("dotted_keys");
         }
-        let t = target(rt, key, dialect, rewrites).map_err(|mut e| {
+        let t = target(rt, key, dialect, op.max_filter_depth, rewrites).map_err(|mut e| {
             e.detail = format!("operation {n}: {}", e.detail);
             e
         })?;

@@ -39,6 +39,8 @@ pub struct Operation {
     pub value: Option<Value>,
     /// 0-based position in `Operations`, for error messages.
     pub index: usize,
+    /// The filter nesting limit it was parsed under, for the paths in its value's keys.
+    pub max_filter_depth: usize,
 }
 
 /// Where an operation points: `attr`, `attr.sub`, `attr[filter]` or `attr[filter].sub`.
@@ -160,14 +162,33 @@ pub struct Outcome {
     pub password: crate::PasswordChange,
 }
 
+/// The bounds a PatchOp message is parsed under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PatchLimits {
+    /// Most operations in one message.
+    pub max_operations: usize,
+    /// Deepest nesting in a value filter of a path (as for query filters).
+    pub max_filter_depth: usize,
+}
+
+impl Default for PatchLimits {
+    fn default() -> Self {
+        PatchLimits {
+            max_operations: 1000,
+            max_filter_depth: DEFAULT_MAX_DEPTH,
+        }
+    }
+}
+
 /// Parses a PatchOp message (RFC 7644 §3.5.2).
 pub fn parse(
     rt: ResourceType,
     body: Value,
     dialect: &Dialect,
-    max_operations: usize,
+    limits: PatchLimits,
     rewrites: &mut Rewrites,
 ) -> Result<Vec<Operation>, ScimError> {
+    let max_operations = limits.max_operations;
     let Value::Object(mut obj) = body else {
         return Err(ScimError::invalid_syntax(
             "a PATCH body must be a JSON object",
@@ -209,7 +230,7 @@ pub fn parse(
     // megabyte of JSON.
     list.into_iter()
         .enumerate()
-        .map(|(i, op)| operation(rt, i, op, dialect, rewrites))
+        .map(|(i, op)| operation(rt, i, op, dialect, limits.max_filter_depth, rewrites))
         .collect()
 }
 
@@ -224,6 +245,7 @@ fn operation(
     index: usize,
     op: Value,
     dialect: &Dialect,
+    max_filter_depth: usize,
     rewrites: &mut Rewrites,
 ) -> Result<Operation, ScimError> {
     let n = index + 1;
@@ -275,7 +297,10 @@ fn operation(
                 extension = Some(ext);
                 None
             }
-            _ => Some(target(rt, p, dialect, rewrites).map_err(|e| at_operation(e, n))?),
+            _ => Some(
+                target(rt, p, dialect, max_filter_depth, rewrites)
+                    .map_err(|e| at_operation(e, n))?,
+            ),
         },
         Some(_) => {
             return Err(ScimError::invalid_syntax(format!(
@@ -301,6 +326,7 @@ fn operation(
         extension,
         value,
         index,
+        max_filter_depth,
     })
 }
 
@@ -317,6 +343,7 @@ pub fn target(
     rt: ResourceType,
     text: &str,
     dialect: &Dialect,
+    max_filter_depth: usize,
     rewrites: &mut Rewrites,
 ) -> Result<Target, ScimError> {
     let invalid = |why: String| ScimError::bad_request(ScimType::InvalidPath, why);
@@ -363,7 +390,7 @@ pub fn target(
                     attr.canonical()
                 )));
             }
-            Some(parse_element_filter(rt, attr, f, DEFAULT_MAX_DEPTH)?)
+            Some(parse_element_filter(rt, attr, f, max_filter_depth)?)
         }
     };
     if let Some(s) = sub_text {

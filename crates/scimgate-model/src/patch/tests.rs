@@ -13,7 +13,13 @@ fn run_with(
 ) -> Result<Outcome, ScimError> {
     let body = json!({"schemas": [PATCH_OP_URN], "Operations": ops});
     let mut rewrites = Vec::new();
-    let parsed = parse(rt, body.clone(), dialect, 1000, &mut rewrites)?;
+    let parsed = parse(
+        rt,
+        body.clone(),
+        dialect,
+        PatchLimits::default(),
+        &mut rewrites,
+    )?;
     let current: Map<String, Value> = current.as_object().cloned().unwrap_or_default();
     apply(rt, "self-id", &current, &parsed, dialect, &mut rewrites)
 }
@@ -251,7 +257,7 @@ fn the_message_itself_is_checked() {
         ResourceType::User,
         json!({"Operations": []}),
         &d,
-        10,
+        ten(),
         &mut r,
     )
     .expect_err("schemas");
@@ -260,14 +266,14 @@ fn the_message_itself_is_checked() {
         ResourceType::User,
         json!({"schemas": [PATCH_OP_URN], "Operations": {}}),
         &d,
-        10,
+        ten(),
         &mut r,
     )
     .expect_err("list");
     assert!(e.detail.contains("'Operations' must be a list"));
     let many = json!({"schemas": [PATCH_OP_URN], "Operations": vec![json!({"op": "add", "path": "title", "value": "x"}); 11]});
     assert_eq!(
-        parse(ResourceType::User, many, &d, 10, &mut r)
+        parse(ResourceType::User, many, &d, ten(), &mut r)
             .expect_err("too many")
             .scim_type,
         Some(ScimType::TooMany)
@@ -390,4 +396,11 @@ fn a_path_may_name_the_whole_extension() {
     )
     .expect("remove");
     assert!(remove.attributes.get(ENT).is_none());
+}
+
+fn ten() -> PatchLimits {
+    PatchLimits {
+        max_operations: 10,
+        ..PatchLimits::default()
+    }
 }

@@ -10,11 +10,19 @@ use crate::PatchWrite;
 use crate::{ListQuery, Page};
 
 fn open(dir: &tempfile::TempDir) -> SqliteStore {
-    SqliteStore::open(
-        &SqliteOptions::new(dir.path().join("s.db")),
-        Arc::new(SystemClock),
-    )
-    .expect("open")
+    opened(&SqliteOptions::new(dir.path().join("s.db")))
+}
+
+/// A store whose test tenants are registered (creates check their tenant).
+fn opened(options: &SqliteOptions) -> SqliteStore {
+    let store = SqliteStore::open(options, Arc::new(SystemClock)).expect("open");
+    let admin = crate::AdminDb::open(&options.path).expect("admin");
+    for t in ["t", "t1", "t2", "a", "b", "other"] {
+        admin
+            .add_tenant(t, "2026-01-01T00:00:00Z")
+            .expect("register");
+    }
+    store
 }
 
 fn user(name: &str) -> NewResource {
@@ -55,6 +63,12 @@ fn user_name_is_unique_per_tenant_with_unicode_folding() {
     s.create("t1", user("Émile")).expect("first");
     assert!(matches!(
         s.create("t1", user("éMILE")),
+        Err(StoreError::UserNameTaken(_))
+    ));
+    // NFC and NFD spellings of one name are one name.
+    s.create("t1", user("Jos\u{e9}")).expect("NFC");
+    assert!(matches!(
+        s.create("t1", user("Jose\u{301}")),
         Err(StoreError::UserNameTaken(_))
     ));
     s.create("t1", user("straße")).expect("straße");
@@ -363,7 +377,7 @@ fn a_version_1_database_is_migrated_and_its_resources_indexed() {
         )
         .expect("row");
     }
-    let s = SqliteStore::open(&SqliteOptions::new(&path), Arc::new(SystemClock)).expect("migrate");
+    let s = opened(&SqliteOptions::new(&path));
     for f in [
         r#"userName eq "ÉMILE""#,
         r#"emails[type eq "work" and value eq "e@x"]"#,
@@ -619,7 +633,7 @@ fn a_read_past_its_deadline_is_stopped() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut options = SqliteOptions::new(dir.path().join("s.db"));
     options.query_timeout = std::time::Duration::ZERO;
-    let s = SqliteStore::open(&options, Arc::new(SystemClock)).expect("open");
+    let s = opened(&options);
     s.import("t", (0..2000).map(|i| user(&format!("u{i}"))).collect())
         .expect("import");
     let got = s.list(
@@ -638,7 +652,7 @@ fn a_tenant_cannot_hold_every_read_connection() {
     options.read_connections = 2;
     options.tenant_read_share = 1;
     options.share_wait = std::time::Duration::from_millis(10);
-    let s = Arc::new(SqliteStore::open(&options, Arc::new(SystemClock)).expect("open"));
+    let s = Arc::new(opened(&options));
     let id = s.create("a", user("x")).expect("create").id;
     let (held_tx, held_rx) = std::sync::mpsc::channel();
     let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
@@ -678,7 +692,7 @@ fn a_page_ends_at_its_byte_budget() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut options = SqliteOptions::new(dir.path().join("s.db"));
     options.page_byte_budget = 5000;
-    let s = SqliteStore::open(&options, Arc::new(SystemClock)).expect("open");
+    let s = opened(&options);
     let big = "x".repeat(2000);
     let users: Vec<NewResource> = (0..5)
         .map(|i| {
@@ -710,4 +724,76 @@ fn a_page_ends_at_its_byte_budget() {
     );
     let rest = s.list("t", ResourceType::User, &page(3)).expect("list");
     assert_eq!(rest.resources.len(), 2);
+}
+
+/// A create in a tenant that is not (or no longer) registered is refused in its own
+/// transaction: no row outlives `tenant remove`.
+#[test]
+fn creates_check_their_tenant_in_the_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    assert!(matches!(
+        s.create("never-added", user("x")),
+        Err(StoreError::TenantNotRegistered(_))
+    ));
+    let mut admin = crate::AdminDb::open(&dir.path().join("s.db")).expect("admin");
+    assert!(matches!(
+        admin.remove_tenant("b", false).expect("remove"),
+        crate::RemoveOutcome::Removed { .. }
+    ));
+    assert!(matches!(
+        s.create("b", user("late")),
+        Err(StoreError::TenantNotRegistered(_))
+    ));
+}
+
+/// A clean close leaves everything in the database file: a copy of it alone is current.
+#[test]
+fn closing_folds_the_log_into_the_database_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    for i in 0..50 {
+        s.create("t", user(&format!("u{i}"))).expect("create");
+    }
+    drop(s);
+    let wal = dir.path().join("s.db-wal");
+    assert!(
+        std::fs::metadata(&wal).map_or(0, |m| m.len()) == 0,
+        "the log is empty after close"
+    );
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(dir.path().join("s.db"), &copy).expect("copy");
+    let conn = rusqlite::Connection::open(&copy).expect("open copy");
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM resources", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(n, 50);
+}
+
+/// Without a close, a pause in the writes is enough for the database file alone to be
+/// current.
+#[test]
+fn an_idle_writer_folds_the_log_into_the_database_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = SqliteOptions::new(dir.path().join("s.db"));
+    options.checkpoint.idle = std::time::Duration::from_millis(50);
+    let s = opened(&options);
+    for i in 0..20 {
+        s.create("t", user(&format!("u{i}"))).expect("create");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let copy = dir.path().join("copy.db");
+        std::fs::copy(dir.path().join("s.db"), &copy).expect("copy");
+        let n: i64 = rusqlite::Connection::open(&copy)
+            .and_then(|c| c.query_row("SELECT count(*) FROM resources", [], |r| r.get(0)))
+            .unwrap_or(0);
+        std::fs::remove_file(&copy).expect("rm");
+        if n == 20 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never checkpointed");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(s);
 }

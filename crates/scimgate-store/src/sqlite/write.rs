@@ -20,6 +20,12 @@ pub fn create(
     new: NewResource,
     now: &str,
 ) -> Result<StoredResource, StoreError> {
+    // The server checked the tenant when the request came in; `tenant remove` may have run
+    // since. Checked again in this transaction, which `tenant remove` serialises with.
+    conn.prepare_cached("SELECT 1 FROM tenants WHERE name = ?1")?
+        .query_row(params![tenant], |_| Ok(()))
+        .optional()?
+        .ok_or_else(|| StoreError::TenantNotRegistered(tenant.to_owned()))?;
     let id = uuid::Uuid::new_v4().to_string();
     let members = check_members(conn, tenant, None, &new.members)?;
     let attributes = attributes_json(&new)?;
