@@ -190,6 +190,14 @@ impl Req<'_> {
         self
     }
 
+    /// Adds a header beside any of the same name (`header` replaces).
+    pub fn append_header(mut self, name: &str, value: &str) -> Self {
+        self.inner = self
+            .inner
+            .append_header((name.to_owned(), value.to_owned()));
+        self
+    }
+
     pub fn token(mut self, token: &str) -> Self {
         self.token = Some(token.to_owned());
         self

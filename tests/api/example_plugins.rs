@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-fn example(name: &str, config: Value) -> PluginSpec {
+pub fn example(name: &str, config: Value) -> PluginSpec {
     let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("plugins/dist/{name}.wasm"));
     assert!(
         file.exists(),

@@ -15,5 +15,7 @@ mod metrics;
 mod patch;
 mod plugins;
 mod query;
+mod sealed_auth;
+mod sealed_scim;
 mod security;
 mod users;

@@ -12,7 +12,7 @@ use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use scimgate_store::{AuditQuery, AuditRecord};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::auth::{self, Principal, SCOPE_ADMIN};
@@ -131,14 +131,43 @@ fn version_after(resp: &ServiceResponse<BoxBody>) -> Option<i64> {
     etag.trim_start_matches("W/").trim_matches('"').parse().ok()
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// The query of `/admin/audit`: `since`, `cursor`, `count` (`domain` is read by
+/// `tenant_for`). Names match case-insensitively, as for SCIM queries; a value that does
+/// not fit is refused naming the parameter.
+#[derive(Debug, Default)]
 pub struct AuditParams {
     since: Option<String>,
     /// Sealed like a list cursor: the audit sequence is global across tenants.
     cursor: Option<String>,
     count: Option<u32>,
-    // `domain` is read by `tenant_for` from the query string.
+}
+
+impl AuditParams {
+    fn parse(query: &str) -> Result<Self, ApiError> {
+        let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+            .map_err(|e| {
+                scimgate_model::ScimError::invalid_syntax(format!("malformed query string: {e}"))
+            })?
+            .into_inner();
+        let mut out = AuditParams::default();
+        for (name, value) in pairs {
+            match name.to_ascii_lowercase().as_str() {
+                "since" => out.since = Some(value),
+                "cursor" => out.cursor = Some(value),
+                "count" => {
+                    let n = value.trim().parse::<u32>().map_err(|_| {
+                        scimgate_model::ScimError::invalid_value(format!(
+                            "query parameter 'count' must be a whole number from 1 to {MAX_PAGE}, got '{}'",
+                            scimgate_model::excerpt(&value, 64)
+                        ))
+                    })?;
+                    out.count = Some(n);
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Most rows in one page of `/admin/audit`.
@@ -146,14 +175,11 @@ const MAX_PAGE: u32 = 1000;
 
 /// `GET /admin/audit`: a tenant's audit rows, oldest first, `cursor` to page on. Needs
 /// `scim:admin`; the tenant is chosen as for SCIM requests (`domain`).
-pub async fn list(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    params: web::Query<AuditParams>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let claims = auth::authenticate(&req, &state)?;
     let tenant = auth::tenant_for(&req, &claims, &state)?;
     auth::require_scope(&claims, &[SCOPE_ADMIN], "/admin")?;
+    let params = AuditParams::parse(req.query_string())?;
     let since = match &params.since {
         None => None,
         Some(text) => Some(

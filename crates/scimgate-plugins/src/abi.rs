@@ -71,13 +71,13 @@ impl Decision {
             } => {
                 if !REJECT_STATUSES.contains(status) {
                     return Err(format!(
-                        "rejected with status {status}; a plugin may reject with 400, 403, 409 or 422"
+                        "a rejection with status {status} (a plugin may reject with 400, 403, 409 or 422)"
                     ));
                 }
                 if let Some(t) = scim_type
                     && scimgate_model::ScimType::from_name(t).is_none()
                 {
-                    return Err(format!("rejected with an unknown scimType '{t}'"));
+                    return Err(format!("a rejection with the unknown scimType '{t}'"));
                 }
             }
             Decision::Modify { resource } => {
@@ -86,11 +86,7 @@ impl Decision {
                     && let Err(e) = scimgate_model::validate::validate(rt, resource)
                     && scimgate_model::validate::validate(rt, input.resource).is_ok()
                 {
-                    return Err(format!(
-                        "returned a {} the schema refuses: {}",
-                        rt.name(),
-                        e.detail
-                    ));
+                    return Err(format!("a {} the schema refuses: {}", rt.name(), e.detail));
                 }
             }
             Decision::Accept => {}
