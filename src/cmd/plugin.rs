@@ -34,10 +34,11 @@ pub fn plugin(cmd: PluginCommand) -> CliResult {
             resource_type,
             tenant,
         } => {
-            if !["create", "replace", "patch"].contains(&hook.as_str()) {
-                return Err(
-                    format!("--hook must be create, replace or patch, not '{hook}'").into(),
-                );
+            if scimgate_plugins::Hook::from_name(&hook).is_none() {
+                return Err(format!(
+                    "--hook must be create, replace, patch or delete, not '{hook}'"
+                )
+                .into());
             }
             let config: serde_json::Value =
                 serde_json::from_str(&config).map_err(|e| format!("--config is not JSON: {e}"))?;

@@ -270,6 +270,10 @@ async fn p16_bad_query_strings_get_scim_errors() {
         .assert_error(400, Some("invalidValue"), "count");
 }
 
+/// One endpoint of the matrix: method, path, body, the scopes that may call it, and the
+/// status when allowed.
+type Row<'a> = (Method, String, Option<Value>, &'a [&'a str], u16);
+
 /// Every endpoint × every scope × own and other tenant: the status, and that the tenant's
 /// data did not change unless the request was an allowed write in it.
 #[actix_web::test]
@@ -286,7 +290,7 @@ async fn scope_and_tenant_matrix() {
     let read: &[&str] = &["scim:read"];
     let write: &[&str] = &["scim:write"];
     // (method, path, body, scopes that may, status when allowed); the delete comes last.
-    let rows: Vec<(Method, String, Option<Value>, &[&str], u16)> = vec![
+    let rows: Vec<Row> = vec![
         (Method::GET, "/scim/v2/Users".into(), None, read, 200),
         (
             Method::GET,
