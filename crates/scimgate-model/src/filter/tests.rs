@@ -346,3 +346,27 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn dialect_rules_that_change_a_filter_are_noted() {
+    let options = FilterOptions {
+        string_booleans: true,
+        entra_value_paths: true,
+        unquoted_values: true,
+        ..FilterOptions::default()
+    };
+    let rows = [
+        (r#"active eq "True""#, vec!["string_booleans"]),
+        ("userName eq bjensen", vec!["unquoted_filter_values"]),
+        (
+            r#"emails[type eq "work"].value eq "x""#,
+            vec!["entra_filter_paths"],
+        ),
+        (r#"userName eq "plain""#, vec![]),
+    ];
+    for (text, want) in rows {
+        let mut noted = Vec::new();
+        parse_noting(ResourceType::User, text, &options, &mut noted).expect(text);
+        assert_eq!(noted, want, "{text}");
+    }
+}

@@ -1,6 +1,8 @@
 //! The real `scimgate` binary as an operator runs it: `serve`, `token`, a hard kill and a
 //! restart on the same data folder, and concurrent writers.
 
+mod sealed;
+
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -25,6 +27,16 @@ impl Server {
 
     /// Starts with a configuration file, sending the server's log to `stderr`.
     fn start_with(data: &Path, config: Option<&Path>, stderr: Stdio) -> Server {
+        Self::start_logging(
+            data,
+            config,
+            stderr,
+            "warn,scimgate::reload=info,scimgate_store=info",
+        )
+    }
+
+    /// As `start_with`, with the log filter `log` (`SCIMGATE_LOG`).
+    fn start_logging(data: &Path, config: Option<&Path>, stderr: Stdio, log: &str) -> Server {
         let port = TcpListener::bind("127.0.0.1:0")
             .expect("port")
             .local_addr()
@@ -39,10 +51,7 @@ impl Server {
             command.arg("--config").arg(config);
         }
         let child = command
-            .env(
-                "SCIMGATE_LOG",
-                "warn,scimgate::reload=info,scimgate_store=info",
-            )
+            .env("SCIMGATE_LOG", log)
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
@@ -573,6 +582,31 @@ fn serves_https_with_the_configured_certificate() {
             .map(|r| r.status().as_u16() != 200)
             .unwrap_or(true)
     );
+    // Issue 11, point 22: the Docker healthcheck speaks TLS when asked, or when the
+    // configuration it reads has a certificate; plain HTTP to this port is unhealthy.
+    let addr = format!("127.0.0.1:{port}");
+    let health = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("healthcheck")
+            .args(args)
+            .env_remove("SCIMGATE_CONFIG")
+            .output()
+            .expect("healthcheck")
+    };
+    let out = health(&["--addr", &addr, "--tls"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config_text = config.to_str().expect("utf8");
+    let out = health(&["--addr", &addr, "--config", config_text]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!health(&["--addr", &addr]).status.success());
 }
 
 /// Kills the child when the test ends, pass or fail.
@@ -657,6 +691,28 @@ fn a_slow_body_gets_408_and_sigterm_lets_in_flight_requests_finish() {
     assert!(exit.success(), "{exit:?}");
     let logged = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(logged.contains("store closed"), "{logged}");
+    // Issue 11, point 19: a clean stop leaves the log empty, and `scimgate.db` alone (as
+    // an operator copying the one file would take it) holds every acknowledged write.
+    let wal = data.join("scimgate.db-wal");
+    assert_eq!(
+        std::fs::metadata(&wal).map_or(0, |m| m.len()),
+        0,
+        "WAL left behind"
+    );
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(data.join("scimgate.db"), &copy).expect("copy");
+    let n: i64 = rusqlite::Connection::open(&copy)
+        .expect("open copy")
+        .query_row(
+            "SELECT count(*) FROM resources WHERE name = 'in-flight'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(
+        n, 1,
+        "the copy of scimgate.db alone lacks an acknowledged write"
+    );
     // The write acknowledged during shutdown is there after a restart.
     let again = Server::start(&data);
     let (status, list) = send(
