@@ -52,7 +52,7 @@ enum PluginCommand {
     /// Run one call locally on the resource read from stdin; print the decision and the time.
     Run {
         file: PathBuf,
-        /// create, replace or patch.
+        /// create, replace, patch or delete.
         #[arg(long, default_value = "create")]
         hook: String,
         /// The plugin's configuration, as JSON.
@@ -174,7 +174,7 @@ struct TokenArgs {
     /// Space-separated scopes.
     #[arg(long, default_value = "scim:read scim:write")]
     scope: String,
-    /// Lifetime in seconds [default: one year].
+    /// Lifetime in seconds (the default is one year).
     #[arg(long, default_value_t = 365 * 24 * 3600)]
     ttl: u64,
     /// Subject: who holds the token (e.g. the IdP's name).

@@ -771,4 +771,12 @@ fn unauthenticated_connections_are_not_kept_alive() {
         !closed,
         "an authenticated client lost its keep-alive connection"
     );
+    // The routes that authenticate in their handler keep an authenticated client's
+    // connection too (a Prometheus scraper reconnecting on every scrape otherwise).
+    let admin = token(dir.path(), &["--scope", "scim:admin"]);
+    for path in ["/metrics", "/admin/audit"] {
+        let (status, closed) = closed_after_one_request(&server.base, path, Some(&admin));
+        assert!(status.contains("200"), "{path}: {status}");
+        assert!(!closed, "{path}: the connection was closed");
+    }
 }

@@ -157,7 +157,7 @@ impl AuditParams {
                 "count" => {
                     let n = value.trim().parse::<u32>().map_err(|_| {
                         scimgate_model::ScimError::invalid_value(format!(
-                            "query parameter 'count' must be a whole number from 1 to {MAX_PAGE}, got '{}'",
+                            "query parameter 'count' must be a whole number (pages hold 1 to {MAX_PAGE} rows), got '{}'",
                             scimgate_model::excerpt(&value, 64)
                         ))
                     })?;
@@ -179,6 +179,7 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     let claims = auth::authenticate(&req, &state)?;
     let tenant = auth::tenant_for(&req, &claims, &state)?;
     auth::require_scope(&claims, &[SCOPE_ADMIN], "/admin")?;
+    auth::mark_authenticated(&req, &claims, tenant.clone());
     let params = AuditParams::parse(req.query_string())?;
     let since = match &params.since {
         None => None,

@@ -389,6 +389,16 @@ pub fn require_scope(claims: &Claims, accepted: &[&str], needed_for: &str) -> Re
     )))
 }
 
+/// Marks a request that a handler authenticated itself (the routes outside `/scim/v2`),
+/// as the middleware does for SCIM requests: its connection may be kept alive.
+pub fn mark_authenticated(req: &HttpRequest, claims: &Claims, tenant: String) {
+    req.extensions_mut().insert(Principal {
+        tenant,
+        subject: claims.sub.clone(),
+        jti: claims.jti.clone(),
+    });
+}
+
 /// Verifies the request's bearer token against the key ring, and that it is not revoked.
 pub fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Claims, ApiError> {
     let token = bearer_token(req)?;

@@ -24,7 +24,8 @@ pub const LOCAL_ISSUER: &str = "scimgate";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeySpec {
-    /// Matched against the token header's `kid`; without it the key serves tokens without one.
+    /// Matched against the token header's `kid`. A token without a `kid` is tried against
+    /// every key of its algorithm, this one included.
     #[serde(default)]
     pub kid: Option<String>,
     /// HS256/384/512, RS256/384/512, PS256/384/512, ES256/384, EdDSA.

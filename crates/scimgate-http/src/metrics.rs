@@ -52,7 +52,7 @@ struct LimitLabels {
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
-/// Request latencies from 0.1 ms to about 6.5 s.
+/// Request latencies from 0.1 ms to about 5.9 s (0.1 ms × 3^10).
 fn request_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 3.0, 11))
 }
@@ -262,6 +262,7 @@ pub async fn scrape(
 ) -> Result<HttpResponse, ApiError> {
     let claims = auth::authenticate(&req, &state)?;
     auth::require_scope(&claims, &[SCOPE_METRICS, auth::SCOPE_ADMIN], "/metrics")?;
+    auth::mark_authenticated(&req, &claims, claims.tenant.clone());
     Ok(HttpResponse::Ok()
         .insert_header(ContentType(
             "application/openmetrics-text; version=1.0.0; charset=utf-8"

@@ -134,7 +134,11 @@ impl WriteHook for PluginHook {
                     return Err(ScimError::new(
                         503,
                         None,
-                        format!("plugin '{}' {failure}; retry later", spec.name),
+                        format!(
+                            "plugin '{}' {failure}; retry later (request id {})",
+                            spec.name,
+                            request_id.as_deref().unwrap_or_default()
+                        ),
                     ));
                 }
                 Err(failure) => self.failed(&spec.name, spec.on_failure, failure.to_string())?,

@@ -91,7 +91,9 @@ fn limiter(limit: Limit) -> Option<Limiter> {
 pub struct RateLimits {
     per_client: Option<(Limit, Limiter)>,
     per_token: Option<(Limit, Limiter)>,
-    tenants: HashMap<String, (Limit, Limiter)>,
+    /// A tenant's own rate; `None` (a rate or burst of 0) is no limit for it, as 0 is
+    /// for `per_token`.
+    tenants: HashMap<String, Option<(Limit, Limiter)>>,
 }
 
 impl RateLimits {
@@ -107,10 +109,7 @@ impl RateLimits {
         RateLimits {
             per_client: with(settings.per_client),
             per_token: with(settings.per_token),
-            tenants: tenants
-                .iter()
-                .filter_map(|(t, l)| Some((t.clone(), with(*l)?)))
-                .collect(),
+            tenants: tenants.iter().map(|(t, l)| (t.clone(), with(*l))).collect(),
         }
     }
 
@@ -243,11 +242,10 @@ pub async fn after_auth(
     let Some((state, principal)) = crate::auth::authenticated(&req) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    let entry = state
-        .limits
-        .tenants
-        .get(&principal.tenant)
-        .or(state.limits.per_token.as_ref());
+    let entry = match state.limits.tenants.get(&principal.tenant) {
+        Some(own) => own.as_ref(),
+        None => state.limits.per_token.as_ref(),
+    };
     // NUL cannot occur in a tenant name, so the key is unambiguous.
     let key = format!("{}\0{}", principal.tenant, principal.subject);
     let whose = format!(
@@ -280,6 +278,22 @@ async fn answer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tenant_rate_of_zero_is_no_limit_for_it() {
+        let zero = Limit {
+            requests_per_second: 0,
+            burst: 0,
+        };
+        let limits = RateLimits::new(
+            &RateLimitSettings::default(),
+            &HashMap::from([("free".to_owned(), zero)]),
+        );
+        assert!(
+            matches!(limits.tenants.get("free"), Some(None)),
+            "not the per-token default"
+        );
+    }
 
     #[test]
     fn ipv6_clients_are_limited_by_their_64() {

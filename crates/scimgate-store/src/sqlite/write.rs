@@ -364,40 +364,46 @@ fn resolve_members(
     Ok((out, skipped))
 }
 
-/// Adds memberships; each user that joins the group changes (its `groups`).
+/// Adds memberships; each user that joins the group changes (its `groups`). Returns how
+/// many were new.
 fn insert_memberships<'a>(
     conn: &Connection,
     touch: &Touch<'_>,
     group_id: &str,
     member_ids: impl Iterator<Item = &'a str>,
-) -> Result<(), StoreError> {
+) -> Result<usize, StoreError> {
     let mut stmt = conn.prepare_cached(
         "INSERT OR IGNORE INTO memberships (tenant, group_id, member_id) VALUES (?1, ?2, ?3)",
     )?;
+    let mut changed = 0;
     for member in member_ids {
         if stmt.execute(params![touch.tenant, group_id, member])? > 0 {
             touch.user(conn, member)?;
+            changed += 1;
         }
     }
-    Ok(())
+    Ok(changed)
 }
 
-/// Removes memberships; each user that leaves the group changes (its `groups`).
+/// Removes memberships; each user that leaves the group changes (its `groups`). Returns
+/// how many were there.
 fn remove_memberships<'a>(
     conn: &Connection,
     touch: &Touch<'_>,
     group_id: &str,
     member_ids: impl Iterator<Item = &'a str>,
-) -> Result<(), StoreError> {
+) -> Result<usize, StoreError> {
     let mut stmt = conn.prepare_cached(
         "DELETE FROM memberships WHERE tenant = ?1 AND group_id = ?2 AND member_id = ?3",
     )?;
+    let mut changed = 0;
     for member in member_ids {
         if stmt.execute(params![touch.tenant, group_id, member])? > 0 {
             touch.user(conn, member)?;
+            changed += 1;
         }
     }
-    Ok(())
+    Ok(changed)
 }
 
 /// Changes only the memberships that differ, so a large group costs what changed.
@@ -406,13 +412,13 @@ fn replace_memberships(
     touch: &Touch<'_>,
     group_id: &str,
     members: &[MemberRef],
-) -> Result<(), StoreError> {
+) -> Result<usize, StoreError> {
     let existing: HashSet<String> = members_of(conn, touch.tenant, group_id)?
         .into_iter()
         .map(|m| m.value)
         .collect();
     let wanted: HashSet<&str> = members.iter().map(|m| m.value.as_str()).collect();
-    remove_memberships(
+    let removed = remove_memberships(
         conn,
         touch,
         group_id,
@@ -421,12 +427,13 @@ fn replace_memberships(
             .map(String::as_str)
             .filter(|id| !wanted.contains(id)),
     )?;
-    insert_memberships(
+    let added = insert_memberships(
         conn,
         touch,
         group_id,
         wanted.into_iter().filter(|id| !existing.contains(*id)),
-    )
+    )?;
+    Ok(removed + added)
 }
 
 fn attributes_json(new: &NewResource) -> Result<String, StoreError> {
@@ -461,13 +468,16 @@ pub fn patch(
 ) -> Result<PatchOutcome, StoreError> {
     let before = current(conn, tenant, p.rt, id, p.expected_version)?;
     let seq = before.seq;
-    let mut skipped = Vec::new();
+    let (mut skipped, mut changed) = (Vec::new(), 0);
     if p.rt == ResourceType::Group && !p.members.is_empty() {
         let touch = Touch::new(paths, tenant, now);
-        skipped = change_members(conn, &touch, id, &p.members, p.skip_unknown_members)?;
+        (skipped, changed) = change_members(conn, &touch, id, &p.members, p.skip_unknown_members)?;
     }
     match &p.new {
         Some(new) => update_row(conn, paths, tenant, id, &before, new, now)?,
+        // Nothing changed (a member added twice, one removed that was not there): the
+        // representation is the same, so is the version.
+        None if changed == 0 => {}
         None => {
             conn.prepare_cached(
                 "UPDATE resources SET version = version + 1, last_modified = ?3 WHERE tenant = ?1 AND id = ?2",
@@ -499,21 +509,22 @@ pub struct PatchOutcome {
     pub skipped_members: Vec<String>,
 }
 
-/// Membership changes, row by row; returns the ids skipped as unknown.
+/// Membership changes, row by row; returns the ids skipped as unknown and how many
+/// memberships changed.
 fn change_members(
     conn: &Connection,
     touch: &Touch<'_>,
     group_id: &str,
     changes: &MemberChanges,
     skip_unknown: bool,
-) -> Result<Vec<String>, StoreError> {
+) -> Result<(Vec<String>, usize), StoreError> {
     let tenant = touch.tenant;
     if let Some(all) = &changes.replace_with {
         let (found, skipped) = resolve_members(conn, tenant, Some(group_id), all, skip_unknown)?;
-        replace_memberships(conn, touch, group_id, &found)?;
-        return Ok(skipped);
+        let changed = replace_memberships(conn, touch, group_id, &found)?;
+        return Ok((skipped, changed));
     }
-    remove_memberships(
+    let removed = remove_memberships(
         conn,
         touch,
         group_id,
@@ -521,13 +532,13 @@ fn change_members(
     )?;
     let (found, skipped) =
         resolve_members(conn, tenant, Some(group_id), &changes.add, skip_unknown)?;
-    insert_memberships(
+    let added = insert_memberships(
         conn,
         touch,
         group_id,
         found.iter().map(|m| m.value.as_str()),
     )?;
-    Ok(skipped)
+    Ok((skipped, removed + added))
 }
 
 fn read_row(
