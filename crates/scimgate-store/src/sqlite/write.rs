@@ -60,9 +60,10 @@ pub fn create(
         seq,
         &rows_for(new.resource_type, &new.attributes, now, now),
     )?;
-    insert_memberships(
+    change_memberships(
         conn,
         &Touch::new(paths, tenant, now),
+        ADD_MEMBERSHIP,
         &id,
         members.iter().map(|m| m.value.as_str()),
     )?;
@@ -364,38 +365,22 @@ fn resolve_members(
     Ok((out, skipped))
 }
 
-/// Adds memberships; each user that joins the group changes (its `groups`). Returns how
-/// many were new.
-fn insert_memberships<'a>(
-    conn: &Connection,
-    touch: &Touch<'_>,
-    group_id: &str,
-    member_ids: impl Iterator<Item = &'a str>,
-) -> Result<usize, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT OR IGNORE INTO memberships (tenant, group_id, member_id) VALUES (?1, ?2, ?3)",
-    )?;
-    let mut changed = 0;
-    for member in member_ids {
-        if stmt.execute(params![touch.tenant, group_id, member])? > 0 {
-            touch.user(conn, member)?;
-            changed += 1;
-        }
-    }
-    Ok(changed)
-}
+const ADD_MEMBERSHIP: &str =
+    "INSERT OR IGNORE INTO memberships (tenant, group_id, member_id) VALUES (?1, ?2, ?3)";
+const REMOVE_MEMBERSHIP: &str =
+    "DELETE FROM memberships WHERE tenant = ?1 AND group_id = ?2 AND member_id = ?3";
 
-/// Removes memberships; each user that leaves the group changes (its `groups`). Returns
-/// how many were there.
-fn remove_memberships<'a>(
+/// Adds or removes (`sql`: [`ADD_MEMBERSHIP`], [`REMOVE_MEMBERSHIP`]) memberships of
+/// `group_id`; each user that joins or leaves changes (its `groups`). Returns how many
+/// memberships changed.
+fn change_memberships<'a>(
     conn: &Connection,
     touch: &Touch<'_>,
+    sql: &str,
     group_id: &str,
     member_ids: impl Iterator<Item = &'a str>,
 ) -> Result<usize, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "DELETE FROM memberships WHERE tenant = ?1 AND group_id = ?2 AND member_id = ?3",
-    )?;
+    let mut stmt = conn.prepare_cached(sql)?;
     let mut changed = 0;
     for member in member_ids {
         if stmt.execute(params![touch.tenant, group_id, member])? > 0 {
@@ -418,18 +403,20 @@ fn replace_memberships(
         .map(|m| m.value)
         .collect();
     let wanted: HashSet<&str> = members.iter().map(|m| m.value.as_str()).collect();
-    let removed = remove_memberships(
+    let removed = change_memberships(
         conn,
         touch,
+        REMOVE_MEMBERSHIP,
         group_id,
         existing
             .iter()
             .map(String::as_str)
             .filter(|id| !wanted.contains(id)),
     )?;
-    let added = insert_memberships(
+    let added = change_memberships(
         conn,
         touch,
+        ADD_MEMBERSHIP,
         group_id,
         wanted.into_iter().filter(|id| !existing.contains(*id)),
     )?;
@@ -524,17 +511,19 @@ fn change_members(
         let changed = replace_memberships(conn, touch, group_id, &found)?;
         return Ok((skipped, changed));
     }
-    let removed = remove_memberships(
+    let removed = change_memberships(
         conn,
         touch,
+        REMOVE_MEMBERSHIP,
         group_id,
         changes.remove.iter().map(String::as_str),
     )?;
     let (found, skipped) =
         resolve_members(conn, tenant, Some(group_id), &changes.add, skip_unknown)?;
-    let added = insert_memberships(
+    let added = change_memberships(
         conn,
         touch,
+        ADD_MEMBERSHIP,
         group_id,
         found.iter().map(|m| m.value.as_str()),
     )?;
