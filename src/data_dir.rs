@@ -10,12 +10,10 @@ use std::path::Path;
 /// The file `serve` holds an exclusive lock on while it runs.
 pub const LOCK_FILE: &str = "scimgate.lock";
 
-/// Creates `dir` (and missing parents) as 0700; an existing folder is left as it is, with a
-/// warning when other users may read it.
+/// Creates `dir` (and missing parents) as 0700; an existing folder is left as it is
+/// ([`warn_if_shared`] says when other users may read it).
 pub fn create_private(dir: &Path) -> io::Result<()> {
-    DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    warn_if_shared(dir);
-    Ok(())
+    DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
 /// Creates `path` empty as 0600 when it does not exist, so that SQLite, which gives its
@@ -36,7 +34,8 @@ pub fn create_private_file(path: &Path) -> io::Result<()> {
     }
 }
 
-fn warn_if_shared(path: &Path) {
+/// A warning when other users may read `path` (a folder or a file it made, or one it found).
+pub fn warn_if_shared(path: &Path) {
     if let Ok(meta) = fs::metadata(path)
         && meta.permissions().mode() & 0o077 != 0
     {

@@ -102,6 +102,7 @@ pub fn load_plugins(config: &Config) -> Result<PluginHost, PluginLoadError> {
 pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError> {
     let data_err = |e| StartError::DataDir(config.data.display().to_string(), e);
     data_dir::create_private(&config.data).map_err(data_err)?;
+    data_dir::warn_if_shared(&config.data);
     data_dir::create_private_file(&config.data.join(DATABASE_FILE)).map_err(data_err)?;
     let signing_key = SigningKey::load_or_create(&config.data).map_err(StartError::Key)?;
     let keys = KeyRing::load(&signing_key, &config.auth).map_err(StartError::Config)?;

@@ -80,6 +80,9 @@ pub fn token(cli: TokenCli) -> CliResult {
             Ok(())
         }
         Some(TokenCommand::Revoke { jti, external }) => {
+            if jti.trim().is_empty() {
+                return Err("the jti to revoke is empty".into());
+            }
             match db.revoke_token(&jti, unix_now(), external)? {
                 Revocation::Revoked => {
                     println!("revoked {jti}; the server refuses it within a second")
@@ -96,6 +99,18 @@ pub fn token(cli: TokenCli) -> CliResult {
         }
         None => {
             let args = cli.mint;
+            const SCOPES: [&str; 4] = ["scim:read", "scim:write", "scim:admin", "scim:metrics"];
+            if let Some(unknown) = args
+                .scope
+                .split_ascii_whitespace()
+                .find(|s| !SCOPES.contains(s))
+            {
+                return Err(format!(
+                    "unknown scope '{unknown}'; the scopes are {}",
+                    SCOPES.join(", ")
+                )
+                .into());
+            }
             let registered = db.snapshot()?.tenants;
             for t in &args.tenant {
                 check_tenant_name(t)?;

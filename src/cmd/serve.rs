@@ -164,6 +164,16 @@ pub fn healthcheck(args: HealthcheckArgs) -> CliResult {
     let response = String::from_utf8_lossy(&response);
     if response.starts_with("HTTP/1.1 200") {
         Ok(())
+    } else if !response.starts_with("HTTP/") {
+        Err(format!(
+            "unhealthy: no HTTP answer from {addr}{}",
+            if tls {
+                ""
+            } else {
+                " (does it speak HTTPS? add --tls)"
+            }
+        )
+        .into())
     } else {
         Err(format!(
             "unhealthy: {}",

@@ -70,7 +70,12 @@ async fn p02_search_needs_the_read_scope() {
     let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]});
     let read = h.token_for("default", "scim:read");
     let write = h.token_for("default", "scim:write");
-    for path in ["/scim/v2/Users/.search", "/scim/v2/.search"] {
+    // Also as routing decodes it: `%2E` is a dot.
+    for path in [
+        "/scim/v2/Users/.search",
+        "/scim/v2/.search",
+        "/scim/v2/Users/%2Esearch",
+    ] {
         let r = h.post(path, body.clone()).token(&read).send().await;
         assert_eq!(r.status, 200, "{path}: {}", r.body);
         h.post(path, body.clone())
@@ -441,4 +446,57 @@ async fn snapshot(h: &Harness, uid: &str, gid: &str) -> Value {
         g.body["meta"]["version"],
         n.body["totalResults"]
     ])
+}
+
+/// Adversarial review of issue 11: the routes at the root answer other methods with a SCIM
+/// 405; a method the client makes up is one metric label ("other"), not one each; writes
+/// refused by the rate limit are counted, not audited row by row.
+#[actix_web::test]
+async fn root_routes_methods_labels_and_rate_limited_writes() {
+    let h = Harness::with_config(|c| {
+        c.rate_limit.per_token = scimgate_http::Limit {
+            requests_per_second: 1,
+            burst: 2,
+        }
+    });
+    let admin = h.token_for("default", "scim:admin");
+    for (method, path) in [
+        (Method::POST, "/admin/audit"),
+        (Method::DELETE, "/metrics"),
+        (Method::POST, "/healthz"),
+        (Method::PUT, "/readyz"),
+    ] {
+        h.req(method.clone(), path)
+            .token(&admin)
+            .send()
+            .await
+            .assert_error(405, None, "not allowed");
+    }
+    for i in 0..5 {
+        let made_up = Method::from_bytes(format!("X{i}ZZY").as_bytes()).expect("method");
+        h.req(made_up, "/nothing").no_token().send().await;
+    }
+    let scraped = h.get("/metrics").token(&admin).send().await;
+    let text = scraped.body.as_str().expect("text").to_owned();
+    assert!(!text.contains("ZZY"), "client methods became labels");
+    assert!(text.contains("method=\"other\""), "{text}");
+
+    let writer = h.token_for("default", "scim:write");
+    let mut refused = 0;
+    for i in 0..10 {
+        let r = h
+            .post(
+                "/scim/v2/Users",
+                json!({"schemas": [USER_SCHEMA], "userName": format!("flood{i}")}),
+            )
+            .token(&writer)
+            .send()
+            .await;
+        refused += usize::from(r.status == 429);
+    }
+    assert!(refused > 0, "the limit refused some");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let rows = h.get("/admin/audit?count=1000").token(&admin).send().await;
+    let rows = rows.body["entries"].as_array().cloned().unwrap_or_default();
+    assert!(rows.iter().all(|r| r["status"] != 429), "429s audited");
 }

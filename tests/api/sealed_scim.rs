@@ -426,7 +426,24 @@ async fn p21_write_freeze_freezes_deletes() {
 #[actix_web::test]
 async fn p25_filter_depth_is_exact_and_applies_to_patch_paths() {
     let h = Harness::with_config(|c| c.filter_max_depth = 1);
-    let id = id_of(&h.create_user("deep").await);
+    let id = id_of(
+        &h.create_user_with(json!({"schemas": [USER_SCHEMA], "userName": "deep",
+            "emails": [{"value": "a@example.com"}, {"value": "b@example.com"}]}))
+            .await,
+    );
+    let path = format!("/scim/v2/Users/{id}");
+    let remove = |p: &str| ops(json!([{"op": "remove", "path": p}]));
+    let r = h
+        .req(Method::PATCH, &path)
+        .json(&remove("emails[value pr]"))
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "the brackets are the one level: {}", r.body);
+    h.req(Method::PATCH, &path)
+        .json(&remove("emails[(value pr)]"))
+        .send()
+        .await
+        .assert_error(400, Some("invalidFilter"), "deeper than 1");
     let r = h.get("/scim/v2/Users?filter=(userName%20pr)").send().await;
     assert_eq!(r.status, 200, "one level is allowed: {}", r.body);
     h.get("/scim/v2/Users?filter=((userName%20pr))")

@@ -116,6 +116,11 @@ fn send(method: &str, url: &str, token: &str, body: Option<Value>) -> (u16, Valu
     let a = agent();
     let auth = format!("Bearer {token}");
     let mut resp = match body {
+        Some(b) if method == "PATCH" => a
+            .patch(url)
+            .header("authorization", &auth)
+            .header("content-type", "application/scim+json")
+            .send(b.to_string()),
         Some(b) => a
             .post(url)
             .header("authorization", &auth)

@@ -78,21 +78,40 @@ fn p18_plugins_see_the_password_only_when_configured() {
         let t = token(&data, &[]);
         let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
             "userName": "pw", "password": "Cleartext-Secret-42"});
-        let (status, _) = send(
+        let (status, created) = send(
             "POST",
             &format!("{}/scim/v2/Users", server.base),
             &t,
             Some(body),
         );
         assert_eq!(status, 201);
+        // The PATCH operations, as plugins are given them, carry passwords too.
+        let id = created["id"].as_str().expect("id");
+        let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [
+                {"op": "replace", "path": "password", "value": "Cleartext-Secret-43"},
+                {"op": "replace", "value": {"PASSWORD": "Cleartext-Secret-44"}}]});
+        let (status, _) = send(
+            "PATCH",
+            &format!("{}/scim/v2/Users/{id}", server.base),
+            &t,
+            Some(patch),
+        );
+        assert_eq!(status, 200);
         server.kill();
         let logged = std::fs::read_to_string(&log).expect("log");
         assert!(logged.contains("plugin log"), "the plugin logged: {logged}");
-        assert_eq!(
-            logged.contains("Cleartext-Secret-42"),
-            sees,
-            "sees_password = {sees}: {logged}"
-        );
+        for secret in [
+            "Cleartext-Secret-42",
+            "Cleartext-Secret-43",
+            "Cleartext-Secret-44",
+        ] {
+            assert_eq!(
+                logged.contains(secret),
+                sees,
+                "{secret}, sees_password = {sees}: {logged}"
+            );
+        }
     }
 }
 
@@ -156,6 +175,10 @@ fn p23_admin_commands_refuse_a_folder_without_a_database() {
     let (ok, _, err) = cli(&empty, &["token", "revoke", "not-a-jti"]);
     assert!(!ok, "an unknown jti is an error");
     assert!(err.contains("no token with jti 'not-a-jti'"), "{err}");
+    let (ok, _, err) = cli(&empty, &["token", "revoke", "--external", ""]);
+    assert!(!ok && err.contains("empty"), "{err}");
+    let (ok, _, err) = cli(&empty, &["token", "--scope", "scim:read scim:bogus"]);
+    assert!(!ok && err.contains("unknown scope 'scim:bogus'"), "{err}");
     let (ok, out, err) = cli(&empty, &["token", "revoke", "--external", "from-an-idp"]);
     assert!(ok, "{err}");
     assert!(out.contains("revoked"));

@@ -50,11 +50,12 @@ pub fn note(f: impl FnOnce(&mut AuditNotes)) {
     });
 }
 
+/// Writes are audited; a `.search` is a query (its path as routing sees it, decoded).
 fn is_write(req: &ServiceRequest) -> bool {
     matches!(
         *req.method(),
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    ) && !req.path().ends_with("/.search")
+    ) && auth::scope_needed(req.method(), req.match_info().as_str()) == auth::SCOPE_WRITE
 }
 
 /// Wraps `/scim/v2`, outside authentication, so that refusals by auth and rate limits are
@@ -81,6 +82,11 @@ pub async fn middleware(
         // fill the database.
         return Ok(resp);
     };
+    if resp.status() == actix_web::http::StatusCode::TOO_MANY_REQUESTS {
+        // Past its rate a client's refusals are counted (`/metrics`), not written one row
+        // each: a flood must not fill the database at the per-client rate.
+        return Ok(resp);
+    }
     let notes = std::mem::take(&mut *notes.lock().unwrap_or_else(|p| p.into_inner()));
     let record = AuditRecord {
         seq: 0,

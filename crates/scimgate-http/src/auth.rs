@@ -289,7 +289,8 @@ fn authorize(req: &ServiceRequest) -> Result<Principal, Refusal> {
         error,
         client: Some(principal(claims.tenant.clone())),
     })?;
-    let needed = scope_needed(req.method(), req.path());
+    // The path as routing sees it (percent-decoded): `/Users/%2Esearch` is a search.
+    let needed = scope_needed(req.method(), req.match_info().as_str());
     let what = if needed == SCOPE_READ {
         "reading"
     } else {

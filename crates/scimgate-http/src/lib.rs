@@ -78,17 +78,27 @@ pub fn build_app(
         }))
         .wrap(from_fn(head::middleware))
         .wrap(from_fn(request_id::middleware))
-        .route("/healthz", web::get().to(health::live))
-        .route("/readyz", web::get().to(health::ready))
+        .service(
+            web::resource("/healthz")
+                .route(web::get().to(health::live))
+                .default_service(web::to(error::method_not_allowed("GET"))),
+        )
+        .service(
+            web::resource("/readyz")
+                .route(web::get().to(health::ready))
+                .default_service(web::to(error::method_not_allowed("GET"))),
+        )
         .service(
             web::resource("/admin/audit")
                 .wrap(from_fn(rate_limit::before_auth))
-                .route(web::get().to(audit::list)),
+                .route(web::get().to(audit::list))
+                .default_service(web::to(error::method_not_allowed("GET"))),
         )
         .service(
             web::resource("/metrics")
                 .wrap(from_fn(rate_limit::before_auth))
-                .route(web::get().to(metrics::scrape)),
+                .route(web::get().to(metrics::scrape))
+                .default_service(web::to(error::method_not_allowed("GET"))),
         )
         .service(
             // Outermost first: allowlist and per-client limit, then the token, then the

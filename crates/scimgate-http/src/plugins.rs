@@ -64,6 +64,9 @@ impl WriteHook for PluginHook {
             v
         });
         let request_id = crate::error::REQUEST_ID.try_with(Clone::clone).ok();
+        // The PATCH operations as sent may carry a password too: plugins that may not see
+        // it get them without (made once, when the first such plugin runs).
+        let mut scrubbed: Option<Value> = None;
         for (index, spec) in host.specs().enumerate() {
             if !spec.applies_to(hook, ctx.resource_type, ctx.tenant) {
                 continue;
@@ -75,6 +78,12 @@ impl WriteHook for PluginHook {
             } else {
                 take_password(&mut resource)
             };
+            let operations = match ctx.operations {
+                Some(ops) if !spec.sees_password => {
+                    Some(&*scrubbed.get_or_insert_with(|| without_passwords(ops)))
+                }
+                other => other,
+            };
             let input = CallInput {
                 abi: ABI_VERSION,
                 hook: hook.name(),
@@ -82,7 +91,7 @@ impl WriteHook for PluginHook {
                 tenant: ctx.tenant,
                 resource: &resource,
                 before: before.as_ref(),
-                operations: ctx.operations,
+                operations,
                 request_id: request_id.as_deref(),
                 config: &spec.config,
             };
@@ -151,6 +160,44 @@ impl WriteHook for PluginHook {
     }
 }
 
+/// Whether an attribute name or PATCH path names the password: `password` in any case, or
+/// URN-qualified (`urn:…:User:password`).
+fn names_password(name: &str) -> bool {
+    let name = name.trim();
+    name.eq_ignore_ascii_case("password")
+        || name
+            .rsplit_once(':')
+            .is_some_and(|(_, last)| last.eq_ignore_ascii_case("password"))
+}
+
+/// The PATCH operations with every password taken out: the `value` of an operation whose
+/// path is the password, and any `password` member of a value, at any depth.
+fn without_passwords(ops: &Value) -> Value {
+    fn scrub(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                map.retain(|k, _| !names_password(k));
+                map.values_mut().for_each(scrub);
+            }
+            Value::Array(items) => items.iter_mut().for_each(scrub),
+            _ => {}
+        }
+    }
+    let mut ops = ops.clone();
+    for op in ops.as_array_mut().into_iter().flatten() {
+        if let Some(map) = op.as_object_mut() {
+            let aims_at_password = map.iter().any(|(k, v)| {
+                k.eq_ignore_ascii_case("path") && v.as_str().is_some_and(names_password)
+            });
+            if aims_at_password {
+                map.retain(|k, _| !k.eq_ignore_ascii_case("value"));
+            }
+        }
+    }
+    scrub(&mut ops);
+    ops
+}
+
 /// Removes `password` (any spelling) from a resource, returning its value.
 fn take_password(resource: &mut Value) -> Option<Value> {
     let obj = resource.as_object_mut()?;
@@ -192,5 +239,27 @@ impl PluginHook {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn operations_lose_every_password() {
+        let ops = json!([
+            {"op": "replace", "path": "password", "value": "s1"},
+            {"op": "replace", "Path": "urn:ietf:params:scim:schemas:core:2.0:User:PASSWORD", "value": "s2"},
+            {"op": "replace", "value": {"Password": "s3", "title": "kept"}},
+            {"op": "add", "value": {"urn:ietf:params:scim:schemas:core:2.0:User": {"password": "s4"}}},
+            {"op": "add", "path": "emails", "value": [{"value": "a@b"}]},
+        ]);
+        let out = without_passwords(&ops).to_string();
+        for secret in ["s1", "s2", "s3", "s4"] {
+            assert!(!out.contains(&format!("\"{secret}\"")), "{secret} in {out}");
+        }
+        assert!(out.contains("kept") && out.contains("a@b"), "{out}");
     }
 }

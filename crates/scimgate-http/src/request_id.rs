@@ -30,9 +30,10 @@ pub async fn middleware(
         .filter(|v| acceptable(v))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let method = method_name(req.method());
     let span = tracing::info_span!(
         "request",
-        method = %req.method(),
+        method = method,
         path = %scimgate_model::excerpt(req.path(), 256),
         request_id = %id,
         tenant = tracing::field::Empty,
@@ -43,7 +44,6 @@ pub async fn middleware(
     let state = req.app_data::<web::Data<AppState>>();
     let metrics = state.map(|s| Arc::clone(&s.metrics));
     let connections = state.map(|s| Arc::clone(&s.connections));
-    let method = req.method().clone();
     // Inner middleware answers its refusals as responses, so every answer passes here.
     let mut resp = REQUEST_ID
         .scope(id.clone(), next.call(req).instrument(span.clone()))
@@ -67,7 +67,7 @@ pub async fn middleware(
         // The route pattern, not the path: ids must not become label values.
         let route = resp.request().match_pattern();
         metrics.observe_request(
-            method.as_str(),
+            method,
             route.as_deref().unwrap_or("unmatched"),
             resp.status().as_u16(),
             took,
@@ -81,6 +81,18 @@ pub async fn middleware(
         );
     });
     Ok(resp)
+}
+
+/// The method as logs and metric labels name it: a client may send any token as a method,
+/// and each distinct label value is a new time series kept for the life of the process.
+fn method_name(method: &actix_web::http::Method) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|m| *m == method.as_str())
+        .unwrap_or("other")
 }
 
 /// Client-supplied ids are echoed into logs and headers, so only short printable ones.

@@ -300,8 +300,11 @@ pub fn patch(
         } else {
             None
         };
-        // Member-only changes need no version check: they are row changes that commute.
-        let expected = (new.is_some() || if_match.is_some()).then_some(current.version);
+        // Member-only changes need no version check, they are row changes that commute;
+        // unless plugins ran: what they accepted (a group's whole member list) is what is
+        // written, or the PATCH starts over on the newer version.
+        let expected =
+            (new.is_some() || if_match.is_some() || hooks_active).then_some(current.version);
         let write = PatchWrite {
             rt,
             expected_version: expected,

@@ -66,6 +66,22 @@ pub struct AdminDb {
     conn: Connection,
 }
 
+impl Drop for AdminDb {
+    /// What a command wrote goes into the database file before it exits: the server's
+    /// writer folds the log only after its own writes, and a copy of `scimgate.db` taken
+    /// while the server idles must not miss a revocation or a tenant.
+    fn drop(&mut self) {
+        if let Err(e) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            })
+        {
+            tracing::warn!(error = %e, "checkpoint after an admin command failed");
+        }
+    }
+}
+
 /// Why a tenant was not removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RemoveOutcome {

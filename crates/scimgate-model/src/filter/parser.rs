@@ -136,7 +136,8 @@ fn parse_bounded(
         options: *options,
         rewrites: Vec::new(),
     };
-    let filter = p.or(0, el)?;
+    // Inside `attr[...]` the brackets are the first level, as they are in a query filter.
+    let filter = p.or(usize::from(el.is_some()), el)?;
     rewrites.append(&mut p.rewrites);
     match p.peek() {
         None => Ok(filter),

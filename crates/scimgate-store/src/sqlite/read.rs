@@ -266,6 +266,12 @@ impl SortOrder {
             (_, "meta.created") => SortKey::Created,
             (_, "meta.lastModified") => SortKey::Modified,
             (_, "meta.version") => SortKey::Version,
+            // Never returned, so never an order to see.
+            (ResourceType::User, "password") => {
+                return Err(StoreError::UnsupportedSort(
+                    "sortBy 'password' is not sortable: it is never returned".into(),
+                ));
+            }
             // The other meta attributes are the same for every resource of a list
             // (resourceType) or derived from the id (location): no order to give.
             (_, other) if other.starts_with("meta.") => {

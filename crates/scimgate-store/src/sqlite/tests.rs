@@ -797,3 +797,30 @@ fn an_idle_writer_folds_the_log_into_the_database_file() {
     }
     drop(s);
 }
+
+/// A write by an admin command beside an idle server reaches the database file when the
+/// command is done, so a copy of the file alone has it.
+#[test]
+fn admin_writes_reach_the_database_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    s.create("t", user("first")).expect("create");
+    {
+        let admin = crate::AdminDb::open(&dir.path().join("s.db")).expect("admin");
+        admin
+            .add_tenant("late", "2026-01-01T00:00:00Z")
+            .expect("tenant");
+    }
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(dir.path().join("s.db"), &copy).expect("copy");
+    let n: i64 = rusqlite::Connection::open(&copy)
+        .expect("open")
+        .query_row(
+            "SELECT count(*) FROM tenants WHERE name = 'late'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(n, 1);
+    drop(s);
+}
