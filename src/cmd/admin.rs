@@ -80,10 +80,12 @@ pub fn token(cli: TokenCli) -> CliResult {
             Ok(())
         }
         Some(TokenCommand::Revoke { jti, external }) => {
-            if jti.trim().is_empty() {
+            // A pasted jti often carries a space or a newline; a jti never does.
+            let jti = jti.trim();
+            if jti.is_empty() {
                 return Err("the jti to revoke is empty".into());
             }
-            match db.revoke_token(&jti, unix_now(), external)? {
+            match db.revoke_token(jti, unix_now(), external)? {
                 Revocation::Revoked => {
                     println!("revoked {jti}; the server refuses it within a second")
                 }
@@ -100,6 +102,14 @@ pub fn token(cli: TokenCli) -> CliResult {
         None => {
             let args = cli.mint;
             const SCOPES: [&str; 4] = ["scim:read", "scim:write", "scim:admin", "scim:metrics"];
+            if args.scope.split_ascii_whitespace().next().is_none() {
+                return Err(
+                    format!("--scope is empty; the scopes are {}", SCOPES.join(", ")).into(),
+                );
+            }
+            if args.ttl == 0 {
+                return Err("--ttl 0 would mint a token that has already expired".into());
+            }
             if let Some(unknown) = args
                 .scope
                 .split_ascii_whitespace()

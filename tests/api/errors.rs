@@ -131,14 +131,14 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
         .assert_error(404, None, "/nowhere");
     let r = h.req(Method::DELETE, "/scim/v2/Users").send().await;
     r.assert_error(405, None, "DELETE");
-    assert_eq!(r.header("allow"), Some("GET, POST"));
+    assert_eq!(r.header("allow"), Some("GET, HEAD, POST"));
     let r = h
         .req(Method::POST, "/scim/v2/ServiceProviderConfig")
         .json(&json!({}))
         .send()
         .await;
     r.assert_error(405, None, "POST");
-    assert_eq!(r.header("allow"), Some("GET"));
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
 }
 
 #[actix_web::test]

@@ -499,4 +499,28 @@ async fn root_routes_methods_labels_and_rate_limited_writes() {
     let rows = h.get("/admin/audit?count=1000").token(&admin).send().await;
     let rows = rows.body["entries"].as_array().cloned().unwrap_or_default();
     assert!(rows.iter().all(|r| r["status"] != 429), "429s audited");
+
+    // A client refused for its scope is limited like any other: past its rate, 429 (not
+    // audited) instead of one more 403 and one more audit row each.
+    let reader = h.token_for("default", "scim:read");
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let r = h
+            .post(
+                "/scim/v2/Users",
+                json!({"schemas": [USER_SCHEMA], "userName": format!("denied{i}")}),
+            )
+            .token(&reader)
+            .send()
+            .await;
+        statuses.push(r.status);
+    }
+    assert!(
+        statuses.iter().all(|s| *s == 403 || *s == 429),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&429),
+        "refused writes escape the rate limit: {statuses:?}"
+    );
 }

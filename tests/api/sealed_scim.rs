@@ -414,6 +414,22 @@ async fn p21_write_freeze_freezes_deletes() {
         .send()
         .await;
     assert_eq!(still.status, 200, "the group is still there");
+    // A large write (over the plugin's first 128 KiB of memory) is frozen too: its memory
+    // grows to take any input.
+    let emails: Vec<Value> = (0..1000)
+        .map(|i| {
+            json!({"value": format!("user{i}@example.com"),
+                "display": format!("{i:0>100}")})
+        })
+        .collect();
+    h.post(
+        "/scim/v2/Users",
+        json!({"schemas": [USER_SCHEMA], "userName": "big", "emails": emails}),
+    )
+    .token(&frozen)
+    .send()
+    .await
+    .assert_error(403, None, "writes are frozen");
     let r = h.delete(&format!("/scim/v2/Users/{uid}")).send().await;
     assert_eq!(
         r.status, 204,

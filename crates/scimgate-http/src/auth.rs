@@ -225,13 +225,23 @@ pub async fn middleware(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let principal = match authorize(&req) {
         Ok(p) => p,
-        Err(Refusal { error, client }) => {
-            // A client that proved who it is but may not do this is still audited: the
-            // row goes to the tenant it acted for, or to its own default tenant when it
-            // asked for one it may not act for (never into the tenant it tried to reach).
-            if let Some(principal) = client {
-                req.extensions_mut().insert(*principal);
-            }
+        Err(Refusal {
+            error,
+            client: Some(principal),
+        }) => {
+            // A client that proved who it is but may not do this goes on to its rate
+            // limit (a refused client must not get more requests through than an allowed
+            // one) and is refused after it (`enforce`). It is audited: the row goes to
+            // the tenant it acted for, or to its own default tenant when it asked for one
+            // it may not act for (never into the tenant it tried to reach).
+            req.extensions_mut().insert(*principal);
+            req.extensions_mut().insert(Refused(error));
+            return Ok(next.call(req).await?.map_into_boxed_body());
+        }
+        Err(Refusal {
+            error,
+            client: None,
+        }) => {
             let response = error.error_response();
             return Ok(req.into_response(response));
         }
@@ -244,6 +254,25 @@ pub async fn middleware(
     }
     req.extensions_mut().insert(principal);
     Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+/// A refusal of an authenticated client for its scope or tenant, answered by `enforce`
+/// once the client's rate limit has counted the request.
+struct Refused(ApiError);
+
+/// Answers the refusal `middleware` left on the request, after the per-token rate limit.
+pub async fn enforce(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let refused = req.extensions_mut().remove::<Refused>();
+    match refused {
+        Some(Refused(error)) => {
+            let response = error.error_response();
+            Ok(req.into_response(response))
+        }
+        None => Ok(next.call(req).await?.map_into_boxed_body()),
+    }
 }
 
 /// Why a request was refused, and who sent it when the token itself was good.

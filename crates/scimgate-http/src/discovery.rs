@@ -12,7 +12,7 @@ use crate::render::{scim_base, scim_json};
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    let get_only = || web::to(method_not_allowed("GET"));
+    let get_only = || web::to(method_not_allowed("GET, HEAD"));
     cfg.service(
         web::resource("/ServiceProviderConfig")
             .route(web::get().to(service_provider_config))

@@ -81,31 +81,33 @@ pub fn build_app(
         .service(
             web::resource("/healthz")
                 .route(web::get().to(health::live))
-                .default_service(web::to(error::method_not_allowed("GET"))),
+                .default_service(web::to(error::method_not_allowed("GET, HEAD"))),
         )
         .service(
             web::resource("/readyz")
                 .route(web::get().to(health::ready))
-                .default_service(web::to(error::method_not_allowed("GET"))),
+                .default_service(web::to(error::method_not_allowed("GET, HEAD"))),
         )
         .service(
             web::resource("/admin/audit")
                 .wrap(from_fn(rate_limit::before_auth))
                 .route(web::get().to(audit::list))
-                .default_service(web::to(error::method_not_allowed("GET"))),
+                .default_service(web::to(error::method_not_allowed("GET, HEAD"))),
         )
         .service(
             web::resource("/metrics")
                 .wrap(from_fn(rate_limit::before_auth))
                 .route(web::get().to(metrics::scrape))
-                .default_service(web::to(error::method_not_allowed("GET"))),
+                .default_service(web::to(error::method_not_allowed("GET, HEAD"))),
         )
         .service(
-            // Outermost first: allowlist and per-client limit, then the token, then the
-            // tenant's allowlist (in auth), the per-token limit, and the tenant's share of
-            // the requests being worked on.
+            // Outermost first: allowlist and per-client limit, the audit, then the token
+            // and the tenant's allowlist (in auth), the per-token limit, the scope and
+            // tenant refusals (`enforce`: after the limit, so that a refused client is
+            // limited like any other), and the tenant's share of the requests being worked on.
             web::scope("/scim/v2")
                 .wrap(from_fn(gate::middleware))
+                .wrap(from_fn(auth::enforce))
                 .wrap(from_fn(rate_limit::after_auth))
                 .wrap(from_fn(auth::middleware))
                 .wrap(from_fn(audit::middleware))

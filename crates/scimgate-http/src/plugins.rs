@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
-use scimgate_model::{ScimError, ScimType};
+use scimgate_model::{ResourceType, ScimError, ScimType};
 use scimgate_plugins::{ABI_VERSION, CallInput, Decision, FailMode, Hook, PluginHost};
 use serde_json::Value;
 
@@ -45,19 +45,18 @@ impl WriteHook for PluginHook {
         "plugins"
     }
 
-    fn is_active(&self) -> bool {
-        !self.host.load().is_empty()
+    fn applies(&self, kind: WriteKind, rt: ResourceType, tenant: &str) -> bool {
+        let hook = hook_of(kind);
+        self.host
+            .load()
+            .specs()
+            .any(|spec| spec.applies_to(hook, rt, tenant))
     }
 
     fn apply(&self, ctx: &WriteContext<'_>, mut resource: Value) -> Result<Value, ScimError> {
         // One load per write: a reload in the middle does not mix two sets in one write.
         let host = self.host.load_full();
-        let hook = match ctx.kind {
-            WriteKind::Create => Hook::Create,
-            WriteKind::Replace => Hook::Replace,
-            WriteKind::Patch => Hook::Patch,
-            WriteKind::Delete => Hook::Delete,
-        };
+        let hook = hook_of(ctx.kind);
         let before = ctx.before.map(|b| {
             let mut v = Value::Object(b.attributes.clone());
             v["id"] = Value::String(b.id.clone());
@@ -196,6 +195,15 @@ fn without_passwords(ops: &Value) -> Value {
     }
     scrub(&mut ops);
     ops
+}
+
+fn hook_of(kind: WriteKind) -> Hook {
+    match kind {
+        WriteKind::Create => Hook::Create,
+        WriteKind::Replace => Hook::Replace,
+        WriteKind::Patch => Hook::Patch,
+        WriteKind::Delete => Hook::Delete,
+    }
 }
 
 /// Removes `password` (any spelling) from a resource, returning its value.

@@ -25,7 +25,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     web::resource("")
                         .route(web::get().to(list))
                         .route(web::post().to(create))
-                        .default_service(web::to(method_not_allowed("GET, POST"))),
+                        .default_service(web::to(method_not_allowed("GET, HEAD, POST"))),
                 )
                 .service(
                     web::resource("/.search")
@@ -38,7 +38,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(web::put().to(replace))
                         .route(web::patch().to(patch))
                         .route(web::delete().to(delete))
-                        .default_service(web::to(method_not_allowed("GET, PUT, PATCH, DELETE"))),
+                        .default_service(web::to(method_not_allowed(
+                            "GET, HEAD, PUT, PATCH, DELETE",
+                        ))),
                 ),
         );
     }

@@ -43,8 +43,10 @@ pub struct WriteContext<'a> {
 /// plugin host implements this; each hook sees the previous hook's output.
 pub trait WriteHook: Send + Sync {
     fn name(&self) -> &str;
-    /// Whether the hook would do anything now (a plugin hook with no plugins loaded does not).
-    fn is_active(&self) -> bool {
+    /// Whether the hook would do anything on this write (a plugin hook whose plugins are
+    /// all for other hooks, types or tenants does not): a write no hook looks at skips the
+    /// work done only for hooks, whatever other tenants configured.
+    fn applies(&self, _kind: WriteKind, _rt: ResourceType, _tenant: &str) -> bool {
         true
     }
     fn apply(&self, ctx: &WriteContext<'_>, resource: Value) -> Result<Value, ScimError>;
@@ -220,7 +222,10 @@ pub fn patch(
     let mut rewrites = Vec::new();
     // What plugins see of the request: the operations as the client sent them. Copied only
     // when a plugin will look: a member list of a megabyte is not held twice for nothing.
-    let hooks_active = state.write_hooks.iter().any(|h| h.is_active());
+    let hooks_active = state
+        .write_hooks
+        .iter()
+        .any(|h| h.applies(WriteKind::Patch, rt, tenant));
     let operations = body
         .as_object()
         .filter(|_| hooks_active)
@@ -424,7 +429,10 @@ pub fn delete(
     id: &str,
     if_match: Option<&Precondition>,
 ) -> Result<(), ApiError> {
-    let hooks_active = state.write_hooks.iter().any(|h| h.is_active());
+    let hooks_active = state
+        .write_hooks
+        .iter()
+        .any(|h| h.applies(WriteKind::Delete, rt, tenant));
     until_applied(if_match, || {
         // Read first even without If-Match, so that the audit trail has the version deleted.
         let current = current_version(state, tenant, rt, id, if_match, false)?;

@@ -213,7 +213,11 @@ impl<'a> Parser<'a> {
         if depth > self.max_depth {
             return Err(self.error_at(
                 t.pos,
-                format!("filter nests deeper than {} levels", self.max_depth),
+                format!(
+                    "filter nests deeper than {} level{}",
+                    self.max_depth,
+                    if self.max_depth == 1 { "" } else { "s" }
+                ),
             ));
         }
         match t.token {

@@ -60,13 +60,15 @@ pub fn create(
         seq,
         &rows_for(new.resource_type, &new.attributes, now, now),
     )?;
-    change_memberships(
-        conn,
-        &Touch::new(paths, tenant, now),
-        ADD_MEMBERSHIP,
-        &id,
-        members.iter().map(|m| m.value.as_str()),
-    )?;
+    if !members.is_empty() {
+        change_memberships(
+            conn,
+            &Touch::new(paths, tenant, now),
+            ADD_MEMBERSHIP,
+            &id,
+            members.iter().map(|m| m.value.as_str()),
+        )?;
+    }
     Ok(StoredResource {
         id,
         resource_type: new.resource_type,
