@@ -7,6 +7,8 @@ use actix_web::{HttpResponse, ResponseError};
 use scimgate_model::{ScimError, ScimType};
 use scimgate_store::StoreError;
 
+use crate::context::REQUEST_ID;
+
 pub const SCIM_JSON: &str = "application/scim+json";
 
 #[derive(Debug, thiserror::Error)]
@@ -38,13 +40,11 @@ pub enum ApiError {
     /// request within the wait: 503 with `Retry-After`, never a skipped step.
     #[error("overloaded: {0}")]
     Overloaded(scimgate_limits::Busy),
+    /// Over a rate limit: 429 `application/problem+json` (RFC 9457), not a SCIM body.
+    #[error("rate limit of {} requests per second (burst {}) exceeded for {}; retry in {} s", .0.limit.requests_per_second, .0.limit.burst, .0.whose, .0.wait_secs.max(1))]
+    RateLimited(crate::rate_limit::Throttled),
     #[error("{0}")]
     Internal(String),
-}
-
-tokio::task_local! {
-    /// The id of the request being served, so that a 5xx body can quote it.
-    pub static REQUEST_ID: String;
 }
 
 impl ApiError {
@@ -65,6 +65,7 @@ impl ApiError {
             A::UnsupportedMediaType(d) => ScimError::new(415, None, d.clone()),
             A::NotImplemented(d) => ScimError::new(501, None, d.clone()),
             A::Overloaded(busy) => overloaded(busy.what),
+            A::RateLimited(_) => ScimError::new(429, None, self.to_string()),
             A::Internal(_) => server_error(500),
             A::Store(e) => match e {
                 S::NotFound(rt, id) => ScimError::not_found(format!("no {rt} with id '{id}'")),
@@ -146,8 +147,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let ApiError::RateLimited(throttled) = self {
+            return too_many(throttled, self.to_string());
+        }
         let scim = self.to_scim();
-        crate::audit::note(|n| n.detail = Some(scim.detail.clone()));
+        crate::context::note(|n| n.detail = Some(scim.detail.clone()));
         if scim.status >= 500 {
             tracing::error!(error = %self, status = scim.status, "request failed");
         }
@@ -176,6 +180,24 @@ impl ResponseError for ApiError {
         }
         resp.body(scim.to_json().to_string())
     }
+}
+
+/// The 429: problem+json with `Retry-After` and the limit's headers.
+fn too_many(r: &crate::rate_limit::Throttled, detail: String) -> HttpResponse {
+    let wait = r.wait_secs.max(1).to_string();
+    let body = serde_json::json!({
+        "type": "https://www.rfc-editor.org/rfc/rfc6585#section-4",
+        "title": "Too Many Requests",
+        "status": 429,
+        "detail": detail,
+    });
+    HttpResponse::TooManyRequests()
+        .insert_header(("retry-after", wait.clone()))
+        .insert_header(("x-ratelimit-after", wait))
+        .insert_header(("x-ratelimit-limit", r.limit.burst.to_string()))
+        .insert_header(("x-ratelimit-remaining", "0"))
+        .content_type("application/problem+json")
+        .body(body.to_string())
 }
 
 /// The SCIM 404 for unknown routes.

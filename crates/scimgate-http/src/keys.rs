@@ -13,12 +13,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{Claims, SigningKey};
-
-/// The `kid` of the data folder's own key, in the tokens `scimgate token` mints.
-pub const LOCAL_KID: &str = "scimgate";
-/// The `iss` of the tokens `scimgate token` mints.
-pub const LOCAL_ISSUER: &str = "scimgate";
+use crate::token::{Claims, LOCAL_ISSUER, LOCAL_KID, SigningKey};
 
 /// One operator key, `[[auth.keys]]` in the configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -282,5 +277,114 @@ impl KeyRing {
             }
         }
         Err(last)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::*;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn key() -> SigningKey {
+        SigningKey::from_secret(&[7u8; 32]).expect("key")
+    }
+
+    fn request(ttl: u64) -> TokenRequest {
+        TokenRequest {
+            subject: "entra".into(),
+            tenants: vec!["acme".into(), "beta".into()],
+            scope: "scim:read scim:write".into(),
+            ttl_secs: ttl,
+        }
+    }
+
+    fn now() -> i64 {
+        jsonwebtoken::get_current_timestamp() as i64
+    }
+
+    fn ring(k: &SigningKey) -> crate::keys::KeyRing {
+        KeyRing::load(k, &Default::default()).expect("ring")
+    }
+
+    fn mint(k: &SigningKey, req: &TokenRequest, at: i64) -> String {
+        k.mint(req, at).expect("mint").0
+    }
+
+    #[test]
+    fn minted_tokens_verify_with_their_claims() {
+        let k = key();
+        let t = mint(&k, &request(60), now());
+        let c = ring(&k).verify(&t, 0).expect("verify");
+        assert_eq!((c.sub.as_str(), c.tenant.as_str()), ("entra", "acme"));
+        assert!(c.may_act_for("acme") && c.may_act_for("beta") && !c.may_act_for("gamma"));
+        assert!(c.has_scope(SCOPE_READ) && c.has_scope(SCOPE_WRITE));
+        assert!(c.jti.is_some());
+    }
+
+    #[test]
+    fn refuses_expired_future_foreign_and_unsigned_tokens() {
+        let k = key();
+        let r = ring(&k);
+        let expired = mint(&k, &request(10), now() - 1000);
+        assert!(r.verify(&expired, 30).is_err());
+        let future = mint(&k, &request(3600), now() + 600);
+        assert!(r.verify(&future, 30).is_err(), "nbf in the future");
+        let foreign = mint(
+            &SigningKey::from_secret(&[8u8; 32]).expect("key"),
+            &request(60),
+            now(),
+        );
+        assert!(r.verify(&foreign, 30).is_err());
+        // alg "none": header {"alg":"none","typ":"JWT"} and an empty signature.
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+            r#"{{"sub":"x","tenant":"acme","scope":"scim:read","exp":{}}}"#,
+            now() + 60
+        ));
+        let none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.");
+        assert!(r.verify(&none, 30).is_err());
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_a_changed_one_is_checked_again() {
+        let k = key();
+        let r = ring(&k);
+        let t = mint(&k, &request(10), now() - 20);
+        assert!(
+            r.verify(&t, 30).is_ok(),
+            "inside the leeway; now remembered"
+        );
+        assert!(r.verify(&t, 0).is_err(), "the remembered token is past exp");
+        let good = mint(&k, &request(60), now());
+        assert!(r.verify(&good, 0).is_ok());
+        let mut forged = good.clone();
+        forged.push('x');
+        assert!(
+            r.verify(&forged, 0).is_err(),
+            "any other text is verified afresh"
+        );
+    }
+
+    #[test]
+    fn tenant_names_are_restricted() {
+        assert!(valid_tenant("acme-prod.eu_1"));
+        assert!(!valid_tenant(""));
+        assert!(!valid_tenant("a b"));
+        assert!(!valid_tenant(&"x".repeat(65)));
+    }
+
+    #[test]
+    fn key_file_is_created_once_with_mode_600() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = SigningKey::load_or_create(dir.path()).expect("create");
+        let t = mint(&a, &request(60), now());
+        let b = SigningKey::load_or_create(dir.path()).expect("load");
+        assert!(ring(&b).verify(&t, 0).is_ok(), "same key on reload");
+        let mode = fs::metadata(dir.path().join(SigningKey::FILE_NAME))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }

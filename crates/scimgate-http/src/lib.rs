@@ -5,8 +5,10 @@ mod access;
 mod admission;
 mod audit;
 mod auth;
+mod blocking;
 mod body;
 mod connections;
+mod context;
 mod cursor;
 mod discovery;
 mod error;
@@ -14,17 +16,22 @@ mod etag;
 mod gate;
 mod head;
 mod health;
+mod hooks;
 mod keys;
 mod list;
 mod metrics;
 mod network;
+mod operator;
 mod password;
 mod plugins;
+mod query;
 mod rate_limit;
 mod render;
 mod request_id;
 mod resources;
 mod state;
+mod throttle;
+mod token;
 mod write_path;
 
 use actix_web::body::MessageBody;
@@ -34,10 +41,10 @@ use actix_web::{App, web};
 
 pub use access::AccessCache;
 pub use admission::Admission;
-pub use auth::{Claims, SigningKey, TokenRequest, valid_tenant as auth_tenant_is_valid};
 pub use connections::Connections;
 pub use cursor::CursorKey;
 pub use error::ApiError;
+pub use hooks::{WriteContext, WriteHook, WriteKind};
 pub use keys::{AuthSettings, KeyRing, KeySpec};
 pub use metrics::{Metrics, PluginOutcome};
 pub use network::NetworkSettings;
@@ -45,7 +52,7 @@ pub use password::{PasswordStorage, Passwords};
 pub use plugins::PluginHook;
 pub use rate_limit::{Limit, RateLimitSettings, RateLimits};
 pub use state::{AppState, HttpSettings};
-pub use write_path::{WriteContext, WriteHook, WriteKind};
+pub use token::{Claims, SigningKey, TokenRequest, valid_tenant as auth_tenant_is_valid};
 
 /// Builds the whole application. `main` and the integration tests both call this, so the
 /// tests exercise exactly what ships.
@@ -90,14 +97,14 @@ pub fn build_app(
         )
         .service(
             web::resource("/admin/audit")
-                .wrap(from_fn(rate_limit::before_auth))
-                .route(web::get().to(audit::list))
+                .wrap(from_fn(throttle::before_auth))
+                .route(web::get().to(operator::audit))
                 .default_service(web::to(error::method_not_allowed("GET, HEAD"))),
         )
         .service(
             web::resource("/metrics")
-                .wrap(from_fn(rate_limit::before_auth))
-                .route(web::get().to(metrics::scrape))
+                .wrap(from_fn(throttle::before_auth))
+                .route(web::get().to(operator::metrics))
                 .default_service(web::to(error::method_not_allowed("GET, HEAD"))),
         )
         .service(
@@ -108,10 +115,10 @@ pub fn build_app(
             web::scope("/scim/v2")
                 .wrap(from_fn(gate::middleware))
                 .wrap(from_fn(auth::enforce))
-                .wrap(from_fn(rate_limit::after_auth))
+                .wrap(from_fn(throttle::after_auth))
                 .wrap(from_fn(auth::middleware))
                 .wrap(from_fn(audit::middleware))
-                .wrap(from_fn(rate_limit::before_auth))
+                .wrap(from_fn(throttle::before_auth))
                 .configure(discovery::routes)
                 .configure(resources::routes)
                 .service(

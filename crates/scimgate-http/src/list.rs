@@ -1,61 +1,24 @@
 //! Listing and searching (RFC 7644 §3.4.2, §3.4.3, RFC 9865): filter, sort, index and
 //! cursor paging, projection, for `GET /Users`, `POST /Users/.search` and `POST /.search`.
 
-use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use scimgate_model::projection::Projection;
 use scimgate_model::{ResourceType, ScimError, ScimType, filter, path};
 use scimgate_store::{ListPage, ListQuery, Page, Position, SortBy, StoredResource};
 use serde_json::{Map, Value, json};
 
 use crate::auth::Principal;
+use crate::blocking::blocking;
 use crate::body::read_json;
 use crate::cursor::CursorKey;
 use crate::error::ApiError;
+use crate::query::QueryParams;
 use crate::render::{resource_text, scim_base, scim_json_text};
-use crate::resources::blocking;
 use crate::state::AppState;
 
 pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 pub const SEARCH_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
-
-/// The query string as name/value pairs; names are matched case-insensitively.
-#[derive(Debug, Clone, Default)]
-pub struct QueryParams(Vec<(String, String)>);
-
-impl QueryParams {
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn integer(&self, name: &str) -> Result<Option<i64>, ScimError> {
-        self.get(name)
-            .map(|v| {
-                v.trim().parse::<i64>().map_err(|_| {
-                    ScimError::invalid_value(format!(
-                        "query parameter '{name}' must be an integer, got '{v}'"
-                    ))
-                })
-            })
-            .transpose()
-    }
-}
-
-impl FromRequest for QueryParams {
-    type Error = ApiError;
-    type Future = std::future::Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let parsed = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-            .map(|q| QueryParams(q.into_inner()))
-            .map_err(|e| ScimError::invalid_syntax(format!("malformed query string: {e}")).into());
-        std::future::ready(parsed)
-    }
-}
 
 /// One list request, from query parameters or a SearchRequest body.
 #[derive(Debug, Clone, Default)]

@@ -6,8 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::http::header::ContentType;
-use actix_web::{HttpRequest, HttpResponse, web};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -16,10 +14,6 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use scimgate_store::Store;
-
-use crate::auth;
-use crate::error::ApiError;
-use crate::state::AppState;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -250,24 +244,4 @@ impl Collector for StoreCollector {
         }
         Ok(())
     }
-}
-
-/// Scope that may read `/metrics` besides `scim:admin`, for a scraper's token.
-pub const SCOPE_METRICS: &str = "scim:metrics";
-
-/// `GET /metrics`: needs a token with `scim:metrics` or `scim:admin`.
-pub async fn scrape(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let claims = auth::authenticate(&req, &state)?;
-    auth::require_scope(&claims, &[SCOPE_METRICS, auth::SCOPE_ADMIN], "/metrics")?;
-    auth::mark_authenticated(&req, &claims, claims.tenant.clone());
-    Ok(HttpResponse::Ok()
-        .insert_header(ContentType(
-            "application/openmetrics-text; version=1.0.0; charset=utf-8"
-                .parse()
-                .map_err(|_| ApiError::Internal("metrics content type".into()))?,
-        ))
-        .body(state.metrics.encode()))
 }

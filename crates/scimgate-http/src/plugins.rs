@@ -12,8 +12,8 @@ use scimgate_model::{ResourceType, ScimError, ScimType};
 use scimgate_plugins::{ABI_VERSION, CallInput, Decision, FailMode, Hook, PluginHost};
 use serde_json::Value;
 
+use crate::hooks::{WriteContext, WriteHook, WriteKind};
 use crate::metrics::{Metrics, PluginOutcome};
-use crate::write_path::{WriteContext, WriteHook, WriteKind};
 
 pub struct PluginHook {
     host: ArcSwap<PluginHost>,
@@ -62,7 +62,7 @@ impl WriteHook for PluginHook {
             v["id"] = Value::String(b.id.clone());
             v
         });
-        let request_id = crate::error::REQUEST_ID.try_with(Clone::clone).ok();
+        let request_id = crate::context::REQUEST_ID.try_with(Clone::clone).ok();
         // The PATCH operations as sent may carry a password too: plugins that may not see
         // it get them without (made once, when the first such plugin runs).
         let mut scrubbed: Option<Value> = None;
@@ -109,8 +109,8 @@ impl WriteHook for PluginHook {
                 Err(failure) => Some(failure.to_string()),
                 _ => None,
             };
-            crate::audit::note(|n| {
-                n.plugins.push(crate::audit::PluginNote {
+            crate::context::note(|n| {
+                n.plugins.push(crate::context::PluginNote {
                     plugin: spec.name.clone(),
                     decision: outcome.label(),
                     detail,
@@ -233,7 +233,7 @@ impl PluginHook {
         match mode {
             FailMode::Closed => {
                 tracing::error!(plugin = name, reason = %why, "plugin failed; the write is refused");
-                let id = crate::error::REQUEST_ID
+                let id = crate::context::REQUEST_ID
                     .try_with(Clone::clone)
                     .unwrap_or_default();
                 Err(ScimError::new(

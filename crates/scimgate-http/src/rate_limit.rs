@@ -1,7 +1,6 @@
 //! Rate limits on actix-governor's GCRA limiters: one keyed by client address before
 //! authentication, one keyed by tenant and token subject after it (a tenant may have its
-//! own rate). A refusal is 429 `application/problem+json` (RFC 9457) with `Retry-After`;
-//! every answer on a limited route carries `x-ratelimit-limit` and `x-ratelimit-remaining`.
+//! own rate). `throttle` applies them to requests.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,14 +10,8 @@ use actix_governor::governor::middleware::{StateInformationMiddleware, StateSnap
 use actix_governor::governor::state::keyed::DefaultKeyedStateStore;
 use actix_governor::governor::{NotUntil, RateLimiter};
 use actix_governor::{GovernorConfigBuilder, KeyExtractor, SimpleKeyExtractionError};
-use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::middleware::Next;
-use actix_web::{HttpResponse, web};
+use actix_web::dev::ServiceRequest;
 use serde::{Deserialize, Serialize};
-
-use crate::state::AppState;
 
 /// A sustained rate and the burst allowed above it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,12 +117,39 @@ impl RateLimits {
     }
 }
 
-/// A refusal: what the client is told, and which limiter refused.
-struct Refusal {
-    limiter: &'static str,
-    limit: Limit,
-    wait_secs: u64,
-    whose: String,
+/// A request over its limit: which limiter refused it, the limit, how long to wait, and
+/// whose limit it was (for the client's detail).
+#[derive(Debug, Clone)]
+pub struct Throttled {
+    pub limiter: &'static str,
+    pub limit: Limit,
+    pub wait_secs: u64,
+    pub whose: String,
+}
+
+/// A request within its limit, with the limiter's state for the response's headers (`None`
+/// where no limit applies).
+pub type Admitted = Option<(Limit, StateSnapshot)>;
+
+impl RateLimits {
+    /// The per-client limit, before authentication (`client` unknown when no peer address).
+    pub fn check_client(&self, client: Option<std::net::IpAddr>) -> Result<Admitted, Throttled> {
+        let key = client.map_or_else(String::new, client_key);
+        let whose = format!("client {}", if key.is_empty() { "unknown" } else { &key });
+        check(self.per_client.as_ref(), key, "client", whose)
+    }
+
+    /// The limit of a tenant's token subject: the tenant's own rate, else `per_token`.
+    pub fn check_token(&self, tenant: &str, subject: &str) -> Result<Admitted, Throttled> {
+        let entry = match self.tenants.get(tenant) {
+            Some(own) => own.as_ref(),
+            None => self.per_token.as_ref(),
+        };
+        // NUL cannot occur in a tenant name, so the key is unambiguous.
+        let key = format!("{tenant}\0{subject}");
+        let whose = format!("tenant '{tenant}', subject '{subject}'");
+        check(entry, key, "token", whose)
+    }
 }
 
 fn check(
@@ -137,13 +157,13 @@ fn check(
     key: String,
     limiter_name: &'static str,
     whose: String,
-) -> Result<Option<(Limit, StateSnapshot)>, Refusal> {
+) -> Result<Admitted, Throttled> {
     let Some((limit, lim)) = entry else {
         return Ok(None);
     };
     match lim.check_key(&key) {
         Ok(snapshot) => Ok(Some((*limit, snapshot))),
-        Err(not_until) => Err(Refusal {
+        Err(not_until) => Err(Throttled {
             limiter: limiter_name,
             limit: *limit,
             wait_secs: wait(&not_until),
@@ -158,45 +178,6 @@ fn wait(not_until: &NotUntil<<DefaultClock as Clock>::Instant>) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
-fn too_many(state: &AppState, r: &Refusal) -> HttpResponse {
-    state.metrics.count_rate_limited(r.limiter);
-    let body = serde_json::json!({
-        "type": "https://www.rfc-editor.org/rfc/rfc6585#section-4",
-        "title": "Too Many Requests",
-        "status": 429,
-        "detail": format!(
-            "rate limit of {} requests per second (burst {}) exceeded for {}; retry in {} s",
-            r.limit.requests_per_second, r.limit.burst, r.whose, r.wait_secs.max(1)
-        ),
-    });
-    HttpResponse::TooManyRequests()
-        .insert_header(("retry-after", r.wait_secs.max(1).to_string()))
-        .insert_header(("x-ratelimit-after", r.wait_secs.max(1).to_string()))
-        .insert_header(("x-ratelimit-limit", r.limit.burst.to_string()))
-        .insert_header(("x-ratelimit-remaining", "0"))
-        .content_type("application/problem+json")
-        .body(body.to_string())
-}
-
-/// The limit's headers, unless an inner (tighter) limiter has set them already.
-fn add_headers(resp: &mut ServiceResponse<BoxBody>, limit: Limit, snapshot: &StateSnapshot) {
-    let headers = resp.headers_mut();
-    if headers.contains_key("x-ratelimit-limit") {
-        return;
-    }
-    for (name, value) in [
-        ("x-ratelimit-limit", limit.burst.to_string()),
-        (
-            "x-ratelimit-remaining",
-            snapshot.remaining_burst_capacity().to_string(),
-        ),
-    ] {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert(HeaderName::from_static(name), v);
-        }
-    }
-}
-
 /// The per-client limit's key: an IPv4 address, or the /64 of an IPv6 one (a host is
 /// given a whole /64, and could otherwise take a fresh address for every request).
 fn client_key(ip: std::net::IpAddr) -> String {
@@ -209,69 +190,6 @@ fn client_key(ip: std::net::IpAddr) -> String {
                 format!("{}/64", std::net::Ipv6Addr::from(prefix))
             }
         },
-    }
-}
-
-/// Before authentication: the global allowlist (403) and the per-client limit.
-pub async fn before_auth(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return Ok(next.call(req).await?.map_into_boxed_body());
-    };
-    let client = state.settings.network.client_addr(req.request());
-    if !state.settings.network.allows(client) {
-        let refusal = crate::error::ApiError::Forbidden(format!(
-            "requests from {} are not allowed here (allow_from)",
-            client.map_or("an unknown address".into(), |ip| ip.to_string())
-        ));
-        return Ok(req.into_response(actix_web::ResponseError::error_response(&refusal)));
-    }
-    let key = client.map_or_else(String::new, client_key);
-    let whose = format!("client {}", if key.is_empty() { "unknown" } else { &key });
-    let checked = check(state.limits.per_client.as_ref(), key, "client", whose);
-    answer(req, next, &state, checked).await
-}
-
-/// After authentication: the limit for the request's tenant and token subject.
-pub async fn after_auth(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let Some((state, principal)) = crate::auth::authenticated(&req) else {
-        return Ok(next.call(req).await?.map_into_boxed_body());
-    };
-    let entry = match state.limits.tenants.get(&principal.tenant) {
-        Some(own) => own.as_ref(),
-        None => state.limits.per_token.as_ref(),
-    };
-    // NUL cannot occur in a tenant name, so the key is unambiguous.
-    let key = format!("{}\0{}", principal.tenant, principal.subject);
-    let whose = format!(
-        "tenant '{}', subject '{}'",
-        principal.tenant, principal.subject
-    );
-    let checked = check(entry, key, "token", whose);
-    answer(req, next, &state, checked).await
-}
-
-/// A refusal becomes the 429; an admitted request goes on and its answer gets the headers.
-async fn answer(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-    state: &AppState,
-    checked: Result<Option<(Limit, StateSnapshot)>, Refusal>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    match checked {
-        Err(r) => Ok(req.into_response(too_many(state, &r))),
-        Ok(snapshot) => {
-            let mut resp = next.call(req).await?.map_into_boxed_body();
-            if let Some((limit, s)) = snapshot {
-                add_headers(&mut resp, limit, &s);
-            }
-            Ok(resp)
-        }
     }
 }
 

@@ -158,7 +158,7 @@ pub fn scim_json_text(status: StatusCode, body: String) -> HttpResponse {
 /// Parses the projection parameters of a request for `rt`.
 pub fn projection(
     rt: ResourceType,
-    query: &crate::list::QueryParams,
+    query: &crate::query::QueryParams,
 ) -> Result<Projection, ScimError> {
     Projection::parse(rt, query.get("attributes"), query.get("excludedAttributes"))
 }

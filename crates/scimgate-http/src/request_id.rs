@@ -14,7 +14,7 @@ use actix_web::middleware::Next;
 use tracing::Instrument;
 
 use crate::auth::Principal;
-use crate::error::REQUEST_ID;
+use crate::context::REQUEST_ID;
 use crate::state::AppState;
 
 pub const HEADER: &str = "x-request-id";

@@ -6,10 +6,12 @@ use scimgate_model::ResourceType;
 use scimgate_store::StoreError;
 
 use crate::auth::Principal;
+use crate::blocking::blocking;
 use crate::body::read_json;
 use crate::error::{ApiError, method_not_allowed};
 use crate::etag::{Precondition, etag};
-use crate::list::{QueryParams, list, search};
+use crate::list::{list, search};
+use crate::query::QueryParams;
 use crate::render::{
     projection, resource_response, resource_response_text, resource_text, scim_base,
 };
@@ -44,30 +46,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 ),
         );
     }
-}
-
-/// Runs storage work (SQLite, password hashing) off the async workers.
-pub async fn blocking<T, F>(f: F) -> Result<T, ApiError>
-where
-    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
-    T: Send + 'static,
-{
-    // The request id and the audit notes follow the work to the blocking thread, for
-    // plugins, 5xx bodies and the audit trail.
-    let id = crate::error::REQUEST_ID.try_with(Clone::clone).ok();
-    let notes = crate::audit::NOTES.try_with(std::sync::Arc::clone).ok();
-    web::block(move || {
-        let with_notes = move || match notes {
-            Some(n) => crate::audit::NOTES.sync_scope(n, f),
-            None => f(),
-        };
-        match id {
-            Some(id) => crate::error::REQUEST_ID.sync_scope(id, with_notes),
-            None => with_notes(),
-        }
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
 }
 
 async fn get(

@@ -10,12 +10,12 @@ use crate::access::AccessCache;
 use crate::admission::Admission;
 use crate::connections::Connections;
 use crate::cursor::CursorKey;
+use crate::hooks::WriteHook;
 use crate::keys::KeyRing;
 use crate::metrics::Metrics;
 use crate::network::NetworkSettings;
 use crate::password::Passwords;
 use crate::rate_limit::RateLimits;
-use crate::write_path::WriteHook;
 
 /// HTTP-level settings, filled from the binary's configuration.
 #[derive(Debug, Clone)]

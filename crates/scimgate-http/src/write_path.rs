@@ -1,7 +1,6 @@
 //! The write path, one named step after another: decode → write hooks → validate →
 //! protect the password → store. Write hooks are where operator plugins run.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use scimgate_model::dialect::{Rewrites, normalize_resource};
@@ -16,55 +15,8 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::etag::Precondition;
+use crate::hooks::{WriteContext, WriteKind, run_write_hooks};
 use crate::state::AppState;
-
-/// Which write a hook is looking at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteKind {
-    Create,
-    Replace,
-    Patch,
-    Delete,
-}
-
-/// What a hook learns about the write besides the resource itself.
-#[derive(Debug, Clone)]
-pub struct WriteContext<'a> {
-    pub kind: WriteKind,
-    pub resource_type: ResourceType,
-    pub tenant: &'a str,
-    /// The stored resource before the change (replace, patch, delete).
-    pub before: Option<&'a StoredResource>,
-    /// The PATCH operations as the client sent them (patch only).
-    pub operations: Option<&'a Value>,
-}
-
-/// A step that may rewrite or refuse a resource before it is validated and stored. The
-/// plugin host implements this; each hook sees the previous hook's output.
-pub trait WriteHook: Send + Sync {
-    fn name(&self) -> &str;
-    /// Whether the hook would do anything on this write (a plugin hook whose plugins are
-    /// all for other hooks, types or tenants does not): a write no hook looks at skips the
-    /// work done only for hooks, whatever other tenants configured.
-    fn applies(&self, _kind: WriteKind, _rt: ResourceType, _tenant: &str) -> bool {
-        true
-    }
-    fn apply(&self, ctx: &WriteContext<'_>, resource: Value) -> Result<Value, ScimError>;
-}
-
-/// Runs every configured hook in order. This is the seam where plugins run: after the
-/// request is decoded, before schema validation, so a hook can never store what the
-/// schema forbids.
-fn run_write_hooks(
-    hooks: &[Arc<dyn WriteHook>],
-    ctx: &WriteContext<'_>,
-    mut doc: Value,
-) -> Result<Value, ScimError> {
-    for hook in hooks {
-        doc = hook.apply(ctx, doc)?;
-    }
-    Ok(doc)
-}
 
 /// The dialect step: what the IdP sent, rewritten into what it means (see `dialect`).
 fn normalize(state: &AppState, tenant: &str, rt: ResourceType, mut doc: Value) -> Value {
@@ -324,7 +276,7 @@ pub fn patch(
         // The ids are the client's: the audit row and the log line name the first few and
         // count the rest, whatever the client sent.
         let skipped = skipped_list(&done.skipped_members);
-        crate::audit::note(|n| {
+        crate::context::note(|n| {
             n.detail = Some(format!(
                 "members that do not exist in the tenant were skipped: {skipped}"
             ))
@@ -471,7 +423,7 @@ fn current_version(
         .store
         .get(tenant, rt, id, with_relations)?
         .ok_or_else(|| StoreError::NotFound(rt, id.to_owned()))?;
-    crate::audit::note(|n| n.version_before = Some(current.version));
+    crate::context::note(|n| n.version_before = Some(current.version));
     if if_match.is_some_and(|p| !p.matches(current.version)) {
         return Err(stale(current.version));
     }

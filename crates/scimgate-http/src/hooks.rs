@@ -1,0 +1,56 @@
+//! The seam where operator plugins run: a write, decoded and normalised, goes through
+//! each configured hook before it is validated and stored.
+
+use std::sync::Arc;
+
+use scimgate_model::{ResourceType, ScimError};
+use scimgate_store::StoredResource;
+use serde_json::Value;
+
+/// Which write a hook is looking at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteKind {
+    Create,
+    Replace,
+    Patch,
+    Delete,
+}
+
+/// What a hook learns about the write besides the resource itself.
+#[derive(Debug, Clone)]
+pub struct WriteContext<'a> {
+    pub kind: WriteKind,
+    pub resource_type: ResourceType,
+    pub tenant: &'a str,
+    /// The stored resource before the change (replace, patch, delete).
+    pub before: Option<&'a StoredResource>,
+    /// The PATCH operations as the client sent them (patch only).
+    pub operations: Option<&'a Value>,
+}
+
+/// A step that may rewrite or refuse a resource before it is validated and stored. The
+/// plugin host implements this; each hook sees the previous hook's output.
+pub trait WriteHook: Send + Sync {
+    fn name(&self) -> &str;
+    /// Whether the hook would do anything on this write (a plugin hook whose plugins are
+    /// all for other hooks, types or tenants does not): a write no hook looks at skips the
+    /// work done only for hooks, whatever other tenants configured.
+    fn applies(&self, _kind: WriteKind, _rt: ResourceType, _tenant: &str) -> bool {
+        true
+    }
+    fn apply(&self, ctx: &WriteContext<'_>, resource: Value) -> Result<Value, ScimError>;
+}
+
+/// Runs every configured hook in order. This is the seam where plugins run: after the
+/// request is decoded, before schema validation, so a hook can never store what the
+/// schema forbids.
+pub fn run_write_hooks(
+    hooks: &[Arc<dyn WriteHook>],
+    ctx: &WriteContext<'_>,
+    mut doc: Value,
+) -> Result<Value, ScimError> {
+    for hook in hooks {
+        doc = hook.apply(ctx, doc)?;
+    }
+    Ok(doc)
+}
