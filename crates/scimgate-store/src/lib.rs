@@ -1,10 +1,7 @@
 //! Storage for scimgate. The HTTP layer sees only the [`Store`] trait; [`SqliteStore`] keeps
 //! everything in one SQLite file with a group-committing writer and a pool of readers.
 
-mod access;
-mod audit;
 mod error;
-mod migrations;
 mod records;
 mod sqlite;
 mod writer;
@@ -14,11 +11,12 @@ use scimgate_model::filter::Filter;
 use scimgate_model::path::AttrPath;
 use serde_json::Value;
 
-pub use access::{AccessSnapshot, AdminDb, RemoveOutcome, Revocation, TenantInfo, TokenRecord};
-pub use audit::{AuditQuery, AuditRecord};
 pub use error::StoreError;
-pub use records::{GroupRef, MemberRef, NewResource, StoredResource};
-pub use sqlite::{PatchOutcome, PatchWrite, SqliteOptions, SqliteStore, StoreStats};
+pub use records::{
+    AccessSnapshot, AuditQuery, AuditRecord, GroupRef, MemberRef, NewResource, RemoveOutcome,
+    Revocation, StoredResource, TenantInfo, TokenRecord,
+};
+pub use sqlite::{AdminDb, PatchOutcome, PatchWrite, SqliteOptions, SqliteStore, StoreStats};
 pub use writer::CheckpointPolicy;
 
 /// What a list request asks of storage.

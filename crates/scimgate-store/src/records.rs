@@ -1,5 +1,7 @@
 //! The rows storage takes and gives back, free of SQL types.
 
+use std::collections::HashSet;
+
 use scimgate_model::{MemberInput, PasswordChange, ResourceType, ValidatedResource, fold_case};
 use serde_json::{Map, Value};
 
@@ -57,4 +59,84 @@ pub struct MemberRef {
 pub struct GroupRef {
     pub value: String,
     pub display: String,
+}
+
+/// What the server checks on every request, as of one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessSnapshot {
+    pub tenants: HashSet<String>,
+    pub revoked: HashSet<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantInfo {
+    pub name: String,
+    pub created: String,
+    pub users: i64,
+    pub groups: i64,
+}
+
+/// A token as `scimgate token` minted it, or only its `jti` when it was revoked unseen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub jti: String,
+    pub subject: Option<String>,
+    /// The default tenant first.
+    pub tenants: Vec<String>,
+    pub scope: Option<String>,
+    pub issued_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// What `revoke_token` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    Revoked,
+    AlreadyRevoked,
+    /// Not a token of this folder, and not said to be external: nothing done.
+    Unknown,
+}
+
+/// Why a tenant was not removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoveOutcome {
+    Removed { users: i64, groups: i64 },
+    NotFound,
+    HasData { users: i64, groups: i64 },
+}
+
+/// One audited write, as the HTTP layer saw it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRecord {
+    /// Filled in when read back; ignored when appended.
+    pub seq: i64,
+    pub at: String,
+    pub tenant: String,
+    pub subject: Option<String>,
+    pub jti: Option<String>,
+    pub client: Option<String>,
+    pub method: String,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub version_before: Option<i64>,
+    pub version_after: Option<i64>,
+    /// JSON: `[{"plugin": NAME, "decision": ...}]`.
+    pub plugins: Option<String>,
+    pub status: u16,
+    pub detail: Option<String>,
+}
+
+/// Which audit rows to read: a tenant's (or all), from a time or after a `seq`, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub tenant: Option<String>,
+    /// As `clock::format_timestamp` writes it (`clock::normalize_timestamp`), since the
+    /// comparison is on text.
+    pub since: Option<String>,
+    pub after_seq: Option<i64>,
+    pub limit: u32,
+    /// The newest `limit` rows (still returned oldest first), as `tail` shows them.
+    pub newest: bool,
 }

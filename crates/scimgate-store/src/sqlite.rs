@@ -1,7 +1,10 @@
 //! [`SqliteStore`]: the SQLite implementation of [`Store`]. Writes go through the one
 //! [`Writer`]; reads through a pool of read-only connections.
 
+mod access;
+mod audit;
 mod index;
+mod migrations;
 pub(crate) mod query;
 pub(crate) mod read;
 mod write;
@@ -17,11 +20,11 @@ use scimgate_limits::{FairSlots, thread_cpu_time};
 use scimgate_model::{Clock, ResourceType};
 
 use crate::error::StoreError;
-use crate::migrations::migrate;
 use crate::records::{NewResource, StoredResource};
 use crate::writer::Writer;
 use crate::{AccessSnapshot, AuditQuery, AuditRecord, ListPage, ListQuery, Store};
 use index::PathIds;
+use migrations::migrate;
 
 /// The store's counters since it opened: how many writes shared how many commits, the
 /// time spent committing, and the read pool's connections.
@@ -283,19 +286,18 @@ impl Store for SqliteStore {
 
     fn append_audit(&self, record: AuditRecord) {
         self.writer
-            .submit("audit", move |c| crate::audit::append_audit(c, &record));
+            .submit("audit", move |c| audit::append_audit(c, &record));
     }
 
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         // Audit reads are the operator's, not a tenant's: they share the pool as one
         // party of their own.
-        self.read("\u{0}admin", |c| crate::audit::read_audit(c, query))
+        self.read("\u{0}admin", |c| audit::read_audit(c, query))
     }
 
     fn prune_audit(&self, before: &str) -> Result<usize, StoreError> {
         let before = before.to_owned();
-        self.writer
-            .write(move |c| crate::audit::prune_audit(c, &before))
+        self.writer.write(move |c| audit::prune_audit(c, &before))
     }
 
     fn access(&self) -> Result<AccessSnapshot, StoreError> {
@@ -303,7 +305,7 @@ impl Store for SqliteStore {
             .background
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        crate::access::snapshot(&conn)
+        access::snapshot(&conn)
     }
 
     fn create(&self, tenant: &str, new: NewResource) -> Result<StoredResource, StoreError> {
@@ -386,7 +388,7 @@ impl Store for SqliteStore {
     }
 }
 
-pub(crate) use index::{backfill as backfill_index, rekey};
+pub use access::AdminDb;
 pub use write::{PatchOutcome, PatchWrite};
 
 /// The type column's text for `rt`.

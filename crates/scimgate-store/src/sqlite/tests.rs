@@ -365,7 +365,7 @@ fn a_version_1_database_is_migrated_and_its_resources_indexed() {
     {
         // What a first-release scimgate left behind: schema 1 and one user.
         let conn = rusqlite::Connection::open(&path).expect("open");
-        conn.execute_batch(include_str!("../migrations/0001_init.sql"))
+        conn.execute_batch(include_str!("migrations/0001_init.sql"))
             .expect("v1");
         conn.execute_batch("PRAGMA user_version = 1")
             .expect("version");

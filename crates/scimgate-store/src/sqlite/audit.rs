@@ -3,43 +3,9 @@
 
 use rusqlite::{Connection, params};
 
-use crate::access::AdminDb;
+use super::access::AdminDb;
 use crate::error::StoreError;
-
-/// One audited write, as the HTTP layer saw it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AuditRecord {
-    /// Filled in when read back; ignored when appended.
-    pub seq: i64,
-    pub at: String,
-    pub tenant: String,
-    pub subject: Option<String>,
-    pub jti: Option<String>,
-    pub client: Option<String>,
-    pub method: String,
-    pub resource_type: Option<String>,
-    pub resource_id: Option<String>,
-    pub version_before: Option<i64>,
-    pub version_after: Option<i64>,
-    /// JSON: `[{"plugin": NAME, "decision": ...}]`.
-    pub plugins: Option<String>,
-    pub status: u16,
-    pub detail: Option<String>,
-}
-
-/// Which audit rows to read: a tenant's (or all), from a time or after a `seq`, oldest first.
-#[derive(Debug, Clone, Default)]
-pub struct AuditQuery {
-    pub tenant: Option<String>,
-    /// As `clock::format_timestamp` writes it (`clock::normalize_timestamp`), since the
-    /// comparison is on text.
-    pub since: Option<String>,
-    pub after_seq: Option<i64>,
-    pub limit: u32,
-    /// The newest `limit` rows (still returned oldest first), as `tail` shows them.
-    pub newest: bool,
-}
+use crate::records::{AuditQuery, AuditRecord};
 
 pub(crate) fn append_audit(conn: &Connection, r: &AuditRecord) -> Result<(), StoreError> {
     conn.prepare_cached(

@@ -7,36 +7,9 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::migrations::migrate;
 use crate::error::StoreError;
-use crate::migrations::migrate;
-
-/// What the server checks on every request, as of one moment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AccessSnapshot {
-    pub tenants: HashSet<String>,
-    pub revoked: HashSet<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TenantInfo {
-    pub name: String,
-    pub created: String,
-    pub users: i64,
-    pub groups: i64,
-}
-
-/// A token as `scimgate token` minted it, or only its `jti` when it was revoked unseen.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRecord {
-    pub jti: String,
-    pub subject: Option<String>,
-    /// The default tenant first.
-    pub tenants: Vec<String>,
-    pub scope: Option<String>,
-    pub issued_at: Option<i64>,
-    pub expires_at: Option<i64>,
-    pub revoked_at: Option<i64>,
-}
+use crate::records::{AccessSnapshot, RemoveOutcome, Revocation, TenantInfo, TokenRecord};
 
 pub(crate) fn snapshot(conn: &Connection) -> Result<AccessSnapshot, StoreError> {
     let mut tenants = HashSet::new();
@@ -50,15 +23,6 @@ pub(crate) fn snapshot(conn: &Connection) -> Result<AccessSnapshot, StoreError> 
         revoked.insert(jti?);
     }
     Ok(AccessSnapshot { tenants, revoked })
-}
-
-/// What `revoke_token` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Revocation {
-    Revoked,
-    AlreadyRevoked,
-    /// Not a token of this folder, and not said to be external: nothing done.
-    Unknown,
 }
 
 /// A read-write connection for the command-line tools, beside a running server.
@@ -80,14 +44,6 @@ impl Drop for AdminDb {
             tracing::warn!(error = %e, "checkpoint after an admin command failed");
         }
     }
-}
-
-/// Why a tenant was not removed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RemoveOutcome {
-    Removed { users: i64, groups: i64 },
-    NotFound,
-    HasData { users: i64, groups: i64 },
 }
 
 impl AdminDb {

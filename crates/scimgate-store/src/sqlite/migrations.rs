@@ -11,13 +11,13 @@ fn steps() -> Vec<M<'static>> {
         // The attribute index is computed in Rust (case folding), so a hook fills it.
         M::up_with_hook(
             include_str!("migrations/0002_attribute_index.sql"),
-            crate::sqlite::backfill_index,
+            super::index::backfill,
         ),
         M::up(include_str!("migrations/0003_resource_counts.sql")),
         M::up(include_str!("migrations/0004_access_and_audit.sql")),
         M::up_with_hook(
             include_str!("migrations/0005_unicode_keys.sql"),
-            crate::sqlite::rekey,
+            super::index::rekey,
         ),
     ]
 }
