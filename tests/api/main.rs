@@ -18,4 +18,5 @@ mod query;
 mod sealed_auth;
 mod sealed_scim;
 mod security;
+mod snapshots;
 mod users;

@@ -8,6 +8,7 @@ use scimgate_model::{ScimError, ScimType};
 use scimgate_store::StoreError;
 
 use crate::context::REQUEST_ID;
+use crate::hooks::HookError;
 
 pub const SCIM_JSON: &str = "application/scim+json";
 
@@ -40,6 +41,13 @@ pub enum ApiError {
     /// request within the wait: 503 with `Retry-After`, never a skipped step.
     #[error("overloaded: {0}")]
     Overloaded(scimgate_limits::Busy),
+    /// A write hook (the operator's plugins) refused the write, failed, or could not run.
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
+    /// A write without `If-Match` that other writes kept overtaking for its whole retry
+    /// time: 503, to retry.
+    #[error("the resource is being changed by other writes without pause")]
+    Contended,
     /// Over a rate limit: 429 `application/problem+json` (RFC 9457), not a SCIM body.
     #[error("rate limit of {} requests per second (burst {}) exceeded for {}; retry in {} s", .0.limit.requests_per_second, .0.limit.burst, .0.whose, .0.wait_secs.max(1))]
     RateLimited(crate::rate_limit::Throttled),
@@ -66,6 +74,30 @@ impl ApiError {
             A::NotImplemented(d) => ScimError::new(501, None, d.clone()),
             A::Overloaded(busy) => overloaded(busy.what),
             A::RateLimited(_) => ScimError::new(429, None, self.to_string()),
+            A::Contended => ScimError::new(
+                503,
+                None,
+                format!("{self}; retry later (request id {})", request_id()),
+            ),
+            A::Hook(hook) => match hook {
+                HookError::Refused(e) => e.clone(),
+                HookError::Failed { plugin, class, .. } => ScimError::new(
+                    500,
+                    None,
+                    format!(
+                        "plugin '{plugin}' failed: {class} (request id {})",
+                        request_id()
+                    ),
+                ),
+                HookError::Busy { plugin, reason } => ScimError::new(
+                    503,
+                    None,
+                    format!(
+                        "plugin '{plugin}' {reason}; retry later (request id {})",
+                        request_id()
+                    ),
+                ),
+            },
             A::Internal(_) => server_error(500),
             A::Store(e) => match e {
                 S::NotFound(rt, id) => ScimError::not_found(format!("no {rt} with id '{id}'")),
@@ -118,6 +150,11 @@ impl ApiError {
             },
         }
     }
+}
+
+/// The id of the request being served, for a detail that sends the reader to the log.
+fn request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
 }
 
 /// A 5xx body: a generic detail and the request id, never the internal cause.

@@ -38,7 +38,28 @@ pub trait WriteHook: Send + Sync {
     fn applies(&self, _kind: WriteKind, _rt: ResourceType, _tenant: &str) -> bool {
         true
     }
-    fn apply(&self, ctx: &WriteContext<'_>, resource: Value) -> Result<Value, ScimError>;
+    fn apply(&self, ctx: &WriteContext<'_>, resource: Value) -> Result<Value, HookError>;
+}
+
+/// Why a hook stopped a write. Each becomes its status in the one error mapping.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HookError {
+    /// The hook refused the write (a plugin's rejection, with the status it chose): the
+    /// client's to change.
+    #[error("{}", .0.detail)]
+    Refused(ScimError),
+    /// The hook could not decide (a plugin trapped, ran past its deadline or memory,
+    /// answered something that is not a decision): 500. The client is told the plugin and
+    /// the failure's `class`; the whole `cause` goes to the log only.
+    #[error("plugin '{plugin}' failed: {cause}")]
+    Failed {
+        plugin: String,
+        class: String,
+        cause: String,
+    },
+    /// There was no room to run it now (the plugin did not run): 503.
+    #[error("plugin '{plugin}' {reason}")]
+    Busy { plugin: String, reason: String },
 }
 
 /// Runs every configured hook in order. This is the seam where plugins run: after the
@@ -48,7 +69,7 @@ pub fn run_write_hooks(
     hooks: &[Arc<dyn WriteHook>],
     ctx: &WriteContext<'_>,
     mut doc: Value,
-) -> Result<Value, ScimError> {
+) -> Result<Value, HookError> {
     for hook in hooks {
         doc = hook.apply(ctx, doc)?;
     }

@@ -9,10 +9,10 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 
 use scimgate_model::{ResourceType, ScimError, ScimType};
-use scimgate_plugins::{ABI_VERSION, CallInput, Decision, FailMode, Hook, PluginHost};
+use scimgate_plugins::{ABI_VERSION, CallFailure, CallInput, Decision, FailMode, Hook, PluginHost};
 use serde_json::Value;
 
-use crate::hooks::{WriteContext, WriteHook, WriteKind};
+use crate::hooks::{HookError, WriteContext, WriteHook, WriteKind};
 use crate::metrics::{Metrics, PluginOutcome};
 
 pub struct PluginHook {
@@ -53,7 +53,7 @@ impl WriteHook for PluginHook {
             .any(|spec| spec.applies_to(hook, rt, tenant))
     }
 
-    fn apply(&self, ctx: &WriteContext<'_>, mut resource: Value) -> Result<Value, ScimError> {
+    fn apply(&self, ctx: &WriteContext<'_>, mut resource: Value) -> Result<Value, HookError> {
         // One load per write: a reload in the middle does not mix two sets in one write.
         let host = self.host.load_full();
         let hook = hook_of(ctx.kind);
@@ -106,7 +106,7 @@ impl WriteHook for PluginHook {
                 .observe_plugin(&spec.name, outcome, started.elapsed());
             let detail = match &result {
                 Ok(Decision::Reject { detail, .. }) => Some(detail.clone()),
-                Err(failure) => Some(failure.to_string()),
+                Err(failure) => Some(failure.class()),
                 _ => None,
             };
             crate::context::note(|n| {
@@ -128,28 +128,22 @@ impl WriteHook for PluginHook {
                 }) => {
                     // The host let only statuses plugins may use through (`Decision::checked`).
                     tracing::info!(plugin = %spec.name, status, "plugin rejected a write");
-                    return Err(ScimError::new(
+                    return Err(HookError::Refused(ScimError::new(
                         status,
                         scim_type.as_deref().and_then(ScimType::from_name),
                         format!("plugin '{}' rejected the change: {detail}", spec.name),
-                    ));
+                    )));
                 }
                 Err(failure) if failure.is_overload() => {
                     // The host had no room: the plugin did not fail, it did not run. The
                     // write is refused as overload, whatever `on_failure` says, so that no
                     // validation is ever skipped because another tenant was busy.
-                    tracing::warn!(plugin = %spec.name, reason = %failure, "plugin not run: host overloaded");
-                    return Err(ScimError::new(
-                        503,
-                        None,
-                        format!(
-                            "plugin '{}' {failure}; retry later (request id {})",
-                            spec.name,
-                            request_id.as_deref().unwrap_or_default()
-                        ),
-                    ));
+                    return Err(HookError::Busy {
+                        plugin: spec.name.clone(),
+                        reason: failure.to_string(),
+                    });
                 }
-                Err(failure) => self.failed(&spec.name, spec.on_failure, failure.to_string())?,
+                Err(failure) => self.failed(&spec.name, spec.on_failure, &failure)?,
             }
             if let Some(password) = hidden {
                 restore_password(&mut resource, password);
@@ -226,24 +220,17 @@ fn restore_password(resource: &mut Value, password: Value) {
 }
 
 impl PluginHook {
-    /// A plugin that failed: the write fails (closed) or goes on unchanged (open). The
-    /// failure is the plugin's, not the client's: a 500 naming the plugin, with the
-    /// request id to find its log line.
-    fn failed(&self, name: &str, mode: FailMode, why: String) -> Result<(), ScimError> {
+    /// A plugin that failed: the write fails (closed: logged once, where the error is
+    /// answered) or goes on unchanged (open: logged here).
+    fn failed(&self, name: &str, mode: FailMode, failure: &CallFailure) -> Result<(), HookError> {
         match mode {
-            FailMode::Closed => {
-                tracing::error!(plugin = name, reason = %why, "plugin failed; the write is refused");
-                let id = crate::context::REQUEST_ID
-                    .try_with(Clone::clone)
-                    .unwrap_or_default();
-                Err(ScimError::new(
-                    500,
-                    None,
-                    format!("plugin '{name}' failed: {why} (request id {id})"),
-                ))
-            }
+            FailMode::Closed => Err(HookError::Failed {
+                plugin: name.to_owned(),
+                class: failure.class(),
+                cause: failure.to_string(),
+            }),
             FailMode::Open => {
-                tracing::warn!(plugin = name, reason = %why, "plugin failed; on_failure = open lets the write through");
+                tracing::warn!(plugin = name, reason = %failure, "plugin failed; on_failure = open lets the write through");
                 Ok(())
             }
         }

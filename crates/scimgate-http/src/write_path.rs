@@ -84,11 +84,7 @@ fn until_applied<T>(
                     return Err(stale(current));
                 }
                 if started.elapsed() >= UNCONDITIONAL_RETRY_FOR {
-                    return Err(ApiError::Scim(ScimError::new(
-                        503,
-                        None,
-                        "the resource is being changed by other writes without pause; retry later",
-                    )));
+                    return Err(ApiError::Contended);
                 }
                 round += 1;
                 std::thread::sleep(Duration::from_millis(rand::random_range(0..=round.min(20))));

@@ -80,6 +80,15 @@ pub enum CallFailure {
 }
 
 impl CallFailure {
+    /// What a client is told of the failure: its class, never the engine's text (a trap
+    /// carries a wasm backtrace). The whole text is for the server's log.
+    pub fn class(&self) -> String {
+        match self {
+            CallFailure::Trap(_) => "trapped".into(),
+            other => other.to_string(),
+        }
+    }
+
     /// Whether the host, not the plugin, failed (the write is answered 503).
     pub fn is_overload(&self) -> bool {
         matches!(self, CallFailure::Busy(_) | CallFailure::Starved(_))
