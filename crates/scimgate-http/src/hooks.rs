@@ -7,19 +7,13 @@ use scimgate_model::{ResourceType, ScimError};
 use scimgate_store::StoredResource;
 use serde_json::Value;
 
-/// Which write a hook is looking at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteKind {
-    Create,
-    Replace,
-    Patch,
-    Delete,
-}
+/// Which write a hook is looking at: the plugin host's own hook kinds.
+pub use scimgate_plugins::Hook;
 
 /// What a hook learns about the write besides the resource itself.
 #[derive(Debug, Clone)]
 pub struct WriteContext<'a> {
-    pub kind: WriteKind,
+    pub kind: Hook,
     pub resource_type: ResourceType,
     pub tenant: &'a str,
     /// The stored resource before the change (replace, patch, delete).
@@ -35,7 +29,7 @@ pub trait WriteHook: Send + Sync {
     /// Whether the hook would do anything on this write (a plugin hook whose plugins are
     /// all for other hooks, types or tenants does not): a write no hook looks at skips the
     /// work done only for hooks, whatever other tenants configured.
-    fn applies(&self, _kind: WriteKind, _rt: ResourceType, _tenant: &str) -> bool {
+    fn applies(&self, _kind: Hook, _rt: ResourceType, _tenant: &str) -> bool {
         true
     }
     fn apply(&self, ctx: &WriteContext<'_>, resource: Value) -> Result<Value, HookError>;

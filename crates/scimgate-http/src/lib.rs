@@ -44,7 +44,7 @@ pub use admission::Admission;
 pub use connections::Connections;
 pub use cursor::CursorKey;
 pub use error::ApiError;
-pub use hooks::{WriteContext, WriteHook, WriteKind};
+pub use hooks::{HookError, WriteContext, WriteHook};
 pub use keys::{AuthSettings, KeyRing, KeySpec};
 pub use metrics::{Metrics, PluginOutcome};
 pub use network::NetworkSettings;

@@ -12,7 +12,7 @@ use scimgate_model::{ResourceType, ScimError, ScimType};
 use scimgate_plugins::{ABI_VERSION, CallFailure, CallInput, Decision, FailMode, Hook, PluginHost};
 use serde_json::Value;
 
-use crate::hooks::{HookError, WriteContext, WriteHook, WriteKind};
+use crate::hooks::{HookError, WriteContext, WriteHook};
 use crate::metrics::{Metrics, PluginOutcome};
 
 pub struct PluginHook {
@@ -45,8 +45,7 @@ impl WriteHook for PluginHook {
         "plugins"
     }
 
-    fn applies(&self, kind: WriteKind, rt: ResourceType, tenant: &str) -> bool {
-        let hook = hook_of(kind);
+    fn applies(&self, hook: Hook, rt: ResourceType, tenant: &str) -> bool {
         self.host
             .load()
             .specs()
@@ -56,7 +55,7 @@ impl WriteHook for PluginHook {
     fn apply(&self, ctx: &WriteContext<'_>, mut resource: Value) -> Result<Value, HookError> {
         // One load per write: a reload in the middle does not mix two sets in one write.
         let host = self.host.load_full();
-        let hook = hook_of(ctx.kind);
+        let hook = ctx.kind;
         let before = ctx.before.map(|b| {
             let mut v = Value::Object(b.attributes.clone());
             v["id"] = Value::String(b.id.clone());
@@ -189,15 +188,6 @@ fn without_passwords(ops: &Value) -> Value {
     }
     scrub(&mut ops);
     ops
-}
-
-fn hook_of(kind: WriteKind) -> Hook {
-    match kind {
-        WriteKind::Create => Hook::Create,
-        WriteKind::Replace => Hook::Replace,
-        WriteKind::Patch => Hook::Patch,
-        WriteKind::Delete => Hook::Delete,
-    }
 }
 
 /// Removes `password` (any spelling) from a resource, returning its value.

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::etag::Precondition;
-use crate::hooks::{WriteContext, WriteKind, run_write_hooks};
+use crate::hooks::{Hook, WriteContext, run_write_hooks};
 use crate::state::AppState;
 
 /// The dialect step: what the IdP sent, rewritten into what it means (see `dialect`).
@@ -47,20 +47,36 @@ pub fn create(
     bounded(state, &doc)?;
     let doc = normalize(state, tenant, rt, doc);
     let ctx = WriteContext {
-        kind: WriteKind::Create,
+        kind: Hook::Create,
         resource_type: rt,
         tenant,
         before: None,
         operations: None,
     };
     let doc = run_write_hooks(&state.write_hooks, &ctx, doc)?;
-    let validated = checked(state, rt, &doc)?;
-    let hash = state
-        .passwords
-        .protect(tenant, validated.password.clone())?;
-    Ok(state
-        .store
-        .create(tenant, NewResource::from_validated(validated, hash))?)
+    let new = stored_form(state, &ctx, &doc, &mut HashedOnce::default())?;
+    Ok(state.store.create(tenant, new)?)
+}
+
+/// The steps after the hooks, alike for every write: validation (and the bound on list
+/// lengths), the immutable values of the stored resource kept, the password protected.
+/// What comes out is what storage takes.
+fn stored_form(
+    state: &AppState,
+    ctx: &WriteContext<'_>,
+    hooked: &Value,
+    hashed: &mut HashedOnce,
+) -> Result<NewResource, ApiError> {
+    let mut validated = checked(state, ctx.resource_type, hooked)?;
+    if let Some(before) = ctx.before {
+        carry_immutable(
+            ctx.resource_type,
+            &before.attributes,
+            &mut validated.attributes,
+        )?;
+    }
+    let hash = hashed.protect(state, ctx.tenant, validated.password.clone())?;
+    Ok(NewResource::from_validated(validated, hash))
 }
 
 /// How long a write without `If-Match` is redone on the newest version before it gives
@@ -138,17 +154,14 @@ pub fn replace(
     until_applied(if_match, || {
         let current = current_version(state, tenant, rt, id, if_match, false)?;
         let ctx = WriteContext {
-            kind: WriteKind::Replace,
+            kind: Hook::Replace,
             resource_type: rt,
             tenant,
             before: Some(&current),
             operations: None,
         };
         let hooked = run_write_hooks(&state.write_hooks, &ctx, doc.clone())?;
-        let mut validated = checked(state, rt, &hooked)?;
-        carry_immutable(rt, &current.attributes, &mut validated.attributes)?;
-        let hash = hashed.protect(state, tenant, validated.password.clone())?;
-        let new = NewResource::from_validated(validated, hash);
+        let new = stored_form(state, &ctx, &hooked, &mut hashed)?;
         Ok(state
             .store
             .replace(tenant, id, Some(current.version), new)?)
@@ -173,7 +186,7 @@ pub fn patch(
     let hooks_active = state
         .write_hooks
         .iter()
-        .any(|h| h.applies(WriteKind::Patch, rt, tenant));
+        .any(|h| h.applies(Hook::Patch, rt, tenant));
     let operations = body
         .as_object()
         .filter(|_| hooks_active)
@@ -228,7 +241,7 @@ pub fn patch(
             }
             let doc = Value::Object(doc);
             let ctx = WriteContext {
-                kind: WriteKind::Patch,
+                kind: Hook::Patch,
                 resource_type: rt,
                 tenant,
                 before: Some(&current),
@@ -236,17 +249,15 @@ pub fn patch(
             };
             let hooked = run_write_hooks(&state.write_hooks, &ctx, doc.clone())?;
             if changed || hooked != doc {
-                let mut validated = checked(state, rt, &hooked)?;
-                carry_immutable(rt, &current.attributes, &mut validated.attributes)?;
+                let mut new = stored_form(state, &ctx, &hooked, &mut hashed)?;
                 if members_shown && hooked.get("members") != doc.get("members") {
                     // A plugin changed the members: its list is the group's new one.
                     members = MemberChanges {
-                        replace_with: Some(std::mem::take(&mut validated.members)),
+                        replace_with: Some(std::mem::take(&mut new.members)),
                         ..MemberChanges::default()
                     };
                 }
-                let hash = hashed.protect(state, tenant, validated.password.clone())?;
-                Some(NewResource::from_validated(validated, hash))
+                Some(new)
             } else {
                 None
             }
@@ -380,7 +391,7 @@ pub fn delete(
     let hooks_active = state
         .write_hooks
         .iter()
-        .any(|h| h.applies(WriteKind::Delete, rt, tenant));
+        .any(|h| h.applies(Hook::Delete, rt, tenant));
     until_applied(if_match, || {
         // Read first even without If-Match, so that the audit trail has the version deleted.
         let current = current_version(state, tenant, rt, id, if_match, false)?;
@@ -392,7 +403,7 @@ pub fn delete(
             );
             doc.insert("id".into(), Value::String(current.id.clone()));
             let ctx = WriteContext {
-                kind: WriteKind::Delete,
+                kind: Hook::Delete,
                 resource_type: rt,
                 tenant,
                 before: Some(&current),
