@@ -111,21 +111,7 @@ pub struct TenantConfig {
     pub dialect_enabled_rules: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PasswordStorage {
-    Argon2id,
-    Discard,
-}
-
-impl From<PasswordStorage> for scimgate_http::PasswordStorage {
-    fn from(p: PasswordStorage) -> Self {
-        match p {
-            PasswordStorage::Argon2id => scimgate_http::PasswordStorage::Argon2id,
-            PasswordStorage::Discard => scimgate_http::PasswordStorage::Discard,
-        }
-    }
-}
+pub use scimgate_http::PasswordStorage;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -255,10 +241,11 @@ impl Config {
         )
     }
 
-    /// Each tenant's own dialect rules, for the tenants that set any.
-    pub fn tenant_dialects(
+    /// Each configured tenant's policy: its dialect rules (its own, else the global ones),
+    /// allowlist and rate.
+    pub fn tenant_policies(
         &self,
-    ) -> Result<std::collections::HashMap<String, scimgate_model::dialect::Dialect>, String> {
+    ) -> Result<std::collections::HashMap<String, scimgate_http::TenantPolicy>, String> {
         use scimgate_model::dialect::Dialect;
         let global = self.dialect()?;
         self.tenants
@@ -270,17 +257,28 @@ impl Config {
                     None => global.clone(),
                 };
                 let prefix = format!("tenants.{name}.");
-                Ok((
-                    name.clone(),
-                    with_rules(
-                        base,
-                        &t.dialect_disabled_rules,
-                        &t.dialect_enabled_rules,
-                        &prefix,
-                    )?,
-                ))
+                let dialect = with_rules(
+                    base,
+                    &t.dialect_disabled_rules,
+                    &t.dialect_enabled_rules,
+                    &prefix,
+                )?;
+                let policy = scimgate_http::TenantPolicy {
+                    dialect,
+                    allow_from: t.allow_from.clone(),
+                    rate_limit: t.rate_limit,
+                };
+                Ok((name.clone(), policy))
             })
             .collect()
+    }
+
+    /// The global allowlist and the proxies believed.
+    pub fn network(&self) -> scimgate_http::NetworkSettings {
+        scimgate_http::NetworkSettings {
+            allow_from: self.allow_from.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
+        }
     }
 
     /// Layers defaults, `file` (when given), the environment and `flags`.
@@ -377,10 +375,13 @@ mod tests {
             let c = Config::load(Some(Path::new("t.toml")), &FlagOverrides::default())
                 .map_err(|e| e.to_string())?;
             let global = c.dialect()?;
-            let tenants = c.tenant_dialects()?;
+            let tenants = c.tenant_policies()?;
             assert!(!global.op_names && global.string_booleans);
-            assert_eq!(tenants["acme"], scimgate_model::dialect::Dialect::strict());
-            let shop = &tenants["okta-shop"];
+            assert_eq!(
+                tenants["acme"].dialect,
+                scimgate_model::dialect::Dialect::strict()
+            );
+            let shop = &tenants["okta-shop"].dialect;
             assert!(
                 shop.unquoted_filter_values && !shop.op_names,
                 "inherits the global rules"
@@ -392,7 +393,7 @@ mod tests {
             let bad = Config::load(Some(Path::new("bad.toml")), &FlagOverrides::default())
                 .map_err(|e| e.to_string())?;
             assert!(
-                bad.tenant_dialects()
+                bad.tenant_policies()
                     .expect_err("unknown rule")
                     .contains("tenants.x.dialect_disabled_rules")
             );

@@ -10,8 +10,8 @@ use std::sync::{Arc, Weak};
 
 use actix_web::web;
 use scimgate_http::{
-    AccessCache, Admission, AppState, Connections, HttpSettings, KeyRing, Metrics, NetworkSettings,
-    Passwords, PluginHook, RateLimits, SigningKey,
+    AccessCache, Admission, AppState, Connections, HttpSettings, KeyRing, Metrics, Passwords,
+    PluginHook, RateLimits, SigningKey,
 };
 use scimgate_model::{Clock, SystemClock};
 use scimgate_plugins::{PluginHost, PluginLoadError};
@@ -127,6 +127,14 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
     let plugins = Arc::new(PluginHook::new(Arc::new(host), Arc::clone(&metrics)));
     let write_hooks: Vec<Arc<dyn scimgate_http::WriteHook>> = vec![plugins.clone()];
     let overload_wait = std::time::Duration::from_millis(config.overload_wait_ms.max(1));
+    let tenants = config.tenant_policies().map_err(StartError::Config)?;
+    let limits = RateLimits::new(
+        &config.rate_limit,
+        &tenants
+            .iter()
+            .filter_map(|(name, policy)| Some((name.clone(), policy.rate_limit?)))
+            .collect(),
+    );
     let state = web::Data::new(AppState {
         store,
         keys,
@@ -139,23 +147,14 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
             filter_max_depth: config.filter_max_depth,
             token_leeway_secs: config.token_leeway_secs,
             dialect: config.dialect().map_err(StartError::Config)?,
-            tenant_dialects: config.tenant_dialects().map_err(StartError::Config)?,
+            tenants,
             max_patch_operations: config.max_patch_operations,
             max_values_per_attribute: config.max_values_per_attribute,
             group_patch_returns_resource: config.group_patch_returns_resource,
-            network: NetworkSettings {
-                allow_from: config.allow_from.clone(),
-                trusted_proxies: config.trusted_proxies.clone(),
-            },
-            tenant_allow: config
-                .tenants
-                .iter()
-                .filter(|(_, t)| !t.allow_from.is_empty())
-                .map(|(name, t)| (name.clone(), t.allow_from.clone()))
-                .collect(),
+            network: config.network(),
         },
         passwords: Passwords::new(
-            config.password_storage.into(),
+            config.password_storage,
             config.hashing_slots(),
             overload_wait,
         ),
@@ -178,14 +177,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
         clock,
         write_hooks,
         metrics,
-        limits: RateLimits::new(
-            &config.rate_limit,
-            &config
-                .tenants
-                .iter()
-                .filter_map(|(name, t)| Some((name.clone(), t.rate_limit?)))
-                .collect(),
-        ),
+        limits,
     });
     Ok(Built { state, plugins })
 }

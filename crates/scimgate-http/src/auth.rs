@@ -169,7 +169,13 @@ pub fn tenant_for(
             "the token may not act for the tenant '{tenant}'"
         )));
     }
-    if let Some(allow) = state.settings.tenant_allow.get(&tenant) {
+    if let Some(allow) = state
+        .settings
+        .tenants
+        .get(&tenant)
+        .map(|policy| &policy.allow_from)
+        .filter(|allow| !allow.is_empty())
+    {
         let client = state.settings.network.client_addr(req);
         if !crate::network::allowed_by(allow, client) {
             return Err(ApiError::Forbidden(format!(

@@ -51,7 +51,7 @@ pub use network::NetworkSettings;
 pub use password::{PasswordStorage, Passwords};
 pub use plugins::PluginHook;
 pub use rate_limit::{Limit, RateLimitSettings, RateLimits};
-pub use state::{AppState, HttpSettings};
+pub use state::{AppState, HttpSettings, TenantPolicy};
 pub use token::{Claims, SigningKey, TokenRequest, valid_tenant as auth_tenant_is_valid};
 
 /// Builds the whole application. `main` and the integration tests both call this, so the

@@ -6,11 +6,9 @@ use std::net::IpAddr;
 
 use actix_web::HttpRequest;
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
 
-/// `allow_from` and `trusted_proxies` in the configuration.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// `allow_from` and `trusted_proxies` of the configuration, as the server applies them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetworkSettings {
     /// Networks that may call at all (CIDR, IPv4 and IPv6); empty allows every address.
     pub allow_from: Vec<IpNet>,

@@ -12,7 +12,9 @@ use scimgate_model::PasswordChange;
 
 use crate::error::ApiError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `password_storage` in the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PasswordStorage {
     /// Keep an Argon2id hash (PHC string) of each password sent.
     Argon2id,

@@ -17,6 +17,16 @@ use crate::network::NetworkSettings;
 use crate::password::Passwords;
 use crate::rate_limit::RateLimits;
 
+/// What one tenant sets for itself (`[tenants.NAME]`): its dialect rules (the global ones
+/// when it sets none), its allowlist on top of the global one, and its rate per token
+/// subject instead of `rate_limit.per_token`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantPolicy {
+    pub dialect: Dialect,
+    pub allow_from: Vec<ipnet::IpNet>,
+    pub rate_limit: Option<crate::rate_limit::Limit>,
+}
+
 /// HTTP-level settings, filled from the binary's configuration.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
@@ -33,40 +43,19 @@ pub struct HttpSettings {
     pub filter_max_depth: usize,
     /// Seconds of clock skew allowed when checking `exp` and `nbf`.
     pub token_leeway_secs: u64,
-    /// The IdP dialect rules in force, and tenants' own where they differ.
+    /// The IdP dialect rules in force where a tenant has none of its own.
     pub dialect: Dialect,
-    pub tenant_dialects: std::collections::HashMap<String, Dialect>,
+    /// Each configured tenant's own policy.
+    pub tenants: std::collections::HashMap<String, TenantPolicy>,
     /// Most operations in one PATCH request.
     pub max_patch_operations: usize,
     /// Most values one multi-valued attribute may hold (group members excepted).
     pub max_values_per_attribute: usize,
     /// Client addresses: the global allowlist and the proxies believed.
     pub network: NetworkSettings,
-    /// Tenants' own allowlists, checked once the tenant is known.
-    pub tenant_allow: std::collections::HashMap<String, Vec<ipnet::IpNet>>,
     /// Answer a group PATCH with the group (200) even when no projection was asked for;
     /// by default it is 204, so that a large group is never serialised to change one member.
     pub group_patch_returns_resource: bool,
-}
-
-impl Default for HttpSettings {
-    fn default() -> Self {
-        HttpSettings {
-            public_base_url: None,
-            max_body_bytes: 1024 * 1024,
-            body_timeout_secs: 30,
-            max_results: 1000,
-            filter_max_depth: scimgate_model::filter::DEFAULT_MAX_DEPTH,
-            token_leeway_secs: 30,
-            dialect: Dialect::default(),
-            tenant_dialects: std::collections::HashMap::new(),
-            max_patch_operations: 1000,
-            max_values_per_attribute: 1000,
-            group_patch_returns_resource: false,
-            network: NetworkSettings::default(),
-            tenant_allow: std::collections::HashMap::new(),
-        }
-    }
 }
 
 pub struct AppState {
@@ -96,6 +85,8 @@ pub struct AppState {
 impl HttpSettings {
     /// The dialect rules for `tenant`: its own, else the global ones.
     pub fn dialect_for(&self, tenant: &str) -> &Dialect {
-        self.tenant_dialects.get(tenant).unwrap_or(&self.dialect)
+        self.tenants
+            .get(tenant)
+            .map_or(&self.dialect, |policy| &policy.dialect)
     }
 }
