@@ -121,7 +121,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
         tracing::info!(plugins = host.specs().count(), "plugins loaded");
     }
     let store: Arc<dyn scimgate_store::Store> = Arc::new(store);
-    let metrics = Arc::new(Metrics::new(Arc::clone(&store)));
+    let metrics = Arc::new(Metrics::new());
     let access = AccessCache::start(&store)?;
     prune_audit_periodically(&store, config.audit_retention_days)?;
     let plugins = Arc::new(PluginHook::new(Arc::new(host), Arc::clone(&metrics)));

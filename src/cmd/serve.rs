@@ -83,8 +83,8 @@ pub fn serve(args: ServeArgs) -> CliResult {
         };
         server.run().await
     })?;
-    // The reload thread holds the plugins, which hold the metrics, which hold the store:
-    // stop it so that the store closes (and its writer drains) before the process exits.
+    // The server's state (and with it the store, whose writer drains as it closes) went
+    // with the server; the reload thread still holds the plugin set: stop it too.
     drop(reload);
     let _ = reload_thread.join();
     tracing::info!("scimgate stopped");

@@ -3,7 +3,7 @@
 //! Labels come from bounded sets only (route patterns, not paths; plugin names from the
 //! configuration), so a client cannot grow the series without limit.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
@@ -13,7 +13,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use scimgate_store::Store;
+use scimgate_store::StoreStats;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -84,6 +84,16 @@ pub struct Metrics {
     plugin_calls: Family<PluginOutcomeLabels, Counter>,
     plugin_seconds: HistogramFamily<PluginLabels>,
     rate_limited: Family<LimitLabels, Counter>,
+    /// The store's counters for the scrape under way (`scraping` held).
+    store_stats: Arc<Mutex<StoreStats>>,
+    /// One scrape at a time, so each shows the counters it was handed.
+    scraping: Mutex<()>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -93,8 +103,9 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// The metrics of one server; `store` is read at each scrape.
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    /// The metrics of one server. The store's counters are not held here: the scrape hands
+    /// them in (`encode`), so that nothing but its owner keeps the store alive.
+    pub fn new() -> Self {
         let mut registry = Registry::with_prefix("scimgate");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -128,9 +139,12 @@ impl Metrics {
             "Requests refused with 429, by limiter",
             rate_limited.clone(),
         );
-        registry.register_collector(Box::new(StoreCollector(store)));
+        let store_stats = Arc::new(Mutex::new(StoreStats::default()));
+        registry.register_collector(Box::new(StoreCollector(Arc::clone(&store_stats))));
         Metrics {
             registry,
+            store_stats,
+            scraping: Mutex::new(()),
             requests,
             request_seconds,
             plugin_calls,
@@ -175,8 +189,16 @@ impl Metrics {
             .inc();
     }
 
-    /// The OpenMetrics text exposition.
-    pub fn encode(&self) -> String {
+    /// The OpenMetrics text exposition, with the store's counters as of now.
+    pub fn encode(&self, store: StoreStats) -> String {
+        let _one_at_a_time = self
+            .scraping
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *self
+            .store_stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = store;
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -184,8 +206,8 @@ impl Metrics {
     }
 }
 
-/// The store's counters, read when scraped.
-struct StoreCollector(Arc<dyn Store>);
+/// The store's counters, as the last scrape handed them in.
+struct StoreCollector(Arc<Mutex<StoreStats>>);
 
 impl std::fmt::Debug for StoreCollector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -195,7 +217,10 @@ impl std::fmt::Debug for StoreCollector {
 
 impl Collector for StoreCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let stats = self.0.stats();
+        let stats = *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut counter = |name: &str, help: &str, value: f64| {
             let c = ConstCounter::new(value);
             let e = encoder.encode_descriptor(name, help, None, c.metric_type())?;

@@ -142,5 +142,5 @@ pub async fn metrics(
                 .parse()
                 .map_err(|_| ApiError::Internal("metrics content type".into()))?,
         ))
-        .body(state.metrics.encode()))
+        .body(state.metrics.encode(state.store.stats())))
 }
