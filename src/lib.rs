@@ -13,6 +13,7 @@ use scimgate_http::{
     AccessCache, Admission, AppState, Connections, HttpSettings, KeyRing, Metrics, Passwords,
     PluginHook, RateLimits, SigningKey,
 };
+use scimgate_limits::Periodic;
 use scimgate_model::{Clock, SystemClock};
 use scimgate_plugins::{PluginHost, PluginLoadError};
 use scimgate_store::{SqliteOptions, SqliteStore, StoreError};
@@ -38,54 +39,55 @@ pub enum StartError {
     Plugins(#[from] PluginLoadError),
 }
 
-/// The application state and the handle through which its plugins are reloaded.
+/// The application state, the handle through which its plugins are reloaded, and the
+/// background work that runs as long as the server: dropping it stops that work.
 pub struct Built {
     pub state: web::Data<AppState>,
     pub plugins: Arc<PluginHook>,
+    pub background: Vec<Periodic>,
 }
 
 /// Opens the data folder (creating it, the signing key and the database on first start)
 /// and builds the shared application state.
+/// (For tests: the background work stops with the call.)
 pub fn build_state(config: &Config) -> Result<web::Data<AppState>, StartError> {
     Ok(build(config, Arc::new(SystemClock))?.state)
 }
 
-/// Deletes audit rows older than the retention, now and every hour, until the store closes.
+/// Deletes audit rows older than the retention, now and every hour, until the returned
+/// handle is dropped (`None` when the trail is kept for ever).
 fn prune_audit_periodically(
     store: &Arc<dyn scimgate_store::Store>,
     retention_days: u32,
-) -> Result<(), StartError> {
+) -> Result<Option<Periodic>, StartError> {
     if retention_days == 0 {
-        return Ok(());
+        return Ok(None);
     }
-    let weak = Arc::downgrade(store);
-    std::thread::Builder::new()
-        .name("scimgate-audit-retention".into())
-        .spawn(move || {
-            loop {
-                let Some(store) = weak.upgrade() else { return };
-                let cutoff = SystemClock.now() - time::Duration::days(i64::from(retention_days));
-                match store.prune_audit(&scimgate_model::clock::format_timestamp(cutoff)) {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(
-                        rows = n,
-                        retention_days,
-                        "audit rows past retention deleted"
-                    ),
-                    Err(e) => tracing::warn!(error = %e, "cannot prune the audit trail"),
-                }
-                drop(store);
-                // Sleep in short steps so that the thread ends soon after the store does.
-                for _ in 0..3600 {
-                    std::thread::sleep(std::time::Duration::from_secs(1));
-                    if Weak::strong_count(&weak) == 0 {
-                        return;
-                    }
-                }
+    let prune = move |store: &dyn scimgate_store::Store| {
+        let cutoff = SystemClock.now() - time::Duration::days(i64::from(retention_days));
+        match store.prune_audit(&scimgate_model::clock::format_timestamp(cutoff)) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                rows = n,
+                retention_days,
+                "audit rows past retention deleted"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot prune the audit trail"),
+        }
+    };
+    prune(store.as_ref());
+    let weak: Weak<dyn scimgate_store::Store> = Arc::downgrade(store);
+    let hourly = Periodic::start(
+        "scimgate-audit-retention",
+        std::time::Duration::from_secs(3600),
+        move || {
+            if let Some(store) = weak.upgrade() {
+                prune(store.as_ref());
             }
-        })
-        .map_err(|e| StartError::Thread("audit retention", e))?;
-    Ok(())
+        },
+    )
+    .map_err(|e| StartError::Thread("audit retention", e))?;
+    Ok(Some(hourly))
 }
 
 /// Validates and compiles the configured plugins (compiled code cached in the data folder).
@@ -123,7 +125,9 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
     let store: Arc<dyn scimgate_store::Store> = Arc::new(store);
     let metrics = Arc::new(Metrics::new());
     let access = AccessCache::start(&store)?;
-    prune_audit_periodically(&store, config.audit_retention_days)?;
+    let background: Vec<Periodic> = prune_audit_periodically(&store, config.audit_retention_days)?
+        .into_iter()
+        .collect();
     let plugins = Arc::new(PluginHook::new(Arc::new(host), Arc::clone(&metrics)));
     let write_hooks: Vec<Arc<dyn scimgate_http::WriteHook>> = vec![plugins.clone()];
     let overload_wait = std::time::Duration::from_millis(config.overload_wait_ms.max(1));
@@ -179,5 +183,9 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
         metrics,
         limits,
     });
-    Ok(Built { state, plugins })
+    Ok(Built {
+        state,
+        plugins,
+        background,
+    })
 }

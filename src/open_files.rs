@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use scimgate_http::Connections;
+use scimgate_limits::Periodic;
 
 /// Files the server keeps open besides client connections: the database (file, WAL and
 /// shared memory per connection), plugin code, the log, listeners and the event loop.
@@ -58,28 +59,27 @@ pub fn cap(configured: usize, workers: usize, reserve: u64, open_files: u64) -> 
 
 /// Looks at the open connections every second and warns, at most once a minute, while
 /// they are near the cap: answers then close their connections, and at the cap new ones
-/// wait in the listen queue until others close.
-pub fn watch(connections: Arc<Connections>) {
-    let spawned = std::thread::Builder::new()
-        .name("scimgate-connections".into())
-        .spawn(move || {
-            let mut last_warning: Option<Instant> = None;
-            loop {
-                std::thread::sleep(Duration::from_secs(1));
-                if connections.near_cap()
-                    && last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
-                {
-                    tracing::warn!(
-                        open_connections = connections.open(),
-                        connection_cap = connections.cap(),
-                        "near the connection cap: answers close their connections"
-                    );
-                    last_warning = Some(Instant::now());
-                }
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "cannot start the connection watch");
+/// wait in the listen queue until others close. It runs until the handle is dropped.
+pub fn watch(connections: Arc<Connections>) -> Option<Periodic> {
+    let mut last_warning: Option<Instant> = None;
+    let watch = Periodic::start("scimgate-connections", Duration::from_secs(1), move || {
+        if connections.near_cap()
+            && last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+        {
+            tracing::warn!(
+                open_connections = connections.open(),
+                connection_cap = connections.cap(),
+                "near the connection cap: answers close their connections"
+            );
+            last_warning = Some(Instant::now());
+        }
+    });
+    match watch {
+        Ok(watch) => Some(watch),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot start the connection watch");
+            None
+        }
     }
 }
 

@@ -4,10 +4,10 @@
 //! database read on every request.
 
 use std::sync::{Arc, Weak};
-use std::thread;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use scimgate_limits::Periodic;
 use scimgate_store::{AccessSnapshot, Store, StoreError};
 
 /// How often the snapshot is read again; a revocation takes effect within this.
@@ -15,6 +15,8 @@ pub const REFRESH: Duration = Duration::from_millis(250);
 
 pub struct AccessCache {
     current: ArcSwap<AccessSnapshot>,
+    /// The refresh, which ends when the cache is dropped.
+    refresh: std::sync::OnceLock<Periodic>,
 }
 
 impl AccessCache {
@@ -22,27 +24,21 @@ impl AccessCache {
     pub fn start(store: &Arc<dyn Store>) -> Result<Arc<Self>, StoreError> {
         let cache = Arc::new(AccessCache {
             current: ArcSwap::from_pointee(store.access()?),
+            refresh: std::sync::OnceLock::new(),
         });
         let (weak_cache, weak_store): (Weak<Self>, Weak<dyn Store>) =
             (Arc::downgrade(&cache), Arc::downgrade(store));
-        thread::Builder::new()
-            .name("scimgate-access".into())
-            .spawn(move || {
-                loop {
-                    thread::sleep(REFRESH);
-                    let (Some(cache), Some(store)) = (weak_cache.upgrade(), weak_store.upgrade())
-                    else {
-                        return;
-                    };
-                    match store.access() {
-                        Ok(snapshot) => cache.current.store(Arc::new(snapshot)),
-                        // The last good snapshot keeps serving; the next tick tries again.
-                        Err(e) => {
-                            tracing::warn!(error = %e, "cannot refresh tenants and revocations")
-                        }
-                    }
-                }
-            })?;
+        let refresh = Periodic::start("scimgate-access", REFRESH, move || {
+            let (Some(cache), Some(store)) = (weak_cache.upgrade(), weak_store.upgrade()) else {
+                return;
+            };
+            match store.access() {
+                Ok(snapshot) => cache.current.store(Arc::new(snapshot)),
+                // The last good snapshot keeps serving; the next tick tries again.
+                Err(e) => tracing::warn!(error = %e, "cannot refresh tenants and revocations"),
+            }
+        })?;
+        let _ = cache.refresh.set(refresh);
         Ok(cache)
     }
 

@@ -6,7 +6,13 @@
 //! front of another tenant; a caller that cannot get a slot in time gets [`Busy`], which
 //! the HTTP layer answers with 503 and `Retry-After`. Deadlines of work that holds a slot
 //! (a query, a plugin call) are measured in the thread's own CPU time
-//! ([`thread_cpu_time`]), so that waiting for a core does not count against them.
+//! ([`thread_cpu_time`]), so that waiting for a core does not count against them. The
+//! server's periodic background work runs as [`Periodic`] threads, which end with their
+//! owner.
+
+mod periodic;
+
+pub use periodic::Periodic;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};

@@ -3,11 +3,9 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
 use std::time::{Duration, Instant};
 
-use scimgate_limits::{FairSlots, thread_cpu_time};
+use scimgate_limits::{FairSlots, Periodic, thread_cpu_time};
 use wasmtime::{
     Caller, Config, Engine, ExternType, InstanceAllocationStrategy, InstancePre, Linker, Module,
     PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline, ValType,
@@ -117,15 +115,11 @@ struct CallState {
 pub struct PluginHost {
     engine: Engine,
     plugins: Vec<Loaded>,
-    ticker_stop: Arc<AtomicBool>,
+    /// Advances the engine's epoch every tick, which is how call deadlines are enforced;
+    /// it stops when the host is dropped (a reload replaces the host).
+    _ticker: Option<Periodic>,
     /// Instances in use, by tenant: one tenant's slow plugins cannot take them all.
     instances: Arc<FairSlots>,
-}
-
-impl Drop for PluginHost {
-    fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
-    }
 }
 
 impl PluginHost {
@@ -174,14 +168,15 @@ impl PluginHost {
                 .map_err(|e| invalid(format!("cannot link: {e:#}")))?;
             plugins.push(Loaded { spec, pre });
         }
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        if !plugins.is_empty() {
-            start_ticker(engine.clone(), Arc::clone(&ticker_stop));
-        }
+        let ticker = if plugins.is_empty() {
+            None
+        } else {
+            start_ticker(engine.clone())
+        };
         Ok(PluginHost {
             engine,
             plugins,
-            ticker_stop,
+            _ticker: ticker,
             instances: FairSlots::new(
                 "plugin instance",
                 POOL_INSTANCES,
@@ -325,18 +320,16 @@ fn engine(max_memory: usize) -> Result<Engine, PluginLoadError> {
     }
 }
 
-/// Advances the engine's epoch every tick, which is how call deadlines are enforced.
-fn start_ticker(engine: Engine, stop: Arc<AtomicBool>) {
-    let spawned = thread::Builder::new()
-        .name("scimgate-plugin-clock".into())
-        .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                thread::sleep(TICK);
-                engine.increment_epoch();
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "cannot start the plugin deadline clock");
+/// The thread that advances the engine's epoch every tick.
+fn start_ticker(engine: Engine) -> Option<Periodic> {
+    match Periodic::start("scimgate-plugin-clock", TICK, move || {
+        engine.increment_epoch()
+    }) {
+        Ok(ticker) => Some(ticker),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the plugin deadline clock");
+            None
+        }
     }
 }
 

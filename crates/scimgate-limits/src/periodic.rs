@@ -1,0 +1,103 @@
+//! Background work that runs every so often (refreshing the tenant registry, pruning the
+//! audit trail, advancing the plugins' clock, watching connections) stops one way: when
+//! its owner drops the [`Periodic`] handle. The thread is woken at once, not at its next
+//! tick, and joined, so nothing outlives what it works on.
+
+use std::io;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+/// A thread that runs a task every interval until this handle is dropped.
+pub struct Periodic {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Periodic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Periodic")
+    }
+}
+
+impl Periodic {
+    /// Runs `tick` every `every` (the first time after one interval) on a thread named
+    /// `name`, until the handle is dropped.
+    pub fn start(
+        name: &str,
+        every: Duration,
+        mut tick: impl FnMut() + Send + 'static,
+    ) -> io::Result<Periodic> {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let signal = Arc::clone(&stop);
+        let thread = thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                let (stopped, wake) = &*signal;
+                loop {
+                    let guard = stopped.lock().unwrap_or_else(PoisonError::into_inner);
+                    let (guard, _) = wake
+                        .wait_timeout_while(guard, every, |stop| !*stop)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    if *guard {
+                        return;
+                    }
+                    drop(guard);
+                    tick();
+                }
+            })?;
+        Ok(Periodic {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Periodic {
+    fn drop(&mut self) {
+        let (stopped, wake) = &*self.stop;
+        *stopped.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        wake.notify_all();
+        if let Some(thread) = self.thread.take() {
+            // The task itself may drop its owner's last handle (a tick that held it):
+            // a thread cannot wait for itself, and it returns at its next check anyway.
+            if thread.thread().id() != thread::current().id() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    #[test]
+    fn ticks_until_dropped_and_stops_at_once() {
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&ticks);
+        let periodic = Periodic::start("test-tick", Duration::from_millis(5), move || {
+            counted.fetch_add(1, Ordering::Relaxed);
+        })
+        .expect("start");
+        std::thread::sleep(Duration::from_millis(60));
+        let long = Periodic::start("test-long", Duration::from_secs(3600), || {}).expect("start");
+        let started = Instant::now();
+        drop(long);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "woken, not left to sleep its hour"
+        );
+        drop(periodic);
+        let after = ticks.load(Ordering::Relaxed);
+        assert!(after >= 3, "it ticked: {after}");
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(
+            ticks.load(Ordering::Relaxed),
+            after,
+            "no tick after the drop"
+        );
+    }
+}
