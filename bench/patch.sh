@@ -7,6 +7,7 @@
 # Users are generated through the storage crate into a fresh data folder.
 #
 #   bench/patch.sh [DURATION_SECONDS]
+#   BENCH_BIN=/path/to/scimgate bench/patch.sh 10   (another build's server, side by side)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -18,9 +19,13 @@ users=111000
 mkdir -p "$results"
 
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
-cargo build --release --locked --bin scimgate
 cargo build --release --locked -p scimgate-store --example generate-users
-bin=target/release/scimgate
+if [[ -n "${BENCH_BIN:-}" ]]; then
+  bin=$BENCH_BIN
+else
+  cargo build --release --locked --bin scimgate
+  bin=target/release/scimgate
+fi
 
 data=$(mktemp -d "$PWD/target/bench-patch.XXXXXX")
 target/release/examples/generate-users "$data/scimgate.db" "$users" 2>/dev/null

@@ -4,6 +4,8 @@
 # plugin, one plugin and the three Rust example plugins chained, and start-up time.
 #
 #   bench/plugins.sh [DURATION_SECONDS]
+#   BENCH_BIN=/path/to/scimgate bench/plugins.sh 10   (another build's server, side by side;
+#   the call benchmark is always this tree's host)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -14,9 +16,13 @@ results=bench/results
 mkdir -p "$results"
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 plugins/build.sh >/dev/null
-cargo build --release --locked --bin scimgate
 cargo build --release --locked -p scimgate-plugins --example call-bench
-bin=target/release/scimgate
+if [[ -n "${BENCH_BIN:-}" ]]; then
+  bin=$BENCH_BIN
+else
+  cargo build --release --locked --bin scimgate
+  bin=target/release/scimgate
+fi
 dist=$PWD/plugins/dist
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
