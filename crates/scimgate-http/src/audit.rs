@@ -1,10 +1,8 @@
 //! The audit trail: one row for every write and every refused write by an authenticated
 //! client (who, from where, what, the versions before and after, each plugin's decision,
-//! the status and the error detail). The write path leaves notes on the request as it goes;
-//! the middleware turns them into a row when the answer is known. Rows are queued to the
-//! writer and committed with the next batch, so auditing adds no commit to a request.
-
-use std::sync::{Arc, Mutex};
+//! the status and the error detail), written from the write's report and the error its
+//! answer was made of when the answer is known. Rows are queued to the writer and
+//! committed with the next batch, so auditing adds no commit to a request.
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -14,7 +12,8 @@ use actix_web::{HttpMessage, HttpRequest, web};
 use scimgate_store::AuditRecord;
 
 use crate::auth::{self, Principal};
-use crate::context::{AuditNotes, NOTES};
+use crate::error::ApiError;
+use crate::report::WriteReport;
 use crate::state::AppState;
 
 /// Writes are audited; a `.search` is a query (its path as routing sees it, decoded).
@@ -26,7 +25,10 @@ fn is_write(req: &ServiceRequest) -> bool {
 }
 
 /// Wraps `/scim/v2`, outside authentication, so that refusals by auth and rate limits are
-/// seen too (once the client is known).
+/// seen too (once the client is known). The row is written from what the write reported
+/// (`WriteReport`, left on the request by the handler) and from the error the answer was
+/// made of; a write refused before it started (scope, tenant, admission) has no report, and
+/// its row names the route's resource type and id.
 pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -37,13 +39,9 @@ pub async fn middleware(
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    let notes = Arc::new(Mutex::new(AuditNotes::default()));
     let client = state.settings.network.client_addr(req.request());
     let method = req.method().to_string();
-    let resp = NOTES
-        .scope(Arc::clone(&notes), next.call(req))
-        .await?
-        .map_into_boxed_body();
+    let resp = next.call(req).await?.map_into_boxed_body();
     let Some(principal) = resp.request().extensions().get::<Principal>().cloned() else {
         // Unauthenticated: in the request log only, so that a flood of bad tokens cannot
         // fill the database.
@@ -54,7 +52,14 @@ pub async fn middleware(
         // each: a flood must not fill the database at the per-client rate.
         return Ok(resp);
     }
-    let notes = std::mem::take(&mut *notes.lock().unwrap_or_else(|p| p.into_inner()));
+    let report = resp.request().extensions_mut().remove::<WriteReport>();
+    let report = report.unwrap_or_default();
+    let error_detail = resp
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<ApiError>())
+        .map(|e| e.to_scim().detail);
+    let plugins = report.plugins.take();
     let record = AuditRecord {
         seq: 0,
         at: scimgate_model::clock::format_timestamp(state.clock.now()),
@@ -63,43 +68,33 @@ pub async fn middleware(
         jti: principal.jti,
         client: client.map(|ip| ip.to_string()),
         method,
-        resource_type: resource_type(resp.request()),
-        resource_id: resource_id(&resp),
-        version_before: notes.version_before,
-        version_after: version_after(&resp),
-        plugins: (!notes.plugins.is_empty())
-            .then(|| serde_json::to_string(&notes.plugins).ok())
+        resource_type: report
+            .resource_type
+            .map(|rt| rt.name().to_owned())
+            .or_else(|| route_resource_type(resp.request())),
+        resource_id: report
+            .id
+            .clone()
+            .or_else(|| resp.request().match_info().get("id").map(str::to_owned))
+            // The client's text: a 64 KB id must not become a 64 KB audit row.
+            .map(|id| scimgate_model::excerpt(&id, 128).into_owned()),
+        version_before: report.version_before,
+        version_after: report.version_after.filter(|_| resp.status().is_success()),
+        plugins: (!plugins.is_empty())
+            .then(|| serde_json::to_string(&plugins).ok())
             .flatten(),
         status: resp.status().as_u16(),
-        detail: notes.detail,
+        detail: error_detail.or_else(|| report.skipped_detail()),
     };
     state.store.append_audit(record);
     Ok(resp)
 }
 
-fn resource_type(req: &HttpRequest) -> Option<String> {
+/// The resource type of a write refused before the write pipeline ran: from its route.
+fn route_resource_type(req: &HttpRequest) -> Option<String> {
     let pattern = req.match_pattern()?;
     ["Users", "Groups"]
         .into_iter()
         .find(|t| pattern.contains(&format!("/{t}")))
         .map(|t| t.trim_end_matches('s').to_owned())
-}
-
-/// The id in the path, or the one a create answered with in `Location`.
-fn resource_id(resp: &ServiceResponse<BoxBody>) -> Option<String> {
-    if let Some(id) = resp.request().match_info().get("id") {
-        // The client's text: a 64 KB id must not become a 64 KB audit row.
-        return Some(scimgate_model::excerpt(id, 128).into_owned());
-    }
-    let location = resp.headers().get("location")?.to_str().ok()?;
-    location.rsplit('/').next().map(str::to_owned)
-}
-
-/// From the `ETag` (`W/"N"`) of a successful write.
-fn version_after(resp: &ServiceResponse<BoxBody>) -> Option<i64> {
-    if !resp.status().is_success() {
-        return None;
-    }
-    let etag = resp.headers().get("etag")?.to_str().ok()?;
-    etag.trim_start_matches("W/").trim_matches('"').parse().ok()
 }

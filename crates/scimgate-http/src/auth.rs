@@ -6,7 +6,7 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -56,8 +56,7 @@ pub async fn middleware(
             error,
             client: None,
         }) => {
-            let response = error.error_response();
-            return Ok(req.into_response(response));
+            return Ok(req.error_response(error));
         }
     };
     let span = tracing::Span::current();
@@ -81,10 +80,7 @@ pub async fn enforce(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let refused = req.extensions_mut().remove::<Refused>();
     match refused {
-        Some(Refused(error)) => {
-            let response = error.error_response();
-            Ok(req.into_response(response))
-        }
+        Some(Refused(error)) => Ok(req.error_response(error)),
         None => Ok(next.call(req).await?.map_into_boxed_body()),
     }
 }

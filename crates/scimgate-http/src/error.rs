@@ -188,7 +188,6 @@ impl ResponseError for ApiError {
             return too_many(throttled, self.to_string());
         }
         let scim = self.to_scim();
-        crate::context::note(|n| n.detail = Some(scim.detail.clone()));
         if scim.status >= 500 {
             tracing::error!(error = %self, status = scim.status, "request failed");
         }

@@ -1,7 +1,6 @@
 //! The admission gate on `/scim/v2`: each authenticated request holds its place among its
 //! tenant's share of the requests in the works (see `admission`) until its answer is ready.
 
-use actix_web::ResponseError;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
@@ -23,8 +22,10 @@ pub async fn middleware(
         // Answered as a response, not returned as an error, so that the request id, the
         // log line, the metrics and the audit trail (all outside this gate) see it.
         Err(busy) => {
-            let refusal = ApiError::Overloaded(busy).error_response();
-            return Ok(req.into_response(refusal));
+            // `error_response` keeps the error on the answer, for the audit row's detail.
+            return Ok(req
+                .error_response(ApiError::Overloaded(busy))
+                .map_into_boxed_body());
         }
     };
     let resp = next.call(req).await?.map_into_boxed_body();

@@ -7,6 +7,8 @@ use scimgate_model::{ResourceType, ScimError};
 use scimgate_store::StoredResource;
 use serde_json::Value;
 
+use crate::report::PluginNote;
+
 /// Which write a hook is looking at: the plugin host's own hook kinds.
 pub use scimgate_plugins::Hook;
 
@@ -20,6 +22,8 @@ pub struct WriteContext<'a> {
     pub before: Option<&'a StoredResource>,
     /// The PATCH operations as the client sent them (patch only).
     pub operations: Option<&'a Value>,
+    /// Where each plugin's decision is written down, for the write's report.
+    pub decisions: &'a std::cell::RefCell<Vec<PluginNote>>,
 }
 
 /// A step that may rewrite or refuse a resource before it is validated and stored. The

@@ -27,6 +27,7 @@ mod plugins;
 mod query;
 mod rate_limit;
 mod render;
+mod report;
 mod request_id;
 mod resources;
 mod state;

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::hooks::{HookError, WriteContext, WriteHook};
 use crate::metrics::{Metrics, PluginOutcome};
+use crate::report::PluginNote;
 
 pub struct PluginHook {
     host: ArcSwap<PluginHost>,
@@ -108,12 +109,10 @@ impl WriteHook for PluginHook {
                 Err(failure) => Some(failure.class()),
                 _ => None,
             };
-            crate::context::note(|n| {
-                n.plugins.push(crate::context::PluginNote {
-                    plugin: spec.name.clone(),
-                    decision: outcome.label(),
-                    detail,
-                })
+            ctx.decisions.borrow_mut().push(PluginNote {
+                plugin: spec.name.clone(),
+                decision: outcome.label(),
+                detail,
             });
             match result {
                 Ok(Decision::Accept) => {}

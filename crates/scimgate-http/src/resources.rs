@@ -1,7 +1,7 @@
 //! `/Users` and `/Groups`: create, read, replace and delete (RFC 7644 §3.3–§3.6).
 
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use scimgate_model::ResourceType;
 use scimgate_store::StoreError;
 
@@ -15,6 +15,7 @@ use crate::query::QueryParams;
 use crate::render::{
     projection, resource_response, resource_response_text, resource_text, scim_base,
 };
+use crate::report::WriteReport;
 use crate::state::AppState;
 use crate::write_path;
 
@@ -46,6 +47,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 ),
         );
     }
+}
+
+/// Runs a write on a blocking thread and leaves its report on the request, whatever the
+/// outcome: the audit trail is written from it.
+async fn reported<T, F>(req: &HttpRequest, mut report: WriteReport, write: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut WriteReport) -> Result<T, ApiError> + Send + 'static,
+{
+    let (report, result) = blocking(move || {
+        let result = write(&mut report);
+        Ok((report, result))
+    })
+    .await?;
+    req.extensions_mut().insert(report);
+    result
 }
 
 async fn get(
@@ -101,7 +118,10 @@ async fn create(
     let projection = projection(rt, &query)?;
     let doc = read_json(&req, payload, &state).await?;
     let st = state.clone();
-    let created = blocking(move || write_path::create(&st, &principal.tenant, rt, doc)).await?;
+    let created = reported(&req, WriteReport::new(rt, None), move |report| {
+        write_path::create(&st, &principal.tenant, rt, doc, report)
+    })
+    .await?;
     let base = scim_base(&req, &state.settings);
     Ok(resource_response(
         StatusCode::CREATED,
@@ -125,8 +145,17 @@ async fn replace(
     let doc = read_json(&req, payload, &state).await?;
     let if_match = Precondition::if_match(&req);
     let (st, id) = (state.clone(), id.into_inner());
-    let replaced = blocking(move || {
-        write_path::replace(&st, &principal.tenant, rt, &id, if_match.as_ref(), doc)
+    let report = WriteReport::new(rt, Some(&id));
+    let replaced = reported(&req, report, move |report| {
+        write_path::replace(
+            &st,
+            &principal.tenant,
+            rt,
+            &id,
+            if_match.as_ref(),
+            doc,
+            report,
+        )
     })
     .await?;
     let base = scim_base(&req, &state.settings);
@@ -148,8 +177,11 @@ async fn delete(
     let rt = **rt;
     let if_match = Precondition::if_match(&req);
     let (st, id) = (state.clone(), id.into_inner());
-    blocking(move || write_path::delete(&st, &principal.tenant, rt, &id, if_match.as_ref()))
-        .await?;
+    let report = WriteReport::new(rt, Some(&id));
+    reported(&req, report, move |report| {
+        write_path::delete(&st, &principal.tenant, rt, &id, if_match.as_ref(), report)
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -173,8 +205,9 @@ async fn patch(
         rt == ResourceType::User || asked || state.settings.group_patch_returns_resource;
     let (st, id) = (state.clone(), id.into_inner());
     let tenant = principal.tenant;
-    let done = blocking(move || {
-        let done = write_path::patch(&st, &tenant, rt, &id, if_match.as_ref(), body)?;
+    let report = WriteReport::new(rt, Some(&id));
+    let done = reported(&req, report, move |report| {
+        let done = write_path::patch(&st, &tenant, rt, &id, if_match.as_ref(), body, report)?;
         let mut resource = done.resource;
         if with_body && rt == ResourceType::Group && projection.wants("members") {
             resource = st

@@ -8,7 +8,7 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{ResponseError, web};
+use actix_web::web;
 
 use crate::error::ApiError;
 use crate::rate_limit::{Admitted, Limit, Throttled};
@@ -28,7 +28,7 @@ pub async fn before_auth(
             "requests from {} are not allowed here (allow_from)",
             client.map_or("an unknown address".into(), |ip| ip.to_string())
         ));
-        return Ok(req.into_response(refusal.error_response()));
+        return Ok(req.error_response(refusal));
     }
     let checked = state.limits.check_client(client);
     answer(req, next, &state, checked).await
@@ -59,7 +59,7 @@ async fn answer(
         Err(throttled) => {
             state.metrics.count_rate_limited(throttled.limiter);
             let refusal = ApiError::RateLimited(throttled);
-            Ok(req.into_response(refusal.error_response()))
+            Ok(req.error_response(refusal))
         }
         Ok(snapshot) => {
             let mut resp = next.call(req).await?.map_into_boxed_body();

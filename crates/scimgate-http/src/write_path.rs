@@ -16,6 +16,7 @@ use serde_json::Value;
 use crate::error::ApiError;
 use crate::etag::Precondition;
 use crate::hooks::{Hook, WriteContext, run_write_hooks};
+use crate::report::WriteReport;
 use crate::state::AppState;
 
 /// The dialect step: what the IdP sent, rewritten into what it means (see `dialect`).
@@ -43,6 +44,7 @@ pub fn create(
     tenant: &str,
     rt: ResourceType,
     doc: Value,
+    report: &mut WriteReport,
 ) -> Result<StoredResource, ApiError> {
     bounded(state, &doc)?;
     let doc = normalize(state, tenant, rt, doc);
@@ -52,10 +54,14 @@ pub fn create(
         tenant,
         before: None,
         operations: None,
+        decisions: &report.plugins,
     };
     let doc = run_write_hooks(&state.write_hooks, &ctx, doc)?;
     let new = stored_form(state, &ctx, &doc, &mut HashedOnce::default())?;
-    Ok(state.store.create(tenant, new)?)
+    let created = state.store.create(tenant, new)?;
+    report.id = Some(created.id.clone());
+    report.version_after = Some(created.version);
+    Ok(created)
 }
 
 /// The steps after the hooks, alike for every write: validation (and the bound on list
@@ -147,25 +153,38 @@ pub fn replace(
     id: &str,
     if_match: Option<&Precondition>,
     doc: Value,
+    report: &mut WriteReport,
 ) -> Result<StoredResource, ApiError> {
     bounded(state, &doc)?;
     let doc = normalize(state, tenant, rt, doc);
     let mut hashed = HashedOnce::default();
-    until_applied(if_match, || {
-        let current = current_version(state, tenant, rt, id, if_match, false)?;
+    let replaced = until_applied(if_match, || {
+        report.plugins.borrow_mut().clear();
+        let current = current_version(
+            state,
+            tenant,
+            rt,
+            id,
+            if_match,
+            false,
+            &mut report.version_before,
+        )?;
         let ctx = WriteContext {
             kind: Hook::Replace,
             resource_type: rt,
             tenant,
             before: Some(&current),
             operations: None,
+            decisions: &report.plugins,
         };
         let hooked = run_write_hooks(&state.write_hooks, &ctx, doc.clone())?;
         let new = stored_form(state, &ctx, &hooked, &mut hashed)?;
         Ok(state
             .store
             .replace(tenant, id, Some(current.version), new)?)
-    })
+    })?;
+    report.version_after = Some(replaced.version);
+    Ok(replaced)
 }
 
 /// Patch: parse the operations (dialect applied), apply them to a copy of the stored
@@ -178,6 +197,7 @@ pub fn patch(
     id: &str,
     if_match: Option<&Precondition>,
     body: Value,
+    report: &mut WriteReport,
 ) -> Result<PatchOutcome, ApiError> {
     let dialect = state.settings.dialect_for(tenant);
     let mut rewrites = Vec::new();
@@ -208,7 +228,16 @@ pub fn patch(
     let mut hashed = HashedOnce::default();
     let mut step_rewrites = Vec::new();
     let done = until_applied(if_match, || {
-        let current = current_version(state, tenant, rt, id, if_match, members_shown)?;
+        report.plugins.borrow_mut().clear();
+        let current = current_version(
+            state,
+            tenant,
+            rt,
+            id,
+            if_match,
+            members_shown,
+            &mut report.version_before,
+        )?;
         step_rewrites = rewrites.clone();
         let outcome = patch::apply(
             rt,
@@ -246,6 +275,7 @@ pub fn patch(
                 tenant,
                 before: Some(&current),
                 operations: operations.as_ref(),
+                decisions: &report.plugins,
             };
             let hooked = run_write_hooks(&state.write_hooks, &ctx, doc.clone())?;
             if changed || hooked != doc {
@@ -279,15 +309,9 @@ pub fn patch(
         Ok(state.store.patch(tenant, id, write)?)
     })?;
     log_rewrites(&step_rewrites);
-    if !done.skipped_members.is_empty() {
-        // The ids are the client's: the audit row and the log line name the first few and
-        // count the rest, whatever the client sent.
-        let skipped = skipped_list(&done.skipped_members);
-        crate::context::note(|n| {
-            n.detail = Some(format!(
-                "members that do not exist in the tenant were skipped: {skipped}"
-            ))
-        });
+    report.version_after = Some(done.resource.version);
+    report.skipped_members = done.skipped_members.clone();
+    if let Some(skipped) = report.skipped_detail() {
         tracing::warn!(
             group = id,
             skipped = %skipped,
@@ -339,20 +363,6 @@ fn members_after(current: &[MemberRef], changes: &MemberChanges) -> Value {
     Value::Array(out)
 }
 
-/// Ids named in a message: the first few in full, then how many more.
-fn skipped_list(ids: &[String]) -> String {
-    const SHOWN: usize = 10;
-    let shown: Vec<String> = ids
-        .iter()
-        .take(SHOWN)
-        .map(|id| scimgate_model::excerpt(id, 64).into_owned())
-        .collect();
-    match ids.len().saturating_sub(SHOWN) {
-        0 => shown.join(", "),
-        more => format!("{} and {more} more", shown.join(", ")),
-    }
-}
-
 /// The bound on list lengths, first on the body as sent, before any work is done on it: a
 /// list longer than twice the limit cannot be within it even after duplicates are dropped.
 /// The exact check follows validation, on what storage will keep.
@@ -387,6 +397,7 @@ pub fn delete(
     rt: ResourceType,
     id: &str,
     if_match: Option<&Precondition>,
+    report: &mut WriteReport,
 ) -> Result<(), ApiError> {
     let hooks_active = state
         .write_hooks
@@ -394,7 +405,16 @@ pub fn delete(
         .any(|h| h.applies(Hook::Delete, rt, tenant));
     until_applied(if_match, || {
         // Read first even without If-Match, so that the audit trail has the version deleted.
-        let current = current_version(state, tenant, rt, id, if_match, false)?;
+        report.plugins.borrow_mut().clear();
+        let current = current_version(
+            state,
+            tenant,
+            rt,
+            id,
+            if_match,
+            false,
+            &mut report.version_before,
+        )?;
         if hooks_active {
             let mut doc = current.attributes.clone();
             doc.insert(
@@ -408,6 +428,7 @@ pub fn delete(
                 tenant,
                 before: Some(&current),
                 operations: None,
+                decisions: &report.plugins,
             };
             run_write_hooks(&state.write_hooks, &ctx, Value::Object(doc))?;
         }
@@ -425,12 +446,13 @@ fn current_version(
     id: &str,
     if_match: Option<&Precondition>,
     with_relations: bool,
+    version_before: &mut Option<i64>,
 ) -> Result<StoredResource, ApiError> {
     let current = state
         .store
         .get(tenant, rt, id, with_relations)?
         .ok_or_else(|| StoreError::NotFound(rt, id.to_owned()))?;
-    crate::context::note(|n| n.version_before = Some(current.version));
+    *version_before = Some(current.version);
     if if_match.is_some_and(|p| !p.matches(current.version)) {
         return Err(stale(current.version));
     }
