@@ -3,6 +3,7 @@
 
 mod access;
 mod audit;
+mod connection;
 mod index;
 mod migrations;
 pub(crate) mod query;
@@ -107,12 +108,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database, migrates it and starts the writer.
     pub fn open(options: &SqliteOptions, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
-        let mut conn = Connection::open(&options.path)?;
-        conn.busy_timeout(options.busy_timeout)?;
-        // WAL lets readers run beside the writer; FULL makes every commit survive power loss.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut conn = connection::open_read_write(&options.path, options.busy_timeout)?;
         // The writer touches index pages all over the file; a larger cache than SQLite's
         // 2 MiB default keeps random updates from re-reading them (negative = KiB).
         conn.pragma_update(None, "cache_size", -65536)?;

@@ -7,9 +7,12 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::connection::open_read_write;
 use super::migrations::migrate;
 use crate::error::StoreError;
-use crate::records::{AccessSnapshot, RemoveOutcome, Revocation, TenantInfo, TokenRecord};
+use crate::records::{
+    AccessSnapshot, AuditQuery, AuditRecord, RemoveOutcome, Revocation, TenantInfo, TokenRecord,
+};
 
 pub(crate) fn snapshot(conn: &Connection) -> Result<AccessSnapshot, StoreError> {
     let mut tenants = HashSet::new();
@@ -48,21 +51,24 @@ impl Drop for AdminDb {
 
 impl AdminDb {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let mut conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut conn = open_read_write(path, std::time::Duration::from_secs(10))?;
         migrate(&mut conn)?;
         Ok(AdminDb { conn })
     }
 
-    pub fn snapshot(&self) -> Result<AccessSnapshot, StoreError> {
-        snapshot(&self.conn)
+    /// Audit rows, as `scimgate audit tail` reads them.
+    pub fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        super::audit::read_audit(&self.conn, q)
     }
 
+    /// The connection, for tests that write rows directly.
+    #[cfg(test)]
     pub(crate) fn connection(&self) -> &Connection {
         &self.conn
+    }
+
+    pub fn snapshot(&self) -> Result<AccessSnapshot, StoreError> {
+        snapshot(&self.conn)
     }
 
     /// Adds a tenant; false when it was there already.

@@ -3,7 +3,6 @@
 
 use rusqlite::{Connection, params};
 
-use super::access::AdminDb;
 use crate::error::StoreError;
 use crate::records::{AuditQuery, AuditRecord};
 
@@ -78,14 +77,9 @@ pub(crate) fn prune_audit(conn: &Connection, before: &str) -> Result<usize, Stor
     Ok(conn.execute("DELETE FROM audit WHERE at < ?1", [before])?)
 }
 
-impl AdminDb {
-    pub fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
-        read_audit(self.connection(), q)
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::access::AdminDb;
     use super::*;
 
     fn row(tenant: &str, at: &str, status: u16) -> AuditRecord {

@@ -1,0 +1,21 @@
+//! How scimgate opens a read-write connection to its database, in one place: the server's
+//! writer and the command-line tools' `AdminDb` alike.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use crate::error::StoreError;
+
+/// A read-write connection: WAL, so that readers run beside the writer; `synchronous=FULL`,
+/// so that every commit survives power loss before it is acknowledged; foreign keys on;
+/// and waiting up to `busy` for a lock another process holds.
+pub fn open_read_write(path: &Path, busy: Duration) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(busy)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
