@@ -2,15 +2,13 @@
 //! sorts; the store's answer must equal the in-memory evaluator's (`filter::matches`) over
 //! the same users, and a cursor walk must equal the sorted list.
 
-use std::sync::Arc;
+mod backend;
 
 use proptest::prelude::*;
 use scimgate_model::filter::{self, matches};
 use scimgate_model::validate::validate;
-use scimgate_model::{ResourceType, SystemClock, fold_case, path};
-use scimgate_store::{
-    ListQuery, NewResource, Page, SortBy, SqliteOptions, SqliteStore, Store, StoredResource,
-};
+use scimgate_model::{ResourceType, fold_case, path};
+use scimgate_store::{ListQuery, NewResource, Page, SortBy, Store, StoredResource};
 use serde_json::{Map, Value, json};
 
 const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -272,7 +270,7 @@ fn rendered(r: &StoredResource) -> Map<String, Value> {
     m
 }
 
-fn all(store: &SqliteStore, q: ListQuery) -> Vec<String> {
+fn all(store: &dyn Store, q: ListQuery) -> Vec<String> {
     store
         .list("t", ResourceType::User, &q)
         .expect("list")
@@ -334,12 +332,7 @@ proptest! {
         unsortable in prop::sample::select(UNSORTABLE),
     ) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("d.db");
-        let store = SqliteStore::open(&SqliteOptions::new(&path), Arc::new(SystemClock)).expect("open");
-        let admin = scimgate_store::AdminDb::open(&path).expect("admin");
-        for t in ["t", "other"] {
-            admin.add_tenant(t, "2026-01-01T00:00:00Z").expect("register");
-        }
+        let store = backend::open(dir.path(), &["t", "other"]);
         let mut stored = Vec::new();
         for body in &population {
             let v = validate(ResourceType::User, body).expect("valid user");
@@ -381,7 +374,7 @@ proptest! {
             let mut want: Vec<String> = docs.iter().filter(|(_, d)| matches(&f, d)).map(|(id, _)| id.clone()).collect();
             want.sort();
             let q = ListQuery { filter: Some(f), sort: None, page: Page::Index { start_index: 1, count: 1000 }, with_relations: false };
-            let mut got = all(&store, q);
+            let mut got = all(&*store, q);
             got.sort();
             prop_assert_eq!(got, want, "filter: {}", text);
         }
@@ -401,7 +394,7 @@ proptest! {
             });
             let want: Vec<String> = want.into_iter().map(|(_, id)| id).collect();
             let sort = || Some(SortBy { path: path::resolve_attribute(ResourceType::User, sort_path).expect("path"), descending: *descending });
-            let got = all(&store, ListQuery { filter: None, sort: sort(), page: Page::Index { start_index: 1, count: 1000 }, with_relations: false });
+            let got = all(&*store, ListQuery { filter: None, sort: sort(), page: Page::Index { start_index: 1, count: 1000 }, with_relations: false });
             prop_assert_eq!(&got, &want, "sortBy {} descending {}", sort_path, descending);
 
             // Walking with a cursor, three at a time, gives the same order with no gaps.
@@ -424,7 +417,7 @@ proptest! {
             // Index paging in windows of two covers the same order.
             let mut paged = Vec::new();
             for start in (1..=want.len() as u64).step_by(2) {
-                paged.extend(all(&store, ListQuery { filter: None, sort: sort(), page: Page::Index { start_index: start, count: 2 }, with_relations: false }));
+                paged.extend(all(&*store, ListQuery { filter: None, sort: sort(), page: Page::Index { start_index: start, count: 2 }, with_relations: false }));
             }
             prop_assert_eq!(&paged, &want);
         }

@@ -1,14 +1,14 @@
 //! A random valid PATCH, applied through the PATCH engine and the store and read back,
 //! equals the same operations applied to a plain in-memory model of the user.
 
-use std::sync::Arc;
+mod backend;
 
 use proptest::prelude::*;
+use scimgate_model::ResourceType;
 use scimgate_model::dialect::Dialect;
 use scimgate_model::patch::{self, PATCH_OP_URN};
 use scimgate_model::validate::{schema_urns, validate};
-use scimgate_model::{ResourceType, SystemClock};
-use scimgate_store::{NewResource, PatchWrite, SqliteOptions, SqliteStore, Store};
+use scimgate_store::{NewResource, PatchWrite};
 use serde_json::{Map, Value, json};
 
 /// The operations the model understands, each with its meaning spelled out plainly.
@@ -153,9 +153,7 @@ proptest! {
     #[test]
     fn patch_then_read_back_equals_the_model(requests in prop::collection::vec(prop::collection::vec(op(), 1..4), 1..6)) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("p.db");
-        let store = SqliteStore::open(&SqliteOptions::new(&path), Arc::new(SystemClock)).expect("open");
-        scimgate_store::AdminDb::open(&path).expect("admin").add_tenant("t", "2026-01-01T00:00:00Z").expect("register");
+        let store = backend::open(dir.path(), &["t"]);
         let start = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "model"});
         let created = store.create("t", NewResource::from_validated(validate(ResourceType::User, &start).expect("valid"), Default::default())).expect("create");
         let mut expected = created.attributes.clone();

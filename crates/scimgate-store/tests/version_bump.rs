@@ -4,16 +4,15 @@
 //! relations (a user's `groups`, a group's `members` with their `display`), and a version
 //! seen before must come with the representation seen with it.
 
+mod backend;
+
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use proptest::prelude::*;
 use scimgate_model::patch::MemberChanges;
 use scimgate_model::validate::validate;
-use scimgate_model::{MemberInput, ResourceType, SystemClock};
-use scimgate_store::{
-    NewResource, PatchWrite, SqliteOptions, SqliteStore, Store, StoreError, StoredResource,
-};
+use scimgate_model::{MemberInput, ResourceType};
+use scimgate_store::{NewResource, PatchWrite, StoreError, StoredResource};
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone)]
@@ -133,9 +132,7 @@ proptest! {
     #[test]
     fn a_version_never_stands_for_two_representations(ops in prop::collection::vec(op(), 1..30)) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("v.db");
-        let store = SqliteStore::open(&SqliteOptions::new(&path), Arc::new(SystemClock)).expect("open");
-        scimgate_store::AdminDb::open(&path).expect("admin").add_tenant("t", "2026-01-01T00:00:00Z").expect("register");
+        let store = backend::open(dir.path(), &["t"]);
         let mut users: HashMap<u8, String> = HashMap::new();
         let mut groups: HashMap<u8, String> = HashMap::new();
         // id → version → representation, for every version ever seen.
