@@ -9,6 +9,7 @@ use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
 use crate::error::ApiError;
+use crate::query::QueryParams;
 use crate::state::AppState;
 pub use crate::token::{Claims, SCOPE_READ, SCOPE_WRITE, valid_tenant};
 
@@ -192,27 +193,18 @@ pub fn tenant_for(
 /// parameter's: a tenant chosen by `Domain=` must not silently become the default one.
 /// Given twice with different values, the request is ambiguous and refused.
 fn domain_param(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map(web::Query::into_inner)
-        .map_err(|e| {
-            ApiError::Scim(scimgate_model::ScimError::invalid_syntax(format!(
-                "malformed query string: {e}"
-            )))
-        })?;
-    let mut found: Option<String> = None;
-    for (_, value) in pairs
-        .into_iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case(DOMAIN_PARAM))
-    {
-        match &found {
-            Some(first) if *first != value => {
+    let query = QueryParams::parse(req.query_string())?;
+    let mut found: Option<&str> = None;
+    for value in query.all(DOMAIN_PARAM) {
+        match found {
+            Some(first) if first != value => {
                 return Err(ApiError::Scim(scimgate_model::ScimError::new(
                     400,
                     Some(scimgate_model::ScimType::InvalidValue),
                     format!(
                         "'{DOMAIN_PARAM}' is given twice with different tenants ('{}' and '{}')",
                         scimgate_model::excerpt(first, 64),
-                        scimgate_model::excerpt(&value, 64)
+                        scimgate_model::excerpt(value, 64)
                     ),
                 )));
             }
@@ -220,7 +212,7 @@ fn domain_param(req: &HttpRequest) -> Result<Option<String>, ApiError> {
             None => found = Some(value),
         }
     }
-    Ok(found)
+    Ok(found.map(str::to_owned))
 }
 
 /// 403 unless the token has one of `accepted`, naming them and what they are `needed_for`.

@@ -159,7 +159,7 @@ fn request_id() -> String {
 
 /// A 5xx body: a generic detail and the request id, never the internal cause.
 fn server_error(status: u16) -> ScimError {
-    let id = REQUEST_ID.try_with(Clone::clone).unwrap_or_default();
+    let id = request_id();
     let what = if status == 503 {
         "the service is busy; retry later"
     } else {
@@ -170,7 +170,7 @@ fn server_error(status: u16) -> ScimError {
 
 /// A 503 for a resource this request could not get its share of in time.
 fn overloaded(what: &str) -> ScimError {
-    let id = REQUEST_ID.try_with(Clone::clone).unwrap_or_default();
+    let id = request_id();
     ScimError::new(
         503,
         None,

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::auth;
 use crate::error::ApiError;
+use crate::query::QueryParams;
 use crate::state::AppState;
 use crate::token::{SCOPE_ADMIN, SCOPE_METRICS};
 
@@ -27,29 +28,22 @@ pub struct AuditParams {
 
 impl AuditParams {
     fn parse(query: &str) -> Result<Self, ApiError> {
-        let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
-            .map_err(|e| {
-                scimgate_model::ScimError::invalid_syntax(format!("malformed query string: {e}"))
-            })?
-            .into_inner();
-        let mut out = AuditParams::default();
-        for (name, value) in pairs {
-            match name.to_ascii_lowercase().as_str() {
-                "since" => out.since = Some(value),
-                "cursor" => out.cursor = Some(value),
-                "count" => {
-                    let n = value.trim().parse::<u32>().map_err(|_| {
-                        scimgate_model::ScimError::invalid_value(format!(
-                            "query parameter 'count' must be a whole number (pages hold 1 to {MAX_PAGE} rows), got '{}'",
-                            scimgate_model::excerpt(&value, 64)
-                        ))
-                    })?;
-                    out.count = Some(n);
-                }
-                _ => {}
-            }
+        let query = QueryParams::parse(query)?;
+        let mut count = None;
+        // Every `count` sent must be a number; the last one counts, as for the others.
+        for value in query.all("count") {
+            count = Some(value.trim().parse::<u32>().map_err(|_| {
+                scimgate_model::ScimError::invalid_value(format!(
+                    "query parameter 'count' must be a whole number (pages hold 1 to {MAX_PAGE} rows), got '{}'",
+                    scimgate_model::excerpt(value, 64)
+                ))
+            })?);
         }
-        Ok(out)
+        Ok(AuditParams {
+            since: query.all("since").last().map(str::to_owned),
+            cursor: query.all("cursor").last().map(str::to_owned),
+            count,
+        })
     }
 }
 

@@ -12,10 +12,23 @@ use crate::error::ApiError;
 pub struct QueryParams(Vec<(String, String)>);
 
 impl QueryParams {
+    /// The pairs of a query string (`a=1&b=2`, percent-decoded).
+    pub fn parse(query: &str) -> Result<Self, ScimError> {
+        web::Query::<Vec<(String, String)>>::from_query(query)
+            .map(|q| QueryParams(q.into_inner()))
+            .map_err(|e| ScimError::invalid_syntax(format!("malformed query string: {e}")))
+    }
+
+    /// The first value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
+        self.all(name).next()
+    }
+
+    /// Every value of `name`, in the order sent.
+    pub fn all<'s, 'n>(&'s self, name: &'n str) -> impl Iterator<Item = &'s str> + use<'s, 'n> {
         self.0
             .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
@@ -37,9 +50,6 @@ impl FromRequest for QueryParams {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let parsed = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-            .map(|q| QueryParams(q.into_inner()))
-            .map_err(|e| ScimError::invalid_syntax(format!("malformed query string: {e}")).into());
-        std::future::ready(parsed)
+        std::future::ready(QueryParams::parse(req.query_string()).map_err(ApiError::from))
     }
 }

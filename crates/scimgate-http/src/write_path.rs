@@ -19,6 +19,15 @@ use crate::hooks::{Hook, WriteContext, run_write_hooks};
 use crate::report::WriteReport;
 use crate::state::AppState;
 
+/// Whether any write hook (a plugin) looks at this kind of write of this type in this
+/// tenant: the work done only for hooks is skipped otherwise.
+fn hooks_apply(state: &AppState, hook: Hook, rt: ResourceType, tenant: &str) -> bool {
+    state
+        .write_hooks
+        .iter()
+        .any(|h| h.applies(hook, rt, tenant))
+}
+
 /// The dialect step: what the IdP sent, rewritten into what it means (see `dialect`).
 fn normalize(state: &AppState, tenant: &str, rt: ResourceType, mut doc: Value) -> Value {
     let mut rewrites = Vec::new();
@@ -159,16 +168,7 @@ pub fn replace(
     let doc = normalize(state, tenant, rt, doc);
     let mut hashed = HashedOnce::default();
     let replaced = until_applied(if_match, || {
-        report.plugins.borrow_mut().clear();
-        let current = current_version(
-            state,
-            tenant,
-            rt,
-            id,
-            if_match,
-            false,
-            &mut report.version_before,
-        )?;
+        let current = current_version(state, tenant, rt, id, if_match, false, report)?;
         let ctx = WriteContext {
             kind: Hook::Replace,
             resource_type: rt,
@@ -203,10 +203,7 @@ pub fn patch(
     let mut rewrites = Vec::new();
     // What plugins see of the request: the operations as the client sent them. Copied only
     // when a plugin will look: a member list of a megabyte is not held twice for nothing.
-    let hooks_active = state
-        .write_hooks
-        .iter()
-        .any(|h| h.applies(Hook::Patch, rt, tenant));
+    let hooks_active = hooks_apply(state, Hook::Patch, rt, tenant);
     let operations = body
         .as_object()
         .filter(|_| hooks_active)
@@ -227,17 +224,8 @@ pub fn patch(
     let members_shown = rt == ResourceType::Group && hooks_active;
     let mut hashed = HashedOnce::default();
     let mut step_rewrites = Vec::new();
-    let done = until_applied(if_match, || {
-        report.plugins.borrow_mut().clear();
-        let current = current_version(
-            state,
-            tenant,
-            rt,
-            id,
-            if_match,
-            members_shown,
-            &mut report.version_before,
-        )?;
+    let mut done = until_applied(if_match, || {
+        let current = current_version(state, tenant, rt, id, if_match, members_shown, report)?;
         step_rewrites = rewrites.clone();
         let outcome = patch::apply(
             rt,
@@ -310,7 +298,7 @@ pub fn patch(
     })?;
     log_rewrites(&step_rewrites);
     report.version_after = Some(done.resource.version);
-    report.skipped_members = done.skipped_members.clone();
+    report.skipped_members = std::mem::take(&mut done.skipped_members);
     if let Some(skipped) = report.skipped_detail() {
         tracing::warn!(
             group = id,
@@ -399,22 +387,10 @@ pub fn delete(
     if_match: Option<&Precondition>,
     report: &mut WriteReport,
 ) -> Result<(), ApiError> {
-    let hooks_active = state
-        .write_hooks
-        .iter()
-        .any(|h| h.applies(Hook::Delete, rt, tenant));
+    let hooks_active = hooks_apply(state, Hook::Delete, rt, tenant);
     until_applied(if_match, || {
         // Read first even without If-Match, so that the audit trail has the version deleted.
-        report.plugins.borrow_mut().clear();
-        let current = current_version(
-            state,
-            tenant,
-            rt,
-            id,
-            if_match,
-            false,
-            &mut report.version_before,
-        )?;
+        let current = current_version(state, tenant, rt, id, if_match, false, report)?;
         if hooks_active {
             let mut doc = current.attributes.clone();
             doc.insert(
@@ -437,8 +413,9 @@ pub fn delete(
     })
 }
 
-/// The stored resource a write starts from (with its relations when asked), after the
-/// `If-Match` check.
+/// Each attempt of a write starts here: the stored resource it works on (with its
+/// relations when asked), after the `If-Match` check, reported as the version before. The
+/// plugin decisions of an earlier attempt are dropped: the report tells of the last one.
 fn current_version(
     state: &AppState,
     tenant: &str,
@@ -446,13 +423,14 @@ fn current_version(
     id: &str,
     if_match: Option<&Precondition>,
     with_relations: bool,
-    version_before: &mut Option<i64>,
+    report: &mut WriteReport,
 ) -> Result<StoredResource, ApiError> {
+    report.plugins.get_mut().clear();
     let current = state
         .store
         .get(tenant, rt, id, with_relations)?
         .ok_or_else(|| StoreError::NotFound(rt, id.to_owned()))?;
-    *version_before = Some(current.version);
+    report.version_before = Some(current.version);
     if if_match.is_some_and(|p| !p.matches(current.version)) {
         return Err(stale(current.version));
     }
