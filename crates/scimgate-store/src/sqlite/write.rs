@@ -234,6 +234,16 @@ impl<'a> Touch<'a> {
         }
     }
 
+    /// The resource `id` itself (a group whose members changed and nothing else).
+    fn resource(&self, conn: &Connection, id: &str) -> Result<(), StoreError> {
+        self.run(
+            conn,
+            "UPDATE resources SET version = version + 1, last_modified = ?3 \
+             WHERE tenant = ?1 AND id = ?2 RETURNING seq",
+            id,
+        )
+    }
+
     /// The user `id` (a group member that is a group has no `groups` to change).
     fn user(&self, conn: &Connection, id: &str) -> Result<(), StoreError> {
         self.run(
@@ -456,7 +466,6 @@ pub fn patch(
     now: &str,
 ) -> Result<PatchOutcome, StoreError> {
     let before = current(conn, tenant, p.rt, id, p.expected_version)?;
-    let seq = before.seq;
     let (mut skipped, mut changed) = (Vec::new(), 0);
     if p.rt == ResourceType::Group && !p.members.is_empty() {
         let touch = Touch::new(paths, tenant, now);
@@ -467,21 +476,7 @@ pub fn patch(
         // Nothing changed (a member added twice, one removed that was not there): the
         // representation is the same, so is the version.
         None if changed == 0 => {}
-        None => {
-            conn.prepare_cached(
-                "UPDATE resources SET version = version + 1, last_modified = ?3 WHERE tenant = ?1 AND id = ?2",
-            )?
-            .execute(params![tenant, id, now])?;
-            if let (Some(path_id), Some(n)) = (
-                paths.get(META_LAST_MODIFIED),
-                instant(&serde_json::Value::String(now.to_owned())).map(index::nanos),
-            ) {
-                conn.prepare_cached(
-                    "UPDATE attr_index SET num = ?3 WHERE seq = ?1 AND path_id = ?2",
-                )?
-                .execute(params![seq, path_id, n])?;
-            }
-        }
+        None => Touch::new(paths, tenant, now).resource(conn, id)?,
     }
     let mut resource = read_row(conn, tenant, p.rt, id)?;
     if p.rt == ResourceType::User {
