@@ -11,7 +11,7 @@ use std::sync::{Arc, Weak};
 use actix_web::web;
 use scimgate_http::{
     AccessCache, Admission, AppState, Connections, HttpSettings, KeyRing, Metrics, Passwords,
-    PluginHook, RateLimits, SigningKey,
+    PluginHook, RateLimits, SigningKey, WritePipeline,
 };
 use scimgate_limits::Periodic;
 use scimgate_model::{Clock, SystemClock};
@@ -139,29 +139,32 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
             .filter_map(|(name, policy)| Some((name.clone(), policy.rate_limit?)))
             .collect(),
     );
+    let settings = Arc::new(HttpSettings {
+        public_base_url: config.public_base_url.clone(),
+        max_body_bytes: config.max_body_bytes,
+        body_timeout_secs: config.body_timeout_secs,
+        max_results: config.max_results,
+        filter_max_depth: config.filter_max_depth,
+        token_leeway_secs: config.token_leeway_secs,
+        dialect: config.dialect().map_err(StartError::Config)?,
+        tenants,
+        max_patch_operations: config.max_patch_operations,
+        max_values_per_attribute: config.max_values_per_attribute,
+        group_patch_returns_resource: config.group_patch_returns_resource,
+        network: config.network(),
+    });
+    let passwords = Passwords::new(
+        config.password_storage,
+        config.hashing_slots(),
+        overload_wait,
+    );
+    let writes = WritePipeline::new(store.clone(), write_hooks, passwords, settings.clone());
     let state = web::Data::new(AppState {
         store,
         keys,
         access,
-        settings: HttpSettings {
-            public_base_url: config.public_base_url.clone(),
-            max_body_bytes: config.max_body_bytes,
-            body_timeout_secs: config.body_timeout_secs,
-            max_results: config.max_results,
-            filter_max_depth: config.filter_max_depth,
-            token_leeway_secs: config.token_leeway_secs,
-            dialect: config.dialect().map_err(StartError::Config)?,
-            tenants,
-            max_patch_operations: config.max_patch_operations,
-            max_values_per_attribute: config.max_values_per_attribute,
-            group_patch_returns_resource: config.group_patch_returns_resource,
-            network: config.network(),
-        },
-        passwords: Passwords::new(
-            config.password_storage,
-            config.hashing_slots(),
-            overload_wait,
-        ),
+        settings,
+        writes,
         admission: Admission::new(
             config.max_requests_in_flight,
             config.tenant_request_share(),
@@ -179,7 +182,6 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
         connections: Connections::new(),
         cursors: signing_key.cursor_key(),
         clock,
-        write_hooks,
         metrics,
         limits,
     });

@@ -101,6 +101,15 @@ fn p18_plugins_see_the_password_only_when_configured() {
         server.kill();
         let logged = std::fs::read_to_string(&log).expect("log");
         assert!(logged.contains("plugin log"), "the plugin logged: {logged}");
+        // Each call carries the id of the request that asked for the write (a UUID here).
+        let after = logged
+            .split_once("requestId")
+            .map(|(_, rest)| rest.trim_start_matches(['\\', '"', ':']))
+            .unwrap_or_default();
+        assert!(
+            after.chars().take(8).all(|c| c.is_ascii_hexdigit()) && after.len() > 8,
+            "the plugin was given the request id: {logged}"
+        );
         for secret in [
             "Cleartext-Secret-42",
             "Cleartext-Secret-43",

@@ -11,7 +11,8 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, web};
 use scimgate_store::AuditRecord;
 
-use crate::auth::{self, Principal};
+use crate::auth;
+use crate::context::{Principal, RequestId};
 use crate::error::ApiError;
 use crate::report::WriteReport;
 use crate::state::AppState;
@@ -52,15 +53,15 @@ pub async fn middleware(
         // each: a flood must not fill the database at the per-client rate.
         return Ok(resp);
     }
-    let report = resp.request().extensions_mut().remove::<WriteReport>();
-    let report = report.unwrap_or_default();
+    let request_id = RequestId::of(resp.request());
     let error_detail = resp
         .response()
         .error()
         .and_then(|e| e.as_error::<ApiError>())
-        .map(|e| e.to_scim().detail);
-    let plugins = report.plugins.take();
-    let record = AuditRecord {
+        .map(|e| e.answer(request_id.as_str()).detail);
+    let status = resp.status();
+    let report = resp.request().extensions_mut().remove::<WriteReport>();
+    let mut record = AuditRecord {
         seq: 0,
         at: scimgate_model::clock::format_timestamp(state.clock.now()),
         tenant: principal.tenant,
@@ -68,24 +69,29 @@ pub async fn middleware(
         jti: principal.jti,
         client: client.map(|ip| ip.to_string()),
         method,
-        resource_type: report
-            .resource_type
-            .map(|rt| rt.name().to_owned())
-            .or_else(|| route_resource_type(resp.request())),
-        resource_id: report
-            .id
-            .clone()
-            .or_else(|| resp.request().match_info().get("id").map(str::to_owned))
-            // The client's text: a 64 KB id must not become a 64 KB audit row.
-            .map(|id| scimgate_model::excerpt(&id, 128).into_owned()),
-        version_before: report.version_before,
-        version_after: report.version_after.filter(|_| resp.status().is_success()),
-        plugins: (!plugins.is_empty())
-            .then(|| serde_json::to_string(&plugins).ok())
-            .flatten(),
-        status: resp.status().as_u16(),
-        detail: error_detail.or_else(|| report.skipped_detail()),
+        resource_type: route_resource_type(resp.request()),
+        resource_id: resp.request().match_info().get("id").map(str::to_owned),
+        version_before: None,
+        version_after: None,
+        plugins: None,
+        status: status.as_u16(),
+        detail: error_detail,
     };
+    if let Some(report) = report {
+        let plugins = report.plugins.take();
+        record.resource_type = Some(report.resource_type.name().to_owned());
+        record.resource_id = report.id.clone();
+        record.version_before = report.version_before;
+        record.version_after = report.version_after.filter(|_| status.is_success());
+        record.plugins = (!plugins.is_empty())
+            .then(|| serde_json::to_string(&plugins).ok())
+            .flatten();
+        record.detail = record.detail.or_else(|| report.skipped_detail());
+    }
+    // The client's text: a 64 KB id must not become a 64 KB audit row.
+    record.resource_id = record
+        .resource_id
+        .map(|id| scimgate_model::excerpt(&id, 128).into_owned());
     state.store.append_audit(record);
     Ok(resp)
 }

@@ -8,6 +8,7 @@ use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
+use crate::context::Principal;
 use crate::error::ApiError;
 use crate::query::QueryParams;
 use crate::state::AppState;
@@ -15,15 +16,6 @@ pub use crate::token::{Claims, SCOPE_READ, SCOPE_WRITE, valid_tenant};
 
 /// The query parameter that picks the tenant when a token may act for several.
 pub const DOMAIN_PARAM: &str = "domain";
-
-/// Who an authenticated request is and which tenant it acts for; put on every request
-/// under `/scim/v2`.
-#[derive(Debug, Clone)]
-pub struct Principal {
-    pub tenant: String,
-    pub subject: String,
-    pub jti: Option<String>,
-}
 
 /// The app state and the principal of a request that passed authentication; `None` for
 /// one that did not (middleware inside `middleware` lets those through untouched).

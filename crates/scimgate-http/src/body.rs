@@ -8,7 +8,7 @@ use actix_web::{HttpMessage, HttpRequest, web};
 use futures_util::StreamExt;
 use serde_json::Value;
 
-use crate::auth::Principal;
+use crate::context::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
 use scimgate_model::ScimError;

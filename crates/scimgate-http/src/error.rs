@@ -7,7 +7,6 @@ use actix_web::{HttpResponse, ResponseError};
 use scimgate_model::{ScimError, ScimType};
 use scimgate_store::StoreError;
 
-use crate::context::REQUEST_ID;
 use crate::hooks::HookError;
 
 pub const SCIM_JSON: &str = "application/scim+json";
@@ -74,28 +73,16 @@ impl ApiError {
             A::NotImplemented(d) => ScimError::new(501, None, d.clone()),
             A::Overloaded(busy) => overloaded(busy.what),
             A::RateLimited(_) => ScimError::new(429, None, self.to_string()),
-            A::Contended => ScimError::new(
-                503,
-                None,
-                format!("{self}; retry later (request id {})", request_id()),
-            ),
+            A::Contended => ScimError::new(503, None, format!("{self}; retry later")),
             A::Hook(hook) => match hook {
                 HookError::Refused(e) => e.clone(),
-                HookError::Failed { plugin, class, .. } => ScimError::new(
-                    500,
-                    None,
-                    format!(
-                        "plugin '{plugin}' failed: {class} (request id {})",
-                        request_id()
-                    ),
-                ),
+                HookError::Failed { plugin, class, .. } => {
+                    ScimError::new(500, None, format!("plugin '{plugin}' failed: {class}"))
+                }
                 HookError::Busy { plugin, reason } => ScimError::new(
                     503,
                     None,
-                    format!(
-                        "plugin '{plugin}' {reason}; retry later (request id {})",
-                        request_id()
-                    ),
+                    format!("plugin '{plugin}' {reason}; retry later"),
                 ),
             },
             A::Internal(_) => server_error(500),
@@ -150,48 +137,27 @@ impl ApiError {
             },
         }
     }
-}
 
-/// The id of the request being served, for a detail that sends the reader to the log.
-fn request_id() -> String {
-    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
-}
-
-/// A 5xx body: a generic detail and the request id, never the internal cause.
-fn server_error(status: u16) -> ScimError {
-    let id = request_id();
-    let what = if status == 503 {
-        "the service is busy; retry later"
-    } else {
-        "internal error"
-    };
-    ScimError::new(status, None, format!("{what} (request id {id})"))
-}
-
-/// A 503 for a resource this request could not get its share of in time.
-fn overloaded(what: &str) -> ScimError {
-    let id = request_id();
-    ScimError::new(
-        503,
-        None,
-        format!("the service is busy ({what}); retry later (request id {id})"),
-    )
-}
-
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        StatusCode::from_u16(self.to_scim().status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    /// The SCIM error as the client who sent request `request_id` sees it: a server-side
+    /// failure (500, 503) quotes the id, which the log line of the failure carries too, so
+    /// that an operator can find the cause the body does not give.
+    pub fn answer(&self, request_id: &str) -> ScimError {
+        let mut scim = self.to_scim();
+        if matches!(scim.status, 500 | 503) && !request_id.is_empty() {
+            scim.detail = format!("{} (request id {request_id})", scim.detail);
+        }
+        scim
     }
 
-    fn error_response(&self) -> HttpResponse {
+    /// The whole answer to request `request_id`: status, headers and body. The one place
+    /// an error becomes a response.
+    pub fn render(&self, request_id: &str) -> HttpResponse {
         if let ApiError::RateLimited(throttled) = self {
             return too_many(throttled, self.to_string());
         }
-        let scim = self.to_scim();
-        if scim.status >= 500 {
-            tracing::error!(error = %self, status = scim.status, "request failed");
-        }
-        let mut resp = HttpResponse::build(self.status_code());
+        let scim = self.answer(request_id);
+        let status = StatusCode::from_u16(scim.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = HttpResponse::build(status);
         resp.insert_header((header::CONTENT_TYPE, SCIM_JSON));
         match self {
             ApiError::Unauthorized { token_sent, .. } => {
@@ -215,6 +181,37 @@ impl ResponseError for ApiError {
             resp.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
         }
         resp.body(scim.to_json().to_string())
+    }
+}
+
+/// A 5xx body: a generic detail, never the internal cause.
+fn server_error(status: u16) -> ScimError {
+    let what = if status == 503 {
+        "the service is busy; retry later"
+    } else {
+        "internal error"
+    };
+    ScimError::new(status, None, what)
+}
+
+/// A 503 for a resource this request could not get its share of in time.
+fn overloaded(what: &str) -> ScimError {
+    ScimError::new(
+        503,
+        None,
+        format!("the service is busy ({what}); retry later"),
+    )
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.to_scim().status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// Without the request at hand: the `request_id` middleware, which has it, renders a
+    /// server-side failure again with its id (and logs it).
+    fn error_response(&self) -> HttpResponse {
+        self.render("")
     }
 }
 
@@ -393,6 +390,24 @@ mod tests {
         let body = ApiError::Internal("disk on fire at /var/secret".into()).to_scim();
         assert!(!body.detail.contains("secret"));
         assert!(body.detail.starts_with("internal error"));
+    }
+
+    #[test]
+    fn only_server_side_failures_quote_the_request_id() {
+        let rows: Vec<(ApiError, bool)> = vec![
+            (ApiError::Internal("x".into()), true),
+            (ApiError::Overloaded(busy()), true),
+            (ApiError::Contended, true),
+            (StoreError::WriterGone.into(), true),
+            (ApiError::NotImplemented("x".into()), false),
+            (ApiError::NotFound("x".into()), false),
+            (ScimError::invalid_syntax("x").into(), false),
+        ];
+        for (err, quoted) in rows {
+            let detail = err.answer("req-7").detail;
+            assert_eq!(detail.ends_with(" (request id req-7)"), quoted, "{detail}");
+            assert!(!err.answer("").detail.contains("request id"), "{err:?}");
+        }
     }
 
     fn rusqlite_error() -> rusqlite::Error {

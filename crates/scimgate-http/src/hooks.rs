@@ -18,6 +18,8 @@ pub struct WriteContext<'a> {
     pub kind: Hook,
     pub resource_type: ResourceType,
     pub tenant: &'a str,
+    /// The id of the request that asked for the write, given to plugins for their logs.
+    pub request_id: &'a str,
     /// The stored resource before the change (replace, patch, delete).
     pub before: Option<&'a StoredResource>,
     /// The PATCH operations as the client sent them (patch only).

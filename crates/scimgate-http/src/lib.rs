@@ -30,6 +30,7 @@ mod render;
 mod report;
 mod request_id;
 mod resources;
+mod settings;
 mod state;
 mod throttle;
 mod token;
@@ -52,8 +53,10 @@ pub use network::NetworkSettings;
 pub use password::{PasswordStorage, Passwords};
 pub use plugins::PluginHook;
 pub use rate_limit::{Limit, RateLimitSettings, RateLimits};
-pub use state::{AppState, HttpSettings, TenantPolicy};
+pub use settings::{HttpSettings, TenantPolicy};
+pub use state::AppState;
 pub use token::{Claims, SigningKey, TokenRequest, valid_tenant as auth_tenant_is_valid};
+pub use write_path::WritePipeline;
 
 /// Builds the whole application. `main` and the integration tests both call this, so the
 /// tests exercise exactly what ships.

@@ -8,9 +8,9 @@ use scimgate_model::{ResourceType, ScimError, ScimType, filter, path};
 use scimgate_store::{ListPage, ListQuery, Page, Position, SortBy, StoredResource};
 use serde_json::{Map, Value, json};
 
-use crate::auth::Principal;
 use crate::blocking::blocking;
 use crate::body::read_json;
+use crate::context::Principal;
 use crate::cursor::CursorKey;
 use crate::error::ApiError;
 use crate::query::QueryParams;

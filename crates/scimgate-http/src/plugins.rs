@@ -62,7 +62,6 @@ impl WriteHook for PluginHook {
             v["id"] = Value::String(b.id.clone());
             v
         });
-        let request_id = crate::context::REQUEST_ID.try_with(Clone::clone).ok();
         // The PATCH operations as sent may carry a password too: plugins that may not see
         // it get them without (made once, when the first such plugin runs).
         let mut scrubbed: Option<Value> = None;
@@ -91,7 +90,7 @@ impl WriteHook for PluginHook {
                 resource: &resource,
                 before: before.as_ref(),
                 operations,
-                request_id: request_id.as_deref(),
+                request_id: Some(ctx.request_id).filter(|id| !id.is_empty()),
                 config: &spec.config,
             };
             let started = Instant::now();

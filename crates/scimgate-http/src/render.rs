@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::SCIM_JSON;
 use crate::etag::etag;
-use crate::state::HttpSettings;
+use crate::settings::HttpSettings;
 
 /// The absolute URL of `/scim/v2`: the configured public base, else the request's own
 /// scheme and `Host`. `Forwarded` and `X-Forwarded-Host`/`-Proto` count only when the peer

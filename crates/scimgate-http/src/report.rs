@@ -1,12 +1,18 @@
-//! What one write did, as the write pipeline knows it: the resource, its versions before
-//! and after, each plugin's decision and the members a PATCH skipped. The handler puts it
-//! on the request, whether the write succeeded or not, and the audit trail is written from
-//! it (not from the response's headers); the change feed will be too.
+//! What one write did, as the write pipeline knows it: who asked (request, principal,
+//! tenant), the operation, the resource, its versions before and after, each plugin's
+//! decision, the members a PATCH skipped and the resource as stored. The handler renders
+//! its answer from it and then puts it on the request, whether the write succeeded or not;
+//! the audit trail is written from it (not from the response's headers), and the change
+//! feed will be too.
 
 use std::cell::RefCell;
 
 use scimgate_model::ResourceType;
+use scimgate_plugins::Hook;
+use scimgate_store::StoredResource;
 use serde::Serialize;
+
+use crate::context::{Principal, RequestId};
 
 /// What one plugin decided about one write.
 #[derive(Debug, Clone, Serialize)]
@@ -17,9 +23,15 @@ pub struct PluginNote {
     pub detail: Option<String>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WriteReport {
-    pub resource_type: Option<ResourceType>,
+    pub request_id: RequestId,
+    /// Who asked, and the tenant the write is in (`principal.tenant`).
+    pub principal: Principal,
+    /// Which write: create, replace, patch or delete.
+    pub operation: Hook,
+    pub resource_type: ResourceType,
+    /// The resource's id: the client's for replace, patch and delete, the new one for create.
     pub id: Option<String>,
     /// The stored version the write started from (replace, patch, delete).
     pub version_before: Option<i64>,
@@ -30,6 +42,9 @@ pub struct WriteReport {
     pub plugins: RefCell<Vec<PluginNote>>,
     /// Members a PATCH named that do not exist in the tenant, skipped by the dialect rule.
     pub skipped_members: Vec<String>,
+    /// The resource as the write stored it (create, replace, patch; a PATCH's group with
+    /// its members when the answer shows them): what the answer is rendered from.
+    pub stored: Option<StoredResource>,
 }
 
 impl WriteReport {
@@ -55,11 +70,29 @@ impl WriteReport {
         ))
     }
 
-    pub fn new(resource_type: ResourceType, id: Option<&str>) -> Self {
+    /// The report of a write about to start: who asks for what; the pipeline fills the rest.
+    pub fn new(
+        request_id: RequestId,
+        principal: Principal,
+        operation: Hook,
+        resource_type: ResourceType,
+        id: Option<&str>,
+    ) -> Self {
         WriteReport {
-            resource_type: Some(resource_type),
+            request_id,
+            principal,
+            operation,
+            resource_type,
             id: id.map(str::to_owned),
-            ..WriteReport::default()
+            version_before: None,
+            version_after: None,
+            plugins: RefCell::default(),
+            skipped_members: Vec::new(),
+            stored: None,
         }
+    }
+
+    pub fn tenant(&self) -> &str {
+        &self.principal.tenant
     }
 }

@@ -13,8 +13,8 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use tracing::Instrument;
 
-use crate::auth::Principal;
-use crate::context::REQUEST_ID;
+use crate::context::{Principal, RequestId};
+use crate::error::ApiError;
 use crate::state::AppState;
 
 pub const HEADER: &str = "x-request-id";
@@ -44,11 +44,16 @@ pub async fn middleware(
     let state = req.app_data::<web::Data<AppState>>();
     let metrics = state.map(|s| Arc::clone(&s.metrics));
     let connections = state.map(|s| Arc::clone(&s.connections));
+    req.extensions_mut().insert(RequestId::new(&id));
     // Inner middleware answers its refusals as responses, so every answer passes here.
-    let mut resp = REQUEST_ID
-        .scope(id.clone(), next.call(req).instrument(span.clone()))
+    let mut resp = next
+        .call(req)
+        .instrument(span.clone())
         .await?
         .map_into_boxed_body();
+    if resp.status().is_server_error() {
+        resp = with_request_id(resp, &id, &span);
+    }
     // A connection that never authenticated (a health probe, a refused token) is not kept
     // open for the keep-alive time: idle file descriptors are what exhaust a server first.
     // Near the connection cap, no connection is kept open after its answer.
@@ -81,6 +86,28 @@ pub async fn middleware(
         );
     });
     Ok(resp)
+}
+
+/// A server-side failure is logged here, once, with its cause, and answered again with the
+/// request id in its detail: the error was made into a response where the id was not at
+/// hand.
+fn with_request_id(
+    resp: ServiceResponse<BoxBody>,
+    id: &str,
+    span: &tracing::Span,
+) -> ServiceResponse<BoxBody> {
+    let Some(err) = resp
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<ApiError>())
+    else {
+        return resp;
+    };
+    span.in_scope(
+        || tracing::error!(error = %err, status = resp.status().as_u16(), "request failed"),
+    );
+    let answer = err.render(id);
+    resp.into_response(answer)
 }
 
 /// The method as logs and metric labels name it: a client may send any token as a method,

@@ -3,13 +3,14 @@
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use scimgate_model::ResourceType;
-use scimgate_store::StoreError;
+use scimgate_store::{StoreError, StoredResource};
 
-use crate::auth::Principal;
 use crate::blocking::blocking;
 use crate::body::read_json;
+use crate::context::{Principal, RequestId};
 use crate::error::{ApiError, method_not_allowed};
 use crate::etag::{Precondition, etag};
+use crate::hooks::Hook;
 use crate::list::{list, search};
 use crate::query::QueryParams;
 use crate::render::{
@@ -17,7 +18,6 @@ use crate::render::{
 };
 use crate::report::WriteReport;
 use crate::state::AppState;
-use crate::write_path;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     for rt in ResourceType::ALL {
@@ -49,20 +49,40 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     }
 }
 
-/// Runs a write on a blocking thread and leaves its report on the request, whatever the
-/// outcome: the audit trail is written from it.
-async fn reported<T, F>(req: &HttpRequest, mut report: WriteReport, write: F) -> Result<T, ApiError>
+/// Runs a write on a blocking thread, then leaves its report on the request whatever the
+/// outcome (the audit trail is written from it) and hands back what it stored.
+async fn reported<F>(
+    req: &HttpRequest,
+    mut report: WriteReport,
+    write: F,
+) -> Result<Option<StoredResource>, ApiError>
 where
-    T: Send + 'static,
-    F: FnOnce(&mut WriteReport) -> Result<T, ApiError> + Send + 'static,
+    F: FnOnce(&mut WriteReport) -> Result<(), ApiError> + Send + 'static,
 {
-    let (report, result) = blocking(move || {
+    let (mut report, result) = blocking(move || {
         let result = write(&mut report);
         Ok((report, result))
     })
     .await?;
+    let stored = report.stored.take();
     req.extensions_mut().insert(report);
-    result
+    result.map(|()| stored)
+}
+
+/// The report of the write `req` asks for, before it starts.
+fn report_for(
+    req: &HttpRequest,
+    principal: Principal,
+    operation: Hook,
+    rt: ResourceType,
+    id: Option<&str>,
+) -> WriteReport {
+    WriteReport::new(RequestId::of(req), principal, operation, rt, id)
+}
+
+/// What a successful create, replace or patch stored: always there when the write says so.
+fn stored(resource: Option<StoredResource>) -> Result<StoredResource, ApiError> {
+    resource.ok_or_else(|| ApiError::Internal("the write reported no stored resource".into()))
 }
 
 async fn get(
@@ -118,10 +138,9 @@ async fn create(
     let projection = projection(rt, &query)?;
     let doc = read_json(&req, payload, &state).await?;
     let st = state.clone();
-    let created = reported(&req, WriteReport::new(rt, None), move |report| {
-        write_path::create(&st, &principal.tenant, rt, doc, report)
-    })
-    .await?;
+    let report = report_for(&req, principal, Hook::Create, rt, None);
+    let created =
+        stored(reported(&req, report, move |report| st.writes.create(report, doc)).await?)?;
     let base = scim_base(&req, &state.settings);
     Ok(resource_response(
         StatusCode::CREATED,
@@ -144,20 +163,13 @@ async fn replace(
     let projection = projection(rt, &query)?;
     let doc = read_json(&req, payload, &state).await?;
     let if_match = Precondition::if_match(&req);
-    let (st, id) = (state.clone(), id.into_inner());
-    let report = WriteReport::new(rt, Some(&id));
+    let st = state.clone();
+    let report = report_for(&req, principal, Hook::Replace, rt, Some(id.as_str()));
     let replaced = reported(&req, report, move |report| {
-        write_path::replace(
-            &st,
-            &principal.tenant,
-            rt,
-            &id,
-            if_match.as_ref(),
-            doc,
-            report,
-        )
+        st.writes.replace(report, if_match.as_ref(), doc)
     })
     .await?;
+    let replaced = stored(replaced)?;
     let base = scim_base(&req, &state.settings);
     Ok(resource_response(
         StatusCode::OK,
@@ -176,10 +188,10 @@ async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let rt = **rt;
     let if_match = Precondition::if_match(&req);
-    let (st, id) = (state.clone(), id.into_inner());
-    let report = WriteReport::new(rt, Some(&id));
+    let st = state.clone();
+    let report = report_for(&req, principal, Hook::Delete, rt, Some(id.as_str()));
     reported(&req, report, move |report| {
-        write_path::delete(&st, &principal.tenant, rt, &id, if_match.as_ref(), report)
+        st.writes.delete(report, if_match.as_ref())
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -203,22 +215,21 @@ async fn patch(
     let asked = query.get("attributes").is_some() || query.get("excludedAttributes").is_some();
     let with_body =
         rt == ResourceType::User || asked || state.settings.group_patch_returns_resource;
-    let (st, id) = (state.clone(), id.into_inner());
-    let tenant = principal.tenant;
-    let report = WriteReport::new(rt, Some(&id));
-    let done = reported(&req, report, move |report| {
-        let done = write_path::patch(&st, &tenant, rt, &id, if_match.as_ref(), body, report)?;
-        let mut resource = done.resource;
-        if with_body && rt == ResourceType::Group && projection.wants("members") {
-            resource = st
-                .store
-                .get(&tenant, rt, &id, true)?
-                .ok_or_else(|| StoreError::NotFound(rt, id.clone()))?;
+    let st = state.clone();
+    let report = report_for(&req, principal, Hook::Patch, rt, Some(id.as_str()));
+    let members_shown = with_body && rt == ResourceType::Group && projection.wants("members");
+    let resource = reported(&req, report, move |report| {
+        st.writes.patch(report, if_match.as_ref(), body)?;
+        if members_shown {
+            // The answer shows the members: the group is read again with them.
+            let id = report.id.clone().unwrap_or_default();
+            let group = st.store.get(report.tenant(), rt, &id, true)?;
+            report.stored = Some(group.ok_or(StoreError::NotFound(rt, id))?);
         }
-        Ok((resource, projection))
+        Ok(())
     })
     .await?;
-    let (resource, projection) = done;
+    let resource = stored(resource)?;
     if !with_body {
         return Ok(HttpResponse::NoContent()
             .insert_header((header::ETAG, etag(resource.version)))
