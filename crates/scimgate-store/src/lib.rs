@@ -1,10 +1,13 @@
-//! Storage for scimgate. The HTTP layer sees only the [`Store`] trait; [`SqliteStore`] keeps
-//! everything in one SQLite file with a group-committing writer and a pool of readers.
+//! Storage for scimgate. The HTTP layer sees only the [`Store`] trait. What every backend
+//! shares is at this level (the trait, `records`, `filter_plan`, `error`); each backend
+//! lives in its own module and imports from here, never the other way: [`SqliteStore`]
+//! (`sqlite`) keeps everything in one SQLite file with a group-committing writer and a
+//! pool of readers.
 
 mod error;
+mod filter_plan;
 mod records;
 mod sqlite;
-mod writer;
 
 use scimgate_model::ResourceType;
 use scimgate_model::filter::Filter;
@@ -13,11 +16,10 @@ use serde_json::Value;
 
 pub use error::StoreError;
 pub use records::{
-    AccessSnapshot, AuditQuery, AuditRecord, GroupRef, MemberRef, NewResource, RemoveOutcome,
-    Revocation, StoredResource, TenantInfo, TokenRecord,
+    AccessSnapshot, AuditQuery, AuditRecord, GroupRef, MemberRef, NewResource, PatchOutcome,
+    PatchWrite, RemoveOutcome, Revocation, StoreStats, StoredResource, TenantInfo, TokenRecord,
 };
-pub use sqlite::{AdminDb, PatchOutcome, PatchWrite, SqliteOptions, SqliteStore, StoreStats};
-pub use writer::CheckpointPolicy;
+pub use sqlite::{AdminDb, CheckpointPolicy, SqliteOptions, SqliteStore};
 
 /// What a list request asks of storage.
 #[derive(Debug, Clone)]

@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 
+use scimgate_model::patch::MemberChanges;
 use scimgate_model::{MemberInput, PasswordChange, ResourceType, ValidatedResource, fold_case};
 use serde_json::{Map, Value};
 
@@ -139,4 +140,33 @@ pub struct AuditQuery {
     pub limit: u32,
     /// The newest `limit` rows (still returned oldest first), as `tail` shows them.
     pub newest: bool,
+}
+
+/// What a PATCH hands storage: new attributes (if any changed) and membership changes,
+/// applied row by row.
+pub struct PatchWrite {
+    pub rt: ResourceType,
+    pub expected_version: Option<i64>,
+    pub new: Option<NewResource>,
+    pub members: MemberChanges,
+    pub skip_unknown_members: bool,
+}
+
+/// A PATCH as stored, and the members it skipped as unknown (when the dialect allows).
+pub struct PatchOutcome {
+    pub resource: StoredResource,
+    pub skipped_members: Vec<String>,
+}
+
+/// The store's counters since it opened: how many writes shared how many commits, the
+/// time spent committing, and the read pool's connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub writes: u64,
+    pub commits: u64,
+    pub commit_micros: u64,
+    pub read_connections: u32,
+    pub idle_read_connections: u32,
+    pub read_checkouts: u64,
+    pub read_wait_micros: u64,
 }

@@ -9,6 +9,7 @@ mod migrations;
 pub(crate) mod query;
 pub(crate) mod read;
 mod write;
+mod writer;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -21,24 +22,11 @@ use scimgate_limits::{FairSlots, thread_cpu_time};
 use scimgate_model::{Clock, ResourceType};
 
 use crate::error::StoreError;
-use crate::records::{NewResource, StoredResource};
-use crate::writer::Writer;
+use crate::records::{NewResource, PatchOutcome, PatchWrite, StoreStats, StoredResource};
 use crate::{AccessSnapshot, AuditQuery, AuditRecord, ListPage, ListQuery, Store};
 use index::PathIds;
 use migrations::migrate;
-
-/// The store's counters since it opened: how many writes shared how many commits, the
-/// time spent committing, and the read pool's connections.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StoreStats {
-    pub writes: u64,
-    pub commits: u64,
-    pub commit_micros: u64,
-    pub read_connections: u32,
-    pub idle_read_connections: u32,
-    pub read_checkouts: u64,
-    pub read_wait_micros: u64,
-}
+use writer::Writer;
 
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
@@ -65,7 +53,7 @@ pub struct SqliteOptions {
     /// When the write-ahead log is folded into the database file and emptied: after this
     /// long without writes, and at the latest this long after the last time under steady
     /// writes (and always when the store closes).
-    pub checkpoint: crate::writer::CheckpointPolicy,
+    pub checkpoint: writer::CheckpointPolicy,
 }
 
 impl SqliteOptions {
@@ -81,7 +69,7 @@ impl SqliteOptions {
             query_timeout: Duration::from_secs(5),
             list_relation_budget: 10_000,
             page_byte_budget: 4 << 20,
-            checkpoint: crate::writer::CheckpointPolicy::default(),
+            checkpoint: writer::CheckpointPolicy::default(),
         }
     }
 }
@@ -385,7 +373,7 @@ impl Store for SqliteStore {
 }
 
 pub use access::AdminDb;
-pub use write::{PatchOutcome, PatchWrite};
+pub use writer::CheckpointPolicy;
 
 /// The type column's text for `rt`.
 fn type_name(rt: ResourceType) -> &'static str {

@@ -2,9 +2,8 @@
 //! attribute index: each comparison is an indexed lookup, `and`/`or`/`not` are
 //! INTERSECT/UNION/EXCEPT, and a value filter works on (resource, element) pairs so that
 //! `emails[type eq "work" and value eq "x"]` means one email. Values only ever bind as
-//! parameters.
-
-use std::collections::HashMap;
+//! parameters. What each node means (its target, its complement, which side of an `and`
+//! drives) is decided in `filter_plan`, for every backend; this is its SQLite text.
 
 use rusqlite::Connection;
 use rusqlite::types::Value as SqlValue;
@@ -16,17 +15,18 @@ use scimgate_model::schema::AttrType;
 use super::index::{PathIds, comparand_num};
 use super::type_name;
 use crate::error::StoreError;
+use crate::filter_plan::{
+    Estimates, Pred, Step, Target, prefix_successor, probe, step, target, unusable,
+};
 
 pub struct FilterSql<'a> {
-    /// For estimating how many rows a comparison matches, to pick what drives an `and`.
+    /// For counting how many rows a comparison matches, to pick what drives an `and`.
     conn: &'a Connection,
     paths: &'a PathIds,
     tenant: &'a str,
     rt: ResourceType,
     args: &'a mut Vec<SqlValue>,
-    /// Estimates already counted, by node address: an `and` chain asks for its left side's
-    /// estimate at every level, which without this costs O(n²) count queries.
-    estimates: HashMap<*const Filter, u64>,
+    estimates: Estimates,
     /// Count queries run to estimate, for the test that planning is linear.
     pub(crate) estimate_queries: usize,
 }
@@ -59,7 +59,7 @@ impl<'a> FilterSql<'a> {
             tenant,
             rt,
             args,
-            estimates: HashMap::new(),
+            estimates: Estimates::default(),
             estimate_queries: 0,
         }
     }
@@ -81,8 +81,8 @@ impl<'a> FilterSql<'a> {
 
     /// A SQL query whose rows' `seq` are the resources matching `f`.
     pub fn resources(&mut self, f: &Filter) -> Result<String, StoreError> {
-        Ok(match f {
-            Filter::And(a, b) => {
+        Ok(match step(f) {
+            Step::And(a, b) => {
                 let (small, large) = self.smaller_first(a, b)?;
                 let driver = self.resources(small)?;
                 match probe(large) {
@@ -96,45 +96,35 @@ impl<'a> FilterSql<'a> {
                     }
                 }
             }
-            Filter::Or(a, b) => {
+            Step::Or(a, b) => {
                 let (a, b) = (self.resources(a)?, self.resources(b)?);
                 format!("SELECT seq FROM ({a}) UNION SELECT seq FROM ({b})")
             }
-            Filter::Not(a) => {
+            Step::Not(a) => {
                 let inner = self.resources(a)?;
-                let all = self.all();
-                format!("{all} EXCEPT SELECT seq FROM ({inner})")
+                self.complement_of_resources(inner)
             }
-            Filter::ValuePath { attr, filter } => {
+            Step::ValuePath { attr, filter } => {
                 format!("SELECT seq FROM ({})", self.elements(filter, attr)?)
             }
-            Filter::Compare { path, op, value } => match (op, value) {
-                (CompareOp::Eq, Comparand::Null) => {
-                    self.complement_of_resources(|s| s.atom(path, Pred::Present))?
-                }
-                (CompareOp::Ne, Comparand::Null) => self.seqs(path, Pred::Present)?,
-                (CompareOp::Ne, c) => {
-                    self.complement_of_resources(|s| s.atom(path, Pred::Compare(CompareOp::Eq, c)))?
-                }
-                (op, c) => self.seqs(path, Pred::Compare(*op, c))?,
-            },
-            Filter::Present(path) => self.seqs(path, Pred::Present)?,
+            Step::Match(path, pred) => format!("SELECT seq FROM ({})", self.atom(path, pred)?),
+            Step::NotMatch(path, pred) => {
+                let inner = self.atom(path, pred)?;
+                self.complement_of_resources(inner)
+            }
         })
     }
 
-    /// Orders the two sides of an `and` so that the one matching fewer rows drives and the
-    /// other is only probed: `emails[type eq "work" and value eq "x"]` starts from the one
-    /// address, not from every work email.
+    /// `a` and `b` of an `and`, the one matching fewer rows first (see `Estimates`).
     fn smaller_first<'f>(
         &mut self,
         a: &'f Filter,
         b: &'f Filter,
     ) -> Result<(&'f Filter, &'f Filter), StoreError> {
-        Ok(if self.estimate(b)? < self.estimate(a)? {
-            (b, a)
-        } else {
-            (a, b)
-        })
+        let mut estimates = std::mem::take(&mut self.estimates);
+        let ordered = estimates.smaller_first(a, b, &mut |path, pred| self.count(path, pred));
+        self.estimates = estimates;
+        ordered
     }
 
     /// A condition on a driver row `d` (its `seq`, and `elem` when `same_element`): some
@@ -168,62 +158,30 @@ impl<'a> FilterSql<'a> {
         ))
     }
 
-    /// About how many rows `f` matches, counted up to a cap on the index itself; each node
-    /// is counted once per query.
-    fn estimate(&mut self, f: &Filter) -> Result<u64, StoreError> {
-        let key: *const Filter = f;
-        if let Some(n) = self.estimates.get(&key) {
-            return Ok(*n);
-        }
-        let n = self.count_estimate(f)?;
-        self.estimates.insert(key, n);
-        Ok(n)
-    }
-
-    fn count_estimate(&mut self, f: &Filter) -> Result<u64, StoreError> {
+    /// How many rows one comparison matches, counted on the index up to a cap.
+    fn count(&mut self, path: &AttrPath, pred: Pred<'_>) -> Result<u64, StoreError> {
         const CAP: u64 = 1000;
-        Ok(match f {
-            Filter::And(a, b) => self.estimate(a)?.min(self.estimate(b)?),
-            Filter::Or(a, b) => self.estimate(a)?.saturating_add(self.estimate(b)?),
-            Filter::ValuePath { filter, .. } => self.estimate(filter)?,
-            // A complement is as large as the tenant, give or take.
-            Filter::Not(_) => u64::MAX,
-            f => match probe(f) {
-                None => u64::MAX,
-                Some((path, pred)) => {
-                    let mut args = Vec::new();
-                    let mut scratch =
-                        FilterSql::new(self.conn, self.paths, self.tenant, self.rt, &mut args);
-                    let atom = scratch.atom(path, pred)?;
-                    self.estimate_queries += 1;
-                    let sql = format!("SELECT count(*) FROM (SELECT 1 FROM ({atom}) LIMIT {CAP})");
-                    let n: i64 = self
-                        .conn
-                        .prepare_cached(&sql)?
-                        .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
-                    u64::try_from(n).unwrap_or(CAP)
-                }
-            },
-        })
+        let mut args = Vec::new();
+        let mut scratch = FilterSql::new(self.conn, self.paths, self.tenant, self.rt, &mut args);
+        let atom = scratch.atom(path, pred)?;
+        self.estimate_queries += 1;
+        let sql = format!("SELECT count(*) FROM (SELECT 1 FROM ({atom}) LIMIT {CAP})");
+        let n: i64 = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(CAP))
     }
 
-    fn seqs(&mut self, path: &AttrPath, pred: Pred<'_>) -> Result<String, StoreError> {
-        Ok(format!("SELECT seq FROM ({})", self.atom(path, pred)?))
-    }
-
-    fn complement_of_resources(
-        &mut self,
-        inner: impl FnOnce(&mut Self) -> Result<String, StoreError>,
-    ) -> Result<String, StoreError> {
-        let inner = inner(self)?;
+    fn complement_of_resources(&mut self, inner: String) -> String {
         let all = self.all();
-        Ok(format!("{all} EXCEPT SELECT seq FROM ({inner})"))
+        format!("{all} EXCEPT SELECT seq FROM ({inner})")
     }
 
     /// A SQL query of `(seq, elem)` pairs: the single values of `attr` matching `f`.
     fn elements(&mut self, f: &Filter, attr: &AttrPath) -> Result<String, StoreError> {
-        Ok(match f {
-            Filter::And(a, b) => {
+        Ok(match step(f) {
+            Step::And(a, b) => {
                 let (small, large) = self.smaller_first(a, b)?;
                 let driver = self.elements(small, attr)?;
                 match probe(large) {
@@ -239,32 +197,24 @@ impl<'a> FilterSql<'a> {
                     }
                 }
             }
-            Filter::Or(a, b) => {
+            Step::Or(a, b) => {
                 let (a, b) = (self.elements(a, attr)?, self.elements(b, attr)?);
                 format!("SELECT seq, elem FROM ({a}) UNION SELECT seq, elem FROM ({b})")
             }
-            Filter::Not(a) => {
+            Step::Not(a) => {
                 let inner = self.elements(a, attr)?;
                 self.complement_of_elements(attr, inner)?
             }
-            Filter::ValuePath { .. } => {
+            Step::ValuePath { .. } => {
                 return Err(StoreError::UnsupportedFilter(
                     "value filters cannot nest".into(),
                 ));
             }
-            Filter::Compare { path, op, value } => match (op, value) {
-                (CompareOp::Eq, Comparand::Null) => {
-                    let present = self.atom(path, Pred::Present)?;
-                    self.complement_of_elements(attr, present)?
-                }
-                (CompareOp::Ne, Comparand::Null) => self.atom(path, Pred::Present)?,
-                (CompareOp::Ne, c) => {
-                    let eq = self.atom(path, Pred::Compare(CompareOp::Eq, c))?;
-                    self.complement_of_elements(attr, eq)?
-                }
-                (op, c) => self.atom(path, Pred::Compare(*op, c))?,
-            },
-            Filter::Present(path) => self.atom(path, Pred::Present)?,
+            Step::Match(path, pred) => self.atom(path, pred)?,
+            Step::NotMatch(path, pred) => {
+                let inner = self.atom(path, pred)?;
+                self.complement_of_elements(attr, inner)?
+            }
         })
     }
 
@@ -281,25 +231,16 @@ impl<'a> FilterSql<'a> {
     }
 
     fn source(&self, path: &AttrPath) -> Result<Source, StoreError> {
-        let name = path.canonical();
-        let unsupported =
-            || StoreError::UnsupportedFilter(format!("'{name}' cannot be used in a filter"));
-        match (self.rt, name.as_str()) {
-            (_, "id") => Ok(Source::Id),
-            (ResourceType::Group, "members" | "members.value") => Ok(Source::MemberValue),
-            (ResourceType::User, "groups" | "groups.value") => Ok(Source::GroupValue),
-            (ResourceType::Group, n) if n.starts_with("members.") => Err(unsupported()),
-            (ResourceType::User, n) if n.starts_with("groups.") => Err(unsupported()),
-            (_, "meta.version") => Ok(Source::Meta("'W/\"' || version || '\"'")),
-            (_, "meta.resourceType") => Ok(Source::Meta("resource_type")),
-            (_, "meta.location" | "meta") => Err(unsupported()),
-            (_, "password") => Err(unsupported()),
-            _ => self
-                .paths
-                .get(&name)
-                .map(Source::Index)
-                .ok_or_else(unsupported),
-        }
+        Ok(match target(self.rt, path)? {
+            Target::Id => Source::Id,
+            Target::MemberValue => Source::MemberValue,
+            Target::GroupValue => Source::GroupValue,
+            Target::Version => Source::Meta("'W/\"' || version || '\"'"),
+            Target::ResourceType => Source::Meta("resource_type"),
+            Target::Attribute(name) => {
+                Source::Index(self.paths.get(&name).ok_or_else(|| unusable(&name))?)
+            }
+        })
     }
 
     /// `(seq, elem)` pairs of the single values of `path` that satisfy `pred`.
@@ -394,28 +335,6 @@ impl<'a> FilterSql<'a> {
     }
 }
 
-/// A comparison that is one index lookup, which an `and` can probe per row.
-fn probe(f: &Filter) -> Option<(&AttrPath, Pred<'_>)> {
-    match f {
-        Filter::Present(path) => Some((path, Pred::Present)),
-        Filter::Compare {
-            op: CompareOp::Ne, ..
-        }
-        | Filter::Compare {
-            value: Comparand::Null,
-            ..
-        } => None,
-        Filter::Compare { path, op, value } => Some((path, Pred::Compare(*op, value))),
-        _ => None,
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Pred<'a> {
-    Present,
-    Compare(CompareOp, &'a Comparand),
-}
-
 fn sql_operator(op: CompareOp) -> Result<&'static str, StoreError> {
     Ok(match op {
         CompareOp::Eq => "=",
@@ -430,37 +349,4 @@ fn sql_operator(op: CompareOp) -> Result<&'static str, StoreError> {
             )));
         }
     })
-}
-
-/// The least string greater than every string that starts with `prefix`, so that
-/// `sw` is the index range `[prefix, successor)` (UTF-8 byte order is code point order).
-pub fn prefix_successor(prefix: &str) -> Option<String> {
-    let mut chars: Vec<char> = prefix.chars().collect();
-    while let Some(last) = chars.pop() {
-        let mut next = u32::from(last) + 1;
-        if next == 0xD800 {
-            next = 0xE000; // skip the surrogates, which no char holds
-        }
-        if let Some(c) = char::from_u32(next) {
-            chars.push(c);
-            return Some(chars.into_iter().collect());
-        }
-    }
-    None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefix_successor_bounds_the_prefix_range() {
-        assert_eq!(prefix_successor("ab").as_deref(), Some("ac"));
-        assert_eq!(prefix_successor("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
-        assert_eq!(prefix_successor("a\u{10FFFF}").as_deref(), Some("b"));
-        assert_eq!(prefix_successor("\u{10FFFF}"), None);
-        for s in ["ab", "abz", "ab\u{10FFFF}x"] {
-            assert!(("ab".."ac").contains(&s));
-        }
-    }
 }

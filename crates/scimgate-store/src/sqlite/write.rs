@@ -9,7 +9,7 @@ use super::index::{self, META_LAST_MODIFIED, PathIds, insert_rows, rows_for, wri
 use super::read::{COLUMNS, load_relations, members_of, row_to_resource};
 use super::{parse_type, type_name};
 use crate::error::StoreError;
-use crate::records::{MemberRef, NewResource, StoredResource};
+use crate::records::{MemberRef, NewResource, PatchOutcome, PatchWrite, StoredResource};
 use scimgate_model::filter::instant;
 use scimgate_model::patch::MemberChanges;
 
@@ -446,15 +446,6 @@ fn uniqueness(e: rusqlite::Error, name: &str) -> StoreError {
     }
 }
 
-/// What a PATCH hands the writer: new attributes (if any changed) and membership changes.
-pub struct PatchWrite {
-    pub rt: ResourceType,
-    pub expected_version: Option<i64>,
-    pub new: Option<NewResource>,
-    pub members: MemberChanges,
-    pub skip_unknown_members: bool,
-}
-
 /// Applies a PATCH in one savepoint: the row (when attributes changed) and only the
 /// membership rows named, never the whole member list.
 pub fn patch(
@@ -486,11 +477,6 @@ pub fn patch(
         resource,
         skipped_members: skipped,
     })
-}
-
-pub struct PatchOutcome {
-    pub resource: StoredResource,
-    pub skipped_members: Vec<String>,
 }
 
 /// Membership changes, row by row; returns the ids skipped as unknown and how many

@@ -1,22 +1,28 @@
-//! The backend the storage contract tests run on. The contract tests (the SQL-vs-evaluator
-//! differential, the PATCH model, the version property) speak only the `Store` trait; this
+//! The backend the storage contract tests run on. The contract tests (`contract.rs`, the
+//! SQL-vs-evaluator differential, the PATCH model, the version property) speak only the `Store` trait; this
 //! is the one place that knows which implementation they get, and how a tenant is
 //! registered on it (the trait leaves tenant administration to the command line).
 //!
 //! `SCIMGATE_TEST_BACKEND` picks it: `sqlite` (the default, and today the only one); a
 //! second backend adds its branch here and runs the very same suite.
 
+// Each test binary includes this module and uses part of it.
+#![allow(dead_code)]
+
 use std::path::Path;
 use std::sync::Arc;
 
 use scimgate_model::SystemClock;
-use scimgate_store::{AdminDb, SqliteOptions, SqliteStore, Store};
+use scimgate_store::{AdminDb, RemoveOutcome, SqliteOptions, SqliteStore, Store};
+
+/// The SQLite backend's file in the test's folder.
+const DATABASE: &str = "contract.db";
 
 /// A fresh store in `dir` with `tenants` registered.
 pub fn open(dir: &Path, tenants: &[&str]) -> Arc<dyn Store> {
     match std::env::var("SCIMGATE_TEST_BACKEND").as_deref() {
         Ok("sqlite") | Err(_) => {
-            let path = dir.join("contract.db");
+            let path = dir.join(DATABASE);
             let store = SqliteStore::open(&SqliteOptions::new(&path), Arc::new(SystemClock))
                 .expect("open the SQLite store");
             let admin = AdminDb::open(&path).expect("admin connection");
@@ -26,6 +32,37 @@ pub fn open(dir: &Path, tenants: &[&str]) -> Arc<dyn Store> {
                     .expect("register the tenant");
             }
             Arc::new(store)
+        }
+        Ok(other) => panic!("SCIMGATE_TEST_BACKEND={other}: no such backend"),
+    }
+}
+
+/// The store on `dir` opened again, as a restarted server opens it.
+pub fn reopen(dir: &Path) -> Arc<dyn Store> {
+    match std::env::var("SCIMGATE_TEST_BACKEND").as_deref() {
+        Ok("sqlite") | Err(_) => Arc::new(
+            SqliteStore::open(
+                &SqliteOptions::new(dir.join(DATABASE)),
+                Arc::new(SystemClock),
+            )
+            .expect("reopen the SQLite store"),
+        ),
+        Ok(other) => panic!("SCIMGATE_TEST_BACKEND={other}: no such backend"),
+    }
+}
+
+/// Removes `tenant` as `scimgate tenant remove` does, beside the running store.
+pub fn remove_tenant(dir: &Path, tenant: &str) {
+    match std::env::var("SCIMGATE_TEST_BACKEND").as_deref() {
+        Ok("sqlite") | Err(_) => {
+            let mut admin = AdminDb::open(&dir.join(DATABASE)).expect("admin connection");
+            let outcome = admin
+                .remove_tenant(tenant, false)
+                .expect("remove the tenant");
+            assert!(
+                matches!(outcome, RemoveOutcome::Removed { .. }),
+                "{outcome:?}"
+            );
         }
         Ok(other) => panic!("SCIMGATE_TEST_BACKEND={other}: no such backend"),
     }

@@ -1,0 +1,423 @@
+//! The storage contract: what every backend must do, written once against the `Store`
+//! trait and run on the backend `tests/backend` picks (`SCIMGATE_TEST_BACKEND`). Uniqueness
+//! under Unicode folding, tenant isolation, memberships, versions, totals, concurrent
+//! writes and the tenant check inside the write. What is particular to SQLite (its plans,
+//! its log file, its pool) is tested beside its code, in `src/sqlite/tests.rs`.
+
+mod backend;
+
+use std::sync::Arc;
+use std::thread;
+
+use scimgate_model::validate::validate;
+use scimgate_model::{MemberInput, ResourceType};
+use scimgate_store::{ListQuery, NewResource, Page, PatchWrite, Store, StoreError};
+use serde_json::json;
+
+/// The tenants the tests write in, registered on every store they open.
+const TENANTS: &[&str] = &["t", "t1", "t2", "a", "b", "other"];
+
+fn open(dir: &tempfile::TempDir) -> Arc<dyn Store> {
+    backend::open(dir.path(), TENANTS)
+}
+
+fn user(name: &str) -> NewResource {
+    let v = validate(
+        ResourceType::User,
+        &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name}),
+    )
+    .expect("valid");
+    NewResource::from_validated(v, Default::default())
+}
+
+fn group(name: &str, members: &[&str]) -> NewResource {
+    let members: Vec<_> = members.iter().map(|m| json!({"value": m})).collect();
+    let v = validate(
+        ResourceType::Group,
+        &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": members}),
+    )
+    .expect("valid");
+    NewResource::from_validated(v, Default::default())
+}
+
+fn filter(rt: ResourceType, f: &str) -> ListQuery {
+    ListQuery {
+        filter: Some(scimgate_model::filter::parse(rt, f).expect("filter")),
+        sort: None,
+        page: Page::Index {
+            start_index: 1,
+            count: 100,
+        },
+        with_relations: true,
+    }
+}
+
+#[test]
+fn user_name_is_unique_per_tenant_with_unicode_folding() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    s.create("t1", user("Émile")).expect("first");
+    assert!(matches!(
+        s.create("t1", user("éMILE")),
+        Err(StoreError::UserNameTaken(_))
+    ));
+    // NFC and NFD spellings of one name are one name.
+    s.create("t1", user("Jos\u{e9}")).expect("NFC");
+    assert!(matches!(
+        s.create("t1", user("Jose\u{301}")),
+        Err(StoreError::UserNameTaken(_))
+    ));
+    s.create("t1", user("straße")).expect("straße");
+    assert!(matches!(
+        s.create("t1", user("STRASSE")),
+        Err(StoreError::UserNameTaken(_))
+    ));
+    s.create("t2", user("émile"))
+        .expect("another tenant may reuse it");
+
+    let page = s
+        .list(
+            "t1",
+            ResourceType::User,
+            &filter(ResourceType::User, r#"userName eq "EMILE""#),
+        )
+        .expect("list");
+    assert_eq!(page.total_results, Some(0), "E is not É");
+    let page = s
+        .list(
+            "t1",
+            ResourceType::User,
+            &filter(ResourceType::User, r#"userName eq "ÉMILE""#),
+        )
+        .expect("list");
+    assert_eq!(page.total_results, Some(1));
+}
+
+#[test]
+fn tenants_never_see_each_other() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    let a = s.create("a", user("alice")).expect("create");
+    assert!(
+        s.get("b", ResourceType::User, &a.id, true)
+            .expect("get")
+            .is_none()
+    );
+    assert!(matches!(
+        s.delete("b", ResourceType::User, &a.id, None),
+        Err(StoreError::NotFound(..))
+    ));
+    assert!(matches!(
+        s.create("b", group("g", &[&a.id])),
+        Err(StoreError::MemberNotFound(_))
+    ));
+    assert_eq!(
+        s.list(
+            "b",
+            ResourceType::User,
+            &filter(ResourceType::User, r#"id eq "x""#)
+        )
+        .expect("l")
+        .total_results,
+        Some(0)
+    );
+    let all = ListQuery {
+        filter: None,
+        sort: None,
+        page: Page::Index {
+            start_index: 1,
+            count: 10,
+        },
+        with_relations: false,
+    };
+    assert_eq!(
+        s.list("b", ResourceType::User, &all)
+            .expect("list")
+            .total_results,
+        Some(0)
+    );
+    assert_eq!(
+        s.list("a", ResourceType::User, &all)
+            .expect("list")
+            .total_results,
+        Some(1)
+    );
+}
+
+#[test]
+fn memberships_follow_deletes_and_bump_group_versions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    let u1 = s.create("t", user("u1")).expect("u1");
+    let u2 = s.create("t", user("u2")).expect("u2");
+    let g = s.create("t", group("g", &[&u1.id, &u2.id])).expect("g");
+    assert_eq!(g.members.as_ref().map(Vec::len), Some(2));
+    let groups = s
+        .get("t", ResourceType::User, &u1.id, true)
+        .expect("get")
+        .and_then(|u| u.groups);
+    assert_eq!(groups.map(|g| g.len()), Some(1));
+
+    // Later than the group's creation, so a stale lastModified would not match.
+    thread::sleep(std::time::Duration::from_millis(5));
+    s.delete("t", ResourceType::User, &u1.id, None)
+        .expect("delete");
+    let g2 = s
+        .get("t", ResourceType::Group, &g.id, true)
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        g2.members
+            .map(|m| m.into_iter().map(|m| m.value).collect::<Vec<_>>()),
+        Some(vec![u2.id.clone()])
+    );
+    assert_eq!(g2.version, g.version + 1);
+    let modified = format!("meta.lastModified eq \"{}\"", g2.last_modified);
+    let found = s
+        .list(
+            "t",
+            ResourceType::Group,
+            &filter(ResourceType::Group, &modified),
+        )
+        .expect("l");
+    assert_eq!(
+        found.resources.len(),
+        1,
+        "the indexed lastModified moved with the group"
+    );
+
+    let found = s
+        .list(
+            "t",
+            ResourceType::Group,
+            &filter(
+                ResourceType::Group,
+                &format!("members.value eq \"{}\"", u2.id),
+            ),
+        )
+        .expect("l");
+    assert_eq!(found.total_results, Some(1));
+}
+
+#[test]
+fn replace_checks_version_members_and_self_membership() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    let u = s.create("t", user("u")).expect("u");
+    let g = s.create("t", group("g", &[])).expect("g");
+    assert!(matches!(
+        s.replace("t", &g.id, Some(7), group("g", &[])),
+        Err(StoreError::VersionMismatch { current: 1 })
+    ));
+    assert!(matches!(
+        s.replace("t", &g.id, None, group("g", &[&g.id])),
+        Err(StoreError::SelfMembership(_))
+    ));
+    assert!(matches!(
+        s.replace("t", &g.id, None, group("g", &["nope"])),
+        Err(StoreError::MemberNotFound(_))
+    ));
+    let mut typed = group("g", &[]);
+    typed.members = vec![MemberInput {
+        value: u.id.clone(),
+        member_type: Some(ResourceType::Group),
+    }];
+    assert!(matches!(
+        s.replace("t", &g.id, None, typed),
+        Err(StoreError::MemberTypeMismatch { .. })
+    ));
+    let after = s
+        .get("t", ResourceType::Group, &g.id, true)
+        .expect("get")
+        .expect("exists");
+    assert_eq!(after.version, 1, "failed replaces change nothing");
+
+    let r = s
+        .replace("t", &g.id, Some(1), group("renamed", &[&u.id]))
+        .expect("replace");
+    assert_eq!(r.version, 2);
+    assert_eq!(r.attributes["displayName"], "renamed");
+    assert_eq!(r.members.map(|m| m.len()), Some(1));
+}
+
+#[test]
+fn concurrent_writes_all_land_and_survive_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ids: Vec<String> = {
+        let s = open(&dir);
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let s = Arc::clone(&s);
+                thread::spawn(move || {
+                    (0..25)
+                        .map(|i| {
+                            s.create("t", user(&format!("u{t}-{i}")))
+                                .expect("create")
+                                .id
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let ids: Vec<String> = threads
+            .into_iter()
+            .flat_map(|t| t.join().expect("join"))
+            .collect();
+        let stats = s.stats();
+        assert_eq!(stats.writes, 200);
+        assert!(stats.commits <= stats.writes);
+        ids
+    };
+    let s = backend::reopen(dir.path());
+    assert_eq!(s.stats().writes, 0, "counters start with the process");
+    for id in &ids {
+        assert!(
+            s.get("t", ResourceType::User, id, false)
+                .expect("get")
+                .is_some()
+        );
+    }
+    assert_eq!(ids.len(), 200);
+}
+
+#[test]
+fn unfiltered_totals_follow_creates_and_deletes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    let all = ListQuery {
+        filter: None,
+        sort: None,
+        page: Page::Index {
+            start_index: 1,
+            count: 0,
+        },
+        with_relations: false,
+    };
+    let ids: Vec<String> = (0..3)
+        .map(|i| s.create("t", user(&format!("u{i}"))).expect("create").id)
+        .collect();
+    s.create("t", group("g", &[])).expect("group");
+    assert!(
+        s.create("t", user("U0")).is_err(),
+        "a refused create counts nothing"
+    );
+    s.delete("t", ResourceType::User, &ids[1], None)
+        .expect("delete");
+    assert!(s.delete("t", ResourceType::User, &ids[1], None).is_err());
+    assert_eq!(
+        s.list("t", ResourceType::User, &all)
+            .expect("list")
+            .total_results,
+        Some(2)
+    );
+    assert_eq!(
+        s.list("t", ResourceType::Group, &all)
+            .expect("list")
+            .total_results,
+        Some(1)
+    );
+    assert_eq!(
+        s.list("other", ResourceType::User, &all)
+            .expect("list")
+            .total_results,
+        Some(0)
+    );
+    let pr = filter(ResourceType::User, "userName pr");
+    assert_eq!(
+        s.list("t", ResourceType::User, &pr)
+            .expect("list")
+            .total_results,
+        Some(2),
+        "the counted and the scanned agree"
+    );
+}
+
+fn member_patch(add: &[&str], remove: &[&str]) -> PatchWrite {
+    PatchWrite {
+        rt: ResourceType::Group,
+        expected_version: None,
+        new: None,
+        members: scimgate_model::patch::MemberChanges {
+            replace_with: None,
+            add: add
+                .iter()
+                .map(|v| MemberInput {
+                    value: (*v).to_owned(),
+                    member_type: None,
+                })
+                .collect(),
+            remove: remove.iter().map(|v| (*v).to_owned()).collect(),
+        },
+        skip_unknown_members: false,
+    }
+}
+
+#[test]
+fn concurrent_member_patches_never_lose_each_other() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    let ids: Vec<String> = (0..64)
+        .map(|i| s.create("t", user(&format!("m{i}"))).expect("user").id)
+        .collect();
+    let g = s.create("t", group("g", &[])).expect("group");
+    let threads: Vec<_> = ids
+        .chunks(8)
+        .map(|chunk| {
+            let (s, gid, chunk) = (Arc::clone(&s), g.id.clone(), chunk.to_vec());
+            thread::spawn(move || {
+                for id in chunk {
+                    s.patch("t", &gid, member_patch(&[&id], &[]))
+                        .expect("patch");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("join");
+    }
+    let after = s
+        .get("t", ResourceType::Group, &g.id, true)
+        .expect("get")
+        .expect("group");
+    assert_eq!(
+        after.members.map(|m| m.len()),
+        Some(64),
+        "every concurrent add landed"
+    );
+    assert_eq!(after.version, 65, "each PATCH moved the version");
+
+    let gone = s
+        .patch("t", &g.id, member_patch(&[], &[&ids[0], &ids[1]]))
+        .expect("remove");
+    assert_eq!(gone.resource.version, 66);
+    assert!(matches!(
+        s.patch("t", &g.id, member_patch(&["ghost"], &[])),
+        Err(StoreError::MemberNotFound(id)) if id == "ghost"
+    ));
+    let mut lenient = member_patch(&["ghost", &ids[0]], &[]);
+    lenient.skip_unknown_members = true;
+    let done = s.patch("t", &g.id, lenient).expect("lenient");
+    assert_eq!(done.skipped_members, ["ghost"]);
+    let after = s
+        .get("t", ResourceType::Group, &g.id, true)
+        .expect("get")
+        .expect("group");
+    assert_eq!(after.members.map(|m| m.len()), Some(63));
+}
+
+/// A create in a tenant that is not (or no longer) registered is refused in its own
+/// transaction: no row outlives `tenant remove`.
+#[test]
+fn creates_check_their_tenant_in_the_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    assert!(matches!(
+        s.create("never-added", user("x")),
+        Err(StoreError::TenantNotRegistered(_))
+    ));
+    backend::remove_tenant(dir.path(), "b");
+    assert!(matches!(
+        s.create("b", user("late")),
+        Err(StoreError::TenantNotRegistered(_))
+    ));
+}
