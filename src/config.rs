@@ -7,8 +7,12 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+/// Each crate's keys are its own type, flattened here (so every key stays top-level, as
+/// the documentation lists them); this type holds what only the binary uses. Unknown keys
+/// are refused by `reject_unknown_keys`, since serde cannot deny them across flattened
+/// types.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct Config {
     /// Address and port to listen on.
     pub listen: String,
@@ -18,69 +22,12 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM, PKCS#8, PKCS#1 or SEC1).
     pub tls_key: Option<PathBuf>,
-    /// Public base URL for `meta.location`, e.g. `https://scim.example.com`.
-    pub public_base_url: Option<String>,
-    /// Largest request body accepted, in bytes.
-    pub max_body_bytes: usize,
-    /// Seconds a request body may take to arrive (slow clients get 408).
-    pub body_timeout_secs: u64,
     /// Seconds a client may take to send a request's headers.
     pub header_timeout_secs: u64,
     /// Seconds an idle keep-alive connection stays open.
     pub keep_alive_secs: u64,
     /// Open connections per worker thread.
     pub max_connections: usize,
-    /// Most resources in one page (`filter.maxResults`).
-    pub max_results: u64,
-    /// Deepest nesting of parentheses, `not` and value filters in a filter.
-    pub filter_max_depth: usize,
-    /// Turn every IdP dialect rule off: RFC 7643/7644 to the letter.
-    pub dialect_strict: bool,
-    /// Dialect rules to turn off one by one (names in docs/dialects.md).
-    pub dialect_disabled_rules: Vec<String>,
-    /// Dialect rules to turn on that are off by default (`unquoted_filter_values`).
-    pub dialect_enabled_rules: Vec<String>,
-    /// Most operations in one PATCH request.
-    pub max_patch_operations: usize,
-    /// Answer group PATCHes with the group (200) instead of 204.
-    pub group_patch_returns_resource: bool,
-    /// What happens to passwords that IdPs send.
-    pub password_storage: PasswordStorage,
-    /// Clock skew allowed on token `exp`/`nbf`, in seconds.
-    pub token_leeway_secs: u64,
-    /// Days the audit trail keeps its rows; 0 keeps them for ever.
-    pub audit_retention_days: u32,
-    /// Networks that may call at all (CIDR); empty allows every address.
-    pub allow_from: Vec<ipnet::IpNet>,
-    /// Proxies whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// Rate limits per client address and per tenant and token subject.
-    pub rate_limit: scimgate_http::RateLimitSettings,
-    /// Keys that tokens may be signed with besides the data folder's own (`[auth]`).
-    pub auth: scimgate_http::AuthSettings,
-    /// Read-only SQLite connections in the pool.
-    pub read_connections: u32,
-    /// Read connections one tenant may hold at once; unset: all but a quarter (at least
-    /// one) of `read_connections`, which stay free for the other tenants.
-    pub tenant_read_connections: Option<u32>,
-    /// Longest a read query may run before SQLite stops it (400 `tooMany`), in ms.
-    pub query_timeout_ms: u64,
-    /// Most values one multi-valued attribute may hold (group members excepted).
-    pub max_values_per_attribute: usize,
-    /// Most group members (or user groups) one list page carries; the page ends early.
-    pub max_list_members: usize,
-    /// Most bytes of stored resources (and member names) one list page carries; likewise.
-    pub max_page_bytes: usize,
-    /// Passwords hashed at once (19 MiB each); unset: one per CPU core.
-    pub hashing_slots: Option<usize>,
-    /// Requests being worked on at once, all tenants together.
-    pub max_requests_in_flight: usize,
-    /// Requests one tenant may have in the works at once; unset: 16 (at most
-    /// `max_requests_in_flight`). More at once from one tenant only queue on the cores and
-    /// take them from the other tenants.
-    pub tenant_requests_in_flight: Option<usize>,
-    /// Plugin instances one tenant may run at once (of 128); unset: one per core.
-    pub plugin_instances_per_tenant: Option<usize>,
     /// How long a request waits for its tenant's share of a busy resource (request slots,
     /// read connections, password hashing) before it is answered 503, in ms.
     pub overload_wait_ms: u64,
@@ -89,11 +36,15 @@ pub struct Config {
     /// `info`, `debug`, … or a full `tracing` filter such as `scimgate=debug`.
     pub log_level: String,
     pub log_format: LogFormat,
-    /// How often to look for changes to the configuration file and plugin files, in
-    /// milliseconds, to reload the plugins; 0 reloads on SIGHUP only.
-    pub plugin_watch_interval_ms: u64,
-    /// Operator plugins, `[[plugins]]` in TOML, in the order they run (docs/plugins.md).
-    pub plugins: Vec<scimgate_plugins::PluginSpec>,
+    /// The HTTP layer's keys (limits, dialect, network, rate limits, `[auth]`, …).
+    #[serde(flatten)]
+    pub http: scimgate_http::HttpConfig,
+    /// Storage's keys (read pool, read limits, audit retention).
+    #[serde(flatten)]
+    pub store: scimgate_store::StoreConfig,
+    /// `[[plugins]]` and the plugin host's keys.
+    #[serde(flatten)]
+    pub plugins: scimgate_plugins::PluginConfig,
     /// Per-tenant settings, `[tenants.NAME]` in TOML.
     pub tenants: std::collections::BTreeMap<String, TenantConfig>,
 }
@@ -125,92 +76,28 @@ impl Default for Config {
         Config {
             listen: "127.0.0.1:8080".into(),
             data: PathBuf::from("./scimgate-data"),
-            public_base_url: None,
             tls_cert: None,
             tls_key: None,
-            max_body_bytes: 1024 * 1024,
-            body_timeout_secs: 30,
             header_timeout_secs: 10,
             keep_alive_secs: 75,
             max_connections: 10_000,
-            max_results: 1000,
-            filter_max_depth: 16,
-            dialect_strict: false,
-            dialect_disabled_rules: Vec::new(),
-            dialect_enabled_rules: Vec::new(),
-            max_patch_operations: 1000,
-            group_patch_returns_resource: false,
-            password_storage: PasswordStorage::Argon2id,
-            token_leeway_secs: 30,
-            auth: Default::default(),
-            audit_retention_days: 90,
-            allow_from: Vec::new(),
-            trusted_proxies: Vec::new(),
-            rate_limit: Default::default(),
-            read_connections: 8,
-            tenant_read_connections: None,
-            query_timeout_ms: 5000,
-            max_values_per_attribute: 1000,
-            max_list_members: 10_000,
-            max_page_bytes: 4 << 20,
-            hashing_slots: None,
-            max_requests_in_flight: 128,
-            tenant_requests_in_flight: None,
             overload_wait_ms: 5000,
-            plugin_instances_per_tenant: None,
             workers: None,
             log_level: "info".into(),
             log_format: LogFormat::Text,
+            http: Default::default(),
+            store: Default::default(),
+            plugins: Default::default(),
             tenants: std::collections::BTreeMap::new(),
-            plugin_watch_interval_ms: 2000,
-            plugins: Vec::new(),
         }
     }
 }
 
 impl Config {
-    /// A tenant's share of the read connections.
-    pub fn tenant_read_share(&self) -> u32 {
-        let total = self.read_connections.max(1);
-        self.tenant_read_connections
-            .unwrap_or(total - (total / 4).max(1).min(total - 1))
-            .clamp(1, total)
+    /// How long a request waits for its tenant's share of a busy resource.
+    pub fn overload_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.overload_wait_ms.max(1))
     }
-
-    /// A tenant's share of the requests in flight.
-    pub fn tenant_request_share(&self) -> usize {
-        let total = self.max_requests_in_flight.max(1);
-        self.tenant_requests_in_flight.unwrap_or(16).clamp(1, total)
-    }
-
-    pub fn hashing_slots(&self) -> usize {
-        self.hashing_slots
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
-            .max(1)
-    }
-}
-
-fn with_rules(
-    mut d: scimgate_model::dialect::Dialect,
-    disabled: &[String],
-    enabled: &[String],
-    prefix: &str,
-) -> Result<scimgate_model::dialect::Dialect, String> {
-    use scimgate_model::dialect::Dialect;
-    for (key, rules, on) in [
-        ("dialect_disabled_rules", disabled, false),
-        ("dialect_enabled_rules", enabled, true),
-    ] {
-        for rule in rules {
-            if !d.set(rule, on) {
-                return Err(format!(
-                    "{prefix}{key}: unknown rule '{rule}' (known: {})",
-                    Dialect::RULES.join(", ")
-                ));
-            }
-        }
-    }
-    Ok(d)
 }
 
 /// Settings given as flags; `None` leaves the lower layers' value.
@@ -225,29 +112,13 @@ pub struct FlagOverrides {
 }
 
 impl Config {
-    /// The dialect rules this configuration leaves on.
-    pub fn dialect(&self) -> Result<scimgate_model::dialect::Dialect, String> {
-        use scimgate_model::dialect::Dialect;
-        let base = if self.dialect_strict {
-            Dialect::strict()
-        } else {
-            Dialect::default()
-        };
-        with_rules(
-            base,
-            &self.dialect_disabled_rules,
-            &self.dialect_enabled_rules,
-            "",
-        )
-    }
-
     /// Each configured tenant's policy: its dialect rules (its own, else the global ones),
     /// allowlist and rate.
     pub fn tenant_policies(
         &self,
     ) -> Result<std::collections::HashMap<String, scimgate_http::TenantPolicy>, String> {
-        use scimgate_model::dialect::Dialect;
-        let global = self.dialect()?;
+        use scimgate_model::dialect::{Dialect, with_rules};
+        let global = self.http.dialect.dialect()?;
         self.tenants
             .iter()
             .map(|(name, t)| {
@@ -271,14 +142,6 @@ impl Config {
                 Ok((name.clone(), policy))
             })
             .collect()
-    }
-
-    /// The global allowlist and the proxies believed.
-    pub fn network(&self) -> scimgate_http::NetworkSettings {
-        scimgate_http::NetworkSettings {
-            allow_from: self.allow_from.clone(),
-            trusted_proxies: self.trusted_proxies.clone(),
-        }
     }
 
     /// Layers defaults, `file` (when given), the environment and `flags`.
@@ -308,11 +171,9 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
-        let mut config: Config = figment
-            .merge(env)
-            .merge(Serialized::defaults(flags))
-            .extract()
-            .map_err(Box::new)?;
+        let figment = figment.merge(env).merge(Serialized::defaults(flags));
+        reject_unknown_keys(&figment)?;
+        let mut config: Config = figment.extract().map_err(Box::new)?;
         if let Some(folder) = file.and_then(Path::parent) {
             config.resolve_files_against(folder);
         }
@@ -329,9 +190,41 @@ impl Config {
                 *p = folder.join(&*p);
             }
         };
-        self.plugins.iter_mut().for_each(|p| resolve(&mut p.file));
-        self.auth.keys.iter_mut().for_each(|k| resolve(&mut k.file));
+        self.plugins
+            .specs
+            .iter_mut()
+            .for_each(|p| resolve(&mut p.file));
+        self.http
+            .auth
+            .keys
+            .iter_mut()
+            .for_each(|k| resolve(&mut k.file));
     }
+}
+
+/// Refuses a top-level key that no part of the configuration knows (a typo must not be
+/// silently ignored), naming it and where it came from. The known keys are those the
+/// defaults serialise to: every field of every flattened type. Keys inside sections
+/// (`[rate_limit]`, `[auth]`, `[tenants.NAME]`, `[[plugins]]`) are refused by their types.
+fn reject_unknown_keys(figment: &Figment) -> Result<(), Box<figment::Error>> {
+    let known = serde_json::to_value(Config::default()).unwrap_or_default();
+    let known = known.as_object().cloned().unwrap_or_default();
+    let given: figment::value::Dict = figment.extract().map_err(Box::new)?;
+    for key in given.keys() {
+        if !known.contains_key(key) {
+            let source = figment
+                .find_metadata(key)
+                .map(|m| match &m.source {
+                    Some(source) => format!(" in {source}"),
+                    None => format!(" in {}", m.name),
+                })
+                .unwrap_or_default();
+            return Err(Box::new(figment::Error::from(format!(
+                "unknown configuration key `{key}`{source}"
+            ))));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -356,10 +249,10 @@ mod tests {
                 .map_err(|e| e.to_string())?;
             assert_eq!(c.listen, "127.0.0.1:7000", "flag beats file");
             assert_eq!(c.data, PathBuf::from("/srv/env"), "env beats file");
-            assert_eq!(c.max_results, 50, "file beats default");
-            assert_eq!(c.max_body_bytes, 2048);
-            assert_eq!(c.password_storage, PasswordStorage::Discard);
-            assert_eq!(c.read_connections, 8, "default");
+            assert_eq!(c.http.max_results, 50, "file beats default");
+            assert_eq!(c.http.max_body_bytes, 2048);
+            assert_eq!(c.http.password_storage, PasswordStorage::Discard);
+            assert_eq!(c.store.read_connections, 8, "default");
             Ok(())
         });
     }
@@ -374,7 +267,7 @@ mod tests {
             )?;
             let c = Config::load(Some(Path::new("t.toml")), &FlagOverrides::default())
                 .map_err(|e| e.to_string())?;
-            let global = c.dialect()?;
+            let global = c.http.dialect.dialect()?;
             let tenants = c.tenant_policies()?;
             assert!(!global.op_names && global.string_booleans);
             assert_eq!(
@@ -408,6 +301,22 @@ mod tests {
             let e = Config::load(Some(Path::new("bad.toml")), &FlagOverrides::default())
                 .expect_err("unknown key");
             assert!(e.to_string().contains("listen_port"), "{e}");
+            assert!(e.to_string().contains("bad.toml"), "says where: {e}");
+            // A typo of a key another crate owns, one inside a section, one from the
+            // environment: each refused, named.
+            jail.create_file("typo.toml", "read_connection = 3")?;
+            jail.create_file("section.toml", "[rate_limit]\nenabeld = false")?;
+            for (file, key) in [
+                ("typo.toml", "read_connection"),
+                ("section.toml", "enabeld"),
+            ] {
+                let e = Config::load(Some(Path::new(file)), &FlagOverrides::default())
+                    .expect_err("unknown key");
+                assert!(e.to_string().contains(key), "{file}: {e}");
+            }
+            jail.set_env("SCIMGATE_MAX_BODY_BYTE", "10");
+            let e = Config::load(None, &FlagOverrides::default()).expect_err("unknown key");
+            assert!(e.to_string().contains("max_body_byte"), "{e}");
             assert!(Config::load(Some(Path::new("nope.toml")), &FlagOverrides::default()).is_err());
             Ok(())
         });

@@ -94,9 +94,9 @@ fn prune_audit_periodically(
 pub fn load_plugins(config: &Config) -> Result<PluginHost, PluginLoadError> {
     let cache = config.data.join("plugin-cache");
     Ok(
-        PluginHost::load_cached(config.plugins.clone(), Some(&cache))?.with_instance_share(
-            config.plugin_instances_per_tenant,
-            std::time::Duration::from_millis(config.overload_wait_ms.max(1)),
+        PluginHost::load_cached(config.plugins.specs.clone(), Some(&cache))?.with_instance_share(
+            config.plugins.plugin_instances_per_tenant,
+            config.overload_wait(),
         ),
     )
 }
@@ -107,14 +107,13 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
     data_dir::warn_if_shared(&config.data);
     data_dir::create_private_file(&config.data.join(DATABASE_FILE)).map_err(data_err)?;
     let signing_key = SigningKey::load_or_create(&config.data).map_err(StartError::Key)?;
-    let keys = KeyRing::load(&signing_key, &config.auth).map_err(StartError::Config)?;
-    let mut options = SqliteOptions::new(config.data.join(DATABASE_FILE));
-    options.read_connections = config.read_connections;
-    options.tenant_read_share = config.tenant_read_share();
-    options.query_timeout = std::time::Duration::from_millis(config.query_timeout_ms.max(1));
-    options.share_wait = std::time::Duration::from_millis(config.overload_wait_ms.max(1));
-    options.list_relation_budget = config.max_list_members.max(1);
-    options.page_byte_budget = config.max_page_bytes.max(1);
+    let keys = KeyRing::load(&signing_key, &config.http.auth).map_err(StartError::Config)?;
+    let overload_wait = config.overload_wait();
+    let options = SqliteOptions::configured(
+        config.data.join(DATABASE_FILE),
+        &config.store,
+        overload_wait,
+    );
     let store = SqliteStore::open(&options, clock.clone())?;
     // Plugins are validated and compiled now: a bad module stops the start, named. The
     // hook is installed even with no plugins, so that a reload can add some.
@@ -125,37 +124,25 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
     let store: Arc<dyn scimgate_store::Store> = Arc::new(store);
     let metrics = Arc::new(Metrics::new());
     let access = AccessCache::start(&store)?;
-    let background: Vec<Periodic> = prune_audit_periodically(&store, config.audit_retention_days)?
-        .into_iter()
-        .collect();
+    let background: Vec<Periodic> =
+        prune_audit_periodically(&store, config.store.audit_retention_days)?
+            .into_iter()
+            .collect();
     let plugins = Arc::new(PluginHook::new(Arc::new(host), Arc::clone(&metrics)));
     let write_hooks: Vec<Arc<dyn scimgate_http::WriteHook>> = vec![plugins.clone()];
-    let overload_wait = std::time::Duration::from_millis(config.overload_wait_ms.max(1));
     let tenants = config.tenant_policies().map_err(StartError::Config)?;
     let limits = RateLimits::new(
-        &config.rate_limit,
+        &config.http.rate_limit,
         &tenants
             .iter()
             .filter_map(|(name, policy)| Some((name.clone(), policy.rate_limit?)))
             .collect(),
     );
-    let settings = Arc::new(HttpSettings {
-        public_base_url: config.public_base_url.clone(),
-        max_body_bytes: config.max_body_bytes,
-        body_timeout_secs: config.body_timeout_secs,
-        max_results: config.max_results,
-        filter_max_depth: config.filter_max_depth,
-        token_leeway_secs: config.token_leeway_secs,
-        dialect: config.dialect().map_err(StartError::Config)?,
-        tenants,
-        max_patch_operations: config.max_patch_operations,
-        max_values_per_attribute: config.max_values_per_attribute,
-        group_patch_returns_resource: config.group_patch_returns_resource,
-        network: config.network(),
-    });
+    let settings = HttpSettings::new(&config.http, tenants).map_err(StartError::Config)?;
+    let settings = Arc::new(settings);
     let passwords = Passwords::new(
-        config.password_storage,
-        config.hashing_slots(),
+        config.http.password_storage,
+        config.http.hashing_slots(),
         overload_wait,
     );
     let writes = WritePipeline::new(store.clone(), write_hooks, passwords, settings.clone());
@@ -166,8 +153,8 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
         settings,
         writes,
         admission: Admission::new(
-            config.max_requests_in_flight,
-            config.tenant_request_share(),
+            config.http.max_requests_in_flight,
+            config.http.tenant_request_share(),
             overload_wait,
         ),
         parsing: {

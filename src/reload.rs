@@ -64,13 +64,12 @@ impl PluginReloader {
     fn apply(&self, config: &Config) -> Result<usize, String> {
         let host = crate::load_plugins(config).map_err(|e| e.to_string())?;
         let count = host.specs().count();
-        let unchanged_rest = Config {
-            plugins: Vec::new(),
-            ..config.clone()
-        } == Config {
-            plugins: Vec::new(),
-            ..self.running.clone()
+        let without_plugins = |c: &Config| {
+            let mut c = c.clone();
+            c.plugins.specs.clear();
+            c
         };
+        let unchanged_rest = without_plugins(config) == without_plugins(&self.running);
         if !unchanged_rest {
             tracing::warn!(
                 "the configuration changed beyond [[plugins]]; only plugins reload, the rest needs a restart"
@@ -137,7 +136,7 @@ impl PluginReloader {
             .file
             .iter()
             .cloned()
-            .chain(config.plugins.iter().map(|p| p.file.clone()))
+            .chain(config.plugins.specs.iter().map(|p| p.file.clone()))
             .collect()
     }
 }

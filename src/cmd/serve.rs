@@ -41,15 +41,15 @@ pub fn serve(args: ServeArgs) -> CliResult {
         (None, None) => None,
         _ => return Err("tls_cert and tls_key go together: set both or neither".into()),
     };
-    let poll = (config.plugin_watch_interval_ms > 0)
-        .then(|| Duration::from_millis(config.plugin_watch_interval_ms));
+    let poll = (config.plugins.plugin_watch_interval_ms > 0)
+        .then(|| Duration::from_millis(config.plugins.plugin_watch_interval_ms));
     let (reload, reload_thread) =
         PluginReloader::new(source, config.clone(), built.plugins).spawn(poll)?;
     let sighup = reload.clone();
     let workers = config
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-    let reserve = open_files::reserved(config.read_connections);
+    let reserve = open_files::reserved(config.store.read_connections);
     let cap = open_files::raise_and_cap(config.max_connections, workers, reserve);
     if cap.per_worker < config.max_connections {
         tracing::info!(

@@ -69,7 +69,7 @@ async fn d1_patch_value_filters_of_thousands_of_terms_are_refused_and_the_server
 #[actix_web::test]
 async fn d2_concurrent_password_hashing_is_bounded_and_overload_is_a_503() {
     let h = Harness::with_config(|c| {
-        c.hashing_slots = Some(2);
+        c.http.hashing_slots = Some(2);
         c.overload_wait_ms = 1;
     });
     let creates = (0..8).map(|i| {
@@ -100,7 +100,7 @@ async fn d2_concurrent_password_hashing_is_bounded_and_overload_is_a_503() {
 /// 3. A list of big groups once loaded and rendered every member on an async worker.
 #[actix_web::test]
 async fn d3_group_lists_carry_members_only_when_asked_and_within_the_page_budget() {
-    let h = Harness::with_config(|c| c.max_list_members = 6);
+    let h = Harness::with_config(|c| c.store.max_list_members = 6);
     let mut ids = Vec::new();
     for i in 0..5 {
         ids.push(id_of(&h.create_user(&format!("m{i}@example.com")).await));
@@ -165,8 +165,8 @@ async fn d4_plugin_overload_is_a_503_and_never_lets_a_fail_open_write_through() 
         let mut slow = wat_plugin("loop");
         slow.on_failure = scimgate_plugins::FailMode::Open;
         slow.limits.deadline_ms = 300;
-        c.plugins = vec![slow];
-        c.plugin_instances_per_tenant = Some(1);
+        c.plugins.specs = vec![slow];
+        c.plugins.plugin_instances_per_tenant = Some(1);
         c.overload_wait_ms = 1;
     });
     let creates = (0..4).map(|i| {
@@ -350,7 +350,7 @@ async fn d9_filters_of_more_than_a_hundred_terms_are_refused_with_the_count() {
 /// 10. A user with 16,000 emails once took seconds of the single writer's time.
 #[actix_web::test]
 async fn d10_multi_valued_attributes_are_capped_naming_the_attribute() {
-    let h = Harness::with_config(|c| c.max_values_per_attribute = 50);
+    let h = Harness::with_config(|c| c.http.max_values_per_attribute = 50);
     let emails = |n: usize| -> Vec<Value> {
         (0..n)
             .map(|i| json!({"value": format!("v{i}@example.com")}))
@@ -404,7 +404,7 @@ async fn d10_multi_valued_attributes_are_capped_naming_the_attribute() {
 #[actix_web::test]
 async fn a_tenant_past_its_request_share_gets_an_audited_503_with_its_request_id() {
     let h = Harness::with_config(|c| {
-        c.tenant_requests_in_flight = Some(1);
+        c.http.tenant_requests_in_flight = Some(1);
         c.overload_wait_ms = 1;
     });
     let creates = (0..6).map(|i| {

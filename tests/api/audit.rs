@@ -10,7 +10,7 @@ use crate::common::*;
 async fn writes_and_refused_writes_are_audited_with_versions_and_plugin_decisions() {
     // `accept` runs on every write; `reject` only on replace, so that a PUT is refused.
     let h = Harness::with_config(|c| {
-        c.plugins = vec![
+        c.plugins.specs = vec![
             wat_plugin("accept"),
             PluginSpec {
                 hooks: vec![Hook::Replace],

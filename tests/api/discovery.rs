@@ -4,7 +4,7 @@ use crate::common::*;
 
 #[actix_web::test]
 async fn service_provider_config_tells_the_truth() {
-    let h = Harness::with_config(|c| c.max_results = 250);
+    let h = Harness::with_config(|c| c.http.max_results = 250);
     let r = h.get("/scim/v2/ServiceProviderConfig").send().await;
     assert_eq!(r.status, 200);
     let b = &r.body;

@@ -107,7 +107,7 @@ async fn content_types_other_than_json_are_415() {
 
 #[actix_web::test]
 async fn bodies_over_the_limit_are_413() {
-    let h = Harness::with_config(|c| c.max_body_bytes = 200);
+    let h = Harness::with_config(|c| c.http.max_body_bytes = 200);
     let big = json!({"schemas": [USER_SCHEMA], "userName": "x", "title": "t".repeat(300)});
     h.post("/scim/v2/Users", big)
         .send()

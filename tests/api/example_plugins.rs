@@ -29,7 +29,8 @@ pub fn example(name: &str, config: Value) -> PluginSpec {
 
 #[actix_web::test]
 async fn username_from_email_maps_the_user_name() {
-    let h = Harness::with_config(|c| c.plugins = vec![example("username-from-email", json!({}))]);
+    let h =
+        Harness::with_config(|c| c.plugins.specs = vec![example("username-from-email", json!({}))]);
     let u = h
         .create_user_with(json!({"schemas": [USER_SCHEMA], "userName": "E12345",
             "emails": [{"value": "Jane.Doe@Example.com", "type": "work", "primary": true}]}))
@@ -40,7 +41,7 @@ async fn username_from_email_maps_the_user_name() {
 #[actix_web::test]
 async fn require_department_explains_its_refusal() {
     let h = Harness::with_config(|c| {
-        c.plugins = vec![example("require-department", json!({"allowed": ["Sales"]}))]
+        c.plugins.specs = vec![example("require-department", json!({"allowed": ["Sales"]}))]
     });
     let r = h
         .post(
@@ -81,7 +82,7 @@ async fn attribute_map_accepts_a_vendor_extension_and_the_chain_runs_in_order() 
     let map = json!({"map": {"firstName": "name.givenName", format!("{custom}:costCenter"): format!("{ENTERPRISE}:costCenter"),
         format!("{custom}:dept"): format!("{ENTERPRISE}:department")}});
     let h = Harness::with_config(|c| {
-        c.plugins = vec![
+        c.plugins.specs = vec![
             example("attribute-map", map),
             example("username-from-email", json!({})),
             example("require-department", json!({"allowed": ["Sales"]})),
@@ -104,7 +105,7 @@ async fn write_freeze_written_in_wat_refuses_only_its_tenant() {
     freeze.name = "write-freeze".into();
     freeze.file = file;
     freeze.tenants = Some(vec!["archived".into()]);
-    let h = Harness::with_config(|c| c.plugins = vec![freeze]);
+    let h = Harness::with_config(|c| c.plugins.specs = vec![freeze]);
     let archived = h.token_for("archived", "scim:read scim:write");
     let r = h
         .post(

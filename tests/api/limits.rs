@@ -16,7 +16,7 @@ fn limit(requests_per_second: u64, burst: u32) -> Limit {
 
 #[actix_web::test]
 async fn the_429_has_its_exact_body_and_headers() {
-    let h = Harness::with_config(|c| c.rate_limit.per_token = limit(1, 2));
+    let h = Harness::with_config(|c| c.http.rate_limit.per_token = limit(1, 2));
     let t = h.token_for("default", "scim:read");
     let first = h.get("/scim/v2/Users").token(&t).send().await;
     assert_eq!(first.status, 200);
@@ -63,7 +63,7 @@ async fn the_429_has_its_exact_body_and_headers() {
 #[actix_web::test]
 async fn a_flooding_tenant_does_not_limit_another_and_tenants_may_have_their_own_rate() {
     let h = Harness::with_config(|c| {
-        c.rate_limit.per_token = limit(1, 3);
+        c.http.rate_limit.per_token = limit(1, 3);
         c.tenants.insert(
             "big".into(),
             TenantConfig {
@@ -95,7 +95,7 @@ async fn a_flooding_tenant_does_not_limit_another_and_tenants_may_have_their_own
 
 #[actix_web::test]
 async fn the_client_limit_applies_before_authentication_and_not_to_health() {
-    let h = Harness::with_config(|c| c.rate_limit.per_client = limit(1, 2));
+    let h = Harness::with_config(|c| c.http.rate_limit.per_client = limit(1, 2));
     for _ in 0..2 {
         let r = h
             .get("/scim/v2/Users")
@@ -139,11 +139,11 @@ async fn the_client_limit_applies_before_authentication_and_not_to_health() {
 #[actix_web::test]
 async fn allowlists_refuse_other_addresses_before_authentication() {
     let h = Harness::with_config(|c| {
-        c.allow_from = vec![
+        c.http.network.allow_from = vec![
             "10.0.0.0/8".parse().expect("net"),
             "2001:db8::/32".parse().expect("net"),
         ];
-        c.trusted_proxies = vec!["192.168.0.1/32".parse().expect("net")];
+        c.http.network.trusted_proxies = vec!["192.168.0.1/32".parse().expect("net")];
         c.tenants.insert(
             "acme".into(),
             TenantConfig {
@@ -223,8 +223,9 @@ async fn allowlists_refuse_other_addresses_before_authentication() {
 
 #[actix_web::test]
 async fn forwarded_host_shapes_locations_only_through_a_trusted_proxy() {
-    let h =
-        Harness::with_config(|c| c.trusted_proxies = vec!["192.168.0.1/32".parse().expect("net")]);
+    let h = Harness::with_config(|c| {
+        c.http.network.trusted_proxies = vec!["192.168.0.1/32".parse().expect("net")]
+    });
     let create = |peer: &'static str, name: &'static str| {
         h.post(
             "/scim/v2/Users",

@@ -43,9 +43,9 @@ async fn metrics_need_the_metrics_or_admin_scope() {
 #[actix_web::test]
 async fn requests_plugin_calls_and_store_counters_are_counted() {
     let h = Harness::with_config(|c| {
-        c.plugins = vec![wat_plugin("accept"), wat_plugin("reject")];
+        c.plugins.specs = vec![wat_plugin("accept"), wat_plugin("reject")];
         // No retention pruning, whose delete would count as a store write.
-        c.audit_retention_days = 0;
+        c.store.audit_retention_days = 0;
     });
     // Reject refuses users; accept runs first on each.
     for n in 0..3 {
@@ -140,7 +140,7 @@ async fn requests_plugin_calls_and_store_counters_are_counted() {
 
 #[actix_web::test]
 async fn plugin_failures_are_counted() {
-    let h = Harness::with_config(|c| c.plugins = vec![wat_plugin("trap")]);
+    let h = Harness::with_config(|c| c.plugins.specs = vec![wat_plugin("trap")]);
     let r = h
         .post(
             "/scim/v2/Users",

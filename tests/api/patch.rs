@@ -172,7 +172,7 @@ async fn unknown_members_are_skipped_by_default_and_refused_when_strict() {
         .unwrap_or_default();
     assert!(detail.contains("skipped: ghost"), "{detail}");
 
-    let strict = Harness::with_config(|c| c.dialect_strict = true);
+    let strict = Harness::with_config(|c| c.http.dialect.dialect_strict = true);
     let g = strict.create_group("g", &[]).await;
     let path = format!("/scim/v2/Groups/{}", id_of(&g));
     let r = strict
@@ -193,7 +193,9 @@ async fn unknown_members_are_skipped_by_default_and_refused_when_strict() {
 
 #[actix_web::test]
 async fn single_disabled_rules_take_effect() {
-    let h = Harness::with_config(|c| c.dialect_disabled_rules = vec!["string_booleans".into()]);
+    let h = Harness::with_config(|c| {
+        c.http.dialect.dialect_disabled_rules = vec!["string_booleans".into()]
+    });
     let u = h.create_user("flags").await;
     let path = format!("/scim/v2/Users/{}", id_of(&u));
     let r = h

@@ -13,7 +13,7 @@ fn plugin(name: &str) -> PluginSpec {
 }
 
 fn with_plugins(specs: Vec<PluginSpec>) -> Harness {
-    Harness::with_config(|c| c.plugins = specs)
+    Harness::with_config(|c| c.plugins.specs = specs)
 }
 
 #[actix_web::test]
@@ -120,7 +120,10 @@ async fn a_bad_plugin_stops_the_start_with_its_name() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = scimgate::Config {
         data: dir.path().join("d"),
-        plugins: vec![plugin("wasi")],
+        plugins: scimgate_plugins::PluginConfig {
+            specs: vec![plugin("wasi")],
+            ..Default::default()
+        },
         ..Default::default()
     };
     let err = scimgate::build_state(&config)

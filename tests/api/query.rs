@@ -323,8 +323,9 @@ async fn idp_filter_dialects() {
         .send()
         .await
         .assert_error(400, Some("invalidFilter"), "bob");
-    let lenient =
-        Harness::with_config(|c| c.dialect_enabled_rules = vec!["unquoted_filter_values".into()]);
+    let lenient = Harness::with_config(|c| {
+        c.http.dialect.dialect_enabled_rules = vec!["unquoted_filter_values".into()]
+    });
     lenient.create_user("bob").await;
     assert_eq!(
         names(
@@ -336,7 +337,7 @@ async fn idp_filter_dialects() {
         ),
         ["bob"]
     );
-    let strict = Harness::with_config(|c| c.dialect_strict = true);
+    let strict = Harness::with_config(|c| c.http.dialect.dialect_strict = true);
     let f = enc(r#"active eq "False""#);
     strict
         .get(&format!("/scim/v2/Users?filter={f}"))

@@ -17,7 +17,7 @@ async fn p01_a_configured_issuer_and_audience_are_required() {
     let file = dir.path().join("op.key");
     std::fs::write(&file, STANDARD.encode(secret)).expect("key");
     let h = Harness::with_config(|c| {
-        c.auth.keys = vec![KeySpec {
+        c.http.auth.keys = vec![KeySpec {
             kid: Some("op".into()),
             algorithm: "HS256".into(),
             file: file.clone(),
@@ -454,7 +454,7 @@ async fn snapshot(h: &Harness, uid: &str, gid: &str) -> Value {
 #[actix_web::test]
 async fn root_routes_methods_labels_and_rate_limited_writes() {
     let h = Harness::with_config(|c| {
-        c.rate_limit.per_token = scimgate_http::Limit {
+        c.http.rate_limit.per_token = scimgate_http::Limit {
             requests_per_second: 1,
             burst: 2,
         }

@@ -280,7 +280,7 @@ async fn p17_patch_honours_plugin_decisions_on_password_and_members() {
     // (and, seeing it, proves it was given).
     let mut mover = example("attribute-map", json!({"map": {"password": "nickName"}}));
     mover.sees_password = true;
-    let h = Harness::with_config(|c| c.plugins = vec![mover]);
+    let h = Harness::with_config(|c| c.plugins.specs = vec![mover]);
     let id = id_of(&h.create_user("patched-pw").await);
     let r = h
         .req(Method::PATCH, &format!("/scim/v2/Users/{id}"))
@@ -298,7 +298,7 @@ async fn p17_patch_honours_plugin_decisions_on_password_and_members() {
 
     // A Group plugin replacing the members: its list is the group's.
     let h = Harness::with_config(|c| {
-        c.plugins = vec![PluginSpec {
+        c.plugins.specs = vec![PluginSpec {
             name: "empty-group".into(),
             file: fixture("empty-group"),
             hooks: vec![Hook::Patch],
@@ -331,7 +331,7 @@ async fn p17_patch_honours_plugin_decisions_on_password_and_members() {
 #[actix_web::test]
 async fn p18_plugin_faults_are_named_as_such() {
     let h = Harness::with_config(|c| {
-        c.plugins = vec![example(
+        c.plugins.specs = vec![example(
             "attribute-map",
             json!({"map": {"userName": "fooBar"}}),
         )]
@@ -359,7 +359,7 @@ async fn p18_plugin_faults_are_named_as_such() {
     );
 
     let h = Harness::with_config(|c| {
-        c.plugins = vec![PluginSpec {
+        c.plugins.specs = vec![PluginSpec {
             file: fixture("teapot"),
             ..wat_plugin("teapot")
         }]
@@ -387,7 +387,7 @@ async fn p21_write_freeze_freezes_deletes() {
         .await;
     let gid = id_of(&r.body);
     let uid = id_of(&h.create_user("deletable").await);
-    h.config.plugins = vec![
+    h.config.plugins.specs = vec![
         PluginSpec {
             name: "write-freeze".into(),
             file: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("plugins/dist/write-freeze.wat"),
@@ -441,7 +441,7 @@ async fn p21_write_freeze_freezes_deletes() {
 /// 25. `filter_max_depth` is the depth allowed (not one less), in PATCH paths too.
 #[actix_web::test]
 async fn p25_filter_depth_is_exact_and_applies_to_patch_paths() {
-    let h = Harness::with_config(|c| c.filter_max_depth = 1);
+    let h = Harness::with_config(|c| c.http.filter_max_depth = 1);
     let id = id_of(
         &h.create_user_with(json!({"schemas": [USER_SCHEMA], "userName": "deep",
             "emails": [{"value": "a@example.com"}, {"value": "b@example.com"}]}))

@@ -79,7 +79,7 @@ fn keyed_harness(dir: &Path) -> Harness {
         jwks_issuer: None,
         jwks_audience: None,
     };
-    Harness::with_config(|c| c.auth = auth)
+    Harness::with_config(|c| c.http.auth = auth)
 }
 
 async fn status_with(h: &Harness, token: &str) -> (u16, Value) {
@@ -534,7 +534,7 @@ async fn a_rotated_out_local_key_keeps_its_tokens_valid_while_configured() {
     let old_file = dir.path().join("old-jwt-hs256.key");
     std::fs::write(&old_file, STANDARD.encode(old_secret)).expect("old key");
     let h = Harness::with_config(|c| {
-        c.auth.keys = vec![KeySpec {
+        c.http.auth.keys = vec![KeySpec {
             kid: Some("scimgate".into()),
             algorithm: "HS256".into(),
             file: old_file.clone(),

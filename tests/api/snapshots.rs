@@ -52,8 +52,8 @@ async fn discovery_documents() {
 #[actix_web::test]
 async fn error_bodies() {
     let h = Harness::with_config(|c| {
-        c.max_body_bytes = 4096;
-        c.max_patch_operations = 2;
+        c.http.max_body_bytes = 4096;
+        c.http.max_patch_operations = 2;
     });
     let uid = id_of(&h.create_user("taken").await);
     let user = |name: &str| json!({"schemas": [USER_SCHEMA], "userName": name});
@@ -144,11 +144,11 @@ async fn error_bodies() {
 #[actix_web::test]
 async fn rate_limit_and_plugin_failure_bodies() {
     let h = Harness::with_config(|c| {
-        c.rate_limit.per_token = scimgate_http::Limit {
+        c.http.rate_limit.per_token = scimgate_http::Limit {
             requests_per_second: 1,
             burst: 1,
         };
-        c.plugins = vec![wat_plugin("trap")];
+        c.plugins.specs = vec![wat_plugin("trap")];
     });
     let failed = h
         .post(

@@ -53,7 +53,8 @@ async fn get_returns_the_stored_user_and_304_when_current() {
 
 #[actix_web::test]
 async fn public_base_url_sets_locations() {
-    let h = Harness::with_config(|c| c.public_base_url = Some("https://scim.example.com/".into()));
+    let h =
+        Harness::with_config(|c| c.http.public_base_url = Some("https://scim.example.com/".into()));
     let created = h.create_user("bjensen").await;
     let expected = format!("https://scim.example.com/scim/v2/Users/{}", id_of(&created));
     assert_eq!(created["meta"]["location"], expected);
@@ -132,8 +133,9 @@ async fn password_is_never_returned_and_only_a_hash_is_stored() {
 
 #[actix_web::test]
 async fn password_can_be_discarded_by_configuration() {
-    let h =
-        Harness::with_config(|c| c.password_storage = scimgate::config::PasswordStorage::Discard);
+    let h = Harness::with_config(|c| {
+        c.http.password_storage = scimgate::config::PasswordStorage::Discard
+    });
     let created = h
         .create_user_with(json!({"schemas": [USER_SCHEMA], "userName": "u", "password": "pw"}))
         .await;
@@ -322,7 +324,7 @@ async fn list_pages_with_exact_totals() {
 
 #[actix_web::test]
 async fn count_is_capped_at_max_results() {
-    let h = Harness::with_config(|c| c.max_results = 2);
+    let h = Harness::with_config(|c| c.http.max_results = 2);
     for i in 0..3 {
         h.create_user(&format!("user{i}")).await;
     }

@@ -53,7 +53,7 @@ pub use network::NetworkSettings;
 pub use password::{PasswordStorage, Passwords};
 pub use plugins::PluginHook;
 pub use rate_limit::{Limit, RateLimitSettings, RateLimits};
-pub use settings::{HttpSettings, TenantPolicy};
+pub use settings::{HttpConfig, HttpSettings, TenantPolicy};
 pub use state::AppState;
 pub use token::{Claims, SigningKey, TokenRequest, valid_tenant as auth_tenant_is_valid};
 pub use write_path::WritePipeline;

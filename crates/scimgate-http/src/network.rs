@@ -8,7 +8,8 @@ use actix_web::HttpRequest;
 use ipnet::IpNet;
 
 /// `allow_from` and `trusted_proxies` of the configuration, as the server applies them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct NetworkSettings {
     /// Networks that may call at all (CIDR, IPv4 and IPv6); empty allows every address.
     pub allow_from: Vec<IpNet>,

@@ -132,6 +132,60 @@ impl Dialect {
     }
 }
 
+/// The dialect keys of the configuration: every rule off (`dialect_strict`), then rules
+/// turned off and on by name.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct DialectConfig {
+    /// Turn every IdP dialect rule off: RFC 7643/7644 to the letter.
+    pub dialect_strict: bool,
+    /// Dialect rules to turn off one by one (names in docs/dialects.md).
+    pub dialect_disabled_rules: Vec<String>,
+    /// Dialect rules to turn on that are off by default (`unquoted_filter_values`).
+    pub dialect_enabled_rules: Vec<String>,
+}
+
+impl DialectConfig {
+    /// The rules these keys leave on.
+    pub fn dialect(&self) -> Result<Dialect, String> {
+        let base = if self.dialect_strict {
+            Dialect::strict()
+        } else {
+            Dialect::default()
+        };
+        with_rules(
+            base,
+            &self.dialect_disabled_rules,
+            &self.dialect_enabled_rules,
+            "",
+        )
+    }
+}
+
+/// `base` with the rules named in `disabled` turned off and those in `enabled` on; an
+/// unknown name is an error naming its key (after `prefix`, e.g. `tenants.acme.`).
+pub fn with_rules(
+    mut base: Dialect,
+    disabled: &[String],
+    enabled: &[String],
+    prefix: &str,
+) -> Result<Dialect, String> {
+    for (key, rules, on) in [
+        ("dialect_disabled_rules", disabled, false),
+        ("dialect_enabled_rules", enabled, true),
+    ] {
+        for rule in rules {
+            if !base.set(rule, on) {
+                return Err(format!(
+                    "{prefix}{key}: unknown rule '{rule}' (known: {})",
+                    Dialect::RULES.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(base)
+}
+
 /// Rule names applied during one request, for the debug log.
 pub type Rewrites = Vec<&'static str>;
 

@@ -11,4 +11,4 @@ mod spec;
 
 pub use abi::{ABI_VERSION, CallInput, Decision};
 pub use host::{CallFailure, PluginHost, PluginLoadError};
-pub use spec::{FailMode, Hook, Limits, PluginSpec};
+pub use spec::{FailMode, Hook, Limits, PluginConfig, PluginSpec};

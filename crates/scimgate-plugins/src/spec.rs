@@ -113,3 +113,28 @@ impl PluginSpec {
                 .is_none_or(|ts| ts.iter().any(|t| t == tenant))
     }
 }
+
+/// The plugin keys of the configuration: the plugins in the order they run (`[[plugins]]`),
+/// each tenant's share of the instances, and how often their files are looked at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PluginConfig {
+    /// Operator plugins, `[[plugins]]` in TOML, in the order they run (docs/plugins.md).
+    #[serde(rename = "plugins")]
+    pub specs: Vec<PluginSpec>,
+    /// Plugin instances one tenant may run at once (of 128); unset: one per core.
+    pub plugin_instances_per_tenant: Option<usize>,
+    /// How often to look for changes to the configuration file and plugin files, in
+    /// milliseconds, to reload the plugins; 0 reloads on SIGHUP only.
+    pub plugin_watch_interval_ms: u64,
+}
+
+impl Default for PluginConfig {
+    fn default() -> Self {
+        PluginConfig {
+            specs: Vec::new(),
+            plugin_instances_per_tenant: None,
+            plugin_watch_interval_ms: 2000,
+        }
+    }
+}

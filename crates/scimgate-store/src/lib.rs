@@ -7,6 +7,7 @@
 mod error;
 mod filter_plan;
 mod records;
+mod settings;
 mod sqlite;
 
 use scimgate_model::ResourceType;
@@ -19,6 +20,7 @@ pub use records::{
     AccessSnapshot, AuditQuery, AuditRecord, GroupRef, MemberRef, NewResource, PatchOutcome,
     PatchWrite, RemoveOutcome, Revocation, StoreStats, StoredResource, TenantInfo, TokenRecord,
 };
+pub use settings::StoreConfig;
 pub use sqlite::{AdminDb, CheckpointPolicy, SqliteOptions, SqliteStore};
 
 /// What a list request asks of storage.

@@ -74,6 +74,26 @@ impl SqliteOptions {
     }
 }
 
+impl SqliteOptions {
+    /// The options `config` sets for the file at `path`; a read waits `share_wait` for
+    /// its tenant's share of the pool.
+    pub fn configured(
+        path: impl Into<PathBuf>,
+        config: &crate::StoreConfig,
+        share_wait: Duration,
+    ) -> Self {
+        SqliteOptions {
+            read_connections: config.read_connections,
+            tenant_read_share: config.tenant_read_share(),
+            query_timeout: config.query_timeout(),
+            share_wait,
+            list_relation_budget: config.max_list_members.max(1),
+            page_byte_budget: config.max_page_bytes.max(1),
+            ..SqliteOptions::new(path)
+        }
+    }
+}
+
 pub struct SqliteStore {
     writer: Writer,
     paths: Arc<PathIds>,
