@@ -5,17 +5,20 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use scimgate_model::change::{activation, applied_operations, changed_attributes};
 use scimgate_model::dialect::{Rewrites, normalize_resource};
 use scimgate_model::patch;
 use scimgate_model::patch::MemberChanges;
 use scimgate_model::validate::{carry_immutable, check_list_lengths, schema_urns, validate};
 use scimgate_model::{PasswordChange, ResourceType, ScimError};
-use scimgate_store::{MemberRef, NewResource, PatchWrite, Store, StoreError, StoredResource};
+use scimgate_store::{
+    ChangeNote, MemberRef, NewResource, PatchWrite, Store, StoreError, StoredResource,
+};
 use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::etag::Precondition;
-use crate::hooks::{WriteContext, WriteHook, run_write_hooks};
+use crate::hooks::{Hook, WriteContext, WriteHook, run_write_hooks};
 use crate::password::Passwords;
 use crate::report::WriteReport;
 use crate::settings::HttpSettings;
@@ -197,12 +200,22 @@ impl WritePipeline {
             // is written, or the PATCH starts over on the newer version.
             let expected =
                 (new.is_some() || if_match.is_some() || hooks_active).then_some(current.version);
+            // The event tells of the operations as applied, and of what they changed.
+            let mut change = match &new {
+                Some(new) => new.change.clone(),
+                None => ChangeNote::default(),
+            };
+            if !members.is_empty() && !change.attributes.iter().any(|a| a == "members") {
+                change.attributes.push("members".into());
+            }
+            change.operations = Some(applied_operations(rt, &ops, dialect));
             let write = PatchWrite {
                 rt,
                 expected_version: expected,
                 new,
                 members,
                 skip_unknown_members: dialect.skip_unknown_members,
+                change,
             };
             Ok(self.store.patch(report.tenant(), &current.id, write)?)
         })?;
@@ -244,9 +257,13 @@ impl WritePipeline {
                 run_write_hooks(&self.hooks, &ctx, Value::Object(doc))?;
             }
             let expected = (if_match.is_some() || hooks_active).then_some(current.version);
-            Ok(self
-                .store
-                .delete(report.tenant(), rt, &current.id, expected)?)
+            Ok(self.store.delete(
+                report.tenant(),
+                rt,
+                &current.id,
+                expected,
+                ChangeNote::default(),
+            )?)
         })
     }
 
@@ -268,7 +285,9 @@ impl WritePipeline {
             )?;
         }
         let hash = hashed.protect(&self.passwords, ctx.tenant, validated.password.clone())?;
-        Ok(NewResource::from_validated(validated, hash))
+        let mut new = NewResource::from_validated(validated, hash);
+        new.change = change_of(ctx.kind, ctx.before, &new);
+        Ok(new)
     }
 
     /// Each attempt of a write starts here: the stored resource it works on (with its
@@ -320,6 +339,28 @@ impl WritePipeline {
             self.settings.max_values_per_attribute,
         )?;
         Ok(validated)
+    }
+}
+
+/// What the change feed records of a write's attributes: those it set, changed or removed,
+/// and whether `active` flipped. A group's `members` count as set by a create that names
+/// some and by every replace (its list replaces the stored one); a PATCH's member changes
+/// are added where they are known.
+fn change_of(kind: Hook, before: Option<&StoredResource>, new: &NewResource) -> ChangeNote {
+    let before = before.map(|b| &b.attributes);
+    let mut attributes = changed_attributes(before, &new.attributes, &new.password_hash);
+    let members_set = match kind {
+        Hook::Create => !new.members.is_empty(),
+        Hook::Replace => true,
+        Hook::Patch | Hook::Delete => false,
+    };
+    if new.resource_type == ResourceType::Group && members_set {
+        attributes.push("members".into());
+    }
+    ChangeNote {
+        attributes,
+        operations: None,
+        activation: activation(before, &new.attributes),
     }
 }
 

@@ -2,6 +2,7 @@
 //! projection, filters and the SCIM error type. It knows neither HTTP nor SQL.
 
 pub mod casefold;
+pub mod change;
 pub mod clock;
 pub mod dedup;
 pub mod dialect;

@@ -17,8 +17,9 @@ use serde_json::Value;
 
 pub use error::StoreError;
 pub use records::{
-    AccessSnapshot, AuditQuery, AuditRecord, GroupRef, MemberRef, NewResource, PatchOutcome,
-    PatchWrite, RemoveOutcome, Revocation, StoreStats, StoredResource, TenantInfo, TokenRecord,
+    AccessSnapshot, AuditQuery, AuditRecord, ChangeKind, ChangeNote, EventPosition, EventRecord,
+    GroupRef, MemberRef, NewResource, PatchOutcome, PatchWrite, RemoveOutcome, Revocation,
+    StoreStats, StoredResource, TenantInfo, TokenRecord,
 };
 pub use settings::StoreConfig;
 pub use sqlite::{AdminDb, CheckpointPolicy, SqliteOptions, SqliteStore};
@@ -79,12 +80,14 @@ pub trait Store: Send + Sync {
         expected_version: Option<i64>,
         new: NewResource,
     ) -> Result<StoredResource, StoreError>;
+    /// Deletes a resource; `change` is what its event records besides.
     fn delete(
         &self,
         tenant: &str,
         rt: ResourceType,
         id: &str,
         expected_version: Option<i64>,
+        change: ChangeNote,
     ) -> Result<(), StoreError>;
     /// One resource, with its relations (members or groups) when `with_relations`.
     fn get(
@@ -104,6 +107,24 @@ pub trait Store: Send + Sync {
     /// row, in one transaction. Returns the resource as stored (a User with its groups) and
     /// the member ids skipped as unknown.
     fn patch(&self, tenant: &str, id: &str, patch: PatchWrite) -> Result<PatchOutcome, StoreError>;
+    /// Up to `limit` events of `tenant`'s change feed after sequence number `after`, in
+    /// order. Every committed write has its event, written in the write's transaction.
+    fn events(
+        &self,
+        tenant: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, StoreError>;
+    /// The last sequence number of `tenant`'s feed (0 before its first event).
+    fn event_head(&self, tenant: &str) -> Result<i64, StoreError>;
+    /// Where each consumer of the feed stands in each tenant.
+    fn event_positions(&self) -> Result<Vec<EventPosition>, StoreError>;
+    /// Queues a consumer's position; committed with the next batch. A position only moves
+    /// forward this way.
+    fn save_event_position(&self, position: EventPosition);
+    /// Blocks until a write commits after the one counted as `seen` (or `timeout` passes);
+    /// returns the count of commits so far. Consumers of the feed wait here for new events.
+    fn wait_for_commit(&self, seen: u64, timeout: std::time::Duration) -> u64;
     /// A cheap round trip to the database, for readiness probes.
     fn ping(&self) -> Result<(), StoreError>;
     /// Counters for `/metrics`.

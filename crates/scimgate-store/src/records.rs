@@ -18,6 +18,8 @@ pub struct NewResource {
     pub members: Vec<MemberInput>,
     /// What to do to the stored password hash (`Set` holds the hash, never cleartext).
     pub password_hash: PasswordChange,
+    /// What the change feed records of this write beyond the stored form.
+    pub change: ChangeNote,
 }
 
 impl NewResource {
@@ -31,6 +33,7 @@ impl NewResource {
             members: v.members,
             attributes: v.attributes,
             password_hash,
+            change: ChangeNote::default(),
         }
     }
 }
@@ -150,6 +153,8 @@ pub struct PatchWrite {
     pub new: Option<NewResource>,
     pub members: MemberChanges,
     pub skip_unknown_members: bool,
+    /// What the change feed records of this PATCH (its operations as applied).
+    pub change: ChangeNote,
 }
 
 /// A PATCH as stored, and the members it skipped as unknown (when the dialect allows).
@@ -169,4 +174,89 @@ pub struct StoreStats {
     pub idle_read_connections: u32,
     pub read_checkouts: u64,
     pub read_wait_micros: u64,
+}
+
+/// What the change feed records of a write beyond what storage knows, filled by the write
+/// pipeline from its report. Storage writes it, with what it knows (the id, the version,
+/// the stored attributes), as the write's event, in the write's own savepoint.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChangeNote {
+    /// The attributes the write set, changed or removed (top-level names, as `notice`
+    /// events list them).
+    pub attributes: Vec<String>,
+    /// A PATCH's operations as applied (after the dialect rules), without passwords.
+    pub operations: Option<Value>,
+    /// `Some(true)` when `active` went from false to true, `Some(false)` from true to false.
+    pub activation: Option<bool>,
+}
+
+/// Which write an event tells of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Create,
+    Replace,
+    Patch,
+    Delete,
+}
+
+impl ChangeKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ChangeKind::Create => "create",
+            ChangeKind::Replace => "replace",
+            ChangeKind::Patch => "patch",
+            ChangeKind::Delete => "delete",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ChangeKind> {
+        [
+            ChangeKind::Create,
+            ChangeKind::Replace,
+            ChangeKind::Patch,
+            ChangeKind::Delete,
+        ]
+        .into_iter()
+        .find(|k| k.name() == name)
+    }
+}
+
+/// One event of the change feed: one committed write, as its outbox row keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRecord {
+    pub tenant: String,
+    /// The event's place in its tenant's feed: 1, 2, 3, … without gaps.
+    pub seq: i64,
+    /// The write's transaction id, unique to it.
+    pub txn: String,
+    /// When the write was made (RFC 3339).
+    pub at: String,
+    pub kind: ChangeKind,
+    pub resource_type: ResourceType,
+    pub resource_id: String,
+    pub external_id: Option<String>,
+    /// The version stored; `None` for a delete.
+    pub version: Option<i64>,
+    /// The resource's creation time; `None` for a delete.
+    pub created: Option<String>,
+    pub activation: Option<bool>,
+    pub attributes: Vec<String>,
+    /// The attributes as stored (create, replace) or the operations as applied (patch).
+    pub data: Option<Value>,
+    /// A group's members as stored (create, replace): `value`, `type`, `display`.
+    pub members: Option<Value>,
+}
+
+/// Where one consumer of the feed stands in one tenant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventPosition {
+    pub consumer: String,
+    pub tenant: String,
+    /// The last event delivered or acknowledged (0: none yet).
+    pub seq: i64,
+    pub updated: String,
+    /// `active`, or `dead` once it failed for longer than its receiver allows.
+    pub state: String,
+    pub failing_since: Option<String>,
+    pub last_error: Option<String>,
 }

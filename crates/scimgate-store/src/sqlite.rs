@@ -6,6 +6,7 @@ mod audit;
 mod connection;
 mod index;
 mod migrations;
+mod outbox;
 pub(crate) mod query;
 pub(crate) mod read;
 mod write;
@@ -22,7 +23,10 @@ use scimgate_limits::{FairSlots, thread_cpu_time};
 use scimgate_model::{Clock, ResourceType};
 
 use crate::error::StoreError;
-use crate::records::{NewResource, PatchOutcome, PatchWrite, StoreStats, StoredResource};
+use crate::records::{
+    ChangeNote, EventPosition, EventRecord, NewResource, PatchOutcome, PatchWrite, StoreStats,
+    StoredResource,
+};
 use crate::{AccessSnapshot, AuditQuery, AuditRecord, ListPage, ListQuery, Store};
 use index::PathIds;
 use migrations::migrate;
@@ -341,6 +345,7 @@ impl Store for SqliteStore {
         rt: ResourceType,
         id: &str,
         expected_version: Option<i64>,
+        change: ChangeNote,
     ) -> Result<(), StoreError> {
         let (tenant, id, now, paths) = (
             tenant.to_owned(),
@@ -348,8 +353,9 @@ impl Store for SqliteStore {
             self.now(),
             Arc::clone(&self.paths),
         );
-        self.writer
-            .write(move |c| write::delete(c, &paths, &tenant, rt, &id, expected_version, &now))
+        self.writer.write(move |c| {
+            write::delete(c, &paths, &tenant, rt, &id, expected_version, &change, &now)
+        })
     }
 
     fn get(
@@ -383,6 +389,37 @@ impl Store for SqliteStore {
         );
         self.writer
             .write(move |c| write::patch(c, &paths, &tenant, &id, patch, &now))
+    }
+
+    fn events(
+        &self,
+        tenant: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        // The feed's consumers are the operator's, not a tenant's: they share the pool as
+        // one party of their own, so that a tenant's reads never wait for them.
+        self.read("\u{0}events", |c| {
+            outbox::read_after(c, tenant, after, limit)
+        })
+    }
+
+    fn event_head(&self, tenant: &str) -> Result<i64, StoreError> {
+        self.read("\u{0}events", |c| outbox::head(c, tenant))
+    }
+
+    fn event_positions(&self) -> Result<Vec<EventPosition>, StoreError> {
+        self.read("\u{0}events", outbox::positions)
+    }
+
+    fn save_event_position(&self, position: EventPosition) {
+        self.writer.submit("event position", move |c| {
+            outbox::save_position(c, &position)
+        });
+    }
+
+    fn wait_for_commit(&self, seen: u64, timeout: Duration) -> u64 {
+        self.writer.commits().wait_past(seen, timeout)
     }
 
     fn ping(&self) -> Result<(), StoreError> {

@@ -11,7 +11,10 @@ use std::thread;
 
 use scimgate_model::validate::validate;
 use scimgate_model::{MemberInput, ResourceType};
-use scimgate_store::{ListQuery, NewResource, Page, PatchWrite, Store, StoreError};
+use scimgate_store::{
+    ChangeKind, ChangeNote, EventPosition, ListQuery, NewResource, Page, PatchWrite, Store,
+    StoreError,
+};
 use serde_json::json;
 
 /// The tenants the tests write in, registered on every store they open.
@@ -104,7 +107,7 @@ fn tenants_never_see_each_other() {
             .is_none()
     );
     assert!(matches!(
-        s.delete("b", ResourceType::User, &a.id, None),
+        s.delete("b", ResourceType::User, &a.id, None, Default::default()),
         Err(StoreError::NotFound(..))
     ));
     assert!(matches!(
@@ -160,7 +163,7 @@ fn memberships_follow_deletes_and_bump_group_versions() {
 
     // Later than the group's creation, so a stale lastModified would not match.
     thread::sleep(std::time::Duration::from_millis(5));
-    s.delete("t", ResourceType::User, &u1.id, None)
+    s.delete("t", ResourceType::User, &u1.id, None, Default::default())
         .expect("delete");
     let g2 = s
         .get("t", ResourceType::Group, &g.id, true)
@@ -301,9 +304,12 @@ fn unfiltered_totals_follow_creates_and_deletes() {
         s.create("t", user("U0")).is_err(),
         "a refused create counts nothing"
     );
-    s.delete("t", ResourceType::User, &ids[1], None)
+    s.delete("t", ResourceType::User, &ids[1], None, Default::default())
         .expect("delete");
-    assert!(s.delete("t", ResourceType::User, &ids[1], None).is_err());
+    assert!(
+        s.delete("t", ResourceType::User, &ids[1], None, Default::default())
+            .is_err()
+    );
     assert_eq!(
         s.list("t", ResourceType::User, &all)
             .expect("list")
@@ -349,6 +355,7 @@ fn member_patch(add: &[&str], remove: &[&str]) -> PatchWrite {
             remove: remove.iter().map(|v| (*v).to_owned()).collect(),
         },
         skip_unknown_members: false,
+        change: Default::default(),
     }
 }
 
@@ -420,4 +427,148 @@ fn creates_check_their_tenant_in_the_write() {
         s.create("b", user("late")),
         Err(StoreError::TenantNotRegistered(_))
     ));
+}
+
+/// Every committed write has its event, numbered 1, 2, 3, … in its tenant; a write that
+/// fails leaves neither an event nor a used number; another tenant counts on its own.
+#[test]
+fn every_committed_write_has_its_event_and_no_other_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    let mut alice = user("alice");
+    alice.external_id = Some("ext-alice".into());
+    alice.change = ChangeNote {
+        attributes: vec!["userName".into()],
+        operations: None,
+        activation: None,
+    };
+    let a = s.create("t", alice).expect("alice");
+    assert!(matches!(
+        s.create("t", user("ALICE")),
+        Err(StoreError::UserNameTaken(_))
+    ));
+    let g = s.create("t", group("g", &[&a.id])).expect("group");
+    assert!(matches!(
+        s.replace("t", &g.id, Some(9), group("g2", &[])),
+        Err(StoreError::VersionMismatch { .. })
+    ));
+    s.create("other", user("bob")).expect("bob elsewhere");
+    let mut patch = member_patch(&[], &[&a.id]);
+    patch.change.operations = Some(json!([{"op": "remove", "path": "members"}]));
+    s.patch("t", &g.id, patch).expect("remove alice");
+    // Nothing to remove any more: no version moved, no event.
+    s.patch("t", &g.id, member_patch(&[], &[&a.id]))
+        .expect("remove again");
+    s.delete("t", ResourceType::User, &a.id, None, ChangeNote::default())
+        .expect("delete");
+
+    let events = s.events("t", 0, 100).expect("events");
+    let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4], "{events:#?}");
+    let kinds: Vec<ChangeKind> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            ChangeKind::Create,
+            ChangeKind::Create,
+            ChangeKind::Patch,
+            ChangeKind::Delete
+        ]
+    );
+    let created = &events[0];
+    assert_eq!(created.resource_id, a.id);
+    assert_eq!(created.external_id.as_deref(), Some("ext-alice"));
+    assert_eq!(created.version, Some(1));
+    assert_eq!(created.attributes, ["userName"]);
+    assert_eq!(
+        created.data.as_ref().and_then(|d| d.get("userName")),
+        Some(&json!("alice"))
+    );
+    let group_created = &events[1];
+    assert_eq!(
+        group_created
+            .members
+            .as_ref()
+            .and_then(|m| m[0].get("value")),
+        Some(&json!(a.id))
+    );
+    assert_eq!(events[2].version, Some(2));
+    assert_eq!(
+        events[2].data,
+        Some(json!([{"op": "remove", "path": "members"}]))
+    );
+    let deleted = &events[3];
+    assert_eq!(
+        (deleted.resource_id.as_str(), deleted.external_id.as_deref()),
+        (a.id.as_str(), Some("ext-alice"))
+    );
+    assert_eq!(deleted.version, None);
+    let txns: std::collections::HashSet<&str> = events.iter().map(|e| e.txn.as_str()).collect();
+    assert_eq!(txns.len(), events.len(), "each write its own txn");
+
+    assert_eq!(s.event_head("t").expect("head"), 4);
+    assert_eq!(s.events("t", 2, 1).expect("after 2")[0].seq, 3);
+    let other = s.events("other", 0, 100).expect("other");
+    assert_eq!(other.iter().map(|e| e.seq).collect::<Vec<_>>(), [1]);
+    assert_eq!(s.event_head("nobody").expect("head"), 0);
+}
+
+/// Writers racing in one tenant still number their events without a gap or a repeat.
+#[test]
+fn concurrent_writes_number_their_events_without_gaps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let s = Arc::clone(&s);
+            thread::spawn(move || {
+                for i in 0..25 {
+                    s.create("t", user(&format!("c{t}-{i}"))).expect("create");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("join");
+    }
+    let seqs: Vec<i64> = s
+        .events("t", 0, 1000)
+        .expect("events")
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, (1..=100).collect::<Vec<i64>>());
+}
+
+/// A consumer's position is kept, only moves forward by a save, and a commit wakes those
+/// waiting for new events.
+#[test]
+fn positions_are_kept_and_commits_wake_waiters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    let at = |seq| EventPosition {
+        consumer: "receiver:hr".into(),
+        tenant: "t".into(),
+        seq,
+        updated: "2026-01-01T00:00:00Z".into(),
+        state: "active".into(),
+        failing_since: None,
+        last_error: None,
+    };
+    s.save_event_position(at(5));
+    s.save_event_position(at(3));
+    let seen = s.wait_for_commit(0, std::time::Duration::from_secs(5));
+    assert!(seen >= 1, "the queued saves committed");
+    let positions = s.event_positions().expect("positions");
+    assert_eq!(positions, [at(5)], "a save never moves a position back");
+
+    let waiter = {
+        let s = Arc::clone(&s);
+        let now = s.wait_for_commit(u64::MAX - 1, std::time::Duration::ZERO);
+        thread::spawn(move || s.wait_for_commit(now, std::time::Duration::from_secs(10)))
+    };
+    thread::sleep(std::time::Duration::from_millis(50));
+    s.create("t", user("wake")).expect("create");
+    let woke_at = waiter.join().expect("join");
+    assert!(woke_at > seen, "{woke_at} > {seen}");
 }

@@ -179,6 +179,7 @@ proptest! {
                 new: Some(NewResource::from_validated(validated, Default::default())),
                 members: Default::default(),
                 skip_unknown_members: false,
+        change: Default::default(),
             };
             store.patch("t", &created.id, write).expect("stored");
             expected = candidate;

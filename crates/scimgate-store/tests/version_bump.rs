@@ -112,6 +112,7 @@ fn members_patch(changes: MemberChanges) -> PatchWrite {
         new: None,
         members: changes,
         skip_unknown_members: true,
+        change: Default::default(),
     }
 }
 
@@ -160,7 +161,7 @@ proptest! {
                         if let Some(current) = current {
                             let mut new = group(*g, *n, &[]);
                             new.members.clear();
-                            tolerated(store.patch("t", id, PatchWrite { rt: ResourceType::Group, expected_version: Some(current.version), new: Some(new), members: MemberChanges::default(), skip_unknown_members: true }))?;
+                            tolerated(store.patch("t", id, PatchWrite { rt: ResourceType::Group, expected_version: Some(current.version), new: Some(new), members: MemberChanges::default(), skip_unknown_members: true, change: Default::default() }))?;
                         }
                     }
                 }
@@ -182,13 +183,13 @@ proptest! {
                 }
                 Op::DeleteUser(u) => {
                     if let Some(id) = users.remove(u) {
-                        tolerated(store.delete("t", ResourceType::User, &id, None))?;
+                        tolerated(store.delete("t", ResourceType::User, &id, None, Default::default()))?;
                         seen.remove(&id);
                     }
                 }
                 Op::DeleteGroup(g) => {
                     if let Some(id) = groups.remove(g) {
-                        tolerated(store.delete("t", ResourceType::Group, &id, None))?;
+                        tolerated(store.delete("t", ResourceType::Group, &id, None, Default::default()))?;
                         seen.remove(&id);
                     }
                 }

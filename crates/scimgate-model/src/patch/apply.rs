@@ -274,7 +274,12 @@ fn container<'a>(
     }
 }
 
-fn normalize_for_target(t: &Target, v: &mut Value, dialect: &Dialect, rewrites: &mut Rewrites) {
+pub(super) fn normalize_for_target(
+    t: &Target,
+    v: &mut Value,
+    dialect: &Dialect,
+    rewrites: &mut Rewrites,
+) {
     match (&t.filter, t.sub) {
         (_, Some(sub)) => normalize_value(sub, v, dialect, rewrites),
         (None, None) => normalize_value(t.attr.attr, v, dialect, rewrites),

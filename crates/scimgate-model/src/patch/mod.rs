@@ -43,6 +43,24 @@ pub struct Operation {
     pub max_filter_depth: usize,
 }
 
+impl Operation {
+    /// The operation's value after the dialect rules, as applying it uses it.
+    pub fn normalized_value(&self, rt: ResourceType, dialect: &Dialect) -> Option<Value> {
+        let mut value = self.value.clone()?;
+        let mut rewrites = Vec::new();
+        match (&self.target, self.extension) {
+            (Some(target), _) => {
+                apply::normalize_for_target(target, &mut value, dialect, &mut rewrites);
+            }
+            (None, None) => {
+                crate::dialect::normalize_resource(rt, &mut value, dialect, &mut rewrites);
+            }
+            (None, Some(_)) => {}
+        }
+        Some(value)
+    }
+}
+
 /// Where an operation points: `attr`, `attr.sub`, `attr[filter]` or `attr[filter].sub`.
 #[derive(Debug, Clone)]
 pub struct Target {

@@ -19,11 +19,12 @@ fn steps() -> Vec<M<'static>> {
             include_str!("migrations/0005_unicode_keys.sql"),
             super::index::rekey,
         ),
+        M::up(include_str!("migrations/0006_events.sql")),
     ]
 }
 
 /// The schema version this binary writes.
-pub const LATEST: i64 = 5;
+pub const LATEST: i64 = 6;
 
 /// Brings `conn` to [`LATEST`]; refuses a database written by a newer scimgate.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -6,10 +6,13 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use scimgate_model::{MemberInput, PasswordChange, ResourceType};
 
 use super::index::{self, META_LAST_MODIFIED, PathIds, insert_rows, rows_for, write_rows};
+use super::outbox::{self, Appended};
 use super::read::{COLUMNS, load_relations, members_of, row_to_resource};
 use super::{parse_type, type_name};
 use crate::error::StoreError;
-use crate::records::{MemberRef, NewResource, PatchOutcome, PatchWrite, StoredResource};
+use crate::records::{
+    ChangeKind, ChangeNote, MemberRef, NewResource, PatchOutcome, PatchWrite, StoredResource,
+};
 use scimgate_model::filter::instant;
 use scimgate_model::patch::MemberChanges;
 
@@ -69,6 +72,22 @@ pub fn create(
             members.iter().map(|m| m.value.as_str()),
         )?;
     }
+    outbox::append(
+        conn,
+        tenant,
+        now,
+        Appended {
+            kind: ChangeKind::Create,
+            resource_type: new.resource_type,
+            id: &id,
+            external_id: new.external_id.as_deref(),
+            version: Some(1),
+            created: Some(now),
+            attributes_json: Some(&attributes),
+            members: (new.resource_type == ResourceType::Group).then_some(&members[..]),
+            note: &new.change,
+        },
+    )?;
     Ok(StoredResource {
         id,
         resource_type: new.resource_type,
@@ -93,10 +112,27 @@ pub fn replace(
     let rt = new.resource_type;
     let before = current(conn, tenant, rt, id, expected_version)?;
     let members = check_members(conn, tenant, Some(id), &new.members)?;
-    update_row(conn, paths, tenant, id, &before, &new, now)?;
+    let attributes = attributes_json(&new)?;
+    update_row(conn, paths, tenant, id, &before, &new, &attributes, now)?;
     if rt == ResourceType::Group {
         replace_memberships(conn, &Touch::new(paths, tenant, now), id, &members)?;
     }
+    outbox::append(
+        conn,
+        tenant,
+        now,
+        Appended {
+            kind: ChangeKind::Replace,
+            resource_type: rt,
+            id,
+            external_id: new.external_id.as_deref(),
+            version: Some(before.version + 1),
+            created: Some(&before.created),
+            attributes_json: Some(&attributes),
+            members: (rt == ResourceType::Group).then_some(&members[..]),
+            note: &new.change,
+        },
+    )?;
     let Current {
         version, created, ..
     } = before;
@@ -114,6 +150,7 @@ pub fn replace(
     Ok(stored)
 }
 
+#[allow(clippy::too_many_arguments)] // the write's place (paths, tenant, now) and what it is
 pub fn delete(
     conn: &Connection,
     paths: &PathIds,
@@ -121,9 +158,10 @@ pub fn delete(
     rt: ResourceType,
     id: &str,
     expected_version: Option<i64>,
+    change: &ChangeNote,
     now: &str,
 ) -> Result<(), StoreError> {
-    current(conn, tenant, rt, id, expected_version)?;
+    let before = current(conn, tenant, rt, id, expected_version)?;
     // Groups that lose a member change, and so do users that lose a group.
     let touch = Touch::new(paths, tenant, now);
     match rt {
@@ -140,6 +178,22 @@ pub fn delete(
     // Memberships on both sides go with the row (ON DELETE CASCADE).
     conn.prepare_cached("DELETE FROM resources WHERE tenant = ?1 AND id = ?2")?
         .execute(params![tenant, id])?;
+    outbox::append(
+        conn,
+        tenant,
+        now,
+        Appended {
+            kind: ChangeKind::Delete,
+            resource_type: rt,
+            id,
+            external_id: before.external_id.as_deref(),
+            version: None,
+            created: None,
+            attributes_json: None,
+            members: None,
+            note: change,
+        },
+    )?;
     Ok(())
 }
 
@@ -161,10 +215,10 @@ fn update_row(
     id: &str,
     before: &Current,
     new: &NewResource,
+    attributes: &str,
     now: &str,
 ) -> Result<(), StoreError> {
     let (seq, created) = (before.seq, before.created.as_str());
-    let attributes = attributes_json(new)?;
     conn.prepare_cached(
         "UPDATE resources SET name = ?3, name_key = ?4, display = ?5, external_id = ?6, attributes = ?7, \
          password_hash = CASE WHEN ?10 THEN password_hash ELSE ?8 END, \
@@ -211,6 +265,7 @@ struct Current {
     version: i64,
     created: String,
     display: String,
+    external_id: Option<String>,
 }
 
 /// Moves the version and lastModified (row and index) of resources whose representation
@@ -300,7 +355,7 @@ fn current(
 ) -> Result<Current, StoreError> {
     let found = conn
         .prepare_cached(
-            "SELECT seq, version, created, display FROM resources WHERE tenant = ?1 AND id = ?2 AND resource_type = ?3",
+            "SELECT seq, version, created, display, external_id FROM resources WHERE tenant = ?1 AND id = ?2 AND resource_type = ?3",
         )?
         .query_row(params![tenant, id, type_name(rt)], |r| {
             Ok(Current {
@@ -308,6 +363,7 @@ fn current(
                 version: r.get(1)?,
                 created: r.get(2)?,
                 display: r.get(3)?,
+                external_id: r.get(4)?,
             })
         })
         .optional()?
@@ -463,13 +519,38 @@ pub fn patch(
         (skipped, changed) = change_members(conn, &touch, id, &p.members, p.skip_unknown_members)?;
     }
     match &p.new {
-        Some(new) => update_row(conn, paths, tenant, id, &before, new, now)?,
+        Some(new) => {
+            let attributes = attributes_json(new)?;
+            update_row(conn, paths, tenant, id, &before, new, &attributes, now)?;
+        }
         // Nothing changed (a member added twice, one removed that was not there): the
         // representation is the same, so is the version.
         None if changed == 0 => {}
         None => Touch::new(paths, tenant, now).resource(conn, id)?,
     }
     let mut resource = read_row(conn, tenant, p.rt, id)?;
+    if p.new.is_some() || changed > 0 {
+        // A PATCH that changed nothing (a member added twice) moved no version: no event.
+        outbox::append(
+            conn,
+            tenant,
+            now,
+            Appended {
+                kind: ChangeKind::Patch,
+                resource_type: p.rt,
+                id,
+                external_id: resource
+                    .attributes
+                    .get("externalId")
+                    .and_then(|v| v.as_str()),
+                version: Some(resource.version),
+                created: Some(&resource.created),
+                attributes_json: None,
+                members: None,
+                note: &p.change,
+            },
+        )?;
+    }
     if p.rt == ResourceType::User {
         load_relations(conn, tenant, &mut resource)?;
     }

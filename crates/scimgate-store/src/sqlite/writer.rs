@@ -26,6 +26,7 @@ pub struct Writer {
     /// `None` once the writer is closing.
     jobs: Option<mpsc::Sender<Job>>,
     stats: Arc<WriterStats>,
+    commits: Arc<Commits>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
@@ -37,6 +38,38 @@ impl Drop for Writer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// How many batches have committed, for those who wait for the next (the change feed's
+/// consumers, woken by a commit instead of polling the database).
+#[derive(Debug, Default)]
+pub struct Commits {
+    count: std::sync::Mutex<u64>,
+    committed: std::sync::Condvar,
+}
+
+impl Commits {
+    fn bump(&self) {
+        let mut count = self
+            .count
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *count += 1;
+        self.committed.notify_all();
+    }
+
+    /// Waits until more than `seen` batches have committed, or `timeout`; returns the count.
+    pub fn wait_past(&self, seen: u64, timeout: Duration) -> u64 {
+        let count = self
+            .count
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (count, _) = self
+            .committed
+            .wait_timeout_while(count, timeout, |count| *count <= seen)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *count
     }
 }
 
@@ -58,19 +91,34 @@ impl Writer {
     ) -> Result<Self, StoreError> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let stats = Arc::new(WriterStats::default());
-        let counters = Arc::clone(&stats);
+        let commits = Arc::new(Commits::default());
+        let (counters, signal) = (Arc::clone(&stats), Arc::clone(&commits));
         let thread = thread::Builder::new()
             .name("scimgate-writer".into())
-            .spawn(move || run(conn, queue, max_batch.max(1), checkpoint, &counters))?;
+            .spawn(move || {
+                run(
+                    conn,
+                    queue,
+                    max_batch.max(1),
+                    checkpoint,
+                    &counters,
+                    &signal,
+                )
+            })?;
         Ok(Writer {
             jobs: Some(jobs),
             stats,
+            commits,
             thread: Some(thread),
         })
     }
 
     pub fn stats(&self) -> &WriterStats {
         &self.stats
+    }
+
+    pub fn commits(&self) -> &Commits {
+        &self.commits
     }
 
     /// Queues `write` for the next batch without waiting for it: for records (the audit
@@ -170,6 +218,7 @@ fn run(
     max_batch: usize,
     policy: CheckpointPolicy,
     stats: &WriterStats,
+    commits: &Commits,
 ) {
     let mut last_checkpoint = Instant::now();
     let mut unfolded = false;
@@ -199,6 +248,7 @@ fn run(
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         let started = std::time::Instant::now();
         commit_batch(&conn, batch);
+        commits.bump();
         stats
             .batch_micros
             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);

@@ -1,0 +1,202 @@
+//! What a write changed, as the change feed tells it: the attributes it set, changed or
+//! removed (for `notice` events), whether it activated or deactivated the resource, and a
+//! PATCH's operations as applied (for `full` patch events). Passwords never appear, only
+//! the name `password` when one was set or cleared.
+
+use serde_json::{Map, Value};
+
+use crate::dialect::Dialect;
+use crate::patch::{OpKind, Operation};
+use crate::{PasswordChange, ResourceType};
+
+/// The top-level attributes whose values differ between `before` (none for a create) and
+/// `after`, in `after`'s order, then those removed; `password` when the write sets or
+/// clears it. `schemas` is not an attribute.
+pub fn changed_attributes(
+    before: Option<&Map<String, Value>>,
+    after: &Map<String, Value>,
+    password: &PasswordChange,
+) -> Vec<String> {
+    let empty = Map::new();
+    let before = before.unwrap_or(&empty);
+    let mut names: Vec<String> = after
+        .iter()
+        .filter(|(name, value)| *name != "schemas" && before.get(*name) != Some(*value))
+        .map(|(name, _)| name.clone())
+        .collect();
+    names.extend(
+        before
+            .keys()
+            .filter(|name| *name != "schemas" && !after.contains_key(*name))
+            .cloned(),
+    );
+    if !password.is_keep() {
+        names.push("password".into());
+    }
+    names
+}
+
+/// `Some(true)` when `active` went from false to true, `Some(false)` from true to false;
+/// `None` otherwise. An absent `active` is no state at all: setting it for the first
+/// time, or removing it, is neither.
+pub fn activation(before: Option<&Map<String, Value>>, after: &Map<String, Value>) -> Option<bool> {
+    let was = before?.get("active")?.as_bool()?;
+    let is = after.get("active")?.as_bool()?;
+    (was != is).then_some(is)
+}
+
+/// A PATCH's operations as applied: the operation's name and value after the dialect
+/// rules, the path as the client wrote it; a password's value removed (an operation on
+/// `password` itself is left out, and `password` is taken out of a path-less value).
+pub fn applied_operations(rt: ResourceType, ops: &[Operation], dialect: &Dialect) -> Value {
+    let mut out = Vec::with_capacity(ops.len());
+    for op in ops {
+        let path = match (&op.target, op.extension) {
+            (Some(target), _) => Some(target.text.clone()),
+            (None, Some(schema)) => Some(schema.id.to_owned()),
+            (None, None) => None,
+        };
+        if path
+            .as_deref()
+            .is_some_and(|p| p.eq_ignore_ascii_case("password"))
+        {
+            continue;
+        }
+        let mut entry = Map::new();
+        let name = match op.kind {
+            OpKind::Add => "add",
+            OpKind::Remove => "remove",
+            OpKind::Replace => "replace",
+        };
+        entry.insert("op".into(), Value::String(name.into()));
+        if let Some(path) = path {
+            entry.insert("path".into(), Value::String(path));
+        }
+        if let Some(mut value) = op.normalized_value(rt, dialect) {
+            if let Value::Object(fields) = &mut value {
+                fields.retain(|k, _| !k.eq_ignore_ascii_case("password"));
+            }
+            entry.insert("value".into(), value);
+        }
+        out.push(Value::Object(entry));
+    }
+    Value::Array(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::patch::{PatchLimits, parse};
+    use serde_json::json;
+
+    fn map(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => panic!("not an object"),
+        }
+    }
+
+    #[test]
+    fn changed_attributes_name_what_differs() {
+        let keep = PasswordChange::Keep;
+        let set = PasswordChange::Set("hash".into());
+        // (before, after, password, names)
+        let rows: Vec<(Option<Value>, Value, &PasswordChange, Vec<&str>)> = vec![
+            (
+                None,
+                json!({"schemas": [], "userName": "a", "active": true}),
+                &set,
+                vec!["userName", "active", "password"],
+            ),
+            (
+                Some(json!({"userName": "a", "title": "x"})),
+                json!({"userName": "a", "title": "y"}),
+                &keep,
+                vec!["title"],
+            ),
+            (
+                Some(json!({"userName": "a", "title": "x"})),
+                json!({"userName": "a", "nickName": "n"}),
+                &keep,
+                vec!["nickName", "title"],
+            ),
+            (
+                Some(json!({"userName": "a"})),
+                json!({"userName": "a"}),
+                &PasswordChange::Clear,
+                vec!["password"],
+            ),
+            (
+                Some(json!({"userName": "a"})),
+                json!({"userName": "a"}),
+                &keep,
+                vec![],
+            ),
+        ];
+        for (before, after, password, names) in rows {
+            let before = before.map(map);
+            let got = changed_attributes(before.as_ref(), &map(after.clone()), password);
+            assert_eq!(got, names, "{before:?} → {after}");
+        }
+    }
+
+    #[test]
+    fn activation_is_a_flip_of_active() {
+        // (before, after, activation)
+        let rows: Vec<(Option<Value>, Value, Option<bool>)> = vec![
+            (
+                Some(json!({"active": true})),
+                json!({"active": false}),
+                Some(false),
+            ),
+            (
+                Some(json!({"active": false})),
+                json!({"active": true}),
+                Some(true),
+            ),
+            (Some(json!({"active": true})), json!({"active": true}), None),
+            (Some(json!({})), json!({"active": false}), None),
+            (Some(json!({"active": true})), json!({}), None),
+            (None, json!({"active": true}), None),
+        ];
+        for (before, after, expected) in rows {
+            let before = before.map(map);
+            assert_eq!(
+                activation(before.as_ref(), &map(after.clone())),
+                expected,
+                "{before:?} → {after}"
+            );
+        }
+    }
+
+    #[test]
+    fn applied_operations_are_normalised_and_keep_no_password() {
+        let body = json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [
+                {"op": "Replace", "path": "active", "value": "False"},
+                {"op": "replace", "path": "password", "value": "Secret-1"},
+                {"op": "add", "value": {"nickName": "n", "PASSWORD": "Secret-2"}},
+                {"op": "remove", "path": "title"}
+            ]
+        });
+        let ops = parse(
+            ResourceType::User,
+            body,
+            &Dialect::default(),
+            PatchLimits::default(),
+            &mut Vec::new(),
+        )
+        .expect("parses");
+        let applied = applied_operations(ResourceType::User, &ops, &Dialect::default());
+        assert_eq!(
+            applied,
+            json!([
+                {"op": "replace", "path": "active", "value": false},
+                {"op": "add", "value": {"nickName": "n"}},
+                {"op": "remove", "path": "title"}
+            ])
+        );
+        assert!(!applied.to_string().contains("Secret"));
+    }
+}

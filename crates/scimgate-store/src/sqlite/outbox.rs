@@ -1,0 +1,183 @@
+//! The change feed's outbox. Each write appends its event in its own savepoint (`append`),
+//! numbered per tenant from a counter row, so that a write that rolls back takes its event
+//! and its number with it; consumers read after their position (`read_after`) and move
+//! it (`save_position`).
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::Value;
+
+use super::{parse_type, type_name};
+use crate::error::StoreError;
+use crate::records::{ChangeKind, ChangeNote, EventPosition, EventRecord, MemberRef};
+use scimgate_model::ResourceType;
+
+/// What a write tells the outbox, besides its `ChangeNote`.
+pub struct Appended<'a> {
+    pub kind: ChangeKind,
+    pub resource_type: ResourceType,
+    pub id: &'a str,
+    pub external_id: Option<&'a str>,
+    pub version: Option<i64>,
+    pub created: Option<&'a str>,
+    /// The attributes as stored, as their JSON text (create, replace).
+    pub attributes_json: Option<&'a str>,
+    /// A group's members as stored (create, replace).
+    pub members: Option<&'a [MemberRef]>,
+    pub note: &'a ChangeNote,
+}
+
+/// Appends the event of the write being made; returns its sequence number.
+pub fn append(
+    conn: &Connection,
+    tenant: &str,
+    now: &str,
+    event: Appended<'_>,
+) -> Result<i64, StoreError> {
+    let seq: i64 = conn
+        .prepare_cached(
+            "INSERT INTO event_sequences (tenant, last_seq) VALUES (?1, 1) \
+             ON CONFLICT (tenant) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq",
+        )?
+        .query_row(params![tenant], |r| r.get(0))?;
+    let note = event.note;
+    let data = match (&note.operations, event.attributes_json) {
+        (Some(operations), _) => Some(operations.to_string()),
+        (None, Some(json)) => Some(json.to_owned()),
+        (None, None) => None,
+    };
+    let members = event.members.map(|members| {
+        Value::Array(
+            members
+                .iter()
+                .map(|m| {
+                    serde_json::json!({"value": m.value, "type": m.member_type.name(), "display": m.display})
+                })
+                .collect(),
+        )
+        .to_string()
+    });
+    conn.prepare_cached(
+        "INSERT INTO events (tenant, seq, txn, at, operation, resource_type, resource_id, \
+         external_id, version, created, activation, attributes, data, members) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?
+    .execute(params![
+        tenant,
+        seq,
+        uuid::Uuid::new_v4().simple().to_string(),
+        now,
+        event.kind.name(),
+        type_name(event.resource_type),
+        event.id,
+        event.external_id,
+        event.version,
+        event.created,
+        note.activation,
+        serde_json::to_string(&note.attributes).unwrap_or_else(|_| "[]".into()),
+        data,
+        members,
+    ])?;
+    Ok(seq)
+}
+
+/// Up to `limit` events of `tenant` after `after`, in order.
+pub fn read_after(
+    conn: &Connection,
+    tenant: &str,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<EventRecord>, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut stmt = conn.prepare_cached(
+        "SELECT tenant, seq, txn, at, operation, resource_type, resource_id, external_id, \
+         version, created, activation, attributes, data, members \
+         FROM events WHERE tenant = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![tenant, after, limit], row_to_event)?;
+    rows.map(|r| r?).collect()
+}
+
+/// The last sequence number given in `tenant` (0 before its first event).
+pub fn head(conn: &Connection, tenant: &str) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT last_seq FROM event_sequences WHERE tenant = ?1")?
+        .query_row(params![tenant], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+fn row_to_event(r: &Row<'_>) -> rusqlite::Result<Result<EventRecord, StoreError>> {
+    let json = |i: usize| -> rusqlite::Result<Result<Option<Value>, StoreError>> {
+        let text: Option<String> = r.get(i)?;
+        Ok(text
+            .map(|t| serde_json::from_str(&t))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("an event's JSON: {e}"))))
+    };
+    let operation: String = r.get(4)?;
+    let resource_type: String = r.get(5)?;
+    let attributes: String = r.get(11)?;
+    let (data, members) = (json(12)?, json(13)?);
+    Ok((|| {
+        Ok(EventRecord {
+            tenant: r.get(0)?,
+            seq: r.get(1)?,
+            txn: r.get(2)?,
+            at: r.get(3)?,
+            kind: ChangeKind::from_name(&operation)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown operation '{operation}'")))?,
+            resource_type: parse_type(&resource_type)?,
+            resource_id: r.get(6)?,
+            external_id: r.get(7)?,
+            version: r.get(8)?,
+            created: r.get(9)?,
+            activation: r.get(10)?,
+            attributes: serde_json::from_str(&attributes)
+                .map_err(|e| StoreError::Corrupt(format!("an event's attributes: {e}")))?,
+            data: data?,
+            members: members?,
+        })
+    })())
+}
+
+/// Every consumer's position in every tenant.
+pub fn positions(conn: &Connection) -> Result<Vec<EventPosition>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT consumer, tenant, seq, updated, state, failing_since, last_error \
+         FROM event_positions ORDER BY consumer, tenant",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(EventPosition {
+            consumer: r.get(0)?,
+            tenant: r.get(1)?,
+            seq: r.get(2)?,
+            updated: r.get(3)?,
+            state: r.get(4)?,
+            failing_since: r.get(5)?,
+            last_error: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Records where a consumer stands. A position never moves back by this (a late save of
+/// an older position loses to the newer one); `replay` moves it back on purpose.
+pub fn save_position(conn: &Connection, p: &EventPosition) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO event_positions (consumer, tenant, seq, updated, state, failing_since, last_error) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         ON CONFLICT (consumer, tenant) DO UPDATE SET seq = max(seq, excluded.seq), \
+         updated = excluded.updated, state = excluded.state, \
+         failing_since = excluded.failing_since, last_error = excluded.last_error",
+    )?
+    .execute(params![
+        p.consumer,
+        p.tenant,
+        p.seq,
+        p.updated,
+        p.state,
+        p.failing_since,
+        p.last_error
+    ])?;
+    Ok(())
+}
