@@ -47,6 +47,8 @@ pub struct Config {
     pub plugins: scimgate_plugins::PluginConfig,
     /// Per-tenant settings, `[tenants.NAME]` in TOML.
     pub tenants: std::collections::BTreeMap<String, TenantConfig>,
+    /// The change feed: its issuer and receivers (`[events]`, `[[events.receivers]]`).
+    pub events: scimgate_events::EventsConfig,
 }
 
 /// What a tenant may set for itself; unset means the global setting.
@@ -89,6 +91,7 @@ impl Default for Config {
             store: Default::default(),
             plugins: Default::default(),
             tenants: std::collections::BTreeMap::new(),
+            events: Default::default(),
         }
     }
 }
@@ -199,6 +202,10 @@ impl Config {
             .keys
             .iter_mut()
             .for_each(|k| resolve(&mut k.file));
+        for receiver in &mut self.events.receivers {
+            receiver.authorization_file.iter_mut().for_each(resolve);
+            receiver.secret_file.iter_mut().for_each(resolve);
+        }
     }
 }
 

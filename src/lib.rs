@@ -9,6 +9,7 @@ pub mod reload;
 use std::sync::{Arc, Weak};
 
 use actix_web::web;
+use scimgate_events::{Feed, FeedKey, Receiver};
 use scimgate_http::{
     AccessCache, Admission, AppState, Connections, HttpSettings, KeyRing, Metrics, Passwords,
     PluginHook, RateLimits, SigningKey, WritePipeline,
@@ -45,6 +46,8 @@ pub struct Built {
     pub state: web::Data<AppState>,
     pub plugins: Arc<PluginHook>,
     pub background: Vec<Periodic>,
+    /// The change feed's receivers, each delivering on its own thread until dropped.
+    pub receivers: Vec<scimgate_events::Receiver>,
 }
 
 /// Opens the data folder (creating it, the signing key and the database on first start)
@@ -107,6 +110,10 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
     data_dir::warn_if_shared(&config.data);
     data_dir::create_private_file(&config.data.join(DATABASE_FILE)).map_err(data_err)?;
     let signing_key = SigningKey::load_or_create(&config.data).map_err(StartError::Key)?;
+    check_receivers(config)?;
+    let feed_key = FeedKey::load_or_create(&config.data)
+        .map(Arc::new)
+        .map_err(|e| StartError::Config(e.to_string()))?;
     let keys = KeyRing::load(&signing_key, &config.http.auth).map_err(StartError::Config)?;
     let overload_wait = config.overload_wait();
     let options = SqliteOptions::configured(
@@ -168,13 +175,85 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
         },
         connections: Connections::new(),
         cursors: signing_key.cursor_key(),
-        clock,
+        feed_key: Arc::clone(&feed_key),
+        clock: Arc::clone(&clock),
         metrics,
         limits,
     });
+    let feed = Feed {
+        store: Arc::clone(&state.store),
+        key: feed_key,
+        issuer: config
+            .events
+            .issuer
+            .clone()
+            .or_else(|| config.http.public_base_url.clone())
+            .unwrap_or_else(|| "scimgate".into()),
+        base_url: config
+            .http
+            .public_base_url
+            .as_ref()
+            .map(|base| format!("{}/scim/v2", base.trim_end_matches('/'))),
+        clock,
+    };
+    let receivers = config
+        .events
+        .receivers
+        .iter()
+        .map(|r| Receiver::start(feed.clone(), r.clone()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StartError::Config(e.to_string()))?;
     Ok(Built {
         state,
         plugins,
         background,
+        receivers,
     })
+}
+
+/// The receivers must be able to deliver, and none may point at this server itself: its
+/// events would be writes of their own, in a loop.
+fn check_receivers(config: &Config) -> Result<(), StartError> {
+    config
+        .events
+        .check()
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    for r in &config.events.receivers {
+        if points_at_itself(&r.url, config) {
+            return Err(StartError::Config(format!(
+                "events.receivers '{}': url '{}' is this server itself",
+                r.name, r.url
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `url` reaches this server: its public base URL, or its listening port on a
+/// loopback address or the address it listens on. (A name or address of this machine
+/// that only DNS or the network knows as such is not seen.)
+fn points_at_itself(url: &str, config: &Config) -> bool {
+    if let Some(base) = &config.http.public_base_url
+        && url.starts_with(base.trim_end_matches('/'))
+    {
+        return true;
+    }
+    let Ok(uri) = url.parse::<actix_web::http::Uri>() else {
+        return false;
+    };
+    let Some(listen) = config.listen.parse::<std::net::SocketAddr>().ok() else {
+        return false;
+    };
+    let default_port = if uri.scheme_str() == Some("https") {
+        443
+    } else {
+        80
+    };
+    let port = uri.port_u16().unwrap_or(default_port);
+    let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
+    let local = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified() || ip == listen.ip());
+    local && port == listen.port()
 }

@@ -62,6 +62,7 @@ pub fn serve(args: ServeArgs) -> CliResult {
     state.connections.set_cap(cap.total());
     let _watch = open_files::watch(Arc::clone(&state.connections));
     let _background = built.background;
+    let _receivers = built.receivers;
     let connections = Arc::clone(&state.connections);
     tracing::info!(listen = %config.listen, data = %config.data.display(), "scimgate starting");
     actix_web::rt::System::new().block_on(async move {

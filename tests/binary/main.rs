@@ -1,6 +1,8 @@
 //! The real `scimgate` binary as an operator runs it: `serve`, `token`, a hard kill and a
 //! restart on the same data folder, and concurrent writers.
 
+mod events;
+mod receiver;
 mod sealed;
 
 use std::net::TcpListener;

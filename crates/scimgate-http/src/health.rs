@@ -1,4 +1,4 @@
-//! Liveness and readiness probes; the only routes that need no token.
+//! Liveness and readiness probes, which need no token.
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;

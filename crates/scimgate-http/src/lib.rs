@@ -13,6 +13,7 @@ mod cursor;
 mod discovery;
 mod error;
 mod etag;
+mod feed;
 mod gate;
 mod head;
 mod health;
@@ -97,6 +98,11 @@ pub fn build_app(
         .service(
             web::resource("/readyz")
                 .route(web::get().to(health::ready))
+                .default_service(web::to(error::method_not_allowed("GET, HEAD"))),
+        )
+        .service(
+            web::resource("/events/jwks.json")
+                .route(web::get().to(feed::jwks))
                 .default_service(web::to(error::method_not_allowed("GET, HEAD"))),
         )
         .service(

@@ -35,4 +35,6 @@ pub struct AppState {
     pub connections: Arc<Connections>,
     /// Seals and opens page cursors.
     pub cursors: Arc<CursorKey>,
+    /// Signs the change feed's events; its public key is published at `/events/jwks.json`.
+    pub feed_key: Arc<scimgate_events::FeedKey>,
 }

@@ -12,7 +12,7 @@
 
 mod periodic;
 
-pub use periodic::Periodic;
+pub use periodic::{Periodic, StopSignal};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};

@@ -53,6 +53,46 @@ impl Periodic {
     }
 }
 
+/// What a long-running task started with [`Periodic::spawn`] checks to know it must end.
+#[derive(Clone)]
+pub struct StopSignal(Arc<(Mutex<bool>, Condvar)>);
+
+impl StopSignal {
+    pub fn stopped(&self) -> bool {
+        *self.0.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sleeps for `time`, or less if the handle is dropped meanwhile; true when it was.
+    pub fn sleep(&self, time: Duration) -> bool {
+        let (stopped, wake) = &*self.0;
+        let guard = stopped.lock().unwrap_or_else(PoisonError::into_inner);
+        let (guard, _) = wake
+            .wait_timeout_while(guard, time, |stop| !*stop)
+            .unwrap_or_else(PoisonError::into_inner);
+        *guard
+    }
+}
+
+impl Periodic {
+    /// Runs `task` once on a thread named `name`, for work that loops on its own (waiting
+    /// on something other than a clock): it gets a [`StopSignal`] to check and to sleep
+    /// on, and ends, joined, when the handle is dropped, like a ticking task.
+    pub fn spawn(
+        name: &str,
+        task: impl FnOnce(StopSignal) + Send + 'static,
+    ) -> io::Result<Periodic> {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let signal = StopSignal(Arc::clone(&stop));
+        let thread = thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || task(signal))?;
+        Ok(Periodic {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
 impl Drop for Periodic {
     fn drop(&mut self) {
         let (stopped, wake) = &*self.stop;
@@ -73,6 +113,22 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Instant;
+
+    #[test]
+    fn a_spawned_task_sees_the_stop_at_once() {
+        let ended = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::clone(&ended);
+        let handle = Periodic::spawn("test-loop", move |stop| {
+            while !stop.sleep(Duration::from_secs(60)) {}
+            assert!(stop.stopped());
+            seen.fetch_add(1, Ordering::SeqCst);
+        })
+        .expect("spawn");
+        let started = Instant::now();
+        drop(handle);
+        assert_eq!(ended.load(Ordering::SeqCst), 1, "joined");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
 
     #[test]
     fn ticks_until_dropped_and_stops_at_once() {

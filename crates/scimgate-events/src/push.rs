@@ -1,0 +1,525 @@
+//! Delivery to one configured receiver (RFC 8935 push, or a Standard Webhooks POST): a
+//! thread of its own per receiver, so that one slow or dead receiver never delays another
+//! nor any request. Each tenant's events go in order, at least once: an event is passed
+//! only when the receiver accepted it (2xx) or refused that very event (400, RFC 8935
+//! §2.3); anything else is tried again, backing off, honouring `Retry-After`, until the
+//! receiver has failed for longer than it allows and is set aside (dead-lettered), its
+//! position kept for when it is enabled again. Positions are saved as the writer's next
+//! batch allows; after a crash a receiver may get an event again, never miss one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use scimgate_limits::{Periodic, StopSignal};
+use scimgate_model::Clock;
+use scimgate_store::{EventPosition, EventRecord, Store};
+use serde_json::{Value, json};
+
+use crate::config::{Format, ReceiverConfig};
+use crate::error::EventsError;
+use crate::key::FeedKey;
+use crate::set::{Audience, render};
+
+/// Events read from the store at a time.
+const BATCH: usize = 100;
+/// How often a dead receiver's stored state is looked at, to see it enabled again.
+const DEAD_RECHECK: Duration = Duration::from_secs(2);
+/// How often the tenants of a receiver of every tenant (`"*"`) are listed again.
+const TENANTS_RECHECK: Duration = Duration::from_secs(5);
+
+/// What every receiver shares: where events come from, the key they are signed with, who
+/// signs them, and the clock.
+#[derive(Clone)]
+pub struct Feed {
+    pub store: Arc<dyn Store>,
+    pub key: Arc<FeedKey>,
+    pub issuer: String,
+    /// The SCIM base URL, for `meta.location` in `full` events.
+    pub base_url: Option<String>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Counters of one receiver, read by `/metrics` and the CLI.
+#[derive(Debug, Default)]
+pub struct ReceiverStats {
+    pub delivered: AtomicU64,
+    pub retried: AtomicU64,
+    pub rejected: AtomicU64,
+    pub dead_lettered: AtomicU64,
+}
+
+/// A running receiver: delivery stops when this is dropped.
+pub struct Receiver {
+    pub name: String,
+    pub stats: Arc<ReceiverStats>,
+    _thread: Periodic,
+}
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Receiver({})", self.name)
+    }
+}
+
+/// The stored position name of a receiver.
+pub fn consumer_name(receiver: &str) -> String {
+    format!("receiver:{receiver}")
+}
+
+impl Receiver {
+    /// Reads the receiver's secrets and starts delivering to it.
+    pub fn start(feed: Feed, config: ReceiverConfig) -> Result<Receiver, EventsError> {
+        let read = |path: &std::path::Path, what: &str| {
+            std::fs::read_to_string(path)
+                .map(|s| s.trim().to_owned())
+                .map_err(|e| {
+                    EventsError::Config(format!(
+                        "events.receivers '{}': {what} {}: {e}",
+                        config.name,
+                        path.display()
+                    ))
+                })
+        };
+        let authorization = config
+            .authorization_file
+            .as_deref()
+            .map(|p| read(p, "authorization_file"))
+            .transpose()?;
+        let secret = match &config.secret_file {
+            Some(path) => Some(webhook_secret(&read(path, "secret_file")?).map_err(|why| {
+                EventsError::Config(format!("events.receivers '{}': {why}", config.name))
+            })?),
+            None => None,
+        };
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_millis(config.timeout_ms.max(1))))
+            .max_redirects(0)
+            .build()
+            .into();
+        let stats = Arc::new(ReceiverStats::default());
+        let name = config.name.clone();
+        let worker = Worker {
+            consumer: consumer_name(&config.name),
+            feed,
+            config,
+            authorization,
+            secret,
+            agent,
+            stats: Arc::clone(&stats),
+        };
+        let thread = Periodic::spawn(&format!("events-{name}"), move |stop| worker.run(&stop))
+            .map_err(|e| EventsError::Config(format!("could not start a delivery thread: {e}")))?;
+        Ok(Receiver {
+            name,
+            stats,
+            _thread: thread,
+        })
+    }
+}
+
+/// A Standard Webhooks secret: `whsec_` and the base64 of the key.
+fn webhook_secret(text: &str) -> Result<Vec<u8>, String> {
+    let encoded = text
+        .strip_prefix("whsec_")
+        .ok_or("the webhook secret must be 'whsec_' followed by base64")?;
+    let key = STANDARD
+        .decode(encoded)
+        .map_err(|e| format!("the webhook secret is not base64: {e}"))?;
+    if key.len() < 24 {
+        return Err("the webhook secret must hold at least 24 bytes".into());
+    }
+    Ok(key)
+}
+
+struct Worker {
+    consumer: String,
+    feed: Feed,
+    config: ReceiverConfig,
+    authorization: Option<String>,
+    secret: Option<Vec<u8>>,
+    agent: ureq::Agent,
+    stats: Arc<ReceiverStats>,
+}
+
+/// Where the receiver stands in one tenant.
+struct Standing {
+    seq: i64,
+    dead: bool,
+    failing_since: Option<String>,
+    last_error: Option<String>,
+    /// Whether `seq` moved since it was last saved.
+    unsaved: bool,
+    checked: Instant,
+}
+
+/// How one try went.
+enum Outcome {
+    Accepted,
+    /// The receiver refused this event (400): it is passed, and counted.
+    Rejected(String),
+    Retry {
+        after: Option<Duration>,
+        error: String,
+    },
+}
+
+/// How an event's delivery ended.
+enum Ended {
+    Passed,
+    Dead,
+    Stopped,
+}
+
+impl Worker {
+    fn run(self, stop: &StopSignal) {
+        let mut standings = self.load_standings();
+        let mut tenants: Vec<String> = Vec::new();
+        let mut listed: Option<Instant> = None;
+        let mut commits = self.feed.store.wait_for_commit(u64::MAX, Duration::ZERO);
+        while !stop.stopped() {
+            if listed.is_none_or(|at| at.elapsed() >= TENANTS_RECHECK) {
+                tenants = self.tenants();
+                listed = Some(Instant::now());
+            }
+            let mut progressed = false;
+            for tenant in &tenants {
+                let standing = standings
+                    .entry(tenant.clone())
+                    .or_insert_with(|| Standing::new(0));
+                match self.deliver_tenant(tenant, standing, stop) {
+                    Some(moved) => progressed |= moved,
+                    None => {
+                        self.save(tenant, standing);
+                        return;
+                    }
+                }
+                if standing.unsaved {
+                    self.save(tenant, standing);
+                }
+            }
+            if !progressed {
+                commits = self
+                    .feed
+                    .store
+                    .wait_for_commit(commits, Duration::from_millis(500));
+            }
+        }
+        for (tenant, standing) in &mut standings {
+            if standing.unsaved {
+                self.save(tenant, standing);
+            }
+        }
+    }
+
+    /// Delivers what `tenant` has after the standing; whether it moved (None: stopped).
+    fn deliver_tenant(
+        &self,
+        tenant: &str,
+        standing: &mut Standing,
+        stop: &StopSignal,
+    ) -> Option<bool> {
+        if standing.dead {
+            if standing.checked.elapsed() >= DEAD_RECHECK {
+                standing.checked = Instant::now();
+                self.recheck_dead(tenant, standing);
+            }
+            return Some(false);
+        }
+        let events = match self.feed.store.events(tenant, standing.seq, BATCH) {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::warn!(receiver = %self.config.name, error = %e, "could not read events");
+                return (!stop.sleep(Duration::from_secs(1))).then_some(false);
+            }
+        };
+        let mut moved = false;
+        for event in events {
+            if !self.wants(&event) {
+                standing.seq = event.seq;
+                standing.unsaved = true;
+                moved = true;
+                continue;
+            }
+            match self.deliver(&event, standing, stop) {
+                Ended::Passed => {
+                    standing.seq = event.seq;
+                    standing.unsaved = true;
+                    moved = true;
+                }
+                Ended::Dead => break,
+                Ended::Stopped => return None,
+            }
+        }
+        Some(moved)
+    }
+
+    /// Tries one event until it passes, the receiver is dead, or the server stops.
+    fn deliver(&self, event: &EventRecord, standing: &mut Standing, stop: &StopSignal) -> Ended {
+        let mut attempt: u32 = 0;
+        loop {
+            match self.send(event) {
+                Outcome::Accepted => {
+                    self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                    if standing.failing_since.is_some() {
+                        tracing::info!(receiver = %self.config.name, "receiver recovered");
+                        standing.failing_since = None;
+                        standing.last_error = None;
+                        standing.unsaved = true;
+                    }
+                    return Ended::Passed;
+                }
+                Outcome::Rejected(why) => {
+                    self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        receiver = %self.config.name, tenant = %event.tenant, seq = event.seq,
+                        reason = %why, "the receiver refused an event; it is passed"
+                    );
+                    return Ended::Passed;
+                }
+                Outcome::Retry { after, error } => {
+                    self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                    let now = self.feed.clock.now();
+                    let since = standing
+                        .failing_since
+                        .get_or_insert_with(|| scimgate_model::format_timestamp(now))
+                        .clone();
+                    standing.last_error = Some(scimgate_model::excerpt(&error, 500).into_owned());
+                    if failing_for(&since, now) > Duration::from_secs(self.config.dead_after_secs) {
+                        standing.dead = true;
+                        standing.checked = Instant::now();
+                        self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(
+                            receiver = %self.config.name, tenant = %event.tenant, since = %since,
+                            error = %error, "the receiver failed for too long and is set aside; `scimgate events enable` resumes it"
+                        );
+                        self.save(&event.tenant, standing);
+                        return Ended::Dead;
+                    }
+                    if attempt == 0 {
+                        tracing::warn!(receiver = %self.config.name, error = %error, "delivery failed; retrying");
+                        self.save(&event.tenant, standing);
+                    }
+                    let wait = after
+                        .unwrap_or_else(|| backoff(attempt))
+                        .min(Duration::from_secs(self.config.max_backoff_secs.max(1)));
+                    attempt = attempt.saturating_add(1);
+                    if stop.sleep(wait) {
+                        return Ended::Stopped;
+                    }
+                }
+            }
+        }
+    }
+
+    fn send(&self, event: &EventRecord) -> Outcome {
+        let audience = self.config.audience.as_deref().unwrap_or(&self.config.url);
+        let claims = render(
+            event,
+            &Audience {
+                issuer: &self.feed.issuer,
+                audience,
+                mode: self.config.mode,
+                base_url: self.feed.base_url.as_deref(),
+            },
+        );
+        let mut request = self.agent.post(&self.config.url);
+        if let Some(authorization) = &self.authorization {
+            request = request.header("authorization", authorization);
+        }
+        let sent = match self.config.format {
+            Format::Set => match self.feed.key.sign(&claims) {
+                Ok(token) => request
+                    .header("content-type", "application/secevent+jwt")
+                    .header("accept", "application/json")
+                    .send(token),
+                Err(e) => {
+                    return Outcome::Retry {
+                        after: None,
+                        error: e.to_string(),
+                    };
+                }
+            },
+            Format::Webhook => {
+                let body = webhook_body(&claims, &event.at).to_string();
+                let id = claims["jti"].as_str().unwrap_or_default().to_owned();
+                let timestamp = self.feed.clock.now().unix_timestamp().to_string();
+                let signature = self.sign_webhook(&id, &timestamp, &body);
+                request
+                    .header("content-type", "application/json")
+                    .header("webhook-id", &id)
+                    .header("webhook-timestamp", &timestamp)
+                    .header("webhook-signature", &signature)
+                    .send(body)
+            }
+        };
+        let mut response = match sent {
+            Ok(response) => response,
+            Err(e) => {
+                return Outcome::Retry {
+                    after: None,
+                    error: e.to_string(),
+                };
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(4096)
+            .read_to_string()
+            .unwrap_or_default();
+        match status {
+            200..=299 => Outcome::Accepted,
+            400 => Outcome::Rejected(scimgate_model::excerpt(&body, 300).into_owned()),
+            _ => Outcome::Retry {
+                after: retry_after.filter(|_| matches!(status, 429 | 503)),
+                error: format!(
+                    "{} answered {status}: {}",
+                    self.config.url,
+                    scimgate_model::excerpt(&body, 200)
+                ),
+            },
+        }
+    }
+
+    /// `v1,` and the base64 HMAC-SHA256 of `id.timestamp.body` (Standard Webhooks).
+    fn sign_webhook(&self, id: &str, timestamp: &str, body: &str) -> String {
+        let key = ring::hmac::Key::new(
+            ring::hmac::HMAC_SHA256,
+            self.secret.as_deref().unwrap_or_default(),
+        );
+        let tag = ring::hmac::sign(&key, format!("{id}.{timestamp}.{body}").as_bytes());
+        format!("v1,{}", STANDARD.encode(tag.as_ref()))
+    }
+
+    fn wants(&self, event: &EventRecord) -> bool {
+        let wanted = &self.config.events;
+        if wanted.is_empty() {
+            return true;
+        }
+        let activation = match event.activation {
+            Some(true) => Some("activate"),
+            Some(false) => Some("deactivate"),
+            None => None,
+        };
+        wanted
+            .iter()
+            .any(|w| w == event.kind.name() || Some(w.as_str()) == activation)
+    }
+
+    fn tenants(&self) -> Vec<String> {
+        if !self.config.tenants.iter().any(|t| t == "*") {
+            return self.config.tenants.clone();
+        }
+        match self.feed.store.access() {
+            Ok(access) => access.tenants.into_iter().collect(),
+            Err(e) => {
+                tracing::warn!(receiver = %self.config.name, error = %e, "could not list tenants");
+                Vec::new()
+            }
+        }
+    }
+
+    fn load_standings(&self) -> HashMap<String, Standing> {
+        let positions = match self.feed.store.event_positions() {
+            Ok(positions) => positions,
+            Err(e) => {
+                tracing::error!(receiver = %self.config.name, error = %e, "could not read positions");
+                Vec::new()
+            }
+        };
+        positions
+            .into_iter()
+            .filter(|p| p.consumer == self.consumer)
+            .map(|p| {
+                let mut standing = Standing::new(p.seq);
+                standing.dead = p.state == "dead";
+                standing.failing_since = p.failing_since;
+                standing.last_error = p.last_error;
+                (p.tenant, standing)
+            })
+            .collect()
+    }
+
+    /// A dead receiver resumes when its stored state says `active` again.
+    fn recheck_dead(&self, tenant: &str, standing: &mut Standing) {
+        let Ok(positions) = self.feed.store.event_positions() else {
+            return;
+        };
+        if let Some(p) = positions
+            .iter()
+            .find(|p| p.consumer == self.consumer && p.tenant == tenant && p.state != "dead")
+        {
+            tracing::info!(receiver = %self.config.name, tenant, "receiver enabled again");
+            *standing = Standing::new(p.seq);
+        }
+    }
+
+    fn save(&self, tenant: &str, standing: &mut Standing) {
+        self.feed.store.save_event_position(EventPosition {
+            consumer: self.consumer.clone(),
+            tenant: tenant.to_owned(),
+            seq: standing.seq,
+            updated: scimgate_model::format_timestamp(self.feed.clock.now()),
+            state: if standing.dead { "dead" } else { "active" }.into(),
+            failing_since: standing.failing_since.clone(),
+            last_error: standing.last_error.clone(),
+        });
+        standing.unsaved = false;
+    }
+}
+
+impl Standing {
+    fn new(seq: i64) -> Standing {
+        Standing {
+            seq,
+            dead: false,
+            failing_since: None,
+            last_error: None,
+            unsaved: false,
+            checked: Instant::now(),
+        }
+    }
+}
+
+/// A webhook's body: the event's type, time and the SET's claims.
+fn webhook_body(claims: &Value, at: &str) -> Value {
+    let kind = claims["events"]
+        .as_object()
+        .and_then(|events| events.keys().next())
+        .cloned()
+        .unwrap_or_default();
+    json!({"type": kind, "timestamp": at, "data": claims})
+}
+
+/// 1 s, 2 s, 4 s, … with up to a fifth more at random, so that receivers coming back are
+/// not all tried at the same instant.
+fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_secs(1u64 << attempt.min(16));
+    let jitter = base.as_millis() as u64 / 5;
+    base + Duration::from_millis(rand_below(jitter + 1))
+}
+
+fn rand_below(n: u64) -> u64 {
+    let mut bytes = [0u8; 8];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
+    u64::from_le_bytes(bytes) % n.max(1)
+}
+
+/// How long ago `since` (RFC 3339) was.
+fn failing_for(since: &str, now: time::OffsetDateTime) -> Duration {
+    time::OffsetDateTime::parse(since, &time::format_description::well_known::Rfc3339)
+        .map(|t| (now - t).try_into().unwrap_or_default())
+        .unwrap_or_default()
+}

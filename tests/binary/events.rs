@@ -1,0 +1,339 @@
+//! The change feed as an operator runs it: the real binary, a real HTTP receiver on
+//! loopback, every write delivered once accepted, in order, signed with the key the server
+//! publishes; a receiver that was down gets everything when it comes back; webhooks signed
+//! with their secret; a restart resumes where delivery stood.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+use super::receiver::{Received, Receiver};
+use super::{BIN, Server, agent, send, token, user};
+
+const PROV: &str = "urn:ietf:params:scim:event:prov:";
+
+fn config_with(dir: &Path, receivers: &str) -> std::path::PathBuf {
+    let path = dir.join("scimgate.toml");
+    std::fs::write(
+        &path,
+        format!("[events]\nissuer = \"https://scim.test\"\n{receivers}"),
+    )
+    .expect("config");
+    path
+}
+
+fn receiver_toml(name: &str, url: &str, extra: &str) -> String {
+    format!(
+        "[[events.receivers]]\nname = \"{name}\"\nurl = \"{url}\"\ntenants = [\"default\"]\nmax_backoff_secs = 1\n{extra}\n"
+    )
+}
+
+/// The claims of a SET, verified against the server's published JWKS.
+fn verified(server: &Server, token: &str) -> Value {
+    let mut r = agent()
+        .get(&format!("{}/events/jwks.json", server.base))
+        .call()
+        .expect("jwks");
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_str(&r.body_mut().read_to_string().expect("body")).expect("a JWKS");
+    let header = jsonwebtoken::decode_header(token).expect("header");
+    assert_eq!(header.typ.as_deref(), Some("secevent+jwt"));
+    let jwk = jwks
+        .find(header.kid.as_deref().expect("kid"))
+        .expect("key by kid");
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).expect("key");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .expect("signed by the server's key")
+        .claims
+}
+
+fn event_names(set: &Value) -> Vec<String> {
+    set["events"]
+        .as_object()
+        .expect("events")
+        .keys()
+        .map(|k| k.trim_start_matches(PROV).to_owned())
+        .collect()
+}
+
+#[test]
+fn push_delivers_every_write_in_order_signed_with_the_published_key() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let receiver = Receiver::start();
+    let config = config_with(
+        dir.path(),
+        &receiver_toml("hr", &receiver.url, "authorization_file = \"hr.token\""),
+    );
+    std::fs::write(dir.path().join("hr.token"), "Bearer receiver-secret\n").expect("token file");
+    let server = Server::start_with(&data, Some(&config), Stdio::inherit());
+    let t = token(&data, &[]);
+    let users = format!("{}/scim/v2/Users", server.base);
+    let mut body = user("bjensen");
+    body["password"] = json!("Cleartext-Secret-9");
+    body["externalId"] = json!("bj-1");
+    body["active"] = json!(true);
+    let (status, created) = send("POST", &users, &t, Some(body));
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let one = format!("{users}/{id}");
+    let patch = |ops: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
+    let (status, _) = send(
+        "PATCH",
+        &one,
+        &t,
+        Some(patch(
+            json!([{"op": "Replace", "path": "active", "value": "False"}]),
+        )),
+    );
+    assert_eq!(status, 200);
+    let (status, _) = send(
+        "PATCH",
+        &one,
+        &t,
+        Some(patch(
+            json!([{"op": "add", "path": "title", "value": "Boss"}]),
+        )),
+    );
+    assert_eq!(status, 200);
+    let (status, group) = send(
+        "POST",
+        &format!("{}/scim/v2/Groups", server.base),
+        &t,
+        Some(
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "Admins", "members": [{"value": id}]}),
+        ),
+    );
+    assert_eq!(status, 201, "{group}");
+    // A refused write has no event.
+    let (status, _) = send("POST", &users, &t, Some(user("BJENSEN")));
+    assert_eq!(status, 409);
+    let (status, _) = send("DELETE", &one, &t, None);
+    assert_eq!(status, 204);
+
+    let got = receiver.wait_for_accepted(5, Duration::from_secs(20));
+    assert_eq!(
+        got.len(),
+        5,
+        "one event per committed write, none for the refused one"
+    );
+    let sets: Vec<Value> = got
+        .iter()
+        .map(|r| {
+            assert_eq!(r.headers["content-type"], "application/secevent+jwt");
+            assert_eq!(r.headers["authorization"], "Bearer receiver-secret");
+            assert!(!r.body.contains("Cleartext"), "no password: {}", r.body);
+            verified(&server, &r.body)
+        })
+        .collect();
+    let names: Vec<Vec<String>> = sets.iter().map(event_names).collect();
+    assert_eq!(
+        names,
+        [
+            vec!["create:full"],
+            vec!["patch:full", "deactivate"],
+            vec!["patch:full"],
+            vec!["create:full"],
+            vec!["delete"],
+        ]
+    );
+    let seqs: Vec<i64> = sets
+        .iter()
+        .map(|s| s["seq"].as_i64().expect("seq"))
+        .collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5]);
+    for set in &sets {
+        assert_eq!(set["iss"], "https://scim.test");
+        assert_eq!(set["aud"], receiver.url.as_str());
+        assert_eq!(set["tenant"], "default");
+        assert_eq!(set["sub_id"]["format"], "scim");
+    }
+    let created = &sets[0]["events"][format!("{PROV}create:full")];
+    assert_eq!(created["data"]["userName"], "bjensen");
+    assert_eq!(created["data"]["id"], id.as_str());
+    assert_eq!(created["version"], "W/\"1\"");
+    assert!(created["data"].get("password").is_none());
+    assert_eq!(sets[0]["sub_id"]["uri"], format!("/Users/{id}"));
+    assert_eq!(sets[0]["sub_id"]["externalId"], "bj-1");
+    let deactivated = &sets[1]["events"][format!("{PROV}patch:full")];
+    assert_eq!(
+        deactivated["data"]["Operations"],
+        json!([{"op": "replace", "path": "active", "value": false}]),
+        "the operations as applied, after the dialect rules"
+    );
+    let group_created = &sets[3]["events"][format!("{PROV}create:full")];
+    assert_eq!(group_created["data"]["members"][0]["value"], id.as_str());
+    let jtis: std::collections::HashSet<&str> = sets
+        .iter()
+        .map(|s| s["jti"].as_str().expect("jti"))
+        .collect();
+    assert_eq!(jtis.len(), sets.len());
+}
+
+#[test]
+fn a_receiver_that_was_down_gets_everything_in_order_when_it_comes_back() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    // A port nobody listens on: the receiver is down.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let url = format!("http://127.0.0.1:{port}/events");
+    let config = config_with(
+        dir.path(),
+        &receiver_toml("ldap", &url, "mode = \"notice\""),
+    );
+    let server = Server::start_with(&data, Some(&config), Stdio::inherit());
+    let t = token(&data, &[]);
+    for i in 0..6 {
+        let (status, _) = send(
+            "POST",
+            &format!("{}/scim/v2/Users", server.base),
+            &t,
+            Some(user(&format!("down{i}"))),
+        );
+        assert_eq!(status, 201, "writes go on while the receiver is down");
+    }
+    // It comes back refusing for a while (503 with Retry-After), then accepts.
+    let receiver = Receiver::start_on(port);
+    receiver.answer_with(503);
+    std::thread::sleep(Duration::from_millis(1500));
+    receiver.answer_with(202);
+    let got = receiver.wait_for_accepted(6, Duration::from_secs(30));
+    let seqs: Vec<i64> = got
+        .iter()
+        .map(|r| claims_unverified(&r.body)["seq"].as_i64().expect("seq"))
+        .collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5, 6], "each once, in order");
+    let first = claims_unverified(&got[0].body);
+    assert_eq!(event_names(&first), ["create:notice"]);
+    let payload = &first["events"][format!("{PROV}create:notice")];
+    assert!(payload.get("data").is_none());
+    assert!(
+        payload["attributes"]
+            .as_array()
+            .expect("attributes")
+            .contains(&json!("userName"))
+    );
+    drop(server);
+
+    // After a restart, delivery goes on from where it stood: nothing again, nothing missed.
+    let server = Server::start_with(&data, Some(&config), Stdio::inherit());
+    let (status, _) = send(
+        "POST",
+        &format!("{}/scim/v2/Users", server.base),
+        &t,
+        Some(user("after-restart")),
+    );
+    assert_eq!(status, 201);
+    let got = receiver.wait_for_accepted(7, Duration::from_secs(20));
+    let seqs: Vec<i64> = got
+        .iter()
+        .map(|r| claims_unverified(&r.body)["seq"].as_i64().expect("seq"))
+        .collect();
+    assert_eq!(&seqs[..6], [1, 2, 3, 4, 5, 6]);
+    assert_eq!(seqs.last(), Some(&7), "{seqs:?}");
+    assert!(
+        seqs.windows(2).all(|w| w[1] >= w[0]),
+        "never out of order: {seqs:?}"
+    );
+}
+
+/// The claims of a SET without checking its signature (the test above checks that).
+fn claims_unverified(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("a JWS");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64");
+    serde_json::from_slice(&bytes).expect("claims")
+}
+
+#[test]
+fn webhooks_are_signed_with_their_secret() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let receiver = Receiver::start();
+    let secret = [7u8; 32];
+    let encoded = base64::engine::general_purpose::STANDARD.encode(secret);
+    std::fs::write(dir.path().join("hook.secret"), format!("whsec_{encoded}")).expect("secret");
+    let config = config_with(
+        dir.path(),
+        &receiver_toml(
+            "tool",
+            &receiver.url,
+            "format = \"webhook\"\nsecret_file = \"hook.secret\"\nevents = [\"create\"]",
+        ),
+    );
+    let server = Server::start_with(&data, Some(&config), Stdio::inherit());
+    let t = token(&data, &[]);
+    let users = format!("{}/scim/v2/Users", server.base);
+    let (_, created) = send("POST", &users, &t, Some(user("hooked")));
+    let id = created["id"].as_str().expect("id");
+    // Not wanted by this receiver: passed over.
+    send("DELETE", &format!("{users}/{id}"), &t, None);
+    send("POST", &users, &t, Some(user("hooked2")));
+    let got: Vec<Received> = receiver.wait_for_accepted(2, Duration::from_secs(20));
+    for r in &got {
+        let signed = format!(
+            "{}.{}.{}",
+            r.headers["webhook-id"], r.headers["webhook-timestamp"], r.body
+        );
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret);
+        let expected = base64::engine::general_purpose::STANDARD
+            .encode(ring::hmac::sign(&key, signed.as_bytes()).as_ref());
+        assert_eq!(r.headers["webhook-signature"], format!("v1,{expected}"));
+        let body: Value = serde_json::from_str(&r.body).expect("JSON");
+        assert_eq!(body["type"], format!("{PROV}create:full"));
+        assert_eq!(
+            body["data"]["jti"].as_str(),
+            Some(r.headers["webhook-id"].as_str())
+        );
+    }
+    let seqs: Vec<i64> = got
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<Value>(&r.body).expect("JSON")["data"]["seq"]
+                .as_i64()
+                .expect("seq")
+        })
+        .collect();
+    assert_eq!(seqs, [1, 3], "the delete (2) is not a create");
+}
+
+#[test]
+fn a_receiver_at_the_server_itself_or_without_tenants_stops_the_start() {
+    let dir = tempfile::tempdir().expect("tmp");
+    for (receivers, named) in [
+        (
+            receiver_toml("self", "http://127.0.0.1:18999/hook", ""),
+            "this server itself",
+        ),
+        (
+            "[[events.receivers]]\nname = \"x\"\nurl = \"http://example.test/\"\n".to_owned(),
+            "tenants",
+        ),
+    ] {
+        let config = config_with(dir.path(), &receivers);
+        let out = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:18999", "--data"])
+            .arg(dir.path().join("data"))
+            .arg("--config")
+            .arg(&config)
+            .env("SCIMGATE_LOG", "error")
+            .output()
+            .expect("serve");
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(named), "{named}: {stderr}");
+    }
+}

@@ -1,0 +1,152 @@
+//! A real HTTP receiver of the change feed on loopback: it records every POST (headers and
+//! body) and answers with the status the test sets, or is not listening at all.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub headers: HashMap<String, String>,
+    pub body: String,
+    /// The status it was answered with.
+    pub status: u16,
+}
+
+pub struct Receiver {
+    pub url: String,
+    got: Arc<Mutex<Vec<Received>>>,
+    /// The status to answer with (202 unless set).
+    status: Arc<AtomicU16>,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Receiver {
+    /// Listens on a free loopback port.
+    pub fn start() -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        Self::on(listener, port)
+    }
+
+    /// Listens on `port` (one that was free and nobody listened on: a receiver that was
+    /// down and comes back).
+    pub fn start_on(port: u16) -> Receiver {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
+        Self::on(listener, port)
+    }
+
+    fn on(listener: TcpListener, port: u16) -> Receiver {
+        listener.set_nonblocking(true).expect("nonblocking");
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let status = Arc::new(AtomicU16::new(202));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (g, st, sp) = (Arc::clone(&got), Arc::clone(&status), Arc::clone(&stop));
+        let thread = thread::spawn(move || {
+            while !sp.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => serve(stream, &g, &st),
+                    Err(_) => thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Receiver {
+            url: format!("http://127.0.0.1:{port}/events"),
+            got,
+            status,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn answer_with(&self, status: u16) {
+        self.status.store(status, Ordering::SeqCst);
+    }
+
+    /// Everything received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.got.lock().expect("lock").clone()
+    }
+
+    /// Waits until `n` requests were accepted (2xx), or panics after `within`.
+    pub fn wait_for_accepted(&self, n: usize, within: Duration) -> Vec<Received> {
+        let deadline = Instant::now() + within;
+        loop {
+            let accepted: Vec<Received> = self
+                .received()
+                .into_iter()
+                .filter(|r| (200..300).contains(&r.status))
+                .collect();
+            if accepted.len() >= n {
+                return accepted;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} events accepted: {accepted:#?}",
+                accepted.len()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Reads one request (keep-alive connections too) and answers it.
+fn serve(stream: TcpStream, got: &Mutex<Vec<Received>>, status: &AtomicU16) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut writer = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut headers = HashMap::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+            }
+        }
+        let len: usize = headers
+            .get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let code = status.load(Ordering::SeqCst);
+        got.lock().expect("lock").push(Received {
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            status: code,
+        });
+        let reply = format!("HTTP/1.1 {code} X\r\ncontent-length: 0\r\nretry-after: 1\r\n\r\n");
+        if writer.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
