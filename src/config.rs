@@ -176,7 +176,9 @@ impl Config {
         }
         let figment = figment.merge(env).merge(Serialized::defaults(flags));
         reject_unknown_keys(&figment)?;
-        let mut config: Config = figment.extract().map_err(Box::new)?;
+        let mut config: Config = figment
+            .extract()
+            .map_err(|e| Box::new(precise_error(&figment).unwrap_or(e)))?;
         if let Some(folder) = file.and_then(Path::parent) {
             config.resolve_files_against(folder);
         }
@@ -209,6 +211,23 @@ impl Config {
     }
 }
 
+/// The error of a wrong value as figment tells it, with its key and source. serde reads a
+/// flattened type from a buffer that has lost both, so a value of a crate's type that does
+/// not fit is found again by reading each crate's type on its own, innermost first.
+fn precise_error(figment: &Figment) -> Option<figment::Error> {
+    use scimgate_model::dialect::DialectConfig;
+    [
+        figment.extract::<DialectConfig>().err(),
+        figment.extract::<scimgate_http::NetworkSettings>().err(),
+        figment.extract::<scimgate_store::StoreConfig>().err(),
+        figment.extract::<scimgate_plugins::PluginConfig>().err(),
+        figment.extract::<scimgate_http::HttpConfig>().err(),
+    ]
+    .into_iter()
+    .flatten()
+    .next()
+}
+
 /// Refuses a top-level key that no part of the configuration knows (a typo must not be
 /// silently ignored), naming it and where it came from. The known keys are those the
 /// defaults serialise to: every field of every flattened type. Keys inside sections
@@ -216,6 +235,8 @@ impl Config {
 fn reject_unknown_keys(figment: &Figment) -> Result<(), Box<figment::Error>> {
     let known = serde_json::to_value(Config::default()).unwrap_or_default();
     let known = known.as_object().cloned().unwrap_or_default();
+    let mut names: Vec<&str> = known.keys().map(String::as_str).collect();
+    names.sort_unstable();
     let given: figment::value::Dict = figment.extract().map_err(Box::new)?;
     for key in given.keys() {
         if !known.contains_key(key) {
@@ -227,7 +248,8 @@ fn reject_unknown_keys(figment: &Figment) -> Result<(), Box<figment::Error>> {
                 })
                 .unwrap_or_default();
             return Err(Box::new(figment::Error::from(format!(
-                "unknown configuration key `{key}`{source}"
+                "unknown configuration key `{key}`{source}; the keys are {}",
+                names.join(", ")
             ))));
         }
     }
@@ -320,6 +342,26 @@ mod tests {
                 let e = Config::load(Some(Path::new(file)), &FlagOverrides::default())
                     .expect_err("unknown key");
                 assert!(e.to_string().contains(key), "{file}: {e}");
+                assert!(e.to_string().contains(file), "says where: {e}");
+            }
+            // A value of the wrong type names its key and where it came from, whichever
+            // crate owns the key.
+            for (text, key) in [
+                ("max_body_bytes = \"1MB\"", "max_body_bytes"),
+                ("read_connections = \"x\"", "read_connections"),
+                ("dialect_strict = 3", "dialect_strict"),
+                ("allow_from = [\"not-a-net\"]", "allow_from"),
+                ("[rate_limit]\nenabled = 3", "rate_limit.enabled"),
+                (
+                    "plugin_watch_interval_ms = \"x\"",
+                    "plugin_watch_interval_ms",
+                ),
+            ] {
+                jail.create_file("wrong.toml", text)?;
+                let e = Config::load(Some(Path::new("wrong.toml")), &FlagOverrides::default())
+                    .expect_err("a wrong value");
+                let e = e.to_string();
+                assert!(e.contains(key) && e.contains("wrong.toml"), "{text}: {e}");
             }
             jail.set_env("SCIMGATE_MAX_BODY_BYTE", "10");
             let e = Config::load(None, &FlagOverrides::default()).expect_err("unknown key");

@@ -78,17 +78,20 @@ fn prune_audit_periodically(
             Err(e) => tracing::warn!(error = %e, "cannot prune the audit trail"),
         }
     };
-    prune(store.as_ref());
+    // The first pruning runs on the thread too: a long-expired trail after a long stop
+    // must not hold the server's start.
     let weak: Weak<dyn scimgate_store::Store> = Arc::downgrade(store);
-    let hourly = Periodic::start(
-        "scimgate-audit-retention",
-        std::time::Duration::from_secs(3600),
-        move || {
-            if let Some(store) = weak.upgrade() {
-                prune(store.as_ref());
+    let hourly = Periodic::spawn("scimgate-audit-retention", move |stop| {
+        loop {
+            match weak.upgrade() {
+                Some(store) => prune(store.as_ref()),
+                None => return,
             }
-        },
-    )
+            if stop.sleep(std::time::Duration::from_secs(3600)) {
+                return;
+            }
+        }
+    })
     .map_err(|e| StartError::Thread("audit retention", e))?;
     Ok(Some(hourly))
 }
@@ -153,6 +156,22 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
         overload_wait,
     );
     let writes = WritePipeline::new(store.clone(), write_hooks, passwords, settings.clone());
+    let feed = Feed {
+        store: Arc::clone(&store),
+        key: feed_key,
+        issuer: config
+            .events
+            .issuer
+            .clone()
+            .or_else(|| config.http.public_base_url.clone())
+            .unwrap_or_else(|| "scimgate".into()),
+        base_url: config
+            .http
+            .public_base_url
+            .as_ref()
+            .map(|base| format!("{}/scim/v2", base.trim_end_matches('/'))),
+        clock: Arc::clone(&clock),
+    };
     let state = web::Data::new(AppState {
         store,
         keys,
@@ -175,27 +194,11 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
         },
         connections: Connections::new(),
         cursors: signing_key.cursor_key(),
-        feed_key: Arc::clone(&feed_key),
+        feed: feed.clone(),
         clock: Arc::clone(&clock),
         metrics,
         limits,
     });
-    let feed = Feed {
-        store: Arc::clone(&state.store),
-        key: feed_key,
-        issuer: config
-            .events
-            .issuer
-            .clone()
-            .or_else(|| config.http.public_base_url.clone())
-            .unwrap_or_else(|| "scimgate".into()),
-        base_url: config
-            .http
-            .public_base_url
-            .as_ref()
-            .map(|base| format!("{}/scim/v2", base.trim_end_matches('/'))),
-        clock,
-    };
     let receivers = config
         .events
         .receivers

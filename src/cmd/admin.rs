@@ -101,7 +101,13 @@ pub fn token(cli: TokenCli) -> CliResult {
         }
         None => {
             let args = cli.mint;
-            const SCOPES: [&str; 4] = ["scim:read", "scim:write", "scim:admin", "scim:metrics"];
+            const SCOPES: [&str; 5] = [
+                "scim:read",
+                "scim:write",
+                "scim:admin",
+                "scim:metrics",
+                "scim:events",
+            ];
             if args.scope.split_ascii_whitespace().next().is_none() {
                 return Err(
                     format!("--scope is empty; the scopes are {}", SCOPES.join(", ")).into(),

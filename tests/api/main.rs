@@ -6,6 +6,7 @@ mod auth;
 mod common;
 mod discovery;
 mod errors;
+mod events;
 mod example_plugins;
 mod fuzz;
 mod groups;

@@ -60,6 +60,12 @@ async fn service_provider_config(state: web::Data<AppState>, req: HttpRequest) -
                 "maxPageSize": state.settings.max_results,
             },
             "etag": {"supported": true},
+            // RFC 9967 §4: what the change feed may send (docs/events.md); requests are
+            // never answered asynchronously.
+            "securityEvents": {
+                "asyncRequest": "none",
+                "eventUris": scimgate_events::event_uris(),
+            },
             "authenticationSchemes": [{
                 "type": "oauthbearertoken",
                 "name": "OAuth Bearer Token",

@@ -149,13 +149,13 @@ impl ApiError {
         scim
     }
 
-    /// The whole answer to request `request_id`: status, headers and body. The one place
-    /// an error becomes a response.
-    pub fn render(&self, request_id: &str) -> HttpResponse {
+    /// The whole answer: status, headers and body. The one place an error becomes a
+    /// response (the request id is added to a 500's or 503's detail by `request_id`).
+    fn render(&self) -> HttpResponse {
         if let ApiError::RateLimited(throttled) = self {
             return too_many(throttled, self.to_string());
         }
-        let scim = self.answer(request_id);
+        let scim = self.to_scim();
         let status = StatusCode::from_u16(scim.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = HttpResponse::build(status);
         resp.insert_header((header::CONTENT_TYPE, SCIM_JSON));
@@ -208,10 +208,10 @@ impl ResponseError for ApiError {
         StatusCode::from_u16(self.to_scim().status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
-    /// Without the request at hand: the `request_id` middleware, which has it, renders a
-    /// server-side failure again with its id (and logs it).
+    /// Without the request at hand: the `request_id` middleware, which has it, puts its id
+    /// in a server-side failure's detail (and logs the failure).
     fn error_response(&self) -> HttpResponse {
-        self.render("")
+        self.render()
     }
 }
 

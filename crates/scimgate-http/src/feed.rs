@@ -1,14 +1,313 @@
-//! The change feed's HTTP side: the public key its events are signed with, as a JWKS
-//! (RFC 7517), which needs no token: it is public, and a receiver fetches it to verify.
+//! The change feed's HTTP side, outside `/scim/v2`:
+//! - `GET /events/jwks.json`: the public key events are signed with (RFC 7517). It needs no
+//!   token: it is public, and a receiver fetches it to verify.
+//! - `POST /events/poll`: RFC 8936 poll delivery. A consumer (a token with `scim:events`)
+//!   acknowledges what it has (`ack`, `setErrs`) and gets up to `maxEvents` more, at once
+//!   or when they come (`returnImmediately: false`, up to 30 s). Its position is a named
+//!   cursor (the token's subject, or `?cursor=NAME`), stored, so that it resumes after a
+//!   reconnect or a restart: every event after the last one it acknowledged in order.
+//! - `GET /events/stream`: the same events as Server-Sent Events, for simple consumers:
+//!   `id` is the event's sequence number, so `Last-Event-ID` resumes after it; `data` is
+//!   the SET's claims as JSON (the consumer is talking to this server directly, over TLS).
+//!
+//! Both are per tenant (`domain`, as for SCIM requests): a consumer sees only the tenants
+//! its token may act for.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, web};
+use scimgate_events::{Audience, Feed, Mode, render};
+use scimgate_model::{ScimError, ScimType};
+use scimgate_store::{EventPosition, EventRecord};
+use serde_json::{Map, Value, json};
 
+use crate::auth;
+use crate::blocking::blocking;
+use crate::error::ApiError;
+use crate::query::QueryParams;
 use crate::state::AppState;
+use crate::token::SCOPE_EVENTS;
+
+/// Most events in one poll answer or one stream read.
+const MAX_EVENTS: usize = 1000;
+/// Longest a poll with `returnImmediately: false` waits for events.
+const LONG_POLL: Duration = Duration::from_secs(30);
+/// How often a waiting poll or stream looks whether anything committed.
+const CHECK_EVERY: Duration = Duration::from_millis(20);
+/// A comment line this often keeps an idle stream's proxies from closing it.
+const KEEPALIVE: Duration = Duration::from_secs(15);
 
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/jwk-set+json")
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
-        .body(state.feed_key.jwks().to_string())
+        .body(state.feed.key.jwks().to_string())
+}
+
+/// Who is reading the feed, in which tenant, under which cursor, in which mode.
+struct Consumer {
+    tenant: String,
+    cursor: String,
+    audience: String,
+    mode: Mode,
+}
+
+fn consumer(req: &HttpRequest, state: &AppState) -> Result<Consumer, ApiError> {
+    let claims = auth::authenticate(req, state)?;
+    let tenant = auth::tenant_for(req, &claims, state)?;
+    auth::require_scope(&claims, &[SCOPE_EVENTS], "/events")?;
+    auth::mark_authenticated(req, &claims, tenant.clone());
+    let query = QueryParams::parse(req.query_string())?;
+    let name = query.get("cursor").unwrap_or(&claims.sub).to_owned();
+    if name.is_empty()
+        || name.len() > 128
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.@:".contains(&b))
+    {
+        return Err(invalid(format!(
+            "'cursor' must be 1 to 128 letters, digits or '-_.@:', not '{}'",
+            scimgate_model::excerpt(&name, 64)
+        )));
+    }
+    let mode = match query.get("mode") {
+        None | Some("full") => Mode::Full,
+        Some("notice") => Mode::Notice,
+        Some(other) => {
+            return Err(invalid(format!(
+                "'mode' is 'full' or 'notice', not '{}'",
+                scimgate_model::excerpt(other, 32)
+            )));
+        }
+    };
+    Ok(Consumer {
+        tenant,
+        audience: name.clone(),
+        cursor: format!("cursor:{name}"),
+        mode,
+    })
+}
+
+fn invalid(detail: String) -> ApiError {
+    ApiError::Scim(ScimError::new(400, Some(ScimType::InvalidValue), detail))
+}
+
+/// An RFC 8936 poll request.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct PollRequest {
+    max_events: Option<usize>,
+    return_immediately: Option<bool>,
+    ack: Vec<String>,
+    set_errs: Map<String, Value>,
+}
+
+pub async fn poll(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let who = consumer(&req, &state)?;
+    let request: PollRequest = if body.is_empty() {
+        PollRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::Scim(ScimError::invalid_syntax(format!("poll request: {e}"))))?
+    };
+    let max = request.max_events.unwrap_or(100).min(MAX_EVENTS);
+    let feed = state.feed.clone();
+    let position = {
+        let (feed, cursor, tenant) = (feed.clone(), who.cursor.clone(), who.tenant.clone());
+        blocking(move || Ok(stored_position(&feed, &cursor, &tenant)?)).await?
+    };
+    // Acknowledged (or reported as failed, which the consumer has dealt with): the
+    // position moves over every one in order; a gap stays, to be sent again.
+    let mut acked: Vec<i64> = request
+        .ack
+        .iter()
+        .chain(request.set_errs.keys())
+        .filter_map(|jti| jti.split('.').next()?.parse().ok())
+        .collect();
+    for (jti, err) in &request.set_errs {
+        tracing::warn!(cursor = %who.cursor, jti, error = %err, "a consumer reported an event it could not process");
+    }
+    acked.sort_unstable();
+    let mut at = position;
+    for seq in acked {
+        if seq == at + 1 {
+            at = seq;
+        }
+    }
+    if at != position {
+        save_position(&feed, &who, at);
+    }
+    let started = Instant::now();
+    let wait = if request.return_immediately.unwrap_or(false) || max == 0 {
+        Duration::ZERO
+    } else {
+        LONG_POLL
+    };
+    loop {
+        let commits = feed.store.commit_count();
+        let events = read(&feed, &who.tenant, at, max.saturating_add(1)).await?;
+        if !events.is_empty() || started.elapsed() >= wait {
+            let more = events.len() > max;
+            let mut sets = Map::new();
+            for event in events.iter().take(max) {
+                let claims = render(event, &audience(&feed, &who));
+                let token = feed
+                    .key
+                    .sign(&claims)
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+                sets.insert(
+                    claims["jti"].as_str().unwrap_or_default().to_owned(),
+                    json!(token),
+                );
+            }
+            return Ok(HttpResponse::Ok().json(json!({"sets": sets, "moreAvailable": more})));
+        }
+        wait_for_commit(&feed, commits, wait.saturating_sub(started.elapsed())).await;
+    }
+}
+
+pub async fn stream(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let who = consumer(&req, &state)?;
+    let feed = state.feed.clone();
+    let after = match req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .or(QueryParams::parse(req.query_string())?.get("after"))
+    {
+        Some(text) => text
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| invalid("Last-Event-ID must be an event's sequence number".into()))?,
+        None => {
+            let (feed, cursor, tenant) = (feed.clone(), who.cursor.clone(), who.tenant.clone());
+            blocking(move || Ok(stored_position(&feed, &cursor, &tenant)?)).await?
+        }
+    };
+    let state = StreamState {
+        feed,
+        who: Arc::new(who),
+        after,
+        last_sent: Instant::now(),
+        pending: std::collections::VecDeque::new(),
+    };
+    let body = futures_util::stream::unfold(state, |mut s| async move {
+        let chunk = s.next_chunk().await;
+        Some((chunk, s))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .streaming(body))
+}
+
+struct StreamState {
+    feed: Feed,
+    who: Arc<Consumer>,
+    after: i64,
+    last_sent: Instant,
+    pending: std::collections::VecDeque<Bytes>,
+}
+
+impl StreamState {
+    /// The next piece of the stream: events, or a keep-alive comment when none came.
+    async fn next_chunk(&mut self) -> Result<Bytes, actix_web::Error> {
+        loop {
+            if let Some(chunk) = self.pending.pop_front() {
+                self.last_sent = Instant::now();
+                return Ok(chunk);
+            }
+            let commits = self.feed.store.commit_count();
+            let events = read(&self.feed, &self.who.tenant, self.after, 100).await?;
+            if let Some(last) = events.last() {
+                self.after = last.seq;
+                save_position(&self.feed, &self.who, last.seq);
+            }
+            for event in &events {
+                let claims = render(event, &audience(&self.feed, &self.who));
+                let name = claims["events"]
+                    .as_object()
+                    .and_then(|e| e.keys().next().cloned())
+                    .unwrap_or_default();
+                self.pending.push_back(Bytes::from(format!(
+                    "id: {}\nevent: {name}\ndata: {claims}\n\n",
+                    event.seq
+                )));
+            }
+            if self.pending.is_empty() {
+                if self.last_sent.elapsed() >= KEEPALIVE {
+                    self.last_sent = Instant::now();
+                    return Ok(Bytes::from_static(b": keepalive\n\n"));
+                }
+                wait_for_commit(&self.feed, commits, KEEPALIVE).await;
+            }
+        }
+    }
+}
+
+fn audience<'a>(feed: &'a Feed, who: &'a Consumer) -> Audience<'a> {
+    Audience {
+        issuer: &feed.issuer,
+        audience: &who.audience,
+        mode: who.mode,
+        base_url: feed.base_url.as_deref(),
+    }
+}
+
+async fn read(
+    feed: &Feed,
+    tenant: &str,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<EventRecord>, ApiError> {
+    let (store, tenant) = (Arc::clone(&feed.store), tenant.to_owned());
+    blocking(move || Ok(store.events(&tenant, after, limit)?)).await
+}
+
+/// Waits, without holding a thread, until something commits after `seen` or `timeout`.
+async fn wait_for_commit(feed: &Feed, seen: u64, timeout: Duration) {
+    let until = Instant::now() + timeout;
+    while feed.store.commit_count() == seen && Instant::now() < until {
+        actix_web::rt::time::sleep(
+            CHECK_EVERY.min(until.saturating_duration_since(Instant::now())),
+        )
+        .await;
+    }
+}
+
+fn stored_position(
+    feed: &Feed,
+    cursor: &str,
+    tenant: &str,
+) -> Result<i64, scimgate_store::StoreError> {
+    Ok(feed
+        .store
+        .event_positions()?
+        .into_iter()
+        .find(|p| p.consumer == cursor && p.tenant == tenant)
+        .map_or(0, |p| p.seq))
+}
+
+fn save_position(feed: &Feed, who: &Consumer, seq: i64) {
+    feed.store.save_event_position(EventPosition {
+        consumer: who.cursor.clone(),
+        tenant: who.tenant.clone(),
+        seq,
+        updated: scimgate_model::format_timestamp(feed.clock.now()),
+        state: "active".into(),
+        failing_since: None,
+        last_error: None,
+    });
 }

@@ -106,6 +106,18 @@ pub fn build_app(
                 .default_service(web::to(error::method_not_allowed("GET, HEAD"))),
         )
         .service(
+            web::resource("/events/poll")
+                .wrap(from_fn(throttle::before_auth))
+                .route(web::post().to(feed::poll))
+                .default_service(web::to(error::method_not_allowed("POST"))),
+        )
+        .service(
+            web::resource("/events/stream")
+                .wrap(from_fn(throttle::before_auth))
+                .route(web::get().to(feed::stream))
+                .default_service(web::to(error::method_not_allowed("GET"))),
+        )
+        .service(
             web::resource("/admin/audit")
                 .wrap(from_fn(throttle::before_auth))
                 .route(web::get().to(operator::audit))

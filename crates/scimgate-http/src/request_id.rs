@@ -88,9 +88,10 @@ pub async fn middleware(
     Ok(resp)
 }
 
-/// A server-side failure is logged here, once, with its cause, and answered again with the
-/// request id in its detail: the error was made into a response where the id was not at
-/// hand.
+/// A server-side failure is logged here, once, with its cause (a 503, the server being
+/// busy, as a warning), and its detail made to quote the request id: the error was made
+/// into a response where the id was not at hand. Only the body changes: the headers the
+/// inner middleware added (rate-limit counts, `Retry-After`) stay.
 fn with_request_id(
     resp: ServiceResponse<BoxBody>,
     id: &str,
@@ -103,11 +104,16 @@ fn with_request_id(
     else {
         return resp;
     };
-    span.in_scope(
-        || tracing::error!(error = %err, status = resp.status().as_u16(), "request failed"),
-    );
-    let answer = err.render(id);
-    resp.into_response(answer)
+    let status = resp.status().as_u16();
+    span.in_scope(|| {
+        if status == 503 {
+            tracing::warn!(error = %err, status, "request refused: the server is busy");
+        } else {
+            tracing::error!(error = %err, status, "request failed");
+        }
+    });
+    let body = err.answer(id).to_json().to_string();
+    resp.map_body(|_, _| BoxBody::new(body))
 }
 
 /// The method as logs and metric labels name it: a client may send any token as a method,

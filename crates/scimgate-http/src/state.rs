@@ -35,6 +35,7 @@ pub struct AppState {
     pub connections: Arc<Connections>,
     /// Seals and opens page cursors.
     pub cursors: Arc<CursorKey>,
-    /// Signs the change feed's events; its public key is published at `/events/jwks.json`.
-    pub feed_key: Arc<scimgate_events::FeedKey>,
+    /// The change feed: its key (published at `/events/jwks.json`), issuer and store,
+    /// for the poll and stream endpoints.
+    pub feed: scimgate_events::Feed,
 }

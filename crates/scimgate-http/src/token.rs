@@ -18,6 +18,8 @@ pub const DEFAULT_TENANT: &str = "default";
 pub const SCOPE_READ: &str = "scim:read";
 pub const SCOPE_WRITE: &str = "scim:write";
 pub const SCOPE_ADMIN: &str = "scim:admin";
+/// Reading the change feed (`/events/poll`, `/events/stream`).
+pub const SCOPE_EVENTS: &str = "scim:events";
 /// Reading `/metrics` (without the rest of `scim:admin`).
 pub const SCOPE_METRICS: &str = "scim:metrics";
 

@@ -125,6 +125,9 @@ pub trait Store: Send + Sync {
     /// Blocks until a write commits after the one counted as `seen` (or `timeout` passes);
     /// returns the count of commits so far. Consumers of the feed wait here for new events.
     fn wait_for_commit(&self, seen: u64, timeout: std::time::Duration) -> u64;
+    /// How many batches have committed since the store opened (what `wait_for_commit`
+    /// counts), without waiting.
+    fn commit_count(&self) -> u64;
     /// A cheap round trip to the database, for readiness probes.
     fn ping(&self) -> Result<(), StoreError>;
     /// Counters for `/metrics`.

@@ -422,6 +422,10 @@ impl Store for SqliteStore {
         self.writer.commits().wait_past(seen, timeout)
     }
 
+    fn commit_count(&self) -> u64 {
+        self.writer.commits().count()
+    }
+
     fn ping(&self) -> Result<(), StoreError> {
         let conn = self.reader()?;
         conn.query_row("SELECT 1", [], |_| Ok(()))?;

@@ -59,6 +59,13 @@ impl Commits {
         self.committed.notify_all();
     }
 
+    pub fn count(&self) -> u64 {
+        *self
+            .count
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Waits until more than `seen` batches have committed, or `timeout`; returns the count.
     pub fn wait_past(&self, seen: u64, timeout: Duration) -> u64 {
         let count = self

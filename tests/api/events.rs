@@ -1,0 +1,306 @@
+//! The change feed read over HTTP: RFC 8936 poll (acknowledge, resume, long poll) and the
+//! Server-Sent Events stream (resumable with `Last-Event-ID`), per tenant, with the
+//! `scim:events` scope; the SETs verify against the published JWKS.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::test::{TestRequest, call_service, init_service};
+use base64::Engine;
+use scimgate_http::build_app;
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+const PROV: &str = "urn:ietf:params:scim:event:prov:";
+
+async fn poll(h: &Harness, token: &str, query: &str, body: Value) -> Resp {
+    h.req(
+        actix_web::http::Method::POST,
+        &format!("/events/poll{query}"),
+    )
+    .token(token)
+    .raw(Some("application/json"), body.to_string())
+    .send()
+    .await
+}
+
+/// The claims of a SET, checked against the key the server publishes.
+async fn verified(h: &Harness, token: &str) -> Value {
+    let jwks = h.get("/events/jwks.json").no_token().send().await;
+    assert_eq!(jwks.status, 200);
+    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks.body).expect("JWKS");
+    let header = jsonwebtoken::decode_header(token).expect("header");
+    let jwk = jwks.find(header.kid.as_deref().expect("kid")).expect("key");
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).expect("key");
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    v.required_spec_claims.clear();
+    v.validate_exp = false;
+    v.validate_aud = false;
+    jsonwebtoken::decode::<Value>(token, &key, &v)
+        .expect("verifies")
+        .claims
+}
+
+fn seqs(sets: &Value) -> Vec<i64> {
+    let mut seqs: Vec<i64> = sets
+        .as_object()
+        .expect("sets")
+        .keys()
+        .map(|jti| {
+            jti.split('.')
+                .next()
+                .and_then(|s| s.parse().ok())
+                .expect("seq")
+        })
+        .collect();
+    seqs.sort_unstable();
+    seqs
+}
+
+#[actix_web::test]
+async fn poll_acknowledges_resumes_and_keeps_tenants_apart() {
+    let h = Harness::new();
+    let events = h.token_for("default", "scim:events");
+    for name in ["p1", "p2", "p3"] {
+        h.create_user(name).await;
+    }
+    let r = poll(&h, &events, "", json!({"returnImmediately": true})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(seqs(&r.body["sets"]), [1, 2, 3]);
+    assert_eq!(r.body["moreAvailable"], false);
+    let mut jtis: Vec<(i64, String)> = Vec::new();
+    for (jti, token) in r.body["sets"].as_object().expect("sets") {
+        let claims = verified(&h, token.as_str().expect("a JWS")).await;
+        assert_eq!(claims["jti"], jti.as_str());
+        assert!(claims["events"].get(format!("{PROV}create:full")).is_some());
+        jtis.push((claims["seq"].as_i64().expect("seq"), jti.clone()));
+    }
+    jtis.sort();
+
+    // Acknowledge 1 and 2 (and 3 only as a gap after an unacknowledged one would be: not).
+    let r = poll(
+        &h,
+        &events,
+        "",
+        json!({"returnImmediately": true, "ack": [jtis[0].1, jtis[1].1], "maxEvents": 10}),
+    )
+    .await;
+    assert_eq!(seqs(&r.body["sets"]), [3]);
+    // The position is stored: a restart resumes after it.
+    let mut h = h;
+    h.restart();
+    let r = poll(&h, &events, "", json!({"returnImmediately": true})).await;
+    assert_eq!(seqs(&r.body["sets"]), [3], "{}", r.body);
+    let r = poll(
+        &h,
+        &events,
+        "",
+        json!({"returnImmediately": true, "setErrs": {(jtis[2].1.clone()): {"err": "x", "description": "y"}}}),
+    )
+    .await;
+    assert_eq!(
+        seqs(&r.body["sets"]),
+        Vec::<i64>::new(),
+        "a reported error counts as handled"
+    );
+
+    // maxEvents, and moreAvailable.
+    for name in ["p4", "p5"] {
+        h.create_user(name).await;
+    }
+    let r = poll(
+        &h,
+        &events,
+        "?cursor=second",
+        json!({"returnImmediately": true, "maxEvents": 2}),
+    )
+    .await;
+    assert_eq!(
+        seqs(&r.body["sets"]),
+        [1, 2],
+        "another named cursor starts at the beginning"
+    );
+    assert_eq!(r.body["moreAvailable"], true);
+
+    // Another tenant: its own feed, not this one.
+    let other = h.token_for("other", "scim:events");
+    let r = poll(&h, &other, "", json!({"returnImmediately": true})).await;
+    assert_eq!(seqs(&r.body["sets"]), Vec::<i64>::new());
+    let r = poll(
+        &h,
+        &events,
+        "?domain=other",
+        json!({"returnImmediately": true}),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    // The scope is needed.
+    let reader = h.token_for("default", "scim:read");
+    poll(&h, &reader, "", json!({}))
+        .await
+        .assert_error(403, None, "scim:events");
+    poll(&h, &events, "?mode=everything", json!({}))
+        .await
+        .assert_error(400, Some("invalidValue"), "mode");
+    let r = h
+        .req(actix_web::http::Method::POST, "/events/poll")
+        .token(&events)
+        .raw(Some("application/json"), "{not json")
+        .send()
+        .await;
+    r.assert_error(400, Some("invalidSyntax"), "poll request");
+}
+
+#[actix_web::test]
+async fn a_long_poll_answers_when_an_event_commits() {
+    let h = Harness::new();
+    let events = h.token_for("default", "scim:events");
+    let waiting = poll(
+        &h,
+        &events,
+        "?mode=notice",
+        json!({"returnImmediately": false}),
+    );
+    let writing = async {
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+        h.create_user("late").await
+    };
+    let (r, _) = futures_util::join!(waiting, writing);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(seqs(&r.body["sets"]), [1]);
+    let token = r.body["sets"]
+        .as_object()
+        .expect("sets")
+        .values()
+        .next()
+        .expect("one");
+    let claims = verified(&h, token.as_str().expect("JWS")).await;
+    let payload = &claims["events"][format!("{PROV}create:notice")];
+    assert!(
+        payload["attributes"]
+            .as_array()
+            .expect("names")
+            .contains(&json!("userName"))
+    );
+}
+
+/// Reads the stream until `n` events came (or panics after a few seconds).
+async fn stream_events(
+    h: &Harness,
+    token: &str,
+    last_event_id: Option<&str>,
+    n: usize,
+) -> Vec<(i64, String, Value)> {
+    let app = init_service(build_app(h.state())).await;
+    let mut req = TestRequest::get()
+        .uri("/events/stream")
+        .insert_header(("authorization", format!("Bearer {token}")));
+    if let Some(id) = last_event_id {
+        req = req.insert_header(("last-event-id", id));
+    }
+    let resp = call_service(&app, req.to_request()).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/event-stream")
+    );
+    let mut body = resp.into_body();
+    let mut text = String::new();
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while out.len() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {n} events: {text}",
+            out.len()
+        );
+        let chunk = actix_web::rt::time::timeout(
+            Duration::from_secs(5),
+            std::future::poll_fn(|cx| Pin::new(&mut body).poll_next(cx)),
+        )
+        .await
+        .expect("a chunk in time")
+        .expect("the stream goes on")
+        .unwrap_or_else(|_| panic!("the stream failed"));
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let frame: String = text.drain(..end + 2).collect();
+            let mut id = None;
+            let (mut name, mut data) = (String::new(), Value::Null);
+            for line in frame.lines() {
+                if let Some(v) = line.strip_prefix("id: ") {
+                    id = v.parse().ok();
+                } else if let Some(v) = line.strip_prefix("event: ") {
+                    name = v.to_owned();
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data = serde_json::from_str(v).expect("JSON data");
+                }
+            }
+            if let Some(id) = id {
+                out.push((id, name, data));
+            }
+        }
+    }
+    out
+}
+
+#[actix_web::test]
+async fn the_stream_sends_events_as_they_commit_and_resumes_after_last_event_id() {
+    let h = Harness::new();
+    let events = h.token_for("default", "scim:events");
+    let u = h.create_user("s1").await;
+    let id = id_of(&u);
+    let r = h
+        .req(
+            actix_web::http::Method::PATCH,
+            &format!("/scim/v2/Users/{id}"),
+        )
+        .json(
+            &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "displayName", "value": "S"}]}),
+        )
+        .send()
+        .await;
+    assert_eq!(r.status, 200);
+    let (got, _) = futures_util::join!(stream_events(&h, &events, None, 3), async {
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+        h.delete(&format!("/scim/v2/Users/{id}")).send().await
+    });
+    let ids: Vec<i64> = got.iter().map(|e| e.0).collect();
+    assert_eq!(ids, [1, 2, 3]);
+    assert_eq!(got[0].1, format!("{PROV}create:full"));
+    assert_eq!(got[1].1, format!("{PROV}patch:full"));
+    assert_eq!(got[2].1, format!("{PROV}delete"));
+    assert_eq!(got[1].2["seq"], 2);
+    assert_eq!(got[1].2["sub_id"]["uri"], format!("/Users/{id}"));
+
+    let resumed = stream_events(&h, &events, Some("2"), 1).await;
+    assert_eq!(resumed[0].0, 3, "after Last-Event-ID 2 comes 3");
+    let bad = h
+        .get("/events/stream")
+        .token(&events)
+        .header("last-event-id", "yesterday")
+        .send()
+        .await;
+    bad.assert_error(400, Some("invalidValue"), "Last-Event-ID");
+    let reader = h.token_for("default", "scim:read");
+    h.get("/events/stream")
+        .token(&reader)
+        .send()
+        .await
+        .assert_error(403, None, "scim:events");
+    // The published key needs no token and says what it is.
+    let jwks = h.get("/events/jwks.json").no_token().send().await;
+    assert_eq!(
+        jwks.header("content-type"),
+        Some("application/jwk-set+json")
+    );
+    assert_eq!(jwks.body["keys"][0]["kty"], "OKP");
+    let _ = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(jwks.body["keys"][0]["x"].as_str().expect("x"))
+        .expect("base64url");
+}
