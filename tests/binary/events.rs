@@ -348,3 +348,165 @@ fn a_receiver_at_the_server_itself_or_without_tenants_stops_the_start() {
         assert!(stderr.contains(named), "{named}: {stderr}");
     }
 }
+
+/// Writers running, the server killed (SIGKILL) at a random moment, restarted, again and
+/// again: in the end the receiver has an event for every acknowledged write, each resource's
+/// events in the order of its writes, and none for a write that never committed.
+/// `EVENTS_CRASH_ROUNDS` sets the rounds (5 by default; `bench/events-crash.sh` runs 50 or as many as asked).
+#[test]
+fn no_acknowledged_write_goes_without_its_event_across_hard_kills() {
+    use std::collections::{HashMap, HashSet};
+    use std::sync::{Arc, Mutex};
+
+    let rounds: usize = std::env::var("EVENTS_CRASH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let receiver = Receiver::start();
+    let config = config_with(dir.path(), &receiver_toml("sink", &receiver.url, ""));
+    // Acknowledged writes: (user id, what) in the order each writer saw them acknowledged.
+    let acknowledged: Arc<Mutex<Vec<(String, &'static str)>>> = Arc::default();
+    let mut t = String::new();
+    for round in 0..rounds {
+        let server = Server::start_with(&data, Some(&config), Stdio::inherit());
+        if t.is_empty() {
+            t = token(&data, &[]);
+        }
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let (base, t, stop, acked) = (
+                    server.base.clone(),
+                    t.clone(),
+                    Arc::clone(&stop),
+                    Arc::clone(&acknowledged),
+                );
+                std::thread::spawn(move || {
+                    let mut i = 0;
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        i += 1;
+                        let body = user(&format!("crash-{round}-{w}-{i}"));
+                        let Some((201, created)) = try_send("POST", &format!("{base}/scim/v2/Users"), &t, Some(body)) else {
+                            continue;
+                        };
+                        let id = created["id"].as_str().unwrap_or_default().to_owned();
+                        acked.lock().expect("lock").push((id.clone(), "create"));
+                        let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                            "Operations": [{"op": "replace", "path": "title", "value": "t"}]});
+                        if let Some((200, _)) = try_send("PATCH", &format!("{base}/scim/v2/Users/{id}"), &t, Some(patch)) {
+                            acked.lock().expect("lock").push((id, "patch"));
+                        }
+                    }
+                })
+            })
+            .collect();
+        // A moment between 100 and 600 ms, different each round.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        std::thread::sleep(Duration::from_millis(100 + u64::from(nanos % 500)));
+        server.kill();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for w in writers {
+            let _ = w.join();
+        }
+    }
+    // A last start, to deliver what is left; then every event must be there.
+    let server = Server::start_with(&data, Some(&config), Stdio::inherit());
+    let acknowledged = acknowledged.lock().expect("lock").clone();
+    assert!(!acknowledged.is_empty(), "the writers got some writes in");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let (events, seqs) = loop {
+        let sets: Vec<Value> = receiver
+            .received()
+            .iter()
+            .filter(|r| (200..300).contains(&r.status))
+            .map(|r| claims_unverified(&r.body))
+            .collect();
+        let seqs: Vec<i64> = sets
+            .iter()
+            .map(|s| s["seq"].as_i64().expect("seq"))
+            .collect();
+        let seen: HashSet<(String, String)> = sets
+            .iter()
+            .map(|s| {
+                let id = s["sub_id"]["id"].as_str().unwrap_or_default().to_owned();
+                let kind = event_names(s)[0]
+                    .split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                (id, kind)
+            })
+            .collect();
+        if acknowledged
+            .iter()
+            .all(|(id, what)| seen.contains(&(id.clone(), (*what).to_owned())))
+        {
+            break (sets, seqs);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "acknowledged writes without their event: {:?}",
+            acknowledged
+                .iter()
+                .filter(|(id, what)| !seen.contains(&(id.clone(), (*what).to_owned())))
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // No gap: every number up to the highest came (some more than once, after a kill).
+    let distinct: HashSet<i64> = seqs.iter().copied().collect();
+    let highest = *seqs.iter().max().expect("events");
+    assert_eq!(distinct.len() as i64, highest, "no number missing");
+    // Each resource's events in the order of its writes: its create before its patch.
+    let mut first_seen: HashMap<(String, String), usize> = HashMap::new();
+    for (i, s) in events.iter().enumerate() {
+        let id = s["sub_id"]["id"].as_str().unwrap_or_default().to_owned();
+        let kind = event_names(s)[0]
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        first_seen.entry((id, kind)).or_insert(i);
+    }
+    for ((id, kind), at) in &first_seen {
+        if kind == "patch" {
+            let created = first_seen[&(id.clone(), "create".to_owned())];
+            assert!(created < *at, "{id}: its patch came before its create");
+        }
+    }
+    // None for a write that never committed: every resource an event names exists.
+    let t = token(&data, &[]);
+    let ids: HashSet<&str> = first_seen.keys().map(|(id, _)| id.as_str()).collect();
+    for id in ids {
+        let (status, _) = send(
+            "GET",
+            &format!("{}/scim/v2/Users/{id}", server.base),
+            &t,
+            None,
+        );
+        assert_eq!(status, 200, "an event for {id}, which is not stored");
+    }
+}
+
+/// A write that may fail (the server is being killed): `None` when it did.
+fn try_send(method: &str, url: &str, token: &str, body: Option<Value>) -> Option<(u16, Value)> {
+    let a = agent();
+    let auth = format!("Bearer {token}");
+    let body = body.unwrap_or(Value::Null).to_string();
+    let sent = match method {
+        "PATCH" => a.patch(url),
+        _ => a.post(url),
+    }
+    .header("authorization", &auth)
+    .header("content-type", "application/scim+json")
+    .send(body);
+    let mut resp = sent.ok()?;
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().ok()?;
+    Some((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+}
