@@ -369,6 +369,7 @@ fn no_acknowledged_write_goes_without_its_event_across_hard_kills() {
     // Acknowledged writes: (user id, what) in the order each writer saw them acknowledged.
     let acknowledged: Arc<Mutex<Vec<(String, &'static str)>>> = Arc::default();
     let mut t = String::new();
+    let began = std::time::Instant::now();
     for round in 0..rounds {
         let server = Server::start_with(&data, Some(&config), Stdio::inherit());
         if t.is_empty() {
@@ -402,11 +403,8 @@ fn no_acknowledged_write_goes_without_its_event_across_hard_kills() {
                 })
             })
             .collect();
-        // A moment between 100 and 600 ms, different each round.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
+        // A moment between 100 and 600 ms, different each round (the timing's own jitter).
+        let nanos = began.elapsed().subsec_nanos();
         std::thread::sleep(Duration::from_millis(100 + u64::from(nanos % 500)));
         server.kill();
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
