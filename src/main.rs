@@ -37,6 +37,9 @@ enum Command {
     /// Read the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The change feed: read it, see where each receiver stands, replay, re-enable.
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// Exit 0 when the server answers /healthz (for Docker's HEALTHCHECK); HTTPS when the
     /// configuration sets tls_cert, or with --tls.
     Healthcheck(HealthcheckArgs),
@@ -143,6 +146,53 @@ enum AuditCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// Print the newest events, oldest first; with --follow, then each new one as it comes.
+    Tail {
+        /// Only this tenant's events.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// How many events.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        count: usize,
+        /// Keep printing events as they are written (every half second).
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// One JSON object per line instead of columns.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Where each configured receiver and each poll or stream cursor stands: last event
+    /// delivered, lag in events and seconds, state, last error.
+    Receivers {
+        /// One JSON object per line instead of columns.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Deliver again to a receiver from event SEQ on (in each of its tenants, or one).
+    Replay {
+        #[arg(long)]
+        receiver: String,
+        #[arg(long)]
+        from: i64,
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Resume a dead-lettered receiver from where it stopped.
+    Enable {
+        receiver: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum TenantCommand {
     /// Register a tenant.
     Add {
@@ -204,6 +254,7 @@ fn main() -> ExitCode {
         Command::Token(cli) => cmd::admin::token(cli),
         Command::Tenant(cmd) => cmd::admin::tenant(cmd),
         Command::Audit(cmd) => cmd::admin::audit(cmd),
+        Command::Events(cmd) => cmd::events::events(cmd),
         Command::Healthcheck(args) => cmd::serve::healthcheck(args),
         Command::Plugin(cmd) => cmd::plugin::plugin(cmd),
     };

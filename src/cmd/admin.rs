@@ -10,7 +10,7 @@ use scimgate_store::{AdminDb, AuditQuery, RemoveOutcome, Revocation, TokenRecord
 use crate::{AuditCommand, CliResult, DataArgs, TenantCommand, TokenCli, TokenCommand};
 
 /// The configuration's data folder, and its database opened for the admin commands.
-fn admin_db(data: DataArgs) -> Result<(Config, AdminDb), Box<dyn std::error::Error>> {
+pub(crate) fn admin_db(data: DataArgs) -> Result<(Config, AdminDb), Box<dyn std::error::Error>> {
     let flags = FlagOverrides {
         data: data.data,
         ..Default::default()

@@ -508,3 +508,116 @@ fn try_send(method: &str, url: &str, token: &str, body: Option<Value>) -> Option
     let text = resp.body_mut().read_to_string().ok()?;
     Some((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
 }
+
+/// `scimgate events` beside the running server: `tail` shows the writes, `receivers` the
+/// lag and the state; a receiver down for longer than it allows is dead-lettered and stays
+/// so when it comes back, until `enable`; `replay` delivers again from a given event.
+#[test]
+fn operators_see_lag_and_dead_letters_enable_and_replay() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let url = format!("http://127.0.0.1:{port}/events");
+    let config = config_with(
+        dir.path(),
+        &receiver_toml("crm", &url, "dead_after_secs = 1"),
+    );
+    let server = Server::start_with(&data, Some(&config), Stdio::null());
+    let t = token(&data, &[]);
+    for i in 0..3 {
+        let (status, _) = send(
+            "POST",
+            &format!("{}/scim/v2/Users", server.base),
+            &t,
+            Some(user(&format!("op{i}"))),
+        );
+        assert_eq!(status, 201);
+    }
+    let events = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("events")
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .arg("--data")
+            .arg(&data)
+            .output()
+            .expect("events");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let tail = events(&["tail", "--json"]);
+    let lines: Vec<Value> = tail
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{tail}");
+    assert_eq!(lines[2]["operation"], "create");
+    assert_eq!(lines[2]["seq"], 3);
+
+    // Down for longer than it allows: dead.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let dead = loop {
+        let line = events(&["receivers", "--json"]);
+        let row: Value = serde_json::from_str(line.lines().next().expect("a row")).expect("JSON");
+        if row["state"] == "dead" {
+            break row;
+        }
+        assert!(std::time::Instant::now() < deadline, "never dead: {row}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(dead["receiver"], "crm");
+    assert_eq!(
+        (dead["delivered"].clone(), dead["head"].clone()),
+        (json!(0), json!(3))
+    );
+    assert_eq!(dead["lag_events"], 3);
+    assert!(
+        dead["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("onnection"),
+        "{dead}"
+    );
+
+    // Back, but dead-lettered: nothing until enabled.
+    let receiver = Receiver::start_on(port);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        receiver.received().is_empty(),
+        "a dead receiver gets nothing"
+    );
+    assert!(events(&["enable", "crm"]).contains("resumes"));
+    let got = receiver.wait_for_accepted(3, Duration::from_secs(20));
+    let seqs: Vec<i64> = got
+        .iter()
+        .map(|r| claims_unverified(&r.body)["seq"].as_i64().expect("seq"))
+        .collect();
+    assert_eq!(seqs, [1, 2, 3]);
+
+    // Replay from 2: 2 and 3 come again.
+    assert!(events(&["replay", "--receiver", "crm", "--from", "2"]).contains("from event 2"));
+    let got = receiver.wait_for_accepted(5, Duration::from_secs(20));
+    let seqs: Vec<i64> = got
+        .iter()
+        .map(|r| claims_unverified(&r.body)["seq"].as_i64().expect("seq"))
+        .collect();
+    assert_eq!(seqs, [1, 2, 3, 2, 3]);
+    let row: Value = serde_json::from_str(
+        events(&["receivers", "--json"])
+            .lines()
+            .next()
+            .expect("row"),
+    )
+    .expect("JSON");
+    assert_eq!(row["state"], "active");
+    drop(server);
+}

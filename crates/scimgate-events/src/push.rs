@@ -26,8 +26,8 @@ use crate::set::{Audience, render};
 
 /// Events read from the store at a time.
 const BATCH: usize = 100;
-/// How often a dead receiver's stored state is looked at, to see it enabled again.
-const DEAD_RECHECK: Duration = Duration::from_secs(2);
+/// How often the stored state is looked at: a dead receiver enabled again, a replay asked.
+const RECHECK: Duration = Duration::from_secs(2);
 /// How often the tenants of a receiver of every tenant (`"*"`) are listed again.
 const TENANTS_RECHECK: Duration = Duration::from_secs(5);
 
@@ -154,7 +154,6 @@ struct Standing {
     last_error: Option<String>,
     /// Whether `seq` moved since it was last saved.
     unsaved: bool,
-    checked: Instant,
 }
 
 /// How one try went.
@@ -181,10 +180,15 @@ impl Worker {
         let mut tenants: Vec<String> = Vec::new();
         let mut listed: Option<Instant> = None;
         let mut commits = self.feed.store.commit_count();
+        let mut rechecked = Instant::now();
         while !stop.stopped() {
             if listed.is_none_or(|at| at.elapsed() >= TENANTS_RECHECK) {
                 tenants = self.tenants();
                 listed = Some(Instant::now());
+            }
+            if rechecked.elapsed() >= RECHECK {
+                rechecked = Instant::now();
+                self.recheck(&mut standings);
             }
             let mut progressed = false;
             for tenant in &tenants {
@@ -224,10 +228,6 @@ impl Worker {
         stop: &StopSignal,
     ) -> Option<bool> {
         if standing.dead {
-            if standing.checked.elapsed() >= DEAD_RECHECK {
-                standing.checked = Instant::now();
-                self.recheck_dead(tenant, standing);
-            }
             return Some(false);
         }
         let events = match self.feed.store.events(tenant, standing.seq, BATCH) {
@@ -291,7 +291,6 @@ impl Worker {
                     standing.last_error = Some(scimgate_model::excerpt(&error, 500).into_owned());
                     if failing_for(&since, now) > Duration::from_secs(self.config.dead_after_secs) {
                         standing.dead = true;
-                        standing.checked = Instant::now();
                         self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
                         tracing::error!(
                             receiver = %self.config.name, tenant = %event.tenant, since = %since,
@@ -452,22 +451,46 @@ impl Worker {
             .collect()
     }
 
-    /// A dead receiver resumes when its stored state says `active` again.
-    fn recheck_dead(&self, tenant: &str, standing: &mut Standing) {
+    /// What the operator changed beside the running server: a replay asked for
+    /// (`scimgate events replay`) moves a tenant's position back; a dead receiver whose
+    /// stored state says `active` again (`scimgate events enable`) resumes.
+    fn recheck(&self, standings: &mut HashMap<String, Standing>) {
+        match self.feed.store.take_event_replays(&self.consumer) {
+            Ok(replays) => {
+                for (tenant, from) in replays {
+                    tracing::info!(receiver = %self.config.name, tenant, from, "replaying events");
+                    let standing = standings
+                        .entry(tenant.clone())
+                        .or_insert_with(|| Standing::new(0));
+                    *standing = Standing::new((from - 1).max(0));
+                    self.feed
+                        .store
+                        .reset_event_position(self.position(&tenant, standing));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(receiver = %self.config.name, error = %e, "could not read replays")
+            }
+        }
+        if !standings.values().any(|s| s.dead) {
+            return;
+        }
         let Ok(positions) = self.feed.store.event_positions() else {
             return;
         };
-        if let Some(p) = positions
+        for p in positions
             .iter()
-            .find(|p| p.consumer == self.consumer && p.tenant == tenant && p.state != "dead")
+            .filter(|p| p.consumer == self.consumer && p.state != "dead")
         {
-            tracing::info!(receiver = %self.config.name, tenant, "receiver enabled again");
-            *standing = Standing::new(p.seq);
+            if let Some(standing) = standings.get_mut(&p.tenant).filter(|s| s.dead) {
+                tracing::info!(receiver = %self.config.name, tenant = %p.tenant, "receiver enabled again");
+                *standing = Standing::new(p.seq);
+            }
         }
     }
 
-    fn save(&self, tenant: &str, standing: &mut Standing) {
-        self.feed.store.save_event_position(EventPosition {
+    fn position(&self, tenant: &str, standing: &Standing) -> EventPosition {
+        EventPosition {
             consumer: self.consumer.clone(),
             tenant: tenant.to_owned(),
             seq: standing.seq,
@@ -475,7 +498,13 @@ impl Worker {
             state: if standing.dead { "dead" } else { "active" }.into(),
             failing_since: standing.failing_since.clone(),
             last_error: standing.last_error.clone(),
-        });
+        }
+    }
+
+    fn save(&self, tenant: &str, standing: &mut Standing) {
+        self.feed
+            .store
+            .save_event_position(self.position(tenant, standing));
         standing.unsaved = false;
     }
 }
@@ -488,7 +517,6 @@ impl Standing {
             failing_since: None,
             last_error: None,
             unsaved: false,
-            checked: Instant::now(),
         }
     }
 }

@@ -122,6 +122,11 @@ pub trait Store: Send + Sync {
     /// Queues a consumer's position; committed with the next batch. A position only moves
     /// forward this way.
     fn save_event_position(&self, position: EventPosition);
+    /// Queues a consumer's position as given, backwards too (a replay taken).
+    fn reset_event_position(&self, position: EventPosition);
+    /// The replays asked for `consumer` (`scimgate events replay`): each tenant and the
+    /// sequence number to deliver from again. Taken: each is returned once.
+    fn take_event_replays(&self, consumer: &str) -> Result<Vec<(String, i64)>, StoreError>;
     /// Blocks until a write commits after the one counted as `seen` (or `timeout` passes);
     /// returns the count of commits so far. Consumers of the feed wait here for new events.
     fn wait_for_commit(&self, seen: u64, timeout: std::time::Duration) -> u64;

@@ -418,6 +418,23 @@ impl Store for SqliteStore {
         });
     }
 
+    fn reset_event_position(&self, position: EventPosition) {
+        self.writer.submit("event position", move |c| {
+            outbox::reset_position(c, &position)
+        });
+    }
+
+    fn take_event_replays(&self, consumer: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        // Looked at every few seconds by every receiver: a read, and a write (a commit)
+        // only when there is one to take.
+        if !self.read("\u{0}events", |c| outbox::has_replays(c, consumer))? {
+            return Ok(Vec::new());
+        }
+        let consumer = consumer.to_owned();
+        self.writer
+            .write(move |c| outbox::take_replays(c, &consumer))
+    }
+
     fn wait_for_commit(&self, seen: u64, timeout: Duration) -> u64 {
         self.writer.commits().wait_past(seen, timeout)
     }

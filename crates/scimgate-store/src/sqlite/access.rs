@@ -11,7 +11,8 @@ use super::connection::open_read_write;
 use super::migrations::migrate;
 use crate::error::StoreError;
 use crate::records::{
-    AccessSnapshot, AuditQuery, AuditRecord, RemoveOutcome, Revocation, TenantInfo, TokenRecord,
+    AccessSnapshot, AuditQuery, AuditRecord, EventPosition, EventRecord, RemoveOutcome, Revocation,
+    TenantInfo, TokenRecord,
 };
 
 pub(crate) fn snapshot(conn: &Connection) -> Result<AccessSnapshot, StoreError> {
@@ -59,6 +60,50 @@ impl AdminDb {
     /// Audit rows, as `scimgate audit tail` reads them.
     pub fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         super::audit::read_audit(&self.conn, q)
+    }
+
+    /// The newest events (of one tenant or all), oldest first: `scimgate events tail`.
+    pub fn events_tail(
+        &self,
+        tenant: Option<&str>,
+        count: usize,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        super::outbox::tail(&self.conn, tenant, count)
+    }
+
+    /// Events of `tenant` after `after`: `scimgate events tail --follow`.
+    pub fn events_after(
+        &self,
+        tenant: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        super::outbox::read_after(&self.conn, tenant, after, limit)
+    }
+
+    /// Each tenant's last event number.
+    pub fn event_heads(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        super::outbox::heads(&self.conn)
+    }
+
+    pub fn event_positions(&self) -> Result<Vec<EventPosition>, StoreError> {
+        super::outbox::positions(&self.conn)
+    }
+
+    /// Asks a receiver to deliver again from `from` in `tenant` (taken by its delivery
+    /// thread within seconds).
+    pub fn request_replay(
+        &self,
+        consumer: &str,
+        tenant: &str,
+        from: i64,
+    ) -> Result<(), StoreError> {
+        super::outbox::request_replay(&self.conn, consumer, tenant, from)
+    }
+
+    /// Sets a dead-lettered receiver active again; how many of its tenants were dead.
+    pub fn enable_consumer(&self, consumer: &str) -> Result<usize, StoreError> {
+        super::outbox::enable(&self.conn, consumer)
     }
 
     /// The connection, for tests that write rows directly.

@@ -181,3 +181,95 @@ pub fn save_position(conn: &Connection, p: &EventPosition) -> Result<(), StoreEr
     ])?;
     Ok(())
 }
+
+/// Sets a position as given, backwards too (a replay taken, a cursor reset).
+pub fn reset_position(conn: &Connection, p: &EventPosition) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO event_positions (consumer, tenant, seq, updated, state, failing_since, last_error) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         ON CONFLICT (consumer, tenant) DO UPDATE SET seq = excluded.seq, \
+         updated = excluded.updated, state = excluded.state, \
+         failing_since = excluded.failing_since, last_error = excluded.last_error",
+    )?
+    .execute(params![
+        p.consumer,
+        p.tenant,
+        p.seq,
+        p.updated,
+        p.state,
+        p.failing_since,
+        p.last_error
+    ])?;
+    Ok(())
+}
+
+/// The newest `count` events (of `tenant`, or of every tenant by time), oldest first.
+pub fn tail(
+    conn: &Connection,
+    tenant: Option<&str>,
+    count: usize,
+) -> Result<Vec<EventRecord>, StoreError> {
+    let tenants: Vec<String> = match tenant {
+        Some(t) => vec![t.to_owned()],
+        None => heads(conn)?.into_iter().map(|(t, _)| t).collect(),
+    };
+    let mut all = Vec::new();
+    for t in tenants {
+        let last = head(conn, &t)?;
+        let from = (last - i64::try_from(count).unwrap_or(i64::MAX)).max(0);
+        all.extend(read_after(conn, &t, from, count)?);
+    }
+    all.sort_by(|a, b| (&a.at, &a.tenant, a.seq).cmp(&(&b.at, &b.tenant, b.seq)));
+    let skip = all.len().saturating_sub(count);
+    Ok(all.split_off(skip))
+}
+
+/// Each tenant's last sequence number.
+pub fn heads(conn: &Connection) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT tenant, last_seq FROM event_sequences ORDER BY tenant")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Asks `consumer`'s delivery to go back to `from` in `tenant`.
+pub fn request_replay(
+    conn: &Connection,
+    consumer: &str,
+    tenant: &str,
+    from: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO event_replays (consumer, tenant, from_seq) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (consumer, tenant) DO UPDATE SET from_seq = excluded.from_seq",
+    )?
+    .execute(params![consumer, tenant, from])?;
+    Ok(())
+}
+
+pub fn has_replays(conn: &Connection, consumer: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM event_replays WHERE consumer = ?1 LIMIT 1")?
+        .query_row(params![consumer], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// The replays asked for `consumer`, taken (each is done once).
+pub fn take_replays(conn: &Connection, consumer: &str) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "DELETE FROM event_replays WHERE consumer = ?1 RETURNING tenant, from_seq",
+    )?;
+    let rows = stmt.query_map(params![consumer], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Sets a dead-lettered consumer active again (its position kept); how many tenants.
+pub fn enable(conn: &Connection, consumer: &str) -> Result<usize, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE event_positions SET state = 'active', failing_since = NULL \
+             WHERE consumer = ?1 AND state = 'dead'",
+        )?
+        .execute(params![consumer])?)
+}

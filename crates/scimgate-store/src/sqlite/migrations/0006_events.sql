@@ -39,3 +39,12 @@ CREATE TABLE event_positions (
     last_error     TEXT,
     PRIMARY KEY (consumer, tenant)
 ) WITHOUT ROWID;
+
+-- Replays asked for with `scimgate events replay`: the receiver's delivery thread takes
+-- them (deleting the row) and goes back to `from_seq`.
+CREATE TABLE event_replays (
+    consumer  TEXT    NOT NULL,
+    tenant    TEXT    NOT NULL,
+    from_seq  INTEGER NOT NULL,
+    PRIMARY KEY (consumer, tenant)
+) WITHOUT ROWID;
