@@ -17,7 +17,7 @@ use scimgate_http::{
 use scimgate_limits::Periodic;
 use scimgate_model::{Clock, SystemClock};
 use scimgate_plugins::{PluginHost, PluginLoadError};
-use scimgate_store::{SqliteOptions, SqliteStore, StoreError};
+use scimgate_store::{EventHold, SqliteOptions, SqliteStore, StoreError};
 
 pub use config::Config;
 
@@ -57,31 +57,56 @@ pub fn build_state(config: &Config) -> Result<web::Data<AppState>, StartError> {
     Ok(build(config, Arc::new(SystemClock))?.state)
 }
 
-/// Deletes audit rows older than the retention, now and every hour, until the returned
-/// handle is dropped (`None` when the trail is kept for ever).
-fn prune_audit_periodically(
+/// Deletes audit rows and delivered events past their retention, now and every hour,
+/// until the returned handle is dropped (`None` when both are kept for ever).
+fn prune_periodically(
     store: &Arc<dyn scimgate_store::Store>,
-    retention_days: u32,
+    config: &Config,
 ) -> Result<Option<Periodic>, StartError> {
-    if retention_days == 0 {
+    let (audit_days, events_days) = (
+        config.store.audit_retention_days,
+        config.store.events_retention_days,
+    );
+    if audit_days == 0 && events_days == 0 {
         return Ok(None);
     }
+    let holds: Vec<EventHold> = config
+        .events
+        .receivers
+        .iter()
+        .map(|r| EventHold {
+            consumer: scimgate_events::consumer_name(&r.name),
+            tenants: (!r.tenants.iter().any(|t| t == "*")).then(|| r.tenants.clone()),
+        })
+        .collect();
+    let cutoff = |days: u32| {
+        let at = SystemClock.now() - time::Duration::days(i64::from(days));
+        scimgate_model::clock::format_timestamp(at)
+    };
     let prune = move |store: &dyn scimgate_store::Store| {
-        let cutoff = SystemClock.now() - time::Duration::days(i64::from(retention_days));
-        match store.prune_audit(&scimgate_model::clock::format_timestamp(cutoff)) {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                rows = n,
-                retention_days,
-                "audit rows past retention deleted"
-            ),
-            Err(e) => tracing::warn!(error = %e, "cannot prune the audit trail"),
+        if audit_days > 0 {
+            match store.prune_audit(&cutoff(audit_days)) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, audit_days, "audit rows past retention deleted"),
+                Err(e) => tracing::warn!(error = %e, "cannot prune the audit trail"),
+            }
+        }
+        if events_days > 0 {
+            match store.prune_events(&cutoff(events_days), &holds) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    events = n,
+                    events_days,
+                    "delivered events past retention deleted"
+                ),
+                Err(e) => tracing::warn!(error = %e, "cannot prune the change feed"),
+            }
         }
     };
     // The first pruning runs on the thread too: a long-expired trail after a long stop
     // must not hold the server's start.
     let weak: Weak<dyn scimgate_store::Store> = Arc::downgrade(store);
-    let hourly = Periodic::spawn("scimgate-audit-retention", move |stop| {
+    let hourly = Periodic::spawn("scimgate-retention", move |stop| {
         loop {
             match weak.upgrade() {
                 Some(store) => prune(store.as_ref()),
@@ -92,7 +117,7 @@ fn prune_audit_periodically(
             }
         }
     })
-    .map_err(|e| StartError::Thread("audit retention", e))?;
+    .map_err(|e| StartError::Thread("retention", e))?;
     Ok(Some(hourly))
 }
 
@@ -134,10 +159,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
     let store: Arc<dyn scimgate_store::Store> = Arc::new(store);
     let metrics = Arc::new(Metrics::new());
     let access = AccessCache::start(&store)?;
-    let background: Vec<Periodic> =
-        prune_audit_periodically(&store, config.store.audit_retention_days)?
-            .into_iter()
-            .collect();
+    let background: Vec<Periodic> = prune_periodically(&store, config)?.into_iter().collect();
     let plugins = Arc::new(PluginHook::new(Arc::new(host), Arc::clone(&metrics)));
     let write_hooks: Vec<Arc<dyn scimgate_http::WriteHook>> = vec![plugins.clone()];
     let tenants = config.tenant_policies().map_err(StartError::Config)?;
@@ -172,6 +194,13 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
             .map(|base| format!("{}/scim/v2", base.trim_end_matches('/'))),
         clock: Arc::clone(&clock),
     };
+    let receivers = config
+        .events
+        .receivers
+        .iter()
+        .map(|r| Receiver::start(feed.clone(), r.clone()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StartError::Config(e.to_string()))?;
     let state = web::Data::new(AppState {
         store,
         keys,
@@ -195,17 +224,12 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
         connections: Connections::new(),
         cursors: signing_key.cursor_key(),
         feed: feed.clone(),
+        receivers: receivers.iter().map(|r| Arc::clone(&r.stats)).collect(),
         clock: Arc::clone(&clock),
         metrics,
         limits,
     });
-    let receivers = config
-        .events
-        .receivers
-        .iter()
-        .map(|r| Receiver::start(feed.clone(), r.clone()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| StartError::Config(e.to_string()))?;
+
     Ok(Built {
         state,
         plugins,

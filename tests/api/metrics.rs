@@ -46,6 +46,7 @@ async fn requests_plugin_calls_and_store_counters_are_counted() {
         c.plugins.specs = vec![wat_plugin("accept"), wat_plugin("reject")];
         // No retention pruning, whose delete would count as a store write.
         c.store.audit_retention_days = 0;
+        c.store.events_retention_days = 0;
     });
     // Reject refuses users; accept runs first on each.
     for n in 0..3 {

@@ -176,6 +176,27 @@ fn push_delivers_every_write_in_order_signed_with_the_published_key() {
         .map(|s| s["jti"].as_str().expect("jti"))
         .collect();
     assert_eq!(jtis.len(), sets.len());
+
+    // The operator's view: events written, delivered, no lag.
+    let metrics_token = token(&data, &["--scope", "scim:metrics"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut r = agent()
+            .get(&format!("{}/metrics", server.base))
+            .header("authorization", &format!("Bearer {metrics_token}"))
+            .call()
+            .expect("metrics");
+        let text = r.body_mut().read_to_string().expect("text");
+        let settled = text.contains("scimgate_events_written_total 5")
+            && text.contains("scimgate_events_delivered_total{receiver=\"hr\"} 5")
+            && text.contains("scimgate_events_lag{receiver=\"hr\"} 0")
+            && text.contains("scimgate_events_receiver_dead{receiver=\"hr\"} 0");
+        if settled {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

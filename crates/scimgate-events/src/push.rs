@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -43,13 +43,20 @@ pub struct Feed {
     pub clock: Arc<dyn Clock>,
 }
 
-/// Counters of one receiver, read by `/metrics` and the CLI.
+/// Counters of one receiver, read by `/metrics`.
 #[derive(Debug, Default)]
 pub struct ReceiverStats {
+    pub name: String,
     pub delivered: AtomicU64,
     pub retried: AtomicU64,
     pub rejected: AtomicU64,
     pub dead_lettered: AtomicU64,
+    /// Events not yet delivered, over its tenants, as of its last pass.
+    pub lag_events: AtomicU64,
+    /// When the oldest event not yet delivered was written (Unix seconds; 0: none).
+    pub oldest_pending: AtomicI64,
+    /// Whether it is dead-lettered in some tenant.
+    pub dead: AtomicBool,
 }
 
 /// A running receiver: delivery stops when this is dropped.
@@ -101,7 +108,10 @@ impl Receiver {
             .max_redirects(0)
             .build()
             .into();
-        let stats = Arc::new(ReceiverStats::default());
+        let stats = Arc::new(ReceiverStats {
+            name: config.name.clone(),
+            ..ReceiverStats::default()
+        });
         let name = config.name.clone();
         let worker = Worker {
             consumer: consumer_name(&config.name),
@@ -206,6 +216,7 @@ impl Worker {
                     self.save(tenant, standing);
                 }
             }
+            self.measure_lag(&tenants, &standings);
             if !progressed {
                 commits = self
                     .feed
@@ -258,8 +269,29 @@ impl Worker {
         Some(moved)
     }
 
+    /// How far behind the receiver is, for `/metrics`.
+    fn measure_lag(&self, tenants: &[String], standings: &HashMap<String, Standing>) {
+        let mut lag: u64 = 0;
+        for tenant in tenants {
+            let head = self.feed.store.event_head(tenant).unwrap_or(0);
+            let at = standings.get(tenant).map_or(0, |s| s.seq);
+            lag += u64::try_from(head - at).unwrap_or(0);
+        }
+        self.stats.lag_events.store(lag, Ordering::Relaxed);
+        if lag == 0 {
+            self.stats.oldest_pending.store(0, Ordering::Relaxed);
+        }
+        self.stats
+            .dead
+            .store(standings.values().any(|s| s.dead), Ordering::Relaxed);
+    }
+
     /// Tries one event until it passes, the receiver is dead, or the server stops.
     fn deliver(&self, event: &EventRecord, standing: &mut Standing, stop: &StopSignal) -> Ended {
+        let written =
+            time::OffsetDateTime::parse(&event.at, &time::format_description::well_known::Rfc3339)
+                .map_or(0, |t| t.unix_timestamp());
+        self.stats.oldest_pending.store(written, Ordering::Relaxed);
         let mut attempt: u32 = 0;
         loop {
             match self.send(event) {

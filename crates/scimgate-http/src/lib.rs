@@ -49,7 +49,7 @@ pub use cursor::CursorKey;
 pub use error::ApiError;
 pub use hooks::{HookError, WriteContext, WriteHook};
 pub use keys::{AuthSettings, KeyRing, KeySpec};
-pub use metrics::{Metrics, PluginOutcome};
+pub use metrics::{FeedFigures, Metrics, PluginOutcome, ReceiverFigures};
 pub use network::NetworkSettings;
 pub use password::{PasswordStorage, Passwords};
 pub use plugins::PluginHook;

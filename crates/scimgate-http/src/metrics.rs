@@ -86,6 +86,8 @@ pub struct Metrics {
     rate_limited: Family<LimitLabels, Counter>,
     /// The store's counters for the scrape under way (`scraping` held).
     store_stats: Arc<Mutex<StoreStats>>,
+    /// The change feed's figures for the scrape under way.
+    feed: Arc<Mutex<FeedFigures>>,
     /// One scrape at a time, so each shows the counters it was handed.
     scraping: Mutex<()>,
 }
@@ -141,9 +143,12 @@ impl Metrics {
         );
         let store_stats = Arc::new(Mutex::new(StoreStats::default()));
         registry.register_collector(Box::new(StoreCollector(Arc::clone(&store_stats))));
+        let feed = Arc::new(Mutex::new(FeedFigures::default()));
+        registry.register_collector(Box::new(FeedCollector(Arc::clone(&feed))));
         Metrics {
             registry,
             store_stats,
+            feed,
             scraping: Mutex::new(()),
             requests,
             request_seconds,
@@ -190,7 +195,7 @@ impl Metrics {
     }
 
     /// The OpenMetrics text exposition, with the store's counters as of now.
-    pub fn encode(&self, store: StoreStats) -> String {
+    pub fn encode(&self, store: StoreStats, feed: FeedFigures) -> String {
         let _one_at_a_time = self
             .scraping
             .lock()
@@ -199,10 +204,131 @@ impl Metrics {
             .store_stats
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = store;
+        *self
+            .feed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = feed;
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// The change feed as a scrape sees it: events written, and each receiver's counters.
+#[derive(Debug, Clone, Default)]
+pub struct FeedFigures {
+    pub events_written: u64,
+    pub receivers: Vec<ReceiverFigures>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ReceiverFigures {
+    pub name: String,
+    pub delivered: u64,
+    pub retried: u64,
+    pub rejected: u64,
+    pub dead_lettered: u64,
+    pub lag_events: u64,
+    pub lag_seconds: u64,
+    pub dead: bool,
+}
+
+struct FeedCollector(Arc<Mutex<FeedFigures>>);
+
+impl std::fmt::Debug for FeedCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FeedCollector")
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReceiverLabels {
+    receiver: String,
+}
+
+impl Collector for FeedCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let feed = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let written = ConstCounter::new(feed.events_written as f64);
+        written.encode(encoder.encode_descriptor(
+            "events_written",
+            "Events written to the change feed's outbox, every tenant together",
+            None,
+            written.metric_type(),
+        )?)?;
+        type Pick = fn(&ReceiverFigures) -> u64;
+        let counters: [(&str, &str, Pick); 4] = [
+            ("events_delivered", "Events a receiver accepted", |r| {
+                r.delivered
+            }),
+            (
+                "events_retried",
+                "Deliveries tried again after a failure",
+                |r| r.retried,
+            ),
+            (
+                "events_rejected",
+                "Events a receiver refused (400), passed over",
+                |r| r.rejected,
+            ),
+            (
+                "events_dead_lettered",
+                "Times a receiver was set aside for failing too long",
+                |r| r.dead_lettered,
+            ),
+        ];
+        for (name, help, pick) in counters {
+            let mut family = encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for r in &feed.receivers {
+                let labels = ReceiverLabels {
+                    receiver: r.name.clone(),
+                };
+                ConstCounter::new(pick(r) as f64).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let gauges: [(&str, &str, Pick); 3] = [
+            (
+                "events_lag",
+                "Events not yet delivered to a receiver",
+                |r| r.lag_events,
+            ),
+            (
+                "events_lag_seconds",
+                "Age of the oldest event not yet delivered to a receiver",
+                |r| r.lag_seconds,
+            ),
+            (
+                "events_receiver_dead",
+                "1 when a receiver is dead-lettered",
+                |r| u64::from(r.dead),
+            ),
+        ];
+        for (name, help, pick) in gauges {
+            let mut family = encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                prometheus_client::metrics::MetricType::Gauge,
+            )?;
+            for r in &feed.receivers {
+                let labels = ReceiverLabels {
+                    receiver: r.name.clone(),
+                };
+                ConstGauge::new(i64::try_from(pick(r)).unwrap_or(i64::MAX))
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -3,6 +3,7 @@
 //! scope `scim:metrics` or `scim:admin`).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use actix_web::http::header::ContentType;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -11,6 +12,7 @@ use serde_json::Value;
 
 use crate::auth;
 use crate::error::ApiError;
+use crate::metrics::{FeedFigures, ReceiverFigures};
 use crate::query::QueryParams;
 use crate::state::AppState;
 use crate::token::{SCOPE_ADMIN, SCOPE_METRICS};
@@ -130,11 +132,39 @@ pub async fn metrics(
     let claims = auth::authenticate(&req, &state)?;
     auth::require_scope(&claims, &[SCOPE_METRICS, SCOPE_ADMIN], "/metrics")?;
     auth::mark_authenticated(&req, &claims, claims.tenant.clone());
+    let store = Arc::clone(&state.store);
+    let events_written = crate::blocking::blocking(move || Ok(store.events_written()?)).await?;
+    let now = state.clock.now().unix_timestamp();
+    let receivers = state
+        .receivers
+        .iter()
+        .map(|r| {
+            let oldest = r.oldest_pending.load(Ordering::Relaxed);
+            ReceiverFigures {
+                name: r.name.clone(),
+                delivered: r.delivered.load(Ordering::Relaxed),
+                retried: r.retried.load(Ordering::Relaxed),
+                rejected: r.rejected.load(Ordering::Relaxed),
+                dead_lettered: r.dead_lettered.load(Ordering::Relaxed),
+                lag_events: r.lag_events.load(Ordering::Relaxed),
+                lag_seconds: if oldest > 0 {
+                    u64::try_from(now - oldest).unwrap_or(0)
+                } else {
+                    0
+                },
+                dead: r.dead.load(Ordering::Relaxed),
+            }
+        })
+        .collect();
+    let feed = FeedFigures {
+        events_written,
+        receivers,
+    };
     Ok(HttpResponse::Ok()
         .insert_header(ContentType(
             "application/openmetrics-text; version=1.0.0; charset=utf-8"
                 .parse()
                 .map_err(|_| ApiError::Internal("metrics content type".into()))?,
         ))
-        .body(state.metrics.encode(state.store.stats())))
+        .body(state.metrics.encode(state.store.stats(), feed)))
 }

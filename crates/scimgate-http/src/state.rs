@@ -38,4 +38,6 @@ pub struct AppState {
     /// The change feed: its key (published at `/events/jwks.json`), issuer and store,
     /// for the poll and stream endpoints.
     pub feed: scimgate_events::Feed,
+    /// The receivers' counters, for `/metrics`.
+    pub receivers: Vec<Arc<scimgate_events::ReceiverStats>>,
 }

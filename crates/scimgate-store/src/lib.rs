@@ -17,9 +17,9 @@ use serde_json::Value;
 
 pub use error::StoreError;
 pub use records::{
-    AccessSnapshot, AuditQuery, AuditRecord, ChangeKind, ChangeNote, EventPosition, EventRecord,
-    GroupRef, MemberRef, NewResource, PatchOutcome, PatchWrite, RemoveOutcome, Revocation,
-    StoreStats, StoredResource, TenantInfo, TokenRecord,
+    AccessSnapshot, AuditQuery, AuditRecord, ChangeKind, ChangeNote, EventHold, EventPosition,
+    EventRecord, GroupRef, MemberRef, NewResource, PatchOutcome, PatchWrite, RemoveOutcome,
+    Revocation, StoreStats, StoredResource, TenantInfo, TokenRecord,
 };
 pub use settings::StoreConfig;
 pub use sqlite::{AdminDb, CheckpointPolicy, SqliteOptions, SqliteStore};
@@ -117,6 +117,12 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<EventRecord>, StoreError>;
     /// The last sequence number of `tenant`'s feed (0 before its first event).
     fn event_head(&self, tenant: &str) -> Result<i64, StoreError>;
+    /// Deletes events written before `before` (RFC 3339) that every hold (a configured
+    /// receiver, in the tenants it follows) and every poll or stream cursor is past;
+    /// returns how many.
+    fn prune_events(&self, before: &str, holds: &[EventHold]) -> Result<usize, StoreError>;
+    /// Events written so far, every tenant together (for `/metrics`).
+    fn events_written(&self) -> Result<u64, StoreError>;
     /// Where each consumer of the feed stands in each tenant.
     fn event_positions(&self) -> Result<Vec<EventPosition>, StoreError>;
     /// Queues a consumer's position; committed with the next batch. A position only moves

@@ -260,3 +260,11 @@ pub struct EventPosition {
     pub failing_since: Option<String>,
     pub last_error: Option<String>,
 }
+
+/// A consumer whose position keeps events from being pruned: a configured receiver, in
+/// the tenants it follows (`None`: every tenant).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventHold {
+    pub consumer: String,
+    pub tenants: Option<Vec<String>>,
+}

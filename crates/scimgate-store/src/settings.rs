@@ -22,6 +22,9 @@ pub struct StoreConfig {
     pub max_page_bytes: usize,
     /// Days the audit trail keeps its rows; 0 keeps them for ever.
     pub audit_retention_days: u32,
+    /// Days the change feed keeps an event that every receiver and cursor has; 0 keeps
+    /// them for ever.
+    pub events_retention_days: u32,
 }
 
 impl Default for StoreConfig {
@@ -33,6 +36,7 @@ impl Default for StoreConfig {
             max_list_members: 10_000,
             max_page_bytes: 4 << 20,
             audit_retention_days: 90,
+            events_retention_days: 7,
         }
     }
 }

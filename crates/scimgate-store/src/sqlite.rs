@@ -24,8 +24,8 @@ use scimgate_model::{Clock, ResourceType};
 
 use crate::error::StoreError;
 use crate::records::{
-    ChangeNote, EventPosition, EventRecord, NewResource, PatchOutcome, PatchWrite, StoreStats,
-    StoredResource,
+    ChangeNote, EventHold, EventPosition, EventRecord, NewResource, PatchOutcome, PatchWrite,
+    StoreStats, StoredResource,
 };
 use crate::{AccessSnapshot, AuditQuery, AuditRecord, ListPage, ListQuery, Store};
 use index::PathIds;
@@ -406,6 +406,21 @@ impl Store for SqliteStore {
 
     fn event_head(&self, tenant: &str) -> Result<i64, StoreError> {
         self.read("\u{0}events", |c| outbox::head(c, tenant))
+    }
+
+    fn prune_events(&self, before: &str, holds: &[EventHold]) -> Result<usize, StoreError> {
+        let (before, holds) = (before.to_owned(), holds.to_vec());
+        self.writer
+            .write(move |c| outbox::prune(c, &before, &holds))
+    }
+
+    fn events_written(&self) -> Result<u64, StoreError> {
+        self.read("\u{0}events", |c| {
+            Ok(outbox::heads(c)?
+                .iter()
+                .map(|(_, last)| u64::try_from(*last).unwrap_or(0))
+                .sum())
+        })
     }
 
     fn event_positions(&self) -> Result<Vec<EventPosition>, StoreError> {

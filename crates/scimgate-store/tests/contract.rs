@@ -12,8 +12,8 @@ use std::thread;
 use scimgate_model::validate::validate;
 use scimgate_model::{MemberInput, ResourceType};
 use scimgate_store::{
-    ChangeKind, ChangeNote, EventPosition, ListQuery, NewResource, Page, PatchWrite, Store,
-    StoreError,
+    ChangeKind, ChangeNote, EventHold, EventPosition, ListQuery, NewResource, Page, PatchWrite,
+    Store, StoreError,
 };
 use serde_json::json;
 
@@ -571,4 +571,66 @@ fn positions_are_kept_and_commits_wake_waiters() {
     s.create("t", user("wake")).expect("create");
     let woke_at = waiter.join().expect("join");
     assert!(woke_at > seen, "{woke_at} > {seen}");
+}
+
+/// Old events go once every receiver following their tenant and every cursor in it is
+/// past them; numbers are never given twice after a prune.
+#[test]
+fn pruning_keeps_what_a_receiver_or_cursor_still_needs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    for i in 0..5 {
+        s.create("t", user(&format!("pr{i}"))).expect("create");
+    }
+    s.create("other", user("elsewhere")).expect("create");
+    let at = |consumer: &str, tenant: &str, seq| EventPosition {
+        consumer: consumer.into(),
+        tenant: tenant.into(),
+        seq,
+        updated: "2026-01-01T00:00:00Z".into(),
+        state: "active".into(),
+        failing_since: None,
+        last_error: None,
+    };
+    s.save_event_position(at("receiver:a", "t", 3));
+    s.save_event_position(at("cursor:x", "t", 4));
+    let holds = [
+        EventHold {
+            consumer: "receiver:a".into(),
+            tenants: Some(vec!["t".into()]),
+        },
+        EventHold {
+            consumer: "receiver:b".into(),
+            tenants: Some(vec!["other".into()]),
+        },
+    ];
+    assert_eq!(
+        s.prune_events("2000-01-01T00:00:00Z", &holds)
+            .expect("prune"),
+        0,
+        "none that old"
+    );
+    assert_eq!(
+        s.prune_events("2999-01-01T00:00:00Z", &holds)
+            .expect("prune"),
+        3
+    );
+    let left: Vec<i64> = s
+        .events("t", 0, 100)
+        .expect("events")
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(left, [4, 5], "the receiver was at 3, the cursor at 4");
+    assert_eq!(
+        s.events("other", 0, 100).expect("events").len(),
+        1,
+        "b has not got it yet"
+    );
+    s.create("t", user("pr-after")).expect("create");
+    assert_eq!(
+        s.event_head("t").expect("head"),
+        6,
+        "numbers go on after a prune"
+    );
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::{parse_type, type_name};
 use crate::error::StoreError;
-use crate::records::{ChangeKind, ChangeNote, EventPosition, EventRecord, MemberRef};
+use crate::records::{ChangeKind, ChangeNote, EventHold, EventPosition, EventRecord, MemberRef};
 use scimgate_model::ResourceType;
 
 /// What a write tells the outbox, besides its `ChangeNote`.
@@ -272,4 +272,32 @@ pub fn enable(conn: &Connection, consumer: &str) -> Result<usize, StoreError> {
              WHERE consumer = ?1 AND state = 'dead'",
         )?
         .execute(params![consumer])?)
+}
+
+/// Deletes, in each tenant, the events written before `before` that every hold following
+/// the tenant and every cursor in it is past (a hold with no position yet keeps them all).
+pub fn prune(conn: &Connection, before: &str, holds: &[EventHold]) -> Result<usize, StoreError> {
+    let positions = positions(conn)?;
+    let mut deleted = 0;
+    for (tenant, _) in heads(conn)? {
+        let at = |consumer: &str| {
+            positions
+                .iter()
+                .find(|p| p.consumer == consumer && p.tenant == tenant)
+                .map_or(0, |p| p.seq)
+        };
+        let held = holds
+            .iter()
+            .filter(|h| h.tenants.as_ref().is_none_or(|ts| ts.contains(&tenant)))
+            .map(|h| at(&h.consumer));
+        let cursors = positions
+            .iter()
+            .filter(|p| p.tenant == tenant && p.consumer.starts_with("cursor:"))
+            .map(|p| p.seq);
+        let bound = held.chain(cursors).min().unwrap_or(i64::MAX);
+        deleted += conn
+            .prepare_cached("DELETE FROM events WHERE tenant = ?1 AND seq <= ?2 AND at < ?3")?
+            .execute(params![tenant, bound, before])?;
+    }
+    Ok(deleted)
 }
