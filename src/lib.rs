@@ -192,6 +192,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
             .public_base_url
             .as_ref()
             .map(|base| format!("{}/scim/v2", base.trim_end_matches('/'))),
+        hook: Some(plugins.clone() as Arc<dyn scimgate_events::EventHook>),
         clock: Arc::clone(&clock),
     };
     let receivers = config

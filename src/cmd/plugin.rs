@@ -20,6 +20,7 @@ pub fn plugin(cmd: PluginCommand) -> CliResult {
         limits: Default::default(),
         on_failure: Default::default(),
         sees_password: false,
+        receivers: None,
     };
     match cmd {
         PluginCommand::Check { file } => {
@@ -56,6 +57,7 @@ pub fn plugin(cmd: PluginCommand) -> CliResult {
                 before: None,
                 operations: None,
                 request_id: None,
+                receiver: None,
                 config: &config,
             };
             let started = std::time::Instant::now();

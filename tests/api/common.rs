@@ -286,6 +286,7 @@ pub fn wat_plugin(name: &str) -> scimgate_plugins::PluginSpec {
         limits: scimgate_plugins::Limits::default(),
         on_failure: scimgate_plugins::FailMode::Closed,
         sees_password: false,
+        receivers: None,
     }
 }
 

@@ -24,6 +24,7 @@ pub fn example(name: &str, config: Value) -> PluginSpec {
         limits: Limits::default(),
         on_failure: FailMode::Closed,
         sees_password: false,
+        receivers: None,
     }
 }
 

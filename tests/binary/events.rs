@@ -642,3 +642,61 @@ fn operators_see_lag_and_dead_letters_enable_and_replay() {
     assert_eq!(row["state"], "active");
     drop(server);
 }
+
+/// The `event` hook: a real compiled plugin (`hr-event-map`) rewrites the events going to
+/// one receiver and drops the groups' events for it; another receiver gets them as they are.
+#[test]
+fn an_event_plugin_rewrites_and_drops_for_its_receiver_only() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let hr = Receiver::start();
+    let audit = Receiver::start();
+    let plugin =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/dist/hr-event-map.wasm");
+    let config = config_with(
+        dir.path(),
+        &format!(
+            "{}{}[[plugins]]\nname = \"hr-map\"\nfile = \"{}\"\nhooks = [\"event\"]\nreceivers = [\"hr\"]\nconfig = {{ map = {{ \"userName\" = \"login\" }}, drop = [\"Group\"] }}\n",
+            receiver_toml("hr", &hr.url, ""),
+            receiver_toml("audit", &audit.url, ""),
+            plugin.display()
+        ),
+    );
+    let server = Server::start_with(&data, Some(&config), Stdio::inherit());
+    let t = token(&data, &[]);
+    let (status, _) = send(
+        "POST",
+        &format!("{}/scim/v2/Users", server.base),
+        &t,
+        Some(user("mapped")),
+    );
+    assert_eq!(status, 201);
+    let (status, _) = send(
+        "POST",
+        &format!("{}/scim/v2/Groups", server.base),
+        &t,
+        Some(
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "G"}),
+        ),
+    );
+    assert_eq!(status, 201);
+    let original = audit.wait_for_accepted(2, Duration::from_secs(20));
+    let first = verified(&server, &original[0].body);
+    assert_eq!(
+        first["events"][format!("{PROV}create:full")]["data"]["userName"],
+        "mapped"
+    );
+    let mapped = hr.wait_for_accepted(1, Duration::from_secs(20));
+    let claims = verified(&server, &mapped[0].body);
+    let data = &claims["events"][format!("{PROV}create:full")]["data"];
+    assert_eq!(data["login"], "mapped", "{claims}");
+    assert!(data.get("userName").is_none());
+    // The group's event was dropped for hr: after the audit receiver got both, hr still
+    // has one, and its position moved past the group's event.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        hr.received().len(),
+        1,
+        "the group's event is not sent to hr"
+    );
+}

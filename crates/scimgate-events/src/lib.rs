@@ -12,5 +12,5 @@ mod set;
 pub use config::{EVENT_KINDS, EventsConfig, Format, ReceiverConfig};
 pub use error::EventsError;
 pub use key::FeedKey;
-pub use push::{Feed, Receiver, ReceiverStats, consumer_name};
+pub use push::{EventHook, Feed, Receiver, ReceiverStats, consumer_name};
 pub use set::{Audience, Mode, event_uris, render};

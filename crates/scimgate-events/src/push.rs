@@ -31,8 +31,21 @@ const RECHECK: Duration = Duration::from_secs(2);
 /// How often the tenants of a receiver of every tenant (`"*"`) are listed again.
 const TENANTS_RECHECK: Duration = Duration::from_secs(5);
 
+/// What may rewrite or drop an event for one receiver before it is signed and sent: the
+/// operator's plugins on the `event` hook (the outbound twin of the write hooks).
+pub trait EventHook: Send + Sync {
+    /// The claims to send (rewritten or not), `None` to drop the event for this receiver,
+    /// or why it could not decide (the delivery is tried again later).
+    fn apply(
+        &self,
+        receiver: &str,
+        event: &EventRecord,
+        claims: Value,
+    ) -> Result<Option<Value>, String>;
+}
+
 /// What every receiver shares: where events come from, the key they are signed with, who
-/// signs them, and the clock.
+/// signs them, the hook that may rewrite them, and the clock.
 #[derive(Clone)]
 pub struct Feed {
     pub store: Arc<dyn Store>,
@@ -40,6 +53,7 @@ pub struct Feed {
     pub issuer: String,
     /// The SCIM base URL, for `meta.location` in `full` events.
     pub base_url: Option<String>,
+    pub hook: Option<Arc<dyn EventHook>>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -48,6 +62,8 @@ pub struct Feed {
 pub struct ReceiverStats {
     pub name: String,
     pub delivered: AtomicU64,
+    /// Events the `event` hook dropped for this receiver.
+    pub dropped: AtomicU64,
     pub retried: AtomicU64,
     pub rejected: AtomicU64,
     pub dead_lettered: AtomicU64,
@@ -114,6 +130,7 @@ impl Receiver {
         });
         let name = config.name.clone();
         let worker = Worker {
+            lags: std::sync::Mutex::default(),
             consumer: consumer_name(&config.name),
             feed,
             config,
@@ -147,6 +164,8 @@ fn webhook_secret(text: &str) -> Result<Vec<u8>, String> {
 }
 
 struct Worker {
+    /// Each tenant's lag as last measured, summed into `stats.lag_events`.
+    lags: std::sync::Mutex<HashMap<String, u64>>,
     consumer: String,
     feed: Feed,
     config: ReceiverConfig,
@@ -169,6 +188,8 @@ struct Standing {
 /// How one try went.
 enum Outcome {
     Accepted,
+    /// The `event` hook dropped it for this receiver: passed, and counted.
+    Dropped,
     /// The receiver refused this event (400): it is passed, and counted.
     Rejected(String),
     Retry {
@@ -269,21 +290,29 @@ impl Worker {
         Some(moved)
     }
 
-    /// How far behind the receiver is, for `/metrics`.
+    /// How far behind the receiver is, for `/metrics`: after each pass over its tenants.
     fn measure_lag(&self, tenants: &[String], standings: &HashMap<String, Standing>) {
-        let mut lag: u64 = 0;
         for tenant in tenants {
-            let head = self.feed.store.event_head(tenant).unwrap_or(0);
-            let at = standings.get(tenant).map_or(0, |s| s.seq);
-            lag += u64::try_from(head - at).unwrap_or(0);
-        }
-        self.stats.lag_events.store(lag, Ordering::Relaxed);
-        if lag == 0 {
-            self.stats.oldest_pending.store(0, Ordering::Relaxed);
+            self.measure_tenant_lag(tenant, standings.get(tenant).map_or(0, |s| s.seq));
         }
         self.stats
             .dead
             .store(standings.values().any(|s| s.dead), Ordering::Relaxed);
+    }
+
+    /// One tenant's lag (also while an event there is retried, so that an outage shows).
+    fn measure_tenant_lag(&self, tenant: &str, at: i64) {
+        let head = self.feed.store.event_head(tenant).unwrap_or(at);
+        let mut lags = self
+            .lags
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        lags.insert(tenant.to_owned(), u64::try_from(head - at).unwrap_or(0));
+        let lag: u64 = lags.values().sum();
+        self.stats.lag_events.store(lag, Ordering::Relaxed);
+        if lag == 0 {
+            self.stats.oldest_pending.store(0, Ordering::Relaxed);
+        }
     }
 
     /// Tries one event until it passes, the receiver is dead, or the server stops.
@@ -305,6 +334,10 @@ impl Worker {
                     }
                     return Ended::Passed;
                 }
+                Outcome::Dropped => {
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    return Ended::Passed;
+                }
                 Outcome::Rejected(why) => {
                     self.stats.rejected.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(
@@ -315,6 +348,7 @@ impl Worker {
                 }
                 Outcome::Retry { after, error } => {
                     self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                    self.measure_tenant_lag(&event.tenant, standing.seq);
                     let now = self.feed.clock.now();
                     let since = standing
                         .failing_since
@@ -358,6 +392,14 @@ impl Worker {
                 base_url: self.feed.base_url.as_deref(),
             },
         );
+        let claims = match &self.feed.hook {
+            None => claims,
+            Some(hook) => match hook.apply(&self.config.name, event, claims) {
+                Ok(Some(claims)) => claims,
+                Ok(None) => return Outcome::Dropped,
+                Err(error) => return Outcome::Retry { after: None, error },
+            },
+        };
         let mut request = self.agent.post(&self.config.url);
         if let Some(authorization) = &self.authorization {
             request = request.header("authorization", authorization);

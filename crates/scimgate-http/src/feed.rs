@@ -4,8 +4,9 @@
 //! - `POST /events/poll`: RFC 8936 poll delivery. A consumer (a token with `scim:events`)
 //!   acknowledges what it has (`ack`, `setErrs`) and gets up to `maxEvents` more, at once
 //!   or when they come (`returnImmediately: false`, up to 30 s). Its position is a named
-//!   cursor (the token's subject, or `?cursor=NAME`), stored, so that it resumes after a
-//!   reconnect or a restart: every event after the last one it acknowledged in order.
+//!   cursor (the token's subject, or `?cursor=NAME` under it), stored, so that it resumes
+//!   after a reconnect or a restart: every event after the last one it acknowledged in
+//!   order.
 //! - `GET /events/stream`: the same events as Server-Sent Events, for simple consumers:
 //!   `id` is the event's sequence number, so `Last-Event-ID` resumes after it; `data` is
 //!   the SET's claims as JSON (the consumer is talking to this server directly, over TLS).
@@ -61,18 +62,26 @@ fn consumer(req: &HttpRequest, state: &AppState) -> Result<Consumer, ApiError> {
     auth::require_scope(&claims, &[SCOPE_EVENTS], "/events")?;
     auth::mark_authenticated(req, &claims, tenant.clone());
     let query = QueryParams::parse(req.query_string())?;
-    let name = query.get("cursor").unwrap_or(&claims.sub).to_owned();
-    if name.is_empty()
-        || name.len() > 128
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.@:".contains(&b))
-    {
-        return Err(invalid(format!(
-            "'cursor' must be 1 to 128 letters, digits or '-_.@:', not '{}'",
-            scimgate_model::excerpt(&name, 64)
-        )));
-    }
+    // A cursor belongs to the token's subject: `?cursor=NAME` names one of its own, so
+    // that one consumer can never move another's position.
+    let name = match query.get("cursor") {
+        None => claims.sub.clone(),
+        Some(name)
+            if !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
+        {
+            format!("{}/{name}", claims.sub)
+        }
+        Some(name) => {
+            return Err(invalid(format!(
+                "'cursor' must be 1 to 64 letters, digits, '-', '_' or '.', not '{}'",
+                scimgate_model::excerpt(name, 64)
+            )));
+        }
+    };
     let mode = match query.get("mode") {
         None | Some("full") => Mode::Full,
         Some("notice") => Mode::Notice,

@@ -91,6 +91,7 @@ impl WriteHook for PluginHook {
                 before: before.as_ref(),
                 operations,
                 request_id: Some(ctx.request_id).filter(|id| !id.is_empty()),
+                receiver: None,
                 config: &spec.config,
             };
             let started = Instant::now();
@@ -147,6 +148,70 @@ impl WriteHook for PluginHook {
             }
         }
         Ok(resource)
+    }
+}
+
+/// The operator's plugins on the `event` hook: each that applies to the receiver, the
+/// resource type and the tenant runs in order on the previous one's output (the SET's
+/// claims); a reject drops the event for this receiver; a failure (closed) leaves the
+/// event to be tried again, (open) lets it go on unchanged.
+impl scimgate_events::EventHook for PluginHook {
+    fn apply(
+        &self,
+        receiver: &str,
+        event: &scimgate_store::EventRecord,
+        mut claims: Value,
+    ) -> Result<Option<Value>, String> {
+        let host = self.host.load_full();
+        for (index, spec) in host.specs().enumerate() {
+            if !spec.applies_to_event(receiver, event.resource_type, &event.tenant) {
+                continue;
+            }
+            let input = CallInput {
+                abi: ABI_VERSION,
+                hook: Hook::Event.name(),
+                resource_type: event.resource_type.name(),
+                tenant: &event.tenant,
+                resource: &claims,
+                before: None,
+                operations: None,
+                request_id: None,
+                receiver: Some(receiver),
+                config: &spec.config,
+            };
+            let started = Instant::now();
+            let result = host.call(index, &input);
+            let outcome = match &result {
+                Ok(Decision::Accept) => PluginOutcome::Accept,
+                Ok(Decision::Modify { .. }) => PluginOutcome::Modify,
+                Ok(Decision::Reject { .. }) => PluginOutcome::Reject,
+                Err(_) => PluginOutcome::Failed,
+            };
+            self.metrics
+                .observe_plugin(&spec.name, outcome, started.elapsed());
+            match result {
+                Ok(Decision::Accept) => {}
+                Ok(Decision::Modify { resource }) if resource.is_object() => claims = resource,
+                Ok(Decision::Modify { .. }) => {
+                    return Err(format!(
+                        "plugin '{}' returned an event that is not a JSON object",
+                        spec.name
+                    ));
+                }
+                Ok(Decision::Reject { .. }) => return Ok(None),
+                Err(failure) if spec.on_failure == FailMode::Open && !failure.is_overload() => {
+                    tracing::warn!(plugin = %spec.name, reason = %failure, "event plugin failed; on_failure = open sends the event unchanged");
+                }
+                Err(failure) => {
+                    return Err(format!(
+                        "plugin '{}' failed: {}",
+                        spec.name,
+                        failure.class()
+                    ));
+                }
+            }
+        }
+        Ok(Some(claims))
     }
 }
 

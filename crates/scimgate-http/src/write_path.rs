@@ -352,7 +352,7 @@ fn change_of(kind: Hook, before: Option<&StoredResource>, new: &NewResource) -> 
     let members_set = match kind {
         Hook::Create => !new.members.is_empty(),
         Hook::Replace => true,
-        Hook::Patch | Hook::Delete => false,
+        Hook::Patch | Hook::Delete | Hook::Event => false,
     };
     if new.resource_type == ResourceType::Group && members_set {
         attributes.push("members".into());

@@ -24,6 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         limits: Default::default(),
         on_failure: Default::default(),
         sees_password: false,
+        receivers: None,
     };
     let loading = Instant::now();
     let host = PluginHost::load(vec![spec])?;
@@ -55,6 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         before: None,
         operations: None,
         request_id: None,
+        receiver: None,
         config: &config,
     };
     for _ in 0..200 {

@@ -29,6 +29,9 @@ pub struct CallInput<'a> {
     /// The PATCH operations (patch).
     pub operations: Option<&'a Value>,
     pub request_id: Option<&'a str>,
+    /// The receiver an `event` call's event is going to (absent on writes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receiver: Option<&'a str>,
     pub config: &'a Value,
 }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use scimgate_model::ResourceType;
 use serde::{Deserialize, Serialize};
 
-/// The writes a plugin can run on.
+/// What a plugin can run on: the writes, and the change feed's events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Hook {
@@ -14,6 +14,9 @@ pub enum Hook {
     Patch,
     /// The resource being deleted; the plugin may refuse (a modification is ignored).
     Delete,
+    /// An event about to go to one receiver (its SET claims): the plugin may rewrite it
+    /// (modify) or drop it for that receiver (reject).
+    Event,
 }
 
 impl Hook {
@@ -23,14 +26,21 @@ impl Hook {
             Hook::Replace => "replace",
             Hook::Patch => "patch",
             Hook::Delete => "delete",
+            Hook::Event => "event",
         }
     }
 
     /// The hook named `name` (as the configuration and the ABI spell it).
     pub fn from_name(name: &str) -> Option<Hook> {
-        [Hook::Create, Hook::Replace, Hook::Patch, Hook::Delete]
-            .into_iter()
-            .find(|h| h.name() == name)
+        [
+            Hook::Create,
+            Hook::Replace,
+            Hook::Patch,
+            Hook::Delete,
+            Hook::Event,
+        ]
+        .into_iter()
+        .find(|h| h.name() == name)
     }
 }
 
@@ -72,8 +82,9 @@ pub struct PluginSpec {
     pub name: String,
     /// The `.wasm` (or `.wat`) file.
     pub file: PathBuf,
-    /// Writes it runs on; create, replace and patch when empty (delete only when named,
-    /// so that a plugin written for content checks never sees a delete it would refuse).
+    /// What it runs on; create, replace and patch when empty (delete and event only when
+    /// named, so that a plugin written for content checks never sees a delete it would
+    /// refuse, nor an event).
     #[serde(default)]
     pub hooks: Vec<Hook>,
     /// `User`, `Group`; both when empty.
@@ -82,6 +93,9 @@ pub struct PluginSpec {
     /// Tenants it runs for; all when absent.
     #[serde(default)]
     pub tenants: Option<Vec<String>>,
+    /// For the `event` hook: the receivers whose events it sees; all when absent.
+    #[serde(default)]
+    pub receivers: Option<Vec<String>>,
     /// The plugin's own configuration, passed to every call.
     #[serde(default)]
     pub config: serde_json::Value,
@@ -99,7 +113,7 @@ pub struct PluginSpec {
 impl PluginSpec {
     pub fn applies_to(&self, hook: Hook, rt: ResourceType, tenant: &str) -> bool {
         (if self.hooks.is_empty() {
-            hook != Hook::Delete
+            matches!(hook, Hook::Create | Hook::Replace | Hook::Patch)
         } else {
             self.hooks.contains(&hook)
         }) && (self.resource_types.is_empty()
@@ -111,6 +125,15 @@ impl PluginSpec {
                 .tenants
                 .as_ref()
                 .is_none_or(|ts| ts.iter().any(|t| t == tenant))
+    }
+
+    /// Whether it runs on the events going to `receiver` of a `rt` in `tenant`.
+    pub fn applies_to_event(&self, receiver: &str, rt: ResourceType, tenant: &str) -> bool {
+        self.applies_to(Hook::Event, rt, tenant)
+            && self
+                .receivers
+                .as_ref()
+                .is_none_or(|rs| rs.iter().any(|r| r == receiver))
     }
 }
 
@@ -135,6 +158,56 @@ impl Default for PluginConfig {
             specs: Vec::new(),
             plugin_instances_per_tenant: None,
             plugin_watch_interval_ms: 2000,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(hooks: &[Hook], receivers: Option<&[&str]>) -> PluginSpec {
+        PluginSpec {
+            name: "p".into(),
+            file: PathBuf::from("p.wasm"),
+            hooks: hooks.to_vec(),
+            resource_types: vec![],
+            tenants: None,
+            receivers: receivers.map(|rs| rs.iter().map(|r| (*r).to_owned()).collect()),
+            config: serde_json::Value::Null,
+            limits: Limits::default(),
+            on_failure: FailMode::Closed,
+            sees_password: false,
+        }
+    }
+
+    /// (hooks, receivers, hook asked, receiver, applies)
+    type Row = (
+        Vec<Hook>,
+        Option<&'static [&'static str]>,
+        Hook,
+        &'static str,
+        bool,
+    );
+
+    #[test]
+    fn deletes_and_events_run_only_the_plugins_that_name_them() {
+        let rows: Vec<Row> = vec![
+            (vec![], None, Hook::Create, "", true),
+            (vec![], None, Hook::Delete, "", false),
+            (vec![], None, Hook::Event, "hr", false),
+            (vec![Hook::Event], None, Hook::Event, "hr", true),
+            (vec![Hook::Event], Some(&["hr"]), Hook::Event, "hr", true),
+            (vec![Hook::Event], Some(&["hr"]), Hook::Event, "crm", false),
+            (vec![Hook::Event], None, Hook::Create, "", false),
+        ];
+        for (hooks, receivers, hook, receiver, applies) in rows {
+            let s = spec(&hooks, receivers);
+            let got = match hook {
+                Hook::Event => s.applies_to_event(receiver, ResourceType::User, "t"),
+                other => s.applies_to(other, ResourceType::User, "t"),
+            };
+            assert_eq!(got, applies, "{hooks:?} {receivers:?} {hook:?} {receiver}");
         }
     }
 }

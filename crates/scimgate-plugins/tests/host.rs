@@ -26,6 +26,7 @@ fn spec(name: &str) -> PluginSpec {
         limits: Limits::default(),
         on_failure: Default::default(),
         sees_password: false,
+        receivers: None,
     }
 }
 
@@ -39,6 +40,7 @@ fn input<'a>(resource: &'a Value, config: &'a Value) -> CallInput<'a> {
         before: None,
         operations: None,
         request_id: Some("r1"),
+        receiver: None,
         config,
     }
 }

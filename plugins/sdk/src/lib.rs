@@ -28,17 +28,20 @@ pub use serde_json::{self, Map, Value, json};
 #[serde(rename_all = "camelCase")]
 pub struct Input {
     pub abi: u32,
-    /// `create`, `replace` or `patch`.
+    /// `create`, `replace`, `patch`, `delete` or `event`.
     pub hook: String,
     /// `User` or `Group`.
     pub resource_type: String,
     pub tenant: String,
-    /// The resource as it would be stored.
+    /// The resource as it would be stored; on the `event` hook, the event's SET claims.
     pub resource: Value,
     /// The stored resource before the change (replace, patch).
     pub before: Option<Value>,
     pub operations: Option<Value>,
     pub request_id: Option<String>,
+    /// On the `event` hook: the receiver the event is going to.
+    #[serde(default)]
+    pub receiver: Option<String>,
     /// The plugin's own configuration.
     pub config: Value,
 }

@@ -118,6 +118,7 @@ mod tests {
             before: None,
             operations: None,
             request_id: None,
+            receiver: None,
             config: json!({"map": {"firstName": "name.givenName", "urn:acme:custom:1.0:User:costCenter": format!("{ENT}:costCenter")}}),
         };
         let Decision::Modify(r) = handle(input) else {

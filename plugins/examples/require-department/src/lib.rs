@@ -49,6 +49,7 @@ mod tests {
             before: None,
             operations: None,
             request_id: None,
+            receiver: None,
             config: json!({"allowed": ["Sales", "Engineering"]}),
         }
     }

@@ -52,6 +52,7 @@ mod tests {
             before: None,
             operations: None,
             request_id: None,
+            receiver: None,
             config: json!({}),
         }
     }
