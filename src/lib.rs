@@ -170,7 +170,8 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
             .filter_map(|(name, policy)| Some((name.clone(), policy.rate_limit?)))
             .collect(),
     );
-    let settings = HttpSettings::new(&config.http, tenants).map_err(StartError::Config)?;
+    let mut settings = HttpSettings::new(&config.http, tenants).map_err(StartError::Config)?;
+    settings.advertise_security_events = config.events.advertise;
     let settings = Arc::new(settings);
     let passwords = Passwords::new(
         config.http.password_storage,

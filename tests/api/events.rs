@@ -250,7 +250,7 @@ async fn stream_events(
 
 #[actix_web::test]
 async fn the_stream_sends_events_as_they_commit_and_resumes_after_last_event_id() {
-    let h = Harness::new();
+    let mut h = Harness::new();
     let events = h.token_for("default", "scim:events");
     let u = h.create_user("s1").await;
     let id = id_of(&u);
@@ -280,6 +280,16 @@ async fn the_stream_sends_events_as_they_commit_and_resumes_after_last_event_id(
 
     let resumed = stream_events(&h, &events, Some("2"), 1).await;
     assert_eq!(resumed[0].0, 3, "after Last-Event-ID 2 comes 3");
+    // After a restart too, and without Last-Event-ID the stream goes on after what it
+    // sent its cursor last.
+    h.restart();
+    let resumed = stream_events(&h, &events, Some("1"), 2).await;
+    assert_eq!((resumed[0].0, resumed[1].0), (2, 3));
+    let (after_restart, _) = futures_util::join!(stream_events(&h, &events, None, 1), async {
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+        h.create_user("s2").await
+    });
+    assert_eq!(after_restart[0].0, 4, "the stored cursor was at 3");
     let bad = h
         .get("/events/stream")
         .token(&events)

@@ -8,13 +8,27 @@ use serde::{Deserialize, Serialize};
 use crate::error::EventsError;
 use crate::set::Mode;
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EventsConfig {
     /// `iss` of every event; unset: `public_base_url`, else `scimgate`.
     pub issuer: Option<String>,
+    /// Whether ServiceProviderConfig advertises `securityEvents` (RFC 9967 §4). On by
+    /// default; a client whose model of ServiceProviderConfig predates RFC 9967 and
+    /// refuses attributes it does not know may need it off (docs/conformance.md).
+    pub advertise: bool,
     /// Where events are pushed, in the order configured.
     pub receivers: Vec<ReceiverConfig>,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            issuer: None,
+            advertise: true,
+            receivers: Vec::new(),
+        }
+    }
 }
 
 /// How a receiver wants its events: RFC 8935 Security Event Tokens, or Standard Webhooks
@@ -163,8 +177,8 @@ mod tests {
         };
         f(&mut r);
         EventsConfig {
-            issuer: None,
             receivers: vec![r],
+            ..EventsConfig::default()
         }
     }
 

@@ -42,9 +42,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 async fn service_provider_config(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let base = scim_base(&req, &state.settings);
-    scim_json(
-        StatusCode::OK,
-        &json!({
+    let mut config = json!({
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
             "documentationUri": "https://github.com/scimgate/scimgate/blob/main/docs/api.md",
             "patch": {"supported": true},
@@ -60,12 +58,6 @@ async fn service_provider_config(state: web::Data<AppState>, req: HttpRequest) -
                 "maxPageSize": state.settings.max_results,
             },
             "etag": {"supported": true},
-            // RFC 9967 §4: what the change feed may send (docs/events.md); requests are
-            // never answered asynchronously.
-            "securityEvents": {
-                "asyncRequest": "none",
-                "eventUris": scimgate_events::event_uris(),
-            },
             "authenticationSchemes": [{
                 "type": "oauthbearertoken",
                 "name": "OAuth Bearer Token",
@@ -77,8 +69,16 @@ async fn service_provider_config(state: web::Data<AppState>, req: HttpRequest) -
                 "resourceType": "ServiceProviderConfig",
                 "location": format!("{base}/ServiceProviderConfig"),
             },
-        }),
-    )
+    });
+    if state.settings.advertise_security_events {
+        // RFC 9967 §4: what the change feed may send (docs/events.md); requests are never
+        // answered asynchronously.
+        config["securityEvents"] = json!({
+            "asyncRequest": "none",
+            "eventUris": scimgate_events::event_uris(),
+        });
+    }
+    scim_json(StatusCode::OK, &config)
 }
 
 fn resource_type_json(rt: ResourceType, base: &str) -> Value {

@@ -132,6 +132,8 @@ pub struct HttpSettings {
     /// Answer a group PATCH with the group (200) even when no projection was asked for;
     /// by default it is 204, so that a large group is never serialised to change one member.
     pub group_patch_returns_resource: bool,
+    /// Whether ServiceProviderConfig advertises `securityEvents` (RFC 9967 §4).
+    pub advertise_security_events: bool,
 }
 
 impl HttpSettings {
@@ -154,6 +156,7 @@ impl HttpSettings {
             max_values_per_attribute: config.max_values_per_attribute,
             network: config.network.clone(),
             group_patch_returns_resource: config.group_patch_returns_resource,
+            advertise_security_events: true,
         })
     }
 
