@@ -11,8 +11,8 @@ use std::sync::{Arc, Weak};
 use actix_web::web;
 use scimgate_events::{Feed, FeedKey, Receiver};
 use scimgate_http::{
-    AccessCache, Admission, AppState, Connections, HttpSettings, KeyRing, Metrics, Passwords,
-    PluginHook, RateLimits, SigningKey, WritePipeline,
+    AccessCache, Admission, AppState, Connections, FeedWatch, HttpSettings, KeyRing, Metrics,
+    Passwords, PluginHook, RateLimits, SigningKey, WritePipeline,
 };
 use scimgate_limits::Periodic;
 use scimgate_model::{Clock, SystemClock};
@@ -160,6 +160,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
     let metrics = Arc::new(Metrics::new());
     let access = AccessCache::start(&store)?;
     let background: Vec<Periodic> = prune_periodically(&store, config)?.into_iter().collect();
+    let feed_watch = FeedWatch::new(store.as_ref());
     let plugins = Arc::new(PluginHook::new(Arc::new(host), Arc::clone(&metrics)));
     let write_hooks: Vec<Arc<dyn scimgate_http::WriteHook>> = vec![plugins.clone()];
     let tenants = config.tenant_policies().map_err(StartError::Config)?;
@@ -226,6 +227,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
         connections: Connections::new(),
         cursors: signing_key.cursor_key(),
         feed: feed.clone(),
+        feed_watch: Arc::new(feed_watch),
         receivers: receivers.iter().map(|r| Arc::clone(&r.stats)).collect(),
         clock: Arc::clone(&clock),
         metrics,

@@ -314,3 +314,42 @@ async fn the_stream_sends_events_as_they_commit_and_resumes_after_last_event_id(
         .decode(jwks.body["keys"][0]["x"].as_str().expect("x"))
         .expect("base64url");
 }
+
+/// Open streams and waiting polls are shared fairly: a tenant holding its share of them
+/// gets 503 for one more, and another tenant still gets its own.
+#[actix_web::test]
+async fn one_tenant_cannot_hold_every_stream() {
+    let h = Harness::new();
+    let greedy = h.token_for("greedy", "scim:events");
+    let other = h.token_for("other", "scim:events");
+    let app = init_service(build_app(h.state())).await;
+    let open = |token: &str| {
+        TestRequest::get()
+            .uri("/events/stream")
+            .insert_header(("authorization", format!("Bearer {token}")))
+            .to_request()
+    };
+    let mut held = Vec::new();
+    loop {
+        let resp = call_service(&app, open(&greedy)).await;
+        if resp.status() == 503 {
+            assert!(held.len() >= 8, "refused after only {}", held.len());
+            assert_eq!(
+                resp.headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok()),
+                Some("1")
+            );
+            break;
+        }
+        assert_eq!(resp.status(), 200);
+        held.push(resp);
+        assert!(held.len() <= 256, "no share was enforced");
+    }
+    let resp = call_service(&app, open(&other)).await;
+    assert_eq!(resp.status(), 200, "another tenant still gets a stream");
+    // A closed stream gives its place back.
+    held.pop();
+    let resp = call_service(&app, open(&greedy)).await;
+    assert_eq!(resp.status(), 200);
+}

@@ -28,6 +28,7 @@ use serde_json::{Map, Value, json};
 use crate::auth;
 use crate::blocking::blocking;
 use crate::error::ApiError;
+use crate::feed_watch::FeedWatch;
 use crate::query::QueryParams;
 use crate::state::AppState;
 use crate::token::SCOPE_EVENTS;
@@ -36,8 +37,6 @@ use crate::token::SCOPE_EVENTS;
 const MAX_EVENTS: usize = 1000;
 /// Longest a poll with `returnImmediately: false` waits for events.
 const LONG_POLL: Duration = Duration::from_secs(30);
-/// How often a waiting poll or stream looks whether anything committed.
-const CHECK_EVERY: Duration = Duration::from_millis(20);
 /// A comment line this often keeps an idle stream's proxies from closing it.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
@@ -159,8 +158,14 @@ pub async fn poll(
     } else {
         LONG_POLL
     };
+    // A poll that may wait holds one of its tenant's places for waiting while it does.
+    let _place = if wait > Duration::ZERO {
+        Some(state.feed_watch.admit(&who.tenant)?)
+    } else {
+        None
+    };
     loop {
-        let commits = feed.store.commit_count();
+        let commits = state.feed_watch.commits();
         let events = read(&feed, &who.tenant, at, max.saturating_add(1)).await?;
         if !events.is_empty() || started.elapsed() >= wait {
             let more = events.len() > max;
@@ -178,7 +183,10 @@ pub async fn poll(
             }
             return Ok(HttpResponse::Ok().json(json!({"sets": sets, "moreAvailable": more})));
         }
-        wait_for_commit(&feed, commits, wait.saturating_sub(started.elapsed())).await;
+        state
+            .feed_watch
+            .wait_past(commits, wait.saturating_sub(started.elapsed()))
+            .await;
     }
 }
 
@@ -187,6 +195,7 @@ pub async fn stream(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let who = consumer(&req, &state)?;
+    let place = state.feed_watch.admit(&who.tenant)?;
     let feed = state.feed.clone();
     let after = match req
         .headers()
@@ -207,6 +216,8 @@ pub async fn stream(
     };
     let state = StreamState {
         feed,
+        watch: Arc::clone(&state.feed_watch),
+        _place: place,
         who: Arc::new(who),
         after,
         last_sent: Instant::now(),
@@ -224,6 +235,9 @@ pub async fn stream(
 
 struct StreamState {
     feed: Feed,
+    watch: Arc<FeedWatch>,
+    /// The tenant's place for this stream, given back when the client goes.
+    _place: scimgate_limits::Slot,
     who: Arc<Consumer>,
     after: i64,
     last_sent: Instant,
@@ -238,7 +252,7 @@ impl StreamState {
                 self.last_sent = Instant::now();
                 return Ok(chunk);
             }
-            let commits = self.feed.store.commit_count();
+            let commits = self.watch.commits();
             let events = read(&self.feed, &self.who.tenant, self.after, 100).await?;
             if let Some(last) = events.last() {
                 self.after = last.seq;
@@ -260,7 +274,7 @@ impl StreamState {
                     self.last_sent = Instant::now();
                     return Ok(Bytes::from_static(b": keepalive\n\n"));
                 }
-                wait_for_commit(&self.feed, commits, KEEPALIVE).await;
+                self.watch.wait_past(commits, KEEPALIVE).await;
             }
         }
     }
@@ -283,17 +297,6 @@ async fn read(
 ) -> Result<Vec<EventRecord>, ApiError> {
     let (store, tenant) = (Arc::clone(&feed.store), tenant.to_owned());
     blocking(move || Ok(store.events(&tenant, after, limit)?)).await
-}
-
-/// Waits, without holding a thread, until something commits after `seen` or `timeout`.
-async fn wait_for_commit(feed: &Feed, seen: u64, timeout: Duration) {
-    let until = Instant::now() + timeout;
-    while feed.store.commit_count() == seen && Instant::now() < until {
-        actix_web::rt::time::sleep(
-            CHECK_EVERY.min(until.saturating_duration_since(Instant::now())),
-        )
-        .await;
-    }
 }
 
 fn stored_position(

@@ -9,6 +9,7 @@ use crate::access::AccessCache;
 use crate::admission::Admission;
 use crate::connections::Connections;
 use crate::cursor::CursorKey;
+use crate::feed_watch::FeedWatch;
 use crate::keys::KeyRing;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimits;
@@ -38,6 +39,8 @@ pub struct AppState {
     /// The change feed: its key (published at `/events/jwks.json`), issuer and store,
     /// for the poll and stream endpoints.
     pub feed: scimgate_events::Feed,
+    /// What the feed's long polls and streams wait on, and their places per tenant.
+    pub feed_watch: Arc<FeedWatch>,
     /// The receivers' counters, for `/metrics`.
     pub receivers: Vec<Arc<scimgate_events::ReceiverStats>>,
 }

@@ -139,6 +139,9 @@ pub trait Store: Send + Sync {
     /// How many batches have committed since the store opened (what `wait_for_commit`
     /// counts), without waiting.
     fn commit_count(&self) -> u64;
+    /// Calls `listener` with the count after every commit (on the writer's thread: it
+    /// must only hand the news on).
+    fn on_commit(&self, listener: Box<dyn Fn(u64) + Send + Sync>);
     /// A cheap round trip to the database, for readiness probes.
     fn ping(&self) -> Result<(), StoreError>;
     /// Counters for `/metrics`.

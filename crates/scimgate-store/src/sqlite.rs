@@ -458,6 +458,10 @@ impl Store for SqliteStore {
         self.writer.commits().count()
     }
 
+    fn on_commit(&self, listener: Box<dyn Fn(u64) + Send + Sync>) {
+        self.writer.commits().listen(listener);
+    }
+
     fn ping(&self) -> Result<(), StoreError> {
         let conn = self.reader()?;
         conn.query_row("SELECT 1", [], |_| Ok(()))?;

@@ -43,20 +43,48 @@ impl Drop for Writer {
 
 /// How many batches have committed, for those who wait for the next (the change feed's
 /// consumers, woken by a commit instead of polling the database).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Commits {
     count: std::sync::Mutex<u64>,
     committed: std::sync::Condvar,
+    /// Told the new count after each commit (the HTTP layer's waiting polls and streams).
+    listeners: std::sync::Mutex<Vec<Box<dyn Fn(u64) + Send + Sync>>>,
+}
+
+impl std::fmt::Debug for Commits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Commits({})", self.count())
+    }
 }
 
 impl Commits {
     fn bump(&self) {
-        let mut count = self
-            .count
+        let now = {
+            let mut count = self
+                .count
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            *count += 1;
+            self.committed.notify_all();
+            *count
+        };
+        for listener in self
+            .listeners
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *count += 1;
-        self.committed.notify_all();
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            listener(now);
+        }
+    }
+
+    /// Calls `listener` with the count after every commit from now on (it must be quick:
+    /// it runs on the writer's thread).
+    pub fn listen(&self, listener: Box<dyn Fn(u64) + Send + Sync>) {
+        self.listeners
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(listener);
     }
 
     pub fn count(&self) -> u64 {
