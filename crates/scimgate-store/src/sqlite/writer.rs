@@ -43,12 +43,15 @@ impl Drop for Writer {
 
 /// How many batches have committed, for those who wait for the next (the change feed's
 /// consumers, woken by a commit instead of polling the database).
+/// Told the count of commits after each one.
+pub type CommitListener = Box<dyn Fn(u64) + Send + Sync>;
+
 #[derive(Default)]
 pub struct Commits {
     count: std::sync::Mutex<u64>,
     committed: std::sync::Condvar,
     /// Told the new count after each commit (the HTTP layer's waiting polls and streams).
-    listeners: std::sync::Mutex<Vec<Box<dyn Fn(u64) + Send + Sync>>>,
+    listeners: std::sync::Mutex<Vec<CommitListener>>,
 }
 
 impl std::fmt::Debug for Commits {
@@ -80,7 +83,7 @@ impl Commits {
 
     /// Calls `listener` with the count after every commit from now on (it must be quick:
     /// it runs on the writer's thread).
-    pub fn listen(&self, listener: Box<dyn Fn(u64) + Send + Sync>) {
+    pub fn listen(&self, listener: CommitListener) {
         self.listeners
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
