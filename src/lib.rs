@@ -260,19 +260,13 @@ fn check_receivers(config: &Config) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Whether `url` reaches this server: its public base URL, or its listening port on a
-/// loopback address or the address it listens on. (A name or address of this machine
-/// that only DNS or the network knows as such is not seen.)
+/// Whether `url` reaches this server: under its public base URL (same origin, its path
+/// or below), or its listening port on an address that is this machine's loopback or the
+/// address it listens on, however the host is spelled (names and numeric forms are
+/// resolved: `localhost.`, `127.1`, `[::ffff:127.0.0.1]`). (An address of this machine
+/// that only the network knows as such is not seen.)
 fn points_at_itself(url: &str, config: &Config) -> bool {
-    if let Some(base) = &config.http.public_base_url
-        && url.starts_with(base.trim_end_matches('/'))
-    {
-        return true;
-    }
     let Ok(uri) = url.parse::<actix_web::http::Uri>() else {
-        return false;
-    };
-    let Some(listen) = config.listen.parse::<std::net::SocketAddr>().ok() else {
         return false;
     };
     let default_port = if uri.scheme_str() == Some("https") {
@@ -282,9 +276,51 @@ fn points_at_itself(url: &str, config: &Config) -> bool {
     };
     let port = uri.port_u16().unwrap_or(default_port);
     let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
-    let local = host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified() || ip == listen.ip());
-    local && port == listen.port()
+    if let Some(base) = config
+        .http
+        .public_base_url
+        .as_deref()
+        .and_then(|b| b.parse::<actix_web::http::Uri>().ok())
+    {
+        let base_port = base
+            .port_u16()
+            .unwrap_or(if base.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            });
+        let base_path = base.path().trim_end_matches('/');
+        if base.scheme_str() == uri.scheme_str()
+            && base.host().is_some_and(|h| h.eq_ignore_ascii_case(host))
+            && base_port == port
+            && (uri.path() == base_path
+                || uri.path().starts_with(&format!("{base_path}/"))
+                || base_path.is_empty())
+        {
+            return true;
+        }
+    }
+    let Some(listen) = config.listen.parse::<std::net::SocketAddr>().ok() else {
+        return false;
+    };
+    if port != listen.port() {
+        return false;
+    }
+    let local = |ip: std::net::IpAddr| {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        ip.is_loopback() || ip.is_unspecified() || ip == listen.ip()
+    };
+    use std::net::ToSocketAddrs;
+    match (host, port).to_socket_addrs() {
+        Ok(addrs) => addrs.map(|a| a.ip()).any(local),
+        // A name that does not resolve now cannot be told apart; `localhost` and its
+        // subdomains always mean this machine.
+        Err(_) => {
+            let host = host.trim_end_matches('.').to_ascii_lowercase();
+            host == "localhost" || host.ends_with(".localhost")
+        }
+    }
 }

@@ -64,10 +64,26 @@ pub fn events(cmd: EventsCommand) -> CliResult {
             if from < 1 {
                 return Err("--from is an event's sequence number, 1 or more".into());
             }
+            let follows = followed(&r.tenants, &db)?;
             let tenants = match tenant {
-                Some(t) => vec![t],
-                None => followed(&r.tenants, &db)?,
+                Some(t) if follows.contains(&t) || r.tenants.iter().any(|x| x == "*") => vec![t],
+                Some(t) => {
+                    return Err(
+                        format!("receiver '{receiver}' does not follow tenant '{t}'").into(),
+                    );
+                }
+                None => follows,
             };
+            let heads: BTreeMap<String, i64> = db.event_heads()?.into_iter().collect();
+            for t in &tenants {
+                let head = heads.get(t).copied().unwrap_or(0);
+                if from > head + 1 {
+                    return Err(format!(
+                        "tenant '{t}' has no event {from} yet (its last is {head}): a replay from there would skip the events between"
+                    )
+                    .into());
+                }
+            }
             for t in &tenants {
                 db.request_replay(&consumer_name(&receiver), t, from)?;
                 println!("receiver {receiver} replays tenant {t} from event {from}");

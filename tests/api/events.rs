@@ -353,3 +353,55 @@ async fn one_tenant_cannot_hold_every_stream() {
     let resp = call_service(&app, open(&greedy)).await;
     assert_eq!(resp.status(), 200);
 }
+
+/// A stream ends when its token is revoked, as a new request with it would be refused.
+#[actix_web::test]
+async fn a_stream_ends_when_its_token_is_revoked() {
+    let h = Harness::new();
+    let key = scimgate_http::SigningKey::load_or_create(h.data_dir()).expect("key");
+    let (token, claims) = key
+        .mint(
+            &scimgate_http::TokenRequest {
+                subject: "revoked-reader".into(),
+                tenants: vec!["default".into()],
+                scope: "scim:events".into(),
+                ttl_secs: 3600,
+            },
+            now(),
+        )
+        .expect("mint");
+    let app = init_service(build_app(h.state())).await;
+    let resp = call_service(
+        &app,
+        TestRequest::get()
+            .uri("/events/stream")
+            .insert_header(("authorization", format!("Bearer {token}")))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let jti = claims.jti.expect("a jti");
+    let db = scimgate_store::AdminDb::open(&h.db_path()).expect("admin");
+    db.revoke_token(&jti, now(), true).expect("revoke");
+    h.wait_for_access(|a| a.revoked.contains(&jti));
+    // A commit wakes the stream, which then sees the revocation and ends.
+    h.create_user("after-revoke").await;
+    let ended = actix_web::rt::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match std::future::poll_fn(|cx| Pin::new(&mut body).poll_next(cx)).await {
+                None => return true,
+                Some(Ok(chunk)) => {
+                    let text = String::from_utf8_lossy(&chunk).into_owned();
+                    assert!(
+                        !text.contains("after-revoke"),
+                        "an event after the revocation: {text}"
+                    );
+                }
+                Some(Err(_)) => return true,
+            }
+        }
+    })
+    .await;
+    assert_eq!(ended.ok(), Some(true), "the stream ended");
+}

@@ -351,6 +351,14 @@ fn a_receiver_at_the_server_itself_or_without_tenants_stops_the_start() {
             "this server itself",
         ),
         (
+            receiver_toml("self", "http://127.1:18999/hook", ""),
+            "this server itself",
+        ),
+        (
+            receiver_toml("self", "http://localhost.:18999/hook", ""),
+            "this server itself",
+        ),
+        (
             "[[events.receivers]]\nname = \"x\"\nurl = \"http://example.test/\"\n".to_owned(),
             "tenants",
         ),
@@ -624,6 +632,24 @@ fn operators_see_lag_and_dead_letters_enable_and_replay() {
         .collect();
     assert_eq!(seqs, [1, 2, 3]);
 
+    // A replay past the last event would skip what comes between: refused.
+    let out = Command::new(BIN)
+        .args([
+            "events",
+            "replay",
+            "--receiver",
+            "crm",
+            "--from",
+            "99",
+            "--config",
+        ])
+        .arg(&config)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .expect("replay");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no event 99"));
     // Replay from 2: 2 and 3 come again.
     assert!(events(&["replay", "--receiver", "crm", "--from", "2"]).contains("from event 2"));
     let got = receiver.wait_for_accepted(5, Duration::from_secs(20));

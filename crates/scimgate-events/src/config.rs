@@ -139,8 +139,16 @@ impl EventsConfig {
             if r.format == Format::Webhook && r.secret_file.is_none() {
                 return Err(bad("a webhook needs 'secret_file'".into()));
             }
-            if r.timeout_ms == 0 {
-                return Err(bad("'timeout_ms' must be more than 0".into()));
+            if r.timeout_ms == 0 || r.timeout_ms > 60_000 {
+                // Bounded: a delivery under way holds the server's stop until it ends.
+                return Err(bad("'timeout_ms' must be from 1 to 60000".into()));
+            }
+            if let Some(t) = r
+                .tenants
+                .iter()
+                .find(|t| *t != "*" && !scimgate_model::valid_tenant(t))
+            {
+                return Err(bad(format!("'{t}' is not a tenant name")));
             }
         }
         Ok(())
@@ -200,6 +208,11 @@ mod tests {
             (Box::new(|r| r.events = vec!["created".into()]), "created"),
             (Box::new(|r| r.format = Format::Webhook), "secret_file"),
             (Box::new(|r| r.timeout_ms = 0), "timeout_ms"),
+            (Box::new(|r| r.timeout_ms = 600_000), "timeout_ms"),
+            (
+                Box::new(|r| r.tenants = vec!["bad tenant!".into()]),
+                "bad tenant!",
+            ),
         ];
         for (spoil, named) in rows {
             let err = receiver(|r| spoil(r)).check().expect_err(named).to_string();

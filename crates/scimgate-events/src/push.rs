@@ -154,9 +154,10 @@ fn webhook_secret(text: &str) -> Result<Vec<u8>, String> {
     let encoded = text
         .strip_prefix("whsec_")
         .ok_or("the webhook secret must be 'whsec_' followed by base64")?;
+    // The decoder's own message would quote a byte of the secret: not repeated.
     let key = STANDARD
         .decode(encoded)
-        .map_err(|e| format!("the webhook secret is not base64: {e}"))?;
+        .map_err(|_| "the webhook secret after 'whsec_' is not base64".to_owned())?;
     if key.len() < 24 {
         return Err("the webhook secret must hold at least 24 bytes".into());
     }
@@ -328,18 +329,18 @@ impl Worker {
                     self.stats.delivered.fetch_add(1, Ordering::Relaxed);
                     if standing.failing_since.is_some() {
                         tracing::info!(receiver = %self.config.name, "receiver recovered");
-                        standing.failing_since = None;
-                        standing.last_error = None;
-                        standing.unsaved = true;
                     }
+                    recovered(standing);
                     return Ended::Passed;
                 }
                 Outcome::Dropped => {
                     self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    recovered(standing);
                     return Ended::Passed;
                 }
                 Outcome::Rejected(why) => {
                     self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                    recovered(standing);
                     tracing::warn!(
                         receiver = %self.config.name, tenant = %event.tenant, seq = event.seq,
                         reason = %why, "the receiver refused an event; it is passed"
@@ -369,8 +370,13 @@ impl Worker {
                         tracing::warn!(receiver = %self.config.name, error = %error, "delivery failed; retrying");
                         self.save(&event.tenant, standing);
                     }
+                    // A `Retry-After` is honoured, but never below a second: `0` must not
+                    // make a hot loop.
                     let wait = after
-                        .unwrap_or_else(|| backoff(attempt))
+                        .map_or_else(
+                            || backoff(attempt),
+                            |after| after.max(Duration::from_secs(1)),
+                        )
                         .min(Duration::from_secs(self.config.max_backoff_secs.max(1)));
                     attempt = attempt.saturating_add(1);
                     if stop.sleep(wait) {
@@ -454,7 +460,13 @@ impl Worker {
             .unwrap_or_default();
         match status {
             200..=299 => Outcome::Accepted,
-            400 => Outcome::Rejected(scimgate_model::excerpt(&body, 300).into_owned()),
+            // RFC 8935 §2.4: a 400 names what is wrong. `invalid_request` is this event's
+            // (passed, counted); the others (credentials, key, issuer, audience) are the
+            // receiver's set-up, which every event would meet: tried again, so that a
+            // rotated token does not silently pass the whole feed.
+            400 if !receiver_wide(&body) => {
+                Outcome::Rejected(scimgate_model::excerpt(&body, 300).into_owned())
+            }
             _ => Outcome::Retry {
                 after: retry_after.filter(|_| matches!(status, 429 | 503)),
                 error: format!(
@@ -583,6 +595,15 @@ impl Worker {
     }
 }
 
+/// An event passed: whatever failed before is over.
+fn recovered(standing: &mut Standing) {
+    if standing.failing_since.is_some() {
+        standing.failing_since = None;
+        standing.last_error = None;
+        standing.unsaved = true;
+    }
+}
+
 impl Standing {
     fn new(seq: i64) -> Standing {
         Standing {
@@ -593,6 +614,22 @@ impl Standing {
             unsaved: false,
         }
     }
+}
+
+/// Whether a 400's body names an RFC 8935 error of the receiver's set-up rather than of
+/// the event.
+fn receiver_wide(body: &str) -> bool {
+    const SET_UP: [&str; 5] = [
+        "authentication_failed",
+        "access_denied",
+        "invalid_key",
+        "invalid_issuer",
+        "invalid_audience",
+    ];
+    serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("err").and_then(Value::as_str).map(str::to_owned))
+        .is_some_and(|err| SET_UP.contains(&err.as_str()))
 }
 
 /// A webhook's body: the event's type, time and the SET's claims.

@@ -33,8 +33,12 @@ use crate::query::QueryParams;
 use crate::state::AppState;
 use crate::token::SCOPE_EVENTS;
 
-/// Most events in one poll answer or one stream read.
+/// Most events in one poll answer.
 const MAX_EVENTS: usize = 1000;
+/// Events read from the store at a time (each may be a large group).
+const READ_AT_ONCE: usize = 20;
+/// About the most bytes of SETs in one poll answer; past it, `moreAvailable`.
+const PAGE_BYTES: usize = 4 << 20;
 /// Longest a poll with `returnImmediately: false` waits for events.
 const LONG_POLL: Duration = Duration::from_secs(30);
 /// A comment line this often keeps an idle stream's proxies from closing it.
@@ -47,15 +51,20 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
         .body(state.feed.key.jwks().to_string())
 }
 
-/// Who is reading the feed, in which tenant, under which cursor, in which mode.
+/// Who is reading the feed, in which tenant, under which cursor, in which mode, and until
+/// when its token holds.
 struct Consumer {
     tenant: String,
+    /// The cursor's stored name: the subject and the name, unambiguous (JSON), under
+    /// `cursor:` for polls and `stream:` for streams, which never share a position.
     cursor: String,
     audience: String,
     mode: Mode,
+    expires: i64,
+    jti: Option<String>,
 }
 
-fn consumer(req: &HttpRequest, state: &AppState) -> Result<Consumer, ApiError> {
+fn consumer(req: &HttpRequest, state: &AppState, kind: &str) -> Result<Consumer, ApiError> {
     let claims = auth::authenticate(req, state)?;
     let tenant = auth::tenant_for(req, &claims, state)?;
     auth::require_scope(&claims, &[SCOPE_EVENTS], "/events")?;
@@ -64,7 +73,7 @@ fn consumer(req: &HttpRequest, state: &AppState) -> Result<Consumer, ApiError> {
     // A cursor belongs to the token's subject: `?cursor=NAME` names one of its own, so
     // that one consumer can never move another's position.
     let name = match query.get("cursor") {
-        None => claims.sub.clone(),
+        None => None,
         Some(name)
             if !name.is_empty()
                 && name.len() <= 64
@@ -72,7 +81,7 @@ fn consumer(req: &HttpRequest, state: &AppState) -> Result<Consumer, ApiError> {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
         {
-            format!("{}/{name}", claims.sub)
+            Some(name.to_owned())
         }
         Some(name) => {
             return Err(invalid(format!(
@@ -91,11 +100,17 @@ fn consumer(req: &HttpRequest, state: &AppState) -> Result<Consumer, ApiError> {
             )));
         }
     };
+    let audience = match &name {
+        None => claims.sub.clone(),
+        Some(name) => format!("{}/{name}", claims.sub),
+    };
     Ok(Consumer {
         tenant,
-        audience: name.clone(),
-        cursor: format!("cursor:{name}"),
+        cursor: format!("{kind}:{}", json!([claims.sub, name])),
+        audience,
         mode,
+        expires: claims.exp,
+        jti: claims.jti.clone(),
     })
 }
 
@@ -118,7 +133,7 @@ pub async fn poll(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let who = consumer(&req, &state)?;
+    let who = consumer(&req, &state, "cursor")?;
     let request: PollRequest = if body.is_empty() {
         PollRequest::default()
     } else {
@@ -139,8 +154,13 @@ pub async fn poll(
         .chain(request.set_errs.keys())
         .filter_map(|jti| jti.split('.').next()?.parse().ok())
         .collect();
-    for (jti, err) in &request.set_errs {
-        tracing::warn!(cursor = %who.cursor, jti, error = %err, "a consumer reported an event it could not process");
+    if let Some((jti, err)) = request.set_errs.iter().next() {
+        // One line a poll, whatever the consumer sends.
+        tracing::warn!(
+            cursor = %scimgate_model::excerpt(&who.cursor, 200), reported = request.set_errs.len(),
+            first = %scimgate_model::excerpt(jti, 64), error = %scimgate_model::excerpt(&err.to_string(), 300),
+            "a consumer reported events it could not process"
+        );
     }
     acked.sort_unstable();
     let mut at = position;
@@ -164,22 +184,39 @@ pub async fn poll(
     } else {
         None
     };
+    // Read a few at a time (each may be a large group); answer up to maxEvents and up to
+    // a byte budget, so that a page of large groups never holds hundreds of megabytes.
+    let chunk = max.clamp(1, READ_AT_ONCE);
     loop {
         let commits = state.feed_watch.commits();
-        let events = read(&feed, &who.tenant, at, max.saturating_add(1)).await?;
-        if !events.is_empty() || started.elapsed() >= wait {
-            let more = events.len() > max;
-            let mut sets = Map::new();
-            for event in events.iter().take(max) {
-                let claims = render(event, &audience(&feed, &who));
-                let token = feed
-                    .key
-                    .sign(&claims)
-                    .map_err(|e| ApiError::Internal(e.to_string()))?;
-                sets.insert(
-                    claims["jti"].as_str().unwrap_or_default().to_owned(),
-                    json!(token),
-                );
+        let mut batch = read(&feed, &who.tenant, at, chunk + 1).await?;
+        if !batch.is_empty() || started.elapsed() >= wait {
+            let (mut sets, mut bytes, mut last, mut more) = (Map::new(), 0usize, at, false);
+            loop {
+                let after_this = batch.len() > chunk;
+                for event in batch.iter().take(chunk) {
+                    if sets.len() >= max || bytes >= PAGE_BYTES {
+                        more = true;
+                        break;
+                    }
+                    let claims = render(event, &audience(&feed, &who));
+                    let token = feed
+                        .key
+                        .sign(&claims)
+                        .map_err(|e| ApiError::Internal(e.to_string()))?;
+                    bytes += token.len();
+                    last = event.seq;
+                    let jti = claims["jti"].as_str().unwrap_or_default().to_owned();
+                    sets.insert(jti, json!(token));
+                }
+                if more || !after_this {
+                    break;
+                }
+                if sets.len() >= max || bytes >= PAGE_BYTES {
+                    more = true;
+                    break;
+                }
+                batch = read(&feed, &who.tenant, last, chunk + 1).await?;
             }
             return Ok(HttpResponse::Ok().json(json!({"sets": sets, "moreAvailable": more})));
         }
@@ -194,7 +231,7 @@ pub async fn stream(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let who = consumer(&req, &state)?;
+    let who = consumer(&req, &state, "stream")?;
     let place = state.feed_watch.admit(&who.tenant)?;
     let feed = state.feed.clone();
     let after = match req
@@ -216,6 +253,7 @@ pub async fn stream(
     };
     let state = StreamState {
         feed,
+        access: Arc::clone(&state.access),
         watch: Arc::clone(&state.feed_watch),
         _place: place,
         who: Arc::new(who),
@@ -224,7 +262,7 @@ pub async fn stream(
         pending: std::collections::VecDeque::new(),
     };
     let body = futures_util::stream::unfold(state, |mut s| async move {
-        let chunk = s.next_chunk().await;
+        let chunk = s.next_chunk().await?;
         Some((chunk, s))
     });
     Ok(HttpResponse::Ok()
@@ -235,6 +273,9 @@ pub async fn stream(
 
 struct StreamState {
     feed: Feed,
+    /// Tenants and revocations as the server sees them now: a stream ends when its token
+    /// is revoked or expires, or its tenant is removed, as a new request would be refused.
+    access: Arc<crate::access::AccessCache>,
     watch: Arc<FeedWatch>,
     /// The tenant's place for this stream, given back when the client goes.
     _place: scimgate_limits::Slot,
@@ -245,15 +286,22 @@ struct StreamState {
 }
 
 impl StreamState {
-    /// The next piece of the stream: events, or a keep-alive comment when none came.
-    async fn next_chunk(&mut self) -> Result<Bytes, actix_web::Error> {
+    /// The next piece of the stream: events, or a keep-alive comment when none came;
+    /// `None` ends the stream (its token or tenant no longer holds).
+    async fn next_chunk(&mut self) -> Option<Result<Bytes, actix_web::Error>> {
         loop {
+            if !self.still_allowed() {
+                return None;
+            }
             if let Some(chunk) = self.pending.pop_front() {
                 self.last_sent = Instant::now();
-                return Ok(chunk);
+                return Some(Ok(chunk));
             }
             let commits = self.watch.commits();
-            let events = read(&self.feed, &self.who.tenant, self.after, 100).await?;
+            let events = match read(&self.feed, &self.who.tenant, self.after, READ_AT_ONCE).await {
+                Ok(events) => events,
+                Err(e) => return Some(Err(e.into())),
+            };
             if let Some(last) = events.last() {
                 self.after = last.seq;
                 save_position(&self.feed, &self.who, last.seq);
@@ -272,11 +320,25 @@ impl StreamState {
             if self.pending.is_empty() {
                 if self.last_sent.elapsed() >= KEEPALIVE {
                     self.last_sent = Instant::now();
-                    return Ok(Bytes::from_static(b": keepalive\n\n"));
+                    return Some(Ok(Bytes::from_static(b": keepalive\n\n")));
                 }
                 self.watch.wait_past(commits, KEEPALIVE).await;
             }
         }
+    }
+}
+
+impl StreamState {
+    fn still_allowed(&self) -> bool {
+        let access = self.access.current();
+        let now = self.feed.clock.now().unix_timestamp();
+        now < self.who.expires
+            && access.tenants.contains(&self.who.tenant)
+            && self
+                .who
+                .jti
+                .as_ref()
+                .is_none_or(|jti| !access.revoked.contains(jti))
     }
 }
 

@@ -191,10 +191,4 @@ impl SigningKey {
     }
 }
 
-/// Tenant names: 1 to 64 of letters, digits, `.`, `_` and `-`.
-pub fn valid_tenant(t: &str) -> bool {
-    !t.is_empty()
-        && t.len() <= 64
-        && t.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-}
+pub use scimgate_model::valid_tenant;

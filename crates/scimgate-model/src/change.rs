@@ -45,9 +45,18 @@ pub fn activation(before: Option<&Map<String, Value>>, after: &Map<String, Value
     (was != is).then_some(is)
 }
 
+/// Whether an attribute name or PATCH path names the password: `password` in any case and
+/// with spaces around, or URN-qualified (`urn:…:User:password`, `urn:…:User:Password`).
+pub fn names_password(name: &str) -> bool {
+    let name = name.trim();
+    let last = name.rsplit_once(':').map_or(name, |(_, last)| last);
+    last.trim().eq_ignore_ascii_case("password")
+}
+
 /// A PATCH's operations as applied: the operation's name and value after the dialect
-/// rules, the path as the client wrote it; a password's value removed (an operation on
-/// `password` itself is left out, and `password` is taken out of a path-less value).
+/// rules, the path as the client wrote it; no password anywhere: an operation whose path
+/// or attribute is the password is left out, and a member naming the password is taken
+/// out of a value, at any depth.
 pub fn applied_operations(rt: ResourceType, ops: &[Operation], dialect: &Dialect) -> Value {
     let mut out = Vec::with_capacity(ops.len());
     for op in ops {
@@ -56,10 +65,12 @@ pub fn applied_operations(rt: ResourceType, ops: &[Operation], dialect: &Dialect
             (None, Some(schema)) => Some(schema.id.to_owned()),
             (None, None) => None,
         };
-        if path
-            .as_deref()
-            .is_some_and(|p| p.eq_ignore_ascii_case("password"))
-        {
+        let on_password = op
+            .target
+            .as_ref()
+            .is_some_and(|t| t.attr.attr.name.eq_ignore_ascii_case("password"))
+            || path.as_deref().is_some_and(names_password);
+        if on_password {
             continue;
         }
         let mut entry = Map::new();
@@ -73,14 +84,24 @@ pub fn applied_operations(rt: ResourceType, ops: &[Operation], dialect: &Dialect
             entry.insert("path".into(), Value::String(path));
         }
         if let Some(mut value) = op.normalized_value(rt, dialect) {
-            if let Value::Object(fields) = &mut value {
-                fields.retain(|k, _| !k.eq_ignore_ascii_case("password"));
-            }
+            without_passwords(&mut value);
             entry.insert("value".into(), value);
         }
         out.push(Value::Object(entry));
     }
     Value::Array(out)
+}
+
+/// Takes every member naming the password out of `value`, at any depth.
+fn without_passwords(value: &mut Value) {
+    match value {
+        Value::Object(fields) => {
+            fields.retain(|k, _| !names_password(k));
+            fields.values_mut().for_each(without_passwords);
+        }
+        Value::Array(items) => items.iter_mut().for_each(without_passwords),
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -177,7 +198,10 @@ mod tests {
                 {"op": "Replace", "path": "active", "value": "False"},
                 {"op": "replace", "path": "password", "value": "Secret-1"},
                 {"op": "add", "value": {"nickName": "n", "PASSWORD": "Secret-2"}},
-                {"op": "remove", "path": "title"}
+                {"op": "remove", "path": "title"},
+                {"op": "replace", "path": "urn:ietf:params:scim:schemas:core:2.0:User:password", "value": "Secret-3"},
+                {"op": "replace", "path": " password", "value": "Secret-4"},
+                {"op": "replace", "value": {"urn:ietf:params:scim:schemas:core:2.0:User:Password": "Secret-5", "title": "t"}}
             ]
         });
         let ops = parse(
@@ -194,7 +218,8 @@ mod tests {
             json!([
                 {"op": "replace", "path": "active", "value": false},
                 {"op": "add", "value": {"nickName": "n"}},
-                {"op": "remove", "path": "title"}
+                {"op": "remove", "path": "title"},
+                {"op": "replace", "value": {"title": "t"}}
             ])
         );
         assert!(!applied.to_string().contains("Secret"));

@@ -21,3 +21,12 @@ pub use clock::{Clock, SystemClock, format_timestamp};
 pub use error::{ScimError, ScimType, excerpt};
 pub use resource_type::ResourceType;
 pub use validate::{MemberInput, PasswordChange, ValidatedResource};
+
+/// A tenant name: 1 to 64 ASCII letters, digits, `.`, `_` or `-` (it appears in URLs,
+/// logs and file names).
+pub fn valid_tenant(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 64
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}

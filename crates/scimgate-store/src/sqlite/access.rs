@@ -176,6 +176,12 @@ impl AdminDb {
         tx.execute("DELETE FROM memberships WHERE tenant = ?1", [name])?;
         tx.execute("DELETE FROM resources WHERE tenant = ?1", [name])?;
         tx.execute("DELETE FROM resource_counts WHERE tenant = ?1", [name])?;
+        // The change feed's events hold the tenant's data too: they go with it, and so do
+        // its consumers' positions. Its numbering stays, so that a tenant of the same name
+        // added later never reuses a number a receiver has already seen.
+        tx.execute("DELETE FROM events WHERE tenant = ?1", [name])?;
+        tx.execute("DELETE FROM event_positions WHERE tenant = ?1", [name])?;
+        tx.execute("DELETE FROM event_replays WHERE tenant = ?1", [name])?;
         tx.execute("DELETE FROM tenants WHERE name = ?1", [name])?;
         tx.commit()?;
         Ok(RemoveOutcome::Removed { users, groups })

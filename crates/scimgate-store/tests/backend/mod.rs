@@ -67,3 +67,31 @@ pub fn remove_tenant(dir: &Path, tenant: &str) {
         Ok(other) => panic!("SCIMGATE_TEST_BACKEND={other}: no such backend"),
     }
 }
+
+/// Removes `tenant` with its data, as `scimgate tenant remove --purge` does.
+pub fn purge_tenant(dir: &Path, tenant: &str) {
+    match std::env::var("SCIMGATE_TEST_BACKEND").as_deref() {
+        Ok("sqlite") | Err(_) => {
+            let mut admin = AdminDb::open(&dir.join(DATABASE)).expect("admin connection");
+            let outcome = admin.remove_tenant(tenant, true).expect("purge the tenant");
+            assert!(
+                matches!(outcome, RemoveOutcome::Removed { .. }),
+                "{outcome:?}"
+            );
+        }
+        Ok(other) => panic!("SCIMGATE_TEST_BACKEND={other}: no such backend"),
+    }
+}
+
+/// Registers `tenant`, as `scimgate tenant add` does.
+pub fn add_tenant(dir: &Path, tenant: &str) {
+    match std::env::var("SCIMGATE_TEST_BACKEND").as_deref() {
+        Ok("sqlite") | Err(_) => {
+            let admin = AdminDb::open(&dir.join(DATABASE)).expect("admin connection");
+            admin
+                .add_tenant(tenant, "2026-01-01T00:00:00Z")
+                .expect("register the tenant");
+        }
+        Ok(other) => panic!("SCIMGATE_TEST_BACKEND={other}: no such backend"),
+    }
+}
