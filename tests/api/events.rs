@@ -405,3 +405,48 @@ async fn a_stream_ends_when_its_token_is_revoked() {
     .await;
     assert_eq!(ended.ok(), Some(true), "the stream ended");
 }
+
+/// A PATCH whose result a write plugin changed: the event's operations end with what the
+/// plugin changed, so that a consumer applying them gets what was stored.
+#[actix_web::test]
+async fn a_patch_event_carries_what_write_plugins_changed() {
+    let h = Harness::with_config(|c| {
+        let mut spec = crate::example_plugins::example("username-from-email", json!({}));
+        spec.hooks = vec![
+            scimgate_plugins::Hook::Create,
+            scimgate_plugins::Hook::Patch,
+        ];
+        c.plugins.specs = vec![spec];
+    });
+    let events = h.token_for("default", "scim:events");
+    let u = h
+        .create_user_with(json!({"schemas": [USER_SCHEMA], "userName": "old@x.com",
+            "emails": [{"value": "old@x.com", "type": "work", "primary": true}]}))
+        .await;
+    let id = id_of(&u);
+    let r = h
+        .req(actix_web::http::Method::PATCH, &format!("/scim/v2/Users/{id}"))
+        .json(&json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "emails", "value": [{"value": "New@x.com", "type": "work", "primary": true}]}]}))
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["userName"], "new@x.com");
+    let r = poll(&h, &events, "", json!({"returnImmediately": true})).await;
+    let patch = r.body["sets"]
+        .as_object()
+        .expect("sets")
+        .iter()
+        .find(|(jti, _)| jti.starts_with("2."))
+        .map(|(_, t)| t.as_str().expect("JWS").to_owned())
+        .expect("the patch's event");
+    let claims = verified(&h, &patch).await;
+    let ops = &claims["events"][format!("{PROV}patch:full")]["data"]["Operations"];
+    assert_eq!(ops[0]["path"], "emails");
+    assert!(
+        ops.as_array()
+            .expect("ops")
+            .contains(&json!({"op": "replace", "path": "userName", "value": "new@x.com"})),
+        "{ops}"
+    );
+}

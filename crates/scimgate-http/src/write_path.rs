@@ -156,6 +156,8 @@ impl WritePipeline {
                 &mut step_rewrites,
             )?;
             let mut members = outcome.members;
+            // What the plugins changed beyond the operations, for the event.
+            let mut plugin_ops = Vec::new();
             // Plugins see every PATCH, member-only ones included (with the operations); a
             // member-only PATCH whose plugins change nothing writes no attributes.
             let changed = outcome.attributes_changed || !outcome.password.is_keep();
@@ -179,6 +181,7 @@ impl WritePipeline {
                 let doc = Value::Object(doc);
                 let ctx = context(report, Some(&current), operations.as_ref());
                 let hooked = run_write_hooks(&self.hooks, &ctx, doc.clone())?;
+                plugin_ops = plugin_changes(&doc, &hooked);
                 if changed || hooked != doc {
                     let mut new = self.stored_form(&ctx, &hooked, &mut hashed)?;
                     if members_shown && hooked.get("members") != doc.get("members") {
@@ -208,7 +211,11 @@ impl WritePipeline {
             if !members.is_empty() && !change.attributes.iter().any(|a| a == "members") {
                 change.attributes.push("members".into());
             }
-            change.operations = Some(applied_operations(rt, &ops, dialect));
+            let mut applied = applied_operations(rt, &ops, dialect);
+            if let Value::Array(list) = &mut applied {
+                list.extend(plugin_ops);
+            }
+            change.operations = Some(applied);
             let write = PatchWrite {
                 rt,
                 expected_version: expected,
@@ -340,6 +347,33 @@ impl WritePipeline {
         )?;
         Ok(validated)
     }
+}
+
+/// What the write hooks changed in a PATCH's result, as operations after the client's (so
+/// that a consumer applying the event's operations gets what was stored): a `replace` of
+/// each attribute a plugin set or changed, a `remove` of each it took out; never the
+/// password, nor `schemas`.
+fn plugin_changes(before: &Value, after: &Value) -> Vec<Value> {
+    let (Some(before), Some(after)) = (before.as_object(), after.as_object()) else {
+        return Vec::new();
+    };
+    let skip = |k: &str| k == "schemas" || scimgate_model::change::names_password(k);
+    let mut ops: Vec<Value> = after
+        .iter()
+        .filter(|(k, v)| !skip(k) && before.get(*k) != Some(*v))
+        .map(|(k, v)| {
+            let mut value = v.clone();
+            scimgate_model::change::without_passwords(&mut value);
+            serde_json::json!({"op": "replace", "path": k, "value": value})
+        })
+        .collect();
+    ops.extend(
+        before
+            .keys()
+            .filter(|k| !skip(k) && !after.contains_key(*k))
+            .map(|k| serde_json::json!({"op": "remove", "path": k})),
+    );
+    ops
 }
 
 /// What the change feed records of a write's attributes: those it set, changed or removed,

@@ -93,7 +93,7 @@ pub fn applied_operations(rt: ResourceType, ops: &[Operation], dialect: &Dialect
 }
 
 /// Takes every member naming the password out of `value`, at any depth.
-fn without_passwords(value: &mut Value) {
+pub fn without_passwords(value: &mut Value) {
     match value {
         Value::Object(fields) => {
             fields.retain(|k, _| !names_password(k));
