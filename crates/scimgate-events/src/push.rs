@@ -24,8 +24,8 @@ use crate::error::EventsError;
 use crate::key::FeedKey;
 use crate::set::{Audience, render};
 
-/// Events read from the store at a time.
-const BATCH: usize = 100;
+/// Events read from the store at a time (each may be a large group).
+const BATCH: usize = 20;
 /// How often the stored state is looked at: a dead receiver enabled again, a replay asked.
 const RECHECK: Duration = Duration::from_secs(2);
 /// How often the tenants of a receiver of every tenant (`"*"`) are listed again.

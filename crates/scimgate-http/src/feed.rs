@@ -163,6 +163,12 @@ pub async fn poll(
         );
     }
     acked.sort_unstable();
+    // Only numbers that exist count: a consumer cannot acknowledge past the last event.
+    let head = {
+        let (store, tenant) = (Arc::clone(&feed.store), who.tenant.clone());
+        blocking(move || Ok(store.event_head(&tenant)?)).await?
+    };
+    acked.retain(|seq| *seq <= head);
     let mut at = position;
     for seq in acked {
         if seq == at + 1 {
@@ -260,6 +266,8 @@ pub async fn stream(
         after,
         last_sent: Instant::now(),
         pending: std::collections::VecDeque::new(),
+        handed: after,
+        saved: after,
     };
     let body = futures_util::stream::unfold(state, |mut s| async move {
         let chunk = s.next_chunk().await?;
@@ -282,7 +290,13 @@ struct StreamState {
     who: Arc<Consumer>,
     after: i64,
     last_sent: Instant,
-    pending: std::collections::VecDeque<Bytes>,
+    /// Events read, rendered, not yet handed to the connection: (seq, frame).
+    pending: std::collections::VecDeque<(i64, Bytes)>,
+    /// The last event handed to the connection, and the last position saved: a position
+    /// is saved only for events the connection has taken (it asks for the next piece once
+    /// it wrote the last), never for events merely read.
+    handed: i64,
+    saved: i64,
 }
 
 impl StreamState {
@@ -293,8 +307,13 @@ impl StreamState {
             if !self.still_allowed() {
                 return None;
             }
-            if let Some(chunk) = self.pending.pop_front() {
+            if self.pending.is_empty() && self.handed > self.saved {
+                save_position(&self.feed, &self.who, self.handed);
+                self.saved = self.handed;
+            }
+            if let Some((seq, chunk)) = self.pending.pop_front() {
                 self.last_sent = Instant::now();
+                self.handed = seq;
                 return Some(Ok(chunk));
             }
             let commits = self.watch.commits();
@@ -304,7 +323,6 @@ impl StreamState {
             };
             if let Some(last) = events.last() {
                 self.after = last.seq;
-                save_position(&self.feed, &self.who, last.seq);
             }
             for event in &events {
                 let claims = render(event, &audience(&self.feed, &self.who));
@@ -312,10 +330,8 @@ impl StreamState {
                     .as_object()
                     .and_then(|e| e.keys().next().cloned())
                     .unwrap_or_default();
-                self.pending.push_back(Bytes::from(format!(
-                    "id: {}\nevent: {name}\ndata: {claims}\n\n",
-                    event.seq
-                )));
+                let frame = format!("id: {}\nevent: {name}\ndata: {claims}\n\n", event.seq);
+                self.pending.push_back((event.seq, Bytes::from(frame)));
             }
             if self.pending.is_empty() {
                 if self.last_sent.elapsed() >= KEEPALIVE {
