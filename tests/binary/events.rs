@@ -666,6 +666,27 @@ fn operators_see_lag_and_dead_letters_enable_and_replay() {
     )
     .expect("JSON");
     assert_eq!(row["state"], "active");
+
+    // An event the receiver keeps refusing can be skipped with a replay while it is
+    // being retried: the replay is taken before the next try.
+    receiver.answer_with(503);
+    for name in ["poison", "after-poison"] {
+        let (status, _) = send(
+            "POST",
+            &format!("{}/scim/v2/Users", server.base),
+            &t,
+            Some(user(name)),
+        );
+        assert_eq!(status, 201);
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(events(&["replay", "--receiver", "crm", "--from", "5"]).contains("from event 5"));
+    receiver.answer_with(202);
+    let got = receiver.wait_for_accepted(6, Duration::from_secs(20));
+    let last = claims_unverified(&got[5].body)["seq"]
+        .as_i64()
+        .expect("seq");
+    assert_eq!(last, 5, "event 4 was skipped by the replay");
     drop(server);
 }
 

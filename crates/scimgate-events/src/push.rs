@@ -130,6 +130,7 @@ impl Receiver {
         });
         let name = config.name.clone();
         let worker = Worker {
+            stashed: std::sync::Mutex::default(),
             lags: std::sync::Mutex::default(),
             consumer: consumer_name(&config.name),
             feed,
@@ -165,6 +166,8 @@ fn webhook_secret(text: &str) -> Result<Vec<u8>, String> {
 }
 
 struct Worker {
+    /// Replays taken while an event was being retried, for the next recheck.
+    stashed: std::sync::Mutex<Vec<(String, i64)>>,
     /// Each tenant's lag as last measured, summed into `stats.lag_events`.
     lags: std::sync::Mutex<HashMap<String, u64>>,
     consumer: String,
@@ -204,6 +207,8 @@ enum Ended {
     Passed,
     Dead,
     Stopped,
+    /// A replay was asked while it was retried: the replay comes first.
+    Replay,
 }
 
 impl Worker {
@@ -218,7 +223,12 @@ impl Worker {
                 tenants = self.tenants();
                 listed = Some(Instant::now());
             }
-            if rechecked.elapsed() >= RECHECK {
+            let stashed = !self
+                .stashed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .is_empty();
+            if stashed || rechecked.elapsed() >= RECHECK {
                 rechecked = Instant::now();
                 self.recheck(&mut standings);
             }
@@ -284,7 +294,7 @@ impl Worker {
                     standing.unsaved = true;
                     moved = true;
                 }
-                Ended::Dead => break,
+                Ended::Dead | Ended::Replay => break,
                 Ended::Stopped => return None,
             }
         }
@@ -381,6 +391,17 @@ impl Worker {
                     attempt = attempt.saturating_add(1);
                     if stop.sleep(wait) {
                         return Ended::Stopped;
+                    }
+                    // A replay asked meanwhile (to skip an event the receiver keeps
+                    // refusing, say) is taken now, not after this event passes.
+                    if let Ok(replays) = self.feed.store.take_event_replays(&self.consumer)
+                        && !replays.is_empty()
+                    {
+                        self.stashed
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .extend(replays);
+                        return Ended::Replay;
                     }
                 }
             }
@@ -541,22 +562,27 @@ impl Worker {
     /// (`scimgate events replay`) moves a tenant's position back; a dead receiver whose
     /// stored state says `active` again (`scimgate events enable`) resumes.
     fn recheck(&self, standings: &mut HashMap<String, Standing>) {
+        let mut replays = std::mem::take(
+            &mut *self
+                .stashed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
         match self.feed.store.take_event_replays(&self.consumer) {
-            Ok(replays) => {
-                for (tenant, from) in replays {
-                    tracing::info!(receiver = %self.config.name, tenant, from, "replaying events");
-                    let standing = standings
-                        .entry(tenant.clone())
-                        .or_insert_with(|| Standing::new(0));
-                    *standing = Standing::new((from - 1).max(0));
-                    self.feed
-                        .store
-                        .reset_event_position(self.position(&tenant, standing));
-                }
-            }
+            Ok(taken) => replays.extend(taken),
             Err(e) => {
                 tracing::warn!(receiver = %self.config.name, error = %e, "could not read replays")
             }
+        }
+        for (tenant, from) in replays {
+            tracing::info!(receiver = %self.config.name, tenant, from, "replaying events");
+            let standing = standings
+                .entry(tenant.clone())
+                .or_insert_with(|| Standing::new(0));
+            *standing = Standing::new((from - 1).max(0));
+            self.feed
+                .store
+                .reset_event_position(self.position(&tenant, standing));
         }
         if !standings.values().any(|s| s.dead) {
             return;
