@@ -5,12 +5,15 @@
 
 mod config;
 mod error;
+mod feed;
 mod key;
 mod push;
+mod send;
 mod set;
 
 pub use config::{EVENT_KINDS, EventsConfig, Format, ReceiverConfig};
 pub use error::EventsError;
+pub use feed::{EventHook, Feed};
 pub use key::FeedKey;
-pub use push::{EventHook, Feed, Receiver, ReceiverStats, consumer_name};
+pub use push::{Receiver, ReceiverStats, consumer_name};
 pub use set::{Audience, Mode, event_uris, render};

@@ -12,17 +12,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use scimgate_limits::{Periodic, StopSignal};
-use scimgate_model::Clock;
-use scimgate_store::{EventPosition, EventRecord, Store};
-use serde_json::{Value, json};
+use scimgate_store::{EventPosition, EventRecord};
 
-use crate::config::{Format, ReceiverConfig};
+use crate::config::ReceiverConfig;
 use crate::error::EventsError;
-use crate::key::FeedKey;
-use crate::set::{Audience, render};
+use crate::feed::Feed;
+use crate::send::{Outcome, Sender};
 
 /// Events read from the store at a time (each may be a large group).
 const BATCH: usize = 20;
@@ -30,32 +26,6 @@ const BATCH: usize = 20;
 const RECHECK: Duration = Duration::from_secs(2);
 /// How often the tenants of a receiver of every tenant (`"*"`) are listed again.
 const TENANTS_RECHECK: Duration = Duration::from_secs(5);
-
-/// What may rewrite or drop an event for one receiver before it is signed and sent: the
-/// operator's plugins on the `event` hook (the outbound twin of the write hooks).
-pub trait EventHook: Send + Sync {
-    /// The claims to send (rewritten or not), `None` to drop the event for this receiver,
-    /// or why it could not decide (the delivery is tried again later).
-    fn apply(
-        &self,
-        receiver: &str,
-        event: &EventRecord,
-        claims: Value,
-    ) -> Result<Option<Value>, String>;
-}
-
-/// What every receiver shares: where events come from, the key they are signed with, who
-/// signs them, the hook that may rewrite them, and the clock.
-#[derive(Clone)]
-pub struct Feed {
-    pub store: Arc<dyn Store>,
-    pub key: Arc<FeedKey>,
-    pub issuer: String,
-    /// The SCIM base URL, for `meta.location` in `full` events.
-    pub base_url: Option<String>,
-    pub hook: Option<Arc<dyn EventHook>>,
-    pub clock: Arc<dyn Clock>,
-}
 
 /// Counters of one receiver, read by `/metrics`.
 #[derive(Debug, Default)]
@@ -96,34 +66,7 @@ pub fn consumer_name(receiver: &str) -> String {
 impl Receiver {
     /// Reads the receiver's secrets and starts delivering to it.
     pub fn start(feed: Feed, config: ReceiverConfig) -> Result<Receiver, EventsError> {
-        let read = |path: &std::path::Path, what: &str| {
-            std::fs::read_to_string(path)
-                .map(|s| s.trim().to_owned())
-                .map_err(|e| {
-                    EventsError::Config(format!(
-                        "events.receivers '{}': {what} {}: {e}",
-                        config.name,
-                        path.display()
-                    ))
-                })
-        };
-        let authorization = config
-            .authorization_file
-            .as_deref()
-            .map(|p| read(p, "authorization_file"))
-            .transpose()?;
-        let secret = match &config.secret_file {
-            Some(path) => Some(webhook_secret(&read(path, "secret_file")?).map_err(|why| {
-                EventsError::Config(format!("events.receivers '{}': {why}", config.name))
-            })?),
-            None => None,
-        };
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_millis(config.timeout_ms.max(1))))
-            .max_redirects(0)
-            .build()
-            .into();
+        let sender = Sender::new(&config)?;
         let stats = Arc::new(ReceiverStats {
             name: config.name.clone(),
             ..ReceiverStats::default()
@@ -135,9 +78,7 @@ impl Receiver {
             consumer: consumer_name(&config.name),
             feed,
             config,
-            authorization,
-            secret,
-            agent,
+            sender,
             stats: Arc::clone(&stats),
         };
         let thread = Periodic::spawn(&format!("events-{name}"), move |stop| worker.run(&stop))
@@ -150,21 +91,6 @@ impl Receiver {
     }
 }
 
-/// A Standard Webhooks secret: `whsec_` and the base64 of the key.
-fn webhook_secret(text: &str) -> Result<Vec<u8>, String> {
-    let encoded = text
-        .strip_prefix("whsec_")
-        .ok_or("the webhook secret must be 'whsec_' followed by base64")?;
-    // The decoder's own message would quote a byte of the secret: not repeated.
-    let key = STANDARD
-        .decode(encoded)
-        .map_err(|_| "the webhook secret after 'whsec_' is not base64".to_owned())?;
-    if key.len() < 24 {
-        return Err("the webhook secret must hold at least 24 bytes".into());
-    }
-    Ok(key)
-}
-
 struct Worker {
     /// Replays taken while an event was being retried, for the next recheck.
     stashed: std::sync::Mutex<Vec<(String, i64)>>,
@@ -173,9 +99,7 @@ struct Worker {
     consumer: String,
     feed: Feed,
     config: ReceiverConfig,
-    authorization: Option<String>,
-    secret: Option<Vec<u8>>,
-    agent: ureq::Agent,
+    sender: Sender,
     stats: Arc<ReceiverStats>,
 }
 
@@ -187,19 +111,6 @@ struct Standing {
     last_error: Option<String>,
     /// Whether `seq` moved since it was last saved.
     unsaved: bool,
-}
-
-/// How one try went.
-enum Outcome {
-    Accepted,
-    /// The `event` hook dropped it for this receiver: passed, and counted.
-    Dropped,
-    /// The receiver refused this event (400): it is passed, and counted.
-    Rejected(String),
-    Retry {
-        after: Option<Duration>,
-        error: String,
-    },
 }
 
 /// How an event's delivery ended.
@@ -334,7 +245,7 @@ impl Worker {
         self.stats.oldest_pending.store(written, Ordering::Relaxed);
         let mut attempt: u32 = 0;
         loop {
-            match self.send(event) {
+            match self.sender.send(&self.feed, event) {
                 Outcome::Accepted => {
                     self.stats.delivered.fetch_add(1, Ordering::Relaxed);
                     if standing.failing_since.is_some() {
@@ -406,107 +317,6 @@ impl Worker {
                 }
             }
         }
-    }
-
-    fn send(&self, event: &EventRecord) -> Outcome {
-        let audience = self.config.audience.as_deref().unwrap_or(&self.config.url);
-        let claims = render(
-            event,
-            &Audience {
-                issuer: &self.feed.issuer,
-                audience,
-                mode: self.config.mode,
-                base_url: self.feed.base_url.as_deref(),
-            },
-        );
-        let claims = match &self.feed.hook {
-            None => claims,
-            Some(hook) => match hook.apply(&self.config.name, event, claims) {
-                Ok(Some(claims)) => claims,
-                Ok(None) => return Outcome::Dropped,
-                Err(error) => return Outcome::Retry { after: None, error },
-            },
-        };
-        let mut request = self.agent.post(&self.config.url);
-        if let Some(authorization) = &self.authorization {
-            request = request.header("authorization", authorization);
-        }
-        let sent = match self.config.format {
-            Format::Set => match self.feed.key.sign(&claims) {
-                Ok(token) => request
-                    .header("content-type", "application/secevent+jwt")
-                    .header("accept", "application/json")
-                    .send(token),
-                Err(e) => {
-                    return Outcome::Retry {
-                        after: None,
-                        error: e.to_string(),
-                    };
-                }
-            },
-            Format::Webhook => {
-                let body = webhook_body(&claims, &event.at).to_string();
-                let id = claims["jti"].as_str().unwrap_or_default().to_owned();
-                let timestamp = self.feed.clock.now().unix_timestamp().to_string();
-                let signature = self.sign_webhook(&id, &timestamp, &body);
-                request
-                    .header("content-type", "application/json")
-                    .header("webhook-id", &id)
-                    .header("webhook-timestamp", &timestamp)
-                    .header("webhook-signature", &signature)
-                    .send(body)
-            }
-        };
-        let mut response = match sent {
-            Ok(response) => response,
-            Err(e) => {
-                return Outcome::Retry {
-                    after: None,
-                    error: e.to_string(),
-                };
-            }
-        };
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(4096)
-            .read_to_string()
-            .unwrap_or_default();
-        match status {
-            200..=299 => Outcome::Accepted,
-            // RFC 8935 §2.4: a 400 names what is wrong. `invalid_request` is this event's
-            // (passed, counted); the others (credentials, key, issuer, audience) are the
-            // receiver's set-up, which every event would meet: tried again, so that a
-            // rotated token does not silently pass the whole feed.
-            400 if !receiver_wide(&body) => {
-                Outcome::Rejected(scimgate_model::excerpt(&body, 300).into_owned())
-            }
-            _ => Outcome::Retry {
-                after: retry_after.filter(|_| matches!(status, 429 | 503)),
-                error: format!(
-                    "{} answered {status}: {}",
-                    self.config.url,
-                    scimgate_model::excerpt(&body, 200)
-                ),
-            },
-        }
-    }
-
-    /// `v1,` and the base64 HMAC-SHA256 of `id.timestamp.body` (Standard Webhooks).
-    fn sign_webhook(&self, id: &str, timestamp: &str, body: &str) -> String {
-        let key = ring::hmac::Key::new(
-            ring::hmac::HMAC_SHA256,
-            self.secret.as_deref().unwrap_or_default(),
-        );
-        let tag = ring::hmac::sign(&key, format!("{id}.{timestamp}.{body}").as_bytes());
-        format!("v1,{}", STANDARD.encode(tag.as_ref()))
     }
 
     fn wants(&self, event: &EventRecord) -> bool {
@@ -640,32 +450,6 @@ impl Standing {
             unsaved: false,
         }
     }
-}
-
-/// Whether a 400's body names an RFC 8935 error of the receiver's set-up rather than of
-/// the event.
-fn receiver_wide(body: &str) -> bool {
-    const SET_UP: [&str; 5] = [
-        "authentication_failed",
-        "access_denied",
-        "invalid_key",
-        "invalid_issuer",
-        "invalid_audience",
-    ];
-    serde_json::from_str::<Value>(body)
-        .ok()
-        .and_then(|v| v.get("err").and_then(Value::as_str).map(str::to_owned))
-        .is_some_and(|err| SET_UP.contains(&err.as_str()))
-}
-
-/// A webhook's body: the event's type, time and the SET's claims.
-fn webhook_body(claims: &Value, at: &str) -> Value {
-    let kind = claims["events"]
-        .as_object()
-        .and_then(|events| events.keys().next())
-        .cloned()
-        .unwrap_or_default();
-    json!({"type": kind, "timestamp": at, "data": claims})
 }
 
 /// 1 s, 2 s, 4 s, … with up to a fifth more at random, so that receivers coming back are
