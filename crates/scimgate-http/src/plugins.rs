@@ -94,16 +94,7 @@ impl WriteHook for PluginHook {
                 receiver: None,
                 config: &spec.config,
             };
-            let started = Instant::now();
-            let result = host.call(index, &input);
-            let outcome = match &result {
-                Ok(Decision::Accept) => PluginOutcome::Accept,
-                Ok(Decision::Modify { .. }) => PluginOutcome::Modify,
-                Ok(Decision::Reject { .. }) => PluginOutcome::Reject,
-                Err(_) => PluginOutcome::Failed,
-            };
-            self.metrics
-                .observe_plugin(&spec.name, outcome, started.elapsed());
+            let (result, outcome) = self.call(&host, index, &spec.name, &input);
             let detail = match &result {
                 Ok(Decision::Reject { detail, .. }) => Some(detail.clone()),
                 Err(failure) => Some(failure.class()),
@@ -179,16 +170,7 @@ impl scimgate_events::EventHook for PluginHook {
                 receiver: Some(receiver),
                 config: &spec.config,
             };
-            let started = Instant::now();
-            let result = host.call(index, &input);
-            let outcome = match &result {
-                Ok(Decision::Accept) => PluginOutcome::Accept,
-                Ok(Decision::Modify { .. }) => PluginOutcome::Modify,
-                Ok(Decision::Reject { .. }) => PluginOutcome::Reject,
-                Err(_) => PluginOutcome::Failed,
-            };
-            self.metrics
-                .observe_plugin(&spec.name, outcome, started.elapsed());
+            let (result, _) = self.call(&host, index, &spec.name, &input);
             match result {
                 Ok(Decision::Accept) => {}
                 Ok(Decision::Modify { resource }) if resource.is_object() => claims = resource,
@@ -273,6 +255,27 @@ fn restore_password(resource: &mut Value, password: Value) {
 }
 
 impl PluginHook {
+    /// One call, counted in the metrics by its outcome and duration.
+    fn call(
+        &self,
+        host: &PluginHost,
+        index: usize,
+        name: &str,
+        input: &CallInput<'_>,
+    ) -> (Result<Decision, CallFailure>, PluginOutcome) {
+        let started = Instant::now();
+        let result = host.call(index, input);
+        let outcome = match &result {
+            Ok(Decision::Accept) => PluginOutcome::Accept,
+            Ok(Decision::Modify { .. }) => PluginOutcome::Modify,
+            Ok(Decision::Reject { .. }) => PluginOutcome::Reject,
+            Err(_) => PluginOutcome::Failed,
+        };
+        self.metrics
+            .observe_plugin(name, outcome, started.elapsed());
+        (result, outcome)
+    }
+
     /// A plugin that failed: the write fails (closed: logged once, where the error is
     /// answered) or goes on unchanged (open: logged here).
     fn failed(&self, name: &str, mode: FailMode, failure: &CallFailure) -> Result<(), HookError> {

@@ -161,36 +161,26 @@ pub fn positions(conn: &Connection) -> Result<Vec<EventPosition>, StoreError> {
 }
 
 /// Records where a consumer stands. A position never moves back by this (a late save of
-/// an older position loses to the newer one); `replay` moves it back on purpose.
+/// an older position loses to the newer one); `reset_position` moves it back on purpose.
 pub fn save_position(conn: &Connection, p: &EventPosition) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO event_positions (consumer, tenant, seq, updated, state, failing_since, last_error) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-         ON CONFLICT (consumer, tenant) DO UPDATE SET seq = max(seq, excluded.seq), \
-         updated = excluded.updated, state = excluded.state, \
-         failing_since = excluded.failing_since, last_error = excluded.last_error",
-    )?
-    .execute(params![
-        p.consumer,
-        p.tenant,
-        p.seq,
-        p.updated,
-        p.state,
-        p.failing_since,
-        p.last_error
-    ])?;
-    Ok(())
+    upsert_position(conn, p, "max(seq, excluded.seq)")
 }
 
 /// Sets a position as given, backwards too (a replay taken, a cursor reset).
 pub fn reset_position(conn: &Connection, p: &EventPosition) -> Result<(), StoreError> {
-    conn.prepare_cached(
+    upsert_position(conn, p, "excluded.seq")
+}
+
+/// The one statement both write, `seq` set as `new_seq` says (a constant of this module,
+/// never input).
+fn upsert_position(conn: &Connection, p: &EventPosition, new_seq: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(&format!(
         "INSERT INTO event_positions (consumer, tenant, seq, updated, state, failing_since, last_error) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-         ON CONFLICT (consumer, tenant) DO UPDATE SET seq = excluded.seq, \
+         ON CONFLICT (consumer, tenant) DO UPDATE SET seq = {new_seq}, \
          updated = excluded.updated, state = excluded.state, \
-         failing_since = excluded.failing_since, last_error = excluded.last_error",
-    )?
+         failing_since = excluded.failing_since, last_error = excluded.last_error"
+    ))?
     .execute(params![
         p.consumer,
         p.tenant,
