@@ -203,13 +203,7 @@ fn push_delivers_every_write_in_order_signed_with_the_published_key() {
 fn a_receiver_that_was_down_gets_everything_in_order_when_it_comes_back() {
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("data");
-    // A port nobody listens on: the receiver is down.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let url = format!("http://127.0.0.1:{port}/events");
+    let (port, url) = receiver_down();
     let config = config_with(
         dir.path(),
         &receiver_toml("ldap", &url, "mode = \"notice\""),
@@ -231,10 +225,7 @@ fn a_receiver_that_was_down_gets_everything_in_order_when_it_comes_back() {
     std::thread::sleep(Duration::from_millis(1500));
     receiver.answer_with(202);
     let got = receiver.wait_for_accepted(6, Duration::from_secs(30));
-    let seqs: Vec<i64> = got
-        .iter()
-        .map(|r| claims_unverified(&r.body)["seq"].as_i64().expect("seq"))
-        .collect();
+    let seqs: Vec<i64> = seqs_of(&got);
     assert_eq!(seqs, [1, 2, 3, 4, 5, 6], "each once, in order");
     let first = claims_unverified(&got[0].body);
     assert_eq!(event_names(&first), ["create:notice"]);
@@ -279,6 +270,24 @@ fn a_receiver_that_was_down_gets_everything_in_order_when_it_comes_back() {
     // After the restart: from the stored position on, in order, to the new event.
     let again = &seqs[6..];
     assert_eq!(again, (again[0]..=7).collect::<Vec<i64>>(), "{seqs:?}");
+}
+
+/// A loopback port nobody listens on (a receiver that is down), and its URL.
+fn receiver_down() -> (u16, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    (port, format!("http://127.0.0.1:{port}/events"))
+}
+
+/// The `seq` of each SET received, in the order received.
+fn seqs_of(received: &[Received]) -> Vec<i64> {
+    received
+        .iter()
+        .map(|r| claims_unverified(&r.body)["seq"].as_i64().expect("seq"))
+        .collect()
 }
 
 /// The claims of a SET without checking its signature (the test above checks that).
@@ -545,12 +554,7 @@ fn try_send(method: &str, url: &str, token: &str, body: Option<Value>) -> Option
 fn operators_see_lag_and_dead_letters_enable_and_replay() {
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let url = format!("http://127.0.0.1:{port}/events");
+    let (port, url) = receiver_down();
     let config = config_with(
         dir.path(),
         &receiver_toml("crm", &url, "dead_after_secs = 1"),
@@ -626,10 +630,7 @@ fn operators_see_lag_and_dead_letters_enable_and_replay() {
     );
     assert!(events(&["enable", "crm"]).contains("resumes"));
     let got = receiver.wait_for_accepted(3, Duration::from_secs(20));
-    let seqs: Vec<i64> = got
-        .iter()
-        .map(|r| claims_unverified(&r.body)["seq"].as_i64().expect("seq"))
-        .collect();
+    let seqs: Vec<i64> = seqs_of(&got);
     assert_eq!(seqs, [1, 2, 3]);
 
     // A replay past the last event would skip what comes between: refused.
@@ -653,10 +654,7 @@ fn operators_see_lag_and_dead_letters_enable_and_replay() {
     // Replay from 2: 2 and 3 come again.
     assert!(events(&["replay", "--receiver", "crm", "--from", "2"]).contains("from event 2"));
     let got = receiver.wait_for_accepted(5, Duration::from_secs(20));
-    let seqs: Vec<i64> = got
-        .iter()
-        .map(|r| claims_unverified(&r.body)["seq"].as_i64().expect("seq"))
-        .collect();
+    let seqs: Vec<i64> = seqs_of(&got);
     assert_eq!(seqs, [1, 2, 3, 2, 3]);
     let row: Value = serde_json::from_str(
         events(&["receivers", "--json"])
