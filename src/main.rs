@@ -190,6 +190,17 @@ enum EventsCommand {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Forget a poll or stream cursor, as `events receivers` names it (e.g.
+    /// 'cursor:["hr-sync",null]'), so that it no longer holds its tenant's events from
+    /// pruning. A consumer that comes back with it starts from the oldest event kept.
+    Forget {
+        cursor: String,
+        /// Only in this tenant (default: in every tenant).
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -260,6 +271,13 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of the output went (`| head`): nothing more to say, nothing failed.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("scimgate: {e}");
             ExitCode::FAILURE

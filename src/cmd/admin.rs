@@ -50,9 +50,13 @@ pub fn token(cli: TokenCli) -> CliResult {
     let (config, db) = admin_db(cli.data)?;
     match cli.command {
         Some(TokenCommand::List) => {
-            println!(
+            say!(
                 "{:<36}  {:<16}  {:<24}  {:<20}  {:<20}  revoked",
-                "jti", "subject", "tenants", "issued", "expires"
+                "jti",
+                "subject",
+                "tenants",
+                "issued",
+                "expires"
             );
             let when = |t: Option<i64>| {
                 t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
@@ -63,7 +67,7 @@ pub fn token(cli: TokenCli) -> CliResult {
                     .unwrap_or_else(|| "-".into())
             };
             for t in db.tokens()? {
-                println!(
+                say!(
                     "{:<36}  {:<16}  {:<24}  {:<20}  {:<20}  {}",
                     t.jti,
                     t.subject.as_deref().unwrap_or("-"),
@@ -87,9 +91,9 @@ pub fn token(cli: TokenCli) -> CliResult {
             }
             match db.revoke_token(jti, unix_now(), external)? {
                 Revocation::Revoked => {
-                    println!("revoked {jti}; the server refuses it within a second")
+                    say!("revoked {jti}; the server refuses it within a second")
                 }
-                Revocation::AlreadyRevoked => println!("{jti} was already revoked"),
+                Revocation::AlreadyRevoked => say!("{jti} was already revoked"),
                 Revocation::Unknown => {
                     return Err(format!(
                         "no token with jti '{jti}' was minted here (scimgate token list); for a token from an operator key, add --external"
@@ -156,7 +160,7 @@ pub fn token(cli: TokenCli) -> CliResult {
                 expires_at: Some(claims.exp),
                 revoked_at: None,
             })?;
-            println!("{token}");
+            say!("{token}");
             Ok(())
         }
     }
@@ -187,12 +191,12 @@ pub fn audit(cmd: AuditCommand) -> CliResult {
     })?;
     for r in rows {
         if json {
-            println!("{}", serde_json::to_string(&r)?);
+            say!("{}", serde_json::to_string(&r)?);
             continue;
         }
         let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
         let version = |v: Option<i64>| v.map_or("-".into(), |v| v.to_string());
-        println!(
+        say!(
             "{}  {}  {}  {}  {} {}/{}  v{}->v{}  {}  sub={} jti={} from={}{}{}",
             r.seq,
             r.at,
@@ -222,19 +226,22 @@ pub fn tenant(cmd: TenantCommand) -> CliResult {
             let now =
                 scimgate_model::clock::format_timestamp(scimgate_model::Clock::now(&SystemClock));
             if db.add_tenant(&name, &now)? {
-                println!("added tenant {name}");
+                say!("added tenant {name}");
             } else {
-                println!("tenant {name} exists already");
+                say!("tenant {name} exists already");
             }
             Ok(())
         }
         TenantCommand::List { data } => {
             let (_, db) = admin_db(data)?;
-            println!("{:<32}  {:>9}  {:>9}  created", "tenant", "users", "groups");
+            say!("{:<32}  {:>9}  {:>9}  created", "tenant", "users", "groups");
             for t in db.tenants()? {
-                println!(
+                say!(
                     "{:<32}  {:>9}  {:>9}  {}",
-                    t.name, t.users, t.groups, t.created
+                    t.name,
+                    t.users,
+                    t.groups,
+                    t.created
                 );
             }
             Ok(())
@@ -243,7 +250,7 @@ pub fn tenant(cmd: TenantCommand) -> CliResult {
             let (_, mut db) = admin_db(data)?;
             match db.remove_tenant(&name, purge)? {
                 RemoveOutcome::Removed { users, groups } => {
-                    println!("removed tenant {name} ({users} users and {groups} groups deleted)");
+                    say!("removed tenant {name} ({users} users and {groups} groups deleted)");
                     Ok(())
                 }
                 RemoveOutcome::NotFound => Err(format!("no tenant '{name}'").into()),

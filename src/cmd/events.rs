@@ -1,6 +1,7 @@
 //! `scimgate events`: the change feed seen from the data folder, beside a running server.
 //! `tail` reads the outbox; `receivers` says where each receiver and cursor stands;
-//! `replay` and `enable` are taken by the running server's delivery threads within seconds.
+//! `replay` and `enable` are taken by the running server's delivery threads within seconds;
+//! `forget` drops a poll or stream cursor nobody reads any more.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -26,7 +27,7 @@ pub fn events(cmd: EventsCommand) -> CliResult {
             let events = db.events_tail(tenant.as_deref(), count)?;
             let mut last: BTreeMap<String, i64> = db.event_heads()?.into_iter().collect();
             for e in &events {
-                print_event(e, json);
+                print_event(e, json)?;
             }
             if !follow {
                 return Ok(());
@@ -40,7 +41,7 @@ pub fn events(cmd: EventsCommand) -> CliResult {
                     let seen = last.get(&t).copied().unwrap_or(0);
                     if head > seen {
                         for e in db.events_after(&t, seen, 1000)? {
-                            print_event(&e, json);
+                            print_event(&e, json)?;
                             last.insert(t.clone(), e.seq);
                         }
                     }
@@ -86,19 +87,42 @@ pub fn events(cmd: EventsCommand) -> CliResult {
             }
             for t in &tenants {
                 db.request_replay(&consumer_name(&receiver), t, from)?;
-                println!("receiver {receiver} replays tenant {t} from event {from}");
+                say!("receiver {receiver} replays tenant {t} from event {from}");
             }
             Ok(())
         }
         EventsCommand::Enable { receiver, data } => {
             let (_, db) = admin_db(data)?;
             match db.enable_consumer(&consumer_name(&receiver))? {
-                0 => println!("receiver {receiver} was not dead-lettered"),
-                n => println!("receiver {receiver} resumes in {n} tenant(s)"),
+                0 => say!("receiver {receiver} was not dead-lettered"),
+                n => say!("receiver {receiver} resumes in {n} tenant(s)"),
+            }
+            Ok(())
+        }
+        EventsCommand::Forget {
+            cursor,
+            tenant,
+            data,
+        } => {
+            if !is_cursor(&cursor) {
+                return Err(format!(
+                    "'{cursor}' is not a poll or stream cursor (they start with 'cursor:' or 'stream:', as `scimgate events receivers` lists them)"
+                )
+                .into());
+            }
+            let (_, db) = admin_db(data)?;
+            match db.forget_position(&cursor, tenant.as_deref())? {
+                0 => return Err(format!("no cursor {cursor} is stored").into()),
+                n => say!("forgot cursor {cursor} in {n} tenant(s)"),
             }
             Ok(())
         }
     }
+}
+
+/// Whether a stored position is a poll or stream consumer's cursor (not a receiver's).
+fn is_cursor(consumer: &str) -> bool {
+    consumer.starts_with("cursor:") || consumer.starts_with("stream:")
 }
 
 /// The tenants a receiver follows: those named, or for `*` every tenant with events.
@@ -123,10 +147,7 @@ fn receivers(config: &scimgate::Config, db: &AdminDb, as_json: bool) -> CliResul
             rows.push((r.name.clone(), tenant, stored.cloned()));
         }
     }
-    for p in positions
-        .iter()
-        .filter(|p| p.consumer.starts_with("cursor:"))
-    {
+    for p in positions.iter().filter(|p| is_cursor(&p.consumer)) {
         rows.push((p.consumer.clone(), p.tenant.clone(), Some(p.clone())));
     }
     let now = SystemClock.now();
@@ -152,14 +173,14 @@ fn receivers(config: &scimgate::Config, db: &AdminDb, as_json: bool) -> CliResul
         let error = stored.as_ref().and_then(|p| p.last_error.clone());
         let since = stored.as_ref().and_then(|p| p.failing_since.clone());
         if as_json {
-            println!(
+            say!(
                 "{}",
                 json!({"receiver": name, "tenant": tenant, "delivered": seq, "head": head,
                        "lag_events": head - seq, "lag_seconds": waiting, "state": state,
                        "failing_since": since, "last_error": error})
             );
         } else {
-            println!(
+            say!(
                 "{name}  tenant={tenant}  delivered={seq}/{head}  lag={} events, {}s  state={state}{}{}",
                 head - seq,
                 waiting.unwrap_or(0),
@@ -175,14 +196,14 @@ fn receivers(config: &scimgate::Config, db: &AdminDb, as_json: bool) -> CliResul
     Ok(())
 }
 
-fn print_event(e: &EventRecord, as_json: bool) {
+fn print_event(e: &EventRecord, as_json: bool) -> CliResult {
     let activation = match e.activation {
         Some(true) => " activate",
         Some(false) => " deactivate",
         None => "",
     };
     if as_json {
-        println!(
+        say!(
             "{}",
             json!({"tenant": e.tenant, "seq": e.seq, "at": e.at, "txn": e.txn,
                    "operation": e.kind.name(), "resourceType": e.resource_type.name(),
@@ -190,7 +211,7 @@ fn print_event(e: &EventRecord, as_json: bool) {
                    "attributes": e.attributes, "activation": e.activation})
         );
     } else {
-        println!(
+        say!(
             "{}  {}  {}  {}{}  {}/{}  v{}  {}",
             e.seq,
             e.at,
@@ -203,4 +224,5 @@ fn print_event(e: &EventRecord, as_json: bool) {
             e.attributes.join(","),
         );
     }
+    Ok(())
 }

@@ -25,7 +25,7 @@ pub fn plugin(cmd: PluginCommand) -> CliResult {
     match cmd {
         PluginCommand::Check { file } => {
             PluginHost::load(vec![spec(file.clone(), serde_json::Value::Null)])?;
-            println!("{}: ok, plugin ABI version {ABI_VERSION}", file.display());
+            say!("{}: ok, plugin ABI version {ABI_VERSION}", file.display());
             Ok(())
         }
         PluginCommand::Run {
@@ -65,7 +65,7 @@ pub fn plugin(cmd: PluginCommand) -> CliResult {
             let took = started.elapsed();
             match result {
                 Ok(decision) => {
-                    println!("{}", decision.to_json());
+                    say!("{}", decision.to_json());
                     eprintln!("took {} µs", took.as_micros());
                     Ok(())
                 }

@@ -43,20 +43,26 @@ async fn verified(h: &Harness, token: &str) -> Value {
         .claims
 }
 
+/// The sequence numbers of a poll answer's SETs, in order.
 fn seqs(sets: &Value) -> Vec<i64> {
-    let mut seqs: Vec<i64> = sets
-        .as_object()
+    jtis(sets).into_keys().collect()
+}
+
+/// The jtis of a poll answer, by sequence number.
+fn jtis(sets: &Value) -> std::collections::BTreeMap<i64, String> {
+    sets.as_object()
         .expect("sets")
         .keys()
         .map(|jti| {
-            jti.split('.')
-                .next()
-                .and_then(|s| s.parse().ok())
-                .expect("seq")
+            (
+                jti.split('.')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("seq"),
+                jti.clone(),
+            )
         })
-        .collect();
-    seqs.sort_unstable();
-    seqs
+        .collect()
 }
 
 #[actix_web::test]
@@ -151,6 +157,108 @@ async fn poll_acknowledges_resumes_and_keeps_tenants_apart() {
         .send()
         .await;
     r.assert_error(400, Some("invalidSyntax"), "poll request");
+}
+
+/// An acknowledgement moves a cursor only over events sent to it, named by the jti it was
+/// sent with: a made-up jti, or another cursor's, moves nothing. A subject keeps a bounded
+/// number of named cursors.
+#[actix_web::test]
+async fn acknowledgements_count_only_as_issued_and_named_cursors_are_bounded() {
+    let h = Harness::new();
+    let events = h.token_for("default", "scim:events");
+    for name in ["a1", "a2", "a3"] {
+        h.create_user(name).await;
+    }
+    let once = json!({"returnImmediately": true, "maxEvents": 1});
+    let mine = jtis(&poll(&h, &events, "", once.clone()).await.body["sets"]);
+    assert_eq!(mine.keys().copied().collect::<Vec<_>>(), [1]);
+    let claims = verified(
+        &h,
+        poll(&h, &events, "", once.clone()).await.body["sets"][&mine[&1]]
+            .as_str()
+            .expect("a JWS"),
+    )
+    .await;
+    assert_eq!(
+        claims["aud"], "consumer:test",
+        "a consumer's audience is marked as one"
+    );
+    let theirs = jtis(
+        &poll(
+            &h,
+            &events,
+            "?cursor=other",
+            json!({"returnImmediately": true}),
+        )
+        .await
+        .body["sets"],
+    );
+    assert_ne!(theirs[&3], "");
+    let r = poll(
+        &h,
+        &events,
+        "",
+        json!({"returnImmediately": true, "ack": [mine[&1], "2.AAAAAAAAAAAAAAAA", theirs[&3]]}),
+    )
+    .await;
+    assert_eq!(
+        seqs(&r.body["sets"]),
+        [2, 3],
+        "only event 1 was acknowledged as sent: {}",
+        r.body
+    );
+    let sent = jtis(&r.body["sets"]);
+    let r = poll(
+        &h,
+        &events,
+        "",
+        json!({"returnImmediately": true, "ack": [sent[&2], sent[&3]]}),
+    )
+    .await;
+    assert_eq!(seqs(&r.body["sets"]), Vec::<i64>::new());
+
+    // Named cursors: each stored one holds events from pruning, so a subject keeps 16
+    // (`other` above was never acknowledged, so it is not stored).
+    for i in 0..16 {
+        let query = format!("?cursor=c{i}");
+        let sets = jtis(&poll(&h, &events, &query, once.clone()).await.body["sets"]);
+        let r = poll(
+            &h,
+            &events,
+            &query,
+            json!({"returnImmediately": true, "ack": [sets[&1]]}),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    // Positions are saved with the writer's next batch: wait until all are stored.
+    let db = scimgate_store::AdminDb::open(&h.db_path()).expect("admin db");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while db.event_positions().expect("positions").len() < 17 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "positions never stored"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    poll(&h, &events, "?cursor=c16", once.clone())
+        .await
+        .assert_error(400, Some("invalidValue"), "16 named cursors");
+    let r = h
+        .get("/events/stream?cursor=c17")
+        .token(&events)
+        .send()
+        .await;
+    r.assert_error(400, Some("invalidValue"), "scimgate events forget");
+    assert_eq!(
+        seqs(&poll(&h, &events, "?cursor=c3", once.clone()).await.body["sets"]),
+        [2]
+    );
+    assert_eq!(
+        poll(&h, &events, "", once).await.status,
+        200,
+        "the subject's own cursor"
+    );
 }
 
 #[actix_web::test]

@@ -10,8 +10,8 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::receiver::{Received, Receiver};
-use super::{BIN, Server, agent, send, token, user};
+use super::receiver::{Received, Receiver, claims_unverified};
+use super::{BIN, Server, agent, cli, send, token, user, wait_for_tenant};
 
 const PROV: &str = "urn:ietf:params:scim:event:prov:";
 
@@ -272,6 +272,83 @@ fn a_receiver_that_was_down_gets_everything_in_order_when_it_comes_back() {
     assert_eq!(again, (again[0]..=7).collect::<Vec<i64>>(), "{seqs:?}");
 }
 
+/// A receiver of every tenant: an event it keeps failing in one tenant (a 500 to that
+/// event) holds that tenant only; the others' events go on; the held one follows when the
+/// receiver takes it.
+#[test]
+fn one_tenants_failing_event_does_not_hold_another_tenants_events() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let receiver = Receiver::start();
+    receiver.answer_tenant_with("acme", 500);
+    let config = config_with(
+        dir.path(),
+        &format!(
+            "[[events.receivers]]\nname = \"all\"\nurl = \"{}\"\ntenants = [\"*\"]\nmax_backoff_secs = 1\n",
+            receiver.url
+        ),
+    );
+    let server = Server::start_with(&data, Some(&config), Stdio::null());
+    let default = token(&data, &[]);
+    assert!(cli(&data, &["tenant", "add", "acme"]).0);
+    let acme = token(&data, &["--tenant", "acme"]);
+    wait_for_tenant(&server, &acme);
+    let post = |t: &str, domain: &str, name: &str| {
+        let (status, _) = send(
+            "POST",
+            &format!("{}/scim/v2/Users?domain={domain}", server.base),
+            t,
+            Some(user(name)),
+        );
+        assert_eq!(status, 201);
+    };
+    post(&acme, "acme", "held");
+    // The receiver lists its tenants again every few seconds: acme's event is tried.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !receiver.received().iter().any(|r| r.status == 500) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "acme's event never tried"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for i in 0..3 {
+        post(&default, "default", &format!("free{i}"));
+    }
+    let got = receiver.wait_for_accepted(3, Duration::from_secs(20));
+    let tenants: Vec<Value> = got
+        .iter()
+        .map(|r| claims_unverified(&r.body)["tenant"].clone())
+        .collect();
+    assert_eq!(
+        tenants,
+        vec![json!("default"); 3],
+        "the default tenant's events pass acme's"
+    );
+    assert_eq!(seqs_of(&got), [1, 2, 3]);
+    // Meanwhile acme's event is tried again, backing off.
+    while receiver
+        .received()
+        .iter()
+        .filter(|r| r.status == 500)
+        .count()
+        < 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "acme's event never tried again"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    receiver.answer_tenant_with("acme", 202);
+    let got = receiver.wait_for_accepted(4, Duration::from_secs(20));
+    let last = claims_unverified(&got[3].body);
+    assert_eq!(
+        (last["tenant"].clone(), last["seq"].clone()),
+        (json!("acme"), json!(1))
+    );
+}
+
 /// A loopback port nobody listens on (a receiver that is down), and its URL.
 fn receiver_down() -> (u16, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -288,15 +365,6 @@ fn seqs_of(received: &[Received]) -> Vec<i64> {
         .iter()
         .map(|r| claims_unverified(&r.body)["seq"].as_i64().expect("seq"))
         .collect()
-}
-
-/// The claims of a SET without checking its signature (the test above checks that).
-fn claims_unverified(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("a JWS");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("base64");
-    serde_json::from_slice(&bytes).expect("claims")
 }
 
 #[test]
@@ -685,6 +753,81 @@ fn operators_see_lag_and_dead_letters_enable_and_replay() {
         .as_i64()
         .expect("seq");
     assert_eq!(last, 5, "event 4 was skipped by the replay");
+
+    // A poll consumer's cursor is listed, and forgotten on the operator's word.
+    let reader = token(&data, &["--scope", "scim:events", "--sub", "hr-sync"]);
+    let poll = |body: Value| {
+        try_send(
+            "POST",
+            &format!("{}/events/poll", server.base),
+            &reader,
+            Some(body),
+        )
+        .expect("poll")
+    };
+    let (status, got) = poll(json!({"returnImmediately": true, "maxEvents": 1}));
+    assert_eq!(status, 200, "{got}");
+    let jti = got["sets"]
+        .as_object()
+        .expect("sets")
+        .keys()
+        .next()
+        .expect("a SET")
+        .clone();
+    assert_eq!(
+        poll(json!({"returnImmediately": true, "maxEvents": 0, "ack": [jti]})).0,
+        200
+    );
+    let cursor = r#"cursor:["hr-sync",null]"#;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !events(&["receivers"]).contains(cursor) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cursor never listed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(events(&["forget", cursor]).contains("in 1 tenant(s)"));
+    assert!(!events(&["receivers"]).contains(cursor));
+    for (name, says) in [
+        ("receiver:crm", "not a poll or stream cursor"),
+        (cursor, "no cursor"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["events", "forget", name, "--config"])
+            .arg(&config)
+            .arg("--data")
+            .arg(&data)
+            .output()
+            .expect("forget");
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{name}"
+        );
+    }
+
+    // Output into a pipe whose reader went (`| head`): a quiet end, not a panic.
+    let (reader_end, writer_end) = std::io::pipe().expect("pipe");
+    drop(reader_end);
+    let out = Command::new(BIN)
+        .args(["events", "tail", "--config"])
+        .arg(&config)
+        .arg("--data")
+        .arg(&data)
+        .stdout(writer_end)
+        .output()
+        .expect("tail");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     drop(server);
 }
 

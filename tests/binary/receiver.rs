@@ -9,6 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use serde_json::Value;
+
 /// One request the receiver got.
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -23,6 +26,8 @@ pub struct Receiver {
     got: Arc<Mutex<Vec<Received>>>,
     /// The status to answer with (202 unless set).
     status: Arc<AtomicU16>,
+    /// The status to answer a tenant's events with, where it differs.
+    by_tenant: Arc<Mutex<HashMap<String, u16>>>,
     stop: Arc<AtomicBool>,
     thread: Option<thread::JoinHandle<()>>,
 }
@@ -47,11 +52,16 @@ impl Receiver {
         let got = Arc::new(Mutex::new(Vec::new()));
         let status = Arc::new(AtomicU16::new(202));
         let stop = Arc::new(AtomicBool::new(false));
-        let (g, st, sp) = (Arc::clone(&got), Arc::clone(&status), Arc::clone(&stop));
+        let by_tenant = Arc::new(Mutex::new(HashMap::new()));
+        let (g, sp) = (Arc::clone(&got), Arc::clone(&stop));
+        let answers = Answers {
+            status: Arc::clone(&status),
+            by_tenant: Arc::clone(&by_tenant),
+        };
         let thread = thread::spawn(move || {
             while !sp.load(Ordering::SeqCst) {
                 match listener.accept() {
-                    Ok((stream, _)) => serve(stream, &g, &st),
+                    Ok((stream, _)) => serve(stream, &g, &answers),
                     Err(_) => thread::sleep(Duration::from_millis(5)),
                 }
             }
@@ -60,6 +70,7 @@ impl Receiver {
             url: format!("http://127.0.0.1:{port}/events"),
             got,
             status,
+            by_tenant,
             stop,
             thread: Some(thread),
         }
@@ -67,6 +78,14 @@ impl Receiver {
 
     pub fn answer_with(&self, status: u16) {
         self.status.store(status, Ordering::SeqCst);
+    }
+
+    /// Answers the events of `tenant` (the SET's `tenant` claim) with `status`.
+    pub fn answer_tenant_with(&self, tenant: &str, status: u16) {
+        self.by_tenant
+            .lock()
+            .expect("lock")
+            .insert(tenant.to_owned(), status);
     }
 
     /// Everything received so far.
@@ -105,8 +124,43 @@ impl Drop for Receiver {
     }
 }
 
+/// What the receiver answers: one status, or another for some tenants' events.
+struct Answers {
+    status: Arc<AtomicU16>,
+    by_tenant: Arc<Mutex<HashMap<String, u16>>>,
+}
+
+impl Answers {
+    fn to(&self, body: &str) -> u16 {
+        let tenant = body
+            .contains('.')
+            .then(|| {
+                claims_unverified(body)["tenant"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .flatten();
+        tenant
+            .and_then(|t| self.by_tenant.lock().expect("lock").get(&t).copied())
+            .unwrap_or_else(|| self.status.load(Ordering::SeqCst))
+    }
+}
+
+/// The claims of a SET without checking its signature (the tests check it where it
+/// matters); `Null` for a body that is not a JWS.
+pub fn claims_unverified(token: &str) -> Value {
+    let Some(payload) = token.split('.').nth(1) else {
+        return Value::Null;
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or(Value::Null)
+}
+
 /// Reads one request (keep-alive connections too) and answers it.
-fn serve(stream: TcpStream, got: &Mutex<Vec<Received>>, status: &AtomicU16) {
+fn serve(stream: TcpStream, got: &Mutex<Vec<Received>>, answers: &Answers) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
@@ -138,10 +192,11 @@ fn serve(stream: TcpStream, got: &Mutex<Vec<Received>>, status: &AtomicU16) {
         if reader.read_exact(&mut body).is_err() {
             return;
         }
-        let code = status.load(Ordering::SeqCst);
+        let body = String::from_utf8_lossy(&body).into_owned();
+        let code = answers.to(&body);
         got.lock().expect("lock").push(Received {
             headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
+            body,
             status: code,
         });
         let reply = format!("HTTP/1.1 {code} X\r\ncontent-length: 0\r\nretry-after: 1\r\n\r\n");

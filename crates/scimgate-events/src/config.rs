@@ -125,6 +125,14 @@ impl EventsConfig {
                 return Err(bad("the name is used twice".into()));
             }
             check_url(&r.url).map_err(|why| bad(format!("url '{}': {why}", r.url)))?;
+            if let Some(audience) = &r.audience
+                && (audience.is_empty() || audience.starts_with(crate::set::CONSUMER_AUDIENCE))
+            {
+                return Err(bad(format!(
+                    "'audience' must not be empty nor start with '{}' (the feed's poll and stream consumers' audiences)",
+                    crate::set::CONSUMER_AUDIENCE
+                )));
+            }
             if r.tenants.is_empty() {
                 return Err(bad(
                     "'tenants' is empty: name its tenants, or \"*\" for all".into(),
@@ -205,6 +213,11 @@ mod tests {
                 "credentials",
             ),
             (Box::new(|r| r.tenants.clear()), "tenants"),
+            (
+                Box::new(|r| r.audience = Some("consumer:hr-sync".into())),
+                "audience",
+            ),
+            (Box::new(|r| r.audience = Some(String::new())), "audience"),
             (Box::new(|r| r.events = vec!["created".into()]), "created"),
             (Box::new(|r| r.format = Format::Webhook), "secret_file"),
             (Box::new(|r| r.timeout_ms = 0), "timeout_ms"),

@@ -16,4 +16,4 @@ pub use error::EventsError;
 pub use feed::{EventHook, Feed};
 pub use key::FeedKey;
 pub use push::{Receiver, ReceiverStats, consumer_name};
-pub use set::{Audience, Mode, event_uris, render};
+pub use set::{Audience, CONSUMER_AUDIENCE, Mode, event_uris, jti, render};

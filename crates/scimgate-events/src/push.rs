@@ -4,8 +4,11 @@
 //! only when the receiver accepted it (2xx) or refused that very event (400, RFC 8935
 //! §2.3); anything else is tried again, backing off, honouring `Retry-After`, until the
 //! receiver has failed for longer than it allows and is set aside (dead-lettered), its
-//! position kept for when it is enabled again. Positions are saved as the writer's next
-//! batch allows; after a crash a receiver may get an event again, never miss one.
+//! position kept for when it is enabled again. A failure of one event (a 500 or 413 to it,
+//! a failed `event` hook) holds only its tenant; one every event would meet (the receiver
+//! unreachable, 429, 503, its credentials refused) holds the receiver. Positions are saved
+//! as the writer's next batch allows; after a crash a receiver may get an event again,
+//! never miss one.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -73,7 +76,6 @@ impl Receiver {
         });
         let name = config.name.clone();
         let worker = Worker {
-            stashed: std::sync::Mutex::default(),
             lags: std::sync::Mutex::default(),
             consumer: consumer_name(&config.name),
             feed,
@@ -92,8 +94,6 @@ impl Receiver {
 }
 
 struct Worker {
-    /// Replays taken while an event was being retried, for the next recheck.
-    stashed: std::sync::Mutex<Vec<(String, i64)>>,
     /// Each tenant's lag as last measured, summed into `stats.lag_events`.
     lags: std::sync::Mutex<HashMap<String, u64>>,
     consumer: String,
@@ -111,16 +111,44 @@ struct Standing {
     last_error: Option<String>,
     /// Whether `seq` moved since it was last saved.
     unsaved: bool,
+    /// Failed tries in a row of the tenant's next event, and when the next try may be:
+    /// an event only this tenant's delivery meets holds this tenant alone.
+    backoff: Backoff,
 }
 
-/// How an event's delivery ended.
-enum Ended {
-    Passed,
-    Dead,
-    Stopped,
-    /// A replay was asked while it was retried: the replay comes first.
-    Replay,
+/// Tries failed in a row, and when the next may be made.
+#[derive(Default)]
+struct Backoff {
+    attempt: u32,
+    until: Option<Instant>,
 }
+
+impl Backoff {
+    fn open(&self, now: Instant) -> bool {
+        self.until.is_none_or(|until| until <= now)
+    }
+
+    /// Whether a wait was set and is over: a try is due.
+    fn due(&self, now: Instant) -> bool {
+        self.until.is_some_and(|until| until <= now)
+    }
+
+    fn failed(&mut self, asked: Option<Duration>, longest: Duration) {
+        // A `Retry-After` is honoured, but never below a second: `0` must not make a hot
+        // loop.
+        let wait = asked
+            .map_or_else(
+                || backoff(self.attempt),
+                |after| after.max(Duration::from_secs(1)),
+            )
+            .min(longest.max(Duration::from_secs(1)));
+        self.attempt = self.attempt.saturating_add(1);
+        self.until = Some(Instant::now() + wait);
+    }
+}
+
+/// Longest the loop waits for a commit before it looks again (stop, replays, retries).
+const IDLE: Duration = Duration::from_millis(500);
 
 impl Worker {
     fn run(self, stop: &StopSignal) {
@@ -129,42 +157,74 @@ impl Worker {
         let mut listed: Option<Instant> = None;
         let mut commits = self.feed.store.commit_count();
         let mut rechecked = Instant::now();
+        // Failures every event would meet (the receiver down, overloaded, its credentials
+        // refused) hold the whole receiver: one wait, not one try per tenant.
+        let mut whole = Backoff::default();
+        let mut first = 0;
         while !stop.stopped() {
             if listed.is_none_or(|at| at.elapsed() >= TENANTS_RECHECK) {
                 tenants = self.tenants();
                 listed = Some(Instant::now());
             }
-            let stashed = !self
-                .stashed
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .is_empty();
-            if stashed || rechecked.elapsed() >= RECHECK {
+            let now = Instant::now();
+            // A replay asked while an event is retried (to skip one the receiver keeps
+            // refusing, say) is taken before the next try.
+            let retry_due = whole.due(now)
+                || tenants
+                    .iter()
+                    .any(|t| standings.get(t).is_some_and(|s| s.backoff.due(now)));
+            if retry_due || rechecked.elapsed() >= RECHECK {
                 rechecked = Instant::now();
                 self.recheck(&mut standings);
             }
             let mut progressed = false;
-            for tenant in &tenants {
-                let standing = standings
-                    .entry(tenant.clone())
-                    .or_insert_with(|| Standing::new(0));
-                match self.deliver_tenant(tenant, standing, stop) {
-                    Some(moved) => progressed |= moved,
-                    None => {
-                        self.save(tenant, standing);
-                        return;
+            if whole.open(now) {
+                for k in 0..tenants.len() {
+                    let at = (first + k) % tenants.len();
+                    let tenant = &tenants[at];
+                    let standing = standings
+                        .entry(tenant.clone())
+                        .or_insert_with(|| Standing::new(0));
+                    if standing.dead || !standing.backoff.open(Instant::now()) {
+                        continue;
                     }
-                }
-                if standing.unsaved {
-                    self.save(tenant, standing);
+                    progressed |= self.deliver_tenant(tenant, standing, &mut whole, stop);
+                    if standing.unsaved {
+                        self.save(tenant, standing);
+                    }
+                    if !whole.open(Instant::now()) {
+                        // The next pass starts after this tenant, so that each tenant's
+                        // events are tried (and age towards the dead letter) in turn.
+                        first = at + 1;
+                        break;
+                    }
+                    if stop.stopped() {
+                        break;
+                    }
                 }
             }
             self.measure_lag(&tenants, &standings);
-            if !progressed {
-                commits = self
-                    .feed
-                    .store
-                    .wait_for_commit(commits, Duration::from_millis(500));
+            if progressed {
+                continue;
+            }
+            let now = Instant::now();
+            let next_try = tenants
+                .iter()
+                .filter_map(|t| standings.get(t).filter(|s| !s.dead)?.backoff.until)
+                .chain(whole.until)
+                .filter(|until| *until > now)
+                .min();
+            let wait = next_try.map_or(IDLE, |at| (at - now).min(IDLE));
+            let waiting_for_events = whole.open(now)
+                && tenants.iter().any(|t| {
+                    standings
+                        .get(t)
+                        .is_none_or(|s| !s.dead && s.backoff.open(now))
+                });
+            if waiting_for_events {
+                commits = self.feed.store.wait_for_commit(commits, wait);
+            } else if stop.sleep(wait) {
+                break;
             }
         }
         for (tenant, standing) in &mut standings {
@@ -174,42 +234,36 @@ impl Worker {
         }
     }
 
-    /// Delivers what `tenant` has after the standing; whether it moved (None: stopped).
+    /// Delivers what `tenant` has after the standing, up to its first failure; whether it
+    /// moved.
     fn deliver_tenant(
         &self,
         tenant: &str,
         standing: &mut Standing,
+        whole: &mut Backoff,
         stop: &StopSignal,
-    ) -> Option<bool> {
-        if standing.dead {
-            return Some(false);
-        }
+    ) -> bool {
         let events = match self.feed.store.events(tenant, standing.seq, BATCH) {
             Ok(events) => events,
             Err(e) => {
                 tracing::warn!(receiver = %self.config.name, error = %e, "could not read events");
-                return (!stop.sleep(Duration::from_secs(1))).then_some(false);
+                standing.backoff.failed(None, Duration::from_secs(1));
+                return false;
             }
         };
         let mut moved = false;
         for event in events {
-            if !self.wants(&event) {
-                standing.seq = event.seq;
-                standing.unsaved = true;
-                moved = true;
-                continue;
+            if stop.stopped() {
+                break;
             }
-            match self.deliver(&event, standing, stop) {
-                Ended::Passed => {
-                    standing.seq = event.seq;
-                    standing.unsaved = true;
-                    moved = true;
-                }
-                Ended::Dead | Ended::Replay => break,
-                Ended::Stopped => return None,
+            if self.wants(&event) && !self.delivered(&event, standing, whole) {
+                break;
             }
+            standing.seq = event.seq;
+            standing.unsaved = true;
+            moved = true;
         }
-        Some(moved)
+        moved
     }
 
     /// How far behind the receiver is, for `/metrics`: after each pass over its tenants.
@@ -222,7 +276,7 @@ impl Worker {
             .store(standings.values().any(|s| s.dead), Ordering::Relaxed);
     }
 
-    /// One tenant's lag (also while an event there is retried, so that an outage shows).
+    /// One tenant's lag.
     fn measure_tenant_lag(&self, tenant: &str, at: i64) {
         let head = self.feed.store.event_head(tenant).unwrap_or(at);
         let mut lags = self
@@ -237,85 +291,84 @@ impl Worker {
         }
     }
 
-    /// Tries one event until it passes, the receiver is dead, or the server stops.
-    fn deliver(&self, event: &EventRecord, standing: &mut Standing, stop: &StopSignal) -> Ended {
+    /// Tries one event once; whether it passed. A failure sets when the next try may be:
+    /// the tenant's, or the whole receiver's when every event would meet it; past the
+    /// receiver's age for failing, the tenant is set aside (dead-lettered).
+    fn delivered(&self, event: &EventRecord, standing: &mut Standing, whole: &mut Backoff) -> bool {
         let written =
             time::OffsetDateTime::parse(&event.at, &time::format_description::well_known::Rfc3339)
                 .map_or(0, |t| t.unix_timestamp());
         self.stats.oldest_pending.store(written, Ordering::Relaxed);
-        let mut attempt: u32 = 0;
-        loop {
-            match self.sender.send(&self.feed, event) {
-                Outcome::Accepted => {
-                    self.stats.delivered.fetch_add(1, Ordering::Relaxed);
-                    if standing.failing_since.is_some() {
-                        tracing::info!(receiver = %self.config.name, "receiver recovered");
-                    }
-                    recovered(standing);
-                    return Ended::Passed;
-                }
-                Outcome::Dropped => {
-                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                    recovered(standing);
-                    return Ended::Passed;
-                }
-                Outcome::Rejected(why) => {
-                    self.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                    recovered(standing);
-                    tracing::warn!(
-                        receiver = %self.config.name, tenant = %event.tenant, seq = event.seq,
-                        reason = %why, "the receiver refused an event; it is passed"
-                    );
-                    return Ended::Passed;
-                }
-                Outcome::Retry { after, error } => {
-                    self.stats.retried.fetch_add(1, Ordering::Relaxed);
-                    self.measure_tenant_lag(&event.tenant, standing.seq);
-                    let now = self.feed.clock.now();
-                    let since = standing
-                        .failing_since
-                        .get_or_insert_with(|| scimgate_model::format_timestamp(now))
-                        .clone();
-                    standing.last_error = Some(scimgate_model::excerpt(&error, 500).into_owned());
-                    if failing_for(&since, now) > Duration::from_secs(self.config.dead_after_secs) {
-                        standing.dead = true;
-                        self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(
-                            receiver = %self.config.name, tenant = %event.tenant, since = %since,
-                            error = %error, "the receiver failed for too long and is set aside; `scimgate events enable` resumes it"
-                        );
-                        self.save(&event.tenant, standing);
-                        return Ended::Dead;
-                    }
-                    if attempt == 0 {
-                        tracing::warn!(receiver = %self.config.name, error = %error, "delivery failed; retrying");
-                        self.save(&event.tenant, standing);
-                    }
-                    // A `Retry-After` is honoured, but never below a second: `0` must not
-                    // make a hot loop.
-                    let wait = after
-                        .map_or_else(
-                            || backoff(attempt),
-                            |after| after.max(Duration::from_secs(1)),
-                        )
-                        .min(Duration::from_secs(self.config.max_backoff_secs.max(1)));
-                    attempt = attempt.saturating_add(1);
-                    if stop.sleep(wait) {
-                        return Ended::Stopped;
-                    }
-                    // A replay asked meanwhile (to skip an event the receiver keeps
-                    // refusing, say) is taken now, not after this event passes.
-                    if let Ok(replays) = self.feed.store.take_event_replays(&self.consumer)
-                        && !replays.is_empty()
-                    {
-                        self.stashed
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .extend(replays);
-                        return Ended::Replay;
-                    }
-                }
+        let (after, error, every_event) = match self.sender.send(&self.feed, event) {
+            Outcome::Accepted => {
+                self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                self.recovered(standing, whole);
+                return true;
             }
+            Outcome::Dropped => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                self.recovered(standing, whole);
+                return true;
+            }
+            Outcome::Rejected(why) => {
+                self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                self.recovered(standing, whole);
+                tracing::warn!(
+                    receiver = %self.config.name, tenant = %event.tenant, seq = event.seq,
+                    reason = %why, "the receiver refused an event; it is passed"
+                );
+                return true;
+            }
+            Outcome::Retry {
+                after,
+                error,
+                whole,
+            } => (after, error, whole),
+        };
+        self.stats.retried.fetch_add(1, Ordering::Relaxed);
+        let now = self.feed.clock.now();
+        let newly = standing.failing_since.is_none();
+        let since = standing
+            .failing_since
+            .get_or_insert_with(|| scimgate_model::format_timestamp(now))
+            .clone();
+        standing.last_error = Some(scimgate_model::excerpt(&error, 500).into_owned());
+        if failing_for(&since, now) > Duration::from_secs(self.config.dead_after_secs) {
+            standing.dead = true;
+            standing.backoff = Backoff::default();
+            self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                receiver = %self.config.name, tenant = %event.tenant, since = %since,
+                error = %error, "the receiver failed for too long and is set aside; `scimgate events enable` resumes it"
+            );
+            self.save(&event.tenant, standing);
+            return false;
+        }
+        if newly {
+            tracing::warn!(
+                receiver = %self.config.name, tenant = %event.tenant, seq = event.seq,
+                error = %error, "delivery failed; retrying"
+            );
+            self.save(&event.tenant, standing);
+        }
+        let longest = Duration::from_secs(self.config.max_backoff_secs);
+        if every_event {
+            whole.failed(after, longest);
+        } else {
+            standing.backoff.failed(after, longest);
+        }
+        false
+    }
+
+    /// An event passed: whatever failed before is over.
+    fn recovered(&self, standing: &mut Standing, whole: &mut Backoff) {
+        *whole = Backoff::default();
+        standing.backoff = Backoff::default();
+        if standing.failing_since.is_some() {
+            tracing::info!(receiver = %self.config.name, "receiver recovered");
+            standing.failing_since = None;
+            standing.last_error = None;
+            standing.unsaved = true;
         }
     }
 
@@ -372,18 +425,14 @@ impl Worker {
     /// (`scimgate events replay`) moves a tenant's position back; a dead receiver whose
     /// stored state says `active` again (`scimgate events enable`) resumes.
     fn recheck(&self, standings: &mut HashMap<String, Standing>) {
-        let mut replays = std::mem::take(
-            &mut *self
-                .stashed
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        match self.feed.store.take_event_replays(&self.consumer) {
-            Ok(taken) => replays.extend(taken),
-            Err(e) => {
-                tracing::warn!(receiver = %self.config.name, error = %e, "could not read replays")
-            }
-        }
+        let replays = self
+            .feed
+            .store
+            .take_event_replays(&self.consumer)
+            .unwrap_or_else(|e| {
+                tracing::warn!(receiver = %self.config.name, error = %e, "could not read replays");
+                Vec::new()
+            });
         for (tenant, from) in replays {
             tracing::info!(receiver = %self.config.name, tenant, from, "replaying events");
             let standing = standings
@@ -431,15 +480,6 @@ impl Worker {
     }
 }
 
-/// An event passed: whatever failed before is over.
-fn recovered(standing: &mut Standing) {
-    if standing.failing_since.is_some() {
-        standing.failing_since = None;
-        standing.last_error = None;
-        standing.unsaved = true;
-    }
-}
-
 impl Standing {
     fn new(seq: i64) -> Standing {
         Standing {
@@ -448,6 +488,7 @@ impl Standing {
             failing_since: None,
             last_error: None,
             unsaved: false,
+            backoff: Backoff::default(),
         }
     }
 }

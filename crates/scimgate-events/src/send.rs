@@ -22,8 +22,14 @@ pub(crate) enum Outcome {
     /// The receiver refused this event (400): it is passed, and counted.
     Rejected(String),
     Retry {
+        /// The wait the receiver asked for (`Retry-After` on a 429 or 503).
         after: Option<Duration>,
         error: String,
+        /// Whether every event would meet it (the receiver unreachable, overloaded, or its
+        /// set-up refused), rather than this event alone (a 500 or 413 to it, a failed
+        /// `event` hook): the first holds the receiver's every tenant, the second only
+        /// the event's own.
+        whole: bool,
     },
 }
 
@@ -98,7 +104,13 @@ impl Sender {
             Some(hook) => match hook.apply(&self.name, event, claims) {
                 Ok(Some(claims)) => claims,
                 Ok(None) => return Outcome::Dropped,
-                Err(error) => return Outcome::Retry { after: None, error },
+                Err(error) => {
+                    return Outcome::Retry {
+                        after: None,
+                        error,
+                        whole: false,
+                    };
+                }
             },
         };
         let mut request = self.agent.post(&self.url);
@@ -115,6 +127,7 @@ impl Sender {
                     return Outcome::Retry {
                         after: None,
                         error: e.to_string(),
+                        whole: true,
                     };
                 }
             },
@@ -137,6 +150,7 @@ impl Sender {
                 return Outcome::Retry {
                     after: None,
                     error: e.to_string(),
+                    whole: true,
                 };
             }
         };
@@ -145,8 +159,7 @@ impl Sender {
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|v| retry_after(v, feed.clock.now()));
         let body = response
             .body_mut()
             .with_config()
@@ -169,6 +182,7 @@ impl Sender {
                     self.url,
                     scimgate_model::excerpt(&body, 200)
                 ),
+                whole: matches!(status, 400 | 401 | 403 | 404 | 405 | 429 | 502 | 503 | 504),
             },
         }
     }
@@ -182,6 +196,17 @@ impl Sender {
         let tag = ring::hmac::sign(&key, format!("{id}.{timestamp}.{body}").as_bytes());
         format!("v1,{}", STANDARD.encode(tag.as_ref()))
     }
+}
+
+/// A `Retry-After` value (RFC 9110 §10.2.3): seconds, or an HTTP date, as the wait from
+/// `now` (none for a date already past).
+fn retry_after(value: &str, now: time::OffsetDateTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = time::OffsetDateTime::from(httpdate::parse_http_date(value).ok()?);
+    Duration::try_from(at - now).ok()
 }
 
 /// A Standard Webhooks secret: `whsec_` and the base64 of the key.
@@ -223,4 +248,33 @@ fn webhook_body(claims: &Value, at: &str) -> Value {
         .cloned()
         .unwrap_or_default();
     json!({"type": kind, "timestamp": at, "data": claims})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = time::macros::datetime!(2026-11-29 12:00:00 UTC);
+        let cases: [(&str, Option<Duration>); 7] = [
+            ("30", Some(Duration::from_secs(30))),
+            (" 0 ", Some(Duration::ZERO)),
+            (
+                "Sun, 29 Nov 2026 12:01:30 GMT",
+                Some(Duration::from_secs(90)),
+            ),
+            // RFC 850 and asctime forms are HTTP dates too (RFC 9110 §5.6.7).
+            (
+                "Sunday, 29-Nov-26 12:00:10 GMT",
+                Some(Duration::from_secs(10)),
+            ),
+            ("Sun Nov 29 12:00:05 2026", Some(Duration::from_secs(5))),
+            ("Sun, 29 Nov 2026 11:59:00 GMT", None),
+            ("soon", None),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(retry_after(value, now), expected, "{value:?}");
+        }
+    }
 }

@@ -39,6 +39,11 @@ pub enum Mode {
     Notice,
 }
 
+/// Every poll and stream consumer's `aud` starts so (`consumer:` and its cursor's
+/// subject); no push receiver's `audience` may, so that a consumer can never be handed a
+/// SET a receiver would take as its own.
+pub const CONSUMER_AUDIENCE: &str = "consumer:";
+
 /// Who an event is rendered for.
 #[derive(Debug, Clone)]
 pub struct Audience<'a> {
@@ -104,8 +109,9 @@ pub fn render(event: &EventRecord, to: &Audience<'_>) -> Value {
 }
 
 /// `<seq>.<digest>`: unique to the event (its `txn`) and the audience, the same on every
-/// retry; the sequence number first, so that an acknowledgement names its place.
-fn jti(event: &EventRecord, audience: &str) -> String {
+/// retry; the sequence number first, so that an acknowledgement names its place (and is
+/// checked against the event it names: a consumer acknowledges only what it was sent).
+pub fn jti(event: &EventRecord, audience: &str) -> String {
     let input = format!("{}\n{}", event.txn, audience);
     let digest = ring::digest::digest(&ring::digest::SHA256, input.as_bytes());
     format!(

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
-use scimgate_events::{Audience, Feed, Mode, render};
+use scimgate_events::{Audience, CONSUMER_AUDIENCE, Feed, Mode, jti, render};
 use scimgate_model::{ScimError, ScimType};
 use scimgate_store::{EventPosition, EventRecord};
 use serde_json::{Map, Value, json};
@@ -39,6 +39,9 @@ const MAX_EVENTS: usize = 1000;
 const READ_AT_ONCE: usize = 20;
 /// About the most bytes of SETs in one poll answer; past it, `moreAvailable`.
 const PAGE_BYTES: usize = 4 << 20;
+/// Most named cursors (`?cursor=`) one subject keeps in one tenant, polls and streams
+/// together: each holds its tenant's events from pruning until it is read or forgotten.
+const NAMED_CURSORS: usize = 16;
 /// Longest a poll with `returnImmediately: false` waits for events.
 const LONG_POLL: Duration = Duration::from_secs(30);
 /// A comment line this often keeps an idle stream's proxies from closing it.
@@ -58,6 +61,11 @@ struct Consumer {
     /// The cursor's stored name: the subject and the name, unambiguous (JSON), under
     /// `cursor:` for polls and `stream:` for streams, which never share a position.
     cursor: String,
+    /// Whether the cursor was named (`?cursor=`), not the subject's own.
+    named: bool,
+    /// What every stored cursor of the subject starts with after its kind (`cursor:` or
+    /// `stream:`).
+    subject_cursors: String,
     audience: String,
     mode: Mode,
     expires: i64,
@@ -101,12 +109,18 @@ fn consumer(req: &HttpRequest, state: &AppState, kind: &str) -> Result<Consumer,
         }
     };
     let audience = match &name {
-        None => claims.sub.clone(),
-        Some(name) => format!("{}/{name}", claims.sub),
+        None => format!("{CONSUMER_AUDIENCE}{}", claims.sub),
+        Some(name) => format!("{CONSUMER_AUDIENCE}{}/{name}", claims.sub),
     };
     Ok(Consumer {
         tenant,
         cursor: format!("{kind}:{}", json!([claims.sub, name])),
+        named: name.is_some(),
+        subject_cursors: json!([claims.sub])
+            .to_string()
+            .trim_end_matches(']')
+            .to_owned()
+            + ",",
         audience,
         mode,
         expires: claims.exp,
@@ -142,18 +156,7 @@ pub async fn poll(
     };
     let max = request.max_events.unwrap_or(100).min(MAX_EVENTS);
     let feed = state.feed.clone();
-    let position = {
-        let (feed, cursor, tenant) = (feed.clone(), who.cursor.clone(), who.tenant.clone());
-        blocking(move || Ok(stored_position(&feed, &cursor, &tenant)?)).await?
-    };
-    // Acknowledged (or reported as failed, which the consumer has dealt with): the
-    // position moves over every one in order; a gap stays, to be sent again.
-    let mut acked: Vec<i64> = request
-        .ack
-        .iter()
-        .chain(request.set_errs.keys())
-        .filter_map(|jti| jti.split('.').next()?.parse().ok())
-        .collect();
+    let position = cursor_position(&feed, &who).await?;
     if let Some((jti, err)) = request.set_errs.iter().next() {
         // One line a poll, whatever the consumer sends.
         tracing::warn!(
@@ -162,19 +165,16 @@ pub async fn poll(
             "a consumer reported events it could not process"
         );
     }
-    acked.sort_unstable();
-    // Only numbers that exist count: a consumer cannot acknowledge past the last event.
-    let head = {
-        let (store, tenant) = (Arc::clone(&feed.store), who.tenant.clone());
-        blocking(move || Ok(store.event_head(&tenant)?)).await?
-    };
-    acked.retain(|seq| *seq <= head);
-    let mut at = position;
-    for seq in acked {
-        if seq == at + 1 {
-            at = seq;
-        }
-    }
+    // Acknowledged (or reported as failed, which the consumer has dealt with): the
+    // position moves over every one in order; a gap stays, to be sent again.
+    let acked: std::collections::HashSet<&str> = request
+        .ack
+        .iter()
+        .chain(request.set_errs.keys())
+        .take(MAX_EVENTS)
+        .map(String::as_str)
+        .collect();
+    let at = acknowledged(&feed, &who, position, &acked).await?;
     if at != position {
         save_position(&feed, &who, at);
     }
@@ -240,6 +240,8 @@ pub async fn stream(
     let who = consumer(&req, &state, "stream")?;
     let place = state.feed_watch.admit(&who.tenant)?;
     let feed = state.feed.clone();
+    // Read (and a new named cursor admitted) even when `Last-Event-ID` says where to start.
+    let stored = cursor_position(&feed, &who).await?;
     let after = match req
         .headers()
         .get("last-event-id")
@@ -252,10 +254,7 @@ pub async fn stream(
             .ok()
             .filter(|n| *n >= 0)
             .ok_or_else(|| invalid("Last-Event-ID must be an event's sequence number".into()))?,
-        None => {
-            let (feed, cursor, tenant) = (feed.clone(), who.cursor.clone(), who.tenant.clone());
-            blocking(move || Ok(stored_position(&feed, &cursor, &tenant)?)).await?
-        }
+        None => stored,
     };
     let state = StreamState {
         feed,
@@ -377,17 +376,74 @@ async fn read(
     blocking(move || Ok(store.events(&tenant, after, limit)?)).await
 }
 
-fn stored_position(
+/// Where the consumer's cursor stands (0: at the start). A named cursor the subject does
+/// not have yet is refused when the subject has its fill of them in the tenant.
+async fn cursor_position(feed: &Feed, who: &Consumer) -> Result<i64, ApiError> {
+    let (store, cursor, tenant) = (
+        Arc::clone(&feed.store),
+        who.cursor.clone(),
+        who.tenant.clone(),
+    );
+    let (named, prefix) = (who.named, who.subject_cursors.clone());
+    let (stored, others) = blocking(move || {
+        let stored = store.event_position(&cursor, &tenant)?;
+        // Counted only when a new one is asked for: the rare path reads every position.
+        let others = if named && stored.is_none() {
+            store
+                .event_positions()?
+                .iter()
+                .filter(|p| {
+                    let named = p
+                        .consumer
+                        .strip_prefix("cursor:")
+                        .or_else(|| p.consumer.strip_prefix("stream:"))
+                        .is_some_and(|c| c.starts_with(&prefix) && !c.ends_with(",null]"));
+                    p.tenant == tenant && named
+                })
+                .count()
+        } else {
+            0
+        };
+        Ok((stored, others))
+    })
+    .await?;
+    if others >= NAMED_CURSORS {
+        return Err(invalid(format!(
+            "this subject already has {NAMED_CURSORS} named cursors in tenant '{}': read on with one of them, or have the operator forget one (scimgate events forget)",
+            who.tenant
+        )));
+    }
+    Ok(stored.unwrap_or(0))
+}
+
+/// How far the acknowledgements move the cursor from `position`: over each next event
+/// whose `jti` was acknowledged exactly as it was issued to this consumer (a consumer
+/// cannot acknowledge an event it was not sent, nor one past the last).
+async fn acknowledged(
     feed: &Feed,
-    cursor: &str,
-    tenant: &str,
-) -> Result<i64, scimgate_store::StoreError> {
-    Ok(feed
-        .store
-        .event_positions()?
-        .into_iter()
-        .find(|p| p.consumer == cursor && p.tenant == tenant)
-        .map_or(0, |p| p.seq))
+    who: &Consumer,
+    position: i64,
+    acked: &std::collections::HashSet<&str>,
+) -> Result<i64, ApiError> {
+    let mut at = position;
+    loop {
+        if !acked
+            .iter()
+            .any(|jti| jti.starts_with(&format!("{}.", at + 1)))
+        {
+            return Ok(at);
+        }
+        let events = read(feed, &who.tenant, at, READ_AT_ONCE).await?;
+        for event in &events {
+            if !acked.contains(jti(event, &who.audience).as_str()) {
+                return Ok(at);
+            }
+            at = event.seq;
+        }
+        if events.len() < READ_AT_ONCE {
+            return Ok(at);
+        }
+    }
 }
 
 fn save_position(feed: &Feed, who: &Consumer, seq: i64) {

@@ -125,6 +125,8 @@ pub trait Store: Send + Sync {
     fn events_written(&self) -> Result<u64, StoreError>;
     /// Where each consumer of the feed stands in each tenant.
     fn event_positions(&self) -> Result<Vec<EventPosition>, StoreError>;
+    /// Where `consumer` stands in `tenant` (`None`: it has no stored position).
+    fn event_position(&self, consumer: &str, tenant: &str) -> Result<Option<i64>, StoreError>;
     /// Queues a consumer's position; committed with the next batch. A position only moves
     /// forward this way.
     fn save_event_position(&self, position: EventPosition);

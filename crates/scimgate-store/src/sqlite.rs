@@ -427,6 +427,10 @@ impl Store for SqliteStore {
         self.read("\u{0}events", outbox::positions)
     }
 
+    fn event_position(&self, consumer: &str, tenant: &str) -> Result<Option<i64>, StoreError> {
+        self.read("\u{0}events", |c| outbox::position(c, consumer, tenant))
+    }
+
     fn save_event_position(&self, position: EventPosition) {
         self.writer.submit("event position", move |c| {
             outbox::save_position(c, &position)

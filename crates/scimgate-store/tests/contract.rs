@@ -561,6 +561,9 @@ fn positions_are_kept_and_commits_wake_waiters() {
     assert!(seen >= 1, "the queued saves committed");
     let positions = s.event_positions().expect("positions");
     assert_eq!(positions, [at(5)], "a save never moves a position back");
+    assert_eq!(s.event_position("receiver:hr", "t").expect("one"), Some(5));
+    assert_eq!(s.event_position("receiver:hr", "u").expect("one"), None);
+    assert_eq!(s.event_position("receiver:h", "t").expect("one"), None);
 
     let waiter = {
         let s = Arc::clone(&s);

@@ -90,6 +90,16 @@ impl AdminDb {
         super::outbox::positions(&self.conn)
     }
 
+    /// Forgets a poll or stream cursor (in one tenant, or all): `scimgate events forget`.
+    /// How many positions went.
+    pub fn forget_position(
+        &self,
+        consumer: &str,
+        tenant: Option<&str>,
+    ) -> Result<usize, StoreError> {
+        super::outbox::forget(&self.conn, consumer, tenant)
+    }
+
     /// Asks a receiver to deliver again from `from` in `tenant` (taken by its delivery
     /// thread within seconds).
     pub fn request_replay(

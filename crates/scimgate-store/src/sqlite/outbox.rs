@@ -160,6 +160,32 @@ pub fn positions(conn: &Connection) -> Result<Vec<EventPosition>, StoreError> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Where `consumer` stands in `tenant`, if it has a stored position.
+pub fn position(
+    conn: &Connection,
+    consumer: &str,
+    tenant: &str,
+) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT seq FROM event_positions WHERE consumer = ?1 AND tenant = ?2")?
+        .query_row(params![consumer, tenant], |r| r.get(0))
+        .optional()?)
+}
+
+/// Forgets a consumer's position (in one tenant, or in all): it no longer holds events
+/// from pruning. Returns how many positions went.
+pub fn forget(
+    conn: &Connection,
+    consumer: &str,
+    tenant: Option<&str>,
+) -> Result<usize, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM event_positions WHERE consumer = ?1 AND (?2 IS NULL OR tenant = ?2)",
+        )?
+        .execute(params![consumer, tenant])?)
+}
+
 /// Records where a consumer stands. A position never moves back by this (a late save of
 /// an older position loses to the newer one); `reset_position` moves it back on purpose.
 pub fn save_position(conn: &Connection, p: &EventPosition) -> Result<(), StoreError> {
