@@ -7,14 +7,18 @@ use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_json::{Value, json};
 
 use crate::error::EventsError;
 
 pub struct FeedKey {
-    encoding: EncodingKey,
+    /// Parsed once: every event is signed for every receiver, and a signature with the
+    /// parsed pair is one scalar multiplication (`jsonwebtoken`'s backend parses the key,
+    /// another, on every call).
+    pair: Ed25519KeyPair,
+    /// The JWS protected header, base64url: the same for every SET.
+    header: String,
     /// The public key, base64url (the JWK's `x`).
     x: String,
     /// RFC 7638 thumbprint of the public JWK.
@@ -70,10 +74,13 @@ impl FeedKey {
         // RFC 7638: the required members in lexicographic order, no whitespace.
         let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
         let digest = ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes());
+        let kid = URL_SAFE_NO_PAD.encode(digest.as_ref());
+        let header = json!({"alg": "EdDSA", "typ": "secevent+jwt", "kid": kid});
         Ok(FeedKey {
-            encoding: EncodingKey::from_ed_der(der),
+            pair,
+            header: URL_SAFE_NO_PAD.encode(header.to_string()),
             x,
-            kid: URL_SAFE_NO_PAD.encode(digest.as_ref()),
+            kid,
         })
     }
 
@@ -93,13 +100,15 @@ impl FeedKey {
         }]})
     }
 
-    /// `claims` as a signed SET: JWS compact, `typ` `secevent+jwt` (RFC 8417 §2.3).
+    /// `claims` as a signed SET: JWS compact serialisation (RFC 7515 §7.1) with `alg`
+    /// `EdDSA` (RFC 8037), `typ` `secevent+jwt` (RFC 8417 §2.3) and the key's `kid`.
     pub fn sign(&self, claims: &Value) -> Result<String, EventsError> {
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.typ = Some("secevent+jwt".into());
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding)
-            .map_err(|e| EventsError::Sign(e.to_string()))
+        let payload = serde_json::to_vec(claims).map_err(|e| EventsError::Sign(e.to_string()))?;
+        let mut jws = format!("{}.{}", self.header, URL_SAFE_NO_PAD.encode(payload));
+        let signature = self.pair.sign(jws.as_bytes());
+        jws.push('.');
+        jws.push_str(&URL_SAFE_NO_PAD.encode(signature.as_ref()));
+        Ok(jws)
     }
 }
 
@@ -107,7 +116,7 @@ impl FeedKey {
 mod tests {
     use super::*;
     use jsonwebtoken::jwk::JwkSet;
-    use jsonwebtoken::{DecodingKey, Validation};
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
     #[test]
     fn a_signed_event_verifies_with_the_published_key_and_the_key_is_kept() {

@@ -109,8 +109,9 @@ struct Standing {
     dead: bool,
     failing_since: Option<String>,
     last_error: Option<String>,
-    /// Whether `seq` moved since it was last saved.
+    /// Whether `seq` moved since it was last saved, and when it was.
     unsaved: bool,
+    saved_at: Instant,
     /// Failed tries in a row of the tenant's next event, and when the next try may be:
     /// an event only this tenant's delivery meets holds this tenant alone.
     backoff: Backoff,
@@ -149,6 +150,11 @@ impl Backoff {
 
 /// Longest the loop waits for a commit before it looks again (stop, replays, retries).
 const IDLE: Duration = Duration::from_millis(500);
+/// How often a moving position is saved, and the lag measured, while events flow: each
+/// save is work for the single writer, and a receiver keeping up with a busy feed would
+/// otherwise save after nearly every commit. A crash may send again what was delivered
+/// since the last save (at least once), never skip it.
+const SAVE_EVERY: Duration = Duration::from_millis(500);
 
 impl Worker {
     fn run(self, stop: &StopSignal) {
@@ -161,6 +167,7 @@ impl Worker {
         // refused) hold the whole receiver: one wait, not one try per tenant.
         let mut whole = Backoff::default();
         let mut first = 0;
+        let mut measured = Instant::now();
         while !stop.stopped() {
             if listed.is_none_or(|at| at.elapsed() >= TENANTS_RECHECK) {
                 tenants = self.tenants();
@@ -189,7 +196,7 @@ impl Worker {
                         continue;
                     }
                     progressed |= self.deliver_tenant(tenant, standing, &mut whole, stop);
-                    if standing.unsaved {
+                    if standing.unsaved && standing.saved_at.elapsed() >= SAVE_EVERY {
                         self.save(tenant, standing);
                     }
                     if !whole.open(Instant::now()) {
@@ -203,9 +210,18 @@ impl Worker {
                     }
                 }
             }
-            self.measure_lag(&tenants, &standings);
+            if !progressed || measured.elapsed() >= SAVE_EVERY {
+                measured = Instant::now();
+                self.measure_lag(&tenants, &standings);
+            }
             if progressed {
                 continue;
+            }
+            // Idle: whatever moved is saved now.
+            for (tenant, standing) in &mut standings {
+                if standing.unsaved {
+                    self.save(tenant, standing);
+                }
             }
             let now = Instant::now();
             let next_try = tenants
@@ -477,6 +493,7 @@ impl Worker {
             .store
             .save_event_position(self.position(tenant, standing));
         standing.unsaved = false;
+        standing.saved_at = Instant::now();
     }
 }
 
@@ -488,6 +505,7 @@ impl Standing {
             failing_since: None,
             last_error: None,
             unsaved: false,
+            saved_at: Instant::now(),
             backoff: Backoff::default(),
         }
     }

@@ -70,9 +70,18 @@ impl Sender {
             })?),
             None => None,
         };
+        // The timeout bounds each step of a try (connect, send, the answer), not the whole:
+        // a whole-call timeout makes the HTTP client resolve the host on a new thread on
+        // every call, a thread per event. The name is resolved on this receiver's own
+        // thread, which only this receiver waits on.
+        let timeout = Some(Duration::from_millis(config.timeout_ms.max(1)));
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_millis(config.timeout_ms.max(1))))
+            .timeout_connect(timeout)
+            .timeout_send_request(timeout)
+            .timeout_send_body(timeout)
+            .timeout_recv_response(timeout)
+            .timeout_recv_body(timeout)
             .max_redirects(0)
             .build()
             .into();
