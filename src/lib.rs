@@ -137,7 +137,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
     data_dir::create_private(&config.data).map_err(data_err)?;
     data_dir::warn_if_shared(&config.data);
     data_dir::create_private_file(&config.data.join(DATABASE_FILE)).map_err(data_err)?;
-    let signing_key = SigningKey::load_or_create(&config.data).map_err(StartError::Key)?;
+    let signing_key = Arc::new(SigningKey::load_or_create(&config.data).map_err(StartError::Key)?);
     check_receivers(config)?;
     let feed_key = FeedKey::load_or_create(&config.data)
         .map(Arc::new)
@@ -205,6 +205,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| StartError::Config(e.to_string()))?;
     let state = web::Data::new(AppState {
+        minter: Arc::clone(&signing_key),
         store,
         keys,
         access,

@@ -34,6 +34,9 @@ enum Command {
     /// Add, list or remove tenants.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// OAuth clients of the token endpoint (client credentials): add, list, rotate, remove.
+    #[command(subcommand)]
+    Client(ClientCommand),
     /// Read the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -204,6 +207,48 @@ enum EventsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum ClientCommand {
+    /// Register an OAuth client; prints its client id and secret, once (only the secret's
+    /// digest is kept).
+    Add {
+        name: String,
+        /// Tenant its tokens act for; give it again for each further tenant (the first is
+        /// the default).
+        #[arg(long, required = true)]
+        tenant: Vec<String>,
+        /// Space-separated scopes: the most a token may carry (a request may ask fewer).
+        #[arg(long, default_value = "scim:read scim:write")]
+        scope: String,
+        /// Lifetime of the access tokens it gets, in seconds (60 to 86400).
+        #[arg(long, default_value_t = 3600)]
+        token_ttl: i64,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List the clients: id, tenants, scopes, token lifetime, secrets and when they end.
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Give a client a new secret (printed once); the old one keeps working for --overlap
+    /// seconds, so that the IdP can be updated in between, then stops.
+    Rotate {
+        name: String,
+        #[arg(long, default_value_t = 86400)]
+        overlap: i64,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Remove a client: its secrets stop at once, and the server refuses its tokens within
+    /// a second.
+    Remove {
+        name: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum TenantCommand {
     /// Register a tenant.
     Add {
@@ -264,6 +309,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd::serve::serve(args),
         Command::Token(cli) => cmd::admin::token(cli),
         Command::Tenant(cmd) => cmd::admin::tenant(cmd),
+        Command::Client(cmd) => cmd::client::client(cmd),
         Command::Audit(cmd) => cmd::admin::audit(cmd),
         Command::Events(cmd) => cmd::events::events(cmd),
         Command::Healthcheck(args) => cmd::serve::healthcheck(args),

@@ -9,6 +9,45 @@ use scimgate_store::{AdminDb, AuditQuery, RemoveOutcome, Revocation, TokenRecord
 
 use crate::{AuditCommand, CliResult, DataArgs, TenantCommand, TokenCli, TokenCommand};
 
+/// Every scope a token may carry.
+const SCOPES: [&str; 5] = [
+    "scim:read",
+    "scim:write",
+    "scim:admin",
+    "scim:metrics",
+    "scim:events",
+];
+
+/// Refuses an empty scope list or an unknown scope, naming the known ones.
+pub(crate) fn check_scopes(scope: &str) -> CliResult {
+    if scope.split_ascii_whitespace().next().is_none() {
+        return Err(format!("--scope is empty; the scopes are {}", SCOPES.join(", ")).into());
+    }
+    if let Some(unknown) = scope.split_ascii_whitespace().find(|s| !SCOPES.contains(s)) {
+        return Err(format!(
+            "unknown scope '{unknown}'; the scopes are {}",
+            SCOPES.join(", ")
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Refuses a tenant that is not a valid name or not registered.
+pub(crate) fn check_registered(db: &AdminDb, tenants: &[String]) -> CliResult {
+    let registered = db.snapshot()?.tenants;
+    for t in tenants {
+        check_tenant_name(t)?;
+        if !registered.contains(t) {
+            return Err(format!(
+                "the tenant '{t}' is not registered; add it first: scimgate tenant add {t}"
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// The configuration's data folder, and its database opened for the admin commands.
 pub(crate) fn admin_db(data: DataArgs) -> Result<(Config, AdminDb), Box<dyn std::error::Error>> {
     let flags = FlagOverrides {
@@ -42,7 +81,7 @@ fn check_tenant_name(name: &str) -> Result<(), String> {
     }
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     scimgate_model::Clock::now(&SystemClock).unix_timestamp()
 }
 
@@ -105,42 +144,11 @@ pub fn token(cli: TokenCli) -> CliResult {
         }
         None => {
             let args = cli.mint;
-            const SCOPES: [&str; 5] = [
-                "scim:read",
-                "scim:write",
-                "scim:admin",
-                "scim:metrics",
-                "scim:events",
-            ];
-            if args.scope.split_ascii_whitespace().next().is_none() {
-                return Err(
-                    format!("--scope is empty; the scopes are {}", SCOPES.join(", ")).into(),
-                );
-            }
+            check_scopes(&args.scope)?;
             if args.ttl == 0 {
                 return Err("--ttl 0 would mint a token that has already expired".into());
             }
-            if let Some(unknown) = args
-                .scope
-                .split_ascii_whitespace()
-                .find(|s| !SCOPES.contains(s))
-            {
-                return Err(format!(
-                    "unknown scope '{unknown}'; the scopes are {}",
-                    SCOPES.join(", ")
-                )
-                .into());
-            }
-            let registered = db.snapshot()?.tenants;
-            for t in &args.tenant {
-                check_tenant_name(t)?;
-                if !registered.contains(t) {
-                    return Err(format!(
-                        "the tenant '{t}' is not registered; add it first: scimgate tenant add {t}"
-                    )
-                    .into());
-                }
-            }
+            check_registered(&db, &args.tenant)?;
             let key = SigningKey::load_or_create(&config.data)?;
             let request = TokenRequest {
                 subject: args.sub,

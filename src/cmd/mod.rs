@@ -11,6 +11,7 @@ macro_rules! say {
 }
 
 pub mod admin;
+pub mod client;
 pub mod events;
 pub mod plugin;
 pub mod serve;

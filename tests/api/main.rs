@@ -13,6 +13,7 @@ mod groups;
 mod idp_flows;
 mod limits;
 mod metrics;
+mod oauth;
 mod patch;
 mod plugins;
 mod query;

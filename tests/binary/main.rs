@@ -1,6 +1,7 @@
 //! The real `scimgate` binary as an operator runs it: `serve`, `token`, a hard kill and a
 //! restart on the same data folder, and concurrent writers.
 
+mod clients;
 mod events;
 mod receiver;
 mod sealed;

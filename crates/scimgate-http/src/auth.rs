@@ -243,10 +243,19 @@ pub fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Claims, ApiEr
     if !valid_tenant(&claims.tenant) || !claims.tenants.iter().all(|t| valid_tenant(t)) {
         return Err(refused("a tenant claim is not a valid tenant name".into()));
     }
+    let access = state.access.current();
     if let Some(jti) = &claims.jti
-        && state.access.current().revoked.contains(jti)
+        && access.revoked.contains(jti)
     {
         return Err(refused(format!("token '{jti}' has been revoked")));
+    }
+    if let Some(client) = &claims.client_id
+        && !access.clients.contains_key(client)
+    {
+        return Err(refused(format!(
+            "OAuth client '{}' has been removed",
+            scimgate_model::excerpt(client, 64)
+        )));
     }
     Ok(claims)
 }

@@ -64,6 +64,12 @@ async fn service_provider_config(state: web::Data<AppState>, req: HttpRequest) -
                 "description": "A JWT in the Authorization header: 'Authorization: Bearer <token>', minted with 'scimgate token'.",
                 "specUri": "https://www.rfc-editor.org/rfc/rfc6750",
                 "primary": true,
+            }, {
+                "type": "oauthbearertoken",
+                "name": "OAuth 2.0 client credentials",
+                "description": format!("A bearer token from the token endpoint {}/oauth/token: grant_type=client_credentials, client_secret_basic or client_secret_post, for a client registered with 'scimgate client add'.", base.trim_end_matches("/scim/v2")),
+                "specUri": "https://www.rfc-editor.org/rfc/rfc6749#section-4.4",
+                "primary": false,
             }],
             "meta": {
                 "resourceType": "ServiceProviderConfig",

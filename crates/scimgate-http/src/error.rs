@@ -50,6 +50,14 @@ pub enum ApiError {
     /// Over a rate limit: 429 `application/problem+json` (RFC 9457), not a SCIM body.
     #[error("rate limit of {} requests per second (burst {}) exceeded for {}; retry in {} s", .0.limit.requests_per_second, .0.limit.burst, .0.whose, .0.wait_secs.max(1))]
     RateLimited(crate::rate_limit::Throttled),
+    /// A refusal of the token endpoint: an RFC 6749 §5.2 error (`error`,
+    /// `error_description`), not a SCIM body, since OAuth clients read it.
+    #[error("{code}: {description}")]
+    OAuth {
+        status: u16,
+        code: &'static str,
+        description: String,
+    },
     #[error("{0}")]
     Internal(String),
 }
@@ -73,6 +81,7 @@ impl ApiError {
             A::NotImplemented(d) => ScimError::new(501, None, d.clone()),
             A::Overloaded(busy) => overloaded(busy.what),
             A::RateLimited(_) => ScimError::new(429, None, self.to_string()),
+            A::OAuth { status, .. } => ScimError::new(*status, None, self.to_string()),
             A::Contended => ScimError::new(503, None, format!("{self}; retry later")),
             A::Hook(hook) => match hook {
                 HookError::Refused(e) => e.clone(),
@@ -155,6 +164,14 @@ impl ApiError {
         if let ApiError::RateLimited(throttled) = self {
             return too_many(throttled, self.to_string());
         }
+        if let ApiError::OAuth {
+            status,
+            code,
+            description,
+        } = self
+        {
+            return oauth_error(*status, code, description);
+        }
         let scim = self.to_scim();
         let status = StatusCode::from_u16(scim.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = HttpResponse::build(status);
@@ -213,6 +230,21 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         self.render()
     }
+}
+
+/// An RFC 6749 §5.2 error; a 401 (`invalid_client`) challenges for Basic credentials.
+fn oauth_error(status: u16, code: &str, description: &str) -> HttpResponse {
+    let mut resp =
+        HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST));
+    if status == 401 {
+        resp.insert_header((
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(r#"Basic realm="scimgate""#),
+        ));
+    }
+    resp.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")))
+        .json(serde_json::json!({"error": code, "error_description": description}))
 }
 
 /// The 429: problem+json with `Retry-After` and the limit's headers.

@@ -176,7 +176,11 @@ pub async fn poll(
         .collect();
     let at = acknowledged(&feed, &who, position, &acked).await?;
     if at != position {
-        save_position(&feed, &who, at);
+        // Committed before the answer: the consumer's next poll, which may come at once,
+        // must start from here, or its acknowledgements of the next events would wait on
+        // a gap that is not one.
+        let (store, stored) = (Arc::clone(&feed.store), position_at(&feed, &who, at));
+        blocking(move || Ok(store.commit_event_position(stored)?)).await?;
     }
     let started = Instant::now();
     let wait = if request.return_immediately.unwrap_or(false) || max == 0 {
@@ -446,8 +450,13 @@ async fn acknowledged(
     }
 }
 
+/// Queues the consumer's position (a stream's: it keeps its own place meanwhile).
 fn save_position(feed: &Feed, who: &Consumer, seq: i64) {
-    feed.store.save_event_position(EventPosition {
+    feed.store.save_event_position(position_at(feed, who, seq));
+}
+
+fn position_at(feed: &Feed, who: &Consumer, seq: i64) -> EventPosition {
+    EventPosition {
         consumer: who.cursor.clone(),
         tenant: who.tenant.clone(),
         seq,
@@ -455,5 +464,5 @@ fn save_position(feed: &Feed, who: &Consumer, seq: i64) {
         state: "active".into(),
         failing_since: None,
         last_error: None,
-    });
+    }
 }

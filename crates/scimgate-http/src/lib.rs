@@ -23,6 +23,7 @@ mod keys;
 mod list;
 mod metrics;
 mod network;
+mod oauth;
 mod operator;
 mod password;
 mod plugins;
@@ -53,6 +54,7 @@ pub use hooks::{HookError, WriteContext, WriteHook};
 pub use keys::{AuthSettings, KeyRing, KeySpec};
 pub use metrics::{FeedFigures, Metrics, PluginOutcome, ReceiverFigures};
 pub use network::NetworkSettings;
+pub use oauth::{new_client_id, new_client_secret, secret_digest};
 pub use password::{PasswordStorage, Passwords};
 pub use plugins::PluginHook;
 pub use rate_limit::{Limit, RateLimitSettings, RateLimits};
@@ -101,6 +103,12 @@ pub fn build_app(
             web::resource("/readyz")
                 .route(web::get().to(health::ready))
                 .default_service(web::to(error::method_not_allowed("GET, HEAD"))),
+        )
+        .service(
+            web::resource("/oauth/token")
+                .wrap(from_fn(throttle::before_auth))
+                .route(web::post().to(oauth::token))
+                .default_service(web::to(error::method_not_allowed("POST"))),
         )
         .service(
             web::resource("/events/jwks.json")

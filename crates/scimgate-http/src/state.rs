@@ -20,6 +20,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Every key a token may be signed with.
     pub keys: KeyRing,
+    /// The data folder's own key, which signs the access tokens `/oauth/token` issues.
+    pub minter: Arc<crate::token::SigningKey>,
     /// Registered tenants and revoked tokens, refreshed in the background.
     pub access: Arc<AccessCache>,
     pub settings: Arc<HttpSettings>,

@@ -50,6 +50,15 @@ pub struct Claims {
     pub jti: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
+    /// The OAuth client a token was issued to at `/oauth/token`: refused once the client
+    /// is removed. A claim of scimgate's own name, not RFC 9068's `client_id`, so that a
+    /// token from an operator's own authorisation server is never taken for one of ours.
+    #[serde(
+        default,
+        rename = "scimgate_client",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub client_id: Option<String>,
 }
 
 fn default_tenant() -> String {
@@ -169,6 +178,25 @@ impl SigningKey {
         req: &TokenRequest,
         now: i64,
     ) -> Result<(String, Claims), jsonwebtoken::errors::Error> {
+        self.mint_with(req, now, None)
+    }
+
+    /// Mints an access token for the OAuth client `client_id` (the token endpoint).
+    pub fn mint_for_client(
+        &self,
+        req: &TokenRequest,
+        client_id: &str,
+        now: i64,
+    ) -> Result<(String, Claims), jsonwebtoken::errors::Error> {
+        self.mint_with(req, now, Some(client_id.to_owned()))
+    }
+
+    fn mint_with(
+        &self,
+        req: &TokenRequest,
+        now: i64,
+        client_id: Option<String>,
+    ) -> Result<(String, Claims), jsonwebtoken::errors::Error> {
         let ttl = i64::try_from(req.ttl_secs).unwrap_or(i64::MAX);
         let default = req.tenants.first().cloned().unwrap_or_else(default_tenant);
         let claims = Claims {
@@ -181,6 +209,7 @@ impl SigningKey {
             iat: Some(now),
             jti: Some(uuid::Uuid::new_v4().to_string()),
             iss: Some(LOCAL_ISSUER.to_owned()),
+            client_id,
         };
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(LOCAL_KID.to_owned());

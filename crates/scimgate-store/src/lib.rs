@@ -17,9 +17,9 @@ use serde_json::Value;
 
 pub use error::StoreError;
 pub use records::{
-    AccessSnapshot, AuditQuery, AuditRecord, ChangeKind, ChangeNote, EventHold, EventPosition,
-    EventRecord, GroupRef, MemberRef, NewResource, PatchOutcome, PatchWrite, RemoveOutcome,
-    Revocation, StoreStats, StoredResource, TenantInfo, TokenRecord,
+    AccessSnapshot, AuditQuery, AuditRecord, ChangeKind, ChangeNote, ClientSecret, EventHold,
+    EventPosition, EventRecord, GroupRef, MemberRef, NewResource, OAuthClient, PatchOutcome,
+    PatchWrite, RemoveOutcome, Revocation, StoreStats, StoredResource, TenantInfo, TokenRecord,
 };
 pub use settings::StoreConfig;
 pub use sqlite::{AdminDb, CheckpointPolicy, SqliteOptions, SqliteStore};
@@ -130,6 +130,9 @@ pub trait Store: Send + Sync {
     /// Queues a consumer's position; committed with the next batch. A position only moves
     /// forward this way.
     fn save_event_position(&self, position: EventPosition);
+    /// Saves a consumer's position (forward only) and returns once it is committed: a poll
+    /// consumer's next request must find what it acknowledged.
+    fn commit_event_position(&self, position: EventPosition) -> Result<(), StoreError>;
     /// Queues a consumer's position as given, backwards too (a replay taken).
     fn reset_event_position(&self, position: EventPosition);
     /// The replays asked for `consumer` (`scimgate events replay`): each tenant and the

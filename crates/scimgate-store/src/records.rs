@@ -70,6 +70,33 @@ pub struct GroupRef {
 pub struct AccessSnapshot {
     pub tenants: HashSet<String>,
     pub revoked: HashSet<String>,
+    /// OAuth clients by `client_id`: a token minted for a client no longer here is refused.
+    pub clients: std::collections::HashMap<String, OAuthClient>,
+}
+
+/// An OAuth 2.0 client of the token endpoint (client credentials).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthClient {
+    pub client_id: String,
+    pub name: String,
+    /// The tenants its tokens may act for; the first is their default.
+    pub tenants: Vec<String>,
+    /// The most its tokens may carry (space-separated).
+    pub scope: String,
+    pub token_ttl_secs: i64,
+    pub created: String,
+    pub secrets: Vec<ClientSecret>,
+}
+
+/// One of a client's secrets, as its SHA-256 digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientSecret {
+    /// Hex SHA-256 of the secret.
+    pub digest: String,
+    /// Unix seconds.
+    pub created: i64,
+    /// Unix seconds after which it no longer holds (set on the old one by a rotation).
+    pub expires: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

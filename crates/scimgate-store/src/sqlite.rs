@@ -3,6 +3,7 @@
 
 mod access;
 mod audit;
+mod clients;
 mod connection;
 mod index;
 mod migrations;
@@ -435,6 +436,11 @@ impl Store for SqliteStore {
         self.writer.submit("event position", move |c| {
             outbox::save_position(c, &position)
         });
+    }
+
+    fn commit_event_position(&self, position: EventPosition) -> Result<(), StoreError> {
+        self.writer
+            .write(move |c| outbox::save_position(c, &position))
     }
 
     fn reset_event_position(&self, position: EventPosition) {

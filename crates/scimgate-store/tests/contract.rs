@@ -564,6 +564,18 @@ fn positions_are_kept_and_commits_wake_waiters() {
     assert_eq!(s.event_position("receiver:hr", "t").expect("one"), Some(5));
     assert_eq!(s.event_position("receiver:hr", "u").expect("one"), None);
     assert_eq!(s.event_position("receiver:h", "t").expect("one"), None);
+    s.commit_event_position(at(7)).expect("commit");
+    assert_eq!(
+        s.event_position("receiver:hr", "t").expect("one"),
+        Some(7),
+        "committed when it returns"
+    );
+    s.commit_event_position(at(6)).expect("commit");
+    assert_eq!(
+        s.event_position("receiver:hr", "t").expect("one"),
+        Some(7),
+        "never back"
+    );
 
     let waiter = {
         let s = Arc::clone(&s);

@@ -11,8 +11,8 @@ use super::connection::open_read_write;
 use super::migrations::migrate;
 use crate::error::StoreError;
 use crate::records::{
-    AccessSnapshot, AuditQuery, AuditRecord, EventPosition, EventRecord, RemoveOutcome, Revocation,
-    TenantInfo, TokenRecord,
+    AccessSnapshot, AuditQuery, AuditRecord, ClientSecret, EventPosition, EventRecord, OAuthClient,
+    RemoveOutcome, Revocation, TenantInfo, TokenRecord,
 };
 
 pub(crate) fn snapshot(conn: &Connection) -> Result<AccessSnapshot, StoreError> {
@@ -26,7 +26,15 @@ pub(crate) fn snapshot(conn: &Connection) -> Result<AccessSnapshot, StoreError> 
     for jti in stmt.query_map([], |r| r.get::<_, String>(0))? {
         revoked.insert(jti?);
     }
-    Ok(AccessSnapshot { tenants, revoked })
+    let clients = super::clients::all(conn)?
+        .into_iter()
+        .map(|c| (c.client_id.clone(), c))
+        .collect();
+    Ok(AccessSnapshot {
+        tenants,
+        revoked,
+        clients,
+    })
 }
 
 /// A read-write connection for the command-line tools, beside a running server.
@@ -212,6 +220,33 @@ impl AdminDb {
             ],
         )?;
         Ok(())
+    }
+
+    /// Registers an OAuth client with its first secret (as its digest); false when a
+    /// client of that name exists.
+    pub fn add_client(&self, client: &OAuthClient) -> Result<bool, StoreError> {
+        super::clients::add(&self.conn, client)
+    }
+
+    /// Every OAuth client, by name.
+    pub fn clients(&self) -> Result<Vec<OAuthClient>, StoreError> {
+        super::clients::all(&self.conn)
+    }
+
+    /// Gives client `name` a new secret; its other secrets end at `old_until` (Unix
+    /// seconds) unless they end sooner. False when there is no such client.
+    pub fn rotate_client(
+        &self,
+        name: &str,
+        secret: &ClientSecret,
+        old_until: i64,
+    ) -> Result<bool, StoreError> {
+        super::clients::rotate(&self.conn, name, secret, old_until)
+    }
+
+    /// Removes client `name` and its secrets; false when there was none.
+    pub fn remove_client(&self, name: &str) -> Result<bool, StoreError> {
+        super::clients::remove(&self.conn, name)
     }
 
     /// Revokes a token by `jti`, minted here or not; false when it was revoked already.

@@ -20,11 +20,12 @@ fn steps() -> Vec<M<'static>> {
             super::index::rekey,
         ),
         M::up(include_str!("migrations/0006_events.sql")),
+        M::up(include_str!("migrations/0007_oauth_clients.sql")),
     ]
 }
 
 /// The schema version this binary writes.
-pub const LATEST: i64 = 6;
+pub const LATEST: i64 = 7;
 
 /// Brings `conn` to [`LATEST`]; refuses a database written by a newer scimgate.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -1,0 +1,327 @@
+//! `POST /oauth/token`: the OAuth 2.0 client credentials grant (RFC 6749 §4.4), as Entra
+//! ID's gallery apps and Okta authenticate to a SCIM endpoint. A client registered with
+//! `scimgate client add` authenticates with its id and secret (`client_secret_basic`, RFC
+//! 6749 §2.3.1, or `client_secret_post`) and gets a short-lived scimgate JWT for its
+//! tenants, with its scopes or fewer (`scope`). Answers are RFC 6749 §5.1 and §5.2 JSON,
+//! never SCIM errors: OAuth clients read these. Every issuance and refusal is audited.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use scimgate_store::{AuditRecord, OAuthClient};
+use serde_json::json;
+
+use actix_web::ResponseError;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::token::TokenRequest;
+
+pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
+
+/// A new client id: random, so that it tells nothing about the client or how many there are.
+pub fn new_client_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// A new client secret (256 random bits, base64url) and the digest that is stored.
+pub fn new_client_secret() -> (String, String) {
+    let secret = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    let digest = secret_digest(&secret);
+    (secret, digest)
+}
+
+/// The hex SHA-256 of a client secret: what is stored and compared.
+pub fn secret_digest(secret: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, secret.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A refusal of the token endpoint, as `ApiError::OAuth` renders it (RFC 6749 §5.2).
+fn refusal(status: u16, code: &'static str, description: impl Into<String>) -> ApiError {
+    ApiError::OAuth {
+        status,
+        code,
+        description: description.into(),
+    }
+}
+
+fn invalid_request(description: impl Into<String>) -> ApiError {
+    refusal(400, "invalid_request", description)
+}
+
+fn invalid_client(description: impl Into<String>) -> ApiError {
+    refusal(401, "invalid_client", description)
+}
+
+/// What a token request carried, once its form parsed.
+struct Asked {
+    client_id: String,
+    secret: String,
+    grant_type: Option<String>,
+    scope: Option<String>,
+}
+
+pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+    let asked = match asked(&req, &body) {
+        Ok(asked) => asked,
+        Err(e) => {
+            audit(&state, &req, None, None, Some(&e));
+            return e.error_response();
+        }
+    };
+    let access = state.access.current();
+    let Some(client) = access.clients.get(&asked.client_id) else {
+        let e = invalid_client("unknown client or wrong secret");
+        audit(&state, &req, Some(&asked.client_id), None, Some(&e));
+        return e.error_response();
+    };
+    // Each client has a rate of its own (in its default tenant), besides its address's.
+    let tenant = client.tenants.first().map_or("default", String::as_str);
+    if let Err(throttled) = state
+        .limits
+        .check_token(tenant, &format!("oauth-client:{}", client.client_id))
+    {
+        state.metrics.count_rate_limited(throttled.limiter);
+        return ApiError::RateLimited(throttled).error_response();
+    }
+    match issue(&state, client, &asked) {
+        Ok((body, jti)) => {
+            audit(
+                &state,
+                &req,
+                Some(&client.client_id),
+                Some((client, &jti)),
+                None,
+            );
+            HttpResponse::Ok()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .insert_header((header::PRAGMA, "no-cache"))
+                .json(body)
+        }
+        Err(e) => {
+            audit(
+                &state,
+                &req,
+                Some(&client.client_id),
+                Some((client, "")),
+                Some(&e),
+            );
+            e.error_response()
+        }
+    }
+}
+
+/// The client's credentials and the grant asked for, from the Basic header or the form;
+/// a parameter given twice, or credentials given both ways, is refused (RFC 6749 §3.2,
+/// §2.3.1).
+fn asked(req: &HttpRequest, body: &[u8]) -> Result<Asked, ApiError> {
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        return Err(invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+        .map_err(|e| invalid_request(format!("the form does not parse: {e}")))?;
+    let mut form = std::collections::HashMap::new();
+    for (name, value) in pairs {
+        if form.insert(name.clone(), value).is_some() {
+            return Err(invalid_request(format!(
+                "'{}' is given more than once",
+                scimgate_model::excerpt(&name, 64)
+            )));
+        }
+    }
+    let basic = basic_credentials(req)?;
+    let posted = match (form.remove("client_id"), form.remove("client_secret")) {
+        (Some(id), Some(secret)) => Some((id, secret)),
+        (_, None) => None,
+        (None, Some(_)) => return Err(invalid_request("'client_secret' without 'client_id'")),
+    };
+    let (client_id, secret) = match (basic, posted) {
+        (Some(_), Some(_)) => {
+            return Err(invalid_request(
+                "the client authenticates one way only: the Authorization header or the form",
+            ));
+        }
+        (Some(credentials), None) | (None, Some(credentials)) => credentials,
+        (None, None) => {
+            return Err(invalid_client(
+                "client authentication is required (client_secret_basic or client_secret_post)",
+            ));
+        }
+    };
+    Ok(Asked {
+        client_id,
+        secret,
+        grant_type: form.remove("grant_type"),
+        scope: form.remove("scope"),
+    })
+}
+
+/// `Authorization: Basic` with the form-encoded client id and secret (RFC 6749 §2.3.1).
+fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, ApiError> {
+    let mut values = req.headers().get_all(header::AUTHORIZATION);
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(invalid_request("more than one Authorization header"));
+    }
+    let text = value.to_str().unwrap_or_default();
+    let Some((scheme, encoded)) = text.split_once(' ') else {
+        return Err(invalid_client(
+            "the Authorization header is not Basic credentials",
+        ));
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(invalid_client(
+            "the Authorization header is not Basic credentials",
+        ));
+    }
+    let decoded = STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| invalid_client("the Basic credentials are not base64 of UTF-8"))?;
+    let (id, secret) = decoded
+        .split_once(':')
+        .ok_or_else(|| invalid_client("the Basic credentials have no ':'"))?;
+    let unescape = |part: &str| {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("x={part}"))
+            .ok()
+            .and_then(|mut v| v.pop())
+            .map(|(_, value)| value)
+            .ok_or_else(|| invalid_client("the Basic credentials are not form-encoded"))
+    };
+    Ok(Some((unescape(id)?, unescape(secret)?)))
+}
+
+/// Checks the secret, the grant and the scope, and mints the token: the §5.1 answer and
+/// the token's `jti`.
+fn issue(
+    state: &AppState,
+    client: &OAuthClient,
+    asked: &Asked,
+) -> Result<(serde_json::Value, String), ApiError> {
+    let now = state.clock.now().unix_timestamp();
+    // Digests are compared, not secrets: how long a comparison takes tells nothing about
+    // a secret whose digest it is.
+    let digest = secret_digest(&asked.secret);
+    let holds = client
+        .secrets
+        .iter()
+        .any(|s| s.expires.is_none_or(|end| now < end) && s.digest == digest);
+    if !holds {
+        return Err(invalid_client("unknown client or wrong secret"));
+    }
+    match asked.grant_type.as_deref() {
+        Some(GRANT_CLIENT_CREDENTIALS) => {}
+        None => return Err(invalid_request("'grant_type' is missing")),
+        Some(other) => {
+            return Err(refusal(
+                400,
+                "unsupported_grant_type",
+                format!(
+                    "only 'client_credentials' is offered, not '{}'",
+                    scimgate_model::excerpt(other, 64)
+                ),
+            ));
+        }
+    }
+    let allowed: Vec<&str> = client.scope.split_ascii_whitespace().collect();
+    let scope = match asked.scope.as_deref().map(str::trim) {
+        None | Some("") => allowed.join(" "),
+        Some(wanted) => {
+            if let Some(extra) = wanted
+                .split_ascii_whitespace()
+                .find(|s| !allowed.contains(s))
+            {
+                return Err(refusal(
+                    400,
+                    "invalid_scope",
+                    format!(
+                        "this client may not have '{}' (it may have: {})",
+                        scimgate_model::excerpt(extra, 64),
+                        allowed.join(" ")
+                    ),
+                ));
+            }
+            let mut narrowed: Vec<&str> = Vec::new();
+            for s in wanted.split_ascii_whitespace() {
+                if !narrowed.contains(&s) {
+                    narrowed.push(s);
+                }
+            }
+            narrowed.join(" ")
+        }
+    };
+    let ttl = u64::try_from(client.token_ttl_secs).unwrap_or(3600);
+    let request = TokenRequest {
+        subject: client.name.clone(),
+        tenants: client.tenants.clone(),
+        scope: scope.clone(),
+        ttl_secs: ttl,
+    };
+    let (token, claims) = state
+        .minter
+        .mint_for_client(&request, &client.client_id, now)
+        .map_err(|e| refusal(500, "server_error", format!("could not sign: {e}")))?;
+    Ok((
+        json!({"access_token": token, "token_type": "Bearer", "expires_in": ttl, "scope": scope}),
+        claims.jti.unwrap_or_default(),
+    ))
+}
+
+/// One audit row per answer: in the client's default tenant when the client is known (the
+/// issued token's `jti` on success), else under `-`, a name no tenant can have, which only
+/// the operator's `scimgate audit tail` shows.
+fn audit(
+    state: &AppState,
+    req: &HttpRequest,
+    client_id: Option<&str>,
+    client: Option<(&OAuthClient, &str)>,
+    refusal: Option<&ApiError>,
+) {
+    let (tenant, subject, jti) = match client {
+        Some((c, jti)) => (
+            c.tenants.first().cloned().unwrap_or_else(|| "-".into()),
+            Some(c.name.clone()),
+            (!jti.is_empty()).then(|| jti.to_owned()),
+        ),
+        None => ("-".to_owned(), None, None),
+    };
+    state.store.append_audit(AuditRecord {
+        seq: 0,
+        at: scimgate_model::format_timestamp(state.clock.now()),
+        tenant,
+        subject,
+        jti,
+        client: state
+            .settings
+            .network
+            .client_addr(req)
+            .map(|ip| ip.to_string()),
+        method: "POST".into(),
+        resource_type: Some("oauth/token".into()),
+        resource_id: client_id.map(|id| scimgate_model::excerpt(id, 128).into_owned()),
+        version_before: None,
+        version_after: None,
+        plugins: None,
+        status: refusal.map_or(200, |e| e.status_code().as_u16()),
+        detail: refusal.map(ToString::to_string),
+    });
+}

@@ -1,0 +1,132 @@
+//! `scimgate client`: the OAuth clients of the token endpoint, beside a running server
+//! (which sees a change within a second).
+
+use scimgate_http::{new_client_id, new_client_secret};
+use scimgate_model::{Clock, SystemClock};
+use scimgate_store::{ClientSecret, OAuthClient};
+
+use super::admin::{admin_db, check_registered, check_scopes, unix_now};
+use crate::{CliResult, ClientCommand};
+
+/// What a client name may be: it is the `sub` of its tokens and shows in the audit.
+fn check_client_name(name: &str) -> CliResult {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(
+            format!("'{name}' is not a client name: 1 to 64 letters, digits, '-', '_' or '.'")
+                .into(),
+        )
+    }
+}
+
+pub fn client(cmd: ClientCommand) -> CliResult {
+    match cmd {
+        ClientCommand::Add {
+            name,
+            tenant,
+            scope,
+            token_ttl,
+            data,
+        } => {
+            check_client_name(&name)?;
+            check_scopes(&scope)?;
+            if !(60..=86_400).contains(&token_ttl) {
+                return Err("--token-ttl is from 60 to 86400 seconds".into());
+            }
+            let (_, db) = admin_db(data)?;
+            check_registered(&db, &tenant)?;
+            let (secret, digest) = new_client_secret();
+            let client = OAuthClient {
+                client_id: new_client_id(),
+                name: name.clone(),
+                tenants: tenant,
+                scope,
+                token_ttl_secs: token_ttl,
+                created: scimgate_model::format_timestamp(SystemClock.now()),
+                secrets: vec![ClientSecret {
+                    digest,
+                    created: unix_now(),
+                    expires: None,
+                }],
+            };
+            if !db.add_client(&client)? {
+                return Err(format!("a client named '{name}' exists already").into());
+            }
+            say!("client_id: {}", client.client_id);
+            say!("client_secret: {secret}");
+            eprintln!(
+                "The secret is shown only this once. Token endpoint: POST /oauth/token (grant_type=client_credentials)."
+            );
+            Ok(())
+        }
+        ClientCommand::List { data } => {
+            let (_, db) = admin_db(data)?;
+            let now = unix_now();
+            for c in db.clients()? {
+                let secrets: Vec<String> = c
+                    .secrets
+                    .iter()
+                    .filter(|s| s.expires.is_none_or(|end| end > now))
+                    .map(|s| match s.expires {
+                        None => "one current".to_owned(),
+                        Some(end) => format!("one ending in {}s", end - now),
+                    })
+                    .collect();
+                say!(
+                    "{}  client_id={}  tenants={}  scope=\"{}\"  token_ttl={}s  secrets: {}  created {}",
+                    c.name,
+                    c.client_id,
+                    c.tenants.join(","),
+                    c.scope,
+                    c.token_ttl_secs,
+                    if secrets.is_empty() {
+                        "none".into()
+                    } else {
+                        secrets.join(", ")
+                    },
+                    c.created
+                );
+            }
+            Ok(())
+        }
+        ClientCommand::Rotate {
+            name,
+            overlap,
+            data,
+        } => {
+            if overlap < 0 {
+                return Err("--overlap is a number of seconds, 0 or more".into());
+            }
+            let (_, db) = admin_db(data)?;
+            let (secret, digest) = new_client_secret();
+            let now = unix_now();
+            let new = ClientSecret {
+                digest,
+                created: now,
+                expires: None,
+            };
+            if !db.rotate_client(&name, &new, now.saturating_add(overlap))? {
+                return Err(format!("no client named '{name}'").into());
+            }
+            say!("client_secret: {secret}");
+            eprintln!(
+                "The secret is shown only this once; the previous one works for {overlap} more seconds."
+            );
+            Ok(())
+        }
+        ClientCommand::Remove { name, data } => {
+            let (_, db) = admin_db(data)?;
+            if !db.remove_client(&name)? {
+                return Err(format!("no client named '{name}'").into());
+            }
+            say!("removed client {name}; the server refuses its tokens within a second");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! `POST /oauth/token`: the client credentials grant (RFC 6749 §4.4) for clients registered
+//! as `scimgate client add` registers them; its tokens act on the SCIM API for the client's
+//! tenants and scopes; its refusals are RFC 6749 §5.2 errors; a rotated secret overlaps,
+//! a removed client's tokens stop.
+
+use actix_web::http::Method;
+use base64::Engine;
+use scimgate_store::{AdminDb, AuditQuery, ClientSecret, OAuthClient};
+use serde_json::json;
+
+use crate::common::*;
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// Registers client `name` for `tenant` and waits until the server has it: its id and
+/// secret.
+fn add_client(h: &Harness, name: &str, tenant: &str, scope: &str) -> (String, String) {
+    h.add_tenant(tenant);
+    let (secret, digest) = scimgate_http::new_client_secret();
+    let client = OAuthClient {
+        client_id: scimgate_http::new_client_id(),
+        name: name.into(),
+        tenants: vec![tenant.into()],
+        scope: scope.into(),
+        token_ttl_secs: 600,
+        created: "2026-01-01T00:00:00.000Z".into(),
+        secrets: vec![ClientSecret {
+            digest,
+            created: 0,
+            expires: None,
+        }],
+    };
+    let db = AdminDb::open(&h.db_path()).expect("admin db");
+    assert!(db.add_client(&client).expect("add"));
+    let id = client.client_id.clone();
+    h.wait_for_access(|a| a.clients.contains_key(&id));
+    (client.client_id, secret)
+}
+
+fn basic(id: &str, secret: &str) -> String {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+    format!("Basic {encoded}")
+}
+
+async fn ask(h: &Harness, authorization: Option<&str>, content_type: &str, body: &str) -> Resp {
+    let mut req = h
+        .req(Method::POST, "/oauth/token")
+        .no_token()
+        .raw(Some(content_type), body.to_owned());
+    if let Some(a) = authorization {
+        req = req.header("authorization", a);
+    }
+    req.send().await
+}
+
+#[actix_web::test]
+async fn client_credentials_give_a_token_for_the_clients_tenants_and_scopes() {
+    let h = Harness::new();
+    let (id, secret) = add_client(&h, "entra-prod", "acme", "scim:read scim:write");
+
+    // client_secret_basic
+    let r = ask(
+        &h,
+        Some(&basic(&id, &secret)),
+        FORM,
+        "grant_type=client_credentials",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.headers.get("cache-control").expect("no-store"),
+        "no-store"
+    );
+    assert_eq!(r.body["token_type"], "Bearer");
+    assert_eq!(r.body["expires_in"], 600);
+    assert_eq!(r.body["scope"], "scim:read scim:write");
+    let token = r.body["access_token"].as_str().expect("a token").to_owned();
+    let created = h
+        .post(
+            "/scim/v2/Users",
+            json!({"schemas": [USER_SCHEMA], "userName": "via-oauth"}),
+        )
+        .token(&token)
+        .send()
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let other = h
+        .get("/scim/v2/Users?domain=default")
+        .token(&token)
+        .send()
+        .await;
+    assert_eq!(
+        other.status, 403,
+        "only the client's tenants: {}",
+        other.body
+    );
+
+    // client_secret_post, narrowed to reading
+    let body = format!(
+        "grant_type=client_credentials&client_id={id}&client_secret={secret}&scope=scim%3Aread"
+    );
+    let r = ask(&h, None, FORM, &body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["scope"], "scim:read");
+    let reader = r.body["access_token"].as_str().expect("a token").to_owned();
+    assert_eq!(
+        h.get("/scim/v2/Users").token(&reader).send().await.status,
+        200
+    );
+    h.post(
+        "/scim/v2/Users",
+        json!({"schemas": [USER_SCHEMA], "userName": "refused"}),
+    )
+    .token(&reader)
+    .send()
+    .await
+    .assert_error(403, None, "scim:write");
+
+    // Each issuance and refusal is audited, in the client's tenant.
+    let r = ask(
+        &h,
+        Some(&basic(&id, "wrong")),
+        FORM,
+        "grant_type=client_credentials",
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    let db = AdminDb::open(&h.db_path()).expect("admin db");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let rows = loop {
+        let rows: Vec<_> = db
+            .audit(&AuditQuery {
+                tenant: Some("acme".into()),
+                limit: 100,
+                ..Default::default()
+            })
+            .expect("audit")
+            .into_iter()
+            .filter(|r| r.resource_type.as_deref() == Some("oauth/token"))
+            .collect();
+        if rows.len() >= 3 {
+            break rows;
+        }
+        assert!(std::time::Instant::now() < deadline, "{rows:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let statuses: Vec<u16> = rows.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 200, 401]);
+    assert_eq!(rows[0].subject.as_deref(), Some("entra-prod"));
+    assert!(rows[0].jti.is_some());
+    assert!(
+        rows[2]
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("invalid_client"),
+        "{:?}",
+        rows[2]
+    );
+}
+
+/// (what is wrong, Authorization, content type, body, status, `error`).
+type Refusal<'a> = (&'a str, Option<String>, &'a str, String, u16, &'a str);
+
+/// Each refusal as RFC 6749 §5.2 names it.
+#[actix_web::test]
+async fn token_endpoint_refusals_are_rfc_6749_errors() {
+    let h = Harness::new();
+    let (id, secret) = add_client(&h, "okta", "acme", "scim:read scim:write");
+    let good = basic(&id, &secret);
+    let grant = "grant_type=client_credentials";
+    let posted = format!("{grant}&client_id={id}&client_secret={secret}");
+    let cases: Vec<Refusal> = vec![
+        (
+            "wrong secret",
+            Some(basic(&id, "nope")),
+            FORM,
+            grant.into(),
+            401,
+            "invalid_client",
+        ),
+        (
+            "unknown client",
+            Some(basic("who", &secret)),
+            FORM,
+            grant.into(),
+            401,
+            "invalid_client",
+        ),
+        (
+            "no credentials",
+            None,
+            FORM,
+            grant.into(),
+            401,
+            "invalid_client",
+        ),
+        (
+            "not Basic",
+            Some("Bearer x".into()),
+            FORM,
+            grant.into(),
+            401,
+            "invalid_client",
+        ),
+        (
+            "both ways",
+            Some(good.clone()),
+            FORM,
+            posted.clone(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "secret without id",
+            None,
+            FORM,
+            format!("{grant}&client_secret={secret}"),
+            400,
+            "invalid_request",
+        ),
+        (
+            "no grant",
+            Some(good.clone()),
+            FORM,
+            String::new(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "password grant",
+            Some(good.clone()),
+            FORM,
+            "grant_type=password".into(),
+            400,
+            "unsupported_grant_type",
+        ),
+        (
+            "a grant twice",
+            Some(good.clone()),
+            FORM,
+            format!("{grant}&{grant}"),
+            400,
+            "invalid_request",
+        ),
+        (
+            "a scope it lacks",
+            Some(good.clone()),
+            FORM,
+            format!("{grant}&scope=scim%3Aadmin"),
+            400,
+            "invalid_scope",
+        ),
+        (
+            "JSON body",
+            Some(good.clone()),
+            "application/json",
+            r#"{"grant_type":"client_credentials"}"#.into(),
+            400,
+            "invalid_request",
+        ),
+    ];
+    for (what, authorization, content_type, body, status, error) in cases {
+        let r = ask(&h, authorization.as_deref(), content_type, &body).await;
+        assert_eq!(
+            (r.status, r.body["error"].clone()),
+            (status, json!(error)),
+            "{what}: {}",
+            r.body
+        );
+        assert!(
+            r.body["error_description"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty()),
+            "{what}"
+        );
+        if status == 401 {
+            assert!(r.headers.contains_key("www-authenticate"), "{what}");
+        }
+        assert!(
+            !r.body.to_string().contains(&secret),
+            "{what}: the secret is never echoed"
+        );
+    }
+    let r = h.get("/oauth/token").no_token().send().await;
+    assert_eq!(r.status, 405);
+}
+
+#[actix_web::test]
+async fn a_rotated_secret_overlaps_and_a_removed_clients_tokens_stop() {
+    let h = Harness::new();
+    let (id, old) = add_client(&h, "rotating", "acme", "scim:read");
+    let token_with = |secret: String| {
+        let (h, id) = (&h, id.clone());
+        async move {
+            let r = ask(
+                h,
+                Some(&basic(&id, &secret)),
+                FORM,
+                "grant_type=client_credentials",
+            )
+            .await;
+            (r.status, r.body["access_token"].as_str().map(str::to_owned))
+        }
+    };
+    let db = AdminDb::open(&h.db_path()).expect("admin db");
+    let now = scimgate_model::Clock::now(&scimgate_model::SystemClock).unix_timestamp();
+    let rotate = |overlap: i64| {
+        let (secret, digest) = scimgate_http::new_client_secret();
+        let new = ClientSecret {
+            digest,
+            created: now,
+            expires: None,
+        };
+        assert!(
+            db.rotate_client("rotating", &new, now + overlap)
+                .expect("rotate")
+        );
+        secret
+    };
+    let count = |id: &str| {
+        let id = id.to_owned();
+        move |a: &scimgate_store::AccessSnapshot| a.clients.get(&id).map_or(0, |c| c.secrets.len())
+    };
+    // With an overlap, both secrets hold.
+    let second = rotate(3600);
+    h.wait_for_access(|a| count(&id)(a) == 2);
+    assert_eq!(token_with(old.clone()).await.0, 200);
+    let (status, token) = token_with(second.clone()).await;
+    assert_eq!(status, 200);
+    // Without one, the previous secret stops at once.
+    let third = rotate(0);
+    h.wait_for_access(|a| count(&id)(a) == 3);
+    assert_eq!(token_with(second).await.0, 401);
+    assert_eq!(token_with(third).await.0, 200);
+
+    let token = token.expect("a token");
+    assert_eq!(
+        h.get("/scim/v2/Users").token(&token).send().await.status,
+        200
+    );
+    assert!(db.remove_client("rotating").expect("remove"));
+    h.wait_for_access(|a| a.clients.is_empty());
+    h.get("/scim/v2/Users")
+        .token(&token)
+        .send()
+        .await
+        .assert_error(401, None, "has been removed");
+}
