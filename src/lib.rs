@@ -160,7 +160,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
     let metrics = Arc::new(Metrics::new());
     let access = AccessCache::start(&store)?;
     let background: Vec<Periodic> = prune_periodically(&store, config)?.into_iter().collect();
-    let feed_watch = FeedWatch::new(store.as_ref());
+    let feed_watch = FeedWatch::new(&store);
     let plugins = Arc::new(PluginHook::new(Arc::new(host), Arc::clone(&metrics)));
     let write_hooks: Vec<Arc<dyn scimgate_http::WriteHook>> = vec![plugins.clone()];
     let tenants = config.tenant_policies().map_err(StartError::Config)?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use scimgate_events::consumer_name;
 use scimgate_model::{Clock, SystemClock};
-use scimgate_store::{AdminDb, EventRecord};
+use scimgate_store::{AdminDb, EventRecord, is_cursor};
 use serde_json::json;
 
 use super::admin::admin_db;
@@ -67,7 +67,13 @@ pub fn events(cmd: EventsCommand) -> CliResult {
             }
             let follows = followed(&r.tenants, &db)?;
             let tenants = match tenant {
-                Some(t) if follows.contains(&t) || r.tenants.iter().any(|x| x == "*") => vec![t],
+                Some(t)
+                    if follows.contains(&t)
+                        || (r.tenants.iter().any(|x| x == "*")
+                            && db.snapshot()?.tenants.contains(&t)) =>
+                {
+                    vec![t]
+                }
                 Some(t) => {
                     return Err(
                         format!("receiver '{receiver}' does not follow tenant '{t}'").into(),
@@ -118,11 +124,6 @@ pub fn events(cmd: EventsCommand) -> CliResult {
             Ok(())
         }
     }
-}
-
-/// Whether a stored position is a poll or stream consumer's cursor (not a receiver's).
-fn is_cursor(consumer: &str) -> bool {
-    consumer.starts_with("cursor:") || consumer.starts_with("stream:")
 }
 
 /// The tenants a receiver follows: those named, or for `*` every tenant with events.

@@ -61,8 +61,9 @@ pub fn serve(args: ServeArgs) -> CliResult {
     }
     state.connections.set_cap(cap.total());
     let _watch = open_files::watch(Arc::clone(&state.connections));
-    let _background = built.background;
-    let _receivers = built.receivers;
+    let background = built.background;
+    let receivers = built.receivers;
+    let store = Arc::clone(&state.store);
     let connections = Arc::clone(&state.connections);
     tracing::info!(listen = %config.listen, data = %config.data.display(), "scimgate starting");
     actix_web::rt::System::new().block_on(async move {
@@ -85,8 +86,16 @@ pub fn serve(args: ServeArgs) -> CliResult {
         };
         server.run().await
     })?;
-    // The server's state (and with it the store, whose writer drains as it closes) went
-    // with the server; the reload thread still holds the plugin set: stop it too.
+    // The receivers stop (one stuck on a hanging receiver is left after a short grace),
+    // then what is still queued for the writer (audit rows, positions) is committed: the
+    // store itself may outlive this if a stuck receiver holds it.
+    drop(receivers);
+    drop(background);
+    if let Err(e) = store.flush() {
+        tracing::warn!(error = %e, "could not commit what was queued at the stop");
+    }
+    drop(store);
+    // The reload thread still holds the plugin set: stop it too.
     drop(reload);
     let _ = reload_thread.join();
     tracing::info!("scimgate stopped");

@@ -217,9 +217,49 @@ async fn acknowledgements_count_only_as_issued_and_named_cursors_are_bounded() {
     .await;
     assert_eq!(seqs(&r.body["sets"]), Vec::<i64>::new());
 
-    // Named cursors: each stored one holds events from pruning, so a subject keeps 16
-    // (`other` above was never acknowledged, so it is not stored).
-    for i in 0..16 {
+    // A subject with a `/` in it is not another subject's named cursor: subject
+    // `test/other` gets SETs of its own, and `test`'s cursor `other` cannot be moved by
+    // them.
+    let key = scimgate_http::SigningKey::load_or_create(h.data_dir()).expect("key");
+    let (slashed, _) = key
+        .mint(
+            &scimgate_http::TokenRequest {
+                subject: "test/other".into(),
+                tenants: vec!["default".into()],
+                scope: "scim:events".into(),
+                ttl_secs: 3600,
+            },
+            now(),
+        )
+        .expect("mint");
+    let r = poll(&h, &slashed, "", json!({"returnImmediately": true})).await;
+    let slashed_jtis = jtis(&r.body["sets"]);
+    assert_ne!(slashed_jtis[&1], theirs[&1], "an audience of its own");
+    let claims = verified(&h, r.body["sets"][&slashed_jtis[&1]].as_str().expect("JWS")).await;
+    assert_eq!(claims["aud"], "consumer:test%2Fother");
+    poll(
+        &h,
+        &slashed,
+        "",
+        json!({"returnImmediately": true, "ack": [slashed_jtis[&1]]}),
+    )
+    .await;
+    let r = poll(
+        &h,
+        &events,
+        "?cursor=other",
+        json!({"returnImmediately": true}),
+    )
+    .await;
+    assert_eq!(
+        seqs(&r.body["sets"]),
+        [1, 2, 3],
+        "`test`'s cursor `other` did not move"
+    );
+
+    // Named cursors: each holds events from pruning from its first use, so a subject
+    // keeps 16 (`other` above is one).
+    for i in 0..15 {
         let query = format!("?cursor=c{i}");
         let sets = jtis(&poll(&h, &events, &query, once.clone()).await.body["sets"]);
         let r = poll(

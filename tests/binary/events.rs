@@ -349,6 +349,49 @@ fn one_tenants_failing_event_does_not_hold_another_tenants_events() {
     );
 }
 
+/// A receiver that takes the connection and never answers holds the server's stop only
+/// for a short grace, not for its whole timeout; what was queued is committed.
+#[test]
+fn a_hanging_receiver_does_not_hold_the_stop() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let hanging = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/events", hanging.local_addr().expect("addr"));
+    let config = config_with(
+        dir.path(),
+        &receiver_toml("stuck", &url, "timeout_ms = 60000"),
+    );
+    let mut server = Server::start_with(&data, Some(&config), Stdio::null());
+    let t = token(&data, &[]);
+    let (status, _) = send(
+        "POST",
+        &format!("{}/scim/v2/Users", server.base),
+        &t,
+        Some(user("waits")),
+    );
+    assert_eq!(status, 201);
+    // The delivery is under way: the connection is taken, the request never answered.
+    let _held = hanging.accept().expect("the receiver is tried");
+    std::thread::sleep(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let term = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(term.success());
+    let exit = loop {
+        if let Some(exit) = server.child.try_wait().expect("wait") {
+            break exit;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the stop waited for the receiver's 60 s timeout"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}");
+}
+
 /// A loopback port nobody listens on (a receiver that is down), and its URL.
 fn receiver_down() -> (u16, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -696,6 +739,14 @@ fn operators_see_lag_and_dead_letters_enable_and_replay() {
         receiver.received().is_empty(),
         "a dead receiver gets nothing"
     );
+    let row: Value = serde_json::from_str(
+        events(&["receivers", "--json"])
+            .lines()
+            .next()
+            .expect("row"),
+    )
+    .expect("JSON");
+    assert_eq!(row["state"], "dead", "it stays dead until enabled: {row}");
     assert!(events(&["enable", "crm"]).contains("resumes"));
     let got = receiver.wait_for_accepted(3, Duration::from_secs(20));
     let seqs: Vec<i64> = seqs_of(&got);

@@ -23,6 +23,8 @@ use crate::error::EventsError;
 use crate::feed::Feed;
 use crate::send::{Outcome, Sender};
 
+/// How long the server's stop waits for a delivery under way.
+const STOP_GRACE: Duration = Duration::from_secs(2);
 /// Events read from the store at a time (each may be a large group).
 const BATCH: usize = 20;
 /// How often the stored state is looked at: a dead receiver enabled again, a replay asked.
@@ -76,15 +78,18 @@ impl Receiver {
         });
         let name = config.name.clone();
         let worker = Worker {
-            lags: std::sync::Mutex::default(),
             consumer: consumer_name(&config.name),
             feed,
             config,
             sender,
             stats: Arc::clone(&stats),
         };
+        // A delivery under way may wait for its receiver up to the timeout: the server's
+        // stop waits a little for it, not that long (the event is sent again after the
+        // restart, at least once).
         let thread = Periodic::spawn(&format!("events-{name}"), move |stop| worker.run(&stop))
-            .map_err(|e| EventsError::Config(format!("could not start a delivery thread: {e}")))?;
+            .map_err(|e| EventsError::Config(format!("could not start a delivery thread: {e}")))?
+            .join_within(STOP_GRACE);
         Ok(Receiver {
             name,
             stats,
@@ -94,8 +99,6 @@ impl Receiver {
 }
 
 struct Worker {
-    /// Each tenant's lag as last measured, summed into `stats.lag_events`.
-    lags: std::sync::Mutex<HashMap<String, u64>>,
     consumer: String,
     feed: Feed,
     config: ReceiverConfig,
@@ -185,6 +188,12 @@ impl Worker {
                 self.recheck(&mut standings);
             }
             let mut progressed = false;
+            // One read of every tenant's last event a pass: a tenant with nothing new is
+            // not read at all (a receiver of every tenant may follow hundreds).
+            let heads = self.feed.store.event_heads().unwrap_or_else(|e| {
+                tracing::warn!(receiver = %self.config.name, error = %e, "could not read the feed's heads");
+                HashMap::new()
+            });
             if whole.open(now) {
                 for k in 0..tenants.len() {
                     let at = (first + k) % tenants.len();
@@ -192,7 +201,11 @@ impl Worker {
                     let standing = standings
                         .entry(tenant.clone())
                         .or_insert_with(|| Standing::new(0));
-                    if standing.dead || !standing.backoff.open(Instant::now()) {
+                    let head = heads.get(tenant).copied().unwrap_or(0);
+                    if standing.dead
+                        || head <= standing.seq
+                        || !standing.backoff.open(Instant::now())
+                    {
                         continue;
                     }
                     progressed |= self.deliver_tenant(tenant, standing, &mut whole, stop);
@@ -212,7 +225,7 @@ impl Worker {
             }
             if !progressed || measured.elapsed() >= SAVE_EVERY {
                 measured = Instant::now();
-                self.measure_lag(&tenants, &standings);
+                self.measure_lag(&tenants, &standings, &heads);
             }
             if progressed {
                 continue;
@@ -282,29 +295,27 @@ impl Worker {
         moved
     }
 
-    /// How far behind the receiver is, for `/metrics`: after each pass over its tenants.
-    fn measure_lag(&self, tenants: &[String], standings: &HashMap<String, Standing>) {
-        for tenant in tenants {
-            self.measure_tenant_lag(tenant, standings.get(tenant).map_or(0, |s| s.seq));
-        }
-        self.stats
-            .dead
-            .store(standings.values().any(|s| s.dead), Ordering::Relaxed);
-    }
-
-    /// One tenant's lag.
-    fn measure_tenant_lag(&self, tenant: &str, at: i64) {
-        let head = self.feed.store.event_head(tenant).unwrap_or(at);
-        let mut lags = self
-            .lags
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        lags.insert(tenant.to_owned(), u64::try_from(head - at).unwrap_or(0));
-        let lag: u64 = lags.values().sum();
+    /// How far behind the receiver is, for `/metrics`, from the heads of the pass.
+    fn measure_lag(
+        &self,
+        tenants: &[String],
+        standings: &HashMap<String, Standing>,
+        heads: &HashMap<String, i64>,
+    ) {
+        let lag: u64 = tenants
+            .iter()
+            .map(|t| {
+                let at = standings.get(t).map_or(0, |s| s.seq);
+                u64::try_from(heads.get(t).copied().unwrap_or(at) - at).unwrap_or(0)
+            })
+            .sum();
         self.stats.lag_events.store(lag, Ordering::Relaxed);
         if lag == 0 {
             self.stats.oldest_pending.store(0, Ordering::Relaxed);
         }
+        self.stats
+            .dead
+            .store(standings.values().any(|s| s.dead), Ordering::Relaxed);
     }
 
     /// Tries one event once; whether it passed. A failure sets when the next try may be:
@@ -357,7 +368,16 @@ impl Worker {
                 receiver = %self.config.name, tenant = %event.tenant, since = %since,
                 error = %error, "the receiver failed for too long and is set aside; `scimgate events enable` resumes it"
             );
-            self.save(&event.tenant, standing);
+            // Committed before the next look at the stored state, which would otherwise
+            // read `active` and take it for an operator's `events enable`.
+            if let Err(e) = self
+                .feed
+                .store
+                .commit_event_position(self.position(&event.tenant, standing))
+            {
+                tracing::warn!(receiver = %self.config.name, error = %e, "could not save the dead letter");
+            }
+            standing.unsaved = false;
             return false;
         }
         if newly {
@@ -408,7 +428,12 @@ impl Worker {
             return self.config.tenants.clone();
         }
         match self.feed.store.access() {
-            Ok(access) => access.tenants.into_iter().collect(),
+            Ok(access) => {
+                // In a steady order, so that taking turns after a failure is fair.
+                let mut tenants: Vec<String> = access.tenants.into_iter().collect();
+                tenants.sort_unstable();
+                tenants
+            }
             Err(e) => {
                 tracing::warn!(receiver = %self.config.name, error = %e, "could not list tenants");
                 Vec::new()

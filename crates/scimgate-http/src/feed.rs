@@ -22,13 +22,13 @@ use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use scimgate_events::{Audience, CONSUMER_AUDIENCE, Feed, Mode, jti, render};
 use scimgate_model::{ScimError, ScimType};
-use scimgate_store::{EventPosition, EventRecord};
+use scimgate_store::{EventPosition, EventRecord, POLL_CURSOR, STREAM_CURSOR};
 use serde_json::{Map, Value, json};
 
 use crate::auth;
 use crate::blocking::blocking;
 use crate::error::ApiError;
-use crate::feed_watch::FeedWatch;
+use crate::feed_watch::TenantWatch;
 use crate::query::QueryParams;
 use crate::state::AppState;
 use crate::token::SCOPE_EVENTS;
@@ -45,7 +45,7 @@ const NAMED_CURSORS: usize = 16;
 /// Longest a poll with `returnImmediately: false` waits for events.
 const LONG_POLL: Duration = Duration::from_secs(30);
 /// A comment line this often keeps an idle stream's proxies from closing it.
-const KEEPALIVE: Duration = Duration::from_secs(15);
+const KEEPALIVE: Duration = Duration::from_secs(5);
 
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
@@ -108,13 +108,17 @@ fn consumer(req: &HttpRequest, state: &AppState, kind: &str) -> Result<Consumer,
             )));
         }
     };
+    // `/` parts the subject from the cursor's name (which has none), so a `/` or `%` in
+    // the subject is escaped: subject `a/n` and subject `a`'s cursor `n` never share an
+    // audience, nor a jti.
+    let subject = claims.sub.replace('%', "%25").replace('/', "%2F");
     let audience = match &name {
-        None => format!("{CONSUMER_AUDIENCE}{}", claims.sub),
-        Some(name) => format!("{CONSUMER_AUDIENCE}{}/{name}", claims.sub),
+        None => format!("{CONSUMER_AUDIENCE}{subject}"),
+        Some(name) => format!("{CONSUMER_AUDIENCE}{subject}/{name}"),
     };
     Ok(Consumer {
         tenant,
-        cursor: format!("{kind}:{}", json!([claims.sub, name])),
+        cursor: format!("{kind}{}", json!([claims.sub, name])),
         named: name.is_some(),
         subject_cursors: json!([claims.sub])
             .to_string()
@@ -147,7 +151,7 @@ pub async fn poll(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let who = consumer(&req, &state, "cursor")?;
+    let who = consumer(&req, &state, POLL_CURSOR)?;
     let request: PollRequest = if body.is_empty() {
         PollRequest::default()
     } else {
@@ -156,7 +160,7 @@ pub async fn poll(
     };
     let max = request.max_events.unwrap_or(100).min(MAX_EVENTS);
     let feed = state.feed.clone();
-    let position = cursor_position(&feed, &who).await?;
+    let position = cursor_position(&state, &who).await?;
     if let Some((jti, err)) = request.set_errs.iter().next() {
         // One line a poll, whatever the consumer sends.
         tracing::warn!(
@@ -197,8 +201,8 @@ pub async fn poll(
     // Read a few at a time (each may be a large group); answer up to maxEvents and up to
     // a byte budget, so that a page of large groups never holds hundreds of megabytes.
     let chunk = max.clamp(1, READ_AT_ONCE);
+    let mut watch = state.feed_watch.subscribe(&who.tenant);
     loop {
-        let commits = state.feed_watch.commits();
         let mut batch = read(&feed, &who.tenant, at, chunk + 1).await?;
         if !batch.is_empty() || started.elapsed() >= wait {
             let (mut sets, mut bytes, mut last, mut more) = (Map::new(), 0usize, at, false);
@@ -230,9 +234,8 @@ pub async fn poll(
             }
             return Ok(HttpResponse::Ok().json(json!({"sets": sets, "moreAvailable": more})));
         }
-        state
-            .feed_watch
-            .wait_past(commits, wait.saturating_sub(started.elapsed()))
+        watch
+            .wait_past(at, wait.saturating_sub(started.elapsed()))
             .await;
     }
 }
@@ -241,11 +244,11 @@ pub async fn stream(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let who = consumer(&req, &state, "stream")?;
+    let who = consumer(&req, &state, STREAM_CURSOR)?;
     let place = state.feed_watch.admit(&who.tenant)?;
     let feed = state.feed.clone();
     // Read (and a new named cursor admitted) even when `Last-Event-ID` says where to start.
-    let stored = cursor_position(&feed, &who).await?;
+    let stored = cursor_position(&state, &who).await?;
     let after = match req
         .headers()
         .get("last-event-id")
@@ -263,7 +266,7 @@ pub async fn stream(
     let state = StreamState {
         feed,
         access: Arc::clone(&state.access),
-        watch: Arc::clone(&state.feed_watch),
+        watch: state.feed_watch.subscribe(&who.tenant),
         _place: place,
         who: Arc::new(who),
         after,
@@ -287,7 +290,8 @@ struct StreamState {
     /// Tenants and revocations as the server sees them now: a stream ends when its token
     /// is revoked or expires, or its tenant is removed, as a new request would be refused.
     access: Arc<crate::access::AccessCache>,
-    watch: Arc<FeedWatch>,
+    /// The tenant's last event number, which wakes the stream.
+    watch: TenantWatch,
     /// The tenant's place for this stream, given back when the client goes.
     _place: scimgate_limits::Slot,
     who: Arc<Consumer>,
@@ -319,7 +323,6 @@ impl StreamState {
                 self.handed = seq;
                 return Some(Ok(chunk));
             }
-            let commits = self.watch.commits();
             let events = match read(&self.feed, &self.who.tenant, self.after, READ_AT_ONCE).await {
                 Ok(events) => events,
                 Err(e) => return Some(Err(e.into())),
@@ -341,7 +344,7 @@ impl StreamState {
                     self.last_sent = Instant::now();
                     return Some(Ok(Bytes::from_static(b": keepalive\n\n")));
                 }
-                self.watch.wait_past(commits, KEEPALIVE).await;
+                self.watch.wait_past(self.after, KEEPALIVE).await;
             }
         }
     }
@@ -381,43 +384,61 @@ async fn read(
 }
 
 /// Where the consumer's cursor stands (0: at the start). A named cursor the subject does
-/// not have yet is refused when the subject has its fill of them in the tenant.
-async fn cursor_position(feed: &Feed, who: &Consumer) -> Result<i64, ApiError> {
-    let (store, cursor, tenant) = (
-        Arc::clone(&feed.store),
+/// not have yet is stored now, unless the subject has its fill of them in the tenant;
+/// they are counted and stored one at a time, so that concurrent first uses cannot pass
+/// the cap together.
+async fn cursor_position(state: &AppState, who: &Consumer) -> Result<i64, ApiError> {
+    let stored = {
+        let (store, cursor, tenant) = (
+            Arc::clone(&state.feed.store),
+            who.cursor.clone(),
+            who.tenant.clone(),
+        );
+        blocking(move || Ok(store.event_position(&cursor, &tenant)?)).await?
+    };
+    if let Some(seq) = stored {
+        return Ok(seq);
+    }
+    if !who.named {
+        return Ok(0);
+    }
+    let _one_at_a_time = state.feed_watch.new_cursors.lock().await;
+    let (store, prefix) = (Arc::clone(&state.feed.store), who.subject_cursors.clone());
+    let (cursor, tenant, new) = (
         who.cursor.clone(),
         who.tenant.clone(),
+        position_at(&state.feed, who, 0),
     );
-    let (named, prefix) = (who.named, who.subject_cursors.clone());
-    let (stored, others) = blocking(move || {
-        let stored = store.event_position(&cursor, &tenant)?;
-        // Counted only when a new one is asked for: the rare path reads every position.
-        let others = if named && stored.is_none() {
-            store
-                .event_positions()?
-                .iter()
-                .filter(|p| {
-                    let named = p
-                        .consumer
-                        .strip_prefix("cursor:")
-                        .or_else(|| p.consumer.strip_prefix("stream:"))
-                        .is_some_and(|c| c.starts_with(&prefix) && !c.ends_with(",null]"));
-                    p.tenant == tenant && named
-                })
-                .count()
-        } else {
-            0
-        };
-        Ok((stored, others))
+    let admitted = blocking(move || {
+        if let Some(seq) = store.event_position(&cursor, &tenant)? {
+            return Ok(Some(seq));
+        }
+        // The rare path (a cursor's first use) reads every position.
+        let others = store
+            .event_positions()?
+            .iter()
+            .filter(|p| {
+                let named = p
+                    .consumer
+                    .strip_prefix(POLL_CURSOR)
+                    .or_else(|| p.consumer.strip_prefix(STREAM_CURSOR))
+                    .is_some_and(|c| c.starts_with(&prefix) && !c.ends_with(",null]"));
+                p.tenant == tenant && named
+            })
+            .count();
+        if others >= NAMED_CURSORS {
+            return Ok(None);
+        }
+        store.commit_event_position(new)?;
+        Ok(Some(0))
     })
     .await?;
-    if others >= NAMED_CURSORS {
-        return Err(invalid(format!(
+    admitted.ok_or_else(|| {
+        invalid(format!(
             "this subject already has {NAMED_CURSORS} named cursors in tenant '{}': read on with one of them, or have the operator forget one (scimgate events forget)",
             who.tenant
-        )));
-    }
-    Ok(stored.unwrap_or(0))
+        ))
+    })
 }
 
 /// How far the acknowledgements move the cursor from `position`: over each next event

@@ -12,6 +12,8 @@ use std::time::Duration;
 pub struct Periodic {
     stop: Arc<(Mutex<bool>, Condvar)>,
     thread: Option<JoinHandle<()>>,
+    /// How long a drop waits for the thread to end (`None`: until it does).
+    join_within: Option<Duration>,
 }
 
 impl std::fmt::Debug for Periodic {
@@ -49,6 +51,7 @@ impl Periodic {
         Ok(Periodic {
             stop,
             thread: Some(thread),
+            join_within: None,
         })
     }
 }
@@ -89,7 +92,16 @@ impl Periodic {
         Ok(Periodic {
             stop,
             thread: Some(thread),
+            join_within: None,
         })
+    }
+
+    /// A drop waits at most `grace` for the task to end, then leaves it to end on its own:
+    /// for a task that may be stuck in a call it cannot interrupt (an HTTP request to a
+    /// receiver that hangs), which must not hold the process's stop for its whole timeout.
+    pub fn join_within(mut self, grace: Duration) -> Periodic {
+        self.join_within = Some(grace);
+        self
     }
 }
 
@@ -101,9 +113,19 @@ impl Drop for Periodic {
         if let Some(thread) = self.thread.take() {
             // The task itself may drop its owner's last handle (a tick that held it):
             // a thread cannot wait for itself, and it returns at its next check anyway.
-            if thread.thread().id() != thread::current().id() {
-                let _ = thread.join();
+            if thread.thread().id() == thread::current().id() {
+                return;
             }
+            if let Some(grace) = self.join_within {
+                let deadline = std::time::Instant::now() + grace;
+                while !thread.is_finished() && std::time::Instant::now() < deadline {
+                    thread::sleep(Duration::from_millis(10));
+                }
+                if !thread.is_finished() {
+                    return;
+                }
+            }
+            let _ = thread.join();
         }
     }
 }
@@ -127,6 +149,18 @@ mod tests {
         let started = Instant::now();
         drop(handle);
         assert_eq!(ended.load(Ordering::SeqCst), 1, "joined");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_stuck_task_holds_a_bounded_drop_only_for_its_grace() {
+        let handle = Periodic::spawn("test-stuck", |_stop| {
+            std::thread::sleep(Duration::from_secs(30));
+        })
+        .expect("spawn")
+        .join_within(Duration::from_millis(100));
+        let started = Instant::now();
+        drop(handle);
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 

@@ -18,8 +18,9 @@ use serde_json::Value;
 pub use error::StoreError;
 pub use records::{
     AccessSnapshot, AuditQuery, AuditRecord, ChangeKind, ChangeNote, ClientSecret, EventHold,
-    EventPosition, EventRecord, GroupRef, MemberRef, NewResource, OAuthClient, PatchOutcome,
-    PatchWrite, RemoveOutcome, Revocation, StoreStats, StoredResource, TenantInfo, TokenRecord,
+    EventPosition, EventRecord, GroupRef, MemberRef, NewResource, OAuthClient, POLL_CURSOR,
+    PatchOutcome, PatchWrite, RemoveOutcome, Revocation, STREAM_CURSOR, StoreStats, StoredResource,
+    TenantInfo, TokenRecord, is_cursor,
 };
 pub use settings::StoreConfig;
 pub use sqlite::{AdminDb, CheckpointPolicy, SqliteOptions, SqliteStore};
@@ -117,6 +118,9 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<EventRecord>, StoreError>;
     /// The last sequence number of `tenant`'s feed (0 before its first event).
     fn event_head(&self, tenant: &str) -> Result<i64, StoreError>;
+    /// Every tenant's last sequence number, in one read (a receiver of every tenant looks
+    /// at them all often).
+    fn event_heads(&self) -> Result<std::collections::HashMap<String, i64>, StoreError>;
     /// Deletes events written before `before` (RFC 3339) that every hold (a configured
     /// receiver, in the tenants it follows) and every poll or stream cursor is past;
     /// returns how many.
@@ -144,9 +148,9 @@ pub trait Store: Send + Sync {
     /// How many batches have committed since the store opened (what `wait_for_commit`
     /// counts), without waiting.
     fn commit_count(&self) -> u64;
-    /// Calls `listener` with the count after every commit (on the writer's thread: it
-    /// must only hand the news on).
-    fn on_commit(&self, listener: Box<dyn Fn(u64) + Send + Sync>);
+    /// Returns once everything queued so far (audit rows, positions) is committed: the
+    /// last step of a clean stop.
+    fn flush(&self) -> Result<(), StoreError>;
     /// A cheap round trip to the database, for readiness probes.
     fn ping(&self) -> Result<(), StoreError>;
     /// Counters for `/metrics`.

@@ -65,6 +65,17 @@ pub struct GroupRef {
     pub display: String,
 }
 
+/// How the stored position of a poll consumer's cursor is named (`cursor:` and its
+/// subject and name), and of a stream consumer's (`stream:`): both hold their tenant's
+/// events from pruning like a receiver following the tenant.
+pub const POLL_CURSOR: &str = "cursor:";
+pub const STREAM_CURSOR: &str = "stream:";
+
+/// Whether a stored position is a poll or stream consumer's cursor (not a receiver's).
+pub fn is_cursor(consumer: &str) -> bool {
+    consumer.starts_with(POLL_CURSOR) || consumer.starts_with(STREAM_CURSOR)
+}
+
 /// What the server checks on every request, as of one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccessSnapshot {

@@ -409,6 +409,12 @@ impl Store for SqliteStore {
         self.read("\u{0}events", |c| outbox::head(c, tenant))
     }
 
+    fn event_heads(&self) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+        self.read("\u{0}events", |c| {
+            Ok(outbox::heads(c)?.into_iter().collect())
+        })
+    }
+
     fn prune_events(&self, before: &str, holds: &[EventHold]) -> Result<usize, StoreError> {
         let (before, holds) = (before.to_owned(), holds.to_vec());
         self.writer
@@ -436,6 +442,11 @@ impl Store for SqliteStore {
         self.writer.submit("event position", move |c| {
             outbox::save_position(c, &position)
         });
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        // The queue is first in, first out: a job after everything queued commits last.
+        self.writer.write(|_| Ok(()))
     }
 
     fn commit_event_position(&self, position: EventPosition) -> Result<(), StoreError> {
@@ -466,10 +477,6 @@ impl Store for SqliteStore {
 
     fn commit_count(&self) -> u64 {
         self.writer.commits().count()
-    }
-
-    fn on_commit(&self, listener: Box<dyn Fn(u64) + Send + Sync>) {
-        self.writer.commits().listen(listener);
     }
 
     fn ping(&self) -> Result<(), StoreError> {

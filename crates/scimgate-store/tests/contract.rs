@@ -609,6 +609,7 @@ fn pruning_keeps_what_a_receiver_or_cursor_still_needs() {
     };
     s.save_event_position(at("receiver:a", "t", 3));
     s.save_event_position(at("cursor:x", "t", 4));
+    s.save_event_position(at(r#"stream:["y",null]"#, "t", 2));
     let holds = [
         EventHold {
             consumer: "receiver:a".into(),
@@ -628,7 +629,7 @@ fn pruning_keeps_what_a_receiver_or_cursor_still_needs() {
     assert_eq!(
         s.prune_events("2999-01-01T00:00:00Z", &holds)
             .expect("prune"),
-        3
+        2
     );
     let left: Vec<i64> = s
         .events("t", 0, 100)
@@ -636,7 +637,11 @@ fn pruning_keeps_what_a_receiver_or_cursor_still_needs() {
         .iter()
         .map(|e| e.seq)
         .collect();
-    assert_eq!(left, [4, 5], "the receiver was at 3, the cursor at 4");
+    assert_eq!(
+        left,
+        [3, 4, 5],
+        "the receiver was at 3, the poll cursor at 4, the stream cursor at 2"
+    );
     assert_eq!(
         s.events("other", 0, 100).expect("events").len(),
         1,

@@ -308,7 +308,7 @@ pub fn prune(conn: &Connection, before: &str, holds: &[EventHold]) -> Result<usi
             .map(|h| at(&h.consumer));
         let cursors = positions
             .iter()
-            .filter(|p| p.tenant == tenant && p.consumer.starts_with("cursor:"))
+            .filter(|p| p.tenant == tenant && crate::records::is_cursor(&p.consumer))
             .map(|p| p.seq);
         let bound = held.chain(cursors).min().unwrap_or(i64::MAX);
         deleted += conn

@@ -42,16 +42,11 @@ impl Drop for Writer {
 }
 
 /// How many batches have committed, for those who wait for the next (the change feed's
-/// consumers, woken by a commit instead of polling the database).
-/// Told the count of commits after each one.
-pub type CommitListener = Box<dyn Fn(u64) + Send + Sync>;
-
+/// receivers and its watch, woken by a commit instead of polling the database).
 #[derive(Default)]
 pub struct Commits {
     count: std::sync::Mutex<u64>,
     committed: std::sync::Condvar,
-    /// Told the new count after each commit (the HTTP layer's waiting polls and streams).
-    listeners: std::sync::Mutex<Vec<CommitListener>>,
 }
 
 impl std::fmt::Debug for Commits {
@@ -62,32 +57,12 @@ impl std::fmt::Debug for Commits {
 
 impl Commits {
     fn bump(&self) {
-        let now = {
-            let mut count = self
-                .count
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            *count += 1;
-            self.committed.notify_all();
-            *count
-        };
-        for listener in self
-            .listeners
+        let mut count = self
+            .count
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-        {
-            listener(now);
-        }
-    }
-
-    /// Calls `listener` with the count after every commit from now on (it must be quick:
-    /// it runs on the writer's thread).
-    pub fn listen(&self, listener: CommitListener) {
-        self.listeners
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(listener);
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *count += 1;
+        self.committed.notify_all();
     }
 
     pub fn count(&self) -> u64 {
