@@ -206,6 +206,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
         .map_err(|e| StartError::Config(e.to_string()))?;
     let state = web::Data::new(AppState {
         minter: Arc::clone(&signing_key),
+        assertions: Default::default(),
         store,
         keys,
         access,

@@ -222,6 +222,24 @@ enum ClientCommand {
         /// Lifetime of the access tokens it gets, in seconds (60 to 86400).
         #[arg(long, default_value_t = 3600)]
         token_ttl: i64,
+        /// Workload identity federation (RFC 7523): the client authenticates with a JWT
+        /// its identity provider signs, with this `iss` (Entra ID: the customer tenant's
+        /// v2 issuer), and has no secret.
+        #[arg(long, requires_all = ["assertion_subject", "assertion_audience"])]
+        assertion_issuer: Option<String>,
+        /// The assertion's `sub` (Entra ID: its provisioning workload identity).
+        #[arg(long, requires = "assertion_issuer")]
+        assertion_subject: Option<String>,
+        /// The assertion's `aud`, as configured at the identity provider.
+        #[arg(long, requires = "assertion_issuer")]
+        assertion_audience: Option<String>,
+        /// Where the identity provider publishes its signing keys (https; http only to a
+        /// loopback address).
+        #[arg(long, requires = "assertion_issuer", conflicts_with = "jwks_file")]
+        jwks_url: Option<String>,
+        /// A JWKS file with the identity provider's signing keys, instead of a URL.
+        #[arg(long, requires = "assertion_issuer")]
+        jwks_file: Option<PathBuf>,
         #[command(flatten)]
         data: DataArgs,
     },

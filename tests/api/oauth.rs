@@ -5,8 +5,8 @@
 
 use actix_web::http::Method;
 use base64::Engine;
-use scimgate_store::{AdminDb, AuditQuery, ClientSecret, OAuthClient};
-use serde_json::json;
+use scimgate_store::{AdminDb, AuditQuery, ClientAssertion, ClientSecret, OAuthClient};
+use serde_json::{Value, json};
 
 use crate::common::*;
 
@@ -29,6 +29,7 @@ fn add_client(h: &Harness, name: &str, tenant: &str, scope: &str) -> (String, St
             created: 0,
             expires: None,
         }],
+        assertion: None,
     };
     let db = AdminDb::open(&h.db_path()).expect("admin db");
     assert!(db.add_client(&client).expect("add"));
@@ -346,4 +347,217 @@ async fn a_rotated_secret_overlaps_and_a_removed_clients_tokens_stop() {
         .send()
         .await
         .assert_error(401, None, "has been removed");
+}
+
+/// A JWKS server on loopback whose keys the test swaps (a key rotation), and an assertion
+/// signer: the identity provider's side of workload identity federation.
+struct Signer {
+    url: String,
+    keys: std::sync::Arc<std::sync::Mutex<Value>>,
+    fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// An ECDSA P-256 key: its `kid`, the private key for jsonwebtoken, its public JWK.
+fn ec_key(kid: &str) -> (String, jsonwebtoken::EncodingKey, Value) {
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("key");
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+        .expect("pair");
+    let public = pair.public_key().as_ref();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let jwk = json!({"kty": "EC", "crv": "P-256", "kid": kid, "use": "sig",
+                     "x": b64(&public[1..33]), "y": b64(&public[33..65])});
+    (
+        kid.to_owned(),
+        jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref()),
+        jwk,
+    )
+}
+
+impl Signer {
+    fn start(first: &Value) -> Signer {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/keys", listener.local_addr().expect("addr"));
+        let keys = std::sync::Arc::new(std::sync::Mutex::new(json!({"keys": [first]})));
+        let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (served, counted) = (keys.clone(), fetches.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut stream = stream;
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let body = served.lock().expect("lock").to_string();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Signer { url, keys, fetches }
+    }
+
+    fn publish(&self, keys: &[&Value]) {
+        *self.keys.lock().expect("lock") = json!({"keys": keys});
+    }
+}
+
+const ISSUER: &str = "https://login.microsoftonline.com/contoso-tenant-id/v2.0";
+const SUBJECT: &str = "entra-provisioning-workload";
+const AUDIENCE: &str = "api://scimgate-contoso";
+
+/// An assertion as Entra signs it, with `change` applied to its claims.
+fn assertion(
+    key: &(String, jsonwebtoken::EncodingKey, Value),
+    change: impl FnOnce(&mut Value),
+) -> String {
+    let now = scimgate_model::Clock::now(&scimgate_model::SystemClock).unix_timestamp();
+    let mut claims = json!({"iss": ISSUER, "sub": SUBJECT, "aud": AUDIENCE, "iat": now,
+                            "nbf": now, "exp": now + 600, "jti": scimgate_http::new_client_id()});
+    change(&mut claims);
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some(key.0.clone());
+    jsonwebtoken::encode(&header, &claims, &key.1).expect("sign")
+}
+
+fn assertion_form(id: &str, assertion: &str) -> String {
+    format!(
+        "grant_type=client_credentials&client_id={id}&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={assertion}"
+    )
+}
+
+#[actix_web::test]
+async fn workload_identity_federation_takes_an_assertion_signed_by_the_idp() {
+    let h = Harness::new();
+    let first = ec_key("k1");
+    let signer = Signer::start(&first.2);
+    h.add_tenant("contoso");
+    let client = OAuthClient {
+        client_id: scimgate_http::new_client_id(),
+        name: "entra-wif".into(),
+        tenants: vec!["contoso".into()],
+        scope: "scim:read scim:write".into(),
+        token_ttl_secs: 900,
+        created: "2026-01-01T00:00:00.000Z".into(),
+        secrets: Vec::new(),
+        assertion: Some(ClientAssertion {
+            issuer: ISSUER.into(),
+            subject: SUBJECT.into(),
+            audience: AUDIENCE.into(),
+            jwks_url: Some(signer.url.clone()),
+            jwks_file: None,
+        }),
+    };
+    let db = AdminDb::open(&h.db_path()).expect("admin db");
+    assert!(db.add_client(&client).expect("add"));
+    let id = client.client_id.clone();
+    h.wait_for_access(|a| a.clients.contains_key(&id));
+
+    let good = assertion(&first, |_| {});
+    let r = ask(&h, None, FORM, &assertion_form(&id, &good)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["expires_in"], 900);
+    let token = r.body["access_token"].as_str().expect("token").to_owned();
+    let users = h.get("/scim/v2/Users").token(&token).send().await;
+    assert_eq!(users.status, 200, "{}", users.body);
+
+    // Each wrong claim, a replay, an expired or future assertion: invalid_client.
+    let refused: Vec<(&str, String)> = vec![
+        ("replayed", good.clone()),
+        (
+            "wrong iss",
+            assertion(&first, |c| {
+                c["iss"] = json!("https://login.microsoftonline.com/other/v2.0")
+            }),
+        ),
+        (
+            "wrong sub",
+            assertion(&first, |c| c["sub"] = json!("someone-else")),
+        ),
+        (
+            "wrong aud",
+            assertion(&first, |c| c["aud"] = json!("api://elsewhere")),
+        ),
+        (
+            "expired",
+            assertion(&first, |c| {
+                c["exp"] = json!(c["iat"].as_i64().unwrap_or(0) - 3600)
+            }),
+        ),
+        (
+            "not yet",
+            assertion(&first, |c| {
+                c["nbf"] = json!(c["iat"].as_i64().unwrap_or(0) + 3600)
+            }),
+        ),
+        (
+            "no jti",
+            assertion(&first, |c| {
+                c.as_object_mut().expect("claims").remove("jti");
+            }),
+        ),
+        (
+            "signed by another key",
+            assertion(&(first.0.clone(), ec_key("k1").1, first.2.clone()), |_| {}),
+        ),
+    ];
+    for (what, bad) in refused {
+        let r = ask(&h, None, FORM, &assertion_form(&id, &bad)).await;
+        assert_eq!(
+            (r.status, r.body["error"].clone()),
+            (401, json!("invalid_client")),
+            "{what}: {}",
+            r.body
+        );
+    }
+    // A secret for a client of assertions, and an assertion with a secret: refused.
+    let r = ask(
+        &h,
+        Some(&basic(&id, "whatever")),
+        FORM,
+        "grant_type=client_credentials",
+    )
+    .await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    let both = format!(
+        "{}&client_secret=x",
+        assertion_form(&id, &assertion(&first, |_| {}))
+    );
+    let r = ask(&h, None, FORM, &both).await;
+    assert_eq!(
+        (r.status, r.body["error"].clone()),
+        (400, json!("invalid_request")),
+        "{}",
+        r.body
+    );
+
+    // The identity provider rotates its key: an assertion with the new `kid` makes the
+    // server fetch the keys again.
+    let second = ec_key("k2");
+    signer.publish(&[&first.2, &second.2]);
+    let before = signer.fetches.load(std::sync::atomic::Ordering::SeqCst);
+    // (key signing the assertion, status, fetches of the keys since the rotation)
+    let steps = [
+        // The new `kid` makes the server fetch the keys again.
+        (&second, 200),
+        // A made-up `kid` right after does not.
+        (&ec_key("k9"), 401),
+        // Known keys are not fetched again for each assertion.
+        (&first, 200),
+    ];
+    for (key, status) in steps {
+        let r = ask(
+            &h,
+            None,
+            FORM,
+            &assertion_form(&id, &assertion(key, |_| {})),
+        )
+        .await;
+        assert_eq!(r.status, status, "{}: {}", key.0, r.body);
+        let fetched = signer.fetches.load(std::sync::atomic::Ordering::SeqCst) - before;
+        assert_eq!(fetched, 1, "{}", key.0);
+    }
 }

@@ -110,4 +110,49 @@ fn clients_are_added_rotated_and_removed_beside_a_running_server() {
         token(&server, &id, &second).map_err(|e| e.0).err(),
         Some(401)
     );
+
+    // A client of workload identity federation: no secret, its identity provider's keys.
+    let wif = [
+        "client",
+        "add",
+        "entra-wif",
+        "--tenant",
+        "default",
+        "--assertion-issuer",
+        "https://login.microsoftonline.com/contoso/v2.0",
+        "--assertion-subject",
+        "provisioning",
+        "--assertion-audience",
+        "api://scimgate",
+    ];
+    let (ok, _, err) = cli(
+        &data,
+        &[&wif[..], &["--jwks-url", "http://idp.example.com/keys"]].concat(),
+    );
+    assert!(!ok && err.contains("must be https"), "{err}");
+    let (ok, _, err) = cli(&data, &wif);
+    assert!(!ok && err.contains("--jwks-url or --jwks-file"), "{err}");
+    let (ok, out, err) = cli(
+        &data,
+        &[
+            &wif[..],
+            &[
+                "--jwks-url",
+                "https://login.microsoftonline.com/contoso/discovery/v2.0/keys",
+            ],
+        ]
+        .concat(),
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("client_id: ") && !out.contains("client_secret"),
+        "{out}"
+    );
+    let (_, listed, _) = cli(&data, &["client", "list"]);
+    assert!(
+        listed.contains("assertions from iss=https://login.microsoftonline.com/contoso/v2.0"),
+        "{listed}"
+    );
+    let (ok, _, err) = cli(&data, &["client", "rotate", "entra-wif"]);
+    assert!(!ok && err.contains("no secret to rotate"), "{err}");
 }

@@ -3,6 +3,7 @@
 
 mod access;
 mod admission;
+mod assertion;
 mod audit;
 mod auth;
 mod blocking;
@@ -46,6 +47,7 @@ use actix_web::{App, web};
 
 pub use access::AccessCache;
 pub use admission::Admission;
+pub use assertion::{Assertions, check_jwks_url};
 pub use connections::Connections;
 pub use cursor::CursorKey;
 pub use error::ApiError;

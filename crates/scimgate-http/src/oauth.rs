@@ -14,6 +14,7 @@ use serde_json::json;
 
 use actix_web::ResponseError;
 
+use crate::assertion::JWT_BEARER;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::token::TokenRequest;
@@ -61,9 +62,17 @@ fn invalid_client(description: impl Into<String>) -> ApiError {
 /// What a token request carried, once its form parsed.
 struct Asked {
     client_id: String,
-    secret: String,
+    credential: Credential,
     grant_type: Option<String>,
     scope: Option<String>,
+}
+
+/// How the client proved who it is.
+enum Credential {
+    /// `client_secret_basic` or `client_secret_post`.
+    Secret(String),
+    /// An RFC 7523 JWT its identity provider signed (workload identity federation).
+    Assertion(String),
 }
 
 pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
@@ -89,7 +98,12 @@ pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Byte
         state.metrics.count_rate_limited(throttled.limiter);
         return ApiError::RateLimited(throttled).error_response();
     }
-    match issue(&state, client, &asked) {
+    // An assertion may need its signer's keys fetched: off the async workers.
+    let issued = {
+        let (state, client) = (state.clone(), client.clone());
+        crate::blocking::blocking(move || issue(&state, &client, &asked)).await
+    };
+    match issued {
         Ok((body, jti)) => {
             audit(
                 &state,
@@ -146,7 +160,38 @@ fn asked(req: &HttpRequest, body: &[u8]) -> Result<Asked, ApiError> {
         }
     }
     let basic = basic_credentials(req)?;
-    let posted = match (form.remove("client_id"), form.remove("client_secret")) {
+    let (grant_type, scope) = (form.remove("grant_type"), form.remove("scope"));
+    let (client_id, client_secret) = (form.remove("client_id"), form.remove("client_secret"));
+    match (
+        form.remove("client_assertion_type"),
+        form.remove("client_assertion"),
+    ) {
+        (None, None) => {}
+        (Some(kind), Some(assertion)) => {
+            if basic.is_some() || client_secret.is_some() {
+                return Err(invalid_request(
+                    "the client authenticates one way only: a secret or an assertion",
+                ));
+            }
+            if kind != JWT_BEARER {
+                return Err(invalid_request(format!(
+                    "'client_assertion_type' must be '{JWT_BEARER}'"
+                )));
+            }
+            let client_id = client_id.ok_or_else(|| {
+                invalid_request("'client_id' is required with a client assertion")
+            })?;
+            return Ok(Asked {
+                client_id,
+                credential: Credential::Assertion(assertion),
+                grant_type,
+                scope,
+            });
+        }
+        (Some(_), None) => return Err(invalid_request("'client_assertion' is missing")),
+        (None, Some(_)) => return Err(invalid_request("'client_assertion_type' is missing")),
+    }
+    let posted = match (client_id, client_secret) {
         (Some(id), Some(secret)) => Some((id, secret)),
         (_, None) => None,
         (None, Some(_)) => return Err(invalid_request("'client_secret' without 'client_id'")),
@@ -166,9 +211,9 @@ fn asked(req: &HttpRequest, body: &[u8]) -> Result<Asked, ApiError> {
     };
     Ok(Asked {
         client_id,
-        secret,
-        grant_type: form.remove("grant_type"),
-        scope: form.remove("scope"),
+        credential: Credential::Secret(secret),
+        grant_type,
+        scope,
     })
 }
 
@@ -218,15 +263,23 @@ fn issue(
     asked: &Asked,
 ) -> Result<(serde_json::Value, String), ApiError> {
     let now = state.clock.now().unix_timestamp();
-    // Digests are compared, not secrets: how long a comparison takes tells nothing about
-    // a secret whose digest it is.
-    let digest = secret_digest(&asked.secret);
-    let holds = client
-        .secrets
-        .iter()
-        .any(|s| s.expires.is_none_or(|end| now < end) && s.digest == digest);
-    if !holds {
-        return Err(invalid_client("unknown client or wrong secret"));
+    match &asked.credential {
+        Credential::Secret(secret) => {
+            // Digests are compared, not secrets: how long a comparison takes tells nothing
+            // about a secret whose digest it is.
+            let digest = secret_digest(secret);
+            let holds = client
+                .secrets
+                .iter()
+                .any(|s| s.expires.is_none_or(|end| now < end) && s.digest == digest);
+            if !holds {
+                return Err(invalid_client("unknown client or wrong secret"));
+            }
+        }
+        Credential::Assertion(jwt) => state
+            .assertions
+            .verify(client, jwt, now, state.settings.token_leeway_secs)
+            .map_err(|why| invalid_client(format!("the client assertion is refused: {why}")))?,
     }
     match asked.grant_type.as_deref() {
         Some(GRANT_CLIENT_CREDENTIALS) => {}

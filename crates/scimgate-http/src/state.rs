@@ -22,6 +22,8 @@ pub struct AppState {
     pub keys: KeyRing,
     /// The data folder's own key, which signs the access tokens `/oauth/token` issues.
     pub minter: Arc<crate::token::SigningKey>,
+    /// Client assertions: their signers' keys, and the `jti`s already taken.
+    pub assertions: crate::assertion::Assertions,
     /// Registered tenants and revoked tokens, refreshed in the background.
     pub access: Arc<AccessCache>,
     pub settings: Arc<HttpSettings>,

@@ -17,10 +17,10 @@ use serde_json::Value;
 
 pub use error::StoreError;
 pub use records::{
-    AccessSnapshot, AuditQuery, AuditRecord, ChangeKind, ChangeNote, ClientSecret, EventHold,
-    EventPosition, EventRecord, GroupRef, MemberRef, NewResource, OAuthClient, POLL_CURSOR,
-    PatchOutcome, PatchWrite, RemoveOutcome, Revocation, STREAM_CURSOR, StoreStats, StoredResource,
-    TenantInfo, TokenRecord, is_cursor,
+    AccessSnapshot, AuditQuery, AuditRecord, ChangeKind, ChangeNote, ClientAssertion, ClientSecret,
+    EventHold, EventPosition, EventRecord, GroupRef, MemberRef, NewResource, OAuthClient,
+    POLL_CURSOR, PatchOutcome, PatchWrite, RemoveOutcome, Revocation, STREAM_CURSOR, StoreStats,
+    StoredResource, TenantInfo, TokenRecord, is_cursor,
 };
 pub use settings::StoreConfig;
 pub use sqlite::{AdminDb, CheckpointPolicy, SqliteOptions, SqliteStore};

@@ -97,6 +97,22 @@ pub struct OAuthClient {
     pub token_ttl_secs: i64,
     pub created: String,
     pub secrets: Vec<ClientSecret>,
+    /// Set for a client that authenticates with a signed assertion instead of a secret.
+    pub assertion: Option<ClientAssertion>,
+}
+
+/// What a client's assertion (RFC 7523 §3) must say, and where its signer's keys are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAssertion {
+    /// `iss`, exactly (Entra ID: the customer tenant's v2 issuer).
+    pub issuer: String,
+    /// `sub`, exactly (Entra ID: its provisioning workload identity).
+    pub subject: String,
+    /// One of `aud`, exactly.
+    pub audience: String,
+    /// The signer's JWKS: fetched from a URL, or read from a file.
+    pub jwks_url: Option<String>,
+    pub jwks_file: Option<String>,
 }
 
 /// One of a client's secrets, as its SHA-256 digest.

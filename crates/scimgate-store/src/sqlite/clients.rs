@@ -4,22 +4,28 @@
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
 use crate::error::StoreError;
-use crate::records::{ClientSecret, OAuthClient};
+use crate::records::{ClientAssertion, ClientSecret, OAuthClient};
 
 pub fn add(conn: &Connection, c: &OAuthClient) -> Result<bool, StoreError> {
     // Immediate: the server's writer may hold the lock; a deferred transaction that read
     // first could not wait for it.
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     let added = tx.execute(
-        "INSERT OR IGNORE INTO oauth_clients (client_id, name, tenants, scope, token_ttl, created)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT OR IGNORE INTO oauth_clients (client_id, name, tenants, scope, token_ttl, created,
+             assertion_issuer, assertion_subject, assertion_audience, jwks_url, jwks_file)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             c.client_id,
             c.name,
             c.tenants.join(" "),
             c.scope,
             c.token_ttl_secs,
-            c.created
+            c.created,
+            c.assertion.as_ref().map(|a| &a.issuer),
+            c.assertion.as_ref().map(|a| &a.subject),
+            c.assertion.as_ref().map(|a| &a.audience),
+            c.assertion.as_ref().and_then(|a| a.jwks_url.as_ref()),
+            c.assertion.as_ref().and_then(|a| a.jwks_file.as_ref()),
         ],
     )? == 1;
     if !added {
@@ -43,7 +49,9 @@ fn insert_secret(conn: &Connection, client_id: &str, s: &ClientSecret) -> Result
 pub fn all(conn: &Connection) -> Result<Vec<OAuthClient>, StoreError> {
     let mut clients: Vec<OAuthClient> = conn
         .prepare_cached(
-            "SELECT client_id, name, tenants, scope, token_ttl, created FROM oauth_clients ORDER BY name",
+            "SELECT client_id, name, tenants, scope, token_ttl, created, assertion_issuer,
+                    assertion_subject, assertion_audience, jwks_url, jwks_file
+             FROM oauth_clients ORDER BY name",
         )?
         .query_map([], |r| {
             Ok(OAuthClient {
@@ -58,6 +66,16 @@ pub fn all(conn: &Connection) -> Result<Vec<OAuthClient>, StoreError> {
                 token_ttl_secs: r.get(4)?,
                 created: r.get(5)?,
                 secrets: Vec::new(),
+                assertion: match (r.get(6)?, r.get(7)?, r.get(8)?) {
+                    (Some(issuer), Some(subject), Some(audience)) => Some(ClientAssertion {
+                        issuer,
+                        subject,
+                        audience,
+                        jwks_url: r.get(9)?,
+                        jwks_file: r.get(10)?,
+                    }),
+                    _ => None,
+                },
             })
         })?
         .collect::<Result<_, _>>()?;

@@ -6,7 +6,15 @@ CREATE TABLE oauth_clients (
     tenants     TEXT    NOT NULL,  -- space-separated: the default tenant first
     scope       TEXT    NOT NULL,  -- space-separated: the most a token may carry
     token_ttl   INTEGER NOT NULL,  -- seconds
-    created     TEXT    NOT NULL
+    created     TEXT    NOT NULL,
+    -- Workload identity federation (RFC 7523 client assertions): a client with these
+    -- authenticates with a JWT its identity provider signed, checked against the
+    -- provider's published keys, and has no secret.
+    assertion_issuer    TEXT,
+    assertion_subject   TEXT,
+    assertion_audience  TEXT,
+    jwks_url            TEXT,
+    jwks_file           TEXT
 ) WITHOUT ROWID;
 
 -- A client's secrets, only as SHA-256 digests (each is 256 random bits, so a fast digest
