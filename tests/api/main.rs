@@ -22,3 +22,4 @@ mod sealed_scim;
 mod security;
 mod snapshots;
 mod users;
+mod validator_parity;

@@ -128,7 +128,8 @@ async fn sorting_is_case_insensitive_with_ties_by_id_and_missing_values_last() {
         .iter()
         .map(|u| u[ENTERPRISE]["department"].as_str().unwrap_or("-"))
         .collect();
-    assert_eq!(depts, ["", "Engineering", "Engineering", "Sales", "Sales"]);
+    // The `""` department is unassigned (`empty_string_is_absent`): last, with missing values.
+    assert_eq!(depts, ["Engineering", "Engineering", "Sales", "Sales", "-"]);
     let r = h
         .get("/scim/v2/Users?sortBy=nickName&sortOrder=descending")
         .send()

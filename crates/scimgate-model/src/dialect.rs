@@ -18,6 +18,9 @@ pub struct Dialect {
     pub string_booleans: bool,
     /// `null` means absent, also inside PATCH values.
     pub null_is_absent: bool,
+    /// `""` for a string, reference, date or binary value means absent, as `null` does
+    /// (Microsoft's SCIM validator clears a value so, on PUT and PATCH).
+    pub empty_string_is_absent: bool,
     /// A single-valued attribute wrapped in a one-element list.
     pub unwrap_one_element_lists: bool,
     /// A multi-valued attribute sent as one object.
@@ -46,6 +49,7 @@ impl Default for Dialect {
             op_names: true,
             string_booleans: true,
             null_is_absent: true,
+            empty_string_is_absent: true,
             unwrap_one_element_lists: true,
             wrap_single_objects: true,
             manager_shortcuts: true,
@@ -67,6 +71,7 @@ impl Dialect {
             op_names: false,
             string_booleans: false,
             null_is_absent: false,
+            empty_string_is_absent: false,
             unwrap_one_element_lists: false,
             wrap_single_objects: false,
             manager_shortcuts: false,
@@ -97,6 +102,7 @@ impl Dialect {
         "op_names",
         "string_booleans",
         "null_is_absent",
+        "empty_string_is_absent",
         "unwrap_one_element_lists",
         "wrap_single_objects",
         "manager_shortcuts",
@@ -115,6 +121,7 @@ impl Dialect {
             "op_names" => &mut self.op_names,
             "string_booleans" => &mut self.string_booleans,
             "null_is_absent" => &mut self.null_is_absent,
+            "empty_string_is_absent" => &mut self.empty_string_is_absent,
             "unwrap_one_element_lists" => &mut self.unwrap_one_element_lists,
             "wrap_single_objects" => &mut self.wrap_single_objects,
             "manager_shortcuts" => &mut self.manager_shortcuts,
@@ -257,6 +264,13 @@ fn normalize_single(
     rewrites: &mut Rewrites,
 ) {
     match (def.ty, &mut *value) {
+        (
+            AttrType::String | AttrType::Reference | AttrType::DateTime | AttrType::Binary,
+            Value::String(s),
+        ) if dialect.empty_string_is_absent && s.is_empty() => {
+            *value = Value::Null;
+            rewrites.push("empty_string_is_absent");
+        }
         (AttrType::Boolean, Value::String(s)) if dialect.string_booleans => {
             if let Some(b) = string_boolean(s) {
                 *value = Value::Bool(b);
@@ -351,6 +365,12 @@ mod tests {
                 json!({ENTERPRISE_USER_URN: {"manager": [{"value": "m"}]}}),
                 json!({ENTERPRISE_USER_URN: {"manager": {"value": "m"}}}),
                 "unwrap_one_element_lists",
+            ),
+            (
+                "Microsoft's validator: \"\" clears a value",
+                json!({"title": "", "name": {"givenName": "", "familyName": "F"}, "emails": [{"value": ""}]}),
+                json!({"title": null, "name": {"givenName": null, "familyName": "F"}, "emails": [{"value": null}]}),
+                "empty_string_is_absent",
             ),
             (
                 "Entra: manager as a bare id",

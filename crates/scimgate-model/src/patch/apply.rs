@@ -209,18 +209,25 @@ fn step(
     }
     out.attributes_changed = true;
     let mut value = value;
+    // The dialect first: it may make `""` the `null` it means.
+    let sent_null = matches!(value, Some(Value::Null));
+    if let Some(v) = value.as_mut() {
+        normalize_for_target(t, v, dialect, rewrites);
+    }
     // null means "make it absent" (RFC 7644 §3.5.2.3 allows it for replace; Entra sends it).
     let kind = match (&value, kind) {
-        (Some(Value::Null), OpKind::Add | OpKind::Replace) if dialect.null_is_absent => {
-            rewrites.push("null_is_absent");
+        (Some(Value::Null), OpKind::Add | OpKind::Replace)
+            if (sent_null && dialect.null_is_absent)
+                || (!sent_null && dialect.empty_string_is_absent) =>
+        {
+            if sent_null {
+                rewrites.push("null_is_absent");
+            }
             value = None;
             OpKind::Remove
         }
         (_, k) => k,
     };
-    if let Some(v) = value.as_mut() {
-        normalize_for_target(t, v, dialect, rewrites);
-    }
     let container = container(&mut out.attributes, t, kind != OpKind::Remove);
     let Some(container) = container else {
         return no_target(kind, t);
