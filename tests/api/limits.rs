@@ -20,12 +20,15 @@ async fn the_429_has_its_exact_body_and_headers() {
     let t = h.token_for("default", "scim:read");
     let first = h.get("/scim/v2/Users").token(&t).send().await;
     assert_eq!(first.status, 200);
-    assert_eq!(first.header("x-ratelimit-limit"), Some("2"));
-    assert_eq!(first.header("x-ratelimit-remaining"), Some("1"));
+    // draft-ietf-httpapi-ratelimit-headers-11: the policy (quota 2, refilled in 2 s) and
+    // what is left of it; no x-ratelimit-* unless configured.
+    assert_eq!(first.header("ratelimit-policy"), Some("\"token\";q=2;w=2"));
+    assert_eq!(first.header("ratelimit"), Some("\"token\";r=1;t=1"));
+    assert_eq!(first.header("x-ratelimit-limit"), None);
     let second = h.get("/scim/v2/Users").token(&t).send().await;
     assert_eq!(
-        (second.status, second.header("x-ratelimit-remaining")),
-        (200, Some("0"))
+        (second.status, second.header("ratelimit")),
+        (200, Some("\"token\";r=0;t=2"))
     );
     let refused = h.get("/scim/v2/Users").token(&t).send().await;
     assert_eq!(refused.status, 429);
@@ -34,7 +37,12 @@ async fn the_429_has_its_exact_body_and_headers() {
         Some("application/problem+json")
     );
     assert_eq!(refused.header("retry-after"), Some("1"));
-    assert_eq!(refused.header("x-ratelimit-remaining"), Some("0"));
+    assert_eq!(refused.header("ratelimit"), Some("\"token\";r=0;t=1"));
+    assert_eq!(
+        refused.header("ratelimit-policy"),
+        Some("\"token\";q=2;w=2")
+    );
+    assert_eq!(refused.header("x-ratelimit-remaining"), None);
     assert_eq!(
         refused.body,
         json!({
@@ -57,6 +65,35 @@ async fn the_429_has_its_exact_body_and_headers() {
             .contains("scimgate_rate_limited_requests_total{limiter=\"token\"} 1"),
         "{}",
         metrics.body
+    );
+}
+
+/// `rate_limit.legacy_headers` adds the `x-ratelimit-*` headers for clients that read
+/// them, on answers and on the 429.
+#[actix_web::test]
+async fn legacy_rate_limit_headers_are_there_when_configured() {
+    let h = Harness::with_config(|c| {
+        c.http.rate_limit.per_token = limit(1, 1);
+        c.http.rate_limit.legacy_headers = true;
+    });
+    let t = h.token_for("default", "scim:read");
+    let first = h.get("/scim/v2/Users").token(&t).send().await;
+    assert_eq!(
+        (
+            first.header("x-ratelimit-limit"),
+            first.header("x-ratelimit-remaining")
+        ),
+        (Some("1"), Some("0"))
+    );
+    assert!(first.header("ratelimit").is_some());
+    let refused = h.get("/scim/v2/Users").token(&t).send().await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(
+        (
+            refused.header("x-ratelimit-after"),
+            refused.header("x-ratelimit-remaining")
+        ),
+        (Some("1"), Some("0"))
     );
 }
 
@@ -89,7 +126,7 @@ async fn a_flooding_tenant_does_not_limit_another_and_tenants_may_have_their_own
     for _ in 0..20 {
         let r = h.get("/scim/v2/Users").token(&big).send().await;
         assert_eq!(r.status, 200, "the tenant's own rate");
-        assert_eq!(r.header("x-ratelimit-limit"), Some("1000"));
+        assert_eq!(r.header("ratelimit-policy"), Some("\"token\";q=1000;w=1"));
     }
 }
 

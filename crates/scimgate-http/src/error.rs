@@ -258,9 +258,14 @@ fn too_many(r: &crate::rate_limit::Throttled, detail: String) -> HttpResponse {
     });
     HttpResponse::TooManyRequests()
         .insert_header(("retry-after", wait.clone()))
-        .insert_header(("x-ratelimit-after", wait))
-        .insert_header(("x-ratelimit-limit", r.limit.burst.to_string()))
-        .insert_header(("x-ratelimit-remaining", "0"))
+        .insert_header((
+            "ratelimit-policy",
+            crate::rate_limit::policy_header(r.limiter, r.limit),
+        ))
+        .insert_header((
+            "ratelimit",
+            crate::rate_limit::state_header(r.limiter, 0, r.wait_secs.max(1)),
+        ))
         .content_type("application/problem+json")
         .body(body.to_string())
 }

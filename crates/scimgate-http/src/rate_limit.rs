@@ -30,6 +30,10 @@ pub struct RateLimitSettings {
     pub per_client: Limit,
     /// Per tenant and token subject: what one IdP connection may send.
     pub per_token: Limit,
+    /// Also the `x-ratelimit-limit`, `x-ratelimit-remaining` and `x-ratelimit-after`
+    /// headers, for clients that read them; every answer has `RateLimit-Policy` and
+    /// `RateLimit` (draft-ietf-httpapi-ratelimit-headers-11) whatever this says.
+    pub legacy_headers: bool,
 }
 
 impl Default for RateLimitSettings {
@@ -46,6 +50,7 @@ impl Default for RateLimitSettings {
                 requests_per_second: 500,
                 burst: 1000,
             },
+            legacy_headers: false,
         }
     }
 }
@@ -87,6 +92,8 @@ pub struct RateLimits {
     /// A tenant's own rate; `None` (a rate or burst of 0) is no limit for it, as 0 is
     /// for `per_token`.
     tenants: HashMap<String, Option<(Limit, Limiter)>>,
+    /// Whether answers carry the `x-ratelimit-*` headers too.
+    pub legacy_headers: bool,
 }
 
 impl RateLimits {
@@ -97,12 +104,14 @@ impl RateLimits {
                 per_client: None,
                 per_token: None,
                 tenants: HashMap::new(),
+                legacy_headers: settings.legacy_headers,
             };
         }
         RateLimits {
             per_client: with(settings.per_client),
             per_token: with(settings.per_token),
             tenants: tenants.iter().map(|(t, l)| (t.clone(), with(*l))).collect(),
+            legacy_headers: settings.legacy_headers,
         }
     }
 
@@ -129,7 +138,7 @@ pub struct Throttled {
 
 /// A request within its limit, with the limiter's state for the response's headers (`None`
 /// where no limit applies).
-pub type Admitted = Option<(Limit, StateSnapshot)>;
+pub type Admitted = Option<(&'static str, Limit, StateSnapshot)>;
 
 impl RateLimits {
     /// The per-client limit, before authentication (`client` unknown when no peer address).
@@ -162,7 +171,7 @@ fn check(
         return Ok(None);
     };
     match lim.check_key(&key) {
-        Ok(snapshot) => Ok(Some((*limit, snapshot))),
+        Ok(snapshot) => Ok(Some((limiter_name, *limit, snapshot))),
         Err(not_until) => Err(Throttled {
             limiter: limiter_name,
             limit: *limit,
@@ -176,6 +185,32 @@ fn wait(not_until: &NotUntil<<DefaultClock as Clock>::Instant>) -> u64 {
     let d = not_until.wait_time_from(DefaultClock::default().now());
     // Retry-After is whole seconds; never tell a client to retry at once.
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+impl Limit {
+    /// The draft's window for this limit: the whole seconds the burst takes to refill
+    /// (at least one).
+    pub fn window_secs(&self) -> u64 {
+        u64::from(self.burst)
+            .div_ceil(self.requests_per_second.max(1))
+            .max(1)
+    }
+
+    /// Seconds until `remaining` of the burst is back to all of it.
+    pub fn refill_secs(&self, remaining: u32) -> u64 {
+        u64::from(self.burst.saturating_sub(remaining)).div_ceil(self.requests_per_second.max(1))
+    }
+}
+
+/// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers-11 §3): the policy's name,
+/// its quota `q` (the burst) and window `w`.
+pub fn policy_header(name: &str, limit: Limit) -> String {
+    format!("\"{name}\";q={};w={}", limit.burst, limit.window_secs())
+}
+
+/// `RateLimit` (§4): the quota left `r` and the seconds `t` until it is whole again.
+pub fn state_header(name: &str, remaining: u32, reset_secs: u64) -> String {
+    format!("\"{name}\";r={remaining};t={reset_secs}")
 }
 
 /// The per-client limit's key: an IPv4 address, or the /64 of an IPv6 one (a host is
