@@ -202,7 +202,10 @@ pub fn audit(cmd: AuditCommand) -> CliResult {
             say!("{}", serde_json::to_string(&r)?);
             continue;
         }
-        let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        // What callers sent (ids, details) is printed with control characters escaped: no
+        // forged line breaks or terminal escapes in an operator's terminal.
+        let printable = |v: &str| v.escape_debug().to_string();
+        let opt = |v: &Option<String>| v.as_deref().map_or_else(|| "-".into(), printable);
         let version = |v: Option<i64>| v.map_or("-".into(), |v| v.to_string());
         say!(
             "{}  {}  {}  {}  {} {}/{}  v{}->v{}  {}  sub={} jti={} from={}{}{}",
@@ -215,7 +218,7 @@ pub fn audit(cmd: AuditCommand) -> CliResult {
             opt(&r.resource_id),
             version(r.version_before),
             version(r.version_after),
-            r.detail.as_deref().unwrap_or(""),
+            printable(r.detail.as_deref().unwrap_or("")),
             opt(&r.subject),
             opt(&r.jti),
             opt(&r.client),

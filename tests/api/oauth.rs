@@ -245,6 +245,22 @@ async fn token_endpoint_refusals_are_rfc_6749_errors() {
             "invalid_request",
         ),
         (
+            "'&' in Basic credentials",
+            Some(basic(&format!("zzz&x={id}"), &format!("qqq&x={secret}"))),
+            FORM,
+            grant.into(),
+            401,
+            "invalid_client",
+        ),
+        (
+            "another client_id in the form",
+            Some(good.clone()),
+            FORM,
+            format!("{grant}&client_id=someone-else"),
+            400,
+            "invalid_request",
+        ),
+        (
             "a scope it lacks",
             Some(good.clone()),
             FORM,
@@ -499,6 +515,17 @@ async fn workload_identity_federation_takes_an_assertion_signed_by_the_idp() {
                 c.as_object_mut().expect("claims").remove("jti");
             }),
         ),
+        ("empty jti", assertion(&first, |c| c["jti"] = json!(""))),
+        (
+            "a jti too long",
+            assertion(&first, |c| c["jti"] = json!("j".repeat(300))),
+        ),
+        (
+            "valid for years",
+            assertion(&first, |c| {
+                c["exp"] = json!(c["iat"].as_i64().unwrap_or(0) + 100_000_000)
+            }),
+        ),
         (
             "signed by another key",
             assertion(&(first.0.clone(), ec_key("k1").1, first.2.clone()), |_| {}),
@@ -513,6 +540,15 @@ async fn workload_identity_federation_takes_an_assertion_signed_by_the_idp() {
             r.body
         );
     }
+    // An assertion just past its `exp` is still taken within the leeway, once: its `jti`
+    // is remembered for as long as it could be taken.
+    let late = assertion(&first, |c| {
+        c["exp"] = json!(c["iat"].as_i64().unwrap_or(0) - 5)
+    });
+    let r = ask(&h, None, FORM, &assertion_form(&id, &late)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = ask(&h, None, FORM, &assertion_form(&id, &late)).await;
+    assert_eq!(r.status, 401, "replayed: {}", r.body);
     // A secret for a client of assertions, and an assertion with a secret: refused.
     let r = ask(
         &h,
@@ -560,4 +596,35 @@ async fn workload_identity_federation_takes_an_assertion_signed_by_the_idp() {
         let fetched = signer.fetches.load(std::sync::atomic::Ordering::SeqCst) - before;
         assert_eq!(fetched, 1, "{}", key.0);
     }
+}
+
+/// Wrong secrets do not use up a client's own rate: only a client that proved who it is
+/// counts against it (its address's limit still holds).
+#[actix_web::test]
+async fn wrong_secrets_do_not_use_up_the_clients_rate() {
+    let h = Harness::with_config(|c| {
+        c.http.rate_limit.per_token = scimgate_http::Limit {
+            requests_per_second: 1,
+            burst: 2,
+        };
+    });
+    let (id, secret) = add_client(&h, "victim", "acme", "scim:read");
+    for _ in 0..6 {
+        let r = ask(
+            &h,
+            Some(&basic(&id, "guess")),
+            FORM,
+            "grant_type=client_credentials",
+        )
+        .await;
+        assert_eq!(r.status, 401, "{}", r.body);
+    }
+    let r = ask(
+        &h,
+        Some(&basic(&id, &secret)),
+        FORM,
+        "grant_type=client_credentials",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
 }

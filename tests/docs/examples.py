@@ -3,7 +3,7 @@
 
 Usage: examples.py PATH_TO_SCIMGATE_BINARY
 
-What is read: README.md, docs/*.md, plugins/README.md and plugins/examples*/*/README.md.
+What is read: README.md, docs/*.md, docs/idp/*.md, plugins/README.md and plugins/examples*/*/README.md.
 In each, every fenced block whose info string starts with `sh`, `bash`, `shell` or `console`
 is run, and every `toml` block is checked as a scimgate configuration file. A block that
 cannot run here carries, on the last non-blank line before its opening fence, the comment
@@ -98,7 +98,7 @@ class Block:
 
 
 def documents() -> list[Path]:
-    files = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "plugins/README.md"]
+    files = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), *sorted((REPO / "docs/idp").glob("*.md")), REPO / "plugins/README.md"]
     files += sorted((REPO / "plugins").glob("examples*/*/README.md"))
     return [f for f in files if f.is_file()]
 

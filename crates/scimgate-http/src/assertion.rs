@@ -26,8 +26,15 @@ const KEYS_KEPT: Duration = Duration::from_secs(3600);
 const FETCH_GAP: Duration = Duration::from_secs(30);
 /// Most bytes of a JWKS document.
 const JWKS_BYTES: u64 = 1 << 20;
-/// Most `jti`s remembered; past it the expired ones go, and then the oldest are refused.
-const SEEN_CAPACITY: usize = 100_000;
+
+/// Longest an assertion may be valid for (from now to its `exp`): what is remembered
+/// against replay is bounded by it.
+const LONGEST_LIFETIME: i64 = 24 * 3600;
+/// Most `jti`s remembered per client; past it the expired ones go, and then that client's
+/// new assertions are refused until some expire (no other client is affected).
+const SEEN_PER_CLIENT: usize = 10_000;
+/// Longest `jti` taken.
+const JTI_BYTES: usize = 256;
 
 /// The claims of an assertion that matter here.
 #[derive(Debug, Deserialize)]
@@ -37,34 +44,64 @@ struct AssertionClaims {
     iat: Option<i64>,
 }
 
-/// Keys fetched from each URL, and the `jti`s already taken.
+/// Keys fetched from each URL, and each client's `jti`s already taken.
 #[derive(Default)]
 pub struct Assertions {
     fetched: Mutex<HashMap<String, Fetched>>,
-    seen: Mutex<HashMap<(String, String), i64>>,
+    seen: Mutex<HashMap<String, HashMap<String, i64>>>,
 }
 
+#[derive(Default)]
 struct Fetched {
-    keys: JwkSet,
-    at: Instant,
-    /// When an unknown `kid` last had the keys fetched again.
-    for_unknown: Option<Instant>,
+    /// The keys of the last fetch that worked, and when it was.
+    keys: Option<(JwkSet, Instant)>,
+    /// When a fetch was last begun (worked or not): the next waits `FETCH_GAP`, unless
+    /// the keys are too old.
+    tried: Option<Instant>,
+}
+
+/// Why an assertion is refused: what the client is told, and what only the log gets
+/// (URLs, paths and what a fetch returned are the operator's, not the caller's).
+pub struct Refusal {
+    pub client: String,
+    pub log: Option<String>,
+}
+
+impl From<&str> for Refusal {
+    fn from(client: &str) -> Refusal {
+        Refusal {
+            client: client.to_owned(),
+            log: None,
+        }
+    }
+}
+
+impl From<String> for Refusal {
+    fn from(client: String) -> Refusal {
+        Refusal { client, log: None }
+    }
+}
+
+fn unavailable(log: String) -> Refusal {
+    Refusal {
+        client: "the keys of the assertion's signer are not available now; try again later".into(),
+        log: Some(log),
+    }
 }
 
 impl Assertions {
-    /// Checks `assertion` for `client` at `now` (Unix seconds); the reason it fails, for
-    /// the `invalid_client` description (never the key material).
+    /// Checks `assertion` for `client` at `now` (Unix seconds).
     pub fn verify(
         &self,
         client: &OAuthClient,
         assertion: &str,
         now: i64,
         leeway: u64,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refusal> {
         let trust = client
             .assertion
             .as_ref()
-            .ok_or("this client authenticates with a secret, not an assertion")?;
+            .ok_or("unknown client, or a credential it does not use")?;
         let header = jsonwebtoken::decode_header(assertion)
             .map_err(|e| format!("the assertion is not a JWT: {e}"))?;
         let kid = header
@@ -73,9 +110,10 @@ impl Assertions {
             .ok_or("the assertion's header has no 'kid'")?;
         let jwk = self.key(trust, kid)?;
         if !algorithm_fits(&jwk, header.alg) {
-            return Err(format!("key '{kid}' cannot sign {:?}", header.alg));
+            return Err(format!("the key named by 'kid' cannot sign {:?}", header.alg).into());
         }
-        let key = DecodingKey::from_jwk(&jwk).map_err(|e| format!("key '{kid}': {e}"))?;
+        let key = DecodingKey::from_jwk(&jwk)
+            .map_err(|e| unavailable(format!("a signing key of client {}: {e}", client.name)))?;
         let mut v = Validation::new(header.alg);
         v.leeway = leeway;
         v.validate_nbf = true;
@@ -93,90 +131,131 @@ impl Assertions {
         {
             return Err("the assertion was issued in the future ('iat')".into());
         }
-        let jti = claims.jti.ok_or("the assertion has no 'jti'")?;
-        self.take_once(&client.client_id, jti, claims.exp, now)
+        if claims.exp.saturating_sub(now) > LONGEST_LIFETIME {
+            return Err("the assertion is valid for longer than a day ('exp')".into());
+        }
+        let jti = claims
+            .jti
+            .filter(|j| !j.is_empty() && j.len() <= JTI_BYTES)
+            .ok_or("the assertion needs a 'jti' of 1 to 256 bytes")?;
+        // Remembered until no check would take it any more: its `exp` and the leeway.
+        self.take_once(
+            &client.client_id,
+            jti,
+            claims.exp.saturating_add(leeway),
+            now,
+        )
     }
 
-    /// The signer's key `kid`: from the file, or from the URL's keys, fetched again when
-    /// they are old or do not have it (at most every `FETCH_GAP`).
-    fn key(&self, trust: &scimgate_store::ClientAssertion, kid: &str) -> Result<Jwk, String> {
+    /// The signer's key `kid`: from the file, or from the URL's keys. The keys are
+    /// fetched when they are older than `KEYS_KEPT` or lack the `kid`, at most once per
+    /// `FETCH_GAP` whether the fetch worked or not, and never while the lock is held:
+    /// a slow or failing signer makes its clients wait, not the server.
+    fn key(&self, trust: &scimgate_store::ClientAssertion, kid: &str) -> Result<Jwk, Refusal> {
         if let Some(path) = &trust.jwks_file {
-            let text = std::fs::read(path).map_err(|e| format!("the JWKS file {path}: {e}"))?;
-            let set: JwkSet = serde_json::from_slice(&text)
-                .map_err(|e| format!("the JWKS file {path} is not a JWKS: {e}"))?;
-            return set
+            let read = std::fs::read(path)
+                .map_err(|e| e.to_string())
+                .and_then(|text| serde_json::from_slice::<JwkSet>(&text).map_err(|e| e.to_string()))
+                .map_err(|e| unavailable(format!("the JWKS file {path}: {e}")))?;
+            return read
                 .find(kid)
                 .cloned()
-                .ok_or_else(|| format!("no key '{kid}' in {path}"));
+                .ok_or_else(|| "no key of the signer has that 'kid'".into());
         }
-        let url = trust.jwks_url.as_deref().ok_or("the client has no JWKS")?;
+        let url = trust
+            .jwks_url
+            .as_deref()
+            .ok_or_else(|| unavailable("an assertion client without a JWKS".into()))?;
+        let lacking = {
+            let mut fetched = self
+                .fetched
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let entry = fetched.entry(url.to_owned()).or_default();
+            let fresh = entry
+                .keys
+                .as_ref()
+                .filter(|(_, at)| at.elapsed() < KEYS_KEPT);
+            if let Some((keys, _)) = fresh
+                && let Some(jwk) = keys.find(kid)
+            {
+                return Ok(jwk.clone());
+            }
+            let lacking = fresh.is_some();
+            if entry.tried.is_some_and(|at| at.elapsed() < FETCH_GAP) {
+                return Err(if lacking {
+                    "no key of the signer has that 'kid'".into()
+                } else {
+                    unavailable(format!("the JWKS at {url} was tried moments ago"))
+                });
+            }
+            // Marked before the fetch, so that requests meanwhile do not fetch too.
+            entry.tried = Some(Instant::now());
+            lacking
+        };
+        let got = fetch(url);
         let mut fetched = self
             .fetched
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let known = fetched.get(url);
-        if let Some(f) = known
-            && f.at.elapsed() < KEYS_KEPT
-            && let Some(jwk) = f.keys.find(kid)
-        {
-            return Ok(jwk.clone());
+        let entry = fetched.entry(url.to_owned()).or_default();
+        match got {
+            Ok(keys) => {
+                let jwk = keys.find(kid).cloned();
+                entry.keys = Some((keys, Instant::now()));
+                // Only a fetch that an unknown `kid` asked for (or one that failed) holds
+                // the next one off: a key rotation right after the keys were first read
+                // is still seen at once.
+                if !lacking {
+                    entry.tried = None;
+                }
+                jwk.ok_or_else(|| "no key of the signer has that 'kid'".into())
+            }
+            Err(e) => Err(unavailable(e)),
         }
-        // Keys still fresh that lack the `kid`: fetched again at most every FETCH_GAP.
-        let unknown = known.is_some_and(|f| f.at.elapsed() < KEYS_KEPT);
-        if unknown
-            && known
-                .and_then(|f| f.for_unknown)
-                .is_some_and(|at| at.elapsed() < FETCH_GAP)
-        {
-            return Err(format!("no key '{kid}' at {url} (fetched moments ago)"));
-        }
-        // Held while fetching: one fetch of a URL at a time, others wait for its keys.
-        let keys = fetch(url)?;
-        let jwk = keys.find(kid).cloned();
-        let now = Instant::now();
-        fetched.insert(
-            url.to_owned(),
-            Fetched {
-                keys,
-                at: now,
-                for_unknown: unknown.then_some(now),
-            },
-        );
-        jwk.ok_or_else(|| format!("no key '{kid}' at {url}"))
     }
 
-    /// Remembers `jti` until `exp`; refused when it was seen.
-    fn take_once(&self, client: &str, jti: String, exp: i64, now: i64) -> Result<(), String> {
+    /// Remembers `jti` for `client` until `until`; refused when it is remembered.
+    fn take_once(&self, client: &str, jti: String, until: i64, now: i64) -> Result<(), Refusal> {
         let mut seen = self
             .seen
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if seen.len() >= SEEN_CAPACITY {
-            seen.retain(|_, until| *until >= now);
-            if seen.len() >= SEEN_CAPACITY {
-                return Err("too many assertions are valid at once; try again later".into());
+        let taken = seen.entry(client.to_owned()).or_default();
+        if taken.len() >= SEEN_PER_CLIENT {
+            taken.retain(|_, end| *end >= now);
+            if taken.len() >= SEEN_PER_CLIENT {
+                return Err("too many of this client's assertions are valid at once".into());
             }
         }
-        match seen.entry((client.to_owned(), jti)) {
-            std::collections::hash_map::Entry::Occupied(e) if *e.get() >= now => {
-                Err("the assertion was used already ('jti')".into())
-            }
-            std::collections::hash_map::Entry::Occupied(mut e) => {
-                e.insert(exp);
-                Ok(())
-            }
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(exp);
+        match taken.get(&jti) {
+            Some(end) if *end >= now => Err("the assertion was used already ('jti')".into()),
+            _ => {
+                taken.insert(jti, until);
                 Ok(())
             }
         }
     }
 }
 
-/// Whether a key of this type can have made a signature with `alg` (never an HMAC: a
-/// public key is no shared secret).
+/// Whether this key can have made a signature with `alg`: by its type (never an HMAC: a
+/// public key is no shared secret), its own `alg` when it names one, and its `use` when
+/// that is not signing.
 fn algorithm_fits(jwk: &Jwk, alg: Algorithm) -> bool {
     use Algorithm as A;
+    if jwk
+        .common
+        .public_key_use
+        .as_ref()
+        .is_some_and(|u| *u != jsonwebtoken::jwk::PublicKeyUse::Signature)
+    {
+        return false;
+    }
+    if let Some(named) = jwk.common.key_algorithm
+        && named.to_string() != format!("{alg:?}")
+    {
+        return false;
+    }
     match &jwk.algorithm {
         AlgorithmParameters::RSA(_) => {
             matches!(

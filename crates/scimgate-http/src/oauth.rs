@@ -79,37 +79,66 @@ pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Byte
     let asked = match asked(&req, &body) {
         Ok(asked) => asked,
         Err(e) => {
-            audit(&state, &req, None, None, Some(&e));
+            audit(&state, &req, "", None, None, Some(&e));
             return e.error_response();
         }
     };
     let access = state.access.current();
     let Some(client) = access.clients.get(&asked.client_id) else {
         let e = invalid_client("unknown client or wrong secret");
-        audit(&state, &req, Some(&asked.client_id), None, Some(&e));
+        audit(&state, &req, &asked.client_id, None, None, Some(&e));
         return e.error_response();
     };
-    // Each client has a rate of its own (in its default tenant), besides its address's.
+    // An assertion may need its signer's keys fetched: off the async workers.
+    let proved = {
+        let (state, client, credential) = (state.clone(), client.clone(), asked.credential);
+        crate::blocking::blocking(move || authenticate(&state, &client, &credential)).await
+    };
+    if let Err(e) = proved {
+        // Not the client's doing, perhaps: its name is not written as the subject.
+        audit(
+            &state,
+            &req,
+            &client.client_id,
+            Some(client),
+            None,
+            Some(&e),
+        );
+        return e.error_response();
+    }
+    // Each client has a rate of its own (in its default tenant), besides its address's;
+    // only a client that proved who it is counts against it, so that nobody who merely
+    // knows its id can use it up.
     let tenant = client.tenants.first().map_or("default", String::as_str);
     if let Err(throttled) = state
         .limits
         .check_token(tenant, &format!("oauth-client:{}", client.client_id))
     {
         state.metrics.count_rate_limited(throttled.limiter);
-        return ApiError::RateLimited(throttled).error_response();
+        let e = ApiError::RateLimited(throttled);
+        audit(
+            &state,
+            &req,
+            &client.client_id,
+            Some(client),
+            Some(""),
+            Some(&e),
+        );
+        return e.error_response();
     }
-    // An assertion may need its signer's keys fetched: off the async workers.
-    let issued = {
-        let (state, client) = (state.clone(), client.clone());
-        crate::blocking::blocking(move || issue(&state, &client, &asked)).await
-    };
-    match issued {
+    match grant(
+        &state,
+        client,
+        asked.grant_type.as_deref(),
+        asked.scope.as_deref(),
+    ) {
         Ok((body, jti)) => {
             audit(
                 &state,
                 &req,
-                Some(&client.client_id),
-                Some((client, &jti)),
+                &client.client_id,
+                Some(client),
+                Some(&jti),
                 None,
             );
             HttpResponse::Ok()
@@ -121,8 +150,9 @@ pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Byte
             audit(
                 &state,
                 &req,
-                Some(&client.client_id),
-                Some((client, "")),
+                &client.client_id,
+                Some(client),
+                Some(""),
                 Some(&e),
             );
             e.error_response()
@@ -191,6 +221,13 @@ fn asked(req: &HttpRequest, body: &[u8]) -> Result<Asked, ApiError> {
         (Some(_), None) => return Err(invalid_request("'client_assertion' is missing")),
         (None, Some(_)) => return Err(invalid_request("'client_assertion_type' is missing")),
     }
+    if let (Some((basic_id, _)), Some(form_id)) = (&basic, &client_id)
+        && basic_id != form_id
+    {
+        return Err(invalid_request(
+            "'client_id' in the form is not the client of the Authorization header",
+        ));
+    }
     let posted = match (client_id, client_secret) {
         (Some(id), Some(secret)) => Some((id, secret)),
         (_, None) => None,
@@ -246,6 +283,11 @@ fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, ApiE
         .split_once(':')
         .ok_or_else(|| invalid_client("the Basic credentials have no ':'"))?;
     let unescape = |part: &str| {
+        if part.contains(['&', '=']) {
+            return Err(invalid_client(
+                "the Basic credentials are not form-encoded ('&' or '=' in them)",
+            ));
+        }
         serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("x={part}"))
             .ok()
             .and_then(|mut v| v.pop())
@@ -255,15 +297,14 @@ fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, ApiE
     Ok(Some((unescape(id)?, unescape(secret)?)))
 }
 
-/// Checks the secret, the grant and the scope, and mints the token: the §5.1 answer and
-/// the token's `jti`.
-fn issue(
+/// Whether the client proved who it is: its secret, or its identity provider's assertion.
+fn authenticate(
     state: &AppState,
     client: &OAuthClient,
-    asked: &Asked,
-) -> Result<(serde_json::Value, String), ApiError> {
+    credential: &Credential,
+) -> Result<(), ApiError> {
     let now = state.clock.now().unix_timestamp();
-    match &asked.credential {
+    match credential {
         Credential::Secret(secret) => {
             // Digests are compared, not secrets: how long a comparison takes tells nothing
             // about a secret whose digest it is.
@@ -279,9 +320,26 @@ fn issue(
         Credential::Assertion(jwt) => state
             .assertions
             .verify(client, jwt, now, state.settings.token_leeway_secs)
-            .map_err(|why| invalid_client(format!("the client assertion is refused: {why}")))?,
+            .map_err(|why| {
+                if let Some(log) = &why.log {
+                    tracing::warn!(client = %client.name, reason = %log, "a client assertion could not be checked");
+                }
+                invalid_client(format!("the client assertion is refused: {}", why.client))
+            })?,
     }
-    match asked.grant_type.as_deref() {
+    Ok(())
+}
+
+/// Checks the grant and the scope of an authenticated client, and mints the token: the
+/// §5.1 answer and the token's `jti`.
+fn grant(
+    state: &AppState,
+    client: &OAuthClient,
+    grant_type: Option<&str>,
+    scope: Option<&str>,
+) -> Result<(serde_json::Value, String), ApiError> {
+    let now = state.clock.now().unix_timestamp();
+    match grant_type {
         Some(GRANT_CLIENT_CREDENTIALS) => {}
         None => return Err(invalid_request("'grant_type' is missing")),
         Some(other) => {
@@ -296,7 +354,7 @@ fn issue(
         }
     }
     let allowed: Vec<&str> = client.scope.split_ascii_whitespace().collect();
-    let scope = match asked.scope.as_deref().map(str::trim) {
+    let scope = match scope.map(str::trim) {
         None | Some("") => allowed.join(" "),
         Some(wanted) => {
             if let Some(extra) = wanted
@@ -345,18 +403,23 @@ fn issue(
 fn audit(
     state: &AppState,
     req: &HttpRequest,
-    client_id: Option<&str>,
-    client: Option<(&OAuthClient, &str)>,
+    client_id: &str,
+    client: Option<&OAuthClient>,
+    issued: Option<&str>,
     refusal: Option<&ApiError>,
 ) {
-    let (tenant, subject, jti) = match client {
-        Some((c, jti)) => (
-            c.tenants.first().cloned().unwrap_or_else(|| "-".into()),
-            Some(c.name.clone()),
-            (!jti.is_empty()).then(|| jti.to_owned()),
-        ),
-        None => ("-".to_owned(), None, None),
-    };
+    let tenant = client
+        .and_then(|c| c.tenants.first().cloned())
+        .unwrap_or_else(|| "-".into());
+    // The client's name is the subject only once it proved who it is (`issued` is set).
+    let subject = client.filter(|_| issued.is_some()).map(|c| c.name.clone());
+    let jti = issued.filter(|j| !j.is_empty()).map(str::to_owned);
+    // What a caller sent as a client id, printable: no line breaks or escapes in the
+    // audit trail's text.
+    let client_id: String = scimgate_model::excerpt(client_id, 128)
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
     state.store.append_audit(AuditRecord {
         seq: 0,
         at: scimgate_model::format_timestamp(state.clock.now()),
@@ -370,7 +433,7 @@ fn audit(
             .map(|ip| ip.to_string()),
         method: "POST".into(),
         resource_type: Some("oauth/token".into()),
-        resource_id: client_id.map(|id| scimgate_model::excerpt(id, 128).into_owned()),
+        resource_id: Some(client_id),
         version_before: None,
         version_after: None,
         plugins: None,
