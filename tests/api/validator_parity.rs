@@ -246,3 +246,82 @@ async fn okta_post_echoes_values_a_second_post_is_409_and_upper_case_finds_it() 
         .await;
     assert_eq!(found.body["totalResults"], 1, "{}", found.body);
 }
+
+/// Every attribute the Microsoft validator (and Entra's default mappings) map is
+/// discoverable in `/Schemas`, with its sub-attributes.
+#[actix_web::test]
+async fn microsoft_validator_schema_discoverability() {
+    let h = Harness::new();
+    let r = h.get("/scim/v2/Schemas").send().await;
+    assert_eq!(r.status, 200);
+    let schemas = r.body["Resources"].as_array().expect("schemas").clone();
+    let find = |urn: &str, path: &str| -> bool {
+        let Some(schema) = schemas.iter().find(|s| s["id"] == urn) else {
+            return false;
+        };
+        let mut attrs = schema["attributes"].as_array().cloned().unwrap_or_default();
+        let mut found = None;
+        for part in path.split('.') {
+            found = attrs
+                .iter()
+                .find(|a| {
+                    a["name"]
+                        .as_str()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(part))
+                })
+                .cloned();
+            match &found {
+                Some(a) => attrs = a["subAttributes"].as_array().cloned().unwrap_or_default(),
+                None => return false,
+            }
+        }
+        found.is_some()
+    };
+    let user = "urn:ietf:params:scim:schemas:core:2.0:User";
+    for path in [
+        "userName",
+        "active",
+        "displayName",
+        "title",
+        "preferredLanguage",
+        "name.givenName",
+        "name.familyName",
+        "name.formatted",
+        "nickName",
+        "userType",
+        "emails.value",
+        "emails.type",
+        "emails.primary",
+        "phoneNumbers.value",
+        "phoneNumbers.type",
+        "addresses.streetAddress",
+        "addresses.locality",
+        "addresses.region",
+        "addresses.postalCode",
+        "addresses.country",
+        "addresses.type",
+        "roles.value",
+        "roles.primary",
+        "roles.display",
+        "roles.type",
+    ] {
+        assert!(find(user, path), "{user}:{path} is not in /Schemas");
+    }
+    for path in [
+        "employeeNumber",
+        "department",
+        "costCenter",
+        "organization",
+        "division",
+        "manager.value",
+    ] {
+        assert!(
+            find(ENTERPRISE, path),
+            "{ENTERPRISE}:{path} is not in /Schemas"
+        );
+    }
+    let group = "urn:ietf:params:scim:schemas:core:2.0:Group";
+    for path in ["displayName", "members.value", "members.display"] {
+        assert!(find(group, path), "{group}:{path} is not in /Schemas");
+    }
+}
