@@ -1,9 +1,12 @@
 //! `POST /oauth/token`: the OAuth 2.0 client credentials grant (RFC 6749 §4.4), as Entra
 //! ID's gallery apps and Okta authenticate to a SCIM endpoint. A client registered with
 //! `scimgate client add` authenticates with its id and secret (`client_secret_basic`, RFC
-//! 6749 §2.3.1, or `client_secret_post`) and gets a short-lived scimgate JWT for its
-//! tenants, with its scopes or fewer (`scope`). Answers are RFC 6749 §5.1 and §5.2 JSON,
-//! never SCIM errors: OAuth clients read these. Every issuance and refusal is audited.
+//! 6749 §2.3.1, or `client_secret_post`), or with a JWT its identity provider signed (RFC
+//! 7523, checked in `assertion.rs`), and gets a short-lived scimgate JWT for its tenants,
+//! with its scopes or fewer (`scope`). Answers are RFC 6749 §5.1 and §5.2 JSON (a 429 is
+//! the server's problem+json, as everywhere), never SCIM errors: OAuth clients read
+//! these. Every issuance and refusal is audited; only a client that proved who it is
+//! counts against its own rate.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
