@@ -211,13 +211,7 @@ fn a_receiver_that_was_down_gets_everything_in_order_when_it_comes_back() {
     let server = Server::start_with(&data, Some(&config), Stdio::inherit());
     let t = token(&data, &[]);
     for i in 0..6 {
-        let (status, _) = send(
-            "POST",
-            &format!("{}/scim/v2/Users", server.base),
-            &t,
-            Some(user(&format!("down{i}"))),
-        );
-        assert_eq!(status, 201, "writes go on while the receiver is down");
+        create_user(&server, &t, &format!("down{i}"));
     }
     // It comes back refusing for a while (503 with Retry-After), then accepts.
     let receiver = Receiver::start_on(port);
@@ -243,13 +237,7 @@ fn a_receiver_that_was_down_gets_everything_in_order_when_it_comes_back() {
     // come before their position was saved).
     drop(server);
     let server = Server::start_with(&data, Some(&config), Stdio::inherit());
-    let (status, _) = send(
-        "POST",
-        &format!("{}/scim/v2/Users", server.base),
-        &t,
-        Some(user("after-restart")),
-    );
-    assert_eq!(status, 201);
+    create_user(&server, &t, "after-restart");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let seqs = loop {
         let seqs: Vec<i64> = receiver
@@ -363,13 +351,7 @@ fn a_hanging_receiver_does_not_hold_the_stop() {
     );
     let mut server = Server::start_with(&data, Some(&config), Stdio::null());
     let t = token(&data, &[]);
-    let (status, _) = send(
-        "POST",
-        &format!("{}/scim/v2/Users", server.base),
-        &t,
-        Some(user("waits")),
-    );
-    assert_eq!(status, 201);
+    create_user(&server, &t, "waits");
     // The delivery is under way: the connection is taken, the request never answered.
     let _held = hanging.accept().expect("the receiver is tried");
     std::thread::sleep(Duration::from_millis(300));
@@ -390,6 +372,17 @@ fn a_hanging_receiver_does_not_hold_the_stop() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(exit.success(), "{exit:?}");
+}
+
+/// Creates user `name` through the server, which must answer 201.
+fn create_user(server: &Server, token: &str, name: &str) {
+    let (status, body) = send(
+        "POST",
+        &format!("{}/scim/v2/Users", server.base),
+        token,
+        Some(user(name)),
+    );
+    assert_eq!(status, 201, "{body}");
 }
 
 /// A loopback port nobody listens on (a receiver that is down), and its URL.
@@ -693,13 +686,7 @@ fn operators_see_lag_and_dead_letters_enable_and_replay() {
     let server = Server::start_with(&data, Some(&config), Stdio::null());
     let t = token(&data, &[]);
     for i in 0..3 {
-        let (status, _) = send(
-            "POST",
-            &format!("{}/scim/v2/Users", server.base),
-            &t,
-            Some(user(&format!("op{i}"))),
-        );
-        assert_eq!(status, 201);
+        create_user(&server, &t, &format!("op{i}"));
     }
     let events = |args: &[&str]| {
         let out = Command::new(BIN)
@@ -808,13 +795,7 @@ fn operators_see_lag_and_dead_letters_enable_and_replay() {
     // being retried: the replay is taken before the next try.
     receiver.answer_with(503);
     for name in ["poison", "after-poison"] {
-        let (status, _) = send(
-            "POST",
-            &format!("{}/scim/v2/Users", server.base),
-            &t,
-            Some(user(name)),
-        );
-        assert_eq!(status, 201);
+        create_user(&server, &t, name);
     }
     std::thread::sleep(Duration::from_millis(1500));
     assert!(events(&["replay", "--receiver", "crm", "--from", "5"]).contains("from event 5"));
@@ -923,13 +904,7 @@ fn an_event_plugin_rewrites_and_drops_for_its_receiver_only() {
     );
     let server = Server::start_with(&data, Some(&config), Stdio::inherit());
     let t = token(&data, &[]);
-    let (status, _) = send(
-        "POST",
-        &format!("{}/scim/v2/Users", server.base),
-        &t,
-        Some(user("mapped")),
-    );
-    assert_eq!(status, 201);
+    create_user(&server, &t, "mapped");
     let (status, _) = send(
         "POST",
         &format!("{}/scim/v2/Groups", server.base),
