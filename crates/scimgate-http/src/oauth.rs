@@ -113,28 +113,22 @@ pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Byte
     // only a client that proved who it is counts against it, so that nobody who merely
     // knows its id can use it up.
     let tenant = client.tenants.first().map_or("default", String::as_str);
-    if let Err(throttled) = state
+    let issued = state
         .limits
         .check_token(tenant, &format!("oauth-client:{}", client.client_id))
-    {
-        state.metrics.count_rate_limited(throttled.limiter);
-        let e = ApiError::RateLimited(throttled);
-        audit(
-            &state,
-            &req,
-            &client.client_id,
-            Some(client),
-            Some(""),
-            Some(&e),
-        );
-        return e.error_response();
-    }
-    match grant(
-        &state,
-        client,
-        asked.grant_type.as_deref(),
-        asked.scope.as_deref(),
-    ) {
+        .map_err(|throttled| {
+            state.metrics.count_rate_limited(throttled.limiter);
+            ApiError::RateLimited(throttled)
+        })
+        .and_then(|_| {
+            grant(
+                &state,
+                client,
+                asked.grant_type.as_deref(),
+                asked.scope.as_deref(),
+            )
+        });
+    match issued {
         Ok((body, jti)) => {
             audit(
                 &state,
