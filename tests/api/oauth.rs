@@ -301,6 +301,26 @@ async fn token_endpoint_refusals_are_rfc_6749_errors() {
     }
     let r = h.get("/oauth/token").no_token().send().await;
     assert_eq!(r.status, 405);
+    // A body past 16 KiB: an RFC 6749 error too, with its status.
+    let r = ask(
+        &h,
+        Some(&good),
+        FORM,
+        &format!("{grant}&scope={}", "x".repeat(20_000)),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["error"].clone()),
+        (413, json!("invalid_request")),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        r.headers
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap_or_default()),
+        Some("no-store")
+    );
 }
 
 #[actix_web::test]

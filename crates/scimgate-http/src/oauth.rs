@@ -78,8 +78,15 @@ enum Credential {
     Assertion(String),
 }
 
-pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
-    let asked = match asked(&req, &body) {
+pub async fn token(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> HttpResponse {
+    let asked = match read_form(&state, payload)
+        .await
+        .and_then(|body| asked(&req, &body))
+    {
         Ok(asked) => asked,
         Err(e) => {
             audit(&state, &req, "", None, None, Some(&e));
@@ -155,6 +162,44 @@ pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Byte
             e.error_response()
         }
     }
+}
+
+/// Most bytes of a token request's form: a client assertion is a few kilobytes.
+const FORM_BYTES: usize = 16 << 10;
+
+/// The request's body, at most `FORM_BYTES` and within the body timeout; past either, an
+/// RFC 6749 error (413 or 408 with `invalid_request`), not the server's generic one.
+async fn read_form(state: &AppState, mut payload: web::Payload) -> Result<Vec<u8>, ApiError> {
+    use futures_util::StreamExt;
+    let timeout = std::time::Duration::from_secs(state.settings.body_timeout_secs);
+    let read = async {
+        let mut body = Vec::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk
+                .map_err(|e| invalid_request(format!("could not read the request body: {e}")))?;
+            if body.len() + chunk.len() > FORM_BYTES {
+                return Err(refusal(
+                    413,
+                    "invalid_request",
+                    format!("the request body is larger than {FORM_BYTES} bytes"),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    };
+    actix_web::rt::time::timeout(timeout, read)
+        .await
+        .map_err(|_| {
+            refusal(
+                408,
+                "invalid_request",
+                format!(
+                    "the request body did not arrive within {} s",
+                    state.settings.body_timeout_secs
+                ),
+            )
+        })?
 }
 
 /// The client's credentials and the grant asked for, from the Basic header or the form;
