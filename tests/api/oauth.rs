@@ -43,6 +43,17 @@ fn basic(id: &str, secret: &str) -> String {
     format!("Basic {encoded}")
 }
 
+/// The client credentials grant with `client_secret_basic`.
+async fn ask_basic(h: &Harness, id: &str, secret: &str) -> Resp {
+    ask(
+        h,
+        Some(&basic(id, secret)),
+        FORM,
+        "grant_type=client_credentials",
+    )
+    .await
+}
+
 async fn ask(h: &Harness, authorization: Option<&str>, content_type: &str, body: &str) -> Resp {
     let mut req = h
         .req(Method::POST, "/oauth/token")
@@ -60,13 +71,7 @@ async fn client_credentials_give_a_token_for_the_clients_tenants_and_scopes() {
     let (id, secret) = add_client(&h, "entra-prod", "acme", "scim:read scim:write");
 
     // client_secret_basic
-    let r = ask(
-        &h,
-        Some(&basic(&id, &secret)),
-        FORM,
-        "grant_type=client_credentials",
-    )
-    .await;
+    let r = ask_basic(&h, &id, &secret).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         r.headers.get("cache-control").expect("no-store"),
@@ -118,13 +123,7 @@ async fn client_credentials_give_a_token_for_the_clients_tenants_and_scopes() {
     .assert_error(403, None, "scim:write");
 
     // Each issuance and refusal is audited, in the client's tenant.
-    let r = ask(
-        &h,
-        Some(&basic(&id, "wrong")),
-        FORM,
-        "grant_type=client_credentials",
-    )
-    .await;
+    let r = ask_basic(&h, &id, "wrong").await;
     assert_eq!(r.status, 401);
     let db = AdminDb::open(&h.db_path()).expect("admin db");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -570,13 +569,7 @@ async fn workload_identity_federation_takes_an_assertion_signed_by_the_idp() {
     let r = ask(&h, None, FORM, &assertion_form(&id, &late)).await;
     assert_eq!(r.status, 401, "replayed: {}", r.body);
     // A secret for a client of assertions, and an assertion with a secret: refused.
-    let r = ask(
-        &h,
-        Some(&basic(&id, "whatever")),
-        FORM,
-        "grant_type=client_credentials",
-    )
-    .await;
+    let r = ask_basic(&h, &id, "whatever").await;
     assert_eq!(r.status, 401, "{}", r.body);
     let both = format!(
         "{}&client_secret=x",
@@ -630,21 +623,9 @@ async fn wrong_secrets_do_not_use_up_the_clients_rate() {
     });
     let (id, secret) = add_client(&h, "victim", "acme", "scim:read");
     for _ in 0..6 {
-        let r = ask(
-            &h,
-            Some(&basic(&id, "guess")),
-            FORM,
-            "grant_type=client_credentials",
-        )
-        .await;
+        let r = ask_basic(&h, &id, "guess").await;
         assert_eq!(r.status, 401, "{}", r.body);
     }
-    let r = ask(
-        &h,
-        Some(&basic(&id, &secret)),
-        FORM,
-        "grant_type=client_credentials",
-    )
-    .await;
+    let r = ask_basic(&h, &id, &secret).await;
     assert_eq!(r.status, 200, "{}", r.body);
 }

@@ -705,6 +705,11 @@ fn operators_see_lag_and_dead_letters_enable_and_replay() {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
+    // The first row of `events receivers --json`: the receiver in its one tenant.
+    let first_row = || -> Value {
+        let listed = events(&["receivers", "--json"]);
+        serde_json::from_str(listed.lines().next().expect("a row")).expect("JSON")
+    };
     let tail = events(&["tail", "--json"]);
     let lines: Vec<Value> = tail
         .lines()
@@ -717,8 +722,7 @@ fn operators_see_lag_and_dead_letters_enable_and_replay() {
     // Down for longer than it allows: dead.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let dead = loop {
-        let line = events(&["receivers", "--json"]);
-        let row: Value = serde_json::from_str(line.lines().next().expect("a row")).expect("JSON");
+        let row = first_row();
         if row["state"] == "dead" {
             break row;
         }
@@ -746,13 +750,7 @@ fn operators_see_lag_and_dead_letters_enable_and_replay() {
         receiver.received().is_empty(),
         "a dead receiver gets nothing"
     );
-    let row: Value = serde_json::from_str(
-        events(&["receivers", "--json"])
-            .lines()
-            .next()
-            .expect("row"),
-    )
-    .expect("JSON");
+    let row = first_row();
     assert_eq!(row["state"], "dead", "it stays dead until enabled: {row}");
     assert!(events(&["enable", "crm"]).contains("resumes"));
     let got = receiver.wait_for_accepted(3, Duration::from_secs(20));
@@ -782,13 +780,7 @@ fn operators_see_lag_and_dead_letters_enable_and_replay() {
     let got = receiver.wait_for_accepted(5, Duration::from_secs(20));
     let seqs: Vec<i64> = seqs_of(&got);
     assert_eq!(seqs, [1, 2, 3, 2, 3]);
-    let row: Value = serde_json::from_str(
-        events(&["receivers", "--json"])
-            .lines()
-            .next()
-            .expect("row"),
-    )
-    .expect("JSON");
+    let row = first_row();
     assert_eq!(row["state"], "active");
 
     // An event the receiver keeps refusing can be skipped with a replay while it is
