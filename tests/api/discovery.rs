@@ -13,7 +13,10 @@ async fn service_provider_config_tells_the_truth() {
         json!(["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"])
     );
     assert_eq!(b["patch"]["supported"], true);
-    assert_eq!(b["bulk"]["supported"], false);
+    assert_eq!(
+        b["bulk"],
+        json!({"supported": true, "maxOperations": 1000, "maxPayloadSize": 4_194_304})
+    );
     assert_eq!(b["sort"]["supported"], true);
     assert_eq!(
         b["pagination"],

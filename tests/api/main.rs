@@ -3,6 +3,7 @@
 mod abuse;
 mod audit;
 mod auth;
+mod bulk;
 mod common;
 mod discovery;
 mod errors;

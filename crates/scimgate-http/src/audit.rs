@@ -53,36 +53,79 @@ pub async fn middleware(
         // each: a flood must not fill the database at the per-client rate.
         return Ok(resp);
     }
+    if resp
+        .request()
+        .extensions()
+        .contains::<AuditedPerOperation>()
+    {
+        // A Bulk request that ran: each of its operations has its row.
+        return Ok(resp);
+    }
     let request_id = RequestId::of(resp.request());
     let error_detail = resp
         .response()
         .error()
         .and_then(|e| e.as_error::<ApiError>())
         .map(|e| e.answer(request_id.as_str()).detail);
-    let status = resp.status();
     let report = resp.request().extensions_mut().remove::<WriteReport>();
+    append(
+        &state,
+        Row {
+            principal: &principal,
+            client,
+            method: &method,
+            status: resp.status().as_u16(),
+            detail: error_detail,
+            resource_type: route_resource_type(resp.request()),
+            resource_id: resp.request().match_info().get("id").map(str::to_owned),
+        },
+        report,
+    );
+    Ok(resp)
+}
+
+/// Left on a request whose writes were audited one by one (a Bulk request's operations),
+/// so that the request itself has no row.
+pub struct AuditedPerOperation;
+
+/// One write's row, besides what its report says: who, from where, how it was asked and
+/// answered, and the resource as the request named it (for a write refused before its
+/// pipeline ran, which has no report).
+pub struct Row<'a> {
+    pub principal: &'a Principal,
+    pub client: Option<std::net::IpAddr>,
+    pub method: &'a str,
+    pub status: u16,
+    pub detail: Option<String>,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+}
+
+/// Queues the audit row of one write.
+pub fn append(state: &AppState, row: Row<'_>, report: Option<WriteReport>) {
+    let success = (200..300).contains(&row.status);
     let mut record = AuditRecord {
         seq: 0,
         at: scimgate_model::clock::format_timestamp(state.clock.now()),
-        tenant: principal.tenant,
-        subject: Some(principal.subject),
-        jti: principal.jti,
-        client: client.map(|ip| ip.to_string()),
-        method,
-        resource_type: route_resource_type(resp.request()),
-        resource_id: resp.request().match_info().get("id").map(str::to_owned),
+        tenant: row.principal.tenant.clone(),
+        subject: Some(row.principal.subject.clone()),
+        jti: row.principal.jti.clone(),
+        client: row.client.map(|ip| ip.to_string()),
+        method: row.method.to_owned(),
+        resource_type: row.resource_type,
+        resource_id: row.resource_id,
         version_before: None,
         version_after: None,
         plugins: None,
-        status: status.as_u16(),
-        detail: error_detail,
+        status: row.status,
+        detail: row.detail,
     };
     if let Some(report) = report {
         let plugins = report.plugins.take();
         record.resource_type = Some(report.resource_type.name().to_owned());
         record.resource_id = report.id.clone();
         record.version_before = report.version_before;
-        record.version_after = report.version_after.filter(|_| status.is_success());
+        record.version_after = report.version_after.filter(|_| success);
         record.plugins = (!plugins.is_empty())
             .then(|| serde_json::to_string(&plugins).ok())
             .flatten();
@@ -93,12 +136,14 @@ pub async fn middleware(
         .resource_id
         .map(|id| scimgate_model::excerpt(&id, 128).into_owned());
     state.store.append_audit(record);
-    Ok(resp)
 }
 
 /// The resource type of a write refused before the write pipeline ran: from its route.
 fn route_resource_type(req: &HttpRequest) -> Option<String> {
     let pattern = req.match_pattern()?;
+    if pattern.ends_with("/Bulk") {
+        return Some("Bulk".to_owned());
+    }
     ["Users", "Groups"]
         .into_iter()
         .find(|t| pattern.contains(&format!("/{t}")))

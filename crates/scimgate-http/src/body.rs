@@ -20,10 +20,20 @@ pub async fn read_json(
     payload: web::Payload,
     state: &AppState,
 ) -> Result<Value, ApiError> {
+    read_json_within(req, payload, state, state.settings.max_body_bytes).await
+}
+
+/// `read_json` with a limit of its own (a Bulk request's `maxPayloadSize`).
+pub async fn read_json_within(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    limit: usize,
+) -> Result<Value, ApiError> {
     check_content_type(req)?;
     let settings = &state.settings;
     let timeout = std::time::Duration::from_secs(settings.body_timeout_secs);
-    actix_web::rt::time::timeout(timeout, read(req, payload, state))
+    actix_web::rt::time::timeout(timeout, read(req, payload, state, limit))
         .await
         .map_err(|_| ApiError::BodyTimeout(settings.body_timeout_secs))?
 }
@@ -32,8 +42,8 @@ async fn read(
     req: &HttpRequest,
     mut payload: web::Payload,
     state: &AppState,
+    limit: usize,
 ) -> Result<Value, ApiError> {
-    let limit = state.settings.max_body_bytes;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

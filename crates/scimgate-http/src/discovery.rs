@@ -46,7 +46,11 @@ async fn service_provider_config(state: web::Data<AppState>, req: HttpRequest) -
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
             "documentationUri": "https://github.com/scimgate/scimgate/blob/main/docs/api.md",
             "patch": {"supported": true},
-            "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+            "bulk": {
+                "supported": state.settings.bulk.max_operations > 0,
+                "maxOperations": state.settings.bulk.max_operations,
+                "maxPayloadSize": state.settings.bulk.max_payload_bytes,
+            },
             "filter": {"supported": true, "maxResults": state.settings.max_results},
             "changePassword": {"supported": true},
             "sort": {"supported": true},

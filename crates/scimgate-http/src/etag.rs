@@ -33,6 +33,15 @@ impl Precondition {
         if text.is_empty() {
             return None;
         }
+        Some(Self::from_tags(&text))
+    }
+
+    /// The precondition a Bulk operation's `version` states, as `If-Match` would.
+    pub fn from_version(version: &str) -> Self {
+        Self::from_tags(&[version])
+    }
+
+    fn from_tags(text: &[&str]) -> Self {
         let tags: Vec<&str> = text
             .iter()
             .flat_map(|t| t.split(','))
@@ -40,11 +49,9 @@ impl Precondition {
             .filter(|t| !t.is_empty())
             .collect();
         if tags.contains(&"*") {
-            return Some(Precondition::Any);
+            return Precondition::Any;
         }
-        Some(Precondition::Versions(
-            tags.into_iter().map(parse_tag).collect(),
-        ))
+        Precondition::Versions(tags.into_iter().map(parse_tag).collect())
     }
 
     /// Weak comparison: `W/"3"` and `"3"` both name version 3.

@@ -8,6 +8,8 @@ mod audit;
 mod auth;
 mod blocking;
 mod body;
+mod bulk;
+mod bulk_run;
 mod connections;
 mod context;
 mod cursor;
@@ -60,7 +62,7 @@ pub use oauth::{new_client_id, new_client_secret, secret_digest};
 pub use password::{PasswordStorage, Passwords};
 pub use plugins::PluginHook;
 pub use rate_limit::{Limit, RateLimitSettings, RateLimits};
-pub use settings::{HttpConfig, HttpSettings, TenantPolicy};
+pub use settings::{BulkSettings, HttpConfig, HttpSettings, TenantPolicy};
 pub use state::AppState;
 pub use token::{Claims, SigningKey, TokenRequest, valid_tenant as auth_tenant_is_valid};
 pub use write_path::WritePipeline;
@@ -155,6 +157,11 @@ pub fn build_app(
                 .wrap(from_fn(throttle::before_auth))
                 .configure(discovery::routes)
                 .configure(resources::routes)
+                .service(
+                    web::resource("/Bulk")
+                        .route(web::post().to(bulk::bulk))
+                        .default_service(web::to(error::method_not_allowed("POST"))),
+                )
                 .service(
                     web::resource("/.search")
                         .route(web::post().to(list::search_all))

@@ -159,6 +159,34 @@ impl RateLimits {
         let whose = format!("tenant '{tenant}', subject '{subject}'");
         check(entry, key, "token", whose)
     }
+
+    /// Charges `n` more requests to a tenant's token subject, at most its burst (a Bulk
+    /// request's operations beyond the first, which its admission counted): refused as a
+    /// whole when the subject has not that many left.
+    pub fn charge_token(&self, tenant: &str, subject: &str, n: u32) -> Result<(), Throttled> {
+        let entry = match self.tenants.get(tenant) {
+            Some(own) => own.as_ref(),
+            None => self.per_token.as_ref(),
+        };
+        let Some((limit, lim)) = entry else {
+            return Ok(());
+        };
+        let Some(cells) = std::num::NonZeroU32::new(n.min(limit.burst)) else {
+            return Ok(());
+        };
+        let key = format!("{tenant}\0{subject}");
+        match lim.check_key_n(&key, cells) {
+            Ok(Ok(_)) | Err(_) => Ok(()),
+            Ok(Err(not_until)) => Err(Throttled {
+                limiter: "token",
+                limit: *limit,
+                wait_secs: wait(&not_until),
+                whose: format!(
+                    "tenant '{tenant}', subject '{subject}' (a Bulk request counts each operation)"
+                ),
+            }),
+        }
+    }
 }
 
 fn check(

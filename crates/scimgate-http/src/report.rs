@@ -92,6 +92,13 @@ impl WriteReport {
         }
     }
 
+    /// What a create stored: its id, its version, the resource.
+    pub fn created(&mut self, created: StoredResource) {
+        self.id = Some(created.id.clone());
+        self.version_after = Some(created.version);
+        self.stored = Some(created);
+    }
+
     pub fn tenant(&self) -> &str {
         &self.principal.tenant
     }

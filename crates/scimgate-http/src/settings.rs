@@ -48,6 +48,8 @@ pub struct HttpConfig {
     pub hashing_slots: Option<usize>,
     /// Requests being worked on at once, all tenants together.
     pub max_requests_in_flight: usize,
+    /// `POST /Bulk` (`[bulk]`).
+    pub bulk: BulkSettings,
     /// Requests one tenant may have in the works at once; unset: 16 (at most
     /// `max_requests_in_flight`). More at once from one tenant only queue on the cores and
     /// take them from the other tenants.
@@ -74,6 +76,7 @@ impl Default for HttpConfig {
             hashing_slots: None,
             max_requests_in_flight: 128,
             tenant_requests_in_flight: None,
+            bulk: BulkSettings::default(),
         }
     }
 }
@@ -90,6 +93,26 @@ impl HttpConfig {
         self.hashing_slots
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
             .max(1)
+    }
+}
+
+/// `[bulk]`: the limits of a Bulk request, advertised in ServiceProviderConfig.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BulkSettings {
+    /// Most operations in one request (`maxOperations`); 0 turns Bulk off.
+    pub max_operations: usize,
+    /// Largest request body, in bytes (`maxPayloadSize`).
+    pub max_payload_bytes: usize,
+}
+
+impl Default for BulkSettings {
+    /// A thousand users of a few hundred bytes each fit with room to spare.
+    fn default() -> Self {
+        BulkSettings {
+            max_operations: 1000,
+            max_payload_bytes: 4 * 1024 * 1024,
+        }
     }
 }
 
@@ -134,6 +157,8 @@ pub struct HttpSettings {
     pub group_patch_returns_resource: bool,
     /// Whether ServiceProviderConfig advertises `securityEvents` (RFC 9967 §4).
     pub advertise_security_events: bool,
+    /// The limits of a Bulk request.
+    pub bulk: BulkSettings,
 }
 
 impl HttpSettings {
@@ -157,6 +182,7 @@ impl HttpSettings {
             network: config.network.clone(),
             group_patch_returns_resource: config.group_patch_returns_resource,
             advertise_security_events: true,
+            bulk: config.bulk,
         })
     }
 

@@ -12,7 +12,7 @@ use scimgate_model::patch::MemberChanges;
 use scimgate_model::validate::{carry_immutable, check_list_lengths, schema_urns, validate};
 use scimgate_model::{PasswordChange, ResourceType, ScimError};
 use scimgate_store::{
-    ChangeNote, MemberRef, NewResource, PatchWrite, Store, StoreError, StoredResource,
+    ChangeNote, MemberRef, NewResource, PatchWrite, PendingWrite, Store, StoreError, StoredResource,
 };
 use serde_json::Value;
 
@@ -70,16 +70,34 @@ impl WritePipeline {
 
     /// Create: dialect, hooks, validation, password, store.
     pub fn create(&self, report: &mut WriteReport, doc: Value) -> Result<(), ApiError> {
+        let new = self.prepare_create(report, doc)?;
+        let created = self.store.create(report.tenant(), new)?;
+        report.created(created);
+        Ok(())
+    }
+
+    /// A create's steps before storage (dialect, hooks, validation, password): what a Bulk
+    /// request then queues (`queue_create`), so that its creates share commits.
+    pub fn prepare_create(
+        &self,
+        report: &WriteReport,
+        doc: Value,
+    ) -> Result<NewResource, ApiError> {
         self.bounded(&doc)?;
         let doc = self.normalize(report, doc);
         let ctx = context(report, None, None);
         let doc = run_write_hooks(&self.hooks, &ctx, doc)?;
-        let new = self.stored_form(&ctx, &doc, &mut HashedOnce::default())?;
-        let created = self.store.create(report.tenant(), new)?;
-        report.id = Some(created.id.clone());
-        report.version_after = Some(created.version);
-        report.stored = Some(created);
-        Ok(())
+        self.stored_form(&ctx, &doc, &mut HashedOnce::default())
+    }
+
+    /// Queues a prepared create behind the caller's earlier ones (see `Store::create_queued`);
+    /// `WriteReport::created` takes its outcome.
+    pub fn queue_create(
+        &self,
+        report: &WriteReport,
+        new: NewResource,
+    ) -> PendingWrite<StoredResource> {
+        self.store.create_queued(report.tenant(), new)
     }
 
     /// Replace: the same steps against the current version, which the store re-checks, so

@@ -1,6 +1,7 @@
 //! The SCIM 2.0 model of scimgate: schema definitions (RFC 7643), resource validation,
 //! projection, filters and the SCIM error type. It knows neither HTTP nor SQL.
 
+pub mod bulk;
 pub mod casefold;
 pub mod change;
 pub mod clock;

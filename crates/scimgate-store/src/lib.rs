@@ -6,6 +6,7 @@
 
 mod error;
 mod filter_plan;
+mod pending;
 mod records;
 mod settings;
 mod sqlite;
@@ -16,6 +17,7 @@ use scimgate_model::path::AttrPath;
 use serde_json::Value;
 
 pub use error::StoreError;
+pub use pending::PendingWrite;
 pub use records::{
     AccessSnapshot, AuditQuery, AuditRecord, ChangeKind, ChangeNote, ClientAssertion, ClientSecret,
     EventHold, EventPosition, EventRecord, GroupRef, MemberRef, NewResource, OAuthClient,
@@ -74,6 +76,13 @@ pub struct ListPage {
 /// [`StoreError::VersionMismatch`] when the stored version differs.
 pub trait Store: Send + Sync {
     fn create(&self, tenant: &str, new: NewResource) -> Result<StoredResource, StoreError>;
+    /// Queues a create behind the caller's earlier queued writes and returns without
+    /// waiting for its commit: a caller's queued creates run in the order queued, each
+    /// alone (a failure rolls back only itself), and share commits. The default writes at
+    /// once.
+    fn create_queued(&self, tenant: &str, new: NewResource) -> PendingWrite<StoredResource> {
+        PendingWrite::ready(self.create(tenant, new))
+    }
     fn replace(
         &self,
         tenant: &str,

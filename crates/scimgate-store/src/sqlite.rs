@@ -28,7 +28,7 @@ use crate::records::{
     ChangeNote, EventHold, EventPosition, EventRecord, NewResource, PatchOutcome, PatchWrite,
     StoreStats, StoredResource,
 };
-use crate::{AccessSnapshot, AuditQuery, AuditRecord, ListPage, ListQuery, Store};
+use crate::{AccessSnapshot, AuditQuery, AuditRecord, ListPage, ListQuery, PendingWrite, Store};
 use index::PathIds;
 use migrations::migrate;
 use writer::Writer;
@@ -321,6 +321,12 @@ impl Store for SqliteStore {
         let (tenant, now, paths) = (tenant.to_owned(), self.now(), Arc::clone(&self.paths));
         self.writer
             .write(move |c| write::create(c, &paths, &tenant, new, &now))
+    }
+
+    fn create_queued(&self, tenant: &str, new: NewResource) -> PendingWrite<StoredResource> {
+        let (tenant, now, paths) = (tenant.to_owned(), self.now(), Arc::clone(&self.paths));
+        self.writer
+            .queue(move |c| write::create(c, &paths, &tenant, new, &now))
     }
 
     fn replace(

@@ -429,6 +429,39 @@ fn creates_check_their_tenant_in_the_write() {
     ));
 }
 
+/// Queued creates run in the order queued, each alone: a later one taking an earlier one's
+/// name fails by itself, and a group naming a user queued before it finds that user.
+#[test]
+fn queued_creates_run_in_order_and_fail_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    let first = s.create_queued("t", user("q0"));
+    let mut pending: Vec<_> = (1..50)
+        .map(|i| s.create_queued("t", user(&format!("q{}", if i == 25 { 0 } else { i }))))
+        .collect();
+    let u0 = first.wait().expect("the first q0 wins");
+    let taken = pending.remove(24).wait();
+    assert!(
+        matches!(taken, Err(StoreError::UserNameTaken(_))),
+        "{taken:?}"
+    );
+    let created: Vec<_> = pending
+        .into_iter()
+        .map(|p| p.wait().expect("created"))
+        .collect();
+    assert_eq!(created.len(), 48);
+    let g = s
+        .create_queued("t", group("queued", &[&u0.id, &created[0].id]))
+        .wait()
+        .expect("group");
+    let got = s.get("t", ResourceType::Group, &g.id, true).expect("read");
+    assert_eq!(got.and_then(|g| g.members).map(|m| m.len()), Some(2));
+    assert!(matches!(
+        s.create_queued("never-added", user("x")).wait(),
+        Err(StoreError::TenantNotRegistered(_))
+    ));
+}
+
 /// Every committed write has its event, numbered 1, 2, 3, … in its tenant; a write that
 /// fails leaves neither an event nor a used number; another tenant counts on its own.
 #[test]

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
+use crate::PendingWrite;
 use crate::error::StoreError;
 
 /// A write to run inside the batch; it returns whether it succeeded and how to answer its
@@ -166,6 +167,17 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.queue(write).wait()
+    }
+
+    /// Queues `write` behind the caller's earlier ones and returns at once; its outcome,
+    /// known once its batch has committed (or failed), is what `wait` returns. A caller's
+    /// queued writes run in the order queued, and mostly in one batch.
+    pub fn queue<T, F>(&self, write: F) -> PendingWrite<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         let (reply, answer) = mpsc::sync_channel::<Result<T, StoreError>>(1);
         let job: Job = Box::new(move |conn| {
             let result = write(conn);
@@ -182,13 +194,10 @@ impl Writer {
                 }),
             }
         });
-        self.jobs
-            .as_ref()
-            .ok_or(StoreError::WriterGone)?
-            .send(job)
-            .map_err(|_| StoreError::WriterGone)?;
-        // A dropped reply (the batch could not start, or the write panicked) is an error.
-        answer.recv().map_err(|_| StoreError::WriterGone)?
+        match self.jobs.as_ref().map(|j| j.send(job)) {
+            Some(Ok(())) => PendingWrite::waiting(answer),
+            _ => PendingWrite::ready(Err(StoreError::WriterGone)),
+        }
     }
 }
 
