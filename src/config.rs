@@ -49,6 +49,10 @@ pub struct Config {
     pub tenants: std::collections::BTreeMap<String, TenantConfig>,
     /// The change feed: its issuer and receivers (`[events]`, `[[events.receivers]]`).
     pub events: scimgate_events::EventsConfig,
+    /// The operator's schema extensions (`[[schemas]]`).
+    pub schemas: Vec<crate::schemas::SchemaSpec>,
+    /// What a reload does with stored values of an attribute the schemas drop.
+    pub schema_removal: crate::schemas::SchemaRemoval,
 }
 
 /// What a tenant may set for itself; unset means the global setting.
@@ -92,6 +96,8 @@ impl Default for Config {
             plugins: Default::default(),
             tenants: std::collections::BTreeMap::new(),
             events: Default::default(),
+            schemas: Vec::new(),
+            schema_removal: Default::default(),
         }
     }
 }
@@ -204,6 +210,7 @@ impl Config {
             .keys
             .iter_mut()
             .for_each(|k| resolve(&mut k.file));
+        self.schemas.iter_mut().for_each(|s| resolve(&mut s.file));
         for receiver in &mut self.events.receivers {
             receiver.authorization_file.iter_mut().for_each(resolve);
             receiver.secret_file.iter_mut().for_each(resolve);

@@ -5,6 +5,7 @@ pub mod config;
 pub mod data_dir;
 pub mod open_files;
 pub mod reload;
+pub mod schemas;
 
 use std::sync::{Arc, Weak};
 
@@ -157,6 +158,13 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
         tracing::info!(plugins = host.specs().count(), "plugins loaded");
     }
     let store: Arc<dyn scimgate_store::Store> = Arc::new(store);
+    // The operator's schemas: a bad file stops the start, named, as a bad plugin does.
+    if !config.schemas.is_empty() || !scimgate_model::registry::current().operator().is_empty() {
+        let next = schemas::load(&config.schemas).map_err(StartError::Config)?;
+        let done = schemas::apply(store.as_ref(), next, config.schema_removal)
+            .map_err(StartError::Config)?;
+        tracing::info!("{done}");
+    }
     let metrics = Arc::new(Metrics::new());
     let access = AccessCache::start(&store)?;
     let background: Vec<Periodic> = prune_periodically(&store, config)?.into_iter().collect();

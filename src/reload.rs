@@ -1,7 +1,8 @@
-//! Plugin reload without restart. On SIGHUP, and when the configuration file or a plugin
-//! file changes, the configuration is read again and its `[[plugins]]` are loaded beside
-//! the running set; only a set that loads whole replaces it. Writes already running
-//! finish on the set they started with.
+//! Plugin and schema reload without restart. On SIGHUP, and when the configuration file,
+//! a plugin file or a schema file changes, the configuration is read again, its
+//! `[[schemas]]` put in force when they changed and check out (`schemas`), and its
+//! `[[plugins]]` loaded beside the running set; only a set that loads whole replaces it.
+//! Writes already running finish on the plugin set they started with.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,20 +36,45 @@ pub enum Trigger {
 
 pub struct PluginReloader {
     source: ConfigSource,
-    /// The configuration the server runs with; only its plugins change on reload.
+    /// The configuration the server runs with; only its plugins and schemas change on
+    /// reload.
     running: Config,
     hook: Arc<PluginHook>,
+    store: Arc<dyn scimgate_store::Store>,
 }
 
 /// The size and modification time of each watched file (`None` when it is missing).
 type Fingerprint = Vec<(PathBuf, Option<(SystemTime, u64)>)>;
 
 impl PluginReloader {
-    pub fn new(source: ConfigSource, running: Config, hook: Arc<PluginHook>) -> Self {
+    pub fn new(
+        source: ConfigSource,
+        running: Config,
+        hook: Arc<PluginHook>,
+        store: Arc<dyn scimgate_store::Store>,
+    ) -> Self {
         PluginReloader {
             source,
             running,
             hook,
+            store,
+        }
+    }
+
+    /// Loads `config`'s schemas and puts them in force when they differ from the running
+    /// ones, first, so that plugins of the same reload may write to a new extension. A set
+    /// that fails leaves the running one, and is logged naming the file, attribute and rule.
+    fn apply_schemas(&self, config: &Config, trigger: Trigger) {
+        let outcome = crate::schemas::load(&config.schemas).and_then(|next| {
+            crate::schemas::apply(self.store.as_ref(), next, config.schema_removal)
+        });
+        match outcome {
+            Ok(done) => tracing::info!(?trigger, "schemas reloaded: {done}"),
+            Err(e) => tracing::error!(
+                ?trigger,
+                error = %e,
+                "schema reload refused; the running schemas keep serving"
+            ),
         }
     }
 
@@ -67,12 +93,14 @@ impl PluginReloader {
         let without_plugins = |c: &Config| {
             let mut c = c.clone();
             c.plugins.specs.clear();
+            c.schemas.clear();
+            c.schema_removal = Default::default();
             c
         };
         let unchanged_rest = without_plugins(config) == without_plugins(&self.running);
         if !unchanged_rest {
             tracing::warn!(
-                "the configuration changed beyond [[plugins]]; only plugins reload, the rest needs a restart"
+                "the configuration changed beyond [[plugins]] and [[schemas]]; only those reload, the rest needs a restart"
             );
         }
         self.hook.swap(Arc::new(host));
@@ -113,6 +141,7 @@ impl PluginReloader {
                     // to load, so that fixing a file triggers the next attempt.
                     let outcome = self.read().and_then(|config| {
                         watched = self.watched(&config);
+                        self.apply_schemas(&config, trigger);
                         self.apply(&config)
                     });
                     match outcome {
@@ -137,6 +166,7 @@ impl PluginReloader {
             .iter()
             .cloned()
             .chain(config.plugins.specs.iter().map(|p| p.file.clone()))
+            .chain(config.schemas.iter().map(|s| s.file.clone()))
             .collect()
     }
 }

@@ -44,7 +44,8 @@ pub fn serve(args: ServeArgs) -> CliResult {
     let poll = (config.plugins.plugin_watch_interval_ms > 0)
         .then(|| Duration::from_millis(config.plugins.plugin_watch_interval_ms));
     let (reload, reload_thread) =
-        PluginReloader::new(source, config.clone(), built.plugins).spawn(poll)?;
+        PluginReloader::new(source, config.clone(), built.plugins, state.store.clone())
+            .spawn(poll)?;
     let sighup = reload.clone();
     let workers = config
         .workers

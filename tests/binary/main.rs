@@ -4,6 +4,7 @@
 mod clients;
 mod events;
 mod receiver;
+mod schemas;
 mod sealed;
 
 use std::net::TcpListener;

@@ -3,9 +3,11 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use scimgate_model::{ResourceType, schemas};
+use scimgate_model::schema::Schema;
+use scimgate_model::{ResourceType, registry, schemas};
 use serde_json::{Value, json};
 
+use crate::context::Principal;
 use crate::error::{ApiError, method_not_allowed};
 use crate::list::LIST_RESPONSE;
 use crate::render::{scim_base, scim_json};
@@ -91,11 +93,13 @@ async fn service_provider_config(state: web::Data<AppState>, req: HttpRequest) -
     scim_json(StatusCode::OK, &config)
 }
 
-fn resource_type_json(rt: ResourceType, base: &str) -> Value {
-    let extensions: Vec<Value> = rt
-        .extensions()
-        .iter()
-        .map(|s| json!({"schema": s.id, "required": false}))
+/// A resource type as `tenant` sees it: the extensions it may use, each with whether it
+/// must carry it.
+fn resource_type_json(rt: ResourceType, base: &str, tenant: &str) -> Value {
+    let extensions: Vec<Value> = registry::current()
+        .for_tenant(rt, tenant)
+        .into_iter()
+        .map(|(s, required)| json!({"schema": s.id, "required": required}))
         .collect();
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
@@ -107,6 +111,20 @@ fn resource_type_json(rt: ResourceType, base: &str) -> Value {
         "schemaExtensions": extensions,
         "meta": {"resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/{}", rt.name())},
     })
+}
+
+/// The schemas `tenant` sees: the built-in ones and the operator's it may use.
+fn tenant_schemas(tenant: &str) -> Vec<&'static Schema> {
+    let registry = registry::current();
+    let mut out: Vec<&'static Schema> = schemas::all().to_vec();
+    out.extend(
+        registry
+            .operator()
+            .iter()
+            .filter(|e| e.applies_to(tenant))
+            .map(|e| e.schema),
+    );
+    out
 }
 
 fn list_response(items: Vec<Value>) -> HttpResponse {
@@ -122,18 +140,23 @@ fn list_response(items: Vec<Value>) -> HttpResponse {
     )
 }
 
-async fn resource_types(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+async fn resource_types(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+) -> HttpResponse {
     let base = scim_base(&req, &state.settings);
     list_response(
         ResourceType::ALL
             .iter()
-            .map(|rt| resource_type_json(*rt, &base))
+            .map(|rt| resource_type_json(*rt, &base, &principal.tenant))
             .collect(),
     )
 }
 
 async fn resource_type(
     state: web::Data<AppState>,
+    principal: Principal,
     req: HttpRequest,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -141,14 +164,18 @@ async fn resource_type(
         .ok_or_else(|| ApiError::NotFound(format!("no resource type '{name}'")))?;
     Ok(scim_json(
         StatusCode::OK,
-        &resource_type_json(rt, &scim_base(&req, &state.settings)),
+        &resource_type_json(rt, &scim_base(&req, &state.settings), &principal.tenant),
     ))
 }
 
-async fn schema_list(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+async fn schema_list(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+) -> HttpResponse {
     let base = scim_base(&req, &state.settings);
     list_response(
-        schemas::all()
+        tenant_schemas(&principal.tenant)
             .iter()
             .map(|s| s.to_json(&format!("{base}/Schemas/{}", s.id)))
             .collect(),
@@ -157,10 +184,11 @@ async fn schema_list(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
 
 async fn schema(
     state: web::Data<AppState>,
+    principal: Principal,
     req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let s = schemas::all()
+    let s = tenant_schemas(&principal.tenant)
         .into_iter()
         .find(|s| s.id.eq_ignore_ascii_case(&id))
         .ok_or_else(|| ApiError::NotFound(format!("no schema '{id}'")))?;

@@ -302,6 +302,7 @@ impl WritePipeline {
         hashed: &mut HashedOnce,
     ) -> Result<NewResource, ApiError> {
         let mut validated = self.checked(ctx.resource_type, hooked)?;
+        extensions_allowed(ctx.resource_type, ctx.tenant, &validated.attributes)?;
         if let Some(before) = ctx.before {
             carry_immutable(
                 ctx.resource_type,
@@ -365,6 +366,38 @@ impl WritePipeline {
         )?;
         Ok(validated)
     }
+}
+
+/// The operator's extensions are each for some tenants, and some are required: a resource
+/// carries only extensions its tenant may use, and every one its tenant must (checked on
+/// what storage will keep, after the plugins, so that a mapping plugin may fill them).
+fn extensions_allowed(
+    rt: ResourceType,
+    tenant: &str,
+    attributes: &serde_json::Map<String, Value>,
+) -> Result<(), ScimError> {
+    let registry = scimgate_model::registry::current();
+    if registry.operator().is_empty() {
+        return Ok(());
+    }
+    if let Some(urn) = attributes
+        .keys()
+        .find(|k| k.starts_with("urn:") && !registry.available(k, tenant))
+    {
+        return Err(ScimError::invalid_syntax(format!(
+            "schema '{urn}' is not available in tenant '{tenant}'"
+        )));
+    }
+    for (schema, required) in registry.for_tenant(rt, tenant) {
+        if required && !attributes.contains_key(schema.id) {
+            return Err(ScimError::invalid_value(format!(
+                "the extension '{}' is required for a {} in this tenant, and missing",
+                schema.id,
+                rt.name()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// What the write hooks changed in a PATCH's result, as operations after the client's (so

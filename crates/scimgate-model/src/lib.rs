@@ -12,8 +12,10 @@ pub mod filter;
 pub mod patch;
 pub mod path;
 pub mod projection;
+pub mod registry;
 pub mod resource_type;
 pub mod schema;
+pub mod schema_file;
 pub mod schemas;
 pub mod validate;
 

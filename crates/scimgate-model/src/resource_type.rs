@@ -1,7 +1,7 @@
 //! The resource types scimgate serves (RFC 7643 §6) and the schemas each is made of.
 
 use crate::schema::Schema;
-use crate::schemas::{ENTERPRISE_USER, GROUP, USER};
+use crate::schemas::{GROUP, USER};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ResourceType {
@@ -40,14 +40,11 @@ impl ResourceType {
         }
     }
 
-    /// Schema extensions this resource type accepts, none of them required.
+    /// Schema extensions this resource type accepts, every tenant's: the built-in ones and
+    /// the operator's in force (`registry`). Which a tenant may use, and which it must, is
+    /// the registry's to say.
     pub fn extensions(self) -> &'static [&'static Schema] {
-        static USER_EXTENSIONS: std::sync::LazyLock<[&'static Schema; 1]> =
-            std::sync::LazyLock::new(|| [&*ENTERPRISE_USER]);
-        match self {
-            ResourceType::User => &*USER_EXTENSIONS,
-            ResourceType::Group => &[],
-        }
+        crate::registry::current().extensions(self)
     }
 
     /// The extension schema whose URN is `urn`, compared case-insensitively.

@@ -113,6 +113,22 @@ pub trait Store: Send + Sync {
         rt: ResourceType,
         query: &ListQuery,
     ) -> Result<ListPage, StoreError>;
+    /// The schemas in force changed (`scimgate_model::registry`): the attribute paths they
+    /// bring are registered, so that their values are indexed (filters, sorting) from the
+    /// next write on.
+    fn schemas_changed(&self) -> Result<(), StoreError>;
+    /// How many resources, in all tenants, hold a value at attribute `path` (canonical and
+    /// URN-qualified: `urn:…:User:costCenter`).
+    fn attribute_in_use(&self, path: &str) -> Result<u64, StoreError>;
+    /// Removes every stored value of extension attribute `urn`:`attribute` from the
+    /// resources of type `rt`, each resource's version moving on; returns how many
+    /// changed. Run while the schema that defines it is still in force.
+    fn purge_attribute(
+        &self,
+        rt: ResourceType,
+        urn: &str,
+        attribute: &str,
+    ) -> Result<u64, StoreError>;
     /// Applies a PATCH: new attributes when any changed, and membership changes row by
     /// row, in one transaction. Returns the resource as stored (a User with its groups) and
     /// the member ids skipped as unknown.

@@ -10,6 +10,7 @@ mod migrations;
 mod outbox;
 pub(crate) mod query;
 pub(crate) mod read;
+mod schema_change;
 mod write;
 mod writer;
 
@@ -101,7 +102,8 @@ impl SqliteOptions {
 
 pub struct SqliteStore {
     writer: Writer,
-    paths: Arc<PathIds>,
+    /// Attribute paths and their ids: replaced whole when the schemas in force change.
+    paths: arc_swap::ArcSwap<PathIds>,
     readers: r2d2::Pool<SqliteConnectionManager>,
     clock: Arc<dyn Clock>,
     pool_timeout: Duration,
@@ -126,7 +128,7 @@ impl SqliteStore {
         // 2 MiB default keeps random updates from re-reading them (negative = KiB).
         conn.pragma_update(None, "cache_size", -65536)?;
         migrate(&mut conn)?;
-        let paths = Arc::new(index::register_paths(&conn)?);
+        let paths = arc_swap::ArcSwap::from_pointee(index::register_paths(&conn)?);
         let writer = Writer::start(conn, options.max_batch, options.checkpoint)?;
 
         let busy = options.busy_timeout;
@@ -186,7 +188,7 @@ impl SqliteStore {
         tenant: &str,
         resources: Vec<NewResource>,
     ) -> Result<Vec<String>, StoreError> {
-        let (tenant, now, paths) = (tenant.to_owned(), self.now(), Arc::clone(&self.paths));
+        let (tenant, now, paths) = (tenant.to_owned(), self.now(), self.paths.load_full());
         self.writer.write(move |c| {
             resources
                 .into_iter()
@@ -318,13 +320,13 @@ impl Store for SqliteStore {
     }
 
     fn create(&self, tenant: &str, new: NewResource) -> Result<StoredResource, StoreError> {
-        let (tenant, now, paths) = (tenant.to_owned(), self.now(), Arc::clone(&self.paths));
+        let (tenant, now, paths) = (tenant.to_owned(), self.now(), self.paths.load_full());
         self.writer
             .write(move |c| write::create(c, &paths, &tenant, new, &now))
     }
 
     fn create_queued(&self, tenant: &str, new: NewResource) -> PendingWrite<StoredResource> {
-        let (tenant, now, paths) = (tenant.to_owned(), self.now(), Arc::clone(&self.paths));
+        let (tenant, now, paths) = (tenant.to_owned(), self.now(), self.paths.load_full());
         self.writer
             .queue(move |c| write::create(c, &paths, &tenant, new, &now))
     }
@@ -340,7 +342,7 @@ impl Store for SqliteStore {
             tenant.to_owned(),
             id.to_owned(),
             self.now(),
-            Arc::clone(&self.paths),
+            self.paths.load_full(),
         );
         self.writer
             .write(move |c| write::replace(c, &paths, &tenant, &id, expected_version, new, &now))
@@ -358,7 +360,7 @@ impl Store for SqliteStore {
             tenant.to_owned(),
             id.to_owned(),
             self.now(),
-            Arc::clone(&self.paths),
+            self.paths.load_full(),
         );
         self.writer.write(move |c| {
             write::delete(c, &paths, &tenant, rt, &id, expected_version, &change, &now)
@@ -383,8 +385,38 @@ impl Store for SqliteStore {
     ) -> Result<ListPage, StoreError> {
         let budget = self.page_budget;
         self.read(tenant, |c| {
-            read::list(c, &self.paths, tenant, rt, query, budget)
+            read::list(c, &self.paths.load(), tenant, rt, query, budget)
         })
+    }
+
+    fn schemas_changed(&self) -> Result<(), StoreError> {
+        let ids = self.writer.write(index::register_paths)?;
+        self.paths.store(Arc::new(ids));
+        Ok(())
+    }
+
+    fn attribute_in_use(&self, path: &str) -> Result<u64, StoreError> {
+        let conn = self
+            .background
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        schema_change::resources_with(&conn, &self.paths.load(), path)
+    }
+
+    fn purge_attribute(
+        &self,
+        rt: ResourceType,
+        urn: &str,
+        attribute: &str,
+    ) -> Result<u64, StoreError> {
+        let (urn, attribute, now, paths) = (
+            urn.to_owned(),
+            attribute.to_owned(),
+            self.now(),
+            self.paths.load_full(),
+        );
+        self.writer
+            .write(move |c| schema_change::purge(c, &paths, rt, &urn, &attribute, &now))
     }
 
     fn patch(&self, tenant: &str, id: &str, patch: PatchWrite) -> Result<PatchOutcome, StoreError> {
@@ -392,7 +424,7 @@ impl Store for SqliteStore {
             tenant.to_owned(),
             id.to_owned(),
             self.now(),
-            Arc::clone(&self.paths),
+            self.paths.load_full(),
         );
         self.writer
             .write(move |c| write::patch(c, &paths, &tenant, &id, patch, &now))

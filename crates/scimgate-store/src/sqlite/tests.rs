@@ -50,7 +50,8 @@ fn plan(s: &SqliteStore, rt: ResourceType, f: &str) -> String {
     let filter = scimgate_model::filter::parse(rt, f).expect("filter");
     let mut args = Vec::new();
     let conn = s.reader().expect("conn");
-    let cond = read::where_clause(&conn, &s.paths, "t", rt, Some(&filter), &mut args).expect("sql");
+    let cond =
+        read::where_clause(&conn, &s.paths.load(), "t", rt, Some(&filter), &mut args).expect("sql");
     let mut stmt = conn
         .prepare(&format!(
             "EXPLAIN QUERY PLAN SELECT r.id FROM resources r WHERE {cond}"
@@ -117,6 +118,49 @@ fn identity_lookups_use_indexes() {
             "{f}: no full scan\n{p}"
         );
     }
+}
+
+/// An operator's extension put in force while the store runs: its attributes' values are
+/// indexed like core ones, and filters on them use the same index, no scan.
+#[test]
+fn an_operator_extension_is_indexed_like_core_attributes() {
+    use scimgate_model::registry::{self, Extension, Registry};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    let urn = "urn:test:store-plan:2.0:User";
+    let text =
+        serde_json::json!({"id": urn, "attributes": [{"name": "costCenter", "type": "string"}]});
+    let schema =
+        scimgate_model::schema_file::parse("plan.json", &text.to_string()).expect("schema");
+    // Added to the set in force (the others' extensions stay): other tests are unaffected.
+    let mut operator = registry::current().operator().to_vec();
+    operator.push(Extension {
+        schema,
+        resource_type: ResourceType::User,
+        required: false,
+        tenants: None,
+        file: "plan.json".into(),
+    });
+    registry::install(Registry::with(operator).expect("registry"));
+    s.schemas_changed().expect("paths registered");
+    let p = plan(
+        &s,
+        ResourceType::User,
+        &format!(r#"{urn}:costCenter eq "CC-1""#),
+    );
+    assert!(
+        p.contains("USING COVERING INDEX attr_index_lookup (tenant=? AND path_id=? AND text"),
+        "{p}"
+    );
+    assert!(
+        !p.contains("SCAN r") && !p.contains("SCAN attr_index"),
+        "{p}"
+    );
+    assert_eq!(
+        s.attribute_in_use(&format!("{urn}:costCenter"))
+            .expect("count"),
+        0
+    );
 }
 
 #[test]
@@ -254,7 +298,8 @@ fn planning_an_and_chain_counts_each_term_once() {
     let f = scimgate_model::filter::parse(ResourceType::User, &terms.join(" and ")).expect("parse");
     let conn = s.reader().expect("reader");
     let mut args = Vec::new();
-    let mut sql = query::FilterSql::new(&conn, &s.paths, "t", ResourceType::User, &mut args);
+    let paths = s.paths.load();
+    let mut sql = query::FilterSql::new(&conn, &paths, "t", ResourceType::User, &mut args);
     sql.resources(&f).expect("compile");
     assert!(
         sql.estimate_queries <= 100,

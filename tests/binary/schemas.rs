@@ -1,0 +1,387 @@
+//! The operator's schema extensions on the real binary (`[[schemas]]`): one process has one
+//! schema set, so these run the server, not the in-process app. Validation, `/Schemas`,
+//! `/ResourceTypes`, projection, PATCH paths, filters and sorting on a custom extension;
+//! a bad file refused at start and on reload with the file, attribute and rule named;
+//! removal of an attribute with stored values refused, then purged when asked; tenants and
+//! required extensions; the attribute-map example plugin filling an extension.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::{BIN, Server, send, token};
+
+const CUSTOM: &str = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+fn schema(attributes: Value) -> String {
+    json!({"id": CUSTOM, "name": "CustomExtensionName", "description": "Entra custom extension attributes",
+           "attributes": attributes})
+    .to_string()
+}
+
+fn full_schema() -> String {
+    schema(json!([
+        {"name": "costCenter", "type": "string"},
+        {"name": "level", "type": "integer"},
+        {"name": "badges", "type": "complex", "multiValued": true,
+         "subAttributes": [{"name": "value", "type": "string"}, {"name": "issued", "type": "dateTime"}]}
+    ]))
+}
+
+/// A configuration naming `schema.json` beside it for User, with `extra` TOML appended.
+fn write_config(dir: &Path, schema_text: &str, extra: &str) -> std::path::PathBuf {
+    std::fs::write(dir.join("schema.json"), schema_text).expect("schema");
+    let config = dir.join("scimgate.toml");
+    std::fs::write(
+        &config,
+        format!("plugin_watch_interval_ms = 0\n{extra}\n[[schemas]]\nfile = \"schema.json\"\nresource_type = \"User\"\n"),
+    )
+    .expect("config");
+    config
+}
+
+fn custom_user(name: &str, ext: Value) -> Value {
+    json!({"schemas": [USER, CUSTOM], "userName": name, CUSTOM: ext})
+}
+
+/// `/ResourceTypes/User` lists the custom extension, `required` or not.
+fn assert_user_extension(base: &str, token: &str, required: bool) {
+    let (_, rt) = send("GET", &format!("{base}/ResourceTypes/User"), token, None);
+    let listed = rt["schemaExtensions"].as_array().expect("extensions");
+    assert!(
+        listed.contains(&json!({"schema": CUSTOM, "required": required})),
+        "{rt}"
+    );
+}
+
+/// POSTs `body` to `{base}/Users`.
+fn post_user(base: &str, token: &str, body: Value) -> (u16, Value) {
+    send("POST", &format!("{base}/Users"), token, Some(body))
+}
+
+fn hup(server: &Server) {
+    let ok = Command::new("kill")
+        .args(["-HUP", &server.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+}
+
+/// Waits until the server's log contains `needle`; returns the log.
+fn logged(log: &Path, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "'{needle}' never logged: {text}");
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_custom_extension_works_everywhere_a_built_in_one_does() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = write_config(dir.path(), &full_schema(), "");
+    let data = dir.path().join("data");
+    let server = Server::start_with(&data, Some(&config), Stdio::inherit());
+    let t = token(&data, &[]);
+    let base = format!("{}/scim/v2", server.base);
+
+    // Discovery.
+    let (_, schemas) = send("GET", &format!("{base}/Schemas"), &t, None);
+    let ids: Vec<&str> = schemas["Resources"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    assert!(ids.contains(&CUSTOM), "{ids:?}");
+    let (status, one) = send("GET", &format!("{base}/Schemas/{CUSTOM}"), &t, None);
+    assert_eq!(status, 200);
+    assert_eq!(one["attributes"][2]["subAttributes"][1]["type"], "dateTime");
+    assert_user_extension(&base, &t, false);
+
+    // Validation: values stored and echoed, wrong types and unknown names refused, named.
+    let body = custom_user(
+        "ada",
+        json!({"costCenter": "CC-7", "level": 3,
+        "badges": [{"value": "b1", "issued": "2026-01-02T03:04:05Z"}]}),
+    );
+    let (status, created) = post_user(&base, &t, (body));
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created[CUSTOM]["costCenter"], "CC-7");
+    assert!(
+        created["schemas"]
+            .as_array()
+            .expect("schemas")
+            .contains(&json!(CUSTOM))
+    );
+    let id = created["id"].as_str().expect("id").to_owned();
+    for (label, ext, says) in [
+        ("wrong type", json!({"level": "three"}), "level"),
+        ("unknown attribute", json!({"nickname": "x"}), "nickname"),
+    ] {
+        let (status, e) = post_user(&base, &t, (custom_user(&format!("bad-{label}"), ext)));
+        assert_eq!(status, 400, "{label}: {e}");
+        assert!(
+            e["detail"].as_str().unwrap_or("").contains(says),
+            "{label}: {e}"
+        );
+    }
+    for (name, level) in [("bob", 1), ("cy", 2)] {
+        let (status, _) = post_user(
+            &base,
+            &t,
+            (custom_user(name, json!({"costCenter": "CC-9", "level": level}))),
+        );
+        assert_eq!(status, 201);
+    }
+
+    // Filters (on the index) and sorting by a custom attribute.
+    let filter = urlencode(&format!("{CUSTOM}:costCenter eq \"cc-9\""));
+    let (_, found) = send(
+        "GET",
+        &format!(
+            "{base}/Users?filter={filter}&sortBy={}&sortOrder=descending",
+            urlencode(&format!("{CUSTOM}:level"))
+        ),
+        &t,
+        None,
+    );
+    let names: Vec<&str> = found["Resources"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|u| u["userName"].as_str())
+        .collect();
+    assert_eq!(names, ["cy", "bob"], "{found}");
+    let filter = urlencode(&format!("{CUSTOM}:badges[value eq \"b1\"]"));
+    let (_, found) = send("GET", &format!("{base}/Users?filter={filter}"), &t, None);
+    assert_eq!(found["totalResults"], 1, "{found}");
+    let filter = urlencode(&format!("{CUSTOM}:level gt 1"));
+    let (_, found) = send("GET", &format!("{base}/Users?filter={filter}"), &t, None);
+    assert_eq!(found["totalResults"], 2, "{found}");
+
+    // Projection.
+    let (_, projected) = send(
+        "GET",
+        &format!(
+            "{base}/Users/{id}?attributes={}",
+            urlencode(&format!("{CUSTOM}:costCenter"))
+        ),
+        &t,
+        None,
+    );
+    assert_eq!(
+        projected[CUSTOM],
+        json!({"costCenter": "CC-7"}),
+        "{projected}"
+    );
+    assert!(projected.get("userName").is_none());
+
+    // PATCH by a URN-qualified path.
+    let patch = json!({"schemas": [PATCH_OP], "Operations": [
+        {"op": "replace", "path": format!("{CUSTOM}:costCenter"), "value": "CC-8"},
+        {"op": "add", "path": format!("{CUSTOM}:badges"), "value": [{"value": "b2"}]}]});
+    let (status, patched) = send("PATCH", &format!("{base}/Users/{id}"), &t, Some(patch));
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched[CUSTOM]["costCenter"], "CC-8");
+    assert_eq!(patched[CUSTOM]["badges"].as_array().map(Vec::len), Some(2));
+    let filter = urlencode(&format!("{CUSTOM}:costCenter eq \"CC-8\""));
+    let (_, found) = send("GET", &format!("{base}/Users?filter={filter}"), &t, None);
+    assert_eq!(
+        found["totalResults"], 1,
+        "the index follows the PATCH: {found}"
+    );
+}
+
+#[test]
+fn a_bad_schema_file_is_refused_at_start_and_on_reload_naming_file_attribute_and_rule() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let bad = schema(json!([{"name": "costCenter", "type": "string", "mutablity": "readOnly"}]));
+    let config = write_config(dir.path(), &bad, "");
+    let data = dir.path().join("data");
+    let out = Command::new(BIN)
+        .args(["serve", "--data"])
+        .arg(&data)
+        .args(["--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .output()
+        .expect("serve");
+    assert!(!out.status.success(), "a bad schema must stop the start");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("schema.json")
+            && err.contains("attribute 'costCenter'")
+            && err.contains("unknown key 'mutablity'"),
+        "{err}"
+    );
+
+    // A good set starts; a bad one on reload is refused and the running set keeps serving.
+    let config = write_config(dir.path(), &full_schema(), "");
+    let log = dir.path().join("server.log");
+    let server = Server::start_with(
+        &data,
+        Some(&config),
+        Stdio::from(std::fs::File::create(&log).expect("log")),
+    );
+    let t = token(&data, &[]);
+    std::fs::write(
+        dir.path().join("schema.json"),
+        schema(json!([{"name": "level", "type": "integer", "multiValued": "yes"}])),
+    )
+    .expect("write");
+    hup(&server);
+    let text = logged(&log, "schema reload refused");
+    assert!(
+        text.contains("attribute 'level'") && text.contains("'multiValued' must be true or false"),
+        "{text}"
+    );
+    let (status, body) = post_user(
+        &format!("{}/scim/v2", server.base),
+        &t,
+        (custom_user("still", json!({"costCenter": "CC-1"}))),
+    );
+    assert_eq!(status, 201, "the running set still serves: {body}");
+}
+
+#[test]
+fn removing_an_attribute_with_stored_values_is_refused_unless_purge_is_set() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = write_config(dir.path(), &full_schema(), "");
+    let data = dir.path().join("data");
+    let log = dir.path().join("server.log");
+    let server = Server::start_with(
+        &data,
+        Some(&config),
+        Stdio::from(std::fs::File::create(&log).expect("log")),
+    );
+    let t = token(&data, &[]);
+    let base = format!("{}/scim/v2", server.base);
+    let (_, created) = post_user(
+        &base,
+        &t,
+        (custom_user("kept", json!({"costCenter": "CC-1", "level": 4}))),
+    );
+    let id = created["id"].as_str().expect("id").to_owned();
+    let without_cost = schema(json!([{"name": "level", "type": "integer"}]));
+    write_config(dir.path(), &without_cost, "");
+    hup(&server);
+    let text = logged(&log, "schema reload refused");
+    assert!(
+        text.contains(&format!("removing attribute '{CUSTOM}:costCenter'"))
+            && text.contains("1 resources"),
+        "{text}"
+    );
+    let (_, still) = send("GET", &format!("{base}/Users/{id}"), &t, None);
+    assert_eq!(
+        still[CUSTOM]["costCenter"], "CC-1",
+        "nothing dropped: {still}"
+    );
+
+    write_config(dir.path(), &without_cost, "schema_removal = \"purge\"");
+    hup(&server);
+    logged(&log, "purged");
+    let (_, after) = send("GET", &format!("{base}/Users/{id}"), &t, None);
+    assert!(after[CUSTOM].get("costCenter").is_none(), "{after}");
+    assert_eq!(after[CUSTOM]["level"], 4);
+    assert_ne!(
+        after["meta"]["version"], still["meta"]["version"],
+        "the version moves on"
+    );
+    let (status, e) = post_user(&base, &t, (custom_user("late", json!({"costCenter": "x"}))));
+    assert_eq!(status, 400, "{e}");
+}
+
+#[test]
+fn an_extension_for_some_tenants_and_a_required_one() {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(dir.path().join("schema.json"), full_schema()).expect("schema");
+    let config = dir.path().join("scimgate.toml");
+    std::fs::write(
+        &config,
+        "[[schemas]]\nfile = \"schema.json\"\nresource_type = \"User\"\nrequired = true\ntenants = [\"acme\"]\n",
+    )
+    .expect("config");
+    let data = dir.path().join("data");
+    let server = Server::start_with(&data, Some(&config), Stdio::inherit());
+    super::cli(&data, &["tenant", "add", "acme"]);
+    let acme = token(&data, &["--tenant", "acme"]);
+    super::wait_for_tenant(&server, &acme);
+    let other = token(&data, &[]);
+    let base = format!("{}/scim/v2", server.base);
+    let (_, schemas) = send("GET", &format!("{base}/Schemas"), &other, None);
+    assert!(
+        !schemas.to_string().contains(CUSTOM),
+        "another tenant does not see it"
+    );
+    let (status, e) = post_user(
+        &base,
+        &other,
+        (custom_user("o", json!({"costCenter": "x"}))),
+    );
+    assert_eq!(status, 400, "{e}");
+    assert!(
+        e["detail"].as_str().unwrap_or("").contains("not available"),
+        "{e}"
+    );
+    assert_user_extension(&base, &acme, true);
+    let (status, e) = post_user(
+        &base,
+        &acme,
+        (json!({"schemas": [USER], "userName": "plain"})),
+    );
+    assert_eq!(status, 400, "{e}");
+    assert!(
+        e["detail"].as_str().unwrap_or("").contains("required"),
+        "{e}"
+    );
+    let (status, _) = post_user(&base, &acme, (custom_user("a", json!({"costCenter": "x"}))));
+    assert_eq!(status, 201);
+}
+
+/// The worked example of plugins/examples/attribute-map: a vendor's attribute mapped into
+/// an extension declared by a schema file, stored, and found by a filter on it.
+#[test]
+fn the_attribute_map_example_fills_a_declared_extension() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let wasm = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("plugins/dist/attribute-map.wasm");
+    let plugin = format!(
+        "[[plugins]]\nname = \"attribute-map\"\nfile = \"{}\"\nconfig = {{ map = {{ \"urn:acme:vendor:1.0:User:costCenter\" = \"{CUSTOM}:costCenter\" }} }}\n",
+        wasm.display()
+    );
+    let config = write_config(dir.path(), &full_schema(), "");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, format!("{text}{plugin}")).expect("config");
+    let data = dir.path().join("data");
+    let server = Server::start_with(&data, Some(&config), Stdio::inherit());
+    let t = token(&data, &[]);
+    let base = format!("{}/scim/v2", server.base);
+    let vendor = json!({"schemas": [USER, "urn:acme:vendor:1.0:User"], "userName": "mapped",
+                        "urn:acme:vendor:1.0:User": {"costCenter": "4711"}});
+    let (status, created) = post_user(&base, &t, (vendor));
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created[CUSTOM]["costCenter"], "4711", "{created}");
+    let filter = urlencode(&format!("{CUSTOM}:costCenter eq \"4711\""));
+    let (_, found) = send("GET", &format!("{base}/Users?filter={filter}"), &t, None);
+    assert_eq!(found["totalResults"], 1, "{found}");
+}
