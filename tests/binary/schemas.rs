@@ -125,7 +125,7 @@ fn a_custom_extension_works_everywhere_a_built_in_one_does() {
         json!({"costCenter": "CC-7", "level": 3,
         "badges": [{"value": "b1", "issued": "2026-01-02T03:04:05Z"}]}),
     );
-    let (status, created) = post_user(&base, &t, (body));
+    let (status, created) = post_user(&base, &t, body);
     assert_eq!(status, 201, "{created}");
     assert_eq!(created[CUSTOM]["costCenter"], "CC-7");
     assert!(
@@ -139,7 +139,7 @@ fn a_custom_extension_works_everywhere_a_built_in_one_does() {
         ("wrong type", json!({"level": "three"}), "level"),
         ("unknown attribute", json!({"nickname": "x"}), "nickname"),
     ] {
-        let (status, e) = post_user(&base, &t, (custom_user(&format!("bad-{label}"), ext)));
+        let (status, e) = post_user(&base, &t, custom_user(&format!("bad-{label}"), ext));
         assert_eq!(status, 400, "{label}: {e}");
         assert!(
             e["detail"].as_str().unwrap_or("").contains(says),
@@ -150,7 +150,7 @@ fn a_custom_extension_works_everywhere_a_built_in_one_does() {
         let (status, _) = post_user(
             &base,
             &t,
-            (custom_user(name, json!({"costCenter": "CC-9", "level": level}))),
+            custom_user(name, json!({"costCenter": "CC-9", "level": level})),
         );
         assert_eq!(status, 201);
     }
@@ -258,7 +258,7 @@ fn a_bad_schema_file_is_refused_at_start_and_on_reload_naming_file_attribute_and
     let (status, body) = post_user(
         &format!("{}/scim/v2", server.base),
         &t,
-        (custom_user("still", json!({"costCenter": "CC-1"}))),
+        custom_user("still", json!({"costCenter": "CC-1"})),
     );
     assert_eq!(status, 201, "the running set still serves: {body}");
 }
@@ -279,7 +279,7 @@ fn removing_an_attribute_with_stored_values_is_refused_unless_purge_is_set() {
     let (_, created) = post_user(
         &base,
         &t,
-        (custom_user("kept", json!({"costCenter": "CC-1", "level": 4}))),
+        custom_user("kept", json!({"costCenter": "CC-1", "level": 4})),
     );
     let id = created["id"].as_str().expect("id").to_owned();
     let without_cost = schema(json!([{"name": "level", "type": "integer"}]));
@@ -307,7 +307,7 @@ fn removing_an_attribute_with_stored_values_is_refused_unless_purge_is_set() {
         after["meta"]["version"], still["meta"]["version"],
         "the version moves on"
     );
-    let (status, e) = post_user(&base, &t, (custom_user("late", json!({"costCenter": "x"}))));
+    let (status, e) = post_user(&base, &t, custom_user("late", json!({"costCenter": "x"})));
     assert_eq!(status, 400, "{e}");
 }
 
@@ -333,11 +333,7 @@ fn an_extension_for_some_tenants_and_a_required_one() {
         !schemas.to_string().contains(CUSTOM),
         "another tenant does not see it"
     );
-    let (status, e) = post_user(
-        &base,
-        &other,
-        (custom_user("o", json!({"costCenter": "x"}))),
-    );
+    let (status, e) = post_user(&base, &other, custom_user("o", json!({"costCenter": "x"})));
     assert_eq!(status, 400, "{e}");
     assert!(
         e["detail"].as_str().unwrap_or("").contains("not available"),
@@ -347,14 +343,14 @@ fn an_extension_for_some_tenants_and_a_required_one() {
     let (status, e) = post_user(
         &base,
         &acme,
-        (json!({"schemas": [USER], "userName": "plain"})),
+        json!({"schemas": [USER], "userName": "plain"}),
     );
     assert_eq!(status, 400, "{e}");
     assert!(
         e["detail"].as_str().unwrap_or("").contains("required"),
         "{e}"
     );
-    let (status, _) = post_user(&base, &acme, (custom_user("a", json!({"costCenter": "x"}))));
+    let (status, _) = post_user(&base, &acme, custom_user("a", json!({"costCenter": "x"})));
     assert_eq!(status, 201);
 }
 
@@ -378,7 +374,7 @@ fn the_attribute_map_example_fills_a_declared_extension() {
     let base = format!("{}/scim/v2", server.base);
     let vendor = json!({"schemas": [USER, "urn:acme:vendor:1.0:User"], "userName": "mapped",
                         "urn:acme:vendor:1.0:User": {"costCenter": "4711"}});
-    let (status, created) = post_user(&base, &t, (vendor));
+    let (status, created) = post_user(&base, &t, vendor);
     assert_eq!(status, 201, "{created}");
     assert_eq!(created[CUSTOM]["costCenter"], "4711", "{created}");
     let filter = urlencode(&format!("{CUSTOM}:costCenter eq \"4711\""));
