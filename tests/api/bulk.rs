@@ -109,9 +109,9 @@ async fn bulk_ids_resolve_in_members_manager_and_paths_in_dependency_order() {
     assert_eq!(bob_now.body[ENTERPRISE]["manager"]["value"], alice);
     let alice_now = get(&h, &format!("/scim/v2/Users/{alice}")).await;
     assert_eq!(alice_now.body["title"], "Lead");
-    // The PATCH ran right after alice's create (version 2); joining the group, created
-    // last since it waits for both users, made her version 3.
-    assert_eq!(a[3]["version"], "W/\"2\"");
+    // The group comes before the PATCH in the request and waits only for the users: it
+    // runs first (alice joins it: version 2), then the PATCH (version 3).
+    assert_eq!(a[3]["version"], "W/\"3\"");
     assert_eq!(alice_now.body["meta"]["version"], "W/\"3\"");
 }
 
@@ -432,12 +432,155 @@ async fn every_operation_counts_against_the_rate_limit() {
             burst: 5,
         };
     });
+    // More operations than the burst could never pass: 413, not a 429 to retry forever.
     let ops: Vec<Value> = (0..8)
         .map(|i| post_user(&i.to_string(), &format!("rl{i}")))
+        .collect();
+    bulk(&h, request(json!(ops)))
+        .await
+        .assert_error(413, None, "burst");
+    // Four of five: admitted; then four more find the bucket empty.
+    let ops: Vec<Value> = (0..4)
+        .map(|i| post_user(&i.to_string(), &format!("ok{i}")))
+        .collect();
+    assert_eq!(bulk(&h, request(json!(ops))).await.status, 200);
+    let ops: Vec<Value> = (0..4)
+        .map(|i| post_user(&i.to_string(), &format!("late{i}")))
         .collect();
     let r = bulk(&h, request(json!(ops))).await;
     assert_eq!(r.status, 429, "{}", r.body);
     assert!(r.header("retry-after").is_some());
-    let found = get(&h, "/scim/v2/Users?count=0").await;
+}
+
+#[actix_web::test]
+async fn operations_keep_request_order_as_one_by_one_would() {
+    let h = Harness::new();
+    // Delete and create again under the same name; rename and reuse the old name.
+    let r = bulk(
+        &h,
+        request(json!([
+            post_user("d3", "recreate"),
+            {"method": "DELETE", "path": "/Users/bulkId:d3"},
+            post_user("d4", "recreate"),
+            post_user("u1", "n1"),
+            {"method": "PATCH", "path": "/Users/bulkId:u1",
+             "data": {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                      "Operations": [{"op": "replace", "path": "userName", "value": "n2"}]}},
+            post_user("u2", "n1"),
+        ])),
+    )
+    .await;
+    let statuses: Vec<String> = answers(&r)
+        .iter()
+        .map(|o| o["status"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["201", "204", "201", "201", "200", "201"],
+        "{}",
+        r.body
+    );
+    // A forward reference lets an operation wait; the one it waits for does not let a
+    // later one overtake it: x (first) wins the name whatever failOnErrors says.
+    for fail_on_errors in [Value::Null, json!(1), json!(2)] {
+        let name = format!("dup-{fail_on_errors}");
+        let ops = json!([
+            {"method": "POST", "path": "/Users", "bulkId": "x",
+             "data": {"schemas": [USER_SCHEMA, ENTERPRISE], "userName": name,
+                      ENTERPRISE: {"manager": {"value": "bulkId:m"}}}},
+            post_user("m", &format!("manager-{fail_on_errors}")),
+            post_user("y", &name),
+        ]);
+        let r = bulk(
+            &h,
+            json!({"schemas": [BULK_REQUEST], "failOnErrors": fail_on_errors, "Operations": ops}),
+        )
+        .await;
+        let a = answers(&r);
+        assert_eq!(a[0]["status"], "201", "{fail_on_errors}: {}", r.body);
+        assert_eq!(a[1]["status"], "201", "{fail_on_errors}: {}", r.body);
+        assert_eq!(a[2]["status"], "409", "{fail_on_errors}: {}", r.body);
+    }
+}
+
+#[actix_web::test]
+async fn a_circle_is_closed_before_later_operations_run() {
+    let h = Harness::new();
+    // A later PUT of a group in the circle is what stays; a later DELETE finds it whole.
+    let r = bulk(
+        &h,
+        request(json!([
+            post_group("a", "Circle PUT A", &["bulkId:b"]),
+            post_group("b", "Circle PUT B", &["bulkId:a"]),
+            {"method": "PUT", "path": "/Groups/bulkId:a",
+             "data": {"schemas": [GROUP_SCHEMA], "displayName": "Circle PUT A2", "members": []}},
+            post_group("c", "Circle DEL A", &["bulkId:d"]),
+            post_group("d", "Circle DEL B", &["bulkId:c"]),
+            {"method": "DELETE", "path": "/Groups/bulkId:c"},
+        ])),
+    )
+    .await;
+    let a = answers(&r);
+    let statuses: Vec<&str> = a.iter().filter_map(|o| o["status"].as_str()).collect();
+    assert_eq!(
+        statuses,
+        ["201", "201", "200", "201", "201", "204"],
+        "{}",
+        r.body
+    );
+    let group_a = get(&h, &format!("/scim/v2/Groups/{}", created_id(&a[0]))).await;
+    assert_eq!(group_a.body["displayName"], "Circle PUT A2");
+    assert!(
+        group_a.body.get("members").is_none(),
+        "the PUT emptied it: {}",
+        group_a.body
+    );
+    assert_eq!(a[2]["version"], group_a.body["meta"]["version"]);
+    // A group naming itself: created, then refused as its own member, and undone.
+    let r = bulk(&h, request(json!([post_group("s", "Self", &["bulkId:s"])]))).await;
+    let a = answers(&r);
+    assert_eq!(a[0]["status"], "409", "{}", r.body);
+    let detail = a[0]["response"]["detail"].as_str().unwrap_or("");
+    assert!(detail.contains("member of itself"), "{detail}");
+    let found = get(&h, "/scim/v2/Groups?filter=displayName%20eq%20%22Self%22").await;
     assert_eq!(found.body["totalResults"], 0);
+    // A create referring to one that is undone finds nothing to refer to.
+    let r = bulk(
+        &h,
+        request(json!([
+            post_group("p", "Undone P", &["bulkId:q"]),
+            {"method": "POST", "path": "/Groups", "bulkId": "q",
+             "data": {"schemas": [GROUP_SCHEMA], "members": [{"value": "bulkId:p"}]}},
+            post_group("r", "Refers to P", &["bulkId:p"]),
+        ])),
+    )
+    .await;
+    let statuses: Vec<String> = answers(&r)
+        .iter()
+        .map(|o| o["status"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(statuses, ["409", "400", "409"], "{}", r.body);
+}
+
+#[actix_web::test]
+async fn failed_operations_on_a_resource_still_give_its_location() {
+    let h = Harness::new();
+    let r = bulk(
+        &h,
+        request(json!([
+            {"method": "DELETE", "path": "/Users/no such id"},
+            {"method": "DELETE", "path": "/Users/bulkId:nobody"},
+        ])),
+    )
+    .await;
+    let a = answers(&r);
+    assert_eq!(a[0]["status"], "404");
+    assert!(
+        a[0]["location"]
+            .as_str()
+            .is_some_and(|l| l.ends_with("/Users/no%20such%20id")),
+        "{}",
+        a[0]
+    );
+    assert_eq!(a[1]["status"], "409");
 }

@@ -41,23 +41,19 @@ pub async fn bulk(
             )),
             other => other,
         })?;
-    let request = bulk::parse(body, limits.max_operations)?;
-    // The request was admitted as one; its other operations count too.
-    let more = u32::try_from(request.operations.len().saturating_sub(1)).unwrap_or(u32::MAX);
-    if let Err(throttled) = state
-        .limits
-        .charge_token(&principal.tenant, &principal.subject, more)
-    {
-        state.metrics.count_rate_limited(throttled.limiter);
-        return Err(ApiError::RateLimited(throttled));
-    }
     let sender = Sender {
         request_id: RequestId::of(&req),
         principal,
         client: state.settings.network.client_addr(&req),
     };
     let st = state.clone();
-    let outcomes = blocking(move || Ok(run(&st, &sender, request))).await?;
+    // Parsing a body of megabytes is work for a blocking thread, not an async worker.
+    let outcomes = blocking(move || {
+        let request = bulk::parse(body, limits.max_operations)?;
+        charge(&st, &sender.principal, request.operations.len())?;
+        Ok(run(&st, &sender, request))
+    })
+    .await?;
     req.extensions_mut().insert(AuditedPerOperation);
     let base = scim_base(&req, &state.settings);
     let operations: Vec<Value> = outcomes
@@ -69,6 +65,32 @@ pub async fn bulk(
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, SCIM_JSON))
         .body(body.to_string()))
+}
+
+/// Each operation counts against the client's rate as a request; the request's admission
+/// counted one. More operations than the client's burst could never be admitted: 413, not
+/// a 429 to retry forever.
+fn charge(state: &AppState, principal: &Principal, operations: usize) -> Result<(), ApiError> {
+    let limits = &state.limits;
+    if let Some(limit) = limits.token_limit(&principal.tenant)
+        && operations > limit.burst as usize
+    {
+        return Err(ApiError::Scim(ScimError::new(
+            413,
+            None,
+            format!(
+                "the Bulk request has {operations} operations; this client's rate allows at most {} at once (its burst), so send fewer per request",
+                limit.burst
+            ),
+        )));
+    }
+    let more = u32::try_from(operations.saturating_sub(1)).unwrap_or(u32::MAX);
+    limits
+        .charge_token(&principal.tenant, &principal.subject, more)
+        .map_err(|throttled| {
+            state.metrics.count_rate_limited(throttled.limiter);
+            ApiError::RateLimited(throttled)
+        })
 }
 
 /// One operation's answer (RFC 7644 §3.7.3): status as a string, as the RFC's examples
@@ -85,11 +107,29 @@ fn answer(o: &Outcome, base: &str) -> Value {
         a.insert("version".into(), etag(v).into());
     }
     if let Some((rt, id)) = &o.resource {
-        a.insert("location".into(), location(base, *rt, id).into());
+        // The id may be the client's (a failed operation on a path it named): encoded, so
+        // that `location` is a URI whatever it holds.
+        a.insert(
+            "location".into(),
+            location(base, *rt, &path_segment(id)).into(),
+        );
     }
     a.insert("status".into(), o.status.to_string().into());
     if let Some(e) = &o.error {
         a.insert("response".into(), e.to_json());
     }
     Value::Object(a)
+}
+
+/// `id` as one URI path segment: unreserved characters as they are, the rest
+/// percent-encoded (RFC 3986 §2).
+fn path_segment(id: &str) -> String {
+    id.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

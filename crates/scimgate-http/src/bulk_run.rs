@@ -88,12 +88,23 @@ struct Runner<'a> {
     budget: Option<usize>,
     queued: VecDeque<Queued>,
     /// Creates that broke a circular reference, and what they still have to add.
-    fixups: Vec<(usize, Deferred)>,
+    fixups: Vec<Fixup>,
+}
+
+/// A create that broke a circle: what it set aside, and the bulkIds that must have run
+/// before that can be added.
+struct Fixup {
+    op: usize,
+    deferred: Deferred,
+    waits_on: Vec<String>,
 }
 
 impl Runner<'_> {
     fn run_all(&mut self) {
         loop {
+            // A circle is closed as soon as it can be, before anything else runs: later
+            // operations see the create whole.
+            self.complete_cycles(false);
             if self.budget.is_some_and(|b| self.errors >= b) {
                 break;
             }
@@ -115,7 +126,7 @@ impl Runner<'_> {
             }
         }
         self.settle_all();
-        self.complete_cycles();
+        self.complete_cycles(true);
     }
 
     fn start(&mut self, i: usize, break_cycle: bool) {
@@ -135,8 +146,9 @@ impl Runner<'_> {
         let mut data = op.data.take();
         let mut deferred = Deferred::default();
         if break_cycle && let Some(d) = data.as_mut() {
-            let schedule = &self.schedule;
-            deferred = bulk::defer_pending(d, |id| schedule.pending(id));
+            // What refers to operations not yet run, and to itself.
+            let (schedule, own) = (&self.schedule, op.bulk_id.as_deref());
+            deferred = bulk::defer_pending(d, |id| schedule.pending(id) || own == Some(id));
         }
         let rt = target.resource_type();
         let id = match &target {
@@ -179,9 +191,17 @@ impl Runner<'_> {
                 pending,
             });
             if !deferred.is_empty() {
-                // Its id is needed before anything else runs.
+                let waits_on = bulk::references(&deferred.patch_body());
+                self.fixups.push(Fixup {
+                    op: i,
+                    deferred,
+                    waits_on,
+                });
+            }
+            // While a circle is open, one operation at a time: whether its create stays
+            // decides what those after it find.
+            if !self.fixups.is_empty() {
                 self.settle_all();
-                self.fixups.push((i, deferred));
             }
             return;
         }
@@ -235,9 +255,16 @@ impl Runner<'_> {
             // The answer gives the location and version, never the resource: not kept.
             r.stored = None;
         }
+        // The resource written, or the one the path names (RFC 7644 §3.7.3: every answer
+        // but a failed POST's has a location).
         let resource = report
             .as_ref()
-            .and_then(|r| r.id.clone().map(|id| (r.resource_type, id)));
+            .and_then(|r| r.id.clone().map(|id| (r.resource_type, id)))
+            .or_else(|| match &op.target {
+                Some(Target::Resource(rt, id)) => Some((*rt, id.clone())),
+                Some(Target::Created(rt, b)) => self.ids.get(b).map(|id| (*rt, id.clone())),
+                _ => None,
+            });
         let version = report.as_ref().and_then(|r| r.version_after);
         let (status, error) = match result {
             Ok(status) => (status, None),
@@ -296,12 +323,26 @@ impl Runner<'_> {
         );
     }
 
-    /// Adds to each create that broke a circular reference what it set aside, now that
-    /// the resources it refers to exist. When they do not (their operation failed, or did
-    /// not run) or the addition fails, the create is undone and reported as failed: an
-    /// operation that fails changes nothing of its own.
-    fn complete_cycles(&mut self) {
-        for (i, deferred) in std::mem::take(&mut self.fixups) {
+    /// Adds to each create that broke a circular reference what it set aside, once the
+    /// operations it refers to have run (`at_end`: whatever they became). When they did
+    /// not create what was referred to (their operation failed, or did not run) or the
+    /// addition fails, the create is undone and reported as failed: an operation that
+    /// fails changes nothing of its own.
+    fn complete_cycles(&mut self, at_end: bool) {
+        let schedule = &self.schedule;
+        let due = |f: &Fixup| at_end || f.waits_on.iter().all(|b| schedule.settled(b));
+        if !self.fixups.iter().any(due) {
+            return;
+        }
+        self.settle_all();
+        let (now, later): (Vec<Fixup>, Vec<Fixup>) = std::mem::take(&mut self.fixups)
+            .into_iter()
+            .partition(|f| at_end || f.waits_on.iter().all(|b| self.schedule.settled(b)));
+        self.fixups = later;
+        for Fixup {
+            op: i, deferred, ..
+        } in now
+        {
             let Some((rt, id)) = self.outcomes[i]
                 .as_ref()
                 .filter(|o| o.error.is_none())
@@ -350,6 +391,10 @@ impl Runner<'_> {
             ),
         );
         self.errors += 1;
+        // Operations after this one find no resource for its bulkId.
+        if let Some(bulk_id) = &self.ops[i].bulk_id {
+            self.ids.remove(bulk_id);
+        }
         if let Some(o) = self.outcomes[i].as_mut() {
             o.status = 409;
             o.version = None;

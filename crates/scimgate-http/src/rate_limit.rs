@@ -160,15 +160,24 @@ impl RateLimits {
         check(entry, key, "token", whose)
     }
 
-    /// Charges `n` more requests to a tenant's token subject, at most its burst (a Bulk
-    /// request's operations beyond the first, which its admission counted): refused as a
-    /// whole when the subject has not that many left.
-    pub fn charge_token(&self, tenant: &str, subject: &str, n: u32) -> Result<(), Throttled> {
-        let entry = match self.tenants.get(tenant) {
+    /// The limit of a tenant's token subjects (`None`: no limit).
+    pub fn token_limit(&self, tenant: &str) -> Option<Limit> {
+        self.token_limiter(tenant).map(|(limit, _)| *limit)
+    }
+
+    fn token_limiter(&self, tenant: &str) -> Option<&(Limit, Limiter)> {
+        match self.tenants.get(tenant) {
             Some(own) => own.as_ref(),
             None => self.per_token.as_ref(),
-        };
-        let Some((limit, lim)) = entry else {
+        }
+    }
+
+    /// Charges `n` more requests to a tenant's token subject (a Bulk request's operations
+    /// beyond the first, which its admission counted): refused as a whole when the subject
+    /// has not that many left. The caller refuses more than the burst beforehand (they
+    /// could never be had).
+    pub fn charge_token(&self, tenant: &str, subject: &str, n: u32) -> Result<(), Throttled> {
+        let Some((limit, lim)) = self.token_limiter(tenant) else {
             return Ok(());
         };
         let Some(cells) = std::num::NonZeroU32::new(n.min(limit.burst)) else {

@@ -6,6 +6,6 @@ mod refs;
 mod request;
 mod schedule;
 
-pub use refs::{Deferred, defer_pending, resolve, unresolved};
+pub use refs::{Deferred, defer_pending, references, resolve, unresolved};
 pub use request::{BULK_REQUEST, BULK_RESPONSE, Method, Operation, Request, Target, parse};
 pub use schedule::{Next, Schedule};

@@ -14,6 +14,10 @@ pub const BULK_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRespo
 /// reference.
 const MAX_BULK_ID_BYTES: usize = 256;
 
+/// The longest resource id a path may name (scimgate's are UUIDs): the id is echoed in the
+/// operation's `location`.
+const MAX_ID_BYTES: usize = 256;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Post,
@@ -85,7 +89,7 @@ pub fn parse(body: Value, max_operations: usize) -> Result<Request, ScimError> {
             "a Bulk request is a JSON object with 'Operations'",
         ));
     };
-    if let Some(schemas) = field(&mut body, "schemas") {
+    if let Some(schemas) = field(&mut body, "schemas")? {
         let named = schemas
             .as_array()
             .is_some_and(|s| s.iter().any(|u| u.as_str() == Some(BULK_REQUEST)));
@@ -95,7 +99,7 @@ pub fn parse(body: Value, max_operations: usize) -> Result<Request, ScimError> {
             )));
         }
     }
-    let fail_on_errors = match field(&mut body, "failOnErrors") {
+    let fail_on_errors = match field(&mut body, "failOnErrors")? {
         None | Some(Value::Null) => None,
         Some(v) => match v.as_u64().filter(|n| *n >= 1) {
             Some(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
@@ -106,7 +110,7 @@ pub fn parse(body: Value, max_operations: usize) -> Result<Request, ScimError> {
             }
         },
     };
-    let Some(Value::Array(list)) = field(&mut body, "Operations") else {
+    let Some(Value::Array(list)) = field(&mut body, "Operations")? else {
         return Err(ScimError::invalid_syntax(
             "a Bulk request needs 'Operations', a list of operations",
         ));
@@ -127,10 +131,19 @@ pub fn parse(body: Value, max_operations: usize) -> Result<Request, ScimError> {
     })
 }
 
-/// A member of a JSON object by its name in any case (RFC 7643 §2.1), taken out.
-fn field(obj: &mut Map<String, Value>, name: &str) -> Option<Value> {
-    let key = obj.keys().find(|k| k.eq_ignore_ascii_case(name))?.clone();
-    obj.remove(&key)
+/// A member of a JSON object by its name in any case (RFC 7643 §2.1), taken out; the same
+/// name twice (`path` and `PATH`) is refused, since which one counts would be arbitrary.
+fn field(obj: &mut Map<String, Value>, name: &str) -> Result<Option<Value>, ScimError> {
+    let mut keys = obj.keys().filter(|k| k.eq_ignore_ascii_case(name));
+    let Some(key) = keys.next().cloned() else {
+        return Ok(None);
+    };
+    if keys.next().is_some() {
+        return Err(ScimError::invalid_syntax(format!(
+            "'{name}' is given twice (names compare case-insensitively)"
+        )));
+    }
+    Ok(obj.remove(&key))
 }
 
 fn operation(value: Value) -> Operation {
@@ -156,7 +169,7 @@ fn read_operation(value: Value, op: &mut Operation) -> Result<(), ScimError> {
         ));
     };
     // The bulkId first, so that even a malformed operation's answer names it.
-    op.bulk_id = match field(&mut obj, "bulkId") {
+    op.bulk_id = match field(&mut obj, "bulkId")? {
         None | Some(Value::Null) => None,
         Some(Value::String(id)) if valid_bulk_id(&id) => Some(id),
         Some(_) => {
@@ -165,7 +178,7 @@ fn read_operation(value: Value, op: &mut Operation) -> Result<(), ScimError> {
             )));
         }
     };
-    let method = match field(&mut obj, "method") {
+    let method = match field(&mut obj, "method")? {
         Some(Value::String(m)) => Method::parse(&m).ok_or_else(|| {
             ScimError::invalid_value(format!(
                 "'method' '{}' is not one of POST, PUT, PATCH, DELETE",
@@ -179,12 +192,12 @@ fn read_operation(value: Value, op: &mut Operation) -> Result<(), ScimError> {
         }
     };
     op.method = Some(method);
-    op.version = match field(&mut obj, "version") {
+    op.version = match field(&mut obj, "version")? {
         None | Some(Value::Null) => None,
         Some(Value::String(v)) => Some(v),
         Some(_) => return Err(ScimError::invalid_value("'version' must be a string")),
     };
-    let Some(Value::String(path)) = field(&mut obj, "path") else {
+    let Some(Value::String(path)) = field(&mut obj, "path")? else {
         return Err(ScimError::bad_request(
             ScimType::InvalidPath,
             "'path' is required: '/Users' or '/Groups' for POST, '/Users/{id}' otherwise",
@@ -217,7 +230,7 @@ fn read_operation(value: Value, op: &mut Operation) -> Result<(), ScimError> {
         }
         _ => {}
     }
-    let data = field(&mut obj, "data").filter(|d| !d.is_null());
+    let data = field(&mut obj, "data")?.filter(|d| !d.is_null());
     match (method, &data) {
         (Method::Delete, _) => {}
         (_, Some(Value::Object(_))) => {}
@@ -232,8 +245,10 @@ fn read_operation(value: Value, op: &mut Operation) -> Result<(), ScimError> {
         op.refs.push(id.clone());
     }
     if let Some(d) = &data {
+        // Each once, in order: a set, so that a hundred thousand references cost linear time.
+        let mut seen: std::collections::HashSet<String> = op.refs.iter().cloned().collect();
         for r in references(d) {
-            if !op.refs.contains(&r) {
+            if seen.insert(r.clone()) {
                 op.refs.push(r);
             }
         }
@@ -268,6 +283,9 @@ fn target(path: &str) -> Result<Target, ScimError> {
     match parts.next() {
         None | Some("") => Ok(Target::Endpoint(rt)),
         Some(id) if id.contains('/') => Err(invalid("has more than a resource id after the type")),
+        Some(id) if id.len() > MAX_ID_BYTES || id.chars().any(char::is_control) => Err(invalid(
+            "names an id longer than 256 bytes or with control characters, which no resource has",
+        )),
         Some(id) => match id.strip_prefix(super::refs::PREFIX) {
             Some(bulk_id) if valid_bulk_id(bulk_id) => Ok(Target::Created(rt, bulk_id.to_owned())),
             Some(_) => Err(invalid("names a malformed bulkId")),

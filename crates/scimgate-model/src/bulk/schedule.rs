@@ -1,11 +1,16 @@
 //! The order a Bulk request's operations run in: the request's order, except that an
 //! operation waits until every operation whose `bulkId` it refers to has run (RFC 7644
-//! §3.7.2, "resolved in dependency order"). When every operation left waits on another
-//! (a circular reference, §3.7.1), the first of them that creates a resource is run with
-//! its pending references set aside (`refs::defer_pending`), which breaks the circle.
+//! §3.7.2, "resolved in dependency order"). An operation overtakes an earlier one only when
+//! the earlier one waits on an operation that has not started (a forward reference), never
+//! when it merely waits for one that is running: then the caller waits too, so the outcome
+//! is the one running them one by one in that order gives. When every operation left
+//! waits on another (a circular reference, §3.7.1), a create on the circle (the first in
+//! request order) is run with its references to operations not yet run set aside
+//! (`refs::defer_pending`), which breaks the circle.
 //!
 //! Kahn's algorithm over the references, with the ready operations kept in request order:
-//! the cost grows with the operations and references, never with their product.
+//! the cost grows with the operations and references, never with their product (finding
+//! a circle walks it, once per circle broken).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -38,9 +43,16 @@ pub struct Schedule {
     state: Vec<State>,
     /// For each operation, how many of the operations it refers to have not settled.
     unsettled_refs: Vec<usize>,
+    /// For each operation, how many of the operations it refers to have not started.
+    unstarted_refs: Vec<usize>,
     /// For each operation, those that refer to it.
     dependents: Vec<Vec<usize>>,
+    /// For each operation, those it refers to (to walk a circle).
+    refs_of: Vec<Vec<usize>>,
     ready: BTreeSet<usize>,
+    /// Waiting operations whose references have all started: they will be ready once the
+    /// running ones settle, and later operations must not overtake them.
+    blocked: BTreeSet<usize>,
     /// Which operation creates each bulkId.
     creator: HashMap<String, usize>,
     running: usize,
@@ -51,25 +63,29 @@ impl Schedule {
     /// (a reference to that bulkId means the first).
     pub fn new(ops: &mut [Operation]) -> Schedule {
         let mut creator = HashMap::new();
+        let mut first_use: HashMap<String, usize> = HashMap::new();
         for (i, op) in ops.iter_mut().enumerate() {
-            if op.problem.is_some() || op.method != Some(Method::Post) {
-                continue;
-            }
             let Some(id) = op.bulk_id.clone() else {
                 continue;
             };
-            if let Some(first) = creator.get(&id) {
+            // Every operation's bulkId counts, a malformed one's too: the answer must never
+            // hold two operations with one bulkId.
+            if let Some(first) = first_use.get(&id) {
                 op.problem = Some(ScimError::invalid_value(format!(
                     "bulkId '{}' is already used by operation {}",
                     crate::excerpt(&id, 64),
                     first + 1
                 )));
-            } else {
+                continue;
+            }
+            first_use.insert(id.clone(), i);
+            if op.problem.is_none() && op.method == Some(Method::Post) {
                 creator.insert(id, i);
             }
         }
         let mut unsettled_refs = vec![0; ops.len()];
         let mut dependents = vec![Vec::new(); ops.len()];
+        let mut refs_of = vec![Vec::new(); ops.len()];
         for (i, op) in ops.iter().enumerate() {
             if op.problem.is_some() {
                 continue;
@@ -79,6 +95,7 @@ impl Schedule {
                 if let Some(&j) = creator.get(r) {
                     unsettled_refs[i] += 1;
                     dependents[j].push(i);
+                    refs_of[i].push(j);
                 }
             }
         }
@@ -92,35 +109,70 @@ impl Schedule {
         }
         Schedule {
             state,
+            unstarted_refs: unsettled_refs.clone(),
             unsettled_refs,
             dependents,
+            refs_of,
             ready,
+            blocked: BTreeSet::new(),
             creator,
             running: 0,
         }
     }
 
+    /// Marks `i` running; those waiting only on started operations are blocked, not waiting.
+    fn start(&mut self, i: usize) {
+        self.state[i] = State::Running;
+        self.running += 1;
+        for &d in &self.dependents[i] {
+            if self.unstarted_refs[d] > 0 {
+                self.unstarted_refs[d] -= 1;
+                if self.unstarted_refs[d] == 0 && self.state[d] == State::Waiting {
+                    self.blocked.insert(d);
+                }
+            }
+        }
+    }
+
+    /// An operation on a circle of waiting operations: walk from the first waiting one
+    /// along references to operations not started until one repeats; of the circle found,
+    /// the first in request order.
+    fn on_a_circle(&self) -> Option<usize> {
+        let start = (0..self.state.len()).find(|&i| self.state[i] == State::Waiting)?;
+        let mut seen_at: HashMap<usize, usize> = HashMap::new();
+        let mut path = Vec::new();
+        let mut at = start;
+        loop {
+            if let Some(&k) = seen_at.get(&at) {
+                return path[k..].iter().copied().min();
+            }
+            seen_at.insert(at, path.len());
+            path.push(at);
+            at = *self.refs_of[at]
+                .iter()
+                .find(|&&j| self.state[j] == State::Waiting)?;
+        }
+    }
+
     pub fn next_step(&mut self) -> Next {
+        let first_ready = self.ready.first().copied();
+        if let Some(&b) = self.blocked.first()
+            && first_ready.is_none_or(|r| b < r)
+        {
+            // An earlier operation waits for a running one: nothing may overtake it.
+            return Next::Wait;
+        }
         if let Some(i) = self.ready.pop_first() {
-            self.state[i] = State::Running;
-            self.running += 1;
+            self.start(i);
             return Next::Run(i);
         }
         if self.running > 0 {
             return Next::Wait;
         }
-        // Stuck: every operation left waits on another that waits too. The bulkIds they
-        // wait on are created by POSTs among them, so there is one to start with.
-        let first = self
-            .creator
-            .values()
-            .copied()
-            .filter(|&i| self.state[i] == State::Waiting)
-            .min();
-        match first {
+        // Stuck: every operation left waits on another that has not started.
+        match self.on_a_circle() {
             Some(i) => {
-                self.state[i] = State::Running;
-                self.running += 1;
+                self.start(i);
                 Next::BreakCycle(i)
             }
             None => Next::Done,
@@ -135,6 +187,13 @@ impl Schedule {
             .is_some_and(|&j| matches!(self.state[j], State::Waiting | State::Ready))
     }
 
+    /// Whether the operation creating `bulk_id` has run (or there is none).
+    pub fn settled(&self, bulk_id: &str) -> bool {
+        self.creator
+            .get(bulk_id)
+            .is_none_or(|&j| self.state[j] == State::Settled)
+    }
+
     /// Operation `i` has run (whatever its outcome): those waiting on it may go.
     pub fn settle(&mut self, i: usize) {
         if self.state[i] != State::Running {
@@ -146,6 +205,7 @@ impl Schedule {
             self.unsettled_refs[d] = self.unsettled_refs[d].saturating_sub(1);
             if self.unsettled_refs[d] == 0 && self.state[d] == State::Waiting {
                 self.state[d] = State::Ready;
+                self.blocked.remove(&d);
                 self.ready.insert(d);
             }
         }
@@ -251,6 +311,24 @@ mod tests {
     }
 
     #[test]
+    fn nothing_overtakes_an_operation_waiting_for_a_running_one() {
+        // 0 is queued (running); 1 waits for it; 2 is ready but must not overtake 1.
+        let ops = vec![
+            json!({"method": "POST", "path": "/Users", "bulkId": "d", "data": {"userName": "r"}}),
+            json!({"method": "DELETE", "path": "/Users/bulkId:d"}),
+            json!({"method": "POST", "path": "/Users", "bulkId": "e", "data": {"userName": "r"}}),
+        ];
+        let mut req = parse(json!({"Operations": ops}), 10).expect("request");
+        let mut s = Schedule::new(&mut req.operations);
+        assert_eq!(s.next_step(), Next::Run(0));
+        assert_eq!(s.next_step(), Next::Wait, "2 may not overtake 1");
+        s.settle(0);
+        assert_eq!(s.next_step(), Next::Run(1));
+        s.settle(1);
+        assert_eq!(s.next_step(), Next::Run(2));
+    }
+
+    #[test]
     fn a_repeated_bulk_id_fails_the_second() {
         let mut req =
             parse(json!({"Operations": [post("a", &[]), post("a", &[])]}), 10).expect("request");
@@ -258,6 +336,11 @@ mod tests {
         assert!(req.operations[0].problem.is_none());
         let p = req.operations[1].problem.as_ref().expect("a problem");
         assert!(p.detail.contains("operation 1"), "{}", p.detail);
+        // The first use malformed: the second is still a repeat.
+        let bad = json!({"method": "POST", "path": "/Nope", "bulkId": "a", "data": {}});
+        let mut req = parse(json!({"Operations": [bad, post("a", &[])]}), 10).expect("request");
+        let _ = Schedule::new(&mut req.operations);
+        assert!(req.operations[1].problem.is_some());
     }
 
     #[test]
