@@ -122,14 +122,14 @@ fn answer(o: &Outcome, base: &str) -> Value {
 }
 
 /// `id` as one URI path segment: unreserved characters as they are, the rest
-/// percent-encoded (RFC 3986 §2).
+/// percent-encoded (RFC 3986 §2.3).
 fn path_segment(id: &str) -> String {
-    id.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(id, NOT_UNRESERVED).to_string()
 }
+
+/// Everything but RFC 3986's unreserved characters.
+const NOT_UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
