@@ -159,6 +159,8 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
     }
     let store: Arc<dyn scimgate_store::Store> = Arc::new(store);
     // The operator's schemas: a bad file stops the start, named, as a bad plugin does.
+    // Checked against the set the stored values were written under, as on reload.
+    schemas::restore(store.as_ref()).map_err(StartError::Config)?;
     if !config.schemas.is_empty() || !scimgate_model::registry::current().operator().is_empty() {
         let next = schemas::load(&config.schemas).map_err(StartError::Config)?;
         let done = schemas::apply(store.as_ref(), next, config.schema_removal)

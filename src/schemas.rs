@@ -4,6 +4,7 @@
 //! set that would remove (or redefine) an attribute that has stored values, unless
 //! `schema_removal = "purge"` says to drop those values.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use scimgate_model::ResourceType;
@@ -72,9 +73,8 @@ pub fn load(specs: &[SchemaSpec]) -> Result<Registry, String> {
         }
         let text = std::fs::read_to_string(&spec.file)
             .map_err(|e| fail(format!("cannot read it: {e}")))?;
-        let schema = scimgate_model::schema_file::parse(&file, &text)?;
         extensions.push(Extension {
-            schema,
+            schema: parsed(&file, text)?,
             resource_type: rt,
             required: spec.required,
             tenants: spec.tenants.clone(),
@@ -84,10 +84,85 @@ pub fn load(specs: &[SchemaSpec]) -> Result<Registry, String> {
     Registry::with(extensions)
 }
 
+/// A schema file's text read into a schema, once per distinct text: a schema is kept for
+/// the program's lifetime, so a reload of unchanged files (any plugin or configuration
+/// change triggers one) must not read them into new copies.
+fn parsed(file: &str, text: String) -> Result<&'static Schema, String> {
+    type Parsed = Result<&'static Schema, String>;
+    static SEEN: std::sync::LazyLock<std::sync::Mutex<HashMap<(String, String), Parsed>>> =
+        std::sync::LazyLock::new(Default::default);
+    let mut seen = SEEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let key = (file.to_owned(), text);
+    if let Some(done) = seen.get(&key) {
+        return done.clone();
+    }
+    let done = scimgate_model::schema_file::parse(file, &key.1);
+    seen.insert(key, done.clone());
+    done
+}
+
+/// The operator's set as storage keeps it between starts (`Store::save_schema_set`).
+fn to_stored(registry: &Registry) -> String {
+    let list: Vec<serde_json::Value> = registry
+        .operator()
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "file": e.file,
+                "resource_type": e.resource_type.name(),
+                "required": e.required,
+                "tenants": e.tenants,
+                "schema": e.schema.to_json(""),
+            })
+        })
+        .collect();
+    serde_json::Value::Array(list).to_string()
+}
+
+/// Puts back in force the set that was in force when the server last ran, before the
+/// configured one is applied: a start with changed files is then checked (removals
+/// refused or purged) as a reload is.
+pub fn restore(store: &dyn Store) -> Result<(), String> {
+    let Some(json) = store.schema_set().map_err(|e| e.to_string())? else {
+        return Ok(());
+    };
+    let list: Vec<serde_json::Value> =
+        serde_json::from_str(&json).map_err(|e| format!("the stored schema set: {e}"))?;
+    let mut extensions = Vec::with_capacity(list.len());
+    for item in list {
+        let file = item["file"].as_str().unwrap_or("(stored)").to_owned();
+        let rt = item["resource_type"]
+            .as_str()
+            .and_then(ResourceType::from_name)
+            .ok_or_else(|| format!("the stored schema set: no resource type for '{file}'"))?;
+        let schema = parsed(
+            &format!("{file} (as last in force)"),
+            item["schema"].to_string(),
+        )?;
+        extensions.push(Extension {
+            schema,
+            resource_type: rt,
+            required: item["required"].as_bool().unwrap_or(false),
+            tenants: serde_json::from_value(item["tenants"].clone()).unwrap_or(None),
+            file,
+        });
+    }
+    let restored = registry::leak(Registry::with(extensions)?);
+    store
+        .register_schemas(restored)
+        .map_err(|e| e.to_string())?;
+    registry::install_static(restored);
+    Ok(())
+}
+
 /// Puts `next` in force, after checking what it removes against the stored values. With
-/// `Purge`, those values are dropped once `next` is in force (so that no write adds them
-/// meanwhile); with `Refuse`, values written between the check and the swap put the
-/// running set back.
+/// `Refuse`, a set that would leave stored values without a definition is refused; with
+/// `Purge`, those values are dropped once `next` is in force. `next` is registered with
+/// storage before it is in force, and from then on a write checked against the running
+/// set is refused and checked again (`SchemasChanged`): no value of a removed attribute
+/// lands after the checks.
 pub fn apply(store: &dyn Store, next: Registry, removal: SchemaRemoval) -> Result<String, String> {
     let running = registry::current();
     if same(running, &next) {
@@ -125,33 +200,39 @@ pub fn apply(store: &dyn Store, next: Registry, removal: SchemaRemoval) -> Resul
             return Err(refusal(&found));
         }
     }
-    // Purged while the set that defines them is in force: the index rows follow it.
+    let next = registry::leak(next);
+    store.register_schemas(next).map_err(|e| e.to_string())?;
+    registry::install_static(next);
     let mut purged = Vec::new();
-    if removal == SchemaRemoval::Purge {
-        for (r, _) in in_use(store)? {
-            let n = store
-                .purge_attribute(r.resource_type, r.urn, r.attribute)
-                .map_err(|e| e.to_string())?;
-            tracing::warn!(
-                attribute = r.path(),
-                resources = n,
-                "schema_removal = purge: stored values dropped"
-            );
-            purged.push(format!("{} ({n} resources)", r.path()));
+    match removal {
+        SchemaRemoval::Purge => {
+            for (r, _) in in_use(store)? {
+                let n = store
+                    .purge_attribute(r.resource_type, r.urn, r.attribute)
+                    .map_err(|e| e.to_string())?;
+                tracing::warn!(
+                    attribute = r.path(),
+                    resources = n,
+                    "schema_removal = purge: stored values dropped"
+                );
+                purged.push(format!("{} ({n} resources)", r.path()));
+            }
+        }
+        SchemaRemoval::Refuse => {
+            let found = in_use(store)?;
+            if !found.is_empty() {
+                // A write got in before the registration: the running set comes back.
+                let back = registry::leak(rebuilt(running)?);
+                store.register_schemas(back).map_err(|e| e.to_string())?;
+                registry::install_static(back);
+                return Err(refusal(&found));
+            }
         }
     }
-    registry::install(next);
-    store.schemas_changed().map_err(|e| e.to_string())?;
-    if removal == SchemaRemoval::Refuse {
-        let found = in_use(store)?;
-        if !found.is_empty() {
-            // A write got in between: the running set comes back.
-            registry::install(rebuilt(running)?);
-            store.schemas_changed().map_err(|e| e.to_string())?;
-            return Err(refusal(&found));
-        }
-    }
-    let count = registry::current().operator().len();
+    store
+        .save_schema_set(&to_stored(next))
+        .map_err(|e| e.to_string())?;
+    let count = next.operator().len();
     Ok(if purged.is_empty() {
         format!("{count} operator schemas in force")
     } else {
@@ -181,12 +262,14 @@ impl Removed {
 fn removed_attributes(running: &Registry, next: &Registry) -> Vec<Removed> {
     let mut out = Vec::new();
     for ext in running.operator() {
+        // Stored values are kept under their exact names (the URN and attribute keys, the
+        // index paths): a change of case is a change of name.
         let after = next
             .operator_extension(ext.schema.id)
-            .filter(|n| n.resource_type == ext.resource_type);
+            .filter(|n| n.resource_type == ext.resource_type && n.schema.id == ext.schema.id);
         for def in &ext.schema.attributes {
             let now = after.and_then(|n| n.schema.attribute(def.name));
-            if now.is_none_or(|n| !same_shape(def, n)) {
+            if now.is_none_or(|n| n.name != def.name || !same_shape(def, n)) {
                 out.push(Removed {
                     resource_type: ext.resource_type,
                     urn: ext.schema.id,
@@ -201,15 +284,16 @@ fn removed_attributes(running: &Registry, next: &Registry) -> Vec<Removed> {
 }
 
 /// Whether stored values of `a` are still values of `b`: same type, plurality and case
-/// rule, and the same sub-attributes so.
+/// rule, and each of its sub-attributes still there so, under the same name (added
+/// sub-attributes take nothing away).
 fn same_shape(a: &AttributeDef, b: &AttributeDef) -> bool {
     a.ty == b.ty
         && a.multi_valued == b.multi_valued
         && a.case_exact == b.case_exact
-        && a.sub_attributes.len() == b.sub_attributes.len()
-        && a.sub_attributes
-            .iter()
-            .all(|s| b.sub_attribute(s.name).is_some_and(|t| same_shape(s, t)))
+        && a.sub_attributes.iter().all(|s| {
+            b.sub_attribute(s.name)
+                .is_some_and(|t| t.name == s.name && same_shape(s, t))
+        })
 }
 
 fn same(a: &Registry, b: &Registry) -> bool {

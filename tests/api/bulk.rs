@@ -536,6 +536,25 @@ async fn a_circle_is_closed_before_later_operations_run() {
         group_a.body
     );
     assert_eq!(a[2]["version"], group_a.body["meta"]["version"]);
+    // The PUT comes before the circle's other half in the request: it still waits until
+    // the circle is closed, and what it sets is what stays.
+    let r = bulk(
+        &h,
+        request(json!([
+            post_group("e", "Held E", &["bulkId:f"]),
+            {"method": "PUT", "path": "/Groups/bulkId:e",
+             "data": {"schemas": [GROUP_SCHEMA], "displayName": "Held E2", "members": []}},
+            post_group("f", "Held F", &["bulkId:e"]),
+        ])),
+    )
+    .await;
+    let a = answers(&r);
+    let statuses: Vec<&str> = a.iter().filter_map(|o| o["status"].as_str()).collect();
+    assert_eq!(statuses, ["201", "200", "201"], "{}", r.body);
+    let group_e = get(&h, &format!("/scim/v2/Groups/{}", created_id(&a[0]))).await;
+    assert_eq!(group_e.body["displayName"], "Held E2");
+    assert!(group_e.body.get("members").is_none(), "{}", group_e.body);
+    assert_eq!(a[1]["version"], group_e.body["meta"]["version"]);
     // A group naming itself: created, then refused as its own member, and undone.
     let r = bulk(&h, request(json!([post_group("s", "Self", &["bulkId:s"])]))).await;
     let a = answers(&r);

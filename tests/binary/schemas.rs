@@ -45,6 +45,28 @@ fn write_config(dir: &Path, schema_text: &str, extra: &str) -> std::path::PathBu
     config
 }
 
+/// `scimgate serve` on `data` and `config`, expected to stop at once: its output.
+fn refused_start(data: &Path, config: &Path) -> std::process::Output {
+    Command::new(BIN)
+        .args(["serve", "--data"])
+        .arg(data)
+        .args(["--listen", "127.0.0.1:0", "--config"])
+        .arg(config)
+        .output()
+        .expect("serve")
+}
+
+/// A server on a configuration of `schema_text` alone, its data folder, a token and the
+/// SCIM base URL.
+fn started(dir: &Path, schema_text: &str) -> (Server, std::path::PathBuf, String, String) {
+    let config = write_config(dir, schema_text, "");
+    let data = dir.join("data");
+    let server = Server::start_with(&data, Some(&config), Stdio::inherit());
+    let t = token(&data, &[]);
+    let base = format!("{}/scim/v2", server.base);
+    (server, data, t, base)
+}
+
 fn custom_user(name: &str, ext: Value) -> Value {
     json!({"schemas": [USER, CUSTOM], "userName": name, CUSTOM: ext})
 }
@@ -98,11 +120,7 @@ fn urlencode(s: &str) -> String {
 #[test]
 fn a_custom_extension_works_everywhere_a_built_in_one_does() {
     let dir = tempfile::tempdir().expect("tmp");
-    let config = write_config(dir.path(), &full_schema(), "");
-    let data = dir.path().join("data");
-    let server = Server::start_with(&data, Some(&config), Stdio::inherit());
-    let t = token(&data, &[]);
-    let base = format!("{}/scim/v2", server.base);
+    let (_server, _data, t, base) = started(dir.path(), &full_schema());
 
     // Discovery.
     let (_, schemas) = send("GET", &format!("{base}/Schemas"), &t, None);
@@ -218,13 +236,7 @@ fn a_bad_schema_file_is_refused_at_start_and_on_reload_naming_file_attribute_and
     let bad = schema(json!([{"name": "costCenter", "type": "string", "mutablity": "readOnly"}]));
     let config = write_config(dir.path(), &bad, "");
     let data = dir.path().join("data");
-    let out = Command::new(BIN)
-        .args(["serve", "--data"])
-        .arg(&data)
-        .args(["--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .output()
-        .expect("serve");
+    let out = refused_start(&data, &config);
     assert!(!out.status.success(), "a bad schema must stop the start");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -321,7 +333,12 @@ fn an_extension_for_some_tenants_and_a_required_one() {
     )
     .expect("config");
     let data = dir.path().join("data");
-    let server = Server::start_with(&data, Some(&config), Stdio::inherit());
+    let log = dir.path().join("server.log");
+    let server = Server::start_with(
+        &data,
+        Some(&config),
+        Stdio::from(std::fs::File::create(&log).expect("log")),
+    );
     super::cli(&data, &["tenant", "add", "acme"]);
     let acme = token(&data, &["--tenant", "acme"]);
     super::wait_for_tenant(&server, &acme);
@@ -349,8 +366,24 @@ fn an_extension_for_some_tenants_and_a_required_one() {
         e["detail"].as_str().unwrap_or("").contains("required"),
         "{e}"
     );
-    let (status, _) = post_user(&base, &acme, custom_user("a", json!({"costCenter": "x"})));
+    let (status, created) = post_user(&base, &acme, custom_user("a", json!({"costCenter": "x"})));
     assert_eq!(status, 201);
+    let id = created["id"].as_str().expect("id").to_owned();
+
+    // The extension narrowed to another tenant: acme's users that carry it stay writable
+    // (deprovisioning first), and acme cannot take it up anew.
+    std::fs::write(
+        &config,
+        "[[schemas]]\nfile = \"schema.json\"\nresource_type = \"User\"\ntenants = [\"globex\"]\n",
+    )
+    .expect("config");
+    hup(&server);
+    logged(&log, "schemas reloaded");
+    let patch = json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": false}]});
+    let (status, e) = send("PATCH", &format!("{base}/Users/{id}"), &acme, Some(patch));
+    assert_eq!(status, 200, "{e}");
+    let (status, _) = post_user(&base, &acme, custom_user("b", json!({"costCenter": "y"})));
+    assert_eq!(status, 400);
 }
 
 /// The worked example of plugins/examples/attribute-map: a vendor's attribute mapped into
@@ -379,4 +412,149 @@ fn the_attribute_map_example_fills_a_declared_extension() {
     let filter = urlencode(&format!("{CUSTOM}:costCenter eq \"4711\""));
     let (_, found) = send("GET", &format!("{base}/Users?filter={filter}"), &t, None);
     assert_eq!(found["totalResults"], 1, "{found}");
+}
+
+/// A start with changed schema files is checked against the set the stored values were
+/// written under, as a reload is: refused while values would be left without a
+/// definition, purged when asked. Adding a sub-attribute takes nothing away; renaming by
+/// case is a change of name.
+#[test]
+fn a_restart_with_changed_files_is_checked_like_a_reload() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (server, data, t, base) = started(dir.path(), &full_schema());
+    let (_, created) = post_user(
+        &base,
+        &t,
+        custom_user(
+            "kept",
+            json!({"costCenter": "CC-1", "badges": [{"value": "b"}]}),
+        ),
+    );
+    let id = created["id"].as_str().expect("id").to_owned();
+    drop(server);
+
+    // Without costCenter: the start is refused, naming the attribute.
+    let without_cost = schema(json!([
+        {"name": "level", "type": "integer"},
+        {"name": "badges", "type": "complex", "multiValued": true,
+         "subAttributes": [{"name": "value", "type": "string"}, {"name": "issued", "type": "dateTime"},
+                           {"name": "expires", "type": "dateTime"}]}
+    ]));
+    let config = write_config(dir.path(), &without_cost, "");
+    let out = refused_start(&data, &config);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("removing attribute '{CUSTOM}:costCenter'"))
+            && err.contains("1 resources"),
+        "{err}"
+    );
+
+    // With purge: it starts, the value is gone, the added sub-attribute took nothing.
+    let config = write_config(dir.path(), &without_cost, "schema_removal = \"purge\"");
+    let server = Server::start_with(&data, Some(&config), Stdio::inherit());
+    let (_, after) = send(
+        "GET",
+        &format!("{}/scim/v2/Users/{id}", server.base),
+        &t,
+        None,
+    );
+    assert!(after[CUSTOM].get("costCenter").is_none(), "{after}");
+    assert_eq!(after[CUSTOM]["badges"], json!([{"value": "b"}]), "{after}");
+    drop(server);
+
+    // `badges` renamed by case only: a change of name, refused while values are stored.
+    let renamed = schema(json!([
+        {"name": "level", "type": "integer"},
+        {"name": "Badges", "type": "complex", "multiValued": true,
+         "subAttributes": [{"name": "value", "type": "string"}]}
+    ]));
+    let config = write_config(dir.path(), &renamed, "");
+    let out = refused_start(&data, &config);
+    assert!(!out.status.success(), "a rename by case is refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("{CUSTOM}:badges")));
+}
+
+/// writeOnly attributes are never returned, filtered, sorted on or sent in events;
+/// immutable ones survive a write without their extension.
+#[test]
+fn write_only_and_immutable_extension_attributes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let text = schema(json!([
+        {"name": "secret", "type": "string", "mutability": "writeOnly", "returned": "never"},
+        {"name": "badge", "type": "string", "mutability": "immutable"},
+        {"name": "costCenter", "type": "string"}
+    ]));
+    let config = write_config(dir.path(), &text, "");
+    let data = dir.path().join("data");
+    let server = Server::start_with(&data, Some(&config), Stdio::inherit());
+    let t = token(&data, &["--scope", "scim:read scim:write scim:events"]);
+    let base = format!("{}/scim/v2", server.base);
+    let (status, created) = post_user(
+        &base,
+        &t,
+        custom_user(
+            "w",
+            json!({"secret": "s3cr3t", "badge": "B-1", "costCenter": "C"}),
+        ),
+    );
+    assert_eq!(status, 201, "{created}");
+    assert!(created[CUSTOM].get("secret").is_none(), "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    for query in [
+        format!(
+            "filter={}",
+            urlencode(&format!("{CUSTOM}:secret eq \"s3cr3t\""))
+        ),
+        format!("filter={}", urlencode(&format!("{CUSTOM}:secret pr"))),
+        format!("sortBy={}", urlencode(&format!("{CUSTOM}:secret"))),
+    ] {
+        let (status, e) = send("GET", &format!("{base}/Users?{query}"), &t, None);
+        assert_eq!(status, 400, "{query}: {e}");
+        assert!(
+            e["detail"]
+                .as_str()
+                .unwrap_or("")
+                .contains("never returned"),
+            "{e}"
+        );
+    }
+    let (status, polled) = send(
+        "POST",
+        &format!("{}/events/poll", server.base),
+        &t,
+        Some(json!({"returnImmediately": true})),
+    );
+    assert_eq!(status, 200, "{polled}");
+    let sets = polled["sets"].as_object().expect("sets");
+    assert!(!sets.is_empty());
+    for jwt in sets.values() {
+        let payload = jwt
+            .as_str()
+            .expect("jws")
+            .split('.')
+            .nth(1)
+            .expect("payload");
+        let text = String::from_utf8(base64_url(payload)).expect("utf8");
+        assert!(!text.contains("s3cr3t"), "{text}");
+    }
+    // A PUT without the extension keeps the immutable value.
+    let put = json!({"schemas": [USER], "userName": "w"});
+    let a = super::agent();
+    let mut resp = a
+        .put(&format!("{base}/Users/{id}"))
+        .header("authorization", &format!("Bearer {t}"))
+        .header("content-type", "application/scim+json")
+        .send(put.to_string())
+        .expect("put");
+    let body: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap_or_default())
+        .unwrap_or(Value::Null);
+    assert_eq!(body[CUSTOM]["badge"], "B-1", "{body}");
+}
+
+fn base64_url(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .expect("base64url")
 }

@@ -155,11 +155,12 @@ fn provisioning_event(event: &EventRecord, to: &Audience<'_>) -> (&'static str, 
 
 /// The resource as stored, as a GET returns it (without a user's computed `groups`).
 fn resource(event: &EventRecord, base_url: Option<&str>) -> Map<String, Value> {
-    let attributes = match &event.data {
+    let mut attributes = match &event.data {
         Some(Value::Object(attributes)) => attributes.clone(),
         _ => Map::new(),
     };
     let rt = event.resource_type;
+    scimgate_model::change::without_never_returned(rt, &mut attributes);
     let mut out = Map::new();
     out.insert("schemas".into(), json!(schema_urns(rt, &attributes)));
     out.insert("id".into(), json!(event.resource_id));

@@ -71,6 +71,7 @@ pub fn run(state: &AppState, sender: &Sender, request: bulk::Request) -> Vec<Opt
         budget: request.fail_on_errors,
         queued: VecDeque::new(),
         fixups: Vec::new(),
+        breaking: HashMap::new(),
     };
     runner.run_all();
     runner.outcomes
@@ -89,6 +90,8 @@ struct Runner<'a> {
     queued: VecDeque<Queued>,
     /// Creates that broke a circular reference, and what they still have to add.
     fixups: Vec<Fixup>,
+    /// Creates breaking a circle that have not run yet, with the bulkIds they set aside.
+    breaking: HashMap<usize, Vec<String>>,
 }
 
 /// A create that broke a circle: what it set aside, and the bulkIds that must have run
@@ -119,7 +122,15 @@ impl Runner<'_> {
                 continue;
             }
             match self.schedule.next_step() {
+                // Operations held for an open circle go on once it is closed (or undone).
+                Next::Done if !self.fixups.is_empty() => self.complete_cycles(true),
                 Next::Done => break,
+                Next::Wait if self.queued.is_empty() => {
+                    if self.fixups.is_empty() {
+                        break; // nothing to wait for: cannot happen, never loops
+                    }
+                    self.complete_cycles(true);
+                }
                 Next::Wait => self.settle_first(),
                 Next::Run(i) => self.start(i, false),
                 Next::BreakCycle(i) => self.start(i, true),
@@ -192,6 +203,15 @@ impl Runner<'_> {
             });
             if !deferred.is_empty() {
                 let waits_on = bulk::references(&deferred.patch_body());
+                let own = self.ops[i].bulk_id.clone();
+                self.breaking.insert(
+                    i,
+                    waits_on
+                        .iter()
+                        .filter(|b| Some(*b) != own.as_ref())
+                        .cloned()
+                        .collect(),
+                );
                 self.fixups.push(Fixup {
                     op: i,
                     deferred,
@@ -289,7 +309,15 @@ impl Runner<'_> {
             status,
             error,
         });
-        self.schedule.settle(i);
+        match self.breaking.remove(&i) {
+            // Its partners may go; those that refer to it wait until it is complete.
+            Some(partners) if self.outcomes_ok(i) => self.schedule.settle_breaker(i, &partners),
+            _ => self.schedule.settle(i),
+        }
+    }
+
+    fn outcomes_ok(&self, i: usize) -> bool {
+        self.outcomes[i].as_ref().is_some_and(|o| o.error.is_none())
     }
 
     fn audit(
@@ -368,6 +396,7 @@ impl Runner<'_> {
                 }
                 Err(e) => self.undo(i, rt, &id, &e),
             }
+            self.schedule.complete(i);
         }
     }
 

@@ -137,6 +137,11 @@ impl ApiError {
                     ),
                 ),
                 S::Busy(busy) => overloaded(busy.what),
+                S::SchemasChanged => ScimError::new(
+                    503,
+                    None,
+                    "the schemas changed while this write was checked; retry",
+                ),
                 S::PoolTimeout(_) | S::WriterGone | S::Commit(_) => server_error(503),
                 S::DatabaseTooNew { .. }
                 | S::Migration(_)

@@ -4,6 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use scimgate_model::projection::Projection;
+use scimgate_model::schema::Returned;
 use scimgate_model::{ResourceType, ScimError, ScimType, filter, path};
 use scimgate_store::{ListPage, ListQuery, Page, Position, SortBy, StoredResource};
 use serde_json::{Map, Value, json};
@@ -195,12 +196,19 @@ fn prepare(
         .sort_by
         .as_deref()
         .map(|p| {
-            path::resolve_attribute(rt, p)
-                .map(|path| SortBy {
-                    path,
-                    descending: s.descending,
-                })
-                .map_err(|e| ScimError::invalid_value(format!("sortBy: {e}")))
+            let path = path::resolve_attribute(rt, p)
+                .map_err(|e| ScimError::invalid_value(format!("sortBy: {e}")))?;
+            // Never returned, so never an order to see (and an order would tell the value).
+            if path.attr.returned == Returned::Never || path.leaf().returned == Returned::Never {
+                return Err(ScimError::invalid_value(format!(
+                    "sortBy '{}' is not sortable: it is never returned",
+                    path.canonical()
+                )));
+            }
+            Ok(SortBy {
+                path,
+                descending: s.descending,
+            })
         })
         .transpose()?;
     let max = state.settings.max_results;

@@ -69,6 +69,8 @@ impl WritePipeline {
     }
 
     /// Create: dialect, hooks, validation, password, store.
+    /// A create a schema reload overtook is answered 503 (`SchemasChanged`), to be sent
+    /// again: the body is not kept for a second try.
     pub fn create(&self, report: &mut WriteReport, doc: Value) -> Result<(), ApiError> {
         let new = self.prepare_create(report, doc)?;
         let created = self.store.create(report.tenant(), new)?;
@@ -302,7 +304,12 @@ impl WritePipeline {
         hashed: &mut HashedOnce,
     ) -> Result<NewResource, ApiError> {
         let mut validated = self.checked(ctx.resource_type, hooked)?;
-        extensions_allowed(ctx.resource_type, ctx.tenant, &validated.attributes)?;
+        extensions_allowed(
+            ctx.resource_type,
+            ctx.tenant,
+            &validated.attributes,
+            ctx.before.map(|b| &b.attributes),
+        )?;
         if let Some(before) = ctx.before {
             carry_immutable(
                 ctx.resource_type,
@@ -369,21 +376,25 @@ impl WritePipeline {
 }
 
 /// The operator's extensions are each for some tenants, and some are required: a resource
-/// carries only extensions its tenant may use, and every one its tenant must (checked on
-/// what storage will keep, after the plugins, so that a mapping plugin may fill them).
+/// takes up only extensions its tenant may use, and carries every one its tenant must
+/// (checked on what storage will keep, after the plugins, so that a mapping plugin may
+/// fill them). One it carried already stays writable when the tenant lost it (`tenants`
+/// narrowed on reload): its other attributes must stay writable, deprovisioning first.
 fn extensions_allowed(
     rt: ResourceType,
     tenant: &str,
     attributes: &serde_json::Map<String, Value>,
+    before: Option<&serde_json::Map<String, Value>>,
 ) -> Result<(), ScimError> {
     let registry = scimgate_model::registry::current();
     if registry.operator().is_empty() {
         return Ok(());
     }
-    if let Some(urn) = attributes
-        .keys()
-        .find(|k| k.starts_with("urn:") && !registry.available(k, tenant))
-    {
+    if let Some(urn) = attributes.keys().find(|k| {
+        k.starts_with("urn:")
+            && !registry.available(k, tenant)
+            && before.is_none_or(|b| !b.contains_key(*k))
+    }) {
         return Err(ScimError::invalid_syntax(format!(
             "schema '{urn}' is not available in tenant '{tenant}'"
         )));
@@ -472,6 +483,9 @@ fn log_rewrites(rewrites: &Rewrites) {
     }
 }
 
+/// How often a write is checked again when schema reloads keep overtaking it.
+const SCHEMA_RETRIES: u64 = 3;
+
 /// How long a write without `If-Match` is redone on the newest version before it gives
 /// up with 503: only a resource that others write to without pause gets there.
 const UNCONDITIONAL_RETRY_FOR: Duration = Duration::from_secs(10);
@@ -488,6 +502,11 @@ fn until_applied<T>(
     let mut round: u64 = 0;
     loop {
         match attempt() {
+            // A schema reload came between the checks and storage: checked again under
+            // the new set (a reload is rare; a client's precondition is not at stake).
+            Err(ApiError::Store(StoreError::SchemasChanged)) if round < SCHEMA_RETRIES => {
+                round += 1;
+            }
             Err(ApiError::Store(StoreError::VersionMismatch { current })) => {
                 if if_match.is_some() {
                     return Err(stale(current));

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::dialect::Dialect;
 use crate::patch::{OpKind, Operation};
+use crate::schema::{AttributeDef, Returned, find_attribute};
 use crate::{PasswordChange, ResourceType};
 
 /// The top-level attributes whose values differ between `before` (none for a create) and
@@ -70,7 +71,11 @@ pub fn applied_operations(rt: ResourceType, ops: &[Operation], dialect: &Dialect
             .as_ref()
             .is_some_and(|t| t.attr.attr.name.eq_ignore_ascii_case("password"))
             || path.as_deref().is_some_and(names_password);
-        if on_password {
+        // Nor anything else never returned (an operator's writeOnly attributes).
+        let on_never = op.target.as_ref().is_some_and(|t| {
+            t.attr.attr.returned == Returned::Never || t.attr.leaf().returned == Returned::Never
+        });
+        if on_password || on_never {
             continue;
         }
         let mut entry = Map::new();
@@ -85,11 +90,68 @@ pub fn applied_operations(rt: ResourceType, ops: &[Operation], dialect: &Dialect
         }
         if let Some(mut value) = op.normalized_value(rt, dialect) {
             without_passwords(&mut value);
+            match &op.target {
+                // A whole complex attribute: its never-returned sub-attributes go.
+                Some(t) if t.attr.sub.is_none() => {
+                    strip_never_in(t.attr.attr, &mut value);
+                }
+                Some(_) => {}
+                // No path: the value is a resource's attributes.
+                None => {
+                    if let Value::Object(attrs) = &mut value {
+                        without_never_returned(rt, attrs);
+                    }
+                }
+            }
             entry.insert("value".into(), value);
         }
         out.push(Value::Object(entry));
     }
     Value::Array(out)
+}
+
+/// Takes out of a resource's attributes every value that is never returned (RFC 7643 §7
+/// `returned: never`: an operator's writeOnly attributes, and their sub-attributes), so
+/// that the change feed tells no more than a GET.
+pub fn without_never_returned(rt: ResourceType, attrs: &mut Map<String, Value>) {
+    let extension_keys: Vec<String> = attrs
+        .keys()
+        .filter(|k| rt.extension(k).is_some())
+        .cloned()
+        .collect();
+    for key in extension_keys {
+        let Some(ext) = rt.extension(&key) else {
+            continue;
+        };
+        if let Some(Value::Object(inner)) = attrs.get_mut(&key) {
+            strip_defs(&ext.attributes, inner);
+        }
+    }
+    strip_defs(&rt.core_schema().attributes, attrs);
+}
+
+fn strip_defs(defs: &[AttributeDef], attrs: &mut Map<String, Value>) {
+    attrs.retain(|k, _| find_attribute(defs, k).is_none_or(|d| d.returned != Returned::Never));
+    for (k, v) in attrs.iter_mut() {
+        if let Some(def) = find_attribute(defs, k) {
+            strip_never_in(def, v);
+        }
+    }
+}
+
+/// The never-returned sub-attributes of complex attribute `def`'s value(s) taken out.
+fn strip_never_in(def: &AttributeDef, value: &mut Value) {
+    if def.sub_attributes.is_empty() {
+        return;
+    }
+    match value {
+        Value::Object(obj) => obj.retain(|k, _| {
+            def.sub_attribute(k)
+                .is_none_or(|s| s.returned != Returned::Never)
+        }),
+        Value::Array(items) => items.iter_mut().for_each(|v| strip_never_in(def, v)),
+        _ => {}
+    }
 }
 
 /// Takes every member naming the password out of `value`, at any depth.

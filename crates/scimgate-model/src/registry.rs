@@ -34,6 +34,10 @@ impl Extension {
 
 #[derive(Debug)]
 pub struct Registry {
+    /// Which set this is: every set made gets a higher number than those before it, so
+    /// that a write checked against an older set can be told apart (and refused by
+    /// storage once a newer set is registered).
+    epoch: u64,
     user: Vec<&'static Schema>,
     group: Vec<&'static Schema>,
     operator: Vec<Extension>,
@@ -43,16 +47,49 @@ impl Registry {
     /// The built-in set: Enterprise User on User.
     pub fn builtin() -> Registry {
         Registry {
+            epoch: 0,
             user: vec![&*ENTERPRISE_USER],
             group: Vec::new(),
             operator: Vec::new(),
         }
     }
 
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     /// The built-in set and `operator`'s extensions; a URN given twice is refused, naming
     /// both files.
     pub fn with(operator: Vec<Extension>) -> Result<Registry, String> {
+        static EPOCHS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let mut r = Registry::builtin();
+        r.epoch = EPOCHS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let builtin: Vec<&'static str> = crate::schemas::all().iter().map(|s| s.id).collect();
+        let named = |urn: &str| -> String {
+            operator.iter().find(|o| o.schema.id == urn).map_or_else(
+                || "a built-in schema".to_owned(),
+                |o| format!("'{}'", o.file),
+            )
+        };
+        // A URN that continues another (`urn:x:A` and `urn:x:A:B`) makes `urn:x:A:B:c`
+        // ambiguous between an attribute `B:c` of the one and `c` of the other.
+        let all: Vec<&'static str> = builtin
+            .iter()
+            .copied()
+            .chain(operator.iter().map(|o| o.schema.id))
+            .collect();
+        for ext in &operator {
+            let id = ext.schema.id;
+            if let Some(other) = all.iter().find(|o| {
+                !o.eq_ignore_ascii_case(id) && (starts_with_urn(id, o) || starts_with_urn(o, id))
+            }) {
+                return Err(format!(
+                    "schema file '{}': 'id' '{id}' and '{other}' (from {}) continue one another, which makes attribute paths ambiguous",
+                    ext.file,
+                    named(other)
+                ));
+            }
+        }
         for (i, ext) in operator.iter().enumerate() {
             if let Some(first) = operator[..i]
                 .iter()
@@ -111,6 +148,14 @@ impl Registry {
     }
 }
 
+/// Whether `urn` is `prefix` followed by `:` and more (compared case-insensitively).
+fn starts_with_urn(urn: &str, prefix: &str) -> bool {
+    urn.len() > prefix.len() + 1
+        && urn.is_char_boundary(prefix.len())
+        && urn[..prefix.len()].eq_ignore_ascii_case(prefix)
+        && urn.as_bytes()[prefix.len()] == b':'
+}
+
 static CURRENT: RwLock<Option<&'static Registry>> = RwLock::new(None);
 
 /// The set in force (the built-in one until another is installed).
@@ -127,13 +172,16 @@ pub fn current() -> &'static Registry {
     slot.get_or_insert_with(|| Box::leak(Box::new(Registry::builtin())))
 }
 
+/// Gives `registry` the program's lifetime, ready to be put in force (`install_static`).
+pub fn leak(registry: Registry) -> &'static Registry {
+    Box::leak(Box::new(registry))
+}
+
 /// Puts `registry` in force, at once for every request that resolves a path after this.
-pub fn install(registry: Registry) -> &'static Registry {
-    let leaked: &'static Registry = Box::leak(Box::new(registry));
+pub fn install_static(registry: &'static Registry) {
     *CURRENT
         .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(leaked);
-    leaked
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(registry);
 }
 
 #[cfg(test)]
@@ -175,6 +223,24 @@ mod tests {
         let user = r.for_tenant(ResourceType::User, "other");
         assert_eq!(user.iter().filter(|(_, req)| *req).count(), 1);
         assert!(r.for_tenant(ResourceType::Group, "other").is_empty());
+    }
+
+    #[test]
+    fn urns_that_continue_one_another_are_refused() {
+        let e = Registry::with(vec![
+            ext("urn:x:A", ResourceType::User, None, false),
+            ext("urn:x:A:B", ResourceType::Group, None, false),
+        ])
+        .expect_err("prefix");
+        assert!(e.contains("continue one another"), "{e}");
+        let e = Registry::with(vec![ext(
+            "urn:ietf:params:scim:schemas:core:2.0:User:name",
+            ResourceType::User,
+            None,
+            false,
+        )])
+        .expect_err("continues the core schema");
+        assert!(e.contains("a built-in schema"), "{e}");
     }
 
     #[test]

@@ -81,13 +81,15 @@ fn check_urn(id: &str) -> Result<(), &'static str> {
     if id.len() > MAX_URN_BYTES || id.len() <= 4 {
         return Err("must be 5 to 256 bytes long");
     }
+    // What a filter, `sortBy` and `attributes` can name: letters, digits and `-._:`.
     if !id
         .bytes()
-        .all(|b| b.is_ascii_graphic() && !b"\"\\[]".contains(&b))
+        .all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b))
         || id.ends_with(':')
+        || id.contains("::")
     {
         return Err(
-            "may hold only printable ASCII without spaces, quotes, brackets or backslashes, and may not end with ':'",
+            "may hold only letters, digits, '-', '.', '_' and ':' (not at the end, not twice in a row)",
         );
     }
     if crate::schemas::all()
@@ -208,6 +210,11 @@ fn attribute(item: &Value, parent: Option<&str>) -> Result<AttributeDef, (Option
         "request" => Returned::Request,
         _ => Returned::Default,
     };
+    if mutability == Mutability::ReadOnly && flag("required")? {
+        return Err(fail(
+            "a readOnly attribute cannot be required: clients cannot set it, so no write could succeed".into(),
+        ));
+    }
     if mutability == Mutability::WriteOnly && returned != Returned::Never {
         return Err(fail(
             "a writeOnly attribute must have 'returned': 'never' (RFC 7643 §7)".into(),
@@ -343,6 +350,8 @@ mod tests {
             ("bad mutability", doc(json!([{"name": "a", "type": "string", "mutability": "sometimes"}])), "attribute 'a': 'mutability'"),
             ("writeOnly returned", doc(json!([{"name": "a", "type": "string", "mutability": "writeOnly"}])), "attribute 'a': a writeOnly"),
             ("uniqueness", doc(json!([{"name": "a", "type": "string", "uniqueness": "server"}])), "attribute 'a': 'uniqueness'"),
+            ("readOnly and required", doc(json!([{"name": "a", "type": "string", "mutability": "readOnly", "required": true}])), "attribute 'a': a readOnly attribute cannot be required"),
+            ("URN with parentheses", json!({"id": "urn:x:p(q),r", "attributes": [{"name": "a", "type": "string"}]}).to_string(), "may hold only"),
             ("twice", doc(json!([{"name": "a", "type": "string"}, {"name": "A", "type": "integer"}])), "attribute 'A': defined twice"),
             ("complex without subs", doc(json!([{"name": "c", "type": "complex"}])), "attribute 'c': a complex"),
             ("nested complex", doc(json!([{"name": "c", "type": "complex", "subAttributes": [{"name": "d", "type": "complex", "subAttributes": [{"name": "e", "type": "string"}]}]}])), "attribute 'c.d': a sub-attribute may not be complex"),

@@ -24,6 +24,8 @@ pub struct ValidatedResource {
     pub password: PasswordChange,
     /// Group members (always empty for Users): a PUT without `members` empties the group.
     pub members: Vec<MemberInput>,
+    /// The schema set it was checked against (`registry::Registry::epoch`).
+    pub schema_set: u64,
 }
 
 /// What a write does to the write-only `password`: a write that does not mention it keeps
@@ -112,6 +114,7 @@ pub fn validate(rt: ResourceType, input: &Value) -> Result<ValidatedResource, Sc
     let declared = declared_schemas(rt, obj)?;
 
     let mut out = ValidatedResource {
+        schema_set: crate::registry::current().epoch(),
         resource_type: rt,
         attributes: Map::new(),
         password: PasswordChange::Keep,
@@ -435,9 +438,18 @@ pub fn carry_immutable(
 ) -> Result<(), ScimError> {
     carry_immutable_in(&rt.core_schema().attributes, stored, new, "")?;
     for ext in rt.extensions() {
-        if let (Some(Value::Object(old)), Some(Value::Object(next))) =
-            (stored.get(ext.id), new.get_mut(ext.id))
-        {
+        let Some(Value::Object(old)) = stored.get(ext.id) else {
+            continue;
+        };
+        // A write without the extension keeps its immutable values too.
+        let holds_immutable = ext
+            .attributes
+            .iter()
+            .any(|d| d.mutability == Mutability::Immutable && old.contains_key(d.name));
+        if holds_immutable && !new.contains_key(ext.id) {
+            new.insert(ext.id.to_owned(), Value::Object(Map::new()));
+        }
+        if let Some(Value::Object(next)) = new.get_mut(ext.id) {
             carry_immutable_in(&ext.attributes, old, next, &format!("{}:", ext.id))?;
         }
     }

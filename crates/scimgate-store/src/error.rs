@@ -8,6 +8,10 @@ pub enum StoreError {
     NotFound(ResourceType, String),
     #[error("stored version is {current}")]
     VersionMismatch { current: i64 },
+    /// The write was checked against a schema set older than the one storage now serves
+    /// (a reload came in between): it is checked again and retried.
+    #[error("the schemas changed while the write was on its way")]
+    SchemasChanged,
     #[error("userName '{0}' is already taken")]
     UserNameTaken(String),
     #[error("member '{0}' does not exist")]

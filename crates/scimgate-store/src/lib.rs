@@ -113,10 +113,17 @@ pub trait Store: Send + Sync {
         rt: ResourceType,
         query: &ListQuery,
     ) -> Result<ListPage, StoreError>;
-    /// The schemas in force changed (`scimgate_model::registry`): the attribute paths they
-    /// bring are registered, so that their values are indexed (filters, sorting) from the
-    /// next write on.
-    fn schemas_changed(&self) -> Result<(), StoreError>;
+    /// A schema set about to be put in force (`scimgate_model::registry`): the attribute
+    /// paths it brings are registered first, so that every write under it finds its
+    /// values' index paths (filters, sorting).
+    fn register_schemas(
+        &self,
+        next: &'static scimgate_model::registry::Registry,
+    ) -> Result<(), StoreError>;
+    /// The operator's schema set last put in force (as `save_schema_set` kept it).
+    fn schema_set(&self) -> Result<Option<String>, StoreError>;
+    /// Keeps the operator's schema set now in force, for the next start to check against.
+    fn save_schema_set(&self, json: &str) -> Result<(), StoreError>;
     /// How many resources, in all tenants, hold a value at attribute `path` (canonical and
     /// URN-qualified: `urn:…:User:costCenter`).
     fn attribute_in_use(&self, path: &str) -> Result<u64, StoreError>;

@@ -20,6 +20,8 @@ pub struct NewResource {
     pub password_hash: PasswordChange,
     /// What the change feed records of this write beyond the stored form.
     pub change: ChangeNote,
+    /// The schema set it was validated against (`registry::Registry::epoch`).
+    pub schema_set: u64,
 }
 
 impl NewResource {
@@ -34,6 +36,7 @@ impl NewResource {
             attributes: v.attributes,
             password_hash,
             change: ChangeNote::default(),
+            schema_set: v.schema_set,
         }
     }
 }

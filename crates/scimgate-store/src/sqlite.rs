@@ -15,12 +15,12 @@ mod write;
 mod writer;
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use scimgate_limits::{FairSlots, thread_cpu_time};
 use scimgate_model::{Clock, ResourceType};
 
@@ -32,6 +32,7 @@ use crate::records::{
 use crate::{AccessSnapshot, AuditQuery, AuditRecord, ListPage, ListQuery, PendingWrite, Store};
 use index::PathIds;
 use migrations::migrate;
+use scimgate_model::registry::Registry;
 use writer::Writer;
 
 #[derive(Debug, Clone)]
@@ -104,6 +105,9 @@ pub struct SqliteStore {
     writer: Writer,
     /// Attribute paths and their ids: replaced whole when the schemas in force change.
     paths: arc_swap::ArcSwap<PathIds>,
+    /// The newest schema set registered, as the writer sees it (set by the registering job
+    /// itself): a write validated against an older set is refused (`SchemasChanged`).
+    schema_set: Arc<AtomicU64>,
     readers: r2d2::Pool<SqliteConnectionManager>,
     clock: Arc<dyn Clock>,
     pool_timeout: Duration,
@@ -161,6 +165,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer,
             paths,
+            schema_set: Arc::new(AtomicU64::new(0)),
             readers,
             clock,
             pool_timeout: options.pool_timeout,
@@ -321,14 +326,20 @@ impl Store for SqliteStore {
 
     fn create(&self, tenant: &str, new: NewResource) -> Result<StoredResource, StoreError> {
         let (tenant, now, paths) = (tenant.to_owned(), self.now(), self.paths.load_full());
-        self.writer
-            .write(move |c| write::create(c, &paths, &tenant, new, &now))
+        let set = Arc::clone(&self.schema_set);
+        self.writer.write(move |c| {
+            current_set(&set, new.schema_set)?;
+            write::create(c, &paths, &tenant, new, &now)
+        })
     }
 
     fn create_queued(&self, tenant: &str, new: NewResource) -> PendingWrite<StoredResource> {
         let (tenant, now, paths) = (tenant.to_owned(), self.now(), self.paths.load_full());
-        self.writer
-            .queue(move |c| write::create(c, &paths, &tenant, new, &now))
+        let set = Arc::clone(&self.schema_set);
+        self.writer.queue(move |c| {
+            current_set(&set, new.schema_set)?;
+            write::create(c, &paths, &tenant, new, &now)
+        })
     }
 
     fn replace(
@@ -344,8 +355,11 @@ impl Store for SqliteStore {
             self.now(),
             self.paths.load_full(),
         );
-        self.writer
-            .write(move |c| write::replace(c, &paths, &tenant, &id, expected_version, new, &now))
+        let set = Arc::clone(&self.schema_set);
+        self.writer.write(move |c| {
+            current_set(&set, new.schema_set)?;
+            write::replace(c, &paths, &tenant, &id, expected_version, new, &now)
+        })
     }
 
     fn delete(
@@ -389,10 +403,37 @@ impl Store for SqliteStore {
         })
     }
 
-    fn schemas_changed(&self) -> Result<(), StoreError> {
-        let ids = self.writer.write(index::register_paths)?;
+    fn register_schemas(&self, next: &'static Registry) -> Result<(), StoreError> {
+        let set = Arc::clone(&self.schema_set);
+        let ids = self.writer.write(move |c| {
+            let ids = index::register_paths_of(c, next)?;
+            // From the next job on, writes checked against an older set are refused.
+            set.fetch_max(next.epoch(), Ordering::SeqCst);
+            Ok(ids)
+        })?;
         self.paths.store(Arc::new(ids));
         Ok(())
+    }
+
+    fn schema_set(&self) -> Result<Option<String>, StoreError> {
+        let conn = self
+            .background
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(conn
+            .query_row("SELECT json FROM schema_set WHERE id = 1", [], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn save_schema_set(&self, json: &str) -> Result<(), StoreError> {
+        let json = json.to_owned();
+        self.writer.write(move |c| {
+            c.execute(
+                "INSERT INTO schema_set (id, json) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET json = excluded.json",
+                [&json],
+            )?;
+            Ok(())
+        })
     }
 
     fn attribute_in_use(&self, path: &str) -> Result<u64, StoreError> {
@@ -426,8 +467,13 @@ impl Store for SqliteStore {
             self.now(),
             self.paths.load_full(),
         );
-        self.writer
-            .write(move |c| write::patch(c, &paths, &tenant, &id, patch, &now))
+        let set = Arc::clone(&self.schema_set);
+        self.writer.write(move |c| {
+            if let Some(new) = &patch.new {
+                current_set(&set, new.schema_set)?;
+            }
+            write::patch(c, &paths, &tenant, &id, patch, &now)
+        })
     }
 
     fn events(
@@ -539,3 +585,12 @@ fn parse_type(s: &str) -> Result<ResourceType, StoreError> {
 
 #[cfg(test)]
 mod tests;
+
+/// Refuses a write validated against a schema set older than the newest registered: a
+/// reload came in between, and the write must be checked again under the new set.
+fn current_set(registered: &AtomicU64, checked_against: u64) -> Result<(), StoreError> {
+    if checked_against < registered.load(Ordering::SeqCst) {
+        return Err(StoreError::SchemasChanged);
+    }
+    Ok(())
+}

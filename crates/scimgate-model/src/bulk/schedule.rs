@@ -53,6 +53,10 @@ pub struct Schedule {
     /// Waiting operations whose references have all started: they will be ready once the
     /// running ones settle, and later operations must not overtake them.
     blocked: BTreeSet<usize>,
+    /// For each create that broke a circle and is not complete yet, the operations that
+    /// refer to it and wait until it is (all but its partners on the circle).
+    held: HashMap<usize, Vec<usize>>,
+    held_ops: std::collections::HashSet<usize>,
     /// Which operation creates each bulkId.
     creator: HashMap<String, usize>,
     running: usize,
@@ -115,6 +119,8 @@ impl Schedule {
             refs_of,
             ready,
             blocked: BTreeSet::new(),
+            held: HashMap::new(),
+            held_ops: std::collections::HashSet::new(),
             creator,
             running: 0,
         }
@@ -127,7 +133,10 @@ impl Schedule {
         for &d in &self.dependents[i] {
             if self.unstarted_refs[d] > 0 {
                 self.unstarted_refs[d] -= 1;
-                if self.unstarted_refs[d] == 0 && self.state[d] == State::Waiting {
+                if self.unstarted_refs[d] == 0
+                    && self.state[d] == State::Waiting
+                    && !self.held_ops.contains(&d)
+                {
                     self.blocked.insert(d);
                 }
             }
@@ -207,6 +216,47 @@ impl Schedule {
                 self.state[d] = State::Ready;
                 self.blocked.remove(&d);
                 self.ready.insert(d);
+            }
+        }
+    }
+
+    /// Create `i`, which broke a circle, has run: the operations creating `partners` (the
+    /// bulkIds it set aside) may go, to be added to it; the others that refer to it wait
+    /// until it is complete (`complete`), so that they see it whole.
+    pub fn settle_breaker(&mut self, i: usize, partners: &[String]) {
+        if self.state[i] != State::Running {
+            return;
+        }
+        let partner_ops: Vec<usize> = partners
+            .iter()
+            .filter_map(|p| self.creator.get(p).copied())
+            .collect();
+        let (go, wait): (Vec<usize>, Vec<usize>) = std::mem::take(&mut self.dependents[i])
+            .into_iter()
+            .partition(|d| partner_ops.contains(d));
+        for &d in &wait {
+            self.blocked.remove(&d);
+            self.held_ops.insert(d);
+        }
+        self.held.insert(i, wait);
+        self.dependents[i] = go;
+        self.settle(i);
+    }
+
+    /// Create `i`, which broke a circle, is complete (or undone): those held for it go on.
+    pub fn complete(&mut self, i: usize) {
+        for d in self.held.remove(&i).unwrap_or_default() {
+            self.held_ops.remove(&d);
+            self.unsettled_refs[d] = self.unsettled_refs[d].saturating_sub(1);
+            if self.state[d] != State::Waiting {
+                continue;
+            }
+            if self.unsettled_refs[d] == 0 {
+                self.state[d] = State::Ready;
+                self.blocked.remove(&d);
+                self.ready.insert(d);
+            } else if self.unstarted_refs[d] == 0 {
+                self.blocked.insert(d);
             }
         }
     }

@@ -335,7 +335,26 @@ impl<'a> Parser<'a> {
         Ok(Filter::Compare { path, op, value })
     }
 
+    /// Resolves an attribute of the filter. One never returned (a password, an operator's
+    /// `returned: never` or `writeOnly` attribute) cannot be compared: its value could be
+    /// found out one guess at a time.
     fn resolve(&self, name: &str, pos: usize, el: Element) -> Result<AttrPath, ScimError> {
+        let path = self.resolve_path(name, pos, el)?;
+        if path.attr.returned == crate::schema::Returned::Never
+            || path.leaf().returned == crate::schema::Returned::Never
+        {
+            return Err(self.error_at(
+                pos,
+                format!(
+                    "'{}' cannot be used in a filter: it is never returned",
+                    path.canonical()
+                ),
+            ));
+        }
+        Ok(path)
+    }
+
+    fn resolve_path(&self, name: &str, pos: usize, el: Element) -> Result<AttrPath, ScimError> {
         match el {
             None => resolve_attribute(self.rt, name).map_err(|e| self.error_at(pos, e)),
             Some(parent) => {

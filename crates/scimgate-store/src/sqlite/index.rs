@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, params};
 use scimgate_model::filter::{Comparand, instant};
+use scimgate_model::registry::Registry;
 use scimgate_model::schema::{AttrType, AttributeDef, find_attribute};
 use scimgate_model::schemas::COMMON;
 use scimgate_model::{ResourceType, fold_case};
@@ -29,10 +30,16 @@ impl PathIds {
     }
 }
 
-/// Registers every path the schemas can produce and loads their ids.
+/// Registers every path the schemas in force can produce and loads their ids.
 pub fn register_paths(conn: &Connection) -> Result<PathIds, StoreError> {
+    register_paths_of(conn, scimgate_model::registry::current())
+}
+
+/// Registers every path the schema set `registry` can produce (before it is put in force,
+/// so that no write under it finds a path without an id) and loads all ids.
+pub fn register_paths_of(conn: &Connection, registry: &Registry) -> Result<PathIds, StoreError> {
     let mut insert = conn.prepare_cached("INSERT OR IGNORE INTO attr_paths (path) VALUES (?1)")?;
-    for path in known_paths() {
+    for path in known_paths(registry) {
         insert.execute([&path])?;
     }
     let mut stmt = conn.prepare("SELECT path, id FROM attr_paths")?;
@@ -42,7 +49,7 @@ pub fn register_paths(conn: &Connection) -> Result<PathIds, StoreError> {
     Ok(PathIds(map))
 }
 
-fn known_paths() -> Vec<String> {
+fn known_paths(registry: &Registry) -> Vec<String> {
     let mut out = vec![META_CREATED.to_owned(), META_LAST_MODIFIED.to_owned()];
     let mut add = |prefix: String, def: &AttributeDef| {
         out.push(prefix.clone());
@@ -54,7 +61,7 @@ fn known_paths() -> Vec<String> {
         for def in rt.core_schema().attributes.iter().chain(COMMON.iter()) {
             add(def.name.to_owned(), def);
         }
-        for ext in rt.extensions() {
+        for ext in registry.extensions(rt) {
             for def in &ext.attributes {
                 add(format!("{}:{}", ext.id, def.name), def);
             }
@@ -443,7 +450,7 @@ mod tests {
                 "meta.lastModified#0 None Some(Int(1767225600001000000))",
             ]
         );
-        let known = known_paths();
+        let known = known_paths(scimgate_model::registry::current());
         assert!(
             rows.iter().all(|r| known.contains(&r.path)),
             "every row's path is registered"

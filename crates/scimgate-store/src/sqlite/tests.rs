@@ -141,8 +141,9 @@ fn an_operator_extension_is_indexed_like_core_attributes() {
         tenants: None,
         file: "plan.json".into(),
     });
-    registry::install(Registry::with(operator).expect("registry"));
-    s.schemas_changed().expect("paths registered");
+    let next: &'static Registry = Box::leak(Box::new(Registry::with(operator).expect("registry")));
+    s.register_schemas(next).expect("paths registered");
+    registry::install_static(next);
     let p = plan(
         &s,
         ResourceType::User,
