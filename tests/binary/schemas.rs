@@ -483,7 +483,8 @@ fn write_only_and_immutable_extension_attributes() {
     let text = schema(json!([
         {"name": "secret", "type": "string", "mutability": "writeOnly", "returned": "never"},
         {"name": "badge", "type": "string", "mutability": "immutable"},
-        {"name": "costCenter", "type": "string"}
+        {"name": "costCenter", "type": "string"},
+        {"name": "ref", "type": "string", "returned": "always"}
     ]));
     let config = write_config(dir.path(), &text, "");
     let data = dir.path().join("data");
@@ -495,12 +496,28 @@ fn write_only_and_immutable_extension_attributes() {
         &t,
         custom_user(
             "w",
-            json!({"secret": "s3cr3t", "badge": "B-1", "costCenter": "C"}),
+            json!({"secret": "s3cr3t", "badge": "B-1", "costCenter": "C", "ref": "R"}),
         ),
     );
     assert_eq!(status, 201, "{created}");
     assert!(created[CUSTOM].get("secret").is_none(), "{created}");
     let id = created["id"].as_str().expect("id").to_owned();
+    // returned: always, whatever `attributes` or `excludedAttributes` say.
+    for query in [
+        "attributes=userName".to_owned(),
+        format!("excludedAttributes={}", urlencode(CUSTOM)),
+        format!("excludedAttributes={}", urlencode(&format!("{CUSTOM}:ref"))),
+    ] {
+        let (_, got) = send("GET", &format!("{base}/Users/{id}?{query}"), &t, None);
+        assert_eq!(got[CUSTOM]["ref"], "R", "{query}: {got}");
+    }
+    let whole = format!("excludedAttributes={}", urlencode(CUSTOM));
+    let (_, got) = send("GET", &format!("{base}/Users/{id}?{whole}"), &t, None);
+    assert_eq!(
+        got[CUSTOM],
+        json!({"ref": "R"}),
+        "the rest of the extension goes: {got}"
+    );
     for query in [
         format!(
             "filter={}",

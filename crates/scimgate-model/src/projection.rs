@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use crate::error::{ScimError, excerpt};
 use crate::path::{PathTarget, resolve};
 use crate::resource_type::ResourceType;
-use crate::schema::{AttributeDef, Returned};
+use crate::schema::{AttributeDef, Returned, Schema};
 use crate::schemas::COMMON;
 
 /// Most paths one `attributes` or `excludedAttributes` list may name. Every attribute and
@@ -46,6 +46,7 @@ impl Projection {
             }
             _ => Mode::Default,
         };
+        let mode = with_extensions_always_returned(rt, mode);
         let mut p = Projection {
             mode,
             always: vec!["schemas"],
@@ -122,6 +123,55 @@ impl Projection {
             Mode::Default => {}
             Mode::Include(sel) => include(resource, sel, &self.always),
             Mode::Exclude(sel) => exclude(resource, sel, &self.always),
+        }
+    }
+}
+
+/// Extension attributes with `returned: always` (an operator's) are in every answer: named
+/// by `attributes` whatever it names, and never taken out by `excludedAttributes`, even
+/// when the whole extension is excluded (its other attributes are, one by one).
+fn with_extensions_always_returned(rt: ResourceType, mode: Mode) -> Mode {
+    let always: Vec<(&'static Schema, &'static str)> = rt
+        .extensions()
+        .iter()
+        .flat_map(|e| {
+            e.attributes
+                .iter()
+                .filter(|d| d.returned == Returned::Always)
+                .map(move |d| (*e, d.name))
+        })
+        .collect();
+    if always.is_empty() {
+        return mode;
+    }
+    match mode {
+        Mode::Default => Mode::Default,
+        Mode::Include(mut sel) => {
+            for (ext, name) in &always {
+                let path = vec![ext.id, *name];
+                if !sel.contains(&path) {
+                    sel.push(path);
+                }
+            }
+            Mode::Include(sel)
+        }
+        Mode::Exclude(sel) => {
+            let mut out = Vec::with_capacity(sel.len());
+            for s in sel {
+                let ext = always.iter().find(|(e, _)| e.id == s[0]).map(|(e, _)| *e);
+                match (ext, s.len()) {
+                    // The whole extension: each of its attributes but those always returned.
+                    (Some(ext), 1) => out.extend(
+                        ext.attributes
+                            .iter()
+                            .filter(|d| d.returned != Returned::Always)
+                            .map(|d| vec![ext.id, d.name]),
+                    ),
+                    (Some(_), _) if always.iter().any(|(e, n)| e.id == s[0] && *n == s[1]) => {}
+                    _ => out.push(s),
+                }
+            }
+            Mode::Exclude(out)
         }
     }
 }
