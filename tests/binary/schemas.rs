@@ -352,9 +352,29 @@ fn an_extension_for_some_tenants_and_a_required_one() {
     let (status, e) = post_user(&base, &other, custom_user("o", json!({"costCenter": "x"})));
     assert_eq!(status, 400, "{e}");
     assert!(
-        e["detail"].as_str().unwrap_or("").contains("not available"),
+        e["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("is not supported"),
         "{e}"
     );
+    // Filtering or sorting on it answers as for a schema no one declared: the same words
+    // as for a made-up one.
+    let unknown = |urn: &str| {
+        let filter = urlencode(&format!("{urn}:costCenter pr"));
+        let (status, e) = send(
+            "GET",
+            &format!("{base}/Users?filter={filter}"),
+            &other,
+            None,
+        );
+        assert_eq!(status, 400, "{e}");
+        e["detail"].as_str().unwrap_or("").replace(urn, "URN")
+    };
+    assert_eq!(unknown(CUSTOM), unknown("urn:made:up:2.0:User"));
+    let sort = urlencode(&format!("{CUSTOM}:costCenter"));
+    let (status, _) = send("GET", &format!("{base}/Users?sortBy={sort}"), &other, None);
+    assert_eq!(status, 400);
     assert_user_extension(&base, &acme, true);
     let (status, e) = post_user(
         &base,

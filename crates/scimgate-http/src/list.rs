@@ -158,6 +158,35 @@ fn with_relations(rt: ResourceType, projection: &Projection) -> bool {
     }
 }
 
+/// What the filter parser says of a schema no one declared, for a path into an extension
+/// hidden from the tenant: the path as written and its position (counted from 1, as the
+/// parser does).
+fn unknown_schema_in_filter(rt: ResourceType, p: &path::AttrPath, filter: &str) -> String {
+    let urn = p.extension.map_or("", |e| e.id).to_ascii_lowercase();
+    let Some(pos) = filter.to_ascii_lowercase().find(&urn) else {
+        return unknown_schema(rt, p);
+    };
+    let written: String = filter[pos..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && !"[]()".contains(*c))
+        .collect();
+    format!(
+        "unknown schema in '{written}' for resource type {} (at position {})",
+        rt.name(),
+        pos + 1
+    )
+}
+
+/// What path resolution says of a schema no one declared (`path::resolve`), for a path
+/// into an extension hidden from the tenant.
+fn unknown_schema(rt: ResourceType, p: &path::AttrPath) -> String {
+    format!(
+        "unknown schema in '{}' for resource type {}",
+        p.canonical(),
+        rt.name()
+    )
+}
+
 /// A list request for one resource type, ready for storage.
 struct Prepared {
     query: ListQuery,
@@ -192,12 +221,34 @@ fn prepare(
             parsed
         })
         .transpose()?;
+    // An extension the tenant may not use is unknown to it, as in `/Schemas`: named in a
+    // filter or `sortBy`, it is answered as a schema no one declared.
+    let registry = scimgate_model::registry::current();
+    let hidden = |p: &path::AttrPath| {
+        p.extension
+            .is_some_and(|e| !registry.available(e.id, tenant))
+    };
+    if let (Some(p), Some(text)) = (
+        filter.as_ref().and_then(|f| f.find_path(&hidden)),
+        s.filter.as_deref(),
+    ) {
+        return Err(ScimError::bad_request(
+            ScimType::InvalidFilter,
+            unknown_schema_in_filter(rt, &p, text),
+        ));
+    }
     let sort = s
         .sort_by
         .as_deref()
         .map(|p| {
             let path = path::resolve_attribute(rt, p)
                 .map_err(|e| ScimError::invalid_value(format!("sortBy: {e}")))?;
+            if hidden(&path) {
+                return Err(ScimError::invalid_value(format!(
+                    "sortBy: {}",
+                    unknown_schema(rt, &path)
+                )));
+            }
             // Never returned, so never an order to see (and an order would tell the value).
             if path.attr.returned == Returned::Never || path.leaf().returned == Returned::Never {
                 return Err(ScimError::invalid_value(format!(

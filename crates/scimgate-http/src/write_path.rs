@@ -395,8 +395,10 @@ fn extensions_allowed(
             && !registry.available(k, tenant)
             && before.is_none_or(|b| !b.contains_key(*k))
     }) {
+        // As validation says of a schema no one declared: the tenant does not see it.
         return Err(ScimError::invalid_syntax(format!(
-            "schema '{urn}' is not available in tenant '{tenant}'"
+            "schema '{urn}' is not supported for resource type {}, so its attributes cannot be stored",
+            rt.name()
         )));
     }
     for (schema, required) in registry.for_tenant(rt, tenant) {

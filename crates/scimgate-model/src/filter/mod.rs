@@ -40,6 +40,25 @@ pub enum Filter {
 }
 
 impl Filter {
+    /// The first attribute path the filter names that `hidden` says no (a tenant's view of
+    /// the schemas: an extension it may not use is unknown to it).
+    pub fn find_path(&self, hidden: &impl Fn(&AttrPath) -> bool) -> Option<AttrPath> {
+        match self {
+            Filter::Compare { path, .. } | Filter::Present(path) => hidden(path).then_some(*path),
+            Filter::And(a, b) | Filter::Or(a, b) => {
+                a.find_path(hidden).or_else(|| b.find_path(hidden))
+            }
+            Filter::Not(a) => a.find_path(hidden),
+            Filter::ValuePath { attr, filter } => {
+                if hidden(attr) {
+                    Some(*attr)
+                } else {
+                    filter.find_path(hidden)
+                }
+            }
+        }
+    }
+
     /// How many comparisons (`op value`, `pr`) the filter holds: what testing one value
     /// against it costs. The parser bounds it, so the walk is shallow.
     pub fn terms(&self) -> usize {
