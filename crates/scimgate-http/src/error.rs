@@ -142,11 +142,14 @@ impl ApiError {
                     None,
                     "the schemas changed while this write was checked; retry",
                 ),
-                S::PoolTimeout(_) | S::WriterGone | S::Commit(_) => server_error(503),
+                S::PoolTimeout(_) | S::WriterGone | S::Commit(_) | S::Unreachable(_) => {
+                    server_error(503)
+                }
                 S::DatabaseTooNew { .. }
                 | S::Migration(_)
                 | S::Corrupt(_)
                 | S::Sqlite(_)
+                | S::Postgres(_)
                 | S::Io(_) => server_error(500),
             },
         }

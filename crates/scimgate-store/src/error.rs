@@ -54,6 +54,11 @@ pub enum StoreError {
     Corrupt(String),
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("postgres: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// The database did not answer (PostgreSQL, at start or since): temporary.
+    #[error("the database is unreachable: {0}")]
+    Unreachable(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -7,6 +7,7 @@
 mod error;
 mod filter_plan;
 mod pending;
+pub mod postgres;
 mod records;
 mod settings;
 mod sqlite;

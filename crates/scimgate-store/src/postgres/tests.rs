@@ -1,0 +1,147 @@
+//! Against a real PostgreSQL server: `SCIMGATE_TEST_DATABASE` names it (scripts/test
+//! starts a throwaway cluster with `pg_virtualenv` and sets it); each test works in a
+//! database of its own, dropped afterwards.
+
+use std::time::Duration;
+
+use super::*;
+
+/// A fresh database on the test server, dropped when the guard goes.
+struct TestDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl TestDb {
+    fn new() -> TestDb {
+        let admin = std::env::var("SCIMGATE_TEST_DATABASE").expect(
+            "SCIMGATE_TEST_DATABASE names the PostgreSQL server the tests use; scripts/test starts one",
+        );
+        let name = format!("scimgate_test_{}", uuid::Uuid::new_v4().simple());
+        let mut client = postgres::Client::connect(&admin, postgres::NoTls).expect("connect");
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create database");
+        let url = format!("{admin} dbname={name}");
+        TestDb { admin, name, url }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            let _ = client.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+fn quick() -> Retry {
+    Retry {
+        attempts: 3,
+        first_wait: Duration::from_millis(10),
+        max_wait: Duration::from_millis(20),
+    }
+}
+
+#[test]
+fn migrations_apply_once_even_when_instances_start_together() {
+    let db = TestDb::new();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let url = db.url.clone();
+            std::thread::spawn(move || {
+                let mut client = connect(&url, quick()).expect("connect");
+                migrate(&mut client).expect("migrate")
+            })
+        })
+        .collect();
+    let mut found: Vec<i64> = threads
+        .into_iter()
+        .map(|t| t.join().expect("join"))
+        .collect();
+    found.sort_unstable();
+    // One instance found an empty database and migrated it; the others found it done.
+    assert_eq!(found, [0, LATEST, LATEST, LATEST]);
+    let mut client = connect(&db.url, quick()).expect("connect");
+    let applied: i64 = client
+        .query_one("SELECT count(*) FROM scimgate_migrations", &[])
+        .expect("count")
+        .get(0);
+    assert_eq!(applied, LATEST);
+    // The schema is there, with the default tenant.
+    let tenant: String = client
+        .query_one("SELECT name FROM tenants", &[])
+        .expect("tenant")
+        .get(0);
+    assert_eq!(tenant, "default");
+    assert_eq!(
+        migrate(&mut client).expect("again"),
+        LATEST,
+        "a rerun changes nothing"
+    );
+}
+
+#[test]
+fn a_database_newer_than_the_binary_is_refused() {
+    let db = TestDb::new();
+    let mut client = connect(&db.url, quick()).expect("connect");
+    migrate(&mut client).expect("migrate");
+    client
+        .execute(
+            "INSERT INTO scimgate_migrations (version) VALUES ($1)",
+            &[&(LATEST + 1)],
+        )
+        .expect("a newer version");
+    match migrate(&mut client) {
+        Err(StoreError::DatabaseTooNew { found, supported }) => {
+            assert_eq!((found, supported), (LATEST + 1, LATEST));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_database_folds_user_names_into_one_unique_key() {
+    let db = TestDb::new();
+    let mut client = connect(&db.url, quick()).expect("connect");
+    migrate(&mut client).expect("migrate");
+    let insert = "INSERT INTO resources (tenant, resource_type, id, name, name_key, display, attributes, version, created, last_modified) \
+                  VALUES ('default', 'User', $1, $2, $3, $2, '{}', 1, 'now', 'now')";
+    client
+        .execute(insert, &[&"a", &"Ada", &"ada"])
+        .expect("first");
+    let second = client.execute(insert, &[&"b", &"ADA", &"ada"]);
+    let code = second.expect_err("same folded key").code().cloned();
+    assert_eq!(code, Some(postgres::error::SqlState::UNIQUE_VIOLATION));
+}
+
+#[test]
+fn an_unreachable_database_is_retried_then_named() {
+    // A port nothing listens on: every try fails at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let started = std::time::Instant::now();
+    let Err(e) = connect(
+        &format!("host=127.0.0.1 port={port} user=x dbname=x connect_timeout=1"),
+        quick(),
+    ) else {
+        panic!("nothing listens there")
+    };
+    assert!(matches!(e, StoreError::Unreachable(_)), "{e:?}");
+    assert!(e.to_string().contains("after 3 tries"), "{e}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(30),
+        "it waited between tries"
+    );
+    // A malformed address is named, not retried.
+    let Err(e) = connect("postgres://[::1", quick()) else {
+        panic!("malformed")
+    };
+    assert!(e.to_string().contains("does not parse"), "{e}");
+}
