@@ -575,6 +575,11 @@ fn write_only_and_immutable_extension_attributes() {
         let text = String::from_utf8(base64_url(payload)).expect("utf8");
         assert!(!text.contains("s3cr3t"), "{text}");
     }
+    // Removing an immutable value that is set is refused, named.
+    let remove = json!({"schemas": [PATCH_OP], "Operations": [{"op": "remove", "path": format!("{CUSTOM}:badge")}]});
+    let (status, e) = send("PATCH", &format!("{base}/Users/{id}"), &t, Some(remove));
+    assert_eq!(status, 400, "{e}");
+    assert_eq!(e["scimType"], "mutability", "{e}");
     // A PUT without the extension keeps the immutable value.
     let put = json!({"schemas": [USER], "userName": "w"});
     let a = super::agent();

@@ -233,6 +233,21 @@ fn step(
         return no_target(kind, t);
     };
     let name = t.attr.attr.name;
+    // An immutable value, once set, is never taken away (RFC 7644 §3.5.2.2): a `remove`
+    // of one that is there is a `mutability` error, not a silent no-op.
+    if kind == OpKind::Remove
+        && leaf.mutability == Mutability::Immutable
+        && t.filter.is_none()
+        && container.get(name).is_some_and(|v| match t.sub {
+            None => !v.is_null(),
+            Some(sub) => v.get(sub.name).is_some_and(|x| !x.is_null()),
+        })
+    {
+        return Err(ScimError::mutability(format!(
+            "attribute '{}' is immutable and already set",
+            t.text
+        )));
+    }
     match (&t.filter, t.sub) {
         (None, None) => whole(container, name, t.attr.attr, kind, value, dialect),
         (None, Some(sub)) => sub_everywhere(container, name, t.attr.attr, sub, kind, value),
