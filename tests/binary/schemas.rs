@@ -372,9 +372,17 @@ fn an_extension_for_some_tenants_and_a_required_one() {
         e["detail"].as_str().unwrap_or("").replace(urn, "URN")
     };
     assert_eq!(unknown(CUSTOM), unknown("urn:made:up:2.0:User"));
-    let sort = urlencode(&format!("{CUSTOM}:costCenter"));
-    let (status, _) = send("GET", &format!("{base}/Users?sortBy={sort}"), &other, None);
-    assert_eq!(status, 400);
+    // sortBy too, echoed as written (here in upper case).
+    let sorted = |urn: &str| {
+        let sort = urlencode(&format!("{}:costCenter", urn.to_uppercase()));
+        let (status, e) = send("GET", &format!("{base}/Users?sortBy={sort}"), &other, None);
+        assert_eq!(status, 400, "{e}");
+        e["detail"]
+            .as_str()
+            .unwrap_or("")
+            .replace(&urn.to_uppercase(), "URN")
+    };
+    assert_eq!(sorted(CUSTOM), sorted("urn:made:up:2.0:User"));
     assert_user_extension(&base, &acme, true);
     let (status, e) = post_user(
         &base,
@@ -555,6 +563,17 @@ fn write_only_and_immutable_extension_attributes() {
                 .contains("never returned"),
             "{e}"
         );
+    }
+    // PATCHes naming it every way a PATCH can: their events must not tell it either.
+    for value in [
+        json!({"op": "replace", "value": {format!("{CUSTOM}:secret"): "s3cr3t"}}),
+        json!({"op": "replace", "value": {format!("{CUSTOM}:SECRET").to_uppercase(): "s3cr3t"}}),
+        json!({"op": "replace", "path": CUSTOM, "value": {"Secret": "s3cr3t"}}),
+        json!({"op": "replace", "value": {CUSTOM: {"secret": "s3cr3t"}}}),
+    ] {
+        let body = json!({"schemas": [PATCH_OP], "Operations": [value]});
+        let (status, e) = send("PATCH", &format!("{base}/Users/{id}"), &t, Some(body));
+        assert_eq!(status, 200, "{e}");
     }
     let (status, polled) = send(
         "POST",

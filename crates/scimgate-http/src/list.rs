@@ -158,6 +158,69 @@ fn with_relations(rt: ResourceType, projection: &Projection) -> bool {
     }
 }
 
+/// A filter or `sortBy` naming an extension of `rt` the tenant may not use is answered
+/// as one naming a schema no one declared: in the same words, at the same position, the
+/// path as the client wrote it.
+fn refuse_hidden_extensions(rt: ResourceType, tenant: &str, s: &Search) -> Result<(), ScimError> {
+    let registry = scimgate_model::registry::current();
+    let hidden: Vec<String> = registry
+        .operator()
+        .iter()
+        .filter(|e| e.resource_type == rt && !e.applies_to(tenant))
+        .map(|e| e.schema.id.to_ascii_lowercase())
+        .collect();
+    if hidden.is_empty() {
+        return Ok(());
+    }
+    if let Some(text) = s.filter.as_deref() {
+        let lower = text.to_ascii_lowercase();
+        let found = hidden
+            .iter()
+            .flat_map(|urn| {
+                lower
+                    .match_indices(urn.as_str())
+                    .map(|(pos, _)| (pos, urn.len()))
+            })
+            .filter(|&(pos, len)| {
+                let before = lower[..pos].chars().next_back();
+                let after = lower[pos + len..].chars().next();
+                before.is_none_or(|c| c.is_whitespace() || "([".contains(c))
+                    && after.is_none_or(|c| !(c.is_ascii_alphanumeric() || "-._".contains(c)))
+            })
+            .map(|(pos, _)| pos)
+            .min();
+        if let Some(pos) = found {
+            let written: String = text[pos..]
+                .chars()
+                .take_while(|c| !c.is_whitespace() && !"[]()".contains(*c))
+                .collect();
+            return Err(ScimError::bad_request(
+                ScimType::InvalidFilter,
+                format!(
+                    "unknown schema in '{written}' for resource type {} (at position {})",
+                    rt.name(),
+                    pos + 1
+                ),
+            ));
+        }
+    }
+    if let Some(sort) = s.sort_by.as_deref() {
+        let lower = sort.trim().to_ascii_lowercase();
+        if hidden.iter().any(|urn| {
+            lower
+                .strip_prefix(urn.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(':'))
+        }) {
+            return Err(ScimError::invalid_value(format!(
+                "sortBy: unknown schema in '{}' for resource type {}",
+                sort.trim(),
+                rt.name()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// What the filter parser says of a schema no one declared, for a path into an extension
 /// hidden from the tenant: the path as written and its position (counted from 1, as the
 /// parser does).
@@ -201,6 +264,9 @@ fn prepare(
     rt: ResourceType,
     s: &Search,
 ) -> Result<Prepared, ScimError> {
+    // Before anything is parsed, so that no other refusal (a never-returned attribute, a
+    // bad comparison) tells the tenant that a hidden extension exists.
+    refuse_hidden_extensions(rt, tenant, s)?;
     let filter = s
         .filter
         .as_deref()

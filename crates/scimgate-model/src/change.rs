@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::dialect::Dialect;
 use crate::patch::{OpKind, Operation};
+use crate::path::PathTarget;
 use crate::schema::{AttributeDef, Returned, find_attribute};
 use crate::{PasswordChange, ResourceType};
 
@@ -90,18 +91,15 @@ pub fn applied_operations(rt: ResourceType, ops: &[Operation], dialect: &Dialect
         }
         if let Some(mut value) = op.normalized_value(rt, dialect) {
             without_passwords(&mut value);
-            match &op.target {
+            match (&op.target, op.extension, &mut value) {
                 // A whole complex attribute: its never-returned sub-attributes go.
-                Some(t) if t.attr.sub.is_none() => {
-                    strip_never_in(t.attr.attr, &mut value);
-                }
-                Some(_) => {}
-                // No path: the value is a resource's attributes.
-                None => {
-                    if let Value::Object(attrs) = &mut value {
-                        without_never_returned(rt, attrs);
-                    }
-                }
+                (Some(t), _, v) if t.attr.sub.is_none() => strip_never_in(t.attr.attr, v),
+                (Some(_), _, _) => {}
+                // A whole extension: its attributes, named in any case.
+                (None, Some(ext), Value::Object(attrs)) => strip_defs(&ext.attributes, attrs),
+                // No path: attribute names, dotted or URN-qualified paths, extensions.
+                (None, None, Value::Object(attrs)) => without_never_returned(rt, attrs),
+                (None, _, _) => {}
             }
             entry.insert("value".into(), value);
         }
@@ -114,20 +112,26 @@ pub fn applied_operations(rt: ResourceType, ops: &[Operation], dialect: &Dialect
 /// `returned: never`: an operator's writeOnly attributes, and their sub-attributes), so
 /// that the change feed tells no more than a GET.
 pub fn without_never_returned(rt: ResourceType, attrs: &mut Map<String, Value>) {
-    let extension_keys: Vec<String> = attrs
-        .keys()
-        .filter(|k| rt.extension(k).is_some())
-        .cloned()
-        .collect();
-    for key in extension_keys {
-        let Some(ext) = rt.extension(&key) else {
-            continue;
-        };
-        if let Some(Value::Object(inner)) = attrs.get_mut(&key) {
-            strip_defs(&ext.attributes, inner);
+    // Each key as a path (`title`, `name.givenName`, `urn:…:User:secret`, `urn:…:User`),
+    // resolved as PATCH and the validator resolve them: case-insensitively.
+    attrs.retain(|key, value| match crate::path::resolve(rt, key) {
+        Ok(PathTarget::Attribute(p)) => {
+            if p.attr.returned == Returned::Never || p.leaf().returned == Returned::Never {
+                return false;
+            }
+            if p.sub.is_none() {
+                strip_never_in(p.attr, value);
+            }
+            true
         }
-    }
-    strip_defs(&rt.core_schema().attributes, attrs);
+        Ok(PathTarget::Extension(ext)) => {
+            if let Value::Object(inner) = value {
+                strip_defs(&ext.attributes, inner);
+            }
+            true
+        }
+        Err(_) => true,
+    });
 }
 
 fn strip_defs(defs: &[AttributeDef], attrs: &mut Map<String, Value>) {

@@ -1,4 +1,4 @@
-//! Against a real PostgreSQL server: `SCIMGATE_TEST_DATABASE` names it (scripts/test
+//! Against a real PostgreSQL server: `POSTGRES_TEST_URL` names it (scripts/test
 //! starts a throwaway cluster with `pg_virtualenv` and sets it); each test works in a
 //! database of its own, dropped afterwards.
 
@@ -15,8 +15,8 @@ struct TestDb {
 
 impl TestDb {
     fn new() -> TestDb {
-        let admin = std::env::var("SCIMGATE_TEST_DATABASE").expect(
-            "SCIMGATE_TEST_DATABASE names the PostgreSQL server the tests use; scripts/test starts one",
+        let admin = std::env::var("POSTGRES_TEST_URL").expect(
+            "POSTGRES_TEST_URL names the PostgreSQL server the tests use; scripts/test starts one",
         );
         let name = format!("scimgate_test_{}", uuid::Uuid::new_v4().simple());
         let mut client = postgres::Client::connect(&admin, postgres::NoTls).expect("connect");
