@@ -15,12 +15,7 @@ source bench/lib.sh
 rounds="${1:-3}"
 n="${2:-1000}"
 port=18686
-if [[ -n "${BENCH_BIN:-}" ]]; then
-  bin=$BENCH_BIN
-else
-  cargo build --release --locked --bin scimgate
-  bin=target/release/scimgate
-fi
+release_binary
 data=$(mktemp -d "$PWD/target/bench-data.XXXXXX")
 SCIMGATE_LOG=warn "$bin" serve --data "$data" --listen "127.0.0.1:$port" 2> bench/results/bulk-server.log &
 server=$!

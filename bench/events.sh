@@ -26,12 +26,7 @@ mkdir -p "$results"
 
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 cargo build --release --locked -p scimgate-events --example bench-receiver
-if [[ -n "${BENCH_BIN:-}" ]]; then
-  bin=$BENCH_BIN
-else
-  cargo build --release --locked --bin scimgate
-  bin=target/release/scimgate
-fi
+release_binary
 receiver_bin=target/release/examples/bench-receiver
 base="http://127.0.0.1:$port"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -m); ${duration}s per run, 16 connections"

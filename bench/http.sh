@@ -17,12 +17,7 @@ results=bench/results
 mkdir -p "$results"
 
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
-if [[ -n "${BENCH_BIN:-}" ]]; then
-  bin=$BENCH_BIN
-else
-  cargo build --release --locked --bin scimgate
-  bin=target/release/scimgate
-fi
+release_binary
 
 data=$(mktemp -d "$PWD/target/bench-data.XXXXXX")
 SCIMGATE_LOG=warn,scimgate_store=info "$bin" serve --data "$data" --listen "127.0.0.1:$port" 2> "$results/server.log" &

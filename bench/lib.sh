@@ -24,3 +24,14 @@ summarise() { # name file
   printf '%-32s %10s req/s   p50 %9s   p99 %9s   non-2xx %s\n' "$1" "$rps" "$p50" "$p99" "${errors:-0}"
   if [[ -n "$errors" ]]; then echo "bench: $1 had non-2xx answers" >&2; return 1; fi
 }
+
+# The binary under test: BENCH_BIN when set (another build, for a side-by-side run), else
+# a release build of this tree. Sets `bin`.
+release_binary() {
+  if [[ -n "${BENCH_BIN:-}" ]]; then
+    bin=$BENCH_BIN
+  else
+    cargo build --release --locked --bin scimgate
+    bin=target/release/scimgate
+  fi
+}

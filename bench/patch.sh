@@ -20,12 +20,7 @@ mkdir -p "$results"
 
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 cargo build --release --locked -p scimgate-store --example generate-users
-if [[ -n "${BENCH_BIN:-}" ]]; then
-  bin=$BENCH_BIN
-else
-  cargo build --release --locked --bin scimgate
-  bin=target/release/scimgate
-fi
+release_binary
 
 data=$(mktemp -d "$PWD/target/bench-patch.XXXXXX")
 target/release/examples/generate-users "$data/scimgate.db" "$users" 2>/dev/null

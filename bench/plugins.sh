@@ -17,12 +17,7 @@ mkdir -p "$results"
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 plugins/build.sh >/dev/null
 cargo build --release --locked -p scimgate-plugins --example call-bench
-if [[ -n "${BENCH_BIN:-}" ]]; then
-  bin=$BENCH_BIN
-else
-  cargo build --release --locked --bin scimgate
-  bin=target/release/scimgate
-fi
+release_binary
 dist=$PWD/plugins/dist
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"

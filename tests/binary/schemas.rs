@@ -81,6 +81,12 @@ fn assert_user_extension(base: &str, token: &str, required: bool) {
     );
 }
 
+/// `GET {base}/Users?filter=…`: the list's body.
+fn filtered(base: &str, token: &str, filter: &str) -> Value {
+    let url = format!("{base}/Users?filter={}", urlencode(filter));
+    send("GET", &url, token, None).1
+}
+
 /// POSTs `body` to `{base}/Users`.
 fn post_user(base: &str, token: &str, body: Value) -> (u16, Value) {
     send("POST", &format!("{base}/Users"), token, Some(body))
@@ -190,11 +196,9 @@ fn a_custom_extension_works_everywhere_a_built_in_one_does() {
         .filter_map(|u| u["userName"].as_str())
         .collect();
     assert_eq!(names, ["cy", "bob"], "{found}");
-    let filter = urlencode(&format!("{CUSTOM}:badges[value eq \"b1\"]"));
-    let (_, found) = send("GET", &format!("{base}/Users?filter={filter}"), &t, None);
+    let found = filtered(&base, &t, &format!("{CUSTOM}:badges[value eq \"b1\"]"));
     assert_eq!(found["totalResults"], 1, "{found}");
-    let filter = urlencode(&format!("{CUSTOM}:level gt 1"));
-    let (_, found) = send("GET", &format!("{base}/Users?filter={filter}"), &t, None);
+    let found = filtered(&base, &t, &format!("{CUSTOM}:level gt 1"));
     assert_eq!(found["totalResults"], 2, "{found}");
 
     // Projection.
@@ -222,8 +226,7 @@ fn a_custom_extension_works_everywhere_a_built_in_one_does() {
     assert_eq!(status, 200, "{patched}");
     assert_eq!(patched[CUSTOM]["costCenter"], "CC-8");
     assert_eq!(patched[CUSTOM]["badges"].as_array().map(Vec::len), Some(2));
-    let filter = urlencode(&format!("{CUSTOM}:costCenter eq \"CC-8\""));
-    let (_, found) = send("GET", &format!("{base}/Users?filter={filter}"), &t, None);
+    let found = filtered(&base, &t, &format!("{CUSTOM}:costCenter eq \"CC-8\""));
     assert_eq!(
         found["totalResults"], 1,
         "the index follows the PATCH: {found}"
@@ -437,8 +440,7 @@ fn the_attribute_map_example_fills_a_declared_extension() {
     let (status, created) = post_user(&base, &t, vendor);
     assert_eq!(status, 201, "{created}");
     assert_eq!(created[CUSTOM]["costCenter"], "4711", "{created}");
-    let filter = urlencode(&format!("{CUSTOM}:costCenter eq \"4711\""));
-    let (_, found) = send("GET", &format!("{base}/Users?filter={filter}"), &t, None);
+    let found = filtered(&base, &t, &format!("{CUSTOM}:costCenter eq \"4711\""));
     assert_eq!(found["totalResults"], 1, "{found}");
 }
 
