@@ -386,6 +386,21 @@ fn an_extension_for_some_tenants_and_a_required_one() {
             .replace(&urn.to_uppercase(), "URN")
     };
     assert_eq!(sorted(CUSTOM), sorted("urn:made:up:2.0:User"));
+    // A PATCH path into it, likewise.
+    let (_, mine) = post_user(
+        &base,
+        &other,
+        json!({"schemas": [USER], "userName": "mine"}),
+    );
+    let mine = mine["id"].as_str().expect("id").to_owned();
+    let patched = |urn: &str| {
+        let body = json!({"schemas": [PATCH_OP], "Operations": [
+            {"op": "add", "path": format!("{urn}:costCenter"), "value": "x"}]});
+        let (status, e) = send("PATCH", &format!("{base}/Users/{mine}"), &other, Some(body));
+        assert_eq!(status, 400, "{e}");
+        e["detail"].as_str().unwrap_or("").replace(urn, "URN")
+    };
+    assert_eq!(patched(CUSTOM), patched("urn:made:up:2.0:User"));
     assert_user_extension(&base, &acme, true);
     let (status, e) = post_user(
         &base,

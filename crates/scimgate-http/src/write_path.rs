@@ -148,6 +148,7 @@ impl WritePipeline {
             .filter(|_| hooks_active)
             .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("Operations")))
             .map(|(_, v)| v.clone());
+        refuse_hidden_paths(rt, report.tenant(), &body)?;
         let ops = patch::parse(
             rt,
             body,
@@ -408,6 +409,53 @@ fn extensions_allowed(
                 schema.id,
                 rt.name()
             )));
+        }
+    }
+    Ok(())
+}
+
+/// A PATCH path into an extension the tenant may not use is refused as one into a schema
+/// no one declared, in the PATCH parser's words (the operation, the attribute part and
+/// the path as written), before anything else is checked.
+fn refuse_hidden_paths(rt: ResourceType, tenant: &str, body: &Value) -> Result<(), ScimError> {
+    let registry = scimgate_model::registry::current();
+    let hidden: Vec<String> = registry
+        .operator()
+        .iter()
+        .filter(|e| e.resource_type == rt && !e.applies_to(tenant))
+        .map(|e| e.schema.id.to_ascii_lowercase())
+        .collect();
+    if hidden.is_empty() {
+        return Ok(());
+    }
+    let ops = body
+        .as_object()
+        .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("Operations")))
+        .and_then(|(_, v)| v.as_array());
+    for (index, op) in ops.into_iter().flatten().enumerate() {
+        let path = op
+            .as_object()
+            .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("path")))
+            .and_then(|(_, v)| v.as_str());
+        let Some(text) = path else {
+            continue;
+        };
+        let attr = text.split('[').next().unwrap_or_default().trim();
+        let lower = attr.to_ascii_lowercase();
+        let names_hidden = hidden.iter().any(|urn| {
+            lower
+                .strip_prefix(urn.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(':'))
+        });
+        if names_hidden {
+            return Err(ScimError::bad_request(
+                scimgate_model::ScimType::InvalidPath,
+                format!(
+                    "operation {}: unknown schema in '{attr}' for resource type {} in path '{text}'",
+                    index + 1,
+                    rt.name()
+                ),
+            ));
         }
     }
     Ok(())

@@ -85,11 +85,11 @@ fn check_urn(id: &str) -> Result<(), &'static str> {
     if !id
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b))
-        || id.ends_with(':')
+        || id.ends_with([':', '.'])
         || id.contains("::")
     {
         return Err(
-            "may hold only letters, digits, '-', '.', '_' and ':' (not at the end, not twice in a row)",
+            "may hold only letters, digits, '-', '.', '_' and ':' (':' and '.' not at the end, ':' not twice in a row)",
         );
     }
     if crate::schemas::all()
@@ -352,6 +352,7 @@ mod tests {
             ("uniqueness", doc(json!([{"name": "a", "type": "string", "uniqueness": "server"}])), "attribute 'a': 'uniqueness'"),
             ("readOnly and required", doc(json!([{"name": "a", "type": "string", "mutability": "readOnly", "required": true}])), "attribute 'a': a readOnly attribute cannot be required"),
             ("URN with parentheses", json!({"id": "urn:x:p(q),r", "attributes": [{"name": "a", "type": "string"}]}).to_string(), "may hold only"),
+            ("URN ending in a dot", json!({"id": "urn:x:a.", "attributes": [{"name": "a", "type": "string"}]}).to_string(), "may hold only"),
             ("twice", doc(json!([{"name": "a", "type": "string"}, {"name": "A", "type": "integer"}])), "attribute 'A': defined twice"),
             ("complex without subs", doc(json!([{"name": "c", "type": "complex"}])), "attribute 'c': a complex"),
             ("nested complex", doc(json!([{"name": "c", "type": "complex", "subAttributes": [{"name": "d", "type": "complex", "subAttributes": [{"name": "e", "type": "string"}]}]}])), "attribute 'c.d': a sub-attribute may not be complex"),

@@ -1,5 +1,5 @@
 //! The storage contract: what every backend must do, written once against the `Store`
-//! trait and run on the backend `tests/backend` picks (`SCIMGATE_TEST_BACKEND`). Uniqueness
+//! trait and run on the backend `tests/backend` picks (`STORE_TEST_BACKEND`). Uniqueness
 //! under Unicode folding, tenant isolation, memberships, versions, totals, concurrent
 //! writes and the tenant check inside the write. What is particular to SQLite (its plans,
 //! its log file, its pool) is tested beside its code, in `src/sqlite/tests.rs`.

@@ -3,7 +3,7 @@
 //! is the one place that knows which implementation they get, and how a tenant is
 //! registered on it (the trait leaves tenant administration to the command line).
 //!
-//! `SCIMGATE_TEST_BACKEND` picks it: `sqlite` (the default, and today the only one); a
+//! `STORE_TEST_BACKEND` picks it: `sqlite` (the default, and today the only one); a
 //! second backend adds its branch here and runs the very same suite.
 
 // Each test binary includes this module and uses part of it.
@@ -20,7 +20,7 @@ const DATABASE: &str = "contract.db";
 
 /// A fresh store in `dir` with `tenants` registered.
 pub fn open(dir: &Path, tenants: &[&str]) -> Arc<dyn Store> {
-    match std::env::var("SCIMGATE_TEST_BACKEND").as_deref() {
+    match std::env::var("STORE_TEST_BACKEND").as_deref() {
         Ok("sqlite") | Err(_) => {
             let path = dir.join(DATABASE);
             let store = SqliteStore::open(&SqliteOptions::new(&path), Arc::new(SystemClock))
@@ -33,13 +33,13 @@ pub fn open(dir: &Path, tenants: &[&str]) -> Arc<dyn Store> {
             }
             Arc::new(store)
         }
-        Ok(other) => panic!("SCIMGATE_TEST_BACKEND={other}: no such backend"),
+        Ok(other) => panic!("STORE_TEST_BACKEND={other}: no such backend"),
     }
 }
 
 /// The store on `dir` opened again, as a restarted server opens it.
 pub fn reopen(dir: &Path) -> Arc<dyn Store> {
-    match std::env::var("SCIMGATE_TEST_BACKEND").as_deref() {
+    match std::env::var("STORE_TEST_BACKEND").as_deref() {
         Ok("sqlite") | Err(_) => Arc::new(
             SqliteStore::open(
                 &SqliteOptions::new(dir.join(DATABASE)),
@@ -47,13 +47,13 @@ pub fn reopen(dir: &Path) -> Arc<dyn Store> {
             )
             .expect("reopen the SQLite store"),
         ),
-        Ok(other) => panic!("SCIMGATE_TEST_BACKEND={other}: no such backend"),
+        Ok(other) => panic!("STORE_TEST_BACKEND={other}: no such backend"),
     }
 }
 
 /// Removes `tenant` as `scimgate tenant remove` does, beside the running store.
 pub fn remove_tenant(dir: &Path, tenant: &str) {
-    match std::env::var("SCIMGATE_TEST_BACKEND").as_deref() {
+    match std::env::var("STORE_TEST_BACKEND").as_deref() {
         Ok("sqlite") | Err(_) => {
             let mut admin = AdminDb::open(&dir.join(DATABASE)).expect("admin connection");
             let outcome = admin
@@ -64,13 +64,13 @@ pub fn remove_tenant(dir: &Path, tenant: &str) {
                 "{outcome:?}"
             );
         }
-        Ok(other) => panic!("SCIMGATE_TEST_BACKEND={other}: no such backend"),
+        Ok(other) => panic!("STORE_TEST_BACKEND={other}: no such backend"),
     }
 }
 
 /// Removes `tenant` with its data, as `scimgate tenant remove --purge` does.
 pub fn purge_tenant(dir: &Path, tenant: &str) {
-    match std::env::var("SCIMGATE_TEST_BACKEND").as_deref() {
+    match std::env::var("STORE_TEST_BACKEND").as_deref() {
         Ok("sqlite") | Err(_) => {
             let mut admin = AdminDb::open(&dir.join(DATABASE)).expect("admin connection");
             let outcome = admin.remove_tenant(tenant, true).expect("purge the tenant");
@@ -79,19 +79,19 @@ pub fn purge_tenant(dir: &Path, tenant: &str) {
                 "{outcome:?}"
             );
         }
-        Ok(other) => panic!("SCIMGATE_TEST_BACKEND={other}: no such backend"),
+        Ok(other) => panic!("STORE_TEST_BACKEND={other}: no such backend"),
     }
 }
 
 /// Registers `tenant`, as `scimgate tenant add` does.
 pub fn add_tenant(dir: &Path, tenant: &str) {
-    match std::env::var("SCIMGATE_TEST_BACKEND").as_deref() {
+    match std::env::var("STORE_TEST_BACKEND").as_deref() {
         Ok("sqlite") | Err(_) => {
             let admin = AdminDb::open(&dir.join(DATABASE)).expect("admin connection");
             admin
                 .add_tenant(tenant, "2026-01-01T00:00:00Z")
                 .expect("register the tenant");
         }
-        Ok(other) => panic!("SCIMGATE_TEST_BACKEND={other}: no such backend"),
+        Ok(other) => panic!("STORE_TEST_BACKEND={other}: no such backend"),
     }
 }
