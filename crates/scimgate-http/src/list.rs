@@ -164,10 +164,9 @@ fn with_relations(rt: ResourceType, projection: &Projection) -> bool {
 fn refuse_hidden_extensions(rt: ResourceType, tenant: &str, s: &Search) -> Result<(), ScimError> {
     let registry = scimgate_model::registry::current();
     let hidden: Vec<String> = registry
-        .operator()
+        .hidden_from(rt, tenant)
         .iter()
-        .filter(|e| e.resource_type == rt && !e.applies_to(tenant))
-        .map(|e| e.schema.id.to_ascii_lowercase())
+        .map(|urn| urn.to_ascii_lowercase())
         .collect();
     if hidden.is_empty() {
         return Ok(());
@@ -204,19 +203,14 @@ fn refuse_hidden_extensions(rt: ResourceType, tenant: &str, s: &Search) -> Resul
             ));
         }
     }
-    if let Some(sort) = s.sort_by.as_deref() {
-        let lower = sort.trim().to_ascii_lowercase();
-        if hidden.iter().any(|urn| {
-            lower
-                .strip_prefix(urn.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with(':'))
-        }) {
-            return Err(ScimError::invalid_value(format!(
-                "sortBy: unknown schema in '{}' for resource type {}",
-                sort.trim(),
-                rt.name()
-            )));
-        }
+    if let Some(sort) = s.sort_by.as_deref()
+        && registry.hides(rt, tenant, sort)
+    {
+        return Err(ScimError::invalid_value(format!(
+            "sortBy: unknown schema in '{}' for resource type {}",
+            sort.trim(),
+            rt.name()
+        )));
     }
     Ok(())
 }

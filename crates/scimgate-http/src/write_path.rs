@@ -419,13 +419,7 @@ fn extensions_allowed(
 /// the path as written), before anything else is checked.
 fn refuse_hidden_paths(rt: ResourceType, tenant: &str, body: &Value) -> Result<(), ScimError> {
     let registry = scimgate_model::registry::current();
-    let hidden: Vec<String> = registry
-        .operator()
-        .iter()
-        .filter(|e| e.resource_type == rt && !e.applies_to(tenant))
-        .map(|e| e.schema.id.to_ascii_lowercase())
-        .collect();
-    if hidden.is_empty() {
+    if registry.hidden_from(rt, tenant).is_empty() {
         return Ok(());
     }
     let ops = body
@@ -441,13 +435,7 @@ fn refuse_hidden_paths(rt: ResourceType, tenant: &str, body: &Value) -> Result<(
             continue;
         };
         let attr = text.split('[').next().unwrap_or_default().trim();
-        let lower = attr.to_ascii_lowercase();
-        let names_hidden = hidden.iter().any(|urn| {
-            lower
-                .strip_prefix(urn.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with(':'))
-        });
-        if names_hidden {
+        if registry.hides(rt, tenant, attr) {
             return Err(ScimError::bad_request(
                 scimgate_model::ScimType::InvalidPath,
                 format!(

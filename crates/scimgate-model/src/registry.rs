@@ -135,6 +135,25 @@ impl Registry {
             .is_none_or(|e| e.applies_to(tenant))
     }
 
+    /// The URNs of `rt`'s extensions that `tenant` may not use (to it, schemas no one
+    /// declared).
+    pub fn hidden_from(&self, rt: ResourceType, tenant: &str) -> Vec<&'static str> {
+        self.operator
+            .iter()
+            .filter(|e| e.resource_type == rt && !e.applies_to(tenant))
+            .map(|e| e.schema.id)
+            .collect()
+    }
+
+    /// Whether `path`, as a client wrote it (`urn:…:attr`, in any case), is in an extension
+    /// of `rt` that `tenant` may not use.
+    pub fn hides(&self, rt: ResourceType, tenant: &str, path: &str) -> bool {
+        let path = path.trim();
+        self.hidden_from(rt, tenant)
+            .iter()
+            .any(|urn| path.eq_ignore_ascii_case(urn) || starts_with_urn(path, urn))
+    }
+
     /// The extensions of `rt` that `tenant` may use, each with whether it is required.
     pub fn for_tenant(&self, rt: ResourceType, tenant: &str) -> Vec<(&'static Schema, bool)> {
         self.extensions(rt)
@@ -223,6 +242,12 @@ mod tests {
         let user = r.for_tenant(ResourceType::User, "other");
         assert_eq!(user.iter().filter(|(_, req)| *req).count(), 1);
         assert!(r.for_tenant(ResourceType::Group, "other").is_empty());
+        // Paths into it, as clients write them, are hidden from the others only.
+        assert!(r.hides(ResourceType::Group, "other", "URN:X:ACMEGROUP:a"));
+        assert!(r.hides(ResourceType::Group, "other", " urn:x:AcmeGroup "));
+        assert!(!r.hides(ResourceType::Group, "acme", "urn:x:AcmeGroup:a"));
+        assert!(!r.hides(ResourceType::Group, "other", "urn:x:AcmeGroupX:a"));
+        assert!(!r.hides(ResourceType::User, "other", "urn:x:AcmeGroup:a"));
     }
 
     #[test]
