@@ -22,5 +22,7 @@ mod sealed_auth;
 mod sealed_scim;
 mod security;
 mod snapshots;
+#[path = "../support/uri.rs"]
+mod uri;
 mod users;
 mod validator_parity;

@@ -4,6 +4,7 @@ use actix_web::http::Method;
 use serde_json::{Value, json};
 
 use crate::common::*;
+use crate::uri;
 
 /// The resource types of a ListResponse's resources, in order.
 fn kinds(body: &Value) -> Vec<&str> {
@@ -52,16 +53,6 @@ async fn people(h: &Harness) {
     }
 }
 
-/// Percent-encodes everything but unreserved characters (RFC 3986 §2.3).
-fn enc(s: &str) -> String {
-    const NOT_UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'.')
-        .remove(b'_')
-        .remove(b'~');
-    percent_encoding::utf8_percent_encode(s, NOT_UNRESERVED).to_string()
-}
-
 #[actix_web::test]
 async fn the_whole_filter_language_over_http() {
     let h = Harness::new();
@@ -90,7 +81,7 @@ async fn the_whole_filter_language_over_http() {
     ];
     for (filter, want) in rows {
         let r = h
-            .get(&format!("/scim/v2/Users?filter={}", enc(filter)))
+            .get(&format!("/scim/v2/Users?filter={}", uri::encode(filter)))
             .send()
             .await;
         assert_eq!(r.status, 200, "{filter}: {}", r.body);
@@ -302,11 +293,11 @@ async fn idp_filter_dialects() {
     let h = Harness::new();
     people(&h).await;
     // Entra: the sub-attribute after the brackets.
-    let f = enc(r#"emails[type eq "work"].value eq "alice@example.com""#);
+    let f = uri::encode(r#"emails[type eq "work"].value eq "alice@example.com""#);
     let r = h.get(&format!("/scim/v2/Users?filter={f}")).send().await;
     assert_eq!(names(&r.body), ["Alice"], "{}", r.body);
     // Booleans as strings.
-    let f = enc(r#"active eq "False""#);
+    let f = uri::encode(r#"active eq "False""#);
     assert_eq!(
         names(
             &h.get(&format!("/scim/v2/Users?filter={f}"))
@@ -317,7 +308,7 @@ async fn idp_filter_dialects() {
         ["bob", "dave"]
     );
     // Unquoted values only when configured.
-    let f = enc("userName eq bob");
+    let f = uri::encode("userName eq bob");
     h.get(&format!("/scim/v2/Users?filter={f}"))
         .send()
         .await
@@ -337,7 +328,7 @@ async fn idp_filter_dialects() {
         ["bob"]
     );
     let strict = Harness::with_config(|c| c.http.dialect.dialect_strict = true);
-    let f = enc(r#"active eq "False""#);
+    let f = uri::encode(r#"active eq "False""#);
     strict
         .get(&format!("/scim/v2/Users?filter={f}"))
         .send()

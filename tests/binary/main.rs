@@ -6,6 +6,8 @@ mod events;
 mod receiver;
 mod schemas;
 mod sealed;
+#[path = "../support/uri.rs"]
+mod uri;
 
 use std::net::TcpListener;
 use std::path::Path;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use super::uri;
 use super::{BIN, Server, send, token};
 
 const CUSTOM: &str = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
@@ -83,7 +84,7 @@ fn assert_user_extension(base: &str, token: &str, required: bool) {
 
 /// `GET {base}/Users?filter=…`: the list's body.
 fn filtered(base: &str, token: &str, filter: &str) -> Value {
-    let url = format!("{base}/Users?filter={}", urlencode(filter));
+    let url = format!("{base}/Users?filter={}", uri::encode(filter));
     send("GET", &url, token, None).1
 }
 
@@ -111,16 +112,6 @@ fn logged(log: &Path, needle: &str) -> String {
         assert!(Instant::now() < deadline, "'{needle}' never logged: {text}");
         thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// Percent-encodes everything but unreserved characters (RFC 3986 §2.3).
-fn urlencode(s: &str) -> String {
-    const NOT_UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'.')
-        .remove(b'_')
-        .remove(b'~');
-    percent_encoding::utf8_percent_encode(s, NOT_UNRESERVED).to_string()
 }
 
 #[test]
@@ -179,12 +170,12 @@ fn a_custom_extension_works_everywhere_a_built_in_one_does() {
     }
 
     // Filters (on the index) and sorting by a custom attribute.
-    let filter = urlencode(&format!("{CUSTOM}:costCenter eq \"cc-9\""));
+    let filter = uri::encode(&format!("{CUSTOM}:costCenter eq \"cc-9\""));
     let (_, found) = send(
         "GET",
         &format!(
             "{base}/Users?filter={filter}&sortBy={}&sortOrder=descending",
-            urlencode(&format!("{CUSTOM}:level"))
+            uri::encode(&format!("{CUSTOM}:level"))
         ),
         &t,
         None,
@@ -206,7 +197,7 @@ fn a_custom_extension_works_everywhere_a_built_in_one_does() {
         "GET",
         &format!(
             "{base}/Users/{id}?attributes={}",
-            urlencode(&format!("{CUSTOM}:costCenter"))
+            uri::encode(&format!("{CUSTOM}:costCenter"))
         ),
         &t,
         None,
@@ -364,7 +355,7 @@ fn an_extension_for_some_tenants_and_a_required_one() {
     // Filtering or sorting on it answers as for a schema no one declared: the same words
     // as for a made-up one.
     let unknown = |urn: &str| {
-        let filter = urlencode(&format!("{urn}:costCenter pr"));
+        let filter = uri::encode(&format!("{urn}:costCenter pr"));
         let (status, e) = send(
             "GET",
             &format!("{base}/Users?filter={filter}"),
@@ -377,7 +368,7 @@ fn an_extension_for_some_tenants_and_a_required_one() {
     assert_eq!(unknown(CUSTOM), unknown("urn:made:up:2.0:User"));
     // sortBy too, echoed as written (here in upper case).
     let sorted = |urn: &str| {
-        let sort = urlencode(&format!("{}:costCenter", urn.to_uppercase()));
+        let sort = uri::encode(&format!("{}:costCenter", urn.to_uppercase()));
         let (status, e) = send("GET", &format!("{base}/Users?sortBy={sort}"), &other, None);
         assert_eq!(status, 400, "{e}");
         e["detail"]
@@ -550,13 +541,16 @@ fn write_only_and_immutable_extension_attributes() {
     // returned: always, whatever `attributes` or `excludedAttributes` say.
     for query in [
         "attributes=userName".to_owned(),
-        format!("excludedAttributes={}", urlencode(CUSTOM)),
-        format!("excludedAttributes={}", urlencode(&format!("{CUSTOM}:ref"))),
+        format!("excludedAttributes={}", uri::encode(CUSTOM)),
+        format!(
+            "excludedAttributes={}",
+            uri::encode(&format!("{CUSTOM}:ref"))
+        ),
     ] {
         let (_, got) = send("GET", &format!("{base}/Users/{id}?{query}"), &t, None);
         assert_eq!(got[CUSTOM]["ref"], "R", "{query}: {got}");
     }
-    let whole = format!("excludedAttributes={}", urlencode(CUSTOM));
+    let whole = format!("excludedAttributes={}", uri::encode(CUSTOM));
     let (_, got) = send("GET", &format!("{base}/Users/{id}?{whole}"), &t, None);
     assert_eq!(
         got[CUSTOM],
@@ -566,10 +560,10 @@ fn write_only_and_immutable_extension_attributes() {
     for query in [
         format!(
             "filter={}",
-            urlencode(&format!("{CUSTOM}:secret eq \"s3cr3t\""))
+            uri::encode(&format!("{CUSTOM}:secret eq \"s3cr3t\""))
         ),
-        format!("filter={}", urlencode(&format!("{CUSTOM}:secret pr"))),
-        format!("sortBy={}", urlencode(&format!("{CUSTOM}:secret"))),
+        format!("filter={}", uri::encode(&format!("{CUSTOM}:secret pr"))),
+        format!("sortBy={}", uri::encode(&format!("{CUSTOM}:secret"))),
     ] {
         let (status, e) = send("GET", &format!("{base}/Users?{query}"), &t, None);
         assert_eq!(status, 400, "{query}: {e}");
