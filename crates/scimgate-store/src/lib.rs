@@ -4,13 +4,19 @@
 //! (`sqlite`) keeps everything in one SQLite file with a group-committing writer and a
 //! pool of readers.
 
+mod commits;
 mod error;
 mod filter_plan;
+mod filter_sql;
+mod index_rows;
+mod page;
 mod pending;
 pub mod postgres;
 mod records;
 mod settings;
+mod sort_plan;
 mod sqlite;
+mod stored_rows;
 
 use scimgate_model::ResourceType;
 use scimgate_model::filter::Filter;

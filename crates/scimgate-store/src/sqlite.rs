@@ -29,6 +29,7 @@ use crate::records::{
     ChangeNote, EventHold, EventPosition, EventRecord, NewResource, PatchOutcome, PatchWrite,
     StoreStats, StoredResource,
 };
+use crate::stored_rows::parse_type;
 use crate::{AccessSnapshot, AuditQuery, AuditRecord, ListPage, ListQuery, PendingWrite, Store};
 use index::PathIds;
 use migrations::migrate;
@@ -576,11 +577,6 @@ pub use writer::CheckpointPolicy;
 /// The type column's text for `rt`.
 fn type_name(rt: ResourceType) -> &'static str {
     rt.name()
-}
-
-fn parse_type(s: &str) -> Result<ResourceType, StoreError> {
-    ResourceType::from_name(s)
-        .ok_or_else(|| StoreError::Corrupt(format!("unknown resource type '{s}'")))
 }
 
 #[cfg(test)]

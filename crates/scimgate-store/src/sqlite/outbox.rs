@@ -4,27 +4,12 @@
 //! it (`save_position`).
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde_json::Value;
 
-use super::{parse_type, type_name};
+use super::type_name;
 use crate::error::StoreError;
-use crate::records::{ChangeKind, ChangeNote, EventHold, EventPosition, EventRecord, MemberRef};
-use scimgate_model::ResourceType;
-
-/// What a write tells the outbox, besides its `ChangeNote`.
-pub struct Appended<'a> {
-    pub kind: ChangeKind,
-    pub resource_type: ResourceType,
-    pub id: &'a str,
-    pub external_id: Option<&'a str>,
-    pub version: Option<i64>,
-    pub created: Option<&'a str>,
-    /// The attributes as stored, as their JSON text (create, replace).
-    pub attributes_json: Option<&'a str>,
-    /// A group's members as stored (create, replace).
-    pub members: Option<&'a [MemberRef]>,
-    pub note: &'a ChangeNote,
-}
+use crate::records::{EventHold, EventPosition, EventRecord};
+pub use crate::stored_rows::Appended;
+use crate::stored_rows::{EventColumns, new_txn, prune_bound};
 
 /// Appends the event of the write being made; returns its sequence number.
 pub fn append(
@@ -39,23 +24,6 @@ pub fn append(
              ON CONFLICT (tenant) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq",
         )?
         .query_row(params![tenant], |r| r.get(0))?;
-    let note = event.note;
-    let data = match (&note.operations, event.attributes_json) {
-        (Some(operations), _) => Some(operations.to_string()),
-        (None, Some(json)) => Some(json.to_owned()),
-        (None, None) => None,
-    };
-    let members = event.members.map(|members| {
-        Value::Array(
-            members
-                .iter()
-                .map(|m| {
-                    serde_json::json!({"value": m.value, "type": m.member_type.name(), "display": m.display})
-                })
-                .collect(),
-        )
-        .to_string()
-    });
     conn.prepare_cached(
         "INSERT INTO events (tenant, seq, txn, at, operation, resource_type, resource_id, \
          external_id, version, created, activation, attributes, data, members) \
@@ -64,7 +32,7 @@ pub fn append(
     .execute(params![
         tenant,
         seq,
-        uuid::Uuid::new_v4().simple().to_string(),
+        new_txn(),
         now,
         event.kind.name(),
         type_name(event.resource_type),
@@ -72,10 +40,10 @@ pub fn append(
         event.external_id,
         event.version,
         event.created,
-        note.activation,
-        serde_json::to_string(&note.attributes).unwrap_or_else(|_| "[]".into()),
-        data,
-        members,
+        event.note.activation,
+        event.attributes_names(),
+        event.data(),
+        event.members_json(),
     ])?;
     Ok(seq)
 }
@@ -107,37 +75,23 @@ pub fn head(conn: &Connection, tenant: &str) -> Result<i64, StoreError> {
 }
 
 fn row_to_event(r: &Row<'_>) -> rusqlite::Result<Result<EventRecord, StoreError>> {
-    let json = |i: usize| -> rusqlite::Result<Result<Option<Value>, StoreError>> {
-        let text: Option<String> = r.get(i)?;
-        Ok(text
-            .map(|t| serde_json::from_str(&t))
-            .transpose()
-            .map_err(|e| StoreError::Corrupt(format!("an event's JSON: {e}"))))
-    };
-    let operation: String = r.get(4)?;
-    let resource_type: String = r.get(5)?;
-    let attributes: String = r.get(11)?;
-    let (data, members) = (json(12)?, json(13)?);
-    Ok((|| {
-        Ok(EventRecord {
-            tenant: r.get(0)?,
-            seq: r.get(1)?,
-            txn: r.get(2)?,
-            at: r.get(3)?,
-            kind: ChangeKind::from_name(&operation)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown operation '{operation}'")))?,
-            resource_type: parse_type(&resource_type)?,
-            resource_id: r.get(6)?,
-            external_id: r.get(7)?,
-            version: r.get(8)?,
-            created: r.get(9)?,
-            activation: r.get(10)?,
-            attributes: serde_json::from_str(&attributes)
-                .map_err(|e| StoreError::Corrupt(format!("an event's attributes: {e}")))?,
-            data: data?,
-            members: members?,
-        })
-    })())
+    Ok(EventColumns {
+        tenant: r.get(0)?,
+        seq: r.get(1)?,
+        txn: r.get(2)?,
+        at: r.get(3)?,
+        operation: r.get(4)?,
+        resource_type: r.get(5)?,
+        resource_id: r.get(6)?,
+        external_id: r.get(7)?,
+        version: r.get(8)?,
+        created: r.get(9)?,
+        activation: r.get(10)?,
+        attributes: r.get(11)?,
+        data: r.get(12)?,
+        members: r.get(13)?,
+    }
+    .into_record())
 }
 
 /// Every consumer's position in every tenant.
@@ -296,21 +250,7 @@ pub fn prune(conn: &Connection, before: &str, holds: &[EventHold]) -> Result<usi
     let positions = positions(conn)?;
     let mut deleted = 0;
     for (tenant, _) in heads(conn)? {
-        let at = |consumer: &str| {
-            positions
-                .iter()
-                .find(|p| p.consumer == consumer && p.tenant == tenant)
-                .map_or(0, |p| p.seq)
-        };
-        let held = holds
-            .iter()
-            .filter(|h| h.tenants.as_ref().is_none_or(|ts| ts.contains(&tenant)))
-            .map(|h| at(&h.consumer));
-        let cursors = positions
-            .iter()
-            .filter(|p| p.tenant == tenant && crate::records::is_cursor(&p.consumer))
-            .map(|p| p.seq);
-        let bound = held.chain(cursors).min().unwrap_or(i64::MAX);
+        let bound = prune_bound(&positions, holds, &tenant);
         deleted += conn
             .prepare_cached("DELETE FROM events WHERE tenant = ?1 AND seq <= ?2 AND at < ?3")?
             .execute(params![tenant, bound, before])?;

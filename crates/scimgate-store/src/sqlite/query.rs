@@ -1,352 +1,64 @@
-//! Compiles a parsed filter into one SQL set expression over `resources.seq`, driven by the
-//! attribute index: each comparison is an indexed lookup, `and`/`or`/`not` are
-//! INTERSECT/UNION/EXCEPT, and a value filter works on (resource, element) pairs so that
-//! `emails[type eq "work" and value eq "x"]` means one email. Values only ever bind as
-//! parameters. What each node means (its target, its complement, which side of an `and`
-//! drives) is decided in `filter_plan`, for every backend; this is its SQLite text.
+//! SQLite's words for the shared filter compiler (`filter_sql`), and its parameters bound
+//! as SQLite values.
 
 use rusqlite::Connection;
 use rusqlite::types::Value as SqlValue;
-use scimgate_model::ResourceType;
-use scimgate_model::filter::{Comparand, CompareOp, Filter};
-use scimgate_model::path::AttrPath;
-use scimgate_model::schema::AttrType;
 
-use super::index::{PathIds, comparand_num};
-use super::type_name;
 use crate::error::StoreError;
-use crate::filter_plan::{
-    Estimates, Pred, Step, Target, prefix_successor, probe, step, target, unusable,
-};
+use crate::filter_sql::{Dialect, Param};
+use crate::index_rows::SqlNum;
 
-pub struct FilterSql<'a> {
-    /// For counting how many rows a comparison matches, to pick what drives an `and`.
-    conn: &'a Connection,
-    paths: &'a PathIds,
-    tenant: &'a str,
-    rt: ResourceType,
-    args: &'a mut Vec<SqlValue>,
-    estimates: Estimates,
-    /// Count queries run to estimate, for the test that planning is linear.
-    pub(crate) estimate_queries: usize,
+/// SQLite's dialect, counting on the read connection `conn`.
+pub struct Sqlite<'c> {
+    pub conn: &'c Connection,
 }
 
-/// Where a path's values live.
-enum Source {
-    /// `attr_index` rows of this path id.
-    Index(i64),
-    /// The `id` column.
-    Id,
-    /// A group's members: `memberships.member_id`.
-    MemberValue,
-    /// A user's groups: `memberships.group_id`.
-    GroupValue,
-    /// `meta.resourceType` and `meta.version`, computed from the resource row.
-    Meta(&'static str),
-}
-
-impl<'a> FilterSql<'a> {
-    pub fn new(
-        conn: &'a Connection,
-        paths: &'a PathIds,
-        tenant: &'a str,
-        rt: ResourceType,
-        args: &'a mut Vec<SqlValue>,
-    ) -> Self {
-        FilterSql {
-            conn,
-            paths,
-            tenant,
-            rt,
-            args,
-            estimates: Estimates::default(),
-            estimate_queries: 0,
-        }
+impl Dialect for Sqlite<'_> {
+    fn placeholder(&self, n: usize, _: &Param) -> String {
+        format!("?{n}")
     }
 
-    fn bind(&mut self, v: SqlValue) -> String {
-        self.args.push(v);
-        format!("?{}", self.args.len())
+    fn contains(&self, col: &str, v: &str) -> String {
+        format!("instr({col}, {v}) > 0")
     }
 
-    fn text(&mut self, s: &str) -> String {
-        self.bind(SqlValue::Text(s.to_owned()))
+    fn ends_with(&self, col: &str, v: &str) -> String {
+        format!("substr({col}, -length({v})) = {v}")
     }
 
-    /// Every resource of the type in the tenant, as the complement's universe.
-    fn all(&mut self) -> String {
-        let (t, rt) = (self.text(self.tenant), self.text(type_name(self.rt)));
-        format!("SELECT seq FROM resources WHERE tenant = {t} AND resource_type = {rt}")
+    fn starts_with(&self, col: &str, v: &str) -> String {
+        format!("substr({col}, 1, length({v})) = {v}")
     }
 
-    /// A SQL query whose rows' `seq` are the resources matching `f`.
-    pub fn resources(&mut self, f: &Filter) -> Result<String, StoreError> {
-        Ok(match step(f) {
-            Step::And(a, b) => {
-                let (small, large) = self.smaller_first(a, b)?;
-                let driver = self.resources(small)?;
-                match probe(large) {
-                    Some((path, pred)) => {
-                        let exists = self.exists(path, pred, false)?;
-                        format!("SELECT seq FROM ({driver}) d WHERE {exists}")
-                    }
-                    None => {
-                        let other = self.resources(large)?;
-                        format!("SELECT seq FROM ({driver}) INTERSECT SELECT seq FROM ({other})")
-                    }
-                }
-            }
-            Step::Or(a, b) => {
-                let (a, b) = (self.resources(a)?, self.resources(b)?);
-                format!("SELECT seq FROM ({a}) UNION SELECT seq FROM ({b})")
-            }
-            Step::Not(a) => {
-                let inner = self.resources(a)?;
-                self.complement_of_resources(inner)
-            }
-            Step::ValuePath { attr, filter } => {
-                format!("SELECT seq FROM ({})", self.elements(filter, attr)?)
-            }
-            Step::Match(path, pred) => format!("SELECT seq FROM ({})", self.atom(path, pred)?),
-            Step::NotMatch(path, pred) => {
-                let inner = self.atom(path, pred)?;
-                self.complement_of_resources(inner)
-            }
-        })
+    fn index_by_resource(&self) -> &'static str {
+        // Through the per-resource index, so that each driver row costs a few index
+        // steps, instead of SQLite materialising every row the comparison matches.
+        "attr_index p INDEXED BY attr_index_by_resource"
     }
 
-    /// `a` and `b` of an `and`, the one matching fewer rows first (see `Estimates`).
-    fn smaller_first<'f>(
-        &mut self,
-        a: &'f Filter,
-        b: &'f Filter,
-    ) -> Result<(&'f Filter, &'f Filter), StoreError> {
-        let mut estimates = std::mem::take(&mut self.estimates);
-        let ordered = estimates.smaller_first(a, b, &mut |path, pred| self.count(path, pred));
-        self.estimates = estimates;
-        ordered
+    fn version_text(&self) -> &'static str {
+        "'W/\"' || version || '\"'"
     }
 
-    /// A condition on a driver row `d` (its `seq`, and `elem` when `same_element`): some
-    /// value of `path` satisfies `pred`. Written straight against `attr_index`, through the
-    /// per-resource index, so that each driver row costs a few index steps, instead of
-    /// SQLite materialising or scanning every row the comparison matches.
-    fn exists(
-        &mut self,
-        path: &AttrPath,
-        pred: Pred<'_>,
-        same_element: bool,
-    ) -> Result<String, StoreError> {
-        let element = if same_element {
-            " AND p.elem = d.elem"
-        } else {
-            ""
-        };
-        if let Source::Index(path_id) = self.source(path)? {
-            let t = self.text(self.tenant);
-            let id = self.bind(SqlValue::Integer(path_id));
-            let marker = path.sub.is_none() && path.attr.ty == AttrType::Complex;
-            let cond = self.predicate(pred, "p.text", "p.num", marker)?;
-            return Ok(format!(
-                "EXISTS (SELECT 1 FROM attr_index p INDEXED BY attr_index_by_resource \
-                 WHERE p.seq = d.seq AND p.path_id = {id}{element} AND p.tenant = {t} AND {cond})"
-            ));
-        }
-        let atom = self.atom(path, pred)?;
-        Ok(format!(
-            "EXISTS (SELECT 1 FROM ({atom}) p WHERE p.seq = d.seq{element})"
-        ))
-    }
-
-    /// How many rows one comparison matches, counted on the index up to a cap.
-    fn count(&mut self, path: &AttrPath, pred: Pred<'_>) -> Result<u64, StoreError> {
-        const CAP: u64 = 1000;
-        let mut args = Vec::new();
-        let mut scratch = FilterSql::new(self.conn, self.paths, self.tenant, self.rt, &mut args);
-        let atom = scratch.atom(path, pred)?;
-        self.estimate_queries += 1;
-        let sql = format!("SELECT count(*) FROM (SELECT 1 FROM ({atom}) LIMIT {CAP})");
+    fn count(&mut self, sql: &str, args: &[Param]) -> Result<u64, StoreError> {
         let n: i64 = self
             .conn
-            .prepare_cached(&sql)?
-            .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
-        Ok(u64::try_from(n).unwrap_or(CAP))
-    }
-
-    fn complement_of_resources(&mut self, inner: String) -> String {
-        let all = self.all();
-        format!("{all} EXCEPT SELECT seq FROM ({inner})")
-    }
-
-    /// A SQL query of `(seq, elem)` pairs: the single values of `attr` matching `f`.
-    fn elements(&mut self, f: &Filter, attr: &AttrPath) -> Result<String, StoreError> {
-        Ok(match step(f) {
-            Step::And(a, b) => {
-                let (small, large) = self.smaller_first(a, b)?;
-                let driver = self.elements(small, attr)?;
-                match probe(large) {
-                    Some((path, pred)) => {
-                        let exists = self.exists(path, pred, true)?;
-                        format!("SELECT seq, elem FROM ({driver}) d WHERE {exists}")
-                    }
-                    None => {
-                        let other = self.elements(large, attr)?;
-                        format!(
-                            "SELECT seq, elem FROM ({driver}) INTERSECT SELECT seq, elem FROM ({other})"
-                        )
-                    }
-                }
-            }
-            Step::Or(a, b) => {
-                let (a, b) = (self.elements(a, attr)?, self.elements(b, attr)?);
-                format!("SELECT seq, elem FROM ({a}) UNION SELECT seq, elem FROM ({b})")
-            }
-            Step::Not(a) => {
-                let inner = self.elements(a, attr)?;
-                self.complement_of_elements(attr, inner)?
-            }
-            Step::ValuePath { .. } => {
-                return Err(StoreError::UnsupportedFilter(
-                    "value filters cannot nest".into(),
-                ));
-            }
-            Step::Match(path, pred) => self.atom(path, pred)?,
-            Step::NotMatch(path, pred) => {
-                let inner = self.atom(path, pred)?;
-                self.complement_of_elements(attr, inner)?
-            }
-        })
-    }
-
-    fn complement_of_elements(
-        &mut self,
-        attr: &AttrPath,
-        inner: String,
-    ) -> Result<String, StoreError> {
-        let whole = AttrPath { sub: None, ..*attr };
-        let all = self.atom(&whole, Pred::Present)?;
-        Ok(format!(
-            "SELECT seq, elem FROM ({all}) EXCEPT SELECT seq, elem FROM ({inner})"
-        ))
-    }
-
-    fn source(&self, path: &AttrPath) -> Result<Source, StoreError> {
-        Ok(match target(self.rt, path)? {
-            Target::Id => Source::Id,
-            Target::MemberValue => Source::MemberValue,
-            Target::GroupValue => Source::GroupValue,
-            Target::Version => Source::Meta("'W/\"' || version || '\"'"),
-            Target::ResourceType => Source::Meta("resource_type"),
-            Target::Attribute(name) => {
-                Source::Index(self.paths.get(&name).ok_or_else(|| unusable(&name))?)
-            }
-        })
-    }
-
-    /// `(seq, elem)` pairs of the single values of `path` that satisfy `pred`.
-    fn atom(&mut self, path: &AttrPath, pred: Pred<'_>) -> Result<String, StoreError> {
-        let t = self.text(self.tenant);
-        Ok(match self.source(path)? {
-            Source::Index(path_id) => {
-                let p = self.bind(SqlValue::Integer(path_id));
-                let marker = path.sub.is_none() && path.attr.ty == AttrType::Complex;
-                let cond = self.predicate(pred, "text", "num", marker)?;
-                format!(
-                    "SELECT seq, elem FROM attr_index WHERE tenant = {t} AND path_id = {p} AND {cond}"
-                )
-            }
-            Source::Id => {
-                let rt = self.text(type_name(self.rt));
-                let cond = self.predicate(pred, "id", "NULL", false)?;
-                format!(
-                    "SELECT seq, 0 AS elem FROM resources WHERE tenant = {t} AND resource_type = {rt} AND {cond}"
-                )
-            }
-            Source::Meta(expression) => {
-                let rt = self.text(type_name(self.rt));
-                let cond = self.predicate(pred, expression, "NULL", false)?;
-                format!(
-                    "SELECT seq, 0 AS elem FROM resources WHERE tenant = {t} AND resource_type = {rt} AND {cond}"
-                )
-            }
-            Source::MemberValue => {
-                let cond = self.predicate(pred, "m.member_id", "NULL", false)?;
-                format!(
-                    "SELECT g.seq AS seq, m.member_id AS elem FROM memberships m \
-                     JOIN resources g ON g.tenant = m.tenant AND g.id = m.group_id WHERE m.tenant = {t} AND {cond}"
-                )
-            }
-            Source::GroupValue => {
-                let cond = self.predicate(pred, "m.group_id", "NULL", false)?;
-                format!(
-                    "SELECT u.seq AS seq, m.group_id AS elem FROM memberships m \
-                     JOIN resources u ON u.tenant = m.tenant AND u.id = m.member_id WHERE m.tenant = {t} AND {cond}"
-                )
-            }
-        })
-    }
-
-    /// The SQL condition for one value held in `text_col` (strings) or `num_col` (numbers,
-    /// booleans, dateTimes).
-    fn predicate(
-        &mut self,
-        pred: Pred<'_>,
-        text_col: &str,
-        num_col: &str,
-        marker: bool,
-    ) -> Result<String, StoreError> {
-        let (op, c) = match pred {
-            Pred::Present if marker => return Ok("1".into()),
-            Pred::Present => {
-                return Ok(format!(
-                    "({num_col} IS NOT NULL OR ({text_col} IS NOT NULL AND {text_col} <> ''))"
-                ));
-            }
-            Pred::Compare(op, c) => (op, c),
-        };
-        if let Some(n) = comparand_num(c) {
-            let v = self.bind(match n {
-                super::index::SqlNum::Int(i) => SqlValue::Integer(i),
-                super::index::SqlNum::Real(f) => SqlValue::Real(f),
-            });
-            return Ok(format!("{num_col} {} {v}", sql_operator(op)?));
-        }
-        let Comparand::Text { key: s, .. } = c else {
-            return Err(StoreError::UnsupportedFilter(
-                "null can only be compared with eq or ne".into(),
-            ));
-        };
-        if s.is_empty() && matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew) {
-            return Ok(format!("{text_col} IS NOT NULL"));
-        }
-        let v = self.text(s);
-        Ok(match op {
-            CompareOp::Co => format!("instr({text_col}, {v}) > 0"),
-            CompareOp::Ew => format!("substr({text_col}, -length({v})) = {v}"),
-            CompareOp::Sw => match prefix_successor(s) {
-                Some(upper) => {
-                    let u = self.text(&upper);
-                    format!("{text_col} >= {v} AND {text_col} < {u}")
-                }
-                None => format!("{text_col} >= {v} AND substr({text_col}, 1, length({v})) = {v}"),
-            },
-            op => format!("{text_col} {} {v}", sql_operator(op)?),
-        })
+            .prepare_cached(sql)?
+            .query_row(rusqlite::params_from_iter(values(args)), |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 }
 
-fn sql_operator(op: CompareOp) -> Result<&'static str, StoreError> {
-    Ok(match op {
-        CompareOp::Eq => "=",
-        CompareOp::Gt => ">",
-        CompareOp::Ge => ">=",
-        CompareOp::Lt => "<",
-        CompareOp::Le => "<=",
-        CompareOp::Ne | CompareOp::Co | CompareOp::Sw | CompareOp::Ew => {
-            return Err(StoreError::UnsupportedFilter(format!(
-                "'{}' has no plain SQL operator",
-                op.keyword()
-            )));
-        }
-    })
+/// The parameters as SQLite values.
+pub fn values(args: &[Param]) -> impl Iterator<Item = SqlValue> + '_ {
+    args.iter().map(value)
+}
+
+pub fn value(p: &Param) -> SqlValue {
+    match p {
+        Param::Text(s) => SqlValue::Text(s.clone()),
+        Param::Int(i) => SqlValue::Integer(*i),
+        Param::Num(SqlNum::Int(i)) => SqlValue::Integer(*i),
+        Param::Num(SqlNum::Real(f)) => SqlValue::Real(*f),
+    }
 }

@@ -4,14 +4,18 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use scimgate_model::ResourceType;
 use scimgate_model::filter::Filter;
-use scimgate_model::schema::AttrType;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::index::PathIds;
-use super::query::FilterSql;
+use super::query::{Sqlite, values};
 use super::{parse_type, type_name};
 use crate::error::StoreError;
+use crate::filter_sql::{FilterSql, Param};
+use crate::index_rows::PathIds;
+pub use crate::page::PageBudget;
+use crate::page::fill_page;
 use crate::records::{GroupRef, MemberRef, StoredResource};
+use crate::sort_plan::{SortKey, sort_key};
+use crate::stored_rows::ResourceColumns;
 use crate::{ListPage, ListQuery, Page, Position, SortBy};
 
 pub const COLUMNS: &str =
@@ -79,9 +83,7 @@ pub fn list(
             Some(u64::try_from(n).unwrap_or(0))
         }
     };
-    let mut resources = Vec::new();
-    let mut next = None;
-    let mut cut_short = false;
+    let (mut resources, mut next) = (Vec::new(), None);
     if count > 0 {
         let order = SortOrder::new(rt, q.sort.as_ref(), paths)?;
         let mut join = String::new();
@@ -117,52 +119,19 @@ pub fn list(
             let bytes = row.get_ref(2)?.as_str().map_or(0, str::len);
             Ok((row_to_resource(row)?, row.get::<_, SqlValue>(6)?, bytes))
         })?;
-        let mut keys = Vec::new();
-        // The page also ends once its resources hold `budget.bytes` of stored JSON: a page
-        // of large users must not become a response of hundreds of megabytes.
-        let mut bytes = 0usize;
-        for row in rows {
+        let rows = rows.map(|row| {
             let (resource, key, size) = row?;
-            if !resources.is_empty() && bytes.saturating_add(size) > budget.bytes {
-                cut_short = true;
-                break;
-            }
-            bytes += size;
-            resources.push(resource?);
-            keys.push(key);
-        }
-        if q.with_relations {
-            // Members and groups are loaded resource by resource until the budget is
-            // spent; the page then ends there (itemsPerPage says so, and a cursor page
-            // gives the next position), so no page grows with the groups' sizes.
-            let mut carried = 0usize;
-            let mut loaded = 0;
-            while loaded < resources.len()
-                && (loaded == 0 || (carried < budget.relations && bytes < budget.bytes))
-            {
-                let r = &mut resources[loaded];
-                load_relations(conn, tenant, r)?;
-                carried +=
-                    r.members.as_ref().map_or(0, Vec::len) + r.groups.as_ref().map_or(0, Vec::len);
-                bytes += relation_bytes(r);
-                loaded += 1;
-            }
-            if loaded < resources.len() {
-                resources.truncate(loaded);
-                keys.truncate(loaded);
-                cut_short = true;
-            }
-        }
-        if offset.is_none() && (cut_short || resources.len() as u64 > count) {
-            resources.truncate(count as usize);
-            keys.truncate(count as usize);
-            if let (Some(last), Some(key)) = (resources.last(), keys.pop()) {
-                next = Some(Position {
-                    key: sql_to_json(key),
-                    id: last.id.clone(),
-                });
-            }
-        }
+            Ok((resource?, sql_to_json(key), size))
+        });
+        let load = |r: &mut StoredResource| load_relations(conn, tenant, r);
+        (resources, next) = fill_page(
+            rows,
+            budget,
+            q.with_relations,
+            count,
+            offset.is_none(),
+            load,
+        )?;
     }
     snapshot.commit()?;
     Ok(ListPage {
@@ -182,12 +151,17 @@ pub fn where_clause(
     filter: Option<&Filter>,
     args: &mut Vec<SqlValue>,
 ) -> Result<String, StoreError> {
-    args.push(SqlValue::Text(tenant.to_owned()));
-    args.push(SqlValue::Text(type_name(rt).to_owned()));
+    let mut params = vec![
+        Param::Text(tenant.to_owned()),
+        Param::Text(type_name(rt).to_owned()),
+    ];
     let Some(filter) = filter else {
+        args.extend(values(&params));
         return Ok("r.tenant = ?1 AND r.resource_type = ?2".into());
     };
-    let set = FilterSql::new(conn, paths, tenant, rt, args).resources(filter)?;
+    let set =
+        FilterSql::new(&mut Sqlite { conn }, paths, tenant, rt, &mut params).resources(filter)?;
+    args.extend(values(&params));
     // The unary `+` keeps SQLite from walking the tenant's whole index and probing the
     // set: the filter's own index lookups drive the query, and rows are fetched by rowid.
     Ok(format!(
@@ -224,21 +198,6 @@ fn json_to_sql(v: &Value) -> Result<SqlValue, StoreError> {
     })
 }
 
-/// What a list is ordered by.
-#[derive(Debug, Clone, Copy)]
-enum SortKey {
-    /// Creation order (no `sortBy`).
-    Seq,
-    /// userName of Users, displayName of Groups: the folded `name_key` column.
-    Name,
-    Id,
-    Created,
-    Modified,
-    Version,
-    /// Any other singular attribute, through the attribute index.
-    Index(i64),
-}
-
 struct SortOrder {
     key: SortKey,
     descending: bool,
@@ -246,46 +205,9 @@ struct SortOrder {
 
 impl SortOrder {
     fn new(rt: ResourceType, sort: Option<&SortBy>, paths: &PathIds) -> Result<Self, StoreError> {
-        let Some(sort) = sort else {
-            return Ok(SortOrder {
-                key: SortKey::Seq,
-                descending: false,
-            });
-        };
-        let name = sort.path.canonical();
-        if sort.path.attr.multi_valued || sort.path.leaf().ty == AttrType::Complex {
-            return Err(StoreError::UnsupportedSort(format!(
-                "sortBy '{name}' must name a singular, non-complex attribute"
-            )));
-        }
-        let key = match (rt, name.as_str()) {
-            (_, "id") => SortKey::Id,
-            (ResourceType::User, "userName") | (ResourceType::Group, "displayName") => {
-                SortKey::Name
-            }
-            (_, "meta.created") => SortKey::Created,
-            (_, "meta.lastModified") => SortKey::Modified,
-            (_, "meta.version") => SortKey::Version,
-            // Never returned, so never an order to see.
-            (ResourceType::User, "password") => {
-                return Err(StoreError::UnsupportedSort(
-                    "sortBy 'password' is not sortable: it is never returned".into(),
-                ));
-            }
-            // The other meta attributes are the same for every resource of a list
-            // (resourceType) or derived from the id (location): no order to give.
-            (_, other) if other.starts_with("meta.") => {
-                return Err(StoreError::UnsupportedSort(format!(
-                    "sortBy '{other}' is not sortable: it does not vary within one resource type; sort by id, meta.created, meta.lastModified or meta.version"
-                )));
-            }
-            _ => SortKey::Index(paths.get(&name).ok_or_else(|| {
-                StoreError::UnsupportedSort(format!("sortBy '{name}' is not sortable"))
-            })?),
-        };
         Ok(SortOrder {
-            key,
-            descending: sort.descending,
+            key: sort_key(rt, sort, paths)?,
+            descending: sort.is_some_and(|s| s.descending),
         })
     }
 
@@ -353,48 +275,15 @@ impl SortOrder {
 pub type RowResult = Result<StoredResource, StoreError>;
 
 pub fn row_to_resource(row: &Row<'_>) -> rusqlite::Result<RowResult> {
-    let id: String = row.get(0)?;
-    let rt: String = row.get(1)?;
-    let attributes: String = row.get(2)?;
-    let build = || -> RowResult {
-        let attributes: Map<String, Value> = serde_json::from_str(&attributes)
-            .map_err(|e| StoreError::Corrupt(format!("attributes of '{id}': {e}")))?;
-        Ok(StoredResource {
-            resource_type: parse_type(&rt)?,
-            attributes,
-            version: row.get(3)?,
-            created: row.get(4)?,
-            last_modified: row.get(5)?,
-            members: None,
-            groups: None,
-            id: id.clone(),
-        })
-    };
-    Ok(build())
-}
-
-/// How much one list page may carry: related values (members, groups) and bytes (stored
-/// JSON plus related ids and display names). A page ends early, after the resource that
-/// reaches either, and always holds at least one resource.
-#[derive(Debug, Clone, Copy)]
-pub struct PageBudget {
-    pub relations: usize,
-    pub bytes: usize,
-}
-
-/// About what a resource's members or groups add to the page.
-fn relation_bytes(r: &StoredResource) -> usize {
-    let members = r
-        .members
-        .iter()
-        .flatten()
-        .map(|m| m.value.len() + m.display.len());
-    let groups = r
-        .groups
-        .iter()
-        .flatten()
-        .map(|g| g.value.len() + g.display.len());
-    members.chain(groups).map(|n| n + 64).sum()
+    Ok(ResourceColumns {
+        id: row.get(0)?,
+        resource_type: row.get(1)?,
+        attributes: row.get(2)?,
+        version: row.get(3)?,
+        created: row.get(4)?,
+        last_modified: row.get(5)?,
+    }
+    .into_resource())
 }
 
 pub fn load_relations(

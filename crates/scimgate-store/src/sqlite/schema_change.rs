@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use super::index::{self, PathIds};
 use crate::error::StoreError;
+use crate::stored_rows::remove_extension_attribute;
 
 /// How many resources, in all tenants, hold a value at `path` (one read per tenant, on the
 /// index that starts with the tenant).
@@ -83,7 +84,7 @@ pub fn purge(
         }
         let mut attrs: Map<String, Value> = serde_json::from_str(&json)
             .map_err(|e| StoreError::Corrupt(format!("resource {seq}: {e}")))?;
-        if !remove(&mut attrs, urn, attribute) {
+        if !remove_extension_attribute(&mut attrs, urn, attribute) {
             continue;
         }
         let text = serde_json::to_string(&attrs)
@@ -97,27 +98,4 @@ pub fn purge(
         changed += 1;
     }
     Ok(changed)
-}
-
-/// Takes `attribute` out of extension `urn` of `attrs` (names compared
-/// case-insensitively); whether it was there.
-fn remove(attrs: &mut Map<String, Value>, urn: &str, attribute: &str) -> bool {
-    let Some(key) = attrs.keys().find(|k| k.eq_ignore_ascii_case(urn)).cloned() else {
-        return false;
-    };
-    let Some(Value::Object(ext)) = attrs.get_mut(&key) else {
-        return false;
-    };
-    let Some(name) = ext
-        .keys()
-        .find(|k| k.eq_ignore_ascii_case(attribute))
-        .cloned()
-    else {
-        return false;
-    };
-    ext.remove(&name);
-    if ext.is_empty() {
-        attrs.remove(&key);
-    }
-    true
 }

@@ -300,7 +300,9 @@ fn planning_an_and_chain_counts_each_term_once() {
     let conn = s.reader().expect("reader");
     let mut args = Vec::new();
     let paths = s.paths.load();
-    let mut sql = query::FilterSql::new(&conn, &paths, "t", ResourceType::User, &mut args);
+    let mut sqlite = query::Sqlite { conn: &conn };
+    let mut sql =
+        crate::filter_sql::FilterSql::new(&mut sqlite, &paths, "t", ResourceType::User, &mut args);
     sql.resources(&f).expect("compile");
     assert!(
         sql.estimate_queries <= 100,

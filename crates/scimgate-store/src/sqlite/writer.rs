@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 
 use crate::PendingWrite;
+use crate::commits::Commits;
 use crate::error::StoreError;
 
 /// A write to run inside the batch; it returns whether it succeeded and how to answer its
@@ -39,51 +40,6 @@ impl Drop for Writer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-    }
-}
-
-/// How many batches have committed, for those who wait for the next (the change feed's
-/// receivers and its watch, woken by a commit instead of polling the database).
-#[derive(Default)]
-pub struct Commits {
-    count: std::sync::Mutex<u64>,
-    committed: std::sync::Condvar,
-}
-
-impl std::fmt::Debug for Commits {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Commits({})", self.count())
-    }
-}
-
-impl Commits {
-    fn bump(&self) {
-        let mut count = self
-            .count
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *count += 1;
-        self.committed.notify_all();
-    }
-
-    pub fn count(&self) -> u64 {
-        *self
-            .count
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Waits until more than `seen` batches have committed, or `timeout`; returns the count.
-    pub fn wait_past(&self, seen: u64, timeout: Duration) -> u64 {
-        let count = self
-            .count
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (count, _) = self
-            .committed
-            .wait_timeout_while(count, timeout, |count| *count <= seen)
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *count
     }
 }
 
