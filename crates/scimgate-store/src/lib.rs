@@ -23,6 +23,7 @@ use scimgate_model::filter::Filter;
 use scimgate_model::path::AttrPath;
 use serde_json::Value;
 
+pub use crate::postgres::{PgAdmin, PgOptions, PgStore};
 pub use error::StoreError;
 pub use pending::PendingWrite;
 pub use records::{

@@ -1,17 +1,512 @@
 //! The PostgreSQL backend, for installs that outgrow one machine: several scimgate
-//! instances on one database (docs/architecture.md, "PostgreSQL"). Built in steps (issue
-//! 15); what exists so far: connecting, with retries while the database is unreachable,
-//! and the versioned, forward-only migrations, applied under an advisory lock so that
-//! instances starting together do not race. The `Store` implementation comes next; until
-//! it exists the server does not offer `--database`.
+//! instances on one database (docs/architecture.md, "PostgreSQL"). Every write is one
+//! transaction on a pooled connection, concurrent with other instances' writes: the
+//! database enforces what SQLite's single writer did (the folded userName's unique index,
+//! the ETag in the statement that writes, row locks, the per-tenant event counter). Reads
+//! run in a repeatable-read snapshot, within the tenant's share of the pool and a
+//! statement timeout. Audit rows and feed positions are queued (`queue`); commits from
+//! every instance wake this one's feed consumers (`listen`).
 
+mod admin;
+mod audit;
+mod dialect;
+mod index;
+mod listen;
 mod migrations;
+mod outbox;
+mod queue;
+mod read;
+mod schema_change;
+mod write;
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
+use postgres::Transaction;
+use postgres::error::SqlState;
+use r2d2_postgres::PostgresConnectionManager;
+use scimgate_limits::FairSlots;
+use scimgate_model::registry::Registry;
+use scimgate_model::{Clock, ResourceType};
+
+pub use admin::PgAdmin;
 pub use migrations::{LATEST, migrate};
 
+use crate::commits::Commits;
 use crate::error::StoreError;
+use crate::index_rows::PathIds;
+use crate::page::PageBudget;
+use crate::records::{
+    AccessSnapshot, AuditQuery, AuditRecord, ChangeNote, EventHold, EventPosition, EventRecord,
+    NewResource, PatchOutcome, PatchWrite, StoreStats, StoredResource,
+};
+use crate::{ListPage, ListQuery, Store};
+use queue::{Queue, Queued};
+
+type Pool = r2d2::Pool<PostgresConnectionManager<postgres::NoTls>>;
+
+/// How the PostgreSQL store connects and shares its connections.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// `postgres://…` or `host=… user=…`.
+    pub url: String,
+    /// Connections in the pool (reads and writes).
+    pub connections: u32,
+    /// How long a request waits for a pooled connection before it gets 503.
+    pub pool_timeout: Duration,
+    /// Connections one tenant's reads may hold at once.
+    pub tenant_read_share: u32,
+    /// How long a read waits for its tenant's share before 503.
+    pub share_wait: Duration,
+    /// Longest a read statement may run before PostgreSQL stops it.
+    pub query_timeout: Duration,
+    pub list_relation_budget: usize,
+    pub page_byte_budget: usize,
+    /// How the first connection keeps trying a database that does not answer yet.
+    pub retry: Retry,
+}
+
+impl PgOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        PgOptions {
+            url: url.into(),
+            connections: 16,
+            pool_timeout: Duration::from_secs(5),
+            tenant_read_share: 12,
+            share_wait: Duration::from_secs(5),
+            query_timeout: Duration::from_secs(5),
+            list_relation_budget: 10_000,
+            page_byte_budget: 4 << 20,
+            retry: Retry::default(),
+        }
+    }
+
+    /// The options `config` sets for the database at `url`.
+    pub fn configured(
+        url: impl Into<String>,
+        config: &crate::StoreConfig,
+        share_wait: Duration,
+    ) -> Self {
+        let connections = config.read_connections.max(1) * 2;
+        PgOptions {
+            connections,
+            tenant_read_share: config.tenant_read_share(),
+            query_timeout: config.query_timeout(),
+            share_wait,
+            list_relation_budget: config.max_list_members.max(1),
+            page_byte_budget: config.max_page_bytes.max(1),
+            ..PgOptions::new(url)
+        }
+    }
+}
+
+/// Most times a write is tried when PostgreSQL aborts it for a deadlock or a
+/// serialisation failure (another instance's write crossed it).
+const WRITE_ATTEMPTS: u32 = 8;
+
+pub struct PgStore {
+    pool: Pool,
+    /// Attribute paths and their ids: replaced whole when the schemas in force change.
+    paths: arc_swap::ArcSwap<PathIds>,
+    /// The newest schema set registered: a write validated against an older set is
+    /// refused (`SchemasChanged`). Writes hold `schema_gate` shared while they run, and a
+    /// registration holds it alone, so that no write checked under the old set commits
+    /// after the new one is registered.
+    schema_set: AtomicU64,
+    schema_gate: RwLock<()>,
+    clock: Arc<dyn Clock>,
+    read_slots: Arc<FairSlots>,
+    query_timeout: Duration,
+    page_budget: PageBudget,
+    commits: Arc<Commits>,
+    queue: Queue,
+    _listener: listen::Listener,
+    writes: AtomicU64,
+    write_micros: AtomicU64,
+    read_checkouts: AtomicU64,
+    read_wait_micros: AtomicU64,
+}
+
+impl PgStore {
+    /// Connects (trying again while the database does not answer), migrates the schema
+    /// and registers this binary's attribute paths.
+    pub fn open(options: &PgOptions, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        let config: postgres::Config = options.url.parse().map_err(|e| {
+            StoreError::Unreachable(format!("the database address does not parse: {e}"))
+        })?;
+        let mut first = connect(&options.url, options.retry)?;
+        migrate(&mut first)?;
+        let paths = index::register_paths_of(&mut first, scimgate_model::registry::current())?;
+        drop(first);
+        let pool = r2d2::Pool::builder()
+            .max_size(options.connections.max(2))
+            .min_idle(Some(1))
+            .connection_timeout(options.pool_timeout)
+            .build(PostgresConnectionManager::new(
+                config.clone(),
+                postgres::NoTls,
+            ))
+            .map_err(|e| StoreError::Unreachable(e.to_string()))?;
+        let commits = Arc::new(Commits::default());
+        let queue = Queue::start(pool.clone(), Arc::clone(&commits))?;
+        let listener = listen::Listener::start(config, Arc::clone(&commits))?;
+        let size = options.connections.max(2) as usize;
+        Ok(PgStore {
+            pool,
+            paths: arc_swap::ArcSwap::from_pointee(paths),
+            schema_set: AtomicU64::new(0),
+            schema_gate: RwLock::new(()),
+            clock,
+            read_slots: FairSlots::new(
+                "database connection",
+                size,
+                options.tenant_read_share as usize,
+                options.share_wait,
+            ),
+            query_timeout: options.query_timeout,
+            page_budget: PageBudget {
+                relations: options.list_relation_budget.max(1),
+                bytes: options.page_byte_budget.max(1),
+            },
+            commits,
+            queue,
+            _listener: listener,
+            writes: AtomicU64::new(0),
+            write_micros: AtomicU64::new(0),
+            read_checkouts: AtomicU64::new(0),
+            read_wait_micros: AtomicU64::new(0),
+        })
+    }
+
+    fn connection(
+        &self,
+    ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<postgres::NoTls>>, StoreError>
+    {
+        let started = Instant::now();
+        let conn = self.pool.get().map_err(|e| {
+            // r2d2 names the last connection error after its own words when one failed.
+            let text = e.to_string();
+            if text.len() > "timed out waiting for connection".len() {
+                StoreError::Unreachable(text)
+            } else {
+                StoreError::PoolTimeout(self.pool.connection_timeout())
+            }
+        });
+        self.read_checkouts.fetch_add(1, Ordering::Relaxed);
+        self.read_wait_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        conn
+    }
+
+    /// Runs a write in a transaction of its own, tried again whole when PostgreSQL
+    /// aborts it for a deadlock or a serialisation failure. `schema_set`: the set the
+    /// write was validated against, when it carries attributes.
+    fn write<T>(
+        &self,
+        schema_set: Option<u64>,
+        mut f: impl FnMut(&mut Transaction<'_>, &PathIds, &str) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let _gate = self
+            .schema_gate
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(checked) = schema_set
+            && checked < self.schema_set.load(Ordering::SeqCst)
+        {
+            return Err(StoreError::SchemasChanged);
+        }
+        let started = Instant::now();
+        let paths = self.paths.load_full();
+        let mut conn = self.connection()?;
+        let mut attempt = 1;
+        loop {
+            let now = self.now();
+            let outcome = (|| {
+                let mut tx = conn.transaction()?;
+                let value = f(&mut tx, &paths, &now)?;
+                tx.commit()?;
+                Ok(value)
+            })();
+            match outcome {
+                Err(StoreError::Postgres(e)) if retryable(&e) && attempt < WRITE_ATTEMPTS => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(u64::from(attempt) * 2));
+                }
+                Ok(value) => {
+                    self.writes.fetch_add(1, Ordering::Relaxed);
+                    self.write_micros
+                        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    self.commits.bump();
+                    return Ok(value);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Runs a client's read for `tenant` in one read-only snapshot: within the tenant's
+    /// share of the pool, and stopped by PostgreSQL past the query deadline.
+    fn read<T>(
+        &self,
+        tenant: &str,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let _slot = self.read_slots.acquire(tenant)?;
+        let mut conn = self.connection()?;
+        let mut tx = conn
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        tx.batch_execute(&format!(
+            "SET LOCAL statement_timeout = {}",
+            self.query_timeout.as_millis().max(1)
+        ))?;
+        let value = f(&mut tx).map_err(|e| match e {
+            StoreError::Postgres(e) if e.code() == Some(&SqlState::QUERY_CANCELED) => {
+                StoreError::QueryTimeout(self.query_timeout)
+            }
+            other => other,
+        })?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    fn now(&self) -> String {
+        scimgate_model::format_timestamp(self.clock.now())
+    }
+}
+
+/// A deadlock or serialisation failure: the transaction did nothing and may run again.
+fn retryable(e: &postgres::Error) -> bool {
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
+    )
+}
+
+/// The operator's reads (audit, feed) share the pool as parties of their own.
+const EVENTS: &str = "\u{0}events";
+const ADMIN: &str = "\u{0}admin";
+
+impl Store for PgStore {
+    fn create(&self, tenant: &str, new: NewResource) -> Result<StoredResource, StoreError> {
+        self.write(Some(new.schema_set), |tx, paths, now| {
+            write::create(tx, paths, tenant, &new, now)
+        })
+    }
+
+    fn replace(
+        &self,
+        tenant: &str,
+        id: &str,
+        expected_version: Option<i64>,
+        new: NewResource,
+    ) -> Result<StoredResource, StoreError> {
+        self.write(Some(new.schema_set), |tx, paths, now| {
+            write::replace(tx, paths, tenant, id, expected_version, &new, now)
+        })
+    }
+
+    fn delete(
+        &self,
+        tenant: &str,
+        rt: ResourceType,
+        id: &str,
+        expected_version: Option<i64>,
+        change: ChangeNote,
+    ) -> Result<(), StoreError> {
+        self.write(None, |tx, paths, now| {
+            write::delete(tx, paths, tenant, rt, id, expected_version, &change, now)
+        })
+    }
+
+    fn get(
+        &self,
+        tenant: &str,
+        rt: ResourceType,
+        id: &str,
+        with_relations: bool,
+    ) -> Result<Option<StoredResource>, StoreError> {
+        self.read(tenant, |tx| read::get(tx, tenant, rt, id, with_relations))
+    }
+
+    fn list(
+        &self,
+        tenant: &str,
+        rt: ResourceType,
+        query: &ListQuery,
+    ) -> Result<ListPage, StoreError> {
+        let (paths, budget) = (self.paths.load_full(), self.page_budget);
+        self.read(tenant, |tx| {
+            read::list(tx, &paths, tenant, rt, query, budget)
+        })
+    }
+
+    fn register_schemas(&self, next: &'static Registry) -> Result<(), StoreError> {
+        let _gate = self
+            .schema_gate
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut conn = self.connection()?;
+        let ids = index::register_paths_of(&mut *conn, next)?;
+        self.paths.store(Arc::new(ids));
+        self.schema_set.fetch_max(next.epoch(), Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn schema_set(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .connection()?
+            .query_opt("SELECT json FROM schema_set WHERE id = 1", &[])?
+            .map(|r| r.get(0)))
+    }
+
+    fn save_schema_set(&self, json: &str) -> Result<(), StoreError> {
+        self.connection()?.execute(
+            "INSERT INTO schema_set (id, json) VALUES (1, $1)              ON CONFLICT (id) DO UPDATE SET json = excluded.json",
+            &[&json],
+        )?;
+        Ok(())
+    }
+
+    fn attribute_in_use(&self, path: &str) -> Result<u64, StoreError> {
+        let paths = self.paths.load_full();
+        schema_change::resources_with(&mut *self.connection()?, &paths, path)
+    }
+
+    fn purge_attribute(
+        &self,
+        rt: ResourceType,
+        urn: &str,
+        attribute: &str,
+    ) -> Result<u64, StoreError> {
+        self.write(None, |tx, paths, now| {
+            schema_change::purge(tx, paths, rt, urn, attribute, now)
+        })
+    }
+
+    fn patch(&self, tenant: &str, id: &str, patch: PatchWrite) -> Result<PatchOutcome, StoreError> {
+        let set = patch.new.as_ref().map(|n| n.schema_set);
+        self.write(set, |tx, paths, now| {
+            write::patch(tx, paths, tenant, id, &patch, now)
+        })
+    }
+
+    fn events(
+        &self,
+        tenant: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        self.read(EVENTS, |tx| outbox::read_after(tx, tenant, after, limit))
+    }
+
+    fn event_head(&self, tenant: &str) -> Result<i64, StoreError> {
+        self.read(EVENTS, |tx| outbox::head(tx, tenant))
+    }
+
+    fn event_heads(&self) -> Result<HashMap<String, i64>, StoreError> {
+        self.read(EVENTS, |tx| Ok(outbox::heads(tx)?.into_iter().collect()))
+    }
+
+    fn prune_events(&self, before: &str, holds: &[EventHold]) -> Result<usize, StoreError> {
+        self.write(None, |tx, _, _| outbox::prune(tx, before, holds))
+    }
+
+    fn events_written(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .event_heads()?
+            .values()
+            .map(|last| u64::try_from(*last).unwrap_or(0))
+            .sum())
+    }
+
+    fn event_positions(&self) -> Result<Vec<EventPosition>, StoreError> {
+        self.read(EVENTS, |tx| outbox::positions(tx))
+    }
+
+    fn event_position(&self, consumer: &str, tenant: &str) -> Result<Option<i64>, StoreError> {
+        self.read(EVENTS, |tx| outbox::position(tx, consumer, tenant))
+    }
+
+    fn save_event_position(&self, position: EventPosition) {
+        self.queue.push(Queued::Position {
+            position,
+            reset: false,
+        });
+    }
+
+    fn commit_event_position(&self, position: EventPosition) -> Result<(), StoreError> {
+        self.write(None, |tx, _, _| outbox::save_position(tx, &position, false))
+    }
+
+    fn reset_event_position(&self, position: EventPosition) {
+        self.queue.push(Queued::Position {
+            position,
+            reset: true,
+        });
+    }
+
+    fn take_event_replays(&self, consumer: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        // Looked at every few seconds by every receiver: a read, and a write only when
+        // there is one to take.
+        if !self.read(EVENTS, |tx| outbox::has_replays(tx, consumer))? {
+            return Ok(Vec::new());
+        }
+        self.write(None, |tx, _, _| outbox::take_replays(tx, consumer))
+    }
+
+    fn wait_for_commit(&self, seen: u64, timeout: Duration) -> u64 {
+        self.commits.wait_past(seen, timeout)
+    }
+
+    fn commit_count(&self) -> u64 {
+        self.commits.count()
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.queue.flush()
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        self.connection()?.simple_query("SELECT 1")?;
+        Ok(())
+    }
+
+    fn stats(&self) -> StoreStats {
+        let pool = self.pool.state();
+        let writes = self.writes.load(Ordering::Relaxed);
+        StoreStats {
+            writes,
+            // Each write commits alone.
+            commits: writes,
+            commit_micros: self.write_micros.load(Ordering::Relaxed),
+            read_connections: pool.connections,
+            idle_read_connections: pool.idle_connections,
+            read_checkouts: self.read_checkouts.load(Ordering::Relaxed),
+            read_wait_micros: self.read_wait_micros.load(Ordering::Relaxed),
+        }
+    }
+
+    fn access(&self) -> Result<AccessSnapshot, StoreError> {
+        admin::snapshot(&mut *self.connection()?)
+    }
+
+    fn append_audit(&self, record: AuditRecord) {
+        self.queue.push(Queued::Audit(record));
+    }
+
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        self.read(ADMIN, |tx| audit::read(tx, query))
+    }
+
+    fn prune_audit(&self, before: &str) -> Result<usize, StoreError> {
+        self.write(None, |tx, _, _| audit::prune(tx, before))
+    }
+}
 
 /// How `connect` keeps trying a database that does not answer yet.
 #[derive(Debug, Clone, Copy)]

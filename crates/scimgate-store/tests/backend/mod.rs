@@ -3,8 +3,10 @@
 //! is the one place that knows which implementation they get, and how a tenant is
 //! registered on it (the trait leaves tenant administration to the command line).
 //!
-//! `STORE_TEST_BACKEND` picks it: `sqlite` (the default, and today the only one); a
-//! second backend adds its branch here and runs the very same suite.
+//! `STORE_TEST_BACKEND` picks it: `sqlite` (the default) or `postgres`, which works in a
+//! database of its own per store, created on the server `POSTGRES_TEST_URL` names
+//! (`scripts/with-postgres` starts a throwaway one) and named in the test's folder, so
+//! that `reopen` and the tenant commands find it.
 
 // Each test binary includes this module and uses part of it.
 #![allow(dead_code)]
@@ -13,7 +15,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use scimgate_model::SystemClock;
-use scimgate_store::{AdminDb, RemoveOutcome, SqliteOptions, SqliteStore, Store};
+use scimgate_store::{
+    AdminDb, PgAdmin, PgOptions, PgStore, RemoveOutcome, SqliteOptions, SqliteStore, Store,
+};
 
 /// The SQLite backend's file in the test's folder.
 const DATABASE: &str = "contract.db";
@@ -33,8 +37,42 @@ pub fn open(dir: &Path, tenants: &[&str]) -> Arc<dyn Store> {
             }
             Arc::new(store)
         }
+        Ok("postgres") => {
+            let url = new_database(dir);
+            let store = PgStore::open(&PgOptions::new(&url), Arc::new(SystemClock))
+                .expect("open the PostgreSQL store");
+            let mut admin = PgAdmin::open(&url).expect("admin connection");
+            for tenant in tenants {
+                admin
+                    .add_tenant(tenant, "2026-01-01T00:00:00Z")
+                    .expect("register the tenant");
+            }
+            Arc::new(store)
+        }
         Ok(other) => panic!("STORE_TEST_BACKEND={other}: no such backend"),
     }
+}
+
+/// Where the PostgreSQL backend's database is named in the test's folder.
+const DATABASE_URL: &str = "postgres-url";
+
+/// Creates a database for one store on the test server; its address is kept in `dir`.
+fn new_database(dir: &Path) -> String {
+    let server = std::env::var("POSTGRES_TEST_URL").expect(
+        "POSTGRES_TEST_URL names the PostgreSQL server the tests use; scripts/with-postgres starts one",
+    );
+    let name = format!("scimgate_test_{}", uuid::Uuid::new_v4().simple());
+    let mut client = postgres::Client::connect(&server, postgres::NoTls).expect("connect");
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("create database");
+    let url = format!("{server} dbname={name}");
+    std::fs::write(dir.join(DATABASE_URL), &url).expect("keep the database's address");
+    url
+}
+
+fn database_url(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join(DATABASE_URL)).expect("the store's database")
 }
 
 /// The store on `dir` opened again, as a restarted server opens it.
@@ -47,6 +85,10 @@ pub fn reopen(dir: &Path) -> Arc<dyn Store> {
             )
             .expect("reopen the SQLite store"),
         ),
+        Ok("postgres") => Arc::new(
+            PgStore::open(&PgOptions::new(database_url(dir)), Arc::new(SystemClock))
+                .expect("reopen the PostgreSQL store"),
+        ),
         Ok(other) => panic!("STORE_TEST_BACKEND={other}: no such backend"),
     }
 }
@@ -56,6 +98,16 @@ pub fn remove_tenant(dir: &Path, tenant: &str) {
     match std::env::var("STORE_TEST_BACKEND").as_deref() {
         Ok("sqlite") | Err(_) => {
             let mut admin = AdminDb::open(&dir.join(DATABASE)).expect("admin connection");
+            let outcome = admin
+                .remove_tenant(tenant, false)
+                .expect("remove the tenant");
+            assert!(
+                matches!(outcome, RemoveOutcome::Removed { .. }),
+                "{outcome:?}"
+            );
+        }
+        Ok("postgres") => {
+            let mut admin = PgAdmin::open(&database_url(dir)).expect("admin connection");
             let outcome = admin
                 .remove_tenant(tenant, false)
                 .expect("remove the tenant");
@@ -79,6 +131,14 @@ pub fn purge_tenant(dir: &Path, tenant: &str) {
                 "{outcome:?}"
             );
         }
+        Ok("postgres") => {
+            let mut admin = PgAdmin::open(&database_url(dir)).expect("admin connection");
+            let outcome = admin.remove_tenant(tenant, true).expect("purge the tenant");
+            assert!(
+                matches!(outcome, RemoveOutcome::Removed { .. }),
+                "{outcome:?}"
+            );
+        }
         Ok(other) => panic!("STORE_TEST_BACKEND={other}: no such backend"),
     }
 }
@@ -88,6 +148,12 @@ pub fn add_tenant(dir: &Path, tenant: &str) {
     match std::env::var("STORE_TEST_BACKEND").as_deref() {
         Ok("sqlite") | Err(_) => {
             let admin = AdminDb::open(&dir.join(DATABASE)).expect("admin connection");
+            admin
+                .add_tenant(tenant, "2026-01-01T00:00:00Z")
+                .expect("register the tenant");
+        }
+        Ok("postgres") => {
+            let mut admin = PgAdmin::open(&database_url(dir)).expect("admin connection");
             admin
                 .add_tenant(tenant, "2026-01-01T00:00:00Z")
                 .expect("register the tenant");

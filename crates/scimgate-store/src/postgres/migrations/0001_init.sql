@@ -1,7 +1,9 @@
 -- The whole schema of scimgate on PostgreSQL, as SQLite's migrations 1 to 8 leave it:
 -- the same tables, keys and indexes, in PostgreSQL's types. Names and case folding are
--- computed in Rust, as for SQLite (`name_key`, the index's `text`), so both backends
--- compare alike.
+-- computed in Rust, as for SQLite (`name_key`, the index's `text`), and every column that
+-- is compared or sorted as text is compared byte for byte (COLLATE "C", as SQLite's
+-- BINARY), so both backends order alike and the `sw` range uses the index whatever the
+-- database's locale.
 
 CREATE TABLE tenants (
     name     TEXT PRIMARY KEY,
@@ -14,16 +16,16 @@ CREATE TABLE resources (
     seq            BIGSERIAL PRIMARY KEY,
     tenant         TEXT    NOT NULL,
     resource_type  TEXT    NOT NULL CHECK (resource_type IN ('User', 'Group')),
-    id             TEXT    NOT NULL,
+    id             TEXT    COLLATE "C" NOT NULL,
     name           TEXT    NOT NULL, -- userName of a User, displayName of a Group, as given
-    name_key       TEXT    NOT NULL, -- `name` with Unicode case folding, computed in Rust
+    name_key       TEXT    COLLATE "C" NOT NULL, -- `name` with Unicode case folding, computed in Rust
     display        TEXT    NOT NULL, -- what a membership shows: displayName, else userName
     external_id    TEXT,
     attributes     TEXT    NOT NULL, -- JSON of the validated, writable attributes
     password_hash  TEXT,             -- Argon2id PHC string; never the cleartext
     version        BIGINT  NOT NULL,
-    created        TEXT    NOT NULL,
-    last_modified  TEXT    NOT NULL,
+    created        TEXT    COLLATE "C" NOT NULL,
+    last_modified  TEXT    COLLATE "C" NOT NULL,
     UNIQUE (tenant, id)
 );
 -- The database enforces userName uniqueness (per tenant, Unicode-folded): two instances
@@ -35,8 +37,8 @@ CREATE INDEX resources_by_type ON resources (tenant, resource_type, seq);
 
 CREATE TABLE memberships (
     tenant     TEXT NOT NULL,
-    group_id   TEXT NOT NULL,
-    member_id  TEXT NOT NULL,
+    group_id   TEXT COLLATE "C" NOT NULL,
+    member_id  TEXT COLLATE "C" NOT NULL,
     PRIMARY KEY (tenant, group_id, member_id),
     FOREIGN KEY (tenant, group_id) REFERENCES resources (tenant, id) ON DELETE CASCADE,
     FOREIGN KEY (tenant, member_id) REFERENCES resources (tenant, id) ON DELETE CASCADE
@@ -51,14 +53,12 @@ CREATE TABLE attr_paths (
 CREATE TABLE attr_index (
     tenant   TEXT    NOT NULL,
     path_id  BIGINT  NOT NULL REFERENCES attr_paths (id),
-    text     TEXT,
+    text     TEXT COLLATE "C",
     num      NUMERIC,
     seq      BIGINT  NOT NULL REFERENCES resources (seq) ON DELETE CASCADE,
     elem     BIGINT  NOT NULL  -- which value of a multi-valued attribute (0 for singular)
 );
--- `text` compared byte for byte (COLLATE "C"), as SQLite's BINARY: equality and the `sw`
--- range on folded keys use the index whatever the database's locale.
-CREATE INDEX attr_index_lookup ON attr_index (tenant, path_id, text COLLATE "C", num, seq, elem);
+CREATE INDEX attr_index_lookup ON attr_index (tenant, path_id, text, num, seq, elem);
 CREATE INDEX attr_index_by_resource ON attr_index (seq, path_id, elem);
 
 CREATE TABLE resource_counts (
@@ -81,7 +81,7 @@ CREATE INDEX tokens_revoked ON tokens (revoked_at) WHERE revoked_at IS NOT NULL;
 
 CREATE TABLE audit (
     seq             BIGSERIAL PRIMARY KEY,
-    at              TEXT    NOT NULL,
+    at              TEXT    COLLATE "C" NOT NULL,
     tenant          TEXT    NOT NULL,
     subject         TEXT,
     jti             TEXT,
@@ -102,14 +102,14 @@ CREATE TABLE events (
     tenant         TEXT    NOT NULL,
     seq            BIGINT  NOT NULL,  -- per tenant: 1, 2, 3, … without gaps
     txn            TEXT    NOT NULL,  -- the write's transaction id (RFC 9967 `txn`)
-    at             TEXT    NOT NULL,
+    at             TEXT    COLLATE "C" NOT NULL,
     operation      TEXT    NOT NULL,  -- create | replace | patch | delete
     resource_type  TEXT    NOT NULL,
     resource_id    TEXT    NOT NULL,
     external_id    TEXT,
     version        BIGINT,
     created        TEXT,
-    activation     INTEGER,
+    activation     BOOLEAN,
     attributes     TEXT    NOT NULL,
     data           TEXT,
     members        TEXT,

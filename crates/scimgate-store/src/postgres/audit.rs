@@ -1,0 +1,82 @@
+//! The audit trail's rows on PostgreSQL: appended from the queue (committed with the next
+//! batch), read for `/admin/audit` and `scimgate audit tail`, pruned past the retention.
+
+use postgres::GenericClient;
+
+use crate::error::StoreError;
+use crate::records::{AuditQuery, AuditRecord};
+
+pub fn append(client: &mut impl GenericClient, r: &AuditRecord) -> Result<(), StoreError> {
+    client.execute(
+        "INSERT INTO audit (at, tenant, subject, jti, client, method, resource_type, resource_id, \
+         version_before, version_after, plugins, status, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        &[
+            &r.at,
+            &r.tenant,
+            &r.subject,
+            &r.jti,
+            &r.client,
+            &r.method,
+            &r.resource_type,
+            &r.resource_id,
+            &r.version_before,
+            &r.version_after,
+            &r.plugins,
+            &i32::from(r.status),
+            &r.detail,
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn read(
+    client: &mut impl GenericClient,
+    q: &AuditQuery,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    let order = if q.newest { "DESC" } else { "ASC" };
+    let rows = client.query(
+        &format!(
+            "SELECT seq, at, tenant, subject, jti, client, method, resource_type, resource_id, \
+             version_before, version_after, plugins, status, detail FROM audit \
+             WHERE ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR at >= $2) AND seq > $3 \
+             ORDER BY seq {order} LIMIT $4"
+        ),
+        &[
+            &q.tenant,
+            &q.since,
+            &q.after_seq.unwrap_or(0),
+            &i64::from(q.limit),
+        ],
+    )?;
+    let mut out = rows
+        .iter()
+        .map(|r| {
+            Ok(AuditRecord {
+                seq: r.try_get(0)?,
+                at: r.try_get(1)?,
+                tenant: r.try_get(2)?,
+                subject: r.try_get(3)?,
+                jti: r.try_get(4)?,
+                client: r.try_get(5)?,
+                method: r.try_get(6)?,
+                resource_type: r.try_get(7)?,
+                resource_id: r.try_get(8)?,
+                version_before: r.try_get(9)?,
+                version_after: r.try_get(10)?,
+                plugins: r.try_get(11)?,
+                status: u16::try_from(r.try_get::<_, i32>(12)?).unwrap_or(0),
+                detail: r.try_get(13)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    if q.newest {
+        out.reverse();
+    }
+    Ok(out)
+}
+
+/// Deletes audit rows older than `before` (an RFC 3339 time); returns how many.
+pub fn prune(client: &mut impl GenericClient, before: &str) -> Result<usize, StoreError> {
+    Ok(client.execute("DELETE FROM audit WHERE at < $1", &[&before])? as usize)
+}

@@ -1,0 +1,91 @@
+//! PostgreSQL's words for the shared filter compiler (`filter_sql`), and its parameters
+//! bound as PostgreSQL values. Numbers bind as text cast to `numeric` (the index's type):
+//! exact for the nanosecond instants no `float8` can hold.
+
+use postgres::types::ToSql;
+
+use crate::error::StoreError;
+use crate::filter_sql::{Dialect, Param};
+use crate::index_rows::SqlNum;
+
+/// PostgreSQL's dialect, counting in the read transaction `tx`.
+pub struct Pg<'t, 'c> {
+    pub tx: &'t mut postgres::Transaction<'c>,
+}
+
+impl Dialect for Pg<'_, '_> {
+    fn placeholder(&self, n: usize, param: &Param) -> String {
+        match param {
+            Param::Num(_) => format!("${n}::text::numeric"),
+            Param::Text(_) | Param::Int(_) => format!("${n}"),
+        }
+    }
+
+    fn contains(&self, col: &str, v: &str) -> String {
+        format!("strpos({col}, {v}) > 0")
+    }
+
+    fn ends_with(&self, col: &str, v: &str) -> String {
+        format!("right({col}, length({v})) = {v}")
+    }
+
+    fn starts_with(&self, col: &str, v: &str) -> String {
+        format!("left({col}, length({v})) = {v}")
+    }
+
+    fn index_by_resource(&self) -> &'static str {
+        "attr_index p"
+    }
+
+    fn version_text(&self) -> &'static str {
+        "'W/\"' || version::text || '\"'"
+    }
+
+    fn count(&mut self, sql: &str, args: &[Param]) -> Result<u64, StoreError> {
+        let values = values(args);
+        let n: i64 = self.tx.query_one(sql, &refs(&values))?.get(0);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+/// A parameter as a value PostgreSQL binds.
+pub type Value = Box<dyn ToSql + Sync>;
+
+pub fn values(args: &[Param]) -> Vec<Value> {
+    args.iter().map(value).collect()
+}
+
+pub fn value(p: &Param) -> Value {
+    match p {
+        Param::Text(s) => Box::new(s.clone()),
+        Param::Int(i) => Box::new(*i),
+        Param::Num(n) => Box::new(num_text(*n)),
+    }
+}
+
+/// The bound values as the client takes them.
+pub fn refs(values: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
+    values
+        .iter()
+        .map(|v| v.as_ref() as &(dyn ToSql + Sync))
+        .collect()
+}
+
+/// A number as `numeric` text, as SQLite keeps it: whole reals as integers.
+pub fn num_text(n: SqlNum) -> String {
+    match n {
+        SqlNum::Int(i) => i.to_string(),
+        SqlNum::Real(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => (f as i64).to_string(),
+        SqlNum::Real(f) => f.to_string(),
+    }
+}
+
+/// `numeric` text read back as the JSON number SQLite would give (a cursor's key).
+pub fn num_json(text: &str) -> serde_json::Value {
+    match text.parse::<i64>() {
+        Ok(i) => serde_json::Value::from(i),
+        Err(_) => text
+            .parse::<f64>()
+            .map_or(serde_json::Value::Null, serde_json::Value::from),
+    }
+}
