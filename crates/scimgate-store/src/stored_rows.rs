@@ -8,7 +8,8 @@ use serde_json::{Map, Value};
 
 use crate::error::StoreError;
 use crate::records::{
-    ChangeKind, ChangeNote, EventHold, EventPosition, EventRecord, MemberRef, StoredResource,
+    ChangeKind, ChangeNote, EventHold, EventPosition, EventRecord, MemberRef, NewResource,
+    StoredResource,
 };
 
 /// The resource type named by a `resource_type` column.
@@ -58,6 +59,91 @@ pub struct Appended<'a> {
     /// A group's members as stored (create, replace).
     pub members: Option<&'a [MemberRef]>,
     pub note: &'a ChangeNote,
+}
+
+impl<'a> Appended<'a> {
+    /// The event of a create or replace: version `version` of `new` stored under `id`,
+    /// with its attributes' JSON text and (a group's) members as stored.
+    pub fn written(
+        kind: ChangeKind,
+        new: &'a NewResource,
+        id: &'a str,
+        (version, created): (i64, &'a str),
+        attributes_json: &'a str,
+        members: &'a [MemberRef],
+    ) -> Self {
+        Appended {
+            kind,
+            resource_type: new.resource_type,
+            id,
+            external_id: new.external_id.as_deref(),
+            version: Some(version),
+            created: Some(created),
+            attributes_json: Some(attributes_json),
+            members: (new.resource_type == ResourceType::Group).then_some(members),
+            note: &new.change,
+        }
+    }
+
+    /// The event of a delete.
+    pub fn deleted(
+        resource_type: ResourceType,
+        id: &'a str,
+        external_id: Option<&'a str>,
+        note: &'a ChangeNote,
+    ) -> Self {
+        Appended {
+            kind: ChangeKind::Delete,
+            resource_type,
+            id,
+            external_id,
+            version: None,
+            created: None,
+            attributes_json: None,
+            members: None,
+            note,
+        }
+    }
+
+    /// The event of a PATCH that left `resource` as it is now.
+    pub fn patched(resource: &'a StoredResource, note: &'a ChangeNote) -> Self {
+        Appended {
+            kind: ChangeKind::Patch,
+            resource_type: resource.resource_type,
+            id: &resource.id,
+            external_id: resource
+                .attributes
+                .get("externalId")
+                .and_then(|v| v.as_str()),
+            version: Some(resource.version),
+            created: Some(&resource.created),
+            attributes_json: None,
+            members: None,
+            note,
+        }
+    }
+}
+
+/// A resource as a create stores it: version 1, created and modified `now`, a group with
+/// its members, a user with no groups yet.
+pub fn created_resource(
+    resource_type: ResourceType,
+    attributes: Map<String, Value>,
+    id: String,
+    now: &str,
+    members: Vec<MemberRef>,
+) -> StoredResource {
+    let is_group = resource_type == ResourceType::Group;
+    StoredResource {
+        id,
+        resource_type,
+        attributes,
+        version: 1,
+        created: now.to_owned(),
+        last_modified: now.to_owned(),
+        members: is_group.then_some(members),
+        groups: (!is_group).then(Vec::new),
+    }
 }
 
 impl Appended<'_> {

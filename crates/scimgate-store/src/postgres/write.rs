@@ -22,7 +22,7 @@ use crate::index_rows::{META_LAST_MODIFIED, PathIds, SqlNum, nanos, rows_for};
 use crate::records::{
     ChangeKind, ChangeNote, MemberRef, NewResource, PatchOutcome, PatchWrite, StoredResource,
 };
-use crate::stored_rows::{Appended, parse_type};
+use crate::stored_rows::{Appended, created_resource, parse_type};
 
 pub fn create(
     tx: &mut Transaction<'_>,
@@ -75,33 +75,26 @@ pub fn create(
         let ids: Vec<&str> = members.iter().map(|m| m.value.as_str()).collect();
         add_members(tx, &Touch::new(paths, tenant, now), &id, &ids)?;
     }
-    let is_group = new.resource_type == ResourceType::Group;
     outbox::append(
         tx,
         tenant,
         now,
-        Appended {
-            kind: ChangeKind::Create,
-            resource_type: new.resource_type,
-            id: &id,
-            external_id: new.external_id.as_deref(),
-            version: Some(1),
-            created: Some(now),
-            attributes_json: Some(&attributes),
-            members: is_group.then_some(&members[..]),
-            note: &new.change,
-        },
+        Appended::written(
+            ChangeKind::Create,
+            new,
+            &id,
+            (1, now),
+            &attributes,
+            &members,
+        ),
     )?;
-    Ok(StoredResource {
+    Ok(created_resource(
+        new.resource_type,
+        new.attributes.clone(),
         id,
-        resource_type: new.resource_type,
-        attributes: new.attributes.clone(),
-        version: 1,
-        created: now.to_owned(),
-        last_modified: now.to_owned(),
-        members: is_group.then_some(members),
-        groups: (!is_group).then(Vec::new),
-    })
+        now,
+        members,
+    ))
 }
 
 pub fn replace(
@@ -125,17 +118,14 @@ pub fn replace(
         tx,
         tenant,
         now,
-        Appended {
-            kind: ChangeKind::Replace,
-            resource_type: rt,
+        Appended::written(
+            ChangeKind::Replace,
+            new,
             id,
-            external_id: new.external_id.as_deref(),
-            version: Some(before.version + 1),
-            created: Some(&before.created),
-            attributes_json: Some(&attributes),
-            members: (rt == ResourceType::Group).then_some(&members[..]),
-            note: &new.change,
-        },
+            (before.version + 1, &before.created),
+            &attributes,
+            &members,
+        ),
     )?;
     let mut stored = StoredResource {
         id: id.to_owned(),
@@ -182,17 +172,7 @@ pub fn delete(
         tx,
         tenant,
         now,
-        Appended {
-            kind: ChangeKind::Delete,
-            resource_type: rt,
-            id,
-            external_id: before.external_id.as_deref(),
-            version: None,
-            created: None,
-            attributes_json: None,
-            members: None,
-            note: change,
-        },
+        Appended::deleted(rt, id, before.external_id.as_deref(), change),
     )?;
     Ok(())
 }
@@ -227,27 +207,7 @@ pub fn patch(
         read_row(tx, tenant, p.rt, id)?.ok_or_else(|| StoreError::NotFound(p.rt, id.to_owned()))?;
     if p.new.is_some() || changed > 0 {
         // A PATCH that changed nothing moved no version: no event.
-        let external_id = resource
-            .attributes
-            .get("externalId")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned);
-        outbox::append(
-            tx,
-            tenant,
-            now,
-            Appended {
-                kind: ChangeKind::Patch,
-                resource_type: p.rt,
-                id,
-                external_id: external_id.as_deref(),
-                version: Some(resource.version),
-                created: Some(&resource.created),
-                attributes_json: None,
-                members: None,
-                note: &p.change,
-            },
-        )?;
+        outbox::append(tx, tenant, now, Appended::patched(&resource, &p.change))?;
     }
     if p.rt == ResourceType::User {
         load_relations(tx, tenant, &mut resource)?;
@@ -508,20 +468,14 @@ fn add_members(
     group_id: &str,
     member_ids: &[&str],
 ) -> Result<usize, StoreError> {
-    if member_ids.is_empty() {
-        return Ok(0);
-    }
-    let added: Vec<String> = tx
-        .query(
-            "INSERT INTO memberships (tenant, group_id, member_id) \
-             SELECT $1, $2, unnest($3::text[]) ON CONFLICT DO NOTHING RETURNING member_id",
-            &[&touch.tenant, &group_id, &member_ids],
-        )?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    touch.users(tx, &added)?;
-    Ok(added.len())
+    change_links(
+        tx,
+        touch,
+        "INSERT INTO memberships (tenant, group_id, member_id) \
+         SELECT $1, $2, unnest($3::text[]) ON CONFLICT DO NOTHING RETURNING member_id",
+        group_id,
+        member_ids,
+    )
 }
 
 /// Unlinks `member_ids` from `group_id`; each user that leaves changes. Returns how many
@@ -532,20 +486,35 @@ fn remove_members(
     group_id: &str,
     member_ids: &[&str],
 ) -> Result<usize, StoreError> {
+    change_links(
+        tx,
+        touch,
+        "DELETE FROM memberships WHERE tenant = $1 AND group_id = $2 AND member_id = ANY($3) \
+         RETURNING member_id",
+        group_id,
+        member_ids,
+    )
+}
+
+/// Runs `sql` (tenant, group, member ids; returning the members it changed) and touches
+/// the users among them.
+fn change_links(
+    tx: &mut Transaction<'_>,
+    touch: &Touch<'_>,
+    sql: &str,
+    group_id: &str,
+    member_ids: &[&str],
+) -> Result<usize, StoreError> {
     if member_ids.is_empty() {
         return Ok(0);
     }
-    let removed: Vec<String> = tx
-        .query(
-            "DELETE FROM memberships WHERE tenant = $1 AND group_id = $2 AND member_id = ANY($3) \
-             RETURNING member_id",
-            &[&touch.tenant, &group_id, &member_ids],
-        )?
+    let changed: Vec<String> = tx
+        .query(sql, &[&touch.tenant, &group_id, &member_ids])?
         .iter()
         .map(|r| r.get(0))
         .collect();
-    touch.users(tx, &removed)?;
-    Ok(removed.len())
+    touch.users(tx, &changed)?;
+    Ok(changed.len())
 }
 
 /// Changes only the memberships that differ, so a large group costs what changed.

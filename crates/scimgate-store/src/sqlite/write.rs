@@ -13,6 +13,7 @@ use crate::error::StoreError;
 use crate::records::{
     ChangeKind, ChangeNote, MemberRef, NewResource, PatchOutcome, PatchWrite, StoredResource,
 };
+use crate::stored_rows::created_resource;
 use scimgate_model::filter::instant;
 use scimgate_model::patch::MemberChanges;
 
@@ -76,28 +77,22 @@ pub fn create(
         conn,
         tenant,
         now,
-        Appended {
-            kind: ChangeKind::Create,
-            resource_type: new.resource_type,
-            id: &id,
-            external_id: new.external_id.as_deref(),
-            version: Some(1),
-            created: Some(now),
-            attributes_json: Some(&attributes),
-            members: (new.resource_type == ResourceType::Group).then_some(&members[..]),
-            note: &new.change,
-        },
+        Appended::written(
+            ChangeKind::Create,
+            &new,
+            &id,
+            (1, now),
+            &attributes,
+            &members,
+        ),
     )?;
-    Ok(StoredResource {
+    Ok(created_resource(
+        new.resource_type,
+        new.attributes,
         id,
-        resource_type: new.resource_type,
-        attributes: new.attributes,
-        version: 1,
-        created: now.to_owned(),
-        last_modified: now.to_owned(),
-        members: (new.resource_type == ResourceType::Group).then_some(members),
-        groups: (new.resource_type == ResourceType::User).then(Vec::new),
-    })
+        now,
+        members,
+    ))
 }
 
 pub fn replace(
@@ -121,17 +116,14 @@ pub fn replace(
         conn,
         tenant,
         now,
-        Appended {
-            kind: ChangeKind::Replace,
-            resource_type: rt,
+        Appended::written(
+            ChangeKind::Replace,
+            &new,
             id,
-            external_id: new.external_id.as_deref(),
-            version: Some(before.version + 1),
-            created: Some(&before.created),
-            attributes_json: Some(&attributes),
-            members: (rt == ResourceType::Group).then_some(&members[..]),
-            note: &new.change,
-        },
+            (before.version + 1, &before.created),
+            &attributes,
+            &members,
+        ),
     )?;
     let Current {
         version, created, ..
@@ -182,17 +174,7 @@ pub fn delete(
         conn,
         tenant,
         now,
-        Appended {
-            kind: ChangeKind::Delete,
-            resource_type: rt,
-            id,
-            external_id: before.external_id.as_deref(),
-            version: None,
-            created: None,
-            attributes_json: None,
-            members: None,
-            note: change,
-        },
+        Appended::deleted(rt, id, before.external_id.as_deref(), change),
     )?;
     Ok(())
 }
@@ -531,25 +513,7 @@ pub fn patch(
     let mut resource = read_row(conn, tenant, p.rt, id)?;
     if p.new.is_some() || changed > 0 {
         // A PATCH that changed nothing (a member added twice) moved no version: no event.
-        outbox::append(
-            conn,
-            tenant,
-            now,
-            Appended {
-                kind: ChangeKind::Patch,
-                resource_type: p.rt,
-                id,
-                external_id: resource
-                    .attributes
-                    .get("externalId")
-                    .and_then(|v| v.as_str()),
-                version: Some(resource.version),
-                created: Some(&resource.created),
-                attributes_json: None,
-                members: None,
-                note: &p.change,
-            },
-        )?;
+        outbox::append(conn, tenant, now, Appended::patched(&resource, &p.change))?;
     }
     if p.rt == ResourceType::User {
         load_relations(conn, tenant, &mut resource)?;
