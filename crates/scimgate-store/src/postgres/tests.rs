@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::Store;
 
 /// A fresh database on the test server, dropped when the guard goes.
 struct TestDb {
@@ -144,4 +145,84 @@ fn an_unreachable_database_is_retried_then_named() {
         panic!("malformed")
     };
     assert!(e.to_string().contains("does not parse"), "{e}");
+}
+
+/// The plan PostgreSQL picks for a filtered list, as text.
+fn plan(store: &PgStore, rt: ResourceType, filter: &str) -> String {
+    let filter = scimgate_model::filter::parse(rt, filter).expect("filter");
+    let paths = store.paths.load_full();
+    let mut conn = store.connection().expect("connection");
+    let mut tx = conn.transaction().expect("transaction");
+    let mut args = Vec::new();
+    let cond =
+        read::where_clause(&mut tx, &paths, "default", rt, Some(&filter), &mut args).expect("sql");
+    let bound = dialect::values(&args);
+    tx.query(
+        &format!("EXPLAIN SELECT r.id FROM resources r WHERE {cond}"),
+        &dialect::refs(&bound),
+    )
+    .expect("explain")
+    .iter()
+    .map(|r| r.get::<_, String>(0))
+    .collect::<Vec<_>>()
+    .join("\n")
+}
+
+/// Filters run on the attribute index on PostgreSQL too: `eq`, `sw` and a value filter
+/// are index lookups, never a scan of the resources or the index table.
+#[test]
+fn filters_are_index_lookups_not_scans() {
+    let db = TestDb::new();
+    let store = Arc::new(
+        PgStore::open(
+            &PgOptions::new(&db.url),
+            Arc::new(scimgate_model::SystemClock),
+        )
+        .expect("open"),
+    );
+    // Enough users, written by two writers at once, that a scan would cost more than the
+    // index in the planner's eyes.
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                for i in 0..1500 {
+                    let body = serde_json::json!({
+                        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                        "userName": format!("user{w}-{i}"),
+                        "emails": [{"value": format!("u{w}-{i}@example.com"), "type": "work"}],
+                    });
+                    let v = scimgate_model::validate::validate(ResourceType::User, &body)
+                        .expect("valid");
+                    store
+                        .create(
+                            "default",
+                            NewResource::from_validated(v, Default::default()),
+                        )
+                        .expect("create");
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().expect("writer");
+    }
+    store
+        .connection()
+        .expect("connection")
+        .batch_execute("ANALYZE")
+        .expect("analyze");
+    for filter in [
+        r#"userName eq "user1-77""#,
+        r#"userName sw "user1-7""#,
+        r#"emails[type eq "work" and value eq "u0-5@example.com"]"#,
+        r#"userName eq "user0-1" or emails.value eq "u1-99@example.com""#,
+    ] {
+        let plan = plan(&store, ResourceType::User, filter);
+        assert!(plan.contains("Index"), "{filter}:\n{plan}");
+        assert!(
+            !plan.contains("Seq Scan on resources") && !plan.contains("Seq Scan on attr_index"),
+            "{filter} scans:\n{plan}"
+        );
+    }
 }
