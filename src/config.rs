@@ -18,6 +18,13 @@ pub struct Config {
     pub listen: String,
     /// Folder for the database and the signing key.
     pub data: PathBuf,
+    /// A PostgreSQL database (`postgres://user@host/db` or `host=… user=… dbname=…`)
+    /// instead of the SQLite file in `data`, for several instances on one database
+    /// (docs/scale-out.md). Unset: the embedded SQLite file.
+    pub database: Option<String>,
+    /// A file holding the database's password, so that it is neither in `database`, the
+    /// configuration file nor the environment.
+    pub database_password_file: Option<PathBuf>,
     /// TLS certificate chain (PEM); with `tls_key`, the server speaks HTTPS itself.
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM, PKCS#8, PKCS#1 or SEC1).
@@ -82,6 +89,8 @@ impl Default for Config {
         Config {
             listen: "127.0.0.1:8080".into(),
             data: PathBuf::from("./scimgate-data"),
+            database: None,
+            database_password_file: None,
             tls_cert: None,
             tls_key: None,
             header_timeout_secs: 10,
@@ -116,6 +125,8 @@ pub struct FlagOverrides {
     pub listen: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_base_url: Option<String>,
 }

@@ -18,7 +18,7 @@ use scimgate_http::{
 use scimgate_limits::Periodic;
 use scimgate_model::{Clock, SystemClock};
 use scimgate_plugins::{PluginHost, PluginLoadError};
-use scimgate_store::{EventHold, SqliteOptions, SqliteStore, StoreError};
+use scimgate_store::{EventHold, PgOptions, PgStore, SqliteOptions, SqliteStore, StoreError};
 
 pub use config::Config;
 
@@ -133,11 +133,39 @@ pub fn load_plugins(config: &Config) -> Result<PluginHost, PluginLoadError> {
     )
 }
 
+/// The store `config` names: a PostgreSQL database, else the SQLite file in the data
+/// folder (created private on first start).
+fn open_store(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn scimgate_store::Store>, StartError> {
+    let overload_wait = config.overload_wait();
+    let Some(url) = &config.database else {
+        data_dir::create_private_file(&config.data.join(DATABASE_FILE))
+            .map_err(|e| StartError::DataDir(config.data.display().to_string(), e))?;
+        let options = SqliteOptions::configured(
+            config.data.join(DATABASE_FILE),
+            &config.store,
+            overload_wait,
+        );
+        return Ok(Arc::new(SqliteStore::open(&options, clock)?));
+    };
+    let mut options = PgOptions::configured(url, &config.store, overload_wait);
+    if let Some(file) = &config.database_password_file {
+        options.password = Some(std::fs::read_to_string(file).map_err(|e| {
+            StartError::Config(format!(
+                "cannot read database_password_file {}: {e}",
+                file.display()
+            ))
+        })?);
+    }
+    Ok(Arc::new(PgStore::open(&options, clock)?))
+}
+
 pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError> {
     let data_err = |e| StartError::DataDir(config.data.display().to_string(), e);
     data_dir::create_private(&config.data).map_err(data_err)?;
     data_dir::warn_if_shared(&config.data);
-    data_dir::create_private_file(&config.data.join(DATABASE_FILE)).map_err(data_err)?;
     let signing_key = Arc::new(SigningKey::load_or_create(&config.data).map_err(StartError::Key)?);
     check_receivers(config)?;
     let feed_key = FeedKey::load_or_create(&config.data)
@@ -145,19 +173,13 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
         .map_err(|e| StartError::Config(e.to_string()))?;
     let keys = KeyRing::load(&signing_key, &config.http.auth).map_err(StartError::Config)?;
     let overload_wait = config.overload_wait();
-    let options = SqliteOptions::configured(
-        config.data.join(DATABASE_FILE),
-        &config.store,
-        overload_wait,
-    );
-    let store = SqliteStore::open(&options, clock.clone())?;
+    let store = open_store(config, clock.clone())?;
     // Plugins are validated and compiled now: a bad module stops the start, named. The
     // hook is installed even with no plugins, so that a reload can add some.
     let host = load_plugins(config)?;
     if !host.is_empty() {
         tracing::info!(plugins = host.specs().count(), "plugins loaded");
     }
-    let store: Arc<dyn scimgate_store::Store> = Arc::new(store);
     // The operator's schemas: a bad file stops the start, named, as a bad plugin does.
     // Checked against the set the stored values were written under, as on reload.
     schemas::restore(store.as_ref()).map_err(StartError::Config)?;

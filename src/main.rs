@@ -83,6 +83,10 @@ struct ServeArgs {
     /// Data folder [default: ./scimgate-data].
     #[arg(long)]
     data: Option<PathBuf>,
+    /// PostgreSQL database instead of the SQLite file in the data folder
+    /// (postgres://user@host/db); see docs/scale-out.md.
+    #[arg(long)]
+    database: Option<String>,
     /// Public base URL used in meta.location, e.g. https://scim.example.com.
     #[arg(long)]
     public_base_url: Option<String>,

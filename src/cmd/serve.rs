@@ -19,6 +19,7 @@ pub fn serve(args: ServeArgs) -> CliResult {
     let flags = FlagOverrides {
         listen: args.listen,
         data: args.data,
+        database: args.database,
         public_base_url: args.public_base_url,
     };
     let source = ConfigSource {

@@ -3,6 +3,7 @@
 
 mod clients;
 mod events;
+mod postgres;
 mod receiver;
 mod schemas;
 mod sealed;

@@ -66,6 +66,8 @@ pub struct PgOptions {
     pub page_byte_budget: usize,
     /// How the first connection keeps trying a database that does not answer yet.
     pub retry: Retry,
+    /// The password, when it is not in `url` (read from a file by the caller).
+    pub password: Option<String>,
 }
 
 impl PgOptions {
@@ -80,7 +82,19 @@ impl PgOptions {
             list_relation_budget: 10_000,
             page_byte_budget: 4 << 20,
             retry: Retry::default(),
+            password: None,
         }
+    }
+
+    /// The connection settings `url` and `password` give.
+    fn config(&self) -> Result<postgres::Config, StoreError> {
+        let mut config: postgres::Config = self.url.parse().map_err(|e| {
+            StoreError::Unreachable(format!("the database address does not parse: {e}"))
+        })?;
+        if let Some(password) = &self.password {
+            config.password(password.trim_end_matches(['\r', '\n']));
+        }
+        Ok(config)
     }
 
     /// The options `config` sets for the database at `url`.
@@ -133,10 +147,8 @@ impl PgStore {
     /// Connects (trying again while the database does not answer), migrates the schema
     /// and registers this binary's attribute paths.
     pub fn open(options: &PgOptions, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
-        let config: postgres::Config = options.url.parse().map_err(|e| {
-            StoreError::Unreachable(format!("the database address does not parse: {e}"))
-        })?;
-        let mut first = connect(&options.url, options.retry)?;
+        let config = options.config()?;
+        let mut first = connect_with(&config, options.retry)?;
         migrate(&mut first)?;
         let paths = index::register_paths_of(&mut first, scimgate_model::registry::current())?;
         drop(first);
@@ -533,9 +545,14 @@ impl Default for Retry {
 /// with backoff while it does not answer, and saying why in the log each time. The
 /// password is never logged.
 pub fn connect(url: &str, retry: Retry) -> Result<postgres::Client, StoreError> {
-    let config: postgres::Config = url.parse().map_err(|e| {
-        StoreError::Unreachable(format!("the database address does not parse: {e}"))
-    })?;
+    connect_with(&PgOptions::new(url).config()?, retry)
+}
+
+/// Connects with `config`, as [`connect`].
+pub fn connect_with(
+    config: &postgres::Config,
+    retry: Retry,
+) -> Result<postgres::Client, StoreError> {
     let mut wait = retry.first_wait;
     let mut attempt = 1;
     loop {
