@@ -140,7 +140,7 @@ fn open_store(
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<dyn scimgate_store::Store>, StartError> {
     let overload_wait = config.overload_wait();
-    let Some(url) = &config.database else {
+    let Some(options) = pg_options(config)? else {
         data_dir::create_private_file(&config.data.join(DATABASE_FILE))
             .map_err(|e| StartError::DataDir(config.data.display().to_string(), e))?;
         let options = SqliteOptions::configured(
@@ -150,7 +150,16 @@ fn open_store(
         );
         return Ok(Arc::new(SqliteStore::open(&options, clock)?));
     };
-    let mut options = PgOptions::configured(url, &config.store, overload_wait);
+    Ok(Arc::new(PgStore::open(&options, clock)?))
+}
+
+/// The PostgreSQL database `config` names, with its password read from
+/// `database_password_file`; `None` for the SQLite file.
+pub fn pg_options(config: &Config) -> Result<Option<PgOptions>, StartError> {
+    let Some(url) = &config.database else {
+        return Ok(None);
+    };
+    let mut options = PgOptions::configured(url, &config.store, config.overload_wait());
     if let Some(file) = &config.database_password_file {
         options.password = Some(std::fs::read_to_string(file).map_err(|e| {
             StartError::Config(format!(
@@ -159,7 +168,7 @@ fn open_store(
             ))
         })?);
     }
-    Ok(Arc::new(PgStore::open(&options, clock)?))
+    Ok(Some(options))
 }
 
 pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError> {

@@ -101,6 +101,10 @@ struct DataArgs {
     /// Data folder holding the signing key and the database [default: ./scimgate-data].
     #[arg(long, global = true)]
     data: Option<PathBuf>,
+    /// PostgreSQL database the servers share (postgres://user@host/db), instead of the
+    /// SQLite file in the data folder.
+    #[arg(long, global = true)]
+    database: Option<String>,
     /// Create the data folder and its database when they do not exist yet (without it, a
     /// folder with no database is refused: a wrong --data would mint useless tokens).
     #[arg(long, global = true)]

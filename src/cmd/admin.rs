@@ -5,7 +5,7 @@ use scimgate::Config;
 use scimgate::config::FlagOverrides;
 use scimgate_http::{SigningKey, TokenRequest};
 use scimgate_model::SystemClock;
-use scimgate_store::{AdminDb, AuditQuery, RemoveOutcome, Revocation, TokenRecord};
+use scimgate_store::{Admin, AdminDb, AuditQuery, PgAdmin, RemoveOutcome, Revocation, TokenRecord};
 
 use crate::{AuditCommand, CliResult, DataArgs, TenantCommand, TokenCli, TokenCommand};
 
@@ -34,7 +34,7 @@ pub(crate) fn check_scopes(scope: &str) -> CliResult {
 }
 
 /// Refuses a tenant that is not a valid name or not registered.
-pub(crate) fn check_registered(db: &AdminDb, tenants: &[String]) -> CliResult {
+pub(crate) fn check_registered(db: &dyn Admin, tenants: &[String]) -> CliResult {
     let registered = db.snapshot()?.tenants;
     for t in tenants {
         check_tenant_name(t)?;
@@ -48,13 +48,23 @@ pub(crate) fn check_registered(db: &AdminDb, tenants: &[String]) -> CliResult {
     Ok(())
 }
 
-/// The configuration's data folder, and its database opened for the admin commands.
-pub(crate) fn admin_db(data: DataArgs) -> Result<(Config, AdminDb), Box<dyn std::error::Error>> {
+/// The configuration's data folder, and its database (the SQLite file in it, or the
+/// PostgreSQL database the servers share) opened for the admin commands.
+pub(crate) fn admin_db(
+    data: DataArgs,
+) -> Result<(Config, Box<dyn Admin>), Box<dyn std::error::Error>> {
     let flags = FlagOverrides {
         data: data.data,
+        database: data.database,
         ..Default::default()
     };
     let config = Config::load(data.config.as_deref(), &flags)?;
+    if let Some(options) = scimgate::pg_options(&config)? {
+        if data.init {
+            scimgate::data_dir::create_private(&config.data)?;
+        }
+        return Ok((config, Box::new(PgAdmin::open(&options)?)));
+    }
     let file = config.data.join(scimgate::DATABASE_FILE);
     if !file.exists() {
         if !data.init {
@@ -68,7 +78,7 @@ pub(crate) fn admin_db(data: DataArgs) -> Result<(Config, AdminDb), Box<dyn std:
         scimgate::data_dir::create_private_file(&file)?;
     }
     let db = AdminDb::open(&file)?;
-    Ok((config, db))
+    Ok((config, Box::new(db)))
 }
 
 fn check_tenant_name(name: &str) -> Result<(), String> {
@@ -148,7 +158,7 @@ pub fn token(cli: TokenCli) -> CliResult {
             if args.ttl == 0 {
                 return Err("--ttl 0 would mint a token that has already expired".into());
             }
-            check_registered(&db, &args.tenant)?;
+            check_registered(db.as_ref(), &args.tenant)?;
             let key = SigningKey::load_or_create(&config.data)?;
             let request = TokenRequest {
                 subject: args.sub,

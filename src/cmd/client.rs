@@ -98,7 +98,7 @@ pub fn client(cmd: ClientCommand) -> CliResult {
                 return Err("--token-ttl is from 60 to 86400 seconds".into());
             }
             let (_, db) = admin_db(data)?;
-            check_registered(&db, &tenant)?;
+            check_registered(db.as_ref(), &tenant)?;
             let (secret, digest) = new_client_secret();
             let secrets = if assertion.is_some() {
                 Vec::new()

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use scimgate_events::consumer_name;
 use scimgate_model::{Clock, SystemClock};
-use scimgate_store::{AdminDb, EventRecord, is_cursor};
+use scimgate_store::{Admin, EventRecord, is_cursor};
 use serde_json::json;
 
 use super::admin::admin_db;
@@ -50,7 +50,7 @@ pub fn events(cmd: EventsCommand) -> CliResult {
         }
         EventsCommand::Receivers { json, data } => {
             let (config, db) = admin_db(data)?;
-            receivers(&config, &db, json)
+            receivers(&config, db.as_ref(), json)
         }
         EventsCommand::Replay {
             receiver,
@@ -65,7 +65,7 @@ pub fn events(cmd: EventsCommand) -> CliResult {
             if from < 1 {
                 return Err("--from is an event's sequence number, 1 or more".into());
             }
-            let follows = followed(&r.tenants, &db)?;
+            let follows = followed(&r.tenants, db.as_ref())?;
             let tenants = match tenant {
                 Some(t)
                     if follows.contains(&t)
@@ -127,7 +127,7 @@ pub fn events(cmd: EventsCommand) -> CliResult {
 }
 
 /// The tenants a receiver follows: those named, or for `*` every tenant with events.
-fn followed(tenants: &[String], db: &AdminDb) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+fn followed(tenants: &[String], db: &dyn Admin) -> Result<Vec<String>, Box<dyn std::error::Error>> {
     if tenants.iter().any(|t| t == "*") {
         Ok(db.event_heads()?.into_iter().map(|(t, _)| t).collect())
     } else {
@@ -135,7 +135,7 @@ fn followed(tenants: &[String], db: &AdminDb) -> Result<Vec<String>, Box<dyn std
     }
 }
 
-fn receivers(config: &scimgate::Config, db: &AdminDb, as_json: bool) -> CliResult {
+fn receivers(config: &scimgate::Config, db: &dyn Admin, as_json: bool) -> CliResult {
     let heads: BTreeMap<String, i64> = db.event_heads()?.into_iter().collect();
     let positions = db.event_positions()?;
     let mut rows = Vec::new();

@@ -8,6 +8,7 @@ use actix_web::test::{TestRequest, call_service, init_service, read_body};
 use actix_web::web;
 use scimgate::{Config, build_state};
 use scimgate_http::{AppState, SigningKey, TokenRequest, build_app};
+use scimgate_store::Admin as _;
 use serde_json::{Value, json};
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";

@@ -12,6 +12,7 @@ use scimgate_http::build_app;
 use serde_json::{Value, json};
 
 use crate::common::*;
+use scimgate_store::Admin as _;
 
 const PROV: &str = "urn:ietf:params:scim:event:prov:";
 

@@ -5,6 +5,7 @@
 
 use actix_web::http::Method;
 use base64::Engine;
+use scimgate_store::Admin as _;
 use scimgate_store::{AdminDb, AuditQuery, ClientAssertion, ClientSecret, OAuthClient};
 use serde_json::{Value, json};
 

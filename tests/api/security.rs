@@ -10,6 +10,7 @@ use scimgate_http::{AuthSettings, KeySpec};
 use serde_json::{Value, json};
 
 use crate::common::*;
+use scimgate_store::Admin as _;
 
 fn key_file(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -26,10 +26,19 @@ fn new_database() -> String {
 
 /// A server on `data` using the database at `url`.
 fn start(data: &Path, url: &str) -> Server {
-    std::fs::create_dir_all(data).expect("data folder");
+    private_folder(data);
     let config = data.join("scimgate.toml");
     std::fs::write(&config, format!("database = {}\n", toml_string(url))).expect("config");
     Server::start_with(data, Some(&config), Stdio::inherit())
+}
+
+fn private_folder(path: &Path) {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .expect("data folder");
 }
 
 fn toml_string(s: &str) -> String {
@@ -41,24 +50,89 @@ fn two_instances(dir: &Path) -> (Server, Server, String) {
     let url = new_database();
     let (a_dir, b_dir) = (dir.join("a"), dir.join("b"));
     let a = start(&a_dir, &url);
-    std::fs::create_dir_all(&b_dir).expect("b");
+    private_folder(&b_dir);
     std::fs::copy(a_dir.join("jwt-hs256.key"), b_dir.join("jwt-hs256.key")).expect("key");
     let b = start(&b_dir, &url);
+    let t = cli(&a_dir, &["token"]);
+    (a, b, t)
+}
+
+/// Runs a command-line tool on the instance whose folder is `data` (its configuration
+/// names the database); its output, which must be a success.
+fn cli(data: &Path, args: &[&str]) -> String {
     let out = Command::new(BIN)
-        .args(["token", "--init", "--data"])
-        .arg(&a_dir)
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .arg("--config")
+        .arg(data.join("scimgate.toml"))
         .output()
-        .expect("token");
+        .expect("run scimgate");
     assert!(
         out.status.success(),
-        "{}",
+        "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let t = String::from_utf8(out.stdout)
+    String::from_utf8(out.stdout)
         .expect("utf8")
         .trim()
-        .to_owned();
-    (a, b, t)
+        .to_owned()
+}
+
+/// The `jti` claim of token `t`.
+fn jti(t: &str) -> String {
+    use base64::Engine;
+    let payload = t.split('.').nth(1).expect("a JWT");
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64"),
+    )
+    .expect("claims");
+    claims["jti"].as_str().expect("jti").to_owned()
+}
+
+/// The status of `GET /Users` with token `t` on `base`, once it is `want`, or after 1 s.
+fn status_within_a_second(base: &str, t: &str, want: u16) -> u16 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1000);
+    loop {
+        let (status, _) = send("GET", &format!("{base}/scim/v2/Users"), t, None);
+        if status == want || std::time::Instant::now() > deadline {
+            return status;
+        }
+        thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The command-line tools work on the shared database: a tenant added and a token
+/// revoked through them (beside instance A) hold on instance B within a second.
+#[test]
+fn tenants_and_revocations_made_anywhere_hold_on_every_instance_within_a_second() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b, admin) = two_instances(dir.path());
+    let a_dir = dir.path().join("a");
+    cli(&a_dir, &["tenant", "add", "acme"]);
+    assert!(cli(&a_dir, &["tenant", "list"]).contains("acme"));
+    let acme = cli(&a_dir, &["token", "--tenant", "acme"]);
+    assert_eq!(status_within_a_second(&b.base, &acme, 200), 200);
+    let (status, created) = send(
+        "POST",
+        &format!("{}/scim/v2/Users", a.base),
+        &acme,
+        Some(user("acme-user")),
+    );
+    assert_eq!(status, 201, "{created}");
+    cli(&a_dir, &["token", "revoke", &jti(&acme)]);
+    assert!(cli(&a_dir, &["token", "list"]).contains(&jti(&acme)));
+    assert_eq!(status_within_a_second(&b.base, &acme, 401), 401);
+    assert_eq!(status_within_a_second(&a.base, &acme, 401), 401);
+    // The other token is untouched; the audit trail and the feed are read from the
+    // shared database too.
+    assert_eq!(status_within_a_second(&b.base, &admin, 200), 200);
+    let audit = cli(&a_dir, &["audit", "tail", "--tenant", "acme"]);
+    assert!(audit.contains("POST"), "{audit}");
+    let events = cli(&a_dir, &["events", "tail", "--tenant", "acme"]);
+    assert!(events.contains("create"), "{events}");
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! (`sqlite`) keeps everything in one SQLite file with a group-committing writer and a
 //! pool of readers.
 
+mod admin;
 mod commits;
 mod error;
 mod filter_plan;
@@ -24,6 +25,7 @@ use scimgate_model::path::AttrPath;
 use serde_json::Value;
 
 pub use crate::postgres::{PgAdmin, PgOptions, PgStore};
+pub use admin::Admin;
 pub use error::StoreError;
 pub use pending::PendingWrite;
 pub use records::{

@@ -1,15 +1,18 @@
 //! Who may be served, on PostgreSQL: the tenant registry, the revoked tokens and the OAuth
 //! clients, read by every instance at least every second (`snapshot`); and what
-//! `scimgate tenant …` changes through [`PgAdmin`], from any host.
+//! the command-line tools change through [`PgAdmin`], from any host.
 
 use std::collections::HashSet;
+use std::sync::Mutex;
 
 use postgres::GenericClient;
 
-use super::{Retry, connect, migrate};
+use super::{PgOptions, audit, connect_with, migrate, outbox};
+use crate::admin::Admin;
 use crate::error::StoreError;
 use crate::records::{
-    AccessSnapshot, ClientAssertion, ClientSecret, OAuthClient, RemoveOutcome, TenantInfo,
+    AccessSnapshot, AuditQuery, AuditRecord, ClientAssertion, ClientSecret, EventPosition,
+    EventRecord, OAuthClient, RemoveOutcome, Revocation, TenantInfo, TokenRecord,
 };
 
 pub fn snapshot(client: &mut impl GenericClient) -> Result<AccessSnapshot, StoreError> {
@@ -85,31 +88,41 @@ fn clients(client: &mut impl GenericClient) -> Result<Vec<OAuthClient>, StoreErr
 
 /// A connection for the command-line tools, beside running servers.
 pub struct PgAdmin {
-    client: postgres::Client,
+    client: Mutex<postgres::Client>,
 }
 
 impl PgAdmin {
-    pub fn open(url: &str) -> Result<Self, StoreError> {
-        let mut client = connect(url, Retry::default())?;
+    /// Connects (trying again while the database does not answer) and migrates.
+    pub fn open(options: &PgOptions) -> Result<Self, StoreError> {
+        let mut client = connect_with(&options.config()?, options.retry)?;
         migrate(&mut client)?;
-        Ok(PgAdmin { client })
+        Ok(PgAdmin {
+            client: Mutex::new(client),
+        })
     }
 
-    pub fn snapshot(&mut self) -> Result<AccessSnapshot, StoreError> {
-        snapshot(&mut self.client)
+    fn client(&self) -> std::sync::MutexGuard<'_, postgres::Client> {
+        self.client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Admin for PgAdmin {
+    fn snapshot(&self) -> Result<AccessSnapshot, StoreError> {
+        snapshot(&mut *self.client())
     }
 
-    /// Adds a tenant; false when it was there already.
-    pub fn add_tenant(&mut self, name: &str, now: &str) -> Result<bool, StoreError> {
-        Ok(self.client.execute(
+    fn add_tenant(&self, name: &str, now: &str) -> Result<bool, StoreError> {
+        Ok(self.client().execute(
             "INSERT INTO tenants (name, created) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
             &[&name, &now],
         )? == 1)
     }
 
-    pub fn tenants(&mut self) -> Result<Vec<TenantInfo>, StoreError> {
+    fn tenants(&self) -> Result<Vec<TenantInfo>, StoreError> {
         Ok(self
-            .client
+            .client()
             .query(
                 "SELECT t.name, t.created, \
                  coalesce((SELECT n FROM resource_counts c WHERE c.tenant = t.name AND c.resource_type = 'User'), 0), \
@@ -127,11 +140,11 @@ impl PgAdmin {
             .collect())
     }
 
-    /// Removes a tenant; one that holds users or groups only with `purge`, which deletes
-    /// them in the same transaction. The tenant's row is locked first: writes in flight
-    /// hold it shared, so none lands between the count and the delete.
-    pub fn remove_tenant(&mut self, name: &str, purge: bool) -> Result<RemoveOutcome, StoreError> {
-        let mut tx = self.client.transaction()?;
+    /// The tenant's row is locked first: writes in flight hold it shared, so none lands
+    /// between the count and the delete.
+    fn remove_tenant(&mut self, name: &str, purge: bool) -> Result<RemoveOutcome, StoreError> {
+        let mut client = self.client();
+        let mut tx = client.transaction()?;
         if tx
             .query_opt("SELECT 1 FROM tenants WHERE name = $1 FOR UPDATE", &[&name])?
             .is_none()
@@ -167,4 +180,212 @@ impl PgAdmin {
         tx.commit()?;
         Ok(RemoveOutcome::Removed { users, groups })
     }
+
+    fn record_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
+        self.client().execute(
+            "INSERT INTO tokens (jti, subject, tenants, scope, issued_at, expires_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &t.jti,
+                &t.subject,
+                &t.tenants.join(" "),
+                &t.scope,
+                &t.issued_at,
+                &t.expires_at,
+                &t.revoked_at,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn revoke_token(&self, jti: &str, now: i64, external: bool) -> Result<Revocation, StoreError> {
+        let mut client = self.client();
+        let known: Option<Option<i64>> = client
+            .query_opt("SELECT revoked_at FROM tokens WHERE jti = $1", &[&jti])?
+            .map(|r| r.get(0));
+        match known {
+            Some(Some(_)) => return Ok(Revocation::AlreadyRevoked),
+            None if !external => return Ok(Revocation::Unknown),
+            _ => {}
+        }
+        client.execute(
+            "INSERT INTO tokens (jti, revoked_at) VALUES ($1, $2) \
+             ON CONFLICT (jti) DO UPDATE SET revoked_at = excluded.revoked_at \
+             WHERE tokens.revoked_at IS NULL",
+            &[&jti, &now],
+        )?;
+        Ok(Revocation::Revoked)
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        Ok(self
+            .client()
+            .query(
+                "SELECT jti, subject, tenants, scope, issued_at, expires_at, revoked_at \
+                 FROM tokens ORDER BY issued_at, jti",
+                &[],
+            )?
+            .iter()
+            .map(|r| TokenRecord {
+                jti: r.get(0),
+                subject: r.get(1),
+                tenants: r
+                    .get::<_, Option<String>>(2)
+                    .unwrap_or_default()
+                    .split_ascii_whitespace()
+                    .map(str::to_owned)
+                    .collect(),
+                scope: r.get(3),
+                issued_at: r.get(4),
+                expires_at: r.get(5),
+                revoked_at: r.get(6),
+            })
+            .collect())
+    }
+
+    fn add_client(&self, c: &OAuthClient) -> Result<bool, StoreError> {
+        let mut client = self.client();
+        let mut tx = client.transaction()?;
+        let assertion = c.assertion.as_ref();
+        let added = tx.execute(
+            "INSERT INTO oauth_clients (client_id, name, tenants, scope, token_ttl, created, \
+             assertion_issuer, assertion_subject, assertion_audience, jwks_url, jwks_file) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
+            &[
+                &c.client_id,
+                &c.name,
+                &c.tenants.join(" "),
+                &c.scope,
+                &c.token_ttl_secs,
+                &c.created,
+                &assertion.map(|a| &a.issuer),
+                &assertion.map(|a| &a.subject),
+                &assertion.map(|a| &a.audience),
+                &assertion.and_then(|a| a.jwks_url.as_ref()),
+                &assertion.and_then(|a| a.jwks_file.as_ref()),
+            ],
+        )? == 1;
+        if !added {
+            return Ok(false);
+        }
+        for s in &c.secrets {
+            insert_secret(&mut tx, &c.client_id, s)?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn clients(&self) -> Result<Vec<OAuthClient>, StoreError> {
+        clients(&mut *self.client())
+    }
+
+    fn rotate_client(
+        &self,
+        name: &str,
+        secret: &ClientSecret,
+        old_until: i64,
+    ) -> Result<bool, StoreError> {
+        let mut client = self.client();
+        let mut tx = client.transaction()?;
+        let Some(id) = tx
+            .query_opt(
+                "SELECT client_id FROM oauth_clients WHERE name = $1 FOR UPDATE",
+                &[&name],
+            )?
+            .map(|r| r.get::<_, String>(0))
+        else {
+            return Ok(false);
+        };
+        tx.execute(
+            "UPDATE oauth_client_secrets SET expires = least(coalesce(expires, $2), $2) WHERE client_id = $1",
+            &[&id, &old_until],
+        )?;
+        // Secrets long past their end are of no use to anyone: gone.
+        tx.execute(
+            "DELETE FROM oauth_client_secrets WHERE client_id = $1 AND expires < $2",
+            &[&id, &secret.created],
+        )?;
+        insert_secret(&mut tx, &id, secret)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn remove_client(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .client()
+            .execute("DELETE FROM oauth_clients WHERE name = $1", &[&name])?
+            == 1)
+    }
+
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        audit::read(&mut *self.client(), query)
+    }
+
+    fn events_tail(
+        &self,
+        tenant: Option<&str>,
+        count: usize,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let mut client = self.client();
+        let heads = match tenant {
+            Some(t) => vec![(t.to_owned(), outbox::head(&mut *client, t)?)],
+            None => outbox::heads(&mut *client)?,
+        };
+        crate::admin::tail(heads, count, |t, from, limit| {
+            outbox::read_after(&mut *client, t, from, limit)
+        })
+    }
+
+    fn events_after(
+        &self,
+        tenant: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        outbox::read_after(&mut *self.client(), tenant, after, limit)
+    }
+
+    fn event_heads(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        outbox::heads(&mut *self.client())
+    }
+
+    fn event_positions(&self) -> Result<Vec<EventPosition>, StoreError> {
+        outbox::positions(&mut *self.client())
+    }
+
+    fn forget_position(&self, consumer: &str, tenant: Option<&str>) -> Result<usize, StoreError> {
+        Ok(self.client().execute(
+            "DELETE FROM event_positions WHERE consumer = $1 AND ($2::text IS NULL OR tenant = $2)",
+            &[&consumer, &tenant],
+        )? as usize)
+    }
+
+    fn request_replay(&self, consumer: &str, tenant: &str, from: i64) -> Result<(), StoreError> {
+        self.client().execute(
+            "INSERT INTO event_replays (consumer, tenant, from_seq) VALUES ($1, $2, $3) \
+             ON CONFLICT (consumer, tenant) DO UPDATE SET from_seq = excluded.from_seq",
+            &[&consumer, &tenant, &from],
+        )?;
+        Ok(())
+    }
+
+    fn enable_consumer(&self, consumer: &str) -> Result<usize, StoreError> {
+        Ok(self.client().execute(
+            "UPDATE event_positions SET state = 'active', failing_since = NULL \
+             WHERE consumer = $1 AND state = 'dead'",
+            &[&consumer],
+        )? as usize)
+    }
+}
+
+fn insert_secret(
+    tx: &mut postgres::Transaction<'_>,
+    client_id: &str,
+    s: &ClientSecret,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO oauth_client_secrets (client_id, digest, created, expires) VALUES ($1, $2, $3, $4)",
+        &[&client_id, &s.digest, &s.created, &s.expires],
+    )?;
+    Ok(())
 }

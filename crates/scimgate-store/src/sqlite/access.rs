@@ -9,6 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::connection::open_read_write;
 use super::migrations::migrate;
+use crate::admin::Admin;
 use crate::error::StoreError;
 use crate::records::{
     AccessSnapshot, AuditQuery, AuditRecord, ClientSecret, EventPosition, EventRecord, OAuthClient,
@@ -65,13 +66,21 @@ impl AdminDb {
         Ok(AdminDb { conn })
     }
 
+    /// The connection, for tests that write rows directly.
+    #[cfg(test)]
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl Admin for AdminDb {
     /// Audit rows, as `scimgate audit tail` reads them.
-    pub fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+    fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         super::audit::read_audit(&self.conn, q)
     }
 
     /// The newest events (of one tenant or all), oldest first: `scimgate events tail`.
-    pub fn events_tail(
+    fn events_tail(
         &self,
         tenant: Option<&str>,
         count: usize,
@@ -80,7 +89,7 @@ impl AdminDb {
     }
 
     /// Events of `tenant` after `after`: `scimgate events tail --follow`.
-    pub fn events_after(
+    fn events_after(
         &self,
         tenant: &str,
         after: i64,
@@ -90,52 +99,37 @@ impl AdminDb {
     }
 
     /// Each tenant's last event number.
-    pub fn event_heads(&self) -> Result<Vec<(String, i64)>, StoreError> {
+    fn event_heads(&self) -> Result<Vec<(String, i64)>, StoreError> {
         super::outbox::heads(&self.conn)
     }
 
-    pub fn event_positions(&self) -> Result<Vec<EventPosition>, StoreError> {
+    fn event_positions(&self) -> Result<Vec<EventPosition>, StoreError> {
         super::outbox::positions(&self.conn)
     }
 
     /// Forgets a poll or stream cursor (in one tenant, or all): `scimgate events forget`.
     /// How many positions went.
-    pub fn forget_position(
-        &self,
-        consumer: &str,
-        tenant: Option<&str>,
-    ) -> Result<usize, StoreError> {
+    fn forget_position(&self, consumer: &str, tenant: Option<&str>) -> Result<usize, StoreError> {
         super::outbox::forget(&self.conn, consumer, tenant)
     }
 
     /// Asks a receiver to deliver again from `from` in `tenant` (taken by its delivery
     /// thread within seconds).
-    pub fn request_replay(
-        &self,
-        consumer: &str,
-        tenant: &str,
-        from: i64,
-    ) -> Result<(), StoreError> {
+    fn request_replay(&self, consumer: &str, tenant: &str, from: i64) -> Result<(), StoreError> {
         super::outbox::request_replay(&self.conn, consumer, tenant, from)
     }
 
     /// Sets a dead-lettered receiver active again; how many of its tenants were dead.
-    pub fn enable_consumer(&self, consumer: &str) -> Result<usize, StoreError> {
+    fn enable_consumer(&self, consumer: &str) -> Result<usize, StoreError> {
         super::outbox::enable(&self.conn, consumer)
     }
 
-    /// The connection, for tests that write rows directly.
-    #[cfg(test)]
-    pub(crate) fn connection(&self) -> &Connection {
-        &self.conn
-    }
-
-    pub fn snapshot(&self) -> Result<AccessSnapshot, StoreError> {
+    fn snapshot(&self) -> Result<AccessSnapshot, StoreError> {
         snapshot(&self.conn)
     }
 
     /// Adds a tenant; false when it was there already.
-    pub fn add_tenant(&self, name: &str, now: &str) -> Result<bool, StoreError> {
+    fn add_tenant(&self, name: &str, now: &str) -> Result<bool, StoreError> {
         let n = self.conn.execute(
             "INSERT OR IGNORE INTO tenants (name, created) VALUES (?1, ?2)",
             params![name, now],
@@ -143,7 +137,7 @@ impl AdminDb {
         Ok(n == 1)
     }
 
-    pub fn tenants(&self) -> Result<Vec<TenantInfo>, StoreError> {
+    fn tenants(&self) -> Result<Vec<TenantInfo>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT t.name, t.created,
                     coalesce((SELECT n FROM resource_counts c WHERE c.tenant = t.name AND c.resource_type = 'User'), 0),
@@ -164,7 +158,7 @@ impl AdminDb {
     /// Removes a tenant; one that holds users or groups only with `purge`, which deletes
     /// them (memberships and index rows with them) in the same transaction. The audit
     /// trail stays.
-    pub fn remove_tenant(&mut self, name: &str, purge: bool) -> Result<RemoveOutcome, StoreError> {
+    fn remove_tenant(&mut self, name: &str, purge: bool) -> Result<RemoveOutcome, StoreError> {
         // Immediate: the server's writer waits, or this does, so no create lands in the
         // tenant between the count and the delete (creates check the tenant themselves).
         let tx = self
@@ -205,7 +199,7 @@ impl AdminDb {
         Ok(RemoveOutcome::Removed { users, groups })
     }
 
-    pub fn record_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
+    fn record_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO tokens (jti, subject, tenants, scope, issued_at, expires_at, revoked_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -224,18 +218,18 @@ impl AdminDb {
 
     /// Registers an OAuth client with its first secret (as its digest); false when a
     /// client of that name exists.
-    pub fn add_client(&self, client: &OAuthClient) -> Result<bool, StoreError> {
+    fn add_client(&self, client: &OAuthClient) -> Result<bool, StoreError> {
         super::clients::add(&self.conn, client)
     }
 
     /// Every OAuth client, by name.
-    pub fn clients(&self) -> Result<Vec<OAuthClient>, StoreError> {
+    fn clients(&self) -> Result<Vec<OAuthClient>, StoreError> {
         super::clients::all(&self.conn)
     }
 
     /// Gives client `name` a new secret; its other secrets end at `old_until` (Unix
     /// seconds) unless they end sooner. False when there is no such client.
-    pub fn rotate_client(
+    fn rotate_client(
         &self,
         name: &str,
         secret: &ClientSecret,
@@ -245,19 +239,14 @@ impl AdminDb {
     }
 
     /// Removes client `name` and its secrets; false when there was none.
-    pub fn remove_client(&self, name: &str) -> Result<bool, StoreError> {
+    fn remove_client(&self, name: &str) -> Result<bool, StoreError> {
         super::clients::remove(&self.conn, name)
     }
 
     /// Revokes a token by `jti`, minted here or not; false when it was revoked already.
     /// Revokes `jti`. A `jti` this folder never minted is refused (a typo must not look
     /// like a revocation) unless `external`: a token from an operator's key.
-    pub fn revoke_token(
-        &self,
-        jti: &str,
-        now: i64,
-        external: bool,
-    ) -> Result<Revocation, StoreError> {
+    fn revoke_token(&self, jti: &str, now: i64, external: bool) -> Result<Revocation, StoreError> {
         let known: Option<Option<i64>> = self
             .conn
             .query_row(
@@ -280,7 +269,7 @@ impl AdminDb {
         Ok(Revocation::Revoked)
     }
 
-    pub fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+    fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT jti, subject, tenants, scope, issued_at, expires_at, revoked_at
              FROM tokens ORDER BY issued_at, jti",

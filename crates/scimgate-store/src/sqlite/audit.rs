@@ -81,6 +81,7 @@ pub(crate) fn prune_audit(conn: &Connection, before: &str) -> Result<usize, Stor
 mod tests {
     use super::super::access::AdminDb;
     use super::*;
+    use crate::admin::Admin;
 
     fn row(tenant: &str, at: &str, status: u16) -> AuditRecord {
         AuditRecord {

@@ -179,19 +179,13 @@ pub fn tail(
     tenant: Option<&str>,
     count: usize,
 ) -> Result<Vec<EventRecord>, StoreError> {
-    let tenants: Vec<String> = match tenant {
-        Some(t) => vec![t.to_owned()],
-        None => heads(conn)?.into_iter().map(|(t, _)| t).collect(),
+    let heads = match tenant {
+        Some(t) => vec![(t.to_owned(), head(conn, t)?)],
+        None => heads(conn)?,
     };
-    let mut all = Vec::new();
-    for t in tenants {
-        let last = head(conn, &t)?;
-        let from = (last - i64::try_from(count).unwrap_or(i64::MAX)).max(0);
-        all.extend(read_after(conn, &t, from, count)?);
-    }
-    all.sort_by(|a, b| (&a.at, &a.tenant, a.seq).cmp(&(&b.at, &b.tenant, b.seq)));
-    let skip = all.len().saturating_sub(count);
-    Ok(all.split_off(skip))
+    crate::admin::tail(heads, count, |t, from, limit| {
+        read_after(conn, t, from, limit)
+    })
 }
 
 /// Each tenant's last sequence number.

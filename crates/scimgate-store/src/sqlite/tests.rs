@@ -6,6 +6,7 @@ use scimgate_model::validate::validate;
 use serde_json::json;
 
 use super::*;
+use crate::admin::Admin;
 use crate::{ListQuery, Page};
 
 fn open(dir: &tempfile::TempDir) -> SqliteStore {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use scimgate_model::SystemClock;
 use scimgate_store::{
-    AdminDb, PgAdmin, PgOptions, PgStore, RemoveOutcome, SqliteOptions, SqliteStore, Store,
+    Admin, AdminDb, PgAdmin, PgOptions, PgStore, RemoveOutcome, SqliteOptions, SqliteStore, Store,
 };
 
 /// The SQLite backend's file in the test's folder.
@@ -41,7 +41,7 @@ pub fn open(dir: &Path, tenants: &[&str]) -> Arc<dyn Store> {
             let url = new_database(dir);
             let store = PgStore::open(&PgOptions::new(&url), Arc::new(SystemClock))
                 .expect("open the PostgreSQL store");
-            let mut admin = PgAdmin::open(&url).expect("admin connection");
+            let admin = PgAdmin::open(&PgOptions::new(&url)).expect("admin connection");
             for tenant in tenants {
                 admin
                     .add_tenant(tenant, "2026-01-01T00:00:00Z")
@@ -107,7 +107,8 @@ pub fn remove_tenant(dir: &Path, tenant: &str) {
             );
         }
         Ok("postgres") => {
-            let mut admin = PgAdmin::open(&database_url(dir)).expect("admin connection");
+            let mut admin =
+                PgAdmin::open(&PgOptions::new(database_url(dir))).expect("admin connection");
             let outcome = admin
                 .remove_tenant(tenant, false)
                 .expect("remove the tenant");
@@ -132,7 +133,8 @@ pub fn purge_tenant(dir: &Path, tenant: &str) {
             );
         }
         Ok("postgres") => {
-            let mut admin = PgAdmin::open(&database_url(dir)).expect("admin connection");
+            let mut admin =
+                PgAdmin::open(&PgOptions::new(database_url(dir))).expect("admin connection");
             let outcome = admin.remove_tenant(tenant, true).expect("purge the tenant");
             assert!(
                 matches!(outcome, RemoveOutcome::Removed { .. }),
@@ -153,7 +155,8 @@ pub fn add_tenant(dir: &Path, tenant: &str) {
                 .expect("register the tenant");
         }
         Ok("postgres") => {
-            let mut admin = PgAdmin::open(&database_url(dir)).expect("admin connection");
+            let admin =
+                PgAdmin::open(&PgOptions::new(database_url(dir))).expect("admin connection");
             admin
                 .add_tenant(tenant, "2026-01-01T00:00:00Z")
                 .expect("register the tenant");
