@@ -654,7 +654,12 @@ fn no_acknowledged_write_goes_without_its_event_across_hard_kills() {
 }
 
 /// A write that may fail (the server is being killed): `None` when it did.
-fn try_send(method: &str, url: &str, token: &str, body: Option<Value>) -> Option<(u16, Value)> {
+pub(crate) fn try_send(
+    method: &str,
+    url: &str,
+    token: &str,
+    body: Option<Value>,
+) -> Option<(u16, Value)> {
     let a = agent();
     let auth = format!("Bearer {token}");
     let body = body.unwrap_or(Value::Null).to_string();

@@ -9,6 +9,8 @@ use std::thread;
 
 use serde_json::json;
 
+use super::events::try_send;
+use super::receiver::{Receiver, claims_unverified};
 use super::{BIN, Server, send, user};
 
 /// A fresh database on the test server; its address.
@@ -24,13 +26,16 @@ fn new_database() -> String {
     format!("{server} dbname={name}")
 }
 
-/// A server on `data` using the database at `url`.
-fn start(data: &Path, url: &str) -> Server {
+/// A server on `data` using the database at `url`, with `extra` configuration.
+fn start_configured(data: &Path, url: &str, extra: &str) -> Server {
     private_folder(data);
     let config = data.join("scimgate.toml");
-    std::fs::write(&config, format!("database = {}\n", toml_string(url))).expect("config");
+    std::fs::write(&config, format!("database = {}\n{extra}", toml_string(url))).expect("config");
     Server::start_with(data, Some(&config), Stdio::inherit())
 }
+
+/// The keys every instance shares: the token signing key and the change feed's.
+const SHARED_KEYS: [&str; 2] = ["jwt-hs256.key", "events-ed25519.pk8"];
 
 fn private_folder(path: &Path) {
     use std::os::unix::fs::DirBuilderExt;
@@ -45,14 +50,21 @@ fn toml_string(s: &str) -> String {
     serde_json::Value::String(s.to_owned()).to_string()
 }
 
-/// Two instances on one fresh database, sharing A's signing key; a token for both.
+/// Two instances on one fresh database, sharing A's keys; a token for both.
 fn two_instances(dir: &Path) -> (Server, Server, String) {
+    two_instances_with(dir, "")
+}
+
+/// As `two_instances`, both with `extra` configuration.
+fn two_instances_with(dir: &Path, extra: &str) -> (Server, Server, String) {
     let url = new_database();
     let (a_dir, b_dir) = (dir.join("a"), dir.join("b"));
-    let a = start(&a_dir, &url);
+    let a = start_configured(&a_dir, &url, extra);
     private_folder(&b_dir);
-    std::fs::copy(a_dir.join("jwt-hs256.key"), b_dir.join("jwt-hs256.key")).expect("key");
-    let b = start(&b_dir, &url);
+    for key in SHARED_KEYS {
+        std::fs::copy(a_dir.join(key), b_dir.join(key)).expect("key");
+    }
+    let b = start_configured(&b_dir, &url, extra);
     let t = cli(&a_dir, &["token"]);
     (a, b, t)
 }
@@ -81,15 +93,10 @@ fn cli(data: &Path, args: &[&str]) -> String {
 
 /// The `jti` claim of token `t`.
 fn jti(t: &str) -> String {
-    use base64::Engine;
-    let payload = t.split('.').nth(1).expect("a JWT");
-    let claims: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .expect("base64"),
-    )
-    .expect("claims");
-    claims["jti"].as_str().expect("jti").to_owned()
+    claims_unverified(t)["jti"]
+        .as_str()
+        .expect("jti")
+        .to_owned()
 }
 
 /// The status of `GET /Users` with token `t` on `base`, once it is `want`, or after 1 s.
@@ -261,4 +268,124 @@ fn member_patches_through_two_instances_lose_no_member() {
         (status, group["members"].as_array().map(Vec::len)),
         (200, Some(users.len()))
     );
+}
+
+/// kill -9 of the instance delivering to a push receiver, during a write load spread over
+/// both: the survivor keeps answering and takes the delivery over; every acknowledged
+/// write is there, and every event reaches the receiver at least once, in order.
+#[test]
+fn killing_an_instance_under_load_loses_no_acknowledged_write_or_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let receiver = Receiver::start();
+    let extra = format!(
+        "[[events.receivers]]\nname = \"app\"\nurl = \"{}\"\ntenants = [\"default\"]\nmax_backoff_secs = 1\n",
+        receiver.url
+    );
+    let (a, b, t) = two_instances_with(dir.path(), &extra);
+    let bases = [a.base.clone(), b.base.clone()];
+    let pids = [a.child.id(), b.child.id()];
+    let url = std::fs::read_to_string(dir.path().join("a").join("scimgate.toml"))
+        .expect("config")
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("database = "))
+        .map(|v| serde_json::from_str::<String>(v).expect("url"))
+        .expect("database");
+    let mut servers = [Some(a), Some(b)];
+    let acknowledged = std::sync::Mutex::new(Vec::new());
+    thread::scope(|s| {
+        for w in 0..4 {
+            let (bases, t, acknowledged) = (&bases, &t, &acknowledged);
+            s.spawn(move || {
+                for i in 0..100 {
+                    let body = user(&format!("load-{w}-{i}"));
+                    // Each write to one instance, then the other when it does not answer.
+                    for k in 0..2 {
+                        let base = &bases[(w + i + k) % 2];
+                        let url = format!("{base}/scim/v2/Users");
+                        if let Some((201, created)) = try_send("POST", &url, t, Some(body.clone()))
+                        {
+                            let id = created["id"].as_str().expect("id").to_owned();
+                            acknowledged.lock().expect("lock").push(id);
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+        // Mid-load, the instance holding the receiver's lease is killed.
+        thread::sleep(std::time::Duration::from_millis(1500));
+        let mut db = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+        let holder: String = db
+            .query_one(
+                "SELECT holder FROM leases WHERE name = 'receiver:receiver:app'",
+                &[],
+            )
+            .expect("a lease is held")
+            .get(0);
+        let victim = pids
+            .iter()
+            .position(|pid| holder.contains(&format!(":{pid}:")))
+            .expect("the holder is one of the two");
+        servers[victim].take().expect("running").kill();
+        // Up to the kill, one instance delivered: no event came twice.
+        let before: Vec<i64> = receiver
+            .received()
+            .iter()
+            .filter_map(|r| claims_unverified(&r.body)["seq"].as_i64())
+            .collect();
+        let distinct: std::collections::HashSet<_> = before.iter().collect();
+        assert!(!before.is_empty(), "events flowed before the kill");
+        assert_eq!(distinct.len(), before.len(), "one deliverer: {before:?}");
+    });
+    let survivor = servers.iter().flatten().next().expect("one left");
+    let acknowledged = acknowledged.into_inner().expect("lock");
+    assert!(
+        acknowledged.len() >= 120,
+        "{} writes acknowledged",
+        acknowledged.len()
+    );
+    for id in &acknowledged {
+        let (status, _) = send(
+            "GET",
+            &format!("{}/scim/v2/Users/{id}", survivor.base),
+            &t,
+            None,
+        );
+        assert_eq!(status, 200, "acknowledged {id} is there");
+    }
+    let mut db = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    let head: i64 = db
+        .query_one(
+            "SELECT last_seq FROM event_sequences WHERE tenant = 'default'",
+            &[],
+        )
+        .expect("head")
+        .get(0);
+    assert!(head >= acknowledged.len() as i64);
+    // Every event at least once; taken in the order first received, none out of order.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let mut seen = std::collections::HashSet::new();
+        let firsts: Vec<i64> = receiver
+            .received()
+            .iter()
+            .filter(|r| (200..300).contains(&r.status))
+            .filter_map(|r| claims_unverified(&r.body)["seq"].as_i64())
+            .filter(|seq| seen.insert(*seq))
+            .collect();
+        if firsts.len() as i64 == head {
+            assert!(
+                firsts.windows(2).all(|w| w[0] < w[1]),
+                "in order: {firsts:?}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {head} events delivered",
+            firsts.len()
+        );
+        thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

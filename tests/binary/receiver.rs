@@ -61,7 +61,12 @@ impl Receiver {
         let thread = thread::spawn(move || {
             while !sp.load(Ordering::SeqCst) {
                 match listener.accept() {
-                    Ok((stream, _)) => serve(stream, &g, &answers),
+                    // Each connection on its own thread, as a real receiver serves
+                    // several senders (instances) at once.
+                    Ok((stream, _)) => {
+                        let (got, answers) = (Arc::clone(&g), answers.clone());
+                        thread::spawn(move || serve(stream, &got, &answers));
+                    }
                     Err(_) => thread::sleep(Duration::from_millis(5)),
                 }
             }
@@ -125,6 +130,7 @@ impl Drop for Receiver {
 }
 
 /// What the receiver answers: one status, or another for some tenants' events.
+#[derive(Clone)]
 struct Answers {
     status: Arc<AtomicU16>,
     by_tenant: Arc<Mutex<HashMap<String, u16>>>,

@@ -83,6 +83,7 @@ impl Receiver {
             config,
             sender,
             stats: Arc::clone(&stats),
+            lease_until: std::cell::Cell::new(None),
         };
         // A delivery under way may wait for its receiver up to the timeout: the server's
         // stop waits a little for it, not that long (the event is sent again after the
@@ -104,6 +105,9 @@ struct Worker {
     config: ReceiverConfig,
     sender: Sender,
     stats: Arc<ReceiverStats>,
+    /// Until when this instance may deliver: its lease on the receiver, as last renewed,
+    /// trusted a little less long than the database keeps it (`LEASE_TRUSTED`).
+    lease_until: std::cell::Cell<Option<Instant>>,
 }
 
 /// Where the receiver stands in one tenant.
@@ -159,9 +163,56 @@ const IDLE: Duration = Duration::from_millis(500);
 /// since the last save (at least once), never skip it.
 const SAVE_EVERY: Duration = Duration::from_millis(500);
 
+/// Several instances on one database deliver each receiver's events from one of them at
+/// a time: the one holding the receiver's lease, kept `LEASE_TTL` by the database and
+/// renewed every `LEASE_RENEW`. The holder stops delivering once `LEASE_TRUSTED` has
+/// passed without a renewal, before another instance can take the lease over, so two
+/// never deliver at once; the next holder starts from the stored position (what was
+/// delivered since its last save is sent again: at least once, in order).
+const LEASE_TTL: Duration = Duration::from_secs(5);
+const LEASE_RENEW: Duration = Duration::from_secs(1);
+const LEASE_TRUSTED: Duration = Duration::from_secs(3);
+
 impl Worker {
+    /// Whether this instance may deliver now.
+    fn lease_held(&self) -> bool {
+        self.lease_until
+            .get()
+            .is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Renews (or takes) the lease; on taking it, the standings are read again, as
+    /// another instance may have moved them.
+    fn renew_lease(&self, standings: &mut HashMap<String, Standing>) {
+        let asked = Instant::now();
+        let had = self.lease_held();
+        match self
+            .feed
+            .store
+            .hold_lease(&format!("receiver:{}", self.consumer), LEASE_TTL)
+        {
+            Ok(true) => {
+                if !had {
+                    *standings = self.load_standings();
+                    tracing::info!(receiver = %self.config.name, "this instance delivers the receiver's events");
+                }
+                self.lease_until.set(Some(asked + LEASE_TRUSTED));
+            }
+            Ok(false) => {
+                if had {
+                    tracing::info!(receiver = %self.config.name, "another instance delivers the receiver's events now");
+                }
+                self.lease_until.set(None);
+            }
+            Err(e) => {
+                tracing::warn!(receiver = %self.config.name, error = %e, "could not renew the receiver's lease");
+            }
+        }
+    }
+
     fn run(self, stop: &StopSignal) {
-        let mut standings = self.load_standings();
+        let mut standings = HashMap::new();
+        let mut renewed: Option<Instant> = None;
         let mut tenants: Vec<String> = Vec::new();
         let mut listed: Option<Instant> = None;
         let mut commits = self.feed.store.commit_count();
@@ -172,6 +223,23 @@ impl Worker {
         let mut first = 0;
         let mut measured = Instant::now();
         while !stop.stopped() {
+            if renewed.is_none_or(|at| at.elapsed() >= LEASE_RENEW) {
+                renewed = Some(Instant::now());
+                self.renew_lease(&mut standings);
+            }
+            if !self.lease_held() {
+                // Another instance delivers (or the database is away): what moved here is
+                // saved, and this one waits to take over.
+                for (tenant, standing) in &mut standings {
+                    if standing.unsaved {
+                        self.save(tenant, standing);
+                    }
+                }
+                if stop.sleep(LEASE_RENEW) {
+                    break;
+                }
+                continue;
+            }
             if listed.is_none_or(|at| at.elapsed() >= TENANTS_RECHECK) {
                 tenants = self.tenants();
                 listed = Some(Instant::now());
@@ -282,7 +350,7 @@ impl Worker {
         };
         let mut moved = false;
         for event in events {
-            if stop.stopped() {
+            if stop.stopped() || !self.lease_held() {
                 break;
             }
             if self.wants(&event) && !self.delivered(&event, standing, whole) {

@@ -205,4 +205,13 @@ pub trait Store: Send + Sync {
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
     /// Deletes audit records older than `before` (RFC 3339); returns how many.
     fn prune_audit(&self, before: &str) -> Result<usize, StoreError>;
+    /// Takes or renews the lease `name` for this instance for `ttl`: whether it holds it
+    /// now. Work that one instance of several does at a time (a push receiver's delivery)
+    /// runs only while its lease is held, and another instance takes it over once the
+    /// holder stops renewing. The default holds every lease: one server per SQLite file,
+    /// which the data folder's lock ensures.
+    fn hold_lease(&self, name: &str, ttl: std::time::Duration) -> Result<bool, StoreError> {
+        let _ = (name, ttl);
+        Ok(true)
+    }
 }

@@ -141,6 +141,8 @@ pub struct PgStore {
     write_micros: AtomicU64,
     read_checkouts: AtomicU64,
     read_wait_micros: AtomicU64,
+    /// This instance, as the holder of leases: host, process and a random part.
+    instance: String,
 }
 
 impl PgStore {
@@ -189,6 +191,7 @@ impl PgStore {
             write_micros: AtomicU64::new(0),
             read_checkouts: AtomicU64::new(0),
             read_wait_micros: AtomicU64::new(0),
+            instance: instance_name(),
         })
     }
 
@@ -289,6 +292,16 @@ impl PgStore {
     fn now(&self) -> String {
         scimgate_model::format_timestamp(self.clock.now())
     }
+}
+
+/// This process among the instances: its host, its process id and a random part (a
+/// process id can come again after a restart).
+fn instance_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".into());
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}:{}:{}", std::process::id(), &nonce[..8])
 }
 
 /// A deadlock or serialisation failure: the transaction did nothing and may run again.
@@ -517,6 +530,23 @@ impl Store for PgStore {
 
     fn prune_audit(&self, before: &str) -> Result<usize, StoreError> {
         self.write(None, |tx, _, _| audit::prune(tx, before))
+    }
+
+    /// Taken when free, lapsed or already this instance's, on the database's clock, so
+    /// that instances' clocks need not agree.
+    fn hold_lease(&self, name: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let millis = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        Ok(self
+            .connection()?
+            .query_opt(
+                "INSERT INTO leases (name, holder, expires) \
+                 VALUES ($1, $2, clock_timestamp() + $3 * interval '1 millisecond') \
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires = excluded.expires \
+                 WHERE leases.holder = excluded.holder OR leases.expires < clock_timestamp() \
+                 RETURNING holder",
+                &[&name, &self.instance, &(millis as f64)],
+            )?
+            .is_some())
     }
 }
 
