@@ -7,6 +7,7 @@ mod postgres;
 mod receiver;
 mod schemas;
 mod sealed;
+mod tcp_cut;
 #[path = "../support/uri.rs"]
 mod uri;
 

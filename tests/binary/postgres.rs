@@ -5,19 +5,25 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
 use serde_json::json;
 
 use super::events::try_send;
 use super::receiver::{Receiver, claims_unverified};
+use super::tcp_cut::Relay;
 use super::{BIN, Server, send, user};
+
+fn test_server() -> String {
+    std::env::var("POSTGRES_TEST_URL").expect(
+        "POSTGRES_TEST_URL names the PostgreSQL server the tests use; scripts/with-postgres starts one",
+    )
+}
 
 /// A fresh database on the test server; its address.
 fn new_database() -> String {
-    let server = std::env::var("POSTGRES_TEST_URL").expect(
-        "POSTGRES_TEST_URL names the PostgreSQL server the tests use; scripts/with-postgres starts one",
-    );
+    let server = test_server();
     let name = format!("scimgate_bin_{}", uuid::Uuid::new_v4().simple());
     let mut client = postgres::Client::connect(&server, postgres::NoTls).expect("connect");
     client
@@ -388,4 +394,157 @@ fn killing_an_instance_under_load_loses_no_acknowledged_write_or_event() {
         );
         thread::sleep(std::time::Duration::from_millis(100));
     }
+}
+
+/// The value of `key` in a `key=value …` connection string.
+fn setting<'a>(url: &'a str, key: &str) -> Option<&'a str> {
+    url.split_ascii_whitespace()
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+        .next_back()
+}
+
+/// `url` reaching its server through 127.0.0.1:`port` instead.
+fn through(url: &str, port: u16) -> String {
+    let rest: Vec<&str> = url
+        .split_ascii_whitespace()
+        .filter(|pair| !pair.starts_with("host=") && !pair.starts_with("port="))
+        .collect();
+    format!("host=127.0.0.1 port={port} {}", rest.join(" "))
+}
+
+/// A POST's status and `Retry-After`, or `None` when no answer came.
+fn post_user(
+    base: &str,
+    token: &str,
+    name: &str,
+) -> Option<(u16, Option<String>, serde_json::Value)> {
+    let mut resp = super::agent()
+        .post(&format!("{base}/scim/v2/Users"))
+        .header("authorization", &format!("Bearer {token}"))
+        .header("content-type", "application/scim+json")
+        .send(user(name).to_string())
+        .ok()?;
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = resp.body_mut().read_to_string().unwrap_or_default();
+    Some((
+        resp.status().as_u16(),
+        retry,
+        serde_json::from_str(&body).unwrap_or_default(),
+    ))
+}
+
+/// The database out of reach for a few seconds during a write load: readiness fails,
+/// writes are answered 503 with `Retry-After` (never 500), nothing half-written is kept,
+/// and the server recovers by itself when the database is back.
+#[test]
+fn the_database_out_of_reach_gives_503_then_service_resumes_by_itself() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = new_database();
+    let host = setting(&url, "host").expect("host");
+    let port: u16 = setting(&url, "port").expect("port").parse().expect("port");
+    let upstream = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .expect("resolve")
+        .next()
+        .expect("an address");
+    let relay = Relay::start(upstream);
+    let data = dir.path().join("a");
+    let server = start_configured(&data, &through(&url, relay.port), "");
+    let t = cli(&data, &["token"]);
+    let stop = AtomicBool::new(false);
+    let (outcomes, ready) = thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let mut outcomes = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                i += 1;
+                let name = format!("fault-{i}");
+                if let Some(outcome) = post_user(&server.base, &t, &name) {
+                    outcomes.push((name, outcome));
+                }
+            }
+            outcomes
+        });
+        let probe = s.spawn(|| {
+            let mut seen = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                let status = super::agent()
+                    .get(&format!("{}/readyz", server.base))
+                    .call()
+                    .map_or(0, |r| r.status().as_u16());
+                seen.push(status);
+                thread::sleep(std::time::Duration::from_millis(100));
+            }
+            seen
+        });
+        thread::sleep(std::time::Duration::from_millis(1500));
+        relay.cut();
+        thread::sleep(std::time::Duration::from_secs(4));
+        relay.restore();
+        thread::sleep(std::time::Duration::from_secs(6));
+        stop.store(true, Ordering::SeqCst);
+        (writer.join().expect("writer"), probe.join().expect("probe"))
+    });
+    let statuses: Vec<u16> = outcomes.iter().map(|(_, (s, _, _))| *s).collect();
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 503),
+        "only 201 and 503: {statuses:?}"
+    );
+    assert!(statuses.contains(&503), "the outage was seen: {statuses:?}");
+    for (_, (status, retry, body)) in &outcomes {
+        if *status == 503 {
+            assert_eq!(retry.as_deref(), Some("1"), "{body}");
+            assert_eq!(body["status"], "503", "a SCIM error: {body}");
+        }
+    }
+    assert_eq!(statuses.last(), Some(&201), "service resumed: {statuses:?}");
+    assert!(
+        ready.iter().any(|s| *s != 200),
+        "readiness failed: {ready:?}"
+    );
+    assert_eq!(ready.last(), Some(&200), "and came back: {ready:?}");
+    // Every acknowledged write is there; every stored user is whole (indexed, counted,
+    // with its event), whatever the outage cut.
+    for (name, (status, _, body)) in &outcomes {
+        if *status == 201 {
+            let id = body["id"].as_str().expect("id");
+            let (got, user) = send(
+                "GET",
+                &format!("{}/scim/v2/Users/{id}", server.base),
+                &t,
+                None,
+            );
+            assert_eq!((got, user["userName"].as_str()), (200, Some(name.as_str())));
+        }
+    }
+    let mut db = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    let whole: (i64, i64, i64, i64) = {
+        let r = db
+            .query_one(
+                "SELECT (SELECT count(*) FROM resources), \
+                        (SELECT coalesce(sum(n), 0)::bigint FROM resource_counts), \
+                        (SELECT count(*) FROM resources r WHERE NOT EXISTS \
+                            (SELECT 1 FROM attr_index a WHERE a.seq = r.seq)), \
+                        (SELECT count(*) FROM events WHERE operation = 'create')",
+                &[],
+            )
+            .expect("counts");
+        (r.get(0), r.get(1), r.get(2), r.get(3))
+    };
+    let (stored, counted, unindexed, events) = whole;
+    assert_eq!(
+        (counted, unindexed, events),
+        (stored, 0, stored),
+        "{whole:?}"
+    );
+    let acknowledged = statuses.iter().filter(|s| **s == 201).count() as i64;
+    assert!(
+        stored >= acknowledged,
+        "{stored} stored, {acknowledged} acknowledged"
+    );
 }

@@ -55,10 +55,36 @@ pub enum StoreError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("postgres: {0}")]
-    Postgres(#[from] postgres::Error),
+    Postgres(postgres::Error),
     /// The database did not answer (PostgreSQL, at start or since): temporary.
     #[error("the database is unreachable: {0}")]
     Unreachable(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// A PostgreSQL failure is the database being away (the connection lost or refused, the
+/// server shutting down or full: temporary, 503) or anything else (500).
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        if unreachable(&e) {
+            StoreError::Unreachable(e.to_string())
+        } else {
+            StoreError::Postgres(e)
+        }
+    }
+}
+
+fn unreachable(e: &postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(state) = e.code() {
+        // Class 08: connection exception; 57P01-03: the server shutting down, crashed or
+        // starting; 53300: too many connections.
+        let code = state.code();
+        return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300");
+    }
+    // No SQL state: the connection itself failed (an I/O error under the protocol).
+    std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
 }
