@@ -46,6 +46,9 @@ enum Command {
     /// Exit 0 when the server answers /healthz (for Docker's HEALTHCHECK); HTTPS when the
     /// configuration sets tls_cert, or with --tls.
     Healthcheck(HealthcheckArgs),
+    /// Copy a whole install between the SQLite file of a data folder and a PostgreSQL
+    /// database, either way, verified table by table (docs/scale-out.md).
+    Migrate(MigrateArgs),
     /// Check or try out a WebAssembly plugin.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -70,6 +73,21 @@ enum PluginCommand {
         #[arg(long, default_value = "default")]
         tenant: String,
     },
+}
+
+#[derive(Debug, Args)]
+struct MigrateArgs {
+    /// Where the install is now: a data folder (its scimgate.db), or a PostgreSQL
+    /// database (postgres://user@host/db).
+    #[arg(long)]
+    from: String,
+    /// Where it goes: an empty PostgreSQL database, or a data folder (created when
+    /// missing). A rerun that finds the copy done changes nothing.
+    #[arg(long)]
+    to: String,
+    /// A file holding the PostgreSQL database's password.
+    #[arg(long)]
+    password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -340,6 +358,7 @@ fn main() -> ExitCode {
         Command::Events(cmd) => cmd::events::events(cmd),
         Command::Healthcheck(args) => cmd::serve::healthcheck(args),
         Command::Plugin(cmd) => cmd::plugin::plugin(cmd),
+        Command::Migrate(args) => cmd::migrate::migrate(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,5 +13,6 @@ macro_rules! say {
 pub mod admin;
 pub mod client;
 pub mod events;
+pub mod migrate;
 pub mod plugin;
 pub mod serve;

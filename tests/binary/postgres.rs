@@ -548,3 +548,173 @@ fn the_database_out_of_reach_gives_503_then_service_resumes_by_itself() {
         "{stored} stored, {acknowledged} acknowledged"
     );
 }
+
+/// `scimgate migrate` with its output, and whether it succeeded.
+fn migrate(from: &str, to: &str) -> (bool, String) {
+    let out = Command::new(BIN)
+        .args(["migrate", "--from", from, "--to", to])
+        .output()
+        .expect("run scimgate migrate");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The number of rows `migrate` reported for `table`.
+fn rows_of(report: &str, table: &str) -> u64 {
+    report
+        .lines()
+        .find_map(|l| {
+            let mut words = l.split_whitespace();
+            (words.next() == Some(table)).then(|| words.next()?.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no {table} in {report}"))
+}
+
+fn total(base: &str, token: &str, filter: &str) -> u64 {
+    let (status, list) = send(
+        "GET",
+        &format!(
+            "{base}/scim/v2/Users?count=0&filter={}",
+            super::uri::encode(filter)
+        ),
+        token,
+        None,
+    );
+    assert_eq!(status, 200, "{list}");
+    list["totalResults"].as_u64().expect("total")
+}
+
+/// A SQLite install moved into PostgreSQL and back: every table copied and verified,
+/// a rerun changes nothing, a differing target is refused, and each server started on the
+/// copy serves the same users, groups, filters, revocations and feed.
+#[test]
+fn an_install_moves_to_postgres_and_back_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite_dir = dir.path().join("sqlite");
+    private_folder(&sqlite_dir);
+    let server = Server::start(&sqlite_dir);
+    let (ok, t, err) = super::cli(&sqlite_dir, &["token"]);
+    assert!(ok, "{err}");
+    let t = t.trim().to_owned();
+    let (ok, revoked, err) = super::cli(&sqlite_dir, &["token"]);
+    assert!(ok, "{err}");
+    let revoked = revoked.trim().to_owned();
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let mut body = user(&format!("mig-{i}"));
+        body["emails"] = json!([{"value": format!("m{i}@example.com"), "type": "work"}]);
+        let (status, u) = send(
+            "POST",
+            &format!("{}/scim/v2/Users", server.base),
+            &t,
+            Some(body),
+        );
+        assert_eq!(status, 201, "{u}");
+        ids.push(u["id"].as_str().expect("id").to_owned());
+    }
+    let members: Vec<_> = ids[..10].iter().map(|id| json!({"value": id})).collect();
+    let (status, group) = send(
+        "POST",
+        &format!("{}/scim/v2/Groups", server.base),
+        &t,
+        Some(
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "movers", "members": members}),
+        ),
+    );
+    assert_eq!(status, 201, "{group}");
+    let group_id = group["id"].as_str().expect("id").to_owned();
+    let (status, _) = send(
+        "DELETE",
+        &format!("{}/scim/v2/Users/{}", server.base, ids[29]),
+        &t,
+        None,
+    );
+    assert_eq!(status, 204);
+    let (ok, _, err) = super::cli(&sqlite_dir, &["token", "revoke", &jti(&revoked)]);
+    assert!(ok, "{err}");
+    drop(server);
+
+    let url = new_database();
+    let folder = sqlite_dir.to_str().expect("utf8");
+    let (ok, there) = migrate(folder, &url);
+    assert!(ok, "{there}");
+    assert!(there.contains("copied and verified"), "{there}");
+    assert_eq!(rows_of(&there, "resources"), 30, "29 users and a group");
+    assert_eq!(rows_of(&there, "memberships"), 10);
+    assert!(rows_of(&there, "attr_index") > 100);
+    assert!(rows_of(&there, "events") >= 32);
+    let (ok, again) = migrate(folder, &url);
+    assert!(ok, "{again}");
+    assert!(again.contains("nothing written"), "{again}");
+
+    // A server on the copy serves the same install.
+    let pg_dir = dir.path().join("pg");
+    private_folder(&pg_dir);
+    for key in SHARED_KEYS {
+        std::fs::copy(sqlite_dir.join(key), pg_dir.join(key)).expect("key");
+    }
+    let server = start_configured(&pg_dir, &url, "");
+    assert_eq!(total(&server.base, &t, "userName sw \"mig-\""), 29);
+    assert_eq!(
+        total(
+            &server.base,
+            &t,
+            "emails[type eq \"work\" and value eq \"m3@example.com\"]"
+        ),
+        1
+    );
+    let (status, group) = send(
+        "GET",
+        &format!("{}/scim/v2/Groups/{group_id}", server.base),
+        &t,
+        None,
+    );
+    assert_eq!(
+        (status, group["members"].as_array().map(Vec::len)),
+        (200, Some(10))
+    );
+    assert_eq!(status_within_a_second(&server.base, &revoked, 401), 401);
+    let (status, u) = send(
+        "POST",
+        &format!("{}/scim/v2/Users", server.base),
+        &t,
+        Some(user("joined-on-pg")),
+    );
+    assert_eq!(status, 201, "new rows get numbers of their own: {u}");
+    drop(server);
+    // The source no longer matches the target: a rerun is refused, nothing changed.
+    let (ok, refused) = migrate(folder, &url);
+    assert!(!ok && refused.contains("differs"), "{refused}");
+
+    // And back into a new data folder, for a user leaving the cluster.
+    let back_dir = dir.path().join("back");
+    let (ok, back) = migrate(&url, back_dir.to_str().expect("utf8"));
+    assert!(ok, "{back}");
+    assert_eq!(rows_of(&back, "resources"), 31);
+    for key in SHARED_KEYS {
+        std::fs::copy(sqlite_dir.join(key), back_dir.join(key)).expect("key");
+    }
+    let server = Server::start(&back_dir);
+    assert_eq!(
+        total(
+            &server.base,
+            &t,
+            "userName sw \"mig-\" or userName eq \"joined-on-pg\""
+        ),
+        30
+    );
+    assert_eq!(status_within_a_second(&server.base, &revoked, 401), 401);
+    let (status, _) = send(
+        "POST",
+        &format!("{}/scim/v2/Users", server.base),
+        &t,
+        Some(user("after-return")),
+    );
+    assert_eq!(status, 201);
+}

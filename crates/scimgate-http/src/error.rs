@@ -150,6 +150,7 @@ impl ApiError {
                 | S::Corrupt(_)
                 | S::Sqlite(_)
                 | S::Postgres(_)
+                | S::Transfer(_)
                 | S::Io(_) => server_error(500),
             },
         }

@@ -18,6 +18,7 @@ mod settings;
 mod sort_plan;
 mod sqlite;
 mod stored_rows;
+mod transfer;
 
 use scimgate_model::ResourceType;
 use scimgate_model::filter::Filter;
@@ -36,6 +37,7 @@ pub use records::{
 };
 pub use settings::StoreConfig;
 pub use sqlite::{AdminDb, CheckpointPolicy, SqliteOptions, SqliteStore};
+pub use transfer::{TableReport, TransferReport, postgres_to_sqlite, sqlite_to_postgres};
 
 /// What a list request asks of storage.
 #[derive(Debug, Clone)]

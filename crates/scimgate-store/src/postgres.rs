@@ -294,6 +294,14 @@ impl PgStore {
     }
 }
 
+/// A connection to the database `options` names, migrated, for `scimgate migrate` to
+/// read or fill in one transaction.
+pub(crate) fn open_for_transfer(options: &PgOptions) -> Result<postgres::Client, StoreError> {
+    let mut client = connect_with(&options.config()?, options.retry)?;
+    migrate(&mut client)?;
+    Ok(client)
+}
+
 /// This process among the instances: its host, its process id and a random part (a
 /// process id can come again after a restart).
 fn instance_name() -> String {

@@ -582,6 +582,14 @@ fn type_name(rt: ResourceType) -> &'static str {
 #[cfg(test)]
 mod tests;
 
+/// A read-write connection to the file at `path` (created when missing), migrated, for
+/// `scimgate migrate` to read or fill in one transaction.
+pub(crate) fn open_for_transfer(path: &std::path::Path) -> Result<Connection, StoreError> {
+    let mut conn = connection::open_read_write(path, Duration::from_secs(10))?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
 /// Refuses a write validated against a schema set older than the newest registered: a
 /// reload came in between, and the write must be checked again under the new set.
 fn current_set(registered: &AtomicU64, checked_against: u64) -> Result<(), StoreError> {
