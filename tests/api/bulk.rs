@@ -419,7 +419,8 @@ async fn each_operation_runs_the_plugins_and_has_its_audit_row_and_event() {
         "{}",
         rows[1]
     );
-    let events = h.state().store.events("default", 0, 100).expect("events");
+    let store = h.state().store.clone();
+    let events = off_runtime(|| store.events("default", 0, 100)).expect("events");
     let ids: Vec<&str> = events.iter().map(|e| e.resource_id.as_str()).collect();
     assert_eq!(ids, [created_id(&a[0]), created_id(&a[2])]);
 }

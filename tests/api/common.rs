@@ -1,5 +1,8 @@
 //! The harness: the real actix app from `build_app`, on a real SQLite file in a temporary
-//! data folder, with tokens minted by the same key the server verifies.
+//! data folder, with tokens minted by the same key the server verifies. With
+//! `API_TEST_BACKEND=postgres` the same app runs on PostgreSQL instead (the server
+//! `POSTGRES_TEST_URL` names, a schema of its own per harness), as `scripts/test` runs the
+//! suite a second time.
 
 use std::path::Path;
 
@@ -8,12 +11,46 @@ use actix_web::test::{TestRequest, call_service, init_service, read_body};
 use actix_web::web;
 use scimgate::{Config, build_state};
 use scimgate_http::{AppState, SigningKey, TokenRequest, build_app};
-use scimgate_store::Admin as _;
+use scimgate_store::{Admin, AdminDb, PgAdmin, PgOptions};
 use serde_json::{Value, json};
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+/// Whether the suite runs on PostgreSQL (`API_TEST_BACKEND=postgres`).
+pub fn on_postgres() -> bool {
+    match std::env::var("API_TEST_BACKEND").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Err(_) => false,
+        Ok(other) => panic!("API_TEST_BACKEND={other}: no such backend"),
+    }
+}
+
+/// The app's state, built on a thread of its own: the tests run inside actix's runtime,
+/// where PostgreSQL's blocking client may not connect (the server builds it before its
+/// runtime starts).
+fn built(config: &Config) -> web::Data<AppState> {
+    off_runtime(|| build_state(config).expect("state"))
+}
+
+/// Runs `f` on a thread of its own, off the test's async runtime.
+pub fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| s.spawn(f).join()).expect("off the runtime")
+}
+
+/// A schema of its own on the test server; the address that puts it on the search path.
+fn new_schema() -> String {
+    let server = std::env::var("POSTGRES_TEST_URL").expect(
+        "POSTGRES_TEST_URL names the PostgreSQL server the tests use; scripts/with-postgres starts one",
+    );
+    let schema = format!("api_{}", uuid::Uuid::new_v4().simple());
+    postgres::Client::connect(&server, postgres::NoTls)
+        .expect("connect")
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .expect("create schema");
+    format!("{server} options=-csearch_path={schema}")
+}
 
 pub struct Harness {
     _dir: tempfile::TempDir,
@@ -32,10 +69,11 @@ impl Harness {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = Config {
             data: dir.path().join("data"),
+            database: on_postgres().then(|| off_runtime(new_schema)),
             ..Config::default()
         };
         adjust(&mut config);
-        let state = build_state(&config).expect("state");
+        let state = built(&config);
         let mut h = Harness {
             _dir: dir,
             config,
@@ -55,11 +93,40 @@ impl Harness {
     pub fn restart(&mut self) {
         // Dropping the last handle closes the store; its writer drains and exits first.
         self.state = None;
-        self.state = Some(build_state(&self.config).expect("restart"));
+        self.state = Some(built(&self.config));
     }
 
     pub fn db_path(&self) -> std::path::PathBuf {
         self.config.data.join(scimgate::DATABASE_FILE)
+    }
+
+    /// The command-line tools' view of the database the server runs on.
+    pub fn admin(&self) -> Box<dyn Admin> {
+        match &self.config.database {
+            Some(url) => Box::new(PgAdmin::open(&PgOptions::new(url)).expect("admin connection")),
+            None => Box::new(AdminDb::open(&self.db_path()).expect("admin db")),
+        }
+    }
+
+    /// The stored password hash of resource `id`, read from the database itself.
+    pub fn password_hash(&self, id: &str) -> Option<String> {
+        match &self.config.database {
+            Some(url) => off_runtime(|| {
+                postgres::Client::connect(url, postgres::NoTls)
+                    .expect("connect")
+                    .query_one("SELECT password_hash FROM resources WHERE id = $1", &[&id])
+                    .expect("row")
+                    .get(0)
+            }),
+            None => rusqlite::Connection::open(self.db_path())
+                .expect("open db")
+                .query_row(
+                    "SELECT password_hash FROM resources WHERE id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )
+                .expect("row"),
+        }
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -89,8 +156,8 @@ impl Harness {
 
     /// Registers `tenant` in the database and waits until the server's cache has it.
     pub fn add_tenant(&self, tenant: &str) {
-        let db = scimgate_store::AdminDb::open(&self.db_path()).expect("admin db");
-        db.add_tenant(tenant, "2026-01-01T00:00:00.000Z")
+        self.admin()
+            .add_tenant(tenant, "2026-01-01T00:00:00.000Z")
             .expect("add tenant");
         self.wait_for_access(|a| a.tenants.contains(tenant));
     }

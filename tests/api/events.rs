@@ -12,7 +12,6 @@ use scimgate_http::build_app;
 use serde_json::{Value, json};
 
 use crate::common::*;
-use scimgate_store::Admin as _;
 
 const PROV: &str = "urn:ietf:params:scim:event:prov:";
 
@@ -273,7 +272,7 @@ async fn acknowledgements_count_only_as_issued_and_named_cursors_are_bounded() {
         assert_eq!(r.status, 200, "{}", r.body);
     }
     // Positions are saved with the writer's next batch: wait until all are stored.
-    let db = scimgate_store::AdminDb::open(&h.db_path()).expect("admin db");
+    let db = h.admin();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while db.event_positions().expect("positions").len() < 17 {
         assert!(
@@ -534,7 +533,7 @@ async fn a_stream_ends_when_its_token_is_revoked() {
     assert_eq!(resp.status(), 200);
     let mut body = resp.into_body();
     let jti = claims.jti.expect("a jti");
-    let db = scimgate_store::AdminDb::open(&h.db_path()).expect("admin");
+    let db = h.admin();
     db.revoke_token(&jti, now(), true).expect("revoke");
     h.wait_for_access(|a| a.revoked.contains(&jti));
     // A commit wakes the stream, which then sees the revocation and ends.

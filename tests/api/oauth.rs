@@ -5,8 +5,7 @@
 
 use actix_web::http::Method;
 use base64::Engine;
-use scimgate_store::Admin as _;
-use scimgate_store::{AdminDb, AuditQuery, ClientAssertion, ClientSecret, OAuthClient};
+use scimgate_store::{AuditQuery, ClientAssertion, ClientSecret, OAuthClient};
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -32,7 +31,7 @@ fn add_client(h: &Harness, name: &str, tenant: &str, scope: &str) -> (String, St
         }],
         assertion: None,
     };
-    let db = AdminDb::open(&h.db_path()).expect("admin db");
+    let db = h.admin();
     assert!(db.add_client(&client).expect("add"));
     let id = client.client_id.clone();
     h.wait_for_access(|a| a.clients.contains_key(&id));
@@ -126,7 +125,7 @@ async fn client_credentials_give_a_token_for_the_clients_tenants_and_scopes() {
     // Each issuance and refusal is audited, in the client's tenant.
     let r = ask_basic(&h, &id, "wrong").await;
     assert_eq!(r.status, 401);
-    let db = AdminDb::open(&h.db_path()).expect("admin db");
+    let db = h.admin();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let rows = loop {
         let rows: Vec<_> = db
@@ -340,7 +339,7 @@ async fn a_rotated_secret_overlaps_and_a_removed_clients_tokens_stop() {
             (r.status, r.body["access_token"].as_str().map(str::to_owned))
         }
     };
-    let db = AdminDb::open(&h.db_path()).expect("admin db");
+    let db = h.admin();
     let now = scimgate_model::Clock::now(&scimgate_model::SystemClock).unix_timestamp();
     let rotate = |overlap: i64| {
         let (secret, digest) = scimgate_http::new_client_secret();
@@ -487,7 +486,7 @@ async fn workload_identity_federation_takes_an_assertion_signed_by_the_idp() {
             jwks_file: None,
         }),
     };
-    let db = AdminDb::open(&h.db_path()).expect("admin db");
+    let db = h.admin();
     assert!(db.add_client(&client).expect("add"));
     let id = client.client_id.clone();
     h.wait_for_access(|a| a.clients.contains_key(&id));

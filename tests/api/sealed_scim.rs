@@ -17,14 +17,7 @@ fn ops(list: Value) -> Value {
 }
 
 fn password_hash(h: &Harness, id: &str) -> Option<String> {
-    rusqlite::Connection::open(h.db_path())
-        .expect("db")
-        .query_row(
-            "SELECT password_hash FROM resources WHERE id = ?1",
-            [id],
-            |r| r.get(0),
-        )
-        .expect("row")
+    h.password_hash(id)
 }
 
 /// 7. A password can be cleared: PATCH `remove`, and `null` on PUT; a PUT without it

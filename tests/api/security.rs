@@ -10,7 +10,6 @@ use scimgate_http::{AuthSettings, KeySpec};
 use serde_json::{Value, json};
 
 use crate::common::*;
-use scimgate_store::Admin as _;
 
 fn key_file(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -258,7 +257,7 @@ async fn a_revoked_token_is_refused_without_restart() {
     )
     .expect("claims");
     let jti = jti["jti"].as_str().expect("jti").to_owned();
-    let db = scimgate_store::AdminDb::open(&h.db_path()).expect("db");
+    let db = h.admin();
     let revoked_at = std::time::Instant::now();
     assert_eq!(
         // The harness signs its tokens itself, so this folder has no record of them.

@@ -112,16 +112,8 @@ async fn password_is_never_returned_and_only_a_hash_is_stored() {
         "returned: never wins over attributes="
     );
 
-    let conn = rusqlite::Connection::open(h.db_path()).expect("open db");
-    let hash: String = conn
-        .query_row(
-            "SELECT password_hash FROM resources WHERE id = ?1",
-            [id_of(&created)],
-            |r| r.get(0),
-        )
-        .expect("row");
+    let hash = h.password_hash(&id_of(&created)).expect("a hash");
     assert!(hash.starts_with("$argon2id$"), "{hash}");
-    drop(conn);
     for entry in std::fs::read_dir(h.data_dir()).expect("dir") {
         let bytes = std::fs::read(entry.expect("entry").path()).expect("read");
         assert!(
@@ -139,15 +131,7 @@ async fn password_can_be_discarded_by_configuration() {
     let created = h
         .create_user_with(json!({"schemas": [USER_SCHEMA], "userName": "u", "password": "pw"}))
         .await;
-    let conn = rusqlite::Connection::open(h.db_path()).expect("open db");
-    let hash: Option<String> = conn
-        .query_row(
-            "SELECT password_hash FROM resources WHERE id = ?1",
-            [id_of(&created)],
-            |r| r.get(0),
-        )
-        .expect("row");
-    assert_eq!(hash, None);
+    assert_eq!(h.password_hash(&id_of(&created)), None);
 }
 
 #[actix_web::test]

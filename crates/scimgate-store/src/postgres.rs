@@ -116,12 +116,31 @@ impl PgOptions {
     }
 }
 
+/// Writes and commits so far, for `/metrics`: a write transaction is one write and one
+/// commit; a batch of queued rows, one commit of as many writes as rows.
+#[derive(Debug, Default)]
+pub(crate) struct WriteCounts {
+    writes: AtomicU64,
+    commits: AtomicU64,
+    micros: AtomicU64,
+}
+
+impl WriteCounts {
+    pub(crate) fn committed(&self, writes: u64, took: Duration) {
+        self.writes.fetch_add(writes, Ordering::Relaxed);
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.micros
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+}
+
 /// Most times a write is tried when PostgreSQL aborts it for a deadlock or a
 /// serialisation failure (another instance's write crossed it).
 const WRITE_ATTEMPTS: u32 = 8;
 
 pub struct PgStore {
-    pool: Pool,
+    /// `None` only once dropped.
+    pool: Option<Pool>,
     /// Attribute paths and their ids: replaced whole when the schemas in force change.
     paths: arc_swap::ArcSwap<PathIds>,
     /// The newest schema set registered: a write validated against an older set is
@@ -137,8 +156,9 @@ pub struct PgStore {
     commits: Arc<Commits>,
     queue: Queue,
     _listener: listen::Listener,
-    writes: AtomicU64,
-    write_micros: AtomicU64,
+    /// Writes and commits so far (the queue's rows and batches included), and the time
+    /// spent in write transactions.
+    counts: Arc<WriteCounts>,
     read_checkouts: AtomicU64,
     read_wait_micros: AtomicU64,
     /// This instance, as the holder of leases: host, process and a random part.
@@ -164,11 +184,12 @@ impl PgStore {
             ))
             .map_err(|e| StoreError::Unreachable(e.to_string()))?;
         let commits = Arc::new(Commits::default());
-        let queue = Queue::start(pool.clone(), Arc::clone(&commits))?;
+        let counts = Arc::new(WriteCounts::default());
+        let queue = Queue::start(pool.clone(), Arc::clone(&commits), Arc::clone(&counts))?;
         let listener = listen::Listener::start(config, Arc::clone(&commits))?;
         let size = options.connections.max(2) as usize;
         Ok(PgStore {
-            pool,
+            pool: Some(pool),
             paths: arc_swap::ArcSwap::from_pointee(paths),
             schema_set: AtomicU64::new(0),
             schema_gate: RwLock::new(()),
@@ -187,8 +208,7 @@ impl PgStore {
             commits,
             queue,
             _listener: listener,
-            writes: AtomicU64::new(0),
-            write_micros: AtomicU64::new(0),
+            counts,
             read_checkouts: AtomicU64::new(0),
             read_wait_micros: AtomicU64::new(0),
             instance: instance_name(),
@@ -200,13 +220,14 @@ impl PgStore {
     ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<postgres::NoTls>>, StoreError>
     {
         let started = Instant::now();
-        let conn = self.pool.get().map_err(|e| {
+        let pool = self.pool.as_ref().ok_or(StoreError::WriterGone)?;
+        let conn = pool.get().map_err(|e| {
             // r2d2 names the last connection error after its own words when one failed.
             let text = e.to_string();
             if text.len() > "timed out waiting for connection".len() {
                 StoreError::Unreachable(text)
             } else {
-                StoreError::PoolTimeout(self.pool.connection_timeout())
+                StoreError::PoolTimeout(pool.connection_timeout())
             }
         });
         self.read_checkouts.fetch_add(1, Ordering::Relaxed);
@@ -250,9 +271,7 @@ impl PgStore {
                     std::thread::sleep(Duration::from_millis(u64::from(attempt) * 2));
                 }
                 Ok(value) => {
-                    self.writes.fetch_add(1, Ordering::Relaxed);
-                    self.write_micros
-                        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    self.counts.committed(1, started.elapsed());
                     self.commits.bump();
                     return Ok(value);
                 }
@@ -310,6 +329,21 @@ fn instance_name() -> String {
         .unwrap_or_else(|_| "host".into());
     let nonce = uuid::Uuid::new_v4().simple().to_string();
     format!("{host}:{}:{}", std::process::id(), &nonce[..8])
+}
+
+impl Drop for PgStore {
+    /// The pool's connections are closed on a thread of its own: the blocking client
+    /// cannot close one on a thread that drives an async runtime, and the last handle on
+    /// the store may go on one (an HTTP worker at shutdown).
+    fn drop(&mut self) {
+        let pool = self.pool.take();
+        let closing = std::thread::Builder::new()
+            .name("pg-close".into())
+            .spawn(move || drop(pool));
+        if let Ok(closing) = closing {
+            let _ = closing.join();
+        }
+    }
 }
 
 /// A deadlock or serialisation failure: the transaction did nothing and may run again.
@@ -510,15 +544,16 @@ impl Store for PgStore {
     }
 
     fn stats(&self) -> StoreStats {
-        let pool = self.pool.state();
-        let writes = self.writes.load(Ordering::Relaxed);
+        let (connections, idle) = self.pool.as_ref().map_or((0, 0), |p| {
+            (p.state().connections, p.state().idle_connections)
+        });
+
         StoreStats {
-            writes,
-            // Each write commits alone.
-            commits: writes,
-            commit_micros: self.write_micros.load(Ordering::Relaxed),
-            read_connections: pool.connections,
-            idle_read_connections: pool.idle_connections,
+            writes: self.counts.writes.load(Ordering::Relaxed),
+            commits: self.counts.commits.load(Ordering::Relaxed),
+            commit_micros: self.counts.micros.load(Ordering::Relaxed),
+            read_connections: connections,
+            idle_read_connections: idle,
             read_checkouts: self.read_checkouts.load(Ordering::Relaxed),
             read_wait_micros: self.read_wait_micros.load(Ordering::Relaxed),
         }

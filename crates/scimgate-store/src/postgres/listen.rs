@@ -64,9 +64,9 @@ fn listen(
     let mut client = config.connect(postgres::NoTls)?;
     client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
     while !stop.load(Ordering::Relaxed) {
-        // Wakes at least every quarter second to look at `stop`.
+        // Wakes at least every 50 ms to look at `stop` (a store closing waits for it).
         let mut notes = client.notifications();
-        let mut notes = notes.timeout_iter(Duration::from_millis(250));
+        let mut notes = notes.timeout_iter(Duration::from_millis(50));
         while !stop.load(Ordering::Relaxed) && notes.next()?.is_some() {
             commits.bump();
         }

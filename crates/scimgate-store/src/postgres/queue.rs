@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use r2d2_postgres::PostgresConnectionManager;
 
-use super::{audit, outbox};
+use super::{WriteCounts, audit, outbox};
 use crate::commits::Commits;
 use crate::error::StoreError;
 use crate::records::{AuditRecord, EventPosition};
@@ -39,11 +39,15 @@ pub struct Queue {
 }
 
 impl Queue {
-    pub fn start(pool: Pool, commits: Arc<Commits>) -> Result<Queue, StoreError> {
+    pub fn start(
+        pool: Pool,
+        commits: Arc<Commits>,
+        counts: Arc<WriteCounts>,
+    ) -> Result<Queue, StoreError> {
         let (sender, receiver) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("pg-queue".into())
-            .spawn(move || run(&pool, &commits, &receiver))?;
+            .spawn(move || run(&pool, &commits, &counts, &receiver))?;
         Ok(Queue {
             sender: Mutex::new(sender),
             thread: Mutex::new(Some(thread)),
@@ -86,7 +90,7 @@ impl Drop for Queue {
     }
 }
 
-fn run(pool: &Pool, commits: &Commits, receiver: &mpsc::Receiver<Queued>) {
+fn run(pool: &Pool, commits: &Commits, counts: &WriteCounts, receiver: &mpsc::Receiver<Queued>) {
     let mut rows = Vec::new();
     let mut waiting: Vec<mpsc::Sender<Result<(), String>>> = Vec::new();
     let mut stopping = false;
@@ -107,9 +111,11 @@ fn run(pool: &Pool, commits: &Commits, receiver: &mpsc::Receiver<Queued>) {
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         match write(pool, &rows) {
             Ok(()) => {
                 if !rows.is_empty() {
+                    counts.committed(rows.len() as u64, started.elapsed());
                     commits.bump();
                 }
                 rows.clear();
