@@ -8,7 +8,8 @@ function setup(thread)
 end
 
 local counter = 0
-local run = tostring(os.time())
+-- RUN_ID tells apart wrk processes started together (bench/postgres.sh runs two).
+local run = (os.getenv("RUN_ID") or "") .. tostring(os.time())
 
 request = function()
   counter = counter + 1
