@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod data_dir;
+pub mod deployment;
 pub mod open_files;
 pub mod reload;
 pub mod schemas;
@@ -204,6 +205,14 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
     let feed_watch = FeedWatch::new(&store);
     let plugins = Arc::new(PluginHook::new(Arc::new(host), Arc::clone(&metrics)));
     let write_hooks: Vec<Arc<dyn scimgate_http::WriteHook>> = vec![plugins.clone()];
+    let fingerprint = Arc::new(arc_swap::ArcSwap::from_pointee(deployment::fingerprint(
+        &plugins,
+    )));
+    let mut background = background;
+    background.push(
+        deployment::publish_periodically(&store, plugins.clone(), Arc::clone(&fingerprint))
+            .map_err(|e| StartError::Thread("fingerprint", e))?,
+    );
     let tenants = config.tenant_policies().map_err(StartError::Config)?;
     let limits = RateLimits::new(
         &config.http.rate_limit,
@@ -271,6 +280,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
         cursors: signing_key.cursor_key(),
         feed: feed.clone(),
         feed_watch: Arc::new(feed_watch),
+        fingerprint,
         receivers: receivers.iter().map(|r| Arc::clone(&r.stats)).collect(),
         clock: Arc::clone(&clock),
         metrics,

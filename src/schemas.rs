@@ -104,7 +104,7 @@ fn parsed(file: &str, text: String) -> Result<&'static Schema, String> {
 }
 
 /// The operator's set as storage keeps it between starts (`Store::save_schema_set`).
-fn to_stored(registry: &Registry) -> String {
+pub(crate) fn to_stored(registry: &Registry) -> String {
     let list: Vec<serde_json::Value> = registry
         .operator()
         .iter()

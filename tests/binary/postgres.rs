@@ -484,7 +484,7 @@ fn the_database_out_of_reach_gives_503_then_service_resumes_by_itself() {
         });
         thread::sleep(std::time::Duration::from_millis(1500));
         relay.cut();
-        thread::sleep(std::time::Duration::from_secs(4));
+        thread::sleep(std::time::Duration::from_secs(5));
         relay.restore();
         thread::sleep(std::time::Duration::from_secs(6));
         stop.store(true, Ordering::SeqCst);
@@ -717,4 +717,62 @@ fn an_install_moves_to_postgres_and_back_whole() {
         Some(user("after-return")),
     );
     assert_eq!(status, 201);
+}
+
+/// `GET /readyz` names the instances on the same database that run another set of
+/// plugins or schemas (each publishes a fingerprint every few seconds), and stays ready.
+#[test]
+fn readiness_names_an_instance_running_other_schemas() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, _b, _t) = two_instances(dir.path());
+    let ready = |base: &str| -> serde_json::Value {
+        let mut r = super::agent()
+            .get(&format!("{base}/readyz"))
+            .call()
+            .expect("readyz");
+        assert_eq!(r.status().as_u16(), 200);
+        serde_json::from_str(&r.body_mut().read_to_string().expect("body")).expect("json")
+    };
+    let differing = |base: &str| ready(base)["plugins_and_schemas"]["differing_instances"].clone();
+    // The two alike: none differs.
+    assert_eq!(differing(&a.base), json!([]), "{}", ready(&a.base));
+    // A third with a schema extension the others do not have.
+    let c_dir = dir.path().join("c");
+    private_folder(&c_dir);
+    std::fs::write(
+        c_dir.join("schema.json"),
+        json!({"id": "urn:example:params:scim:schemas:extension:Badge:2.0:User", "name": "Badge",
+               "attributes": [{"name": "badge", "type": "string"}]})
+        .to_string(),
+    )
+    .expect("schema");
+    let url = std::fs::read_to_string(dir.path().join("a").join("scimgate.toml"))
+        .expect("config")
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("database = "))
+        .map(|v| serde_json::from_str::<String>(v).expect("url"))
+        .expect("database");
+    let c = start_configured(
+        &c_dir,
+        &url,
+        "[[schemas]]\nfile = \"schema.json\"\nresource_type = \"User\"\n",
+    );
+    let theirs = ready(&c.base)["plugins_and_schemas"]["fingerprint"].clone();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let named = differing(&a.base);
+        if named
+            .as_array()
+            .is_some_and(|d| d.iter().any(|i| i["fingerprint"] == theirs))
+        {
+            assert_eq!(named.as_array().map(Vec::len), Some(1), "only C: {named}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "C never named: {named}"
+        );
+        thread::sleep(std::time::Duration::from_millis(200));
+    }
 }

@@ -9,11 +9,30 @@ pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// Ready when the database answers a query.
+/// Ready when the database answers a query. The answer also names the other instances on
+/// the same database that run a different set of plugins or schemas (an operator's
+/// deployment gone half way): reported, not a failure, as every rolling update passes
+/// through it.
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let store = state.store.clone();
-    match web::block(move || store.ping()).await {
-        Ok(Ok(())) => HttpResponse::Ok().json(json!({"status": "ready"})),
+    match web::block(move || {
+        store.ping()?;
+        store.other_fingerprints()
+    })
+    .await
+    {
+        Ok(Ok(others)) => {
+            let mine = state.fingerprint.load_full();
+            let differing: Vec<_> = others
+                .into_iter()
+                .filter(|(_, theirs)| *theirs != *mine)
+                .map(|(instance, theirs)| json!({"instance": instance, "fingerprint": theirs}))
+                .collect();
+            HttpResponse::Ok().json(json!({
+                "status": "ready",
+                "plugins_and_schemas": {"fingerprint": *mine, "differing_instances": differing},
+            }))
+        }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
             HttpResponse::ServiceUnavailable().json(json!({"status": "database unavailable"}))

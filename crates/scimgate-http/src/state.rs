@@ -47,4 +47,7 @@ pub struct AppState {
     pub feed_watch: Arc<FeedWatch>,
     /// The receivers' counters, for `/metrics`.
     pub receivers: Vec<Arc<scimgate_events::ReceiverStats>>,
+    /// What this instance runs (its plugins and schemas, as one fingerprint), which
+    /// `/readyz` compares with the other instances' on the same database.
+    pub fingerprint: Arc<arc_swap::ArcSwap<String>>,
 }

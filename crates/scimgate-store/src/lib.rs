@@ -216,4 +216,16 @@ pub trait Store: Send + Sync {
         let _ = (name, ttl);
         Ok(true)
     }
+    /// Publishes what this instance runs (a fingerprint of its plugins and schemas), for
+    /// the other instances on the same database to compare. The default keeps nothing:
+    /// one server per SQLite file.
+    fn publish_fingerprint(&self, fingerprint: &str) -> Result<(), StoreError> {
+        let _ = fingerprint;
+        Ok(())
+    }
+    /// The other instances that published in the last 30 seconds, each with its
+    /// fingerprint.
+    fn other_fingerprints(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(Vec::new())
+    }
 }

@@ -134,6 +134,9 @@ impl WriteCounts {
     }
 }
 
+/// How long a readiness probe waits for a connection.
+const PING_WAIT: Duration = Duration::from_secs(1);
+
 /// Most times a write is tried when PostgreSQL aborts it for a deadlock or a
 /// serialisation failure (another instance's write crossed it).
 const WRITE_ATTEMPTS: u32 = 8;
@@ -538,8 +541,14 @@ impl Store for PgStore {
         self.queue.flush()
     }
 
+    /// Within a second: a load balancer's probe must learn that the database is away
+    /// before its own timeout, not after the pool's wait.
     fn ping(&self) -> Result<(), StoreError> {
-        self.connection()?.simple_query("SELECT 1")?;
+        let pool = self.pool.as_ref().ok_or(StoreError::WriterGone)?;
+        let mut conn = pool
+            .get_timeout(PING_WAIT)
+            .map_err(|e| StoreError::Unreachable(e.to_string()))?;
+        conn.simple_query("SELECT 1")?;
         Ok(())
     }
 
@@ -573,6 +582,28 @@ impl Store for PgStore {
 
     fn prune_audit(&self, before: &str) -> Result<usize, StoreError> {
         self.write(None, |tx, _, _| audit::prune(tx, before))
+    }
+
+    fn publish_fingerprint(&self, fingerprint: &str) -> Result<(), StoreError> {
+        self.connection()?.execute(
+            "INSERT INTO instances (name, fingerprint, seen) VALUES ($1, $2, clock_timestamp()) \
+             ON CONFLICT (name) DO UPDATE SET fingerprint = excluded.fingerprint, seen = excluded.seen",
+            &[&self.instance, &fingerprint],
+        )?;
+        Ok(())
+    }
+
+    fn other_fingerprints(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(self
+            .connection()?
+            .query(
+                "SELECT name, fingerprint FROM instances \
+                 WHERE name <> $1 AND seen > clock_timestamp() - interval '30 seconds' ORDER BY name",
+                &[&self.instance],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
     }
 
     /// Taken when free, lapsed or already this instance's, on the database's clock, so

@@ -265,8 +265,8 @@ fn tenants(client: &mut Client) -> Result<Vec<TenantInfo>, StoreError> {
     Ok(client
         .query(
             "SELECT t.name, t.created, \
-             coalesce((SELECT n FROM resource_counts c WHERE c.tenant = t.name AND c.resource_type = 'User'), 0), \
-             coalesce((SELECT n FROM resource_counts c WHERE c.tenant = t.name AND c.resource_type = 'Group'), 0) \
+             coalesce((SELECT sum(n)::bigint FROM resource_counts c WHERE c.tenant = t.name AND c.resource_type = 'User'), 0), \
+             coalesce((SELECT sum(n)::bigint FROM resource_counts c WHERE c.tenant = t.name AND c.resource_type = 'Group'), 0) \
              FROM tenants t ORDER BY t.name",
             &[],
         )?
@@ -296,11 +296,12 @@ fn remove_tenant(
     }
     let mut count = |rt: &str| -> Result<i64, StoreError> {
         Ok(tx
-            .query_opt(
-                "SELECT n FROM resource_counts WHERE tenant = $1 AND resource_type = $2",
+            .query_one(
+                "SELECT sum(n)::bigint FROM resource_counts WHERE tenant = $1 AND resource_type = $2",
                 &[&name, &rt],
             )?
-            .map_or(0, |r| r.get(0)))
+            .get::<_, Option<i64>>(0)
+            .unwrap_or(0))
     };
     let (users, groups) = (count("User")?, count("Group")?);
     if (users > 0 || groups > 0) && !purge {

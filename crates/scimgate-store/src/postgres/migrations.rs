@@ -10,6 +10,8 @@ use crate::error::StoreError;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_leases.sql"),
+    include_str!("migrations/0003_instances.sql"),
+    include_str!("migrations/0004_count_shards.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -20,36 +20,37 @@ pub fn append(
     now: &str,
     event: Appended<'_>,
 ) -> Result<i64, StoreError> {
+    // The notice goes out with the commit whenever it is asked for: before the counter's
+    // lock, which every write in the tenant waits for, is taken.
+    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &tenant])?;
+    // The number and the event in one statement, the last before the commit: the lock is
+    // held for that statement and the commit only.
     let seq: i64 = tx
         .query_one(
-            "INSERT INTO event_sequences (tenant, last_seq) VALUES ($1, 1) \
-             ON CONFLICT (tenant) DO UPDATE SET last_seq = event_sequences.last_seq + 1 \
-             RETURNING last_seq",
-            &[&tenant],
+            "WITH next AS (INSERT INTO event_sequences (tenant, last_seq) VALUES ($1, 1) \
+               ON CONFLICT (tenant) DO UPDATE SET last_seq = event_sequences.last_seq + 1 \
+               RETURNING last_seq) \
+             INSERT INTO events (tenant, seq, txn, at, operation, resource_type, resource_id, \
+             external_id, version, created, activation, attributes, data, members) \
+             SELECT $1, next.last_seq, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, \
+             $8::bigint, $9::text, $10::boolean, $11::text, $12::text, $13::text FROM next RETURNING seq",
+            &[
+                &tenant,
+                &new_txn(),
+                &now,
+                &event.kind.name(),
+                &event.resource_type.name(),
+                &event.id,
+                &event.external_id,
+                &event.version,
+                &event.created,
+                &event.note.activation,
+                &event.attributes_names(),
+                &event.data(),
+                &event.members_json(),
+            ],
         )?
         .get(0);
-    tx.execute(
-        "INSERT INTO events (tenant, seq, txn, at, operation, resource_type, resource_id, \
-         external_id, version, created, activation, attributes, data, members) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        &[
-            &tenant,
-            &seq,
-            &new_txn(),
-            &now,
-            &event.kind.name(),
-            &event.resource_type.name(),
-            &event.id,
-            &event.external_id,
-            &event.version,
-            &event.created,
-            &event.note.activation,
-            &event.attributes_names(),
-            &event.data(),
-            &event.members_json(),
-        ],
-    )?;
-    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &tenant])?;
     Ok(seq)
 }
 

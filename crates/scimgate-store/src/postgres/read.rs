@@ -84,11 +84,11 @@ pub fn list(
         Some(Some(_)) => None,
         _ if q.filter.is_none() => {
             let n: Option<i64> = tx
-                .query_opt(
-                    "SELECT n FROM resource_counts WHERE tenant = $1 AND resource_type = $2",
+                .query_one(
+                    "SELECT sum(n)::bigint FROM resource_counts WHERE tenant = $1 AND resource_type = $2",
                     &[&tenant, &rt.name()],
                 )?
-                .map(|r| r.get(0));
+                .get(0);
             Some(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
         }
         _ => {

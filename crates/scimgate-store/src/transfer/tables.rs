@@ -91,7 +91,8 @@ pub const TABLES: &[Table] = &[
     },
     Table {
         name: "resource_counts",
-        from: "resource_counts",
+        // PostgreSQL keeps a count in several rows (its migration 4): their sum.
+        from: "(SELECT tenant, resource_type, sum(n) AS n FROM resource_counts GROUP BY tenant, resource_type) c",
         columns: &[
             plain("tenant", Text),
             plain("resource_type", Text),
