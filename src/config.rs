@@ -25,6 +25,13 @@ pub struct Config {
     /// A file holding the database's password, so that it is neither in `database`, the
     /// configuration file nor the environment.
     pub database_password_file: Option<PathBuf>,
+    /// TLS to the database, verified against these authorities (PEM); with
+    /// `sslmode=require` in `database` and no file, against the web's public roots.
+    pub database_ca_file: Option<PathBuf>,
+    /// A client certificate (PEM chain) and its key, for the database's certificate
+    /// authentication.
+    pub database_client_cert: Option<PathBuf>,
+    pub database_client_key: Option<PathBuf>,
     /// TLS certificate chain (PEM); with `tls_key`, the server speaks HTTPS itself.
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM, PKCS#8, PKCS#1 or SEC1).
@@ -91,6 +98,9 @@ impl Default for Config {
             data: PathBuf::from("./scimgate-data"),
             database: None,
             database_password_file: None,
+            database_ca_file: None,
+            database_client_cert: None,
+            database_client_key: None,
             tls_cert: None,
             tls_key: None,
             header_timeout_secs: 10,

@@ -161,6 +161,11 @@ pub fn pg_options(config: &Config) -> Result<Option<PgOptions>, StartError> {
         return Ok(None);
     };
     let mut options = PgOptions::configured(url, &config.store, config.overload_wait());
+    options.tls = scimgate_store::TlsFiles {
+        ca_file: config.database_ca_file.clone(),
+        client_cert: config.database_client_cert.clone(),
+        client_key: config.database_client_key.clone(),
+    };
     if let Some(file) = &config.database_password_file {
         options.password = Some(std::fs::read_to_string(file).map_err(|e| {
             StartError::Config(format!(

@@ -151,6 +151,7 @@ impl ApiError {
                 | S::Sqlite(_)
                 | S::Postgres(_)
                 | S::Transfer(_)
+                | S::Setup(_)
                 | S::Io(_) => server_error(500),
             },
         }

@@ -59,6 +59,9 @@ pub enum StoreError {
     /// The database did not answer (PostgreSQL, at start or since): temporary.
     #[error("the database is unreachable: {0}")]
     Unreachable(String),
+    /// The database's settings cannot be used as given (a TLS file, say).
+    #[error("{0}")]
+    Setup(String),
     /// `scimgate migrate` could not copy or verify.
     #[error("{0}")]
     Transfer(String),

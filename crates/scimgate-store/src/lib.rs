@@ -25,7 +25,7 @@ use scimgate_model::filter::Filter;
 use scimgate_model::path::AttrPath;
 use serde_json::Value;
 
-pub use crate::postgres::{PgAdmin, PgOptions, PgStore};
+pub use crate::postgres::{PgAdmin, PgOptions, PgStore, TlsFiles};
 pub use admin::Admin;
 pub use error::StoreError;
 pub use pending::PendingWrite;

@@ -17,6 +17,7 @@ mod outbox;
 mod queue;
 mod read;
 mod schema_change;
+mod tls;
 mod write;
 
 use std::collections::HashMap;
@@ -33,6 +34,8 @@ use scimgate_model::{Clock, ResourceType};
 
 pub use admin::PgAdmin;
 pub use migrations::{LATEST, migrate};
+pub use tls::TlsFiles;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::commits::Commits;
 use crate::error::StoreError;
@@ -45,7 +48,7 @@ use crate::records::{
 use crate::{ListPage, ListQuery, Store};
 use queue::{Queue, Queued};
 
-type Pool = r2d2::Pool<PostgresConnectionManager<postgres::NoTls>>;
+type Pool = r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>;
 
 /// How the PostgreSQL store connects and shares its connections.
 #[derive(Debug, Clone)]
@@ -68,6 +71,8 @@ pub struct PgOptions {
     pub retry: Retry,
     /// The password, when it is not in `url` (read from a file by the caller).
     pub password: Option<String>,
+    /// TLS to the server (`tls`).
+    pub tls: TlsFiles,
 }
 
 impl PgOptions {
@@ -83,10 +88,17 @@ impl PgOptions {
             page_byte_budget: 4 << 20,
             retry: Retry::default(),
             password: None,
+            tls: TlsFiles::default(),
         }
     }
 
-    /// The connection settings `url` and `password` give.
+    /// The connection settings `url`, `password` and `tls` give, and the TLS connector.
+    fn settings(&self) -> Result<(postgres::Config, MakeRustlsConnect), StoreError> {
+        let mut config = self.config()?;
+        let tls = tls::connector(&mut config, &self.tls)?;
+        Ok((config, tls))
+    }
+
     fn config(&self) -> Result<postgres::Config, StoreError> {
         let mut config: postgres::Config = self.url.parse().map_err(|e| {
             StoreError::Unreachable(format!("the database address does not parse: {e}"))
@@ -172,8 +184,8 @@ impl PgStore {
     /// Connects (trying again while the database does not answer), migrates the schema
     /// and registers this binary's attribute paths.
     pub fn open(options: &PgOptions, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
-        let config = options.config()?;
-        let mut first = connect_with(&config, options.retry)?;
+        let (config, tls) = options.settings()?;
+        let mut first = connect_with(&config, &tls, options.retry)?;
         migrate(&mut first)?;
         let paths = index::register_paths_of(&mut first, scimgate_model::registry::current())?;
         drop(first);
@@ -181,15 +193,12 @@ impl PgStore {
             .max_size(options.connections.max(2))
             .min_idle(Some(1))
             .connection_timeout(options.pool_timeout)
-            .build(PostgresConnectionManager::new(
-                config.clone(),
-                postgres::NoTls,
-            ))
+            .build(PostgresConnectionManager::new(config.clone(), tls.clone()))
             .map_err(|e| StoreError::Unreachable(e.to_string()))?;
         let commits = Arc::new(Commits::default());
         let counts = Arc::new(WriteCounts::default());
         let queue = Queue::start(pool.clone(), Arc::clone(&commits), Arc::clone(&counts))?;
-        let listener = listen::Listener::start(config, Arc::clone(&commits))?;
+        let listener = listen::Listener::start(config, tls, Arc::clone(&commits))?;
         let size = options.connections.max(2) as usize;
         Ok(PgStore {
             pool: Some(pool),
@@ -220,7 +229,7 @@ impl PgStore {
 
     fn connection(
         &self,
-    ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<postgres::NoTls>>, StoreError>
+    ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<MakeRustlsConnect>>, StoreError>
     {
         let started = Instant::now();
         let pool = self.pool.as_ref().ok_or(StoreError::WriterGone)?;
@@ -319,9 +328,22 @@ impl PgStore {
 /// A connection to the database `options` names, migrated, for `scimgate migrate` to
 /// read or fill in one transaction.
 pub(crate) fn open_for_transfer(options: &PgOptions) -> Result<postgres::Client, StoreError> {
-    let mut client = connect_with(&options.config()?, options.retry)?;
+    let (config, tls) = options.settings()?;
+    let mut client = connect_with(&config, &tls, options.retry)?;
     migrate(&mut client)?;
     Ok(client)
+}
+
+/// An error with its causes (a TLS handshake's names the certificate problem).
+fn why(e: &postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// This process among the instances: its host, its process id and a random part (a
@@ -649,24 +671,26 @@ impl Default for Retry {
 /// with backoff while it does not answer, and saying why in the log each time. The
 /// password is never logged.
 pub fn connect(url: &str, retry: Retry) -> Result<postgres::Client, StoreError> {
-    connect_with(&PgOptions::new(url).config()?, retry)
+    let (config, tls) = PgOptions::new(url).settings()?;
+    connect_with(&config, &tls, retry)
 }
 
 /// Connects with `config`, as [`connect`].
 pub fn connect_with(
     config: &postgres::Config,
+    tls: &MakeRustlsConnect,
     retry: Retry,
 ) -> Result<postgres::Client, StoreError> {
     let mut wait = retry.first_wait;
     let mut attempt = 1;
     loop {
-        match config.connect(postgres::NoTls) {
+        match config.connect(tls.clone()) {
             Ok(client) => return Ok(client),
             Err(e) if attempt < retry.attempts.max(1) => {
                 tracing::warn!(
                     attempt,
                     retry_in_ms = wait.as_millis() as u64,
-                    error = %e,
+                    error = %why(&e),
                     "the database does not answer yet; trying again"
                 );
                 std::thread::sleep(wait);
@@ -675,7 +699,8 @@ pub fn connect_with(
             }
             Err(e) => {
                 return Err(StoreError::Unreachable(format!(
-                    "no answer from the database after {attempt} tries: {e}"
+                    "no answer from the database after {attempt} tries: {}",
+                    why(&e)
                 )));
             }
         }

@@ -99,13 +99,13 @@ type Job = Box<dyn FnOnce(&mut postgres::Client) + Send>;
 impl PgAdmin {
     /// Connects (trying again while the database does not answer) and migrates.
     pub fn open(options: &PgOptions) -> Result<Self, StoreError> {
-        let (config, retry) = (options.config()?, options.retry);
+        let ((config, tls), retry) = (options.settings()?, options.retry);
         let (jobs, queue) = mpsc::channel::<Job>();
         let (opened, open) = mpsc::channel();
         std::thread::Builder::new()
             .name("pg-admin".into())
             .spawn(move || {
-                let mut client = match connect_with(&config, retry).and_then(|mut c| {
+                let mut client = match connect_with(&config, &tls, retry).and_then(|mut c| {
                     migrate(&mut c)?;
                     Ok(c)
                 }) {

@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use postgres::fallible_iterator::FallibleIterator;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::outbox::CHANNEL;
 use crate::commits::Commits;
@@ -19,12 +20,16 @@ pub struct Listener {
 }
 
 impl Listener {
-    pub fn start(config: postgres::Config, commits: Arc<Commits>) -> std::io::Result<Listener> {
+    pub fn start(
+        config: postgres::Config,
+        tls: MakeRustlsConnect,
+        commits: Arc<Commits>,
+    ) -> std::io::Result<Listener> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("pg-listen".into())
-            .spawn(move || run(&config, &commits, &flag))?;
+            .spawn(move || run(&config, &tls, &commits, &flag))?;
         Ok(Listener {
             stop,
             thread: Some(thread),
@@ -41,10 +46,10 @@ impl Drop for Listener {
     }
 }
 
-fn run(config: &postgres::Config, commits: &Commits, stop: &AtomicBool) {
+fn run(config: &postgres::Config, tls: &MakeRustlsConnect, commits: &Commits, stop: &AtomicBool) {
     let mut backoff = Duration::from_millis(100);
     while !stop.load(Ordering::Relaxed) {
-        match listen(config, commits, stop) {
+        match listen(config, tls, commits, stop) {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(error = %e, "listening for other instances' commits failed; trying again");
@@ -58,10 +63,11 @@ fn run(config: &postgres::Config, commits: &Commits, stop: &AtomicBool) {
 
 fn listen(
     config: &postgres::Config,
+    tls: &MakeRustlsConnect,
     commits: &Commits,
     stop: &AtomicBool,
 ) -> Result<(), postgres::Error> {
-    let mut client = config.connect(postgres::NoTls)?;
+    let mut client = config.connect(tls.clone())?;
     client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
     while !stop.load(Ordering::Relaxed) {
         // Wakes at least every 50 ms to look at `stop` (a store closing waits for it).

@@ -15,7 +15,7 @@ use crate::commits::Commits;
 use crate::error::StoreError;
 use crate::records::{AuditRecord, EventPosition};
 
-type Pool = r2d2::Pool<PostgresConnectionManager<postgres::NoTls>>;
+type Pool = r2d2::Pool<PostgresConnectionManager<tokio_postgres_rustls::MakeRustlsConnect>>;
 
 /// One queued row.
 pub enum Queued {

@@ -226,3 +226,54 @@ fn filters_are_index_lookups_not_scans() {
         );
     }
 }
+
+/// Whether the connection `client` is on is encrypted.
+fn encrypted(client: &mut postgres::Client) -> bool {
+    client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .expect("pg_stat_ssl")
+        .get(0)
+}
+
+/// TLS when asked for, and then verified: against the authority named (here the test
+/// server's own self-signed certificate, as `SHOW ssl_cert_file` names it), refused
+/// against another one; plain when not asked for.
+#[test]
+fn tls_is_used_when_asked_and_the_server_is_verified() {
+    let db = TestDb::new();
+    let mut plain = connect(&db.url, quick()).expect("plain");
+    assert!(!encrypted(&mut plain), "no TLS unless asked for");
+    let server_cert: String = plain
+        .query_one("SHOW ssl_cert_file", &[])
+        .expect("ssl_cert_file")
+        .get(0);
+    let with_ca = |ca: &str| PgOptions {
+        tls: TlsFiles {
+            ca_file: Some(ca.into()),
+            ..TlsFiles::default()
+        },
+        retry: quick(),
+        ..PgOptions::new(&db.url)
+    };
+    let mut verified = PgAdmin::open(&with_ca(&server_cert))
+        .and_then(|_| open_for_transfer(&with_ca(&server_cert)))
+        .expect("TLS to a server whose certificate the named authority signed");
+    assert!(encrypted(&mut verified));
+    let other = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/keys/tls-cert.pem"
+    );
+    let Err(e) = open_for_transfer(&with_ca(other)) else {
+        panic!("a server certificate no named authority signed is refused")
+    };
+    assert!(e.to_string().contains("certificate"), "{e}");
+    // `sslmode=require` alone verifies against the public roots: the test server's
+    // self-signed certificate is refused, not taken on trust.
+    let Err(e) = connect(&format!("{} sslmode=require", db.url), quick()) else {
+        panic!("require without its authority is refused")
+    };
+    assert!(e.to_string().contains("certificate"), "{e}");
+}
