@@ -505,6 +505,8 @@ impl Store for PgStore {
     }
 
     fn prune_events(&self, before: &str, holds: &[EventHold]) -> Result<usize, StoreError> {
+        // Positions queued before count, as on SQLite, where the one writer runs them first.
+        self.queue.flush()?;
         self.write(None, |tx, _, _| outbox::prune(tx, before, holds))
     }
 
@@ -603,6 +605,7 @@ impl Store for PgStore {
     }
 
     fn prune_audit(&self, before: &str) -> Result<usize, StoreError> {
+        self.queue.flush()?;
         self.write(None, |tx, _, _| audit::prune(tx, before))
     }
 

@@ -1,5 +1,5 @@
 //! Wakes this instance's feed consumers when any instance commits a write: a connection of
-//! its own listens on `scimgate_commit` (each write notifies it in its transaction, so the
+//! its own listens on the install's channel (`outbox::CHANNEL`) (each write notifies it in its transaction, so the
 //! notice comes with the commit), and counts a commit for each notice. Reconnects while
 //! the database is away, and counts one on return, as commits may have been missed.
 
@@ -68,7 +68,8 @@ fn listen(
     stop: &AtomicBool,
 ) -> Result<(), postgres::Error> {
     let mut client = config.connect(tls.clone())?;
-    client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
+    let channel: String = client.query_one(&format!("SELECT {CHANNEL}"), &[])?.get(0);
+    client.batch_execute(&format!("LISTEN \"{channel}\""))?;
     while !stop.load(Ordering::Relaxed) {
         // Wakes at least every 50 ms to look at `stop` (a store closing waits for it).
         let mut notes = client.notifications();

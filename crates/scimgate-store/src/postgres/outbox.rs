@@ -1,7 +1,7 @@
 //! The change feed's outbox on PostgreSQL. Each write appends its event in its own
 //! transaction, numbered per tenant from a counter row whose lock it holds until it
 //! commits: numbers are gap-free across instances and committed in order (a write that
-//! rolls back takes its number with it). The commit notifies `scimgate_commit`, so that
+//! rolls back takes its number with it). The commit notifies the install's channel, so that
 //! every instance's feed consumers wake.
 
 use postgres::{GenericClient, Row, Transaction};
@@ -10,8 +10,10 @@ use crate::error::StoreError;
 use crate::records::{EventHold, EventPosition, EventRecord};
 use crate::stored_rows::{Appended, EventColumns, new_txn, prune_bound};
 
-/// The channel every instance listens on for commits with events.
-pub const CHANNEL: &str = "scimgate_commit";
+/// The channel every instance of one install listens on for commits with events: named
+/// after the install's schema, so that two installs in one database (in two schemas) do
+/// not wake each other. SQL, as the schema is the connection's own.
+pub const CHANNEL: &str = "'scimgate_' || md5(current_schema())";
 
 /// Appends the event of the write being made; returns its sequence number.
 pub fn append(
@@ -22,7 +24,7 @@ pub fn append(
 ) -> Result<i64, StoreError> {
     // The notice goes out with the commit whenever it is asked for: before the counter's
     // lock, which every write in the tenant waits for, is taken.
-    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &tenant])?;
+    tx.execute(&format!("SELECT pg_notify({CHANNEL}, $1)"), &[&tenant])?;
     // The number and the event in one statement, the last before the commit: the lock is
     // held for that statement and the commit only.
     let seq: i64 = tx
