@@ -10,7 +10,6 @@ mod tables;
 
 use std::path::Path;
 
-use postgres::types::ToSql;
 use rusqlite::types::Value as SqlValue;
 
 use crate::error::StoreError;
@@ -41,7 +40,7 @@ pub fn sqlite_to_postgres(
     let source_tx = source.transaction()?;
     let mut target = crate::postgres::open_for_transfer(to)?;
     let target_tx = target.transaction()?;
-    let (mut src, mut dst) = (Sqlite(source_tx), Pg(target_tx));
+    let (mut src, mut dst) = (Sqlite(source_tx), Pg(target_tx, Default::default()));
     let report = copy(&mut src, &mut dst)?;
     dst.0.commit()?;
     Ok(report)
@@ -61,7 +60,7 @@ pub fn postgres_to_sqlite(
         .start()?;
     let mut target = crate::sqlite::open_for_transfer(to)?;
     let target_tx = target.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let (mut src, mut dst) = (Pg(source_tx), Sqlite(target_tx));
+    let (mut src, mut dst) = (Pg(source_tx, Default::default()), Sqlite(target_tx));
     let report = copy(&mut src, &mut dst)?;
     dst.0.commit()?;
     Ok(report)
@@ -93,8 +92,8 @@ trait Side {
     fn finish(&mut self) -> Result<(), StoreError>;
 }
 
-/// Rows written in one statement (PostgreSQL binds at most 65,535 values).
-const BATCH: usize = 500;
+/// Rows written at a time (one `COPY` on PostgreSQL).
+const BATCH: usize = 5000;
 
 fn copy(src: &mut dyn Side, dst: &mut dyn Side) -> Result<TransferReport, StoreError> {
     if dst.rows()? > 0 {
@@ -346,6 +345,19 @@ impl Side for Sqlite<'_> {
     }
 }
 
+/// `t` as a field of `COPY`'s text format.
+fn copy_escape(t: &str, out: &mut String) {
+    for c in t.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+}
+
 /// Rows beyond what a fresh database holds (its default tenant).
 fn rows_sql() -> String {
     let counts: Vec<String> = TABLES
@@ -361,7 +373,8 @@ fn rows_sql() -> String {
     format!("SELECT {}", counts.join(" + "))
 }
 
-struct Pg<'c>(postgres::Transaction<'c>);
+/// A PostgreSQL transaction, and the ids of its attribute paths (once added).
+struct Pg<'c>(postgres::Transaction<'c>, std::collections::HashMap<String, i64>);
 
 /// Rows read from PostgreSQL at a time.
 const FETCH: i32 = 5000;
@@ -411,43 +424,43 @@ impl Side for Pg<'_> {
         }
     }
 
+    /// With `COPY … FROM STDIN` (text format): the fastest way in, a million users'
+    /// index rows in minutes, not hours. An attribute path is written as the target's
+    /// own id for it.
     fn write(&mut self, table: &Table, rows: &[Vec<Val>]) -> Result<(), StoreError> {
         let names: Vec<&str> = table.columns.iter().map(|c| c.1).collect();
-        let mut tuples = Vec::with_capacity(rows.len());
-        let mut params: Vec<Box<dyn ToSql + Sync>> = Vec::new();
+        let mut text = String::new();
         for row in rows {
-            let mut tuple = Vec::with_capacity(row.len());
-            for (v, (_, _, template, col)) in row.iter().zip(table.columns) {
-                let n = params.len() + 1;
-                let placeholder = match col {
-                    Col::Text => format!("${n}::text"),
-                    Col::Num => format!("${n}::text::numeric"),
-                    Col::Int => format!("${n}::bigint"),
-                    Col::Int32 => format!("${n}::bigint::int"),
-                    Col::Bool => format!("${n}::bigint::int::boolean"),
+            for (i, (v, (_, _, template, col))) in row.iter().zip(table.columns).enumerate() {
+                if i > 0 {
+                    text.push('\t');
+                }
+                let path_id;
+                let v = match v {
+                    Val::Text(path) if template.contains("attr_paths") => {
+                        path_id = Val::Int(*self.1.get(path).ok_or_else(|| {
+                            StoreError::Transfer(format!("no id for attribute path {path}"))
+                        })?);
+                        &path_id
+                    }
+                    v => v,
                 };
-                tuple.push(template.replace('?', &placeholder));
-                params.push(match (v, col) {
-                    (Val::Null, Col::Text | Col::Num) => Box::new(None::<String>),
-                    (Val::Null, _) => Box::new(None::<i64>),
-                    (Val::Int(i), Col::Text | Col::Num) => Box::new(Some(i.to_string())),
-                    (Val::Int(i), _) => Box::new(Some(*i)),
-                    (Val::Text(t), Col::Text | Col::Num) => Box::new(Some(t.clone())),
-                    (Val::Text(t), _) => Box::new(t.parse::<i64>().ok()),
-                });
+                match (v, col) {
+                    (Val::Null, _) => text.push_str("\\N"),
+                    (Val::Int(n), Col::Bool) => text.push(if *n != 0 { 't' } else { 'f' }),
+                    (Val::Int(n), _) => text.push_str(&n.to_string()),
+                    (Val::Text(t), _) => copy_escape(t, &mut text),
+                }
             }
-            tuples.push(format!("({})", tuple.join(", ")));
+            text.push('\n');
         }
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
-        self.0.execute(
-            &format!(
-                "INSERT INTO {} ({}) VALUES {}",
-                table.name,
-                names.join(", "),
-                tuples.join(", ")
-            ),
-            &refs,
-        )?;
+        let mut copy = self.0.copy_in(&format!(
+            "COPY {} ({}) FROM STDIN",
+            table.name,
+            names.join(", ")
+        ))?;
+        std::io::Write::write_all(&mut copy, text.as_bytes())?;
+        copy.finish()?;
         Ok(())
     }
 
@@ -468,6 +481,12 @@ impl Side for Pg<'_> {
             "INSERT INTO attr_paths (path) SELECT unnest($1::text[]) ON CONFLICT (path) DO NOTHING",
             &[&paths],
         )?;
+        self.1 = self
+            .0
+            .query("SELECT path, id FROM attr_paths", &[])?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
         Ok(())
     }
 
