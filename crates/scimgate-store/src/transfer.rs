@@ -374,7 +374,10 @@ fn rows_sql() -> String {
 }
 
 /// A PostgreSQL transaction, and the ids of its attribute paths (once added).
-struct Pg<'c>(postgres::Transaction<'c>, std::collections::HashMap<String, i64>);
+struct Pg<'c>(
+    postgres::Transaction<'c>,
+    std::collections::HashMap<String, i64>,
+);
 
 /// Rows read from PostgreSQL at a time.
 const FETCH: i32 = 5000;
