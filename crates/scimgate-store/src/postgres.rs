@@ -103,6 +103,22 @@ impl PgOptions {
         let mut config: postgres::Config = self.url.parse().map_err(|e| {
             StoreError::Unreachable(format!("the database address does not parse: {e}"))
         })?;
+        // A database that stops answering (a host gone, a network partition) is noticed
+        // within seconds: unacknowledged data closes the connection after
+        // `tcp_user_timeout`, and an idle one is probed. Without these a request could
+        // wait for the kernel's retransmissions, a quarter of an hour. The address's own
+        // settings win, but for a keepalive idle time over 10 s.
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(Duration::from_secs(10));
+        }
+        let idle = config.get_keepalives_idle().min(Duration::from_secs(10));
+        config.keepalives(true).keepalives_idle(idle);
+        if config.get_keepalives_interval().is_none() {
+            config.keepalives_interval(Duration::from_secs(2));
+        }
+        if config.get_keepalives_retries().is_none() {
+            config.keepalives_retries(3);
+        }
         if let Some(password) = &self.password {
             config.password(password.trim_end_matches(['\r', '\n']));
         }
