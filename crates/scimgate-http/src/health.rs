@@ -5,6 +5,9 @@ use serde_json::json;
 
 use crate::state::AppState;
 
+/// How long a readiness probe waits for the database.
+const PROBE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
@@ -15,12 +18,18 @@ pub async fn live() -> HttpResponse {
 /// through it.
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let store = state.store.clone();
-    match web::block(move || {
+    let probe = web::block(move || {
         store.ping()?;
         store.other_fingerprints()
-    })
-    .await
-    {
+    });
+    // A database that holds its connections open and never answers must not hold the
+    // probe too: a load balancer learns within its own timeout that this instance cannot
+    // serve (the blocked call ends when its connection does).
+    let Ok(answer) = actix_web::rt::time::timeout(PROBE_DEADLINE, probe).await else {
+        tracing::warn!("readiness check failed: the database did not answer within 2 s");
+        return HttpResponse::ServiceUnavailable().json(json!({"status": "database unavailable"}));
+    };
+    match answer {
         Ok(Ok(others)) => {
             let mine = state.fingerprint.load_full();
             let differing: Vec<_> = others
