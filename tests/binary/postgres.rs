@@ -128,6 +128,7 @@ fn tenants_and_revocations_made_anywhere_hold_on_every_instance_within_a_second(
     assert!(cli(&a_dir, &["tenant", "list"]).contains("acme"));
     let acme = cli(&a_dir, &["token", "--tenant", "acme"]);
     assert_eq!(status_within_a_second(&b.base, &acme, 200), 200);
+    assert_eq!(status_within_a_second(&a.base, &acme, 200), 200);
     let (status, created) = send(
         "POST",
         &format!("{}/scim/v2/Users", a.base),
