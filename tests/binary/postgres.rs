@@ -52,6 +52,17 @@ fn private_folder(path: &Path) {
         .expect("data folder");
 }
 
+/// The database the instance on folder `data` runs on, as its configuration names it.
+fn database_of(data: &Path) -> String {
+    std::fs::read_to_string(data.join("scimgate.toml"))
+        .expect("config")
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("database = "))
+        .map(|v| serde_json::from_str::<String>(v).expect("url"))
+        .expect("database")
+}
+
 fn toml_string(s: &str) -> String {
     serde_json::Value::String(s.to_owned()).to_string()
 }
@@ -291,13 +302,7 @@ fn killing_an_instance_under_load_loses_no_acknowledged_write_or_event() {
     let (a, b, t) = two_instances_with(dir.path(), &extra);
     let bases = [a.base.clone(), b.base.clone()];
     let pids = [a.child.id(), b.child.id()];
-    let url = std::fs::read_to_string(dir.path().join("a").join("scimgate.toml"))
-        .expect("config")
-        .lines()
-        .next()
-        .and_then(|l| l.strip_prefix("database = "))
-        .map(|v| serde_json::from_str::<String>(v).expect("url"))
-        .expect("database");
+    let url = database_of(&dir.path().join("a"));
     let mut servers = [Some(a), Some(b)];
     let acknowledged = std::sync::Mutex::new(Vec::new());
     thread::scope(|s| {
@@ -747,13 +752,7 @@ fn readiness_names_an_instance_running_other_schemas() {
         .to_string(),
     )
     .expect("schema");
-    let url = std::fs::read_to_string(dir.path().join("a").join("scimgate.toml"))
-        .expect("config")
-        .lines()
-        .next()
-        .and_then(|l| l.strip_prefix("database = "))
-        .map(|v| serde_json::from_str::<String>(v).expect("url"))
-        .expect("database");
+    let url = database_of(&dir.path().join("a"));
     let c = start_configured(
         &c_dir,
         &url,
