@@ -65,6 +65,31 @@ pub enum SqlNum {
     Real(f64),
 }
 
+impl SqlNum {
+    /// A JSON number: an integer when it is one.
+    pub fn from_json(n: &serde_json::Number) -> SqlNum {
+        n.as_i64()
+            .map_or_else(|| SqlNum::Real(n.as_f64().unwrap_or(f64::NAN)), SqlNum::Int)
+    }
+
+    /// As both backends keep it (SQLite's NUMERIC affinity): whole reals as integers.
+    pub fn stored(self) -> SqlNum {
+        match self {
+            SqlNum::Real(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => SqlNum::Int(f as i64),
+            n => n,
+        }
+    }
+
+    /// The stored number as text (PostgreSQL's `numeric`, `scimgate migrate`'s sums):
+    /// reals as Rust prints them, the shortest text that reads back the same.
+    pub fn text(self) -> String {
+        match self.stored() {
+            SqlNum::Int(i) => i.to_string(),
+            SqlNum::Real(f) => f.to_string(),
+        }
+    }
+}
+
 /// Nanoseconds as stored: dateTimes beyond i64 (years past 2262) saturate.
 pub fn nanos(n: i128) -> i64 {
     i64::try_from(n).unwrap_or(if n < 0 { i64::MIN } else { i64::MAX })
@@ -159,13 +184,9 @@ fn leaf_row(def: &AttributeDef, path: &str, elem: i64, value: &Value) -> Option<
             None,
         ),
         (AttrType::Boolean, Value::Bool(b)) => (None, Some(SqlNum::Int(i64::from(*b)))),
-        (AttrType::Integer | AttrType::Decimal, Value::Number(n)) => (
-            None,
-            Some(
-                n.as_i64()
-                    .map_or_else(|| SqlNum::Real(n.as_f64().unwrap_or(f64::NAN)), SqlNum::Int),
-            ),
-        ),
+        (AttrType::Integer | AttrType::Decimal, Value::Number(n)) => {
+            (None, Some(SqlNum::from_json(n)))
+        }
         (AttrType::DateTime, v) => (None, Some(SqlNum::Int(nanos(instant(v)?)))),
         _ => return None,
     };

@@ -13,6 +13,7 @@ use std::path::Path;
 use rusqlite::types::Value as SqlValue;
 
 use crate::error::StoreError;
+use crate::index_rows::SqlNum;
 use tables::{Col, TABLES, Table};
 
 /// One table as copied.
@@ -209,21 +210,13 @@ impl Sum {
     }
 }
 
-/// A NUMERIC value as canonical text: integers as such, other reals as Rust prints them.
-fn canonical_real(f: f64) -> String {
-    if f.fract() == 0.0 && f.abs() < 9.0e15 {
-        (f as i64).to_string()
-    } else {
-        f.to_string()
-    }
-}
-
+/// PostgreSQL's `numeric` text as SQLite's NUMERIC value would print (`SqlNum::text`).
 fn canonical_numeric(text: &str) -> String {
     match text.parse::<i64>() {
         Ok(i) => i.to_string(),
         Err(_) => text
             .parse::<f64>()
-            .map_or_else(|_| text.to_owned(), canonical_real),
+            .map_or_else(|_| text.to_owned(), |f| SqlNum::Real(f).text()),
     }
 }
 
@@ -263,10 +256,10 @@ impl Side for Sqlite<'_> {
                 values.push(match (row.get::<_, SqlValue>(i)?, col) {
                     (SqlValue::Null, _) => Val::Null,
                     (SqlValue::Integer(n), Col::Num) => Val::Text(n.to_string()),
-                    (SqlValue::Real(f), Col::Num) => Val::Text(canonical_real(f)),
+                    (SqlValue::Real(f), Col::Num) => Val::Text(SqlNum::Real(f).text()),
                     (SqlValue::Integer(n), _) => Val::Int(n),
                     (SqlValue::Text(t), _) => Val::Text(t),
-                    (SqlValue::Real(f), _) => Val::Text(canonical_real(f)),
+                    (SqlValue::Real(f), _) => Val::Text(SqlNum::Real(f).text()),
                     (SqlValue::Blob(_), _) => {
                         return Err(StoreError::Corrupt(format!(
                             "a binary value in table {}",

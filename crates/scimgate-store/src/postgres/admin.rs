@@ -147,7 +147,7 @@ impl PgAdmin {
 
 impl Admin for PgAdmin {
     fn snapshot(&self) -> Result<AccessSnapshot, StoreError> {
-        self.run(snapshot_of)
+        self.run(snapshot)
     }
 
     fn add_tenant(&self, name: &str, now: &str) -> Result<bool, StoreError> {
@@ -248,10 +248,6 @@ impl Admin for PgAdmin {
         let consumer = consumer.to_owned();
         self.run(move |c| enable_consumer(c, &consumer))
     }
-}
-
-fn snapshot_of(client: &mut Client) -> Result<AccessSnapshot, StoreError> {
-    snapshot(client)
 }
 
 fn add_tenant(client: &mut Client, name: &str, now: &str) -> Result<bool, StoreError> {

@@ -6,7 +6,6 @@ use postgres::types::ToSql;
 
 use crate::error::StoreError;
 use crate::filter_sql::{Dialect, Param};
-use crate::index_rows::SqlNum;
 
 /// PostgreSQL's dialect, counting in the read transaction `tx`.
 pub struct Pg<'t, 'c> {
@@ -59,7 +58,7 @@ pub fn value(p: &Param) -> Value {
     match p {
         Param::Text(s) => Box::new(s.clone()),
         Param::Int(i) => Box::new(*i),
-        Param::Num(n) => Box::new(num_text(*n)),
+        Param::Num(n) => Box::new(n.text()),
     }
 }
 
@@ -69,15 +68,6 @@ pub fn refs(values: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
         .iter()
         .map(|v| v.as_ref() as &(dyn ToSql + Sync))
         .collect()
-}
-
-/// A number as `numeric` text, as SQLite keeps it: whole reals as integers.
-pub fn num_text(n: SqlNum) -> String {
-    match n {
-        SqlNum::Int(i) => i.to_string(),
-        SqlNum::Real(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => (f as i64).to_string(),
-        SqlNum::Real(f) => f.to_string(),
-    }
 }
 
 /// `numeric` text read back as the JSON number SQLite would give (a cursor's key).

@@ -7,9 +7,8 @@ use std::collections::HashMap;
 use postgres::Transaction;
 use scimgate_model::registry::Registry;
 
-use super::dialect::num_text;
 use crate::error::StoreError;
-use crate::index_rows::{IndexRow, PathIds, known_paths};
+use crate::index_rows::{IndexRow, PathIds, SqlNum, known_paths};
 
 /// Registers every path the schema set `registry` can produce (before it is put in force,
 /// so that no write under it finds a path without an id) and loads all ids. Instances
@@ -41,7 +40,7 @@ fn keyed(paths: &PathIds, rows: &[IndexRow]) -> Result<Keyed, StoreError> {
             })?;
             Ok((
                 (path_id, row.elem),
-                (row.text.clone(), row.num.map(num_text)),
+                (row.text.clone(), row.num.map(SqlNum::text)),
             ))
         })
         .collect()

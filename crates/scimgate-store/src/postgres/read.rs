@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::dialect::{Pg, num_json, refs, values};
 use crate::error::StoreError;
 use crate::filter_sql::{FilterSql, Param};
-use crate::index_rows::PathIds;
+use crate::index_rows::{PathIds, SqlNum};
 use crate::page::{PageBudget, fill_page};
 use crate::records::{GroupRef, MemberRef, StoredResource};
 use crate::sort_plan::{SortKey, sort_key};
@@ -267,7 +267,7 @@ impl SortOrder {
             (SortKey::Index(_), key) => {
                 let (col, value) = match key {
                     Value::String(s) => ("s.text", Param::Text(s.clone())),
-                    Value::Number(n) => ("s.num", Param::Num(json_num(n))),
+                    Value::Number(n) => ("s.num", Param::Num(SqlNum::from_json(n))),
                     _ => return Err(misfit()),
                 };
                 let (kv, id) = (bind(value), bind(id()));
@@ -290,12 +290,6 @@ impl SortOrder {
             _ => return Err(misfit()),
         })
     }
-}
-
-fn json_num(n: &serde_json::Number) -> crate::index_rows::SqlNum {
-    use crate::index_rows::SqlNum;
-    n.as_i64()
-        .map_or_else(|| SqlNum::Real(n.as_f64().unwrap_or(f64::NAN)), SqlNum::Int)
 }
 
 pub fn load_relations(

@@ -13,7 +13,6 @@ use scimgate_model::filter::instant;
 use scimgate_model::patch::MemberChanges;
 use scimgate_model::{MemberInput, PasswordChange, ResourceType};
 
-use super::dialect::num_text;
 use super::index::{insert_rows, write_rows};
 use super::outbox;
 use super::read::{load_relations, members_of, read_row};
@@ -364,7 +363,7 @@ impl<'a> Touch<'a> {
             now,
             meta_path: paths.get(META_LAST_MODIFIED),
             modified: instant(&serde_json::Value::String(now.to_owned()))
-                .map(|n| num_text(SqlNum::Int(nanos(n)))),
+                .map(|n| SqlNum::Int(nanos(n)).text()),
         }
     }
 

@@ -35,9 +35,8 @@ pub fn register_paths_of(conn: &Connection, registry: &Registry) -> Result<PathI
 impl SqlNum {
     /// As SQLite stores it in the NUMERIC column: whole reals become integers.
     fn to_value(self) -> SqlValue {
-        match self {
+        match self.stored() {
             SqlNum::Int(i) => SqlValue::Integer(i),
-            SqlNum::Real(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => SqlValue::Integer(f as i64),
             SqlNum::Real(f) => SqlValue::Real(f),
         }
     }
