@@ -38,16 +38,26 @@ pub fn publish_periodically(
     let weak = Arc::downgrade(store);
     Periodic::spawn("scimgate-fingerprint", move |stop| {
         let mut differing: Vec<(String, String)> = Vec::new();
+        // The fingerprint is taken again only when the plugin set or the schemas in
+        // force were replaced (a reload), not by reading every module every 5 s.
+        let mut fingerprinted = None;
         loop {
             let Some(store) = weak.upgrade() else { return };
-            let mine = fingerprint(&plugins);
-            current.store(Arc::new(mine.clone()));
+            let running = (
+                Arc::as_ptr(&plugins.current()) as usize,
+                scimgate_model::registry::current().epoch(),
+            );
+            if fingerprinted != Some(running) {
+                current.store(Arc::new(fingerprint(&plugins)));
+                fingerprinted = Some(running);
+            }
+            let mine = current.load_full();
             match store
                 .publish_fingerprint(&mine)
                 .and_then(|()| store.other_fingerprints())
             {
                 Ok(others) => {
-                    let now: Vec<_> = others.into_iter().filter(|(_, fp)| *fp != mine).collect();
+                    let now: Vec<_> = others.into_iter().filter(|(_, fp)| *fp != *mine).collect();
                     if now != differing && !now.is_empty() {
                         tracing::warn!(
                             fingerprint = %mine,
