@@ -1,7 +1,9 @@
 //! The audit trail: one row for every write and every refused write by an authenticated
 //! client (who, from where, what, the versions before and after, each plugin's decision,
 //! the status and the error detail), written from the write's report and the error its
-//! answer was made of when the answer is known. Rows are queued to the writer and
+//! answer was made of. A write that stored something has its row committed with it (the
+//! pipeline hands it to storage, `WriteReport::audit_row`), so no acknowledged write is
+//! without one; a refused write's row is queued here once its answer is known and
 //! committed with the next batch, so auditing adds no commit to a request.
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -101,40 +103,37 @@ pub struct Row<'a> {
     pub resource_id: Option<String>,
 }
 
-/// Queues the audit row of one write.
+/// Queues the audit row of one write, unless storage committed it with the write.
 pub fn append(state: &AppState, row: Row<'_>, report: Option<WriteReport>) {
-    let success = (200..300).contains(&row.status);
-    let mut record = AuditRecord {
-        seq: 0,
-        at: scimgate_model::clock::format_timestamp(state.clock.now()),
-        tenant: row.principal.tenant.clone(),
-        subject: Some(row.principal.subject.clone()),
-        jti: row.principal.jti.clone(),
-        client: row.client.map(|ip| ip.to_string()),
-        method: row.method.to_owned(),
-        resource_type: row.resource_type,
-        resource_id: row.resource_id,
-        version_before: None,
-        version_after: None,
-        plugins: None,
-        status: row.status,
-        detail: row.detail,
-    };
-    if let Some(report) = report {
-        let plugins = report.plugins.take();
-        record.resource_type = Some(report.resource_type.name().to_owned());
-        record.resource_id = report.id.clone();
-        record.version_before = report.version_before;
-        record.version_after = report.version_after.filter(|_| success);
-        record.plugins = (!plugins.is_empty())
-            .then(|| serde_json::to_string(&plugins).ok())
-            .flatten();
-        record.detail = record.detail.or_else(|| report.skipped_detail());
+    if report.as_ref().is_some_and(|r| r.audited) {
+        return;
     }
-    // The client's text: a 64 KB id must not become a 64 KB audit row.
-    record.resource_id = record
-        .resource_id
-        .map(|id| scimgate_model::excerpt(&id, 128).into_owned());
+    let mut record = match &report {
+        Some(report) => report.audit_row(row.status),
+        None => AuditRecord {
+            seq: 0,
+            at: String::new(),
+            tenant: row.principal.tenant.clone(),
+            subject: Some(row.principal.subject.clone()),
+            jti: row.principal.jti.clone(),
+            client: None,
+            method: String::new(),
+            resource_type: row.resource_type,
+            // The client's text: a 64 KB id must not become a 64 KB audit row.
+            resource_id: row
+                .resource_id
+                .map(|id| scimgate_model::excerpt(&id, 128).into_owned()),
+            version_before: None,
+            version_after: None,
+            plugins: None,
+            status: row.status,
+            detail: None,
+        },
+    };
+    record.at = scimgate_model::clock::format_timestamp(state.clock.now());
+    record.client = row.client.map(|ip| ip.to_string());
+    record.method = row.method.to_owned();
+    record.detail = row.detail.or(record.detail);
     state.store.append_audit(record);
 }
 

@@ -185,6 +185,7 @@ impl Runner<'_> {
         let mut report = WriteReport::new(
             self.sender.request_id.clone(),
             self.sender.principal.clone(),
+            self.sender.client,
             kind,
             rt,
             id.as_deref(),
@@ -460,6 +461,7 @@ impl Runner<'_> {
         WriteReport::new(
             self.sender.request_id.clone(),
             self.sender.principal.clone(),
+            self.sender.client,
             kind,
             rt,
             Some(id),

@@ -72,12 +72,14 @@ where
 /// The report of the write `req` asks for, before it starts.
 fn report_for(
     req: &HttpRequest,
+    state: &AppState,
     principal: Principal,
     operation: Hook,
     rt: ResourceType,
     id: Option<&str>,
 ) -> WriteReport {
-    WriteReport::new(RequestId::of(req), principal, operation, rt, id)
+    let client = state.settings.network.client_addr(req);
+    WriteReport::new(RequestId::of(req), principal, client, operation, rt, id)
 }
 
 /// What a successful create, replace or patch stored: always there when the write says so.
@@ -138,7 +140,7 @@ async fn create(
     let projection = projection(rt, &query)?;
     let doc = read_json(&req, payload, &state).await?;
     let st = state.clone();
-    let report = report_for(&req, principal, Hook::Create, rt, None);
+    let report = report_for(&req, &state, principal, Hook::Create, rt, None);
     let created =
         stored(reported(&req, report, move |report| st.writes.create(report, doc)).await?)?;
     let base = scim_base(&req, &state.settings);
@@ -164,7 +166,14 @@ async fn replace(
     let doc = read_json(&req, payload, &state).await?;
     let if_match = Precondition::if_match(&req);
     let st = state.clone();
-    let report = report_for(&req, principal, Hook::Replace, rt, Some(id.as_str()));
+    let report = report_for(
+        &req,
+        &state,
+        principal,
+        Hook::Replace,
+        rt,
+        Some(id.as_str()),
+    );
     let replaced = reported(&req, report, move |report| {
         st.writes.replace(report, if_match.as_ref(), doc)
     })
@@ -189,7 +198,7 @@ async fn delete(
     let rt = **rt;
     let if_match = Precondition::if_match(&req);
     let st = state.clone();
-    let report = report_for(&req, principal, Hook::Delete, rt, Some(id.as_str()));
+    let report = report_for(&req, &state, principal, Hook::Delete, rt, Some(id.as_str()));
     reported(&req, report, move |report| {
         st.writes.delete(report, if_match.as_ref())
     })
@@ -216,7 +225,7 @@ async fn patch(
     let with_body =
         rt == ResourceType::User || asked || state.settings.group_patch_returns_resource;
     let st = state.clone();
-    let report = report_for(&req, principal, Hook::Patch, rt, Some(id.as_str()));
+    let report = report_for(&req, &state, principal, Hook::Patch, rt, Some(id.as_str()));
     let members_shown = with_body && rt == ResourceType::Group && projection.wants("members");
     let resource = reported(&req, report, move |report| {
         st.writes.patch(report, if_match.as_ref(), body)?;

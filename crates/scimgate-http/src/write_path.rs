@@ -79,7 +79,8 @@ impl WritePipeline {
     }
 
     /// A create's steps before storage (dialect, hooks, validation, password): what a Bulk
-    /// request then queues (`queue_create`), so that its creates share commits.
+    /// request then queues (`queue_create`), so that its creates share commits. It carries
+    /// its audit row, committed with it (`WriteReport::created` notes that).
     pub fn prepare_create(
         &self,
         report: &WriteReport,
@@ -89,7 +90,9 @@ impl WritePipeline {
         let doc = self.normalize(report, doc);
         let ctx = context(report, None, None);
         let doc = run_write_hooks(&self.hooks, &ctx, doc)?;
-        self.stored_form(&ctx, &doc, &mut HashedOnce::default())
+        let mut new = self.stored_form(&ctx, &doc, &mut HashedOnce::default())?;
+        new.change.audit = Some(report.audit_row(201));
+        Ok(new)
     }
 
     /// Queues a prepared create behind the caller's earlier ones (see `Store::create_queued`);
@@ -117,11 +120,13 @@ impl WritePipeline {
             let current = self.current_version(report, if_match, false)?;
             let ctx = context(report, Some(&current), None);
             let hooked = run_write_hooks(&self.hooks, &ctx, doc.clone())?;
-            let new = self.stored_form(&ctx, &hooked, &mut hashed)?;
+            let mut new = self.stored_form(&ctx, &hooked, &mut hashed)?;
+            new.change.audit = Some(report.audit_row(200));
             Ok(self
                 .store
                 .replace(ctx.tenant, &current.id, Some(current.version), new)?)
         })?;
+        report.audited = true;
         report.version_after = Some(replaced.version);
         report.stored = Some(replaced);
         Ok(())
@@ -237,6 +242,7 @@ impl WritePipeline {
                 list.extend(plugin_ops);
             }
             change.operations = Some(applied);
+            change.audit = Some(report.audit_row(200));
             let write = PatchWrite {
                 rt,
                 expected_version: expected,
@@ -248,6 +254,7 @@ impl WritePipeline {
             Ok(self.store.patch(report.tenant(), &current.id, write)?)
         })?;
         log_rewrites(&step_rewrites);
+        report.audited = true;
         report.version_after = Some(done.resource.version);
         report.skipped_members = std::mem::take(&mut done.skipped_members);
         if let Some(skipped) = report.skipped_detail() {
@@ -285,14 +292,16 @@ impl WritePipeline {
                 run_write_hooks(&self.hooks, &ctx, Value::Object(doc))?;
             }
             let expected = (if_match.is_some() || hooks_active).then_some(current.version);
-            Ok(self.store.delete(
-                report.tenant(),
-                rt,
-                &current.id,
-                expected,
-                ChangeNote::default(),
-            )?)
-        })
+            let change = ChangeNote {
+                audit: Some(report.audit_row(204)),
+                ..ChangeNote::default()
+            };
+            Ok(self
+                .store
+                .delete(report.tenant(), rt, &current.id, expected, change)?)
+        })?;
+        report.audited = true;
+        Ok(())
     }
 
     /// The steps after the hooks, alike for every write: validation (and the bound on list
@@ -495,6 +504,7 @@ fn change_of(kind: Hook, before: Option<&StoredResource>, new: &NewResource) -> 
         attributes,
         operations: None,
         activation: activation(before, &new.attributes),
+        audit: None,
     }
 }
 

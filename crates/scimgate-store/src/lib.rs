@@ -33,7 +33,7 @@ pub use records::{
     AccessSnapshot, AuditQuery, AuditRecord, ChangeKind, ChangeNote, ClientAssertion, ClientSecret,
     EventHold, EventPosition, EventRecord, GroupRef, MemberRef, NewResource, OAuthClient,
     POLL_CURSOR, PatchOutcome, PatchWrite, RemoveOutcome, Revocation, STREAM_CURSOR, StoreStats,
-    StoredResource, TenantInfo, TokenRecord, is_cursor,
+    StoredResource, TenantInfo, TokenRecord, is_cursor, skipped_members_detail,
 };
 pub use settings::StoreConfig;
 pub use sqlite::{AdminDb, CheckpointPolicy, SqliteOptions, SqliteStore};
@@ -201,7 +201,8 @@ pub trait Store: Send + Sync {
     fn stats(&self) -> StoreStats;
     /// The registered tenants and the revoked token ids, as stored now.
     fn access(&self) -> Result<AccessSnapshot, StoreError>;
-    /// Queues an audit record; it is committed with the next batch of writes.
+    /// Queues an audit record (of a refused write: a write's own rides in its
+    /// `ChangeNote`); it is committed with the next batch of writes.
     fn append_audit(&self, record: AuditRecord);
     /// Reads audit records, oldest first.
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;

@@ -4,8 +4,9 @@
 //! database enforces what SQLite's single writer did (the folded userName's unique index,
 //! the ETag in the statement that writes, row locks, the per-tenant event counter). Reads
 //! run in a repeatable-read snapshot, within the tenant's share of the pool and a
-//! statement timeout. Audit rows and feed positions are queued (`queue`); commits from
-//! every instance wake this one's feed consumers (`listen`).
+//! statement timeout. A write's audit row is in its transaction; refusals' audit rows and
+//! feed positions are queued (`queue`); commits from every instance wake this one's feed
+//! consumers (`listen`).
 
 mod admin;
 mod audit;

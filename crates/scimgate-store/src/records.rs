@@ -233,9 +233,10 @@ pub struct StoreStats {
     pub read_wait_micros: u64,
 }
 
-/// What the change feed records of a write beyond what storage knows, filled by the write
-/// pipeline from its report. Storage writes it, with what it knows (the id, the version,
-/// the stored attributes), as the write's event, in the write's own savepoint.
+/// What the change feed and the audit trail record of a write beyond what storage knows,
+/// filled by the write pipeline from its report. Storage writes it, with what it knows (the
+/// id, the version, the stored attributes), as the write's event and audit row, in the
+/// write's own savepoint: a write acknowledged is never without either.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChangeNote {
     /// The attributes the write set, changed or removed (top-level names, as `notice`
@@ -245,6 +246,55 @@ pub struct ChangeNote {
     pub operations: Option<Value>,
     /// `Some(true)` when `active` went from false to true, `Some(false)` from true to false.
     pub activation: Option<bool>,
+    /// The write's audit row, when it has one: storage fills in the time, the resource's
+    /// id, the version written and (a PATCH's) members skipped (`ChangeNote::audit_row`).
+    pub audit: Option<AuditRecord>,
+}
+
+impl ChangeNote {
+    /// The write's audit row (when it carries one) as storage commits it: at `now`, of
+    /// resource `id`, version `version` (none for a delete), naming the members a PATCH
+    /// skipped as unknown.
+    pub fn audit_row(
+        &self,
+        now: &str,
+        id: &str,
+        version: Option<i64>,
+        skipped: &[String],
+    ) -> Option<AuditRecord> {
+        let draft = self.audit.as_ref()?;
+        Some(AuditRecord {
+            at: now.to_owned(),
+            resource_id: Some(scimgate_model::excerpt(id, 128).into_owned()),
+            version_after: version,
+            detail: draft
+                .detail
+                .clone()
+                .or_else(|| skipped_members_detail(skipped)),
+            ..draft.clone()
+        })
+    }
+}
+
+/// What an audit row and the log say of the members a PATCH skipped: the ids are the
+/// client's, so the first few in full, then how many more, whatever the client sent.
+pub fn skipped_members_detail(skipped: &[String]) -> Option<String> {
+    const SHOWN: usize = 10;
+    if skipped.is_empty() {
+        return None;
+    }
+    let shown: Vec<String> = skipped
+        .iter()
+        .take(SHOWN)
+        .map(|id| scimgate_model::excerpt(id, 64).into_owned())
+        .collect();
+    let list = match skipped.len().saturating_sub(SHOWN) {
+        0 => shown.join(", "),
+        more => format!("{} and {more} more", shown.join(", ")),
+    };
+    Some(format!(
+        "members that do not exist in the tenant were skipped: {list}"
+    ))
 }
 
 /// Which write an event tells of.

@@ -12,8 +12,8 @@ use std::thread;
 use scimgate_model::validate::validate;
 use scimgate_model::{MemberInput, ResourceType};
 use scimgate_store::{
-    ChangeKind, ChangeNote, EventHold, EventPosition, ListQuery, NewResource, Page, PatchWrite,
-    Store, StoreError,
+    AuditQuery, AuditRecord, ChangeKind, ChangeNote, EventHold, EventPosition, ListQuery,
+    NewResource, Page, PatchWrite, Store, StoreError,
 };
 use serde_json::json;
 
@@ -462,6 +462,87 @@ fn queued_creates_run_in_order_and_fail_alone() {
     ));
 }
 
+/// The audit row a write carries is committed with it, with the id, the version written
+/// and the members a PATCH skipped filled in by storage; a write that fails leaves none.
+#[test]
+fn every_committed_write_has_its_audit_row_and_no_other_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    let audited = |method: &str, status: u16| ChangeNote {
+        audit: Some(AuditRecord {
+            seq: 0,
+            at: String::new(),
+            tenant: "t".into(),
+            subject: Some("idp".into()),
+            jti: None,
+            client: Some("192.0.2.7".into()),
+            method: method.into(),
+            resource_type: None,
+            resource_id: None,
+            version_before: None,
+            version_after: None,
+            plugins: None,
+            status,
+            detail: None,
+        }),
+        ..ChangeNote::default()
+    };
+    let mut alice = user("alice");
+    alice.change = audited("POST", 201);
+    let a = s.create("t", alice).expect("alice");
+    let mut taken = user("ALICE");
+    taken.change = audited("POST", 201);
+    assert!(s.create("t", taken).is_err());
+    let g = s.create("t", group("g", &[])).expect("group, no row");
+    let mut stale = group("g2", &[]);
+    stale.change = audited("PUT", 200);
+    assert!(s.replace("t", &g.id, Some(9), stale).is_err());
+    let mut patch = member_patch(&[&a.id, "nobody-1", "nobody-2"], &[]);
+    patch.skip_unknown_members = true;
+    patch.change = audited("PATCH", 200);
+    s.patch("t", &g.id, patch).expect("patch");
+    s.delete("t", ResourceType::User, &a.id, None, audited("DELETE", 204))
+        .expect("delete");
+
+    // No flush: the rows were committed with their writes.
+    let rows = s
+        .audit(&AuditQuery {
+            tenant: Some("t".into()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .expect("audit");
+    let seen: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.method.as_str(),
+                r.resource_id.as_deref(),
+                r.version_after,
+                r.status,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("POST", Some(a.id.as_str()), Some(1), 201),
+            ("PATCH", Some(g.id.as_str()), Some(2), 200),
+            ("DELETE", Some(a.id.as_str()), None, 204),
+        ],
+        "{rows:#?}"
+    );
+    assert!(
+        rows.iter()
+            .all(|r| !r.at.is_empty() && r.client.as_deref() == Some("192.0.2.7"))
+    );
+    let detail = rows[1].detail.as_deref().unwrap_or_default();
+    assert!(
+        detail.contains("nobody-1") && detail.contains("nobody-2"),
+        "{detail}"
+    );
+}
+
 /// Every committed write has its event, numbered 1, 2, 3, … in its tenant; a write that
 /// fails leaves neither an event nor a used number; another tenant counts on its own.
 #[test]
@@ -474,6 +555,7 @@ fn every_committed_write_has_its_event_and_no_other_does() {
         attributes: vec!["userName".into()],
         operations: None,
         activation: None,
+        audit: None,
     };
     let a = s.create("t", alice).expect("alice");
     assert!(matches!(

@@ -1,5 +1,6 @@
-//! The audit trail's rows on PostgreSQL: appended from the queue (committed with the next
-//! batch), read for `/admin/audit` and `scimgate audit tail`, pruned past the retention.
+//! The audit trail's rows on PostgreSQL: a write's in the write's own transaction
+//! (`ChangeNote::audit_row`), a refusal's from the queue (committed with the next batch); read
+//! for `/admin/audit` and `scimgate audit tail`, pruned past the retention.
 
 use postgres::GenericClient;
 

@@ -13,6 +13,7 @@ use scimgate_model::filter::instant;
 use scimgate_model::patch::MemberChanges;
 use scimgate_model::{MemberInput, PasswordChange, ResourceType};
 
+use super::audit;
 use super::index::{insert_rows, write_rows};
 use super::outbox;
 use super::read::{load_relations, members_of, read_row};
@@ -69,6 +70,9 @@ pub fn create(
         let ids: Vec<&str> = members.iter().map(|m| m.value.as_str()).collect();
         add_members(tx, &Touch::new(paths, tenant, now), &id, &ids)?;
     }
+    if let Some(row) = new.change.audit_row(now, &id, Some(1), &[]) {
+        audit::append(tx, &row)?;
+    }
     // What every write in the tenant contends for comes last, so that its locks are held
     // for the shortest time: the count, then the event's number.
     count(tx, tenant, new.resource_type, 1)?;
@@ -110,6 +114,9 @@ pub fn replace(
     update_row(tx, paths, tenant, id, &before, new, &attributes, now)?;
     if rt == ResourceType::Group {
         replace_members(tx, &Touch::new(paths, tenant, now), id, &members)?;
+    }
+    if let Some(row) = new.change.audit_row(now, id, Some(before.version + 1), &[]) {
+        audit::append(tx, &row)?;
     }
     outbox::append(
         tx,
@@ -161,6 +168,9 @@ pub fn delete(
         "DELETE FROM resources WHERE tenant = $1 AND id = $2 AND version = $3",
         &[&tenant, &id, &before.version],
     )?;
+    if let Some(row) = change.audit_row(now, id, None, &[]) {
+        audit::append(tx, &row)?;
+    }
     count(tx, tenant, rt, -1)?;
     outbox::append(
         tx,
@@ -199,6 +209,12 @@ pub fn patch(
     }
     let mut resource =
         read_row(tx, tenant, p.rt, id)?.ok_or_else(|| StoreError::NotFound(p.rt, id.to_owned()))?;
+    if let Some(row) = p
+        .change
+        .audit_row(now, id, Some(resource.version), &skipped)
+    {
+        audit::append(tx, &row)?;
+    }
     if p.new.is_some() || changed > 0 {
         // A PATCH that changed nothing moved no version: no event.
         outbox::append(tx, tenant, now, Appended::patched(&resource, &p.change))?;

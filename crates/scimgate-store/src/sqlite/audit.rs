@@ -1,5 +1,6 @@
-//! The audit trail's rows: appended by the writer (queued, committed with the next batch),
-//! read for `/admin/audit` and `scimgate audit tail`, pruned past the retention.
+//! The audit trail's rows: a write's in the write's own savepoint (`ChangeNote::audit_row`), a
+//! refusal's queued to the writer and committed with the next batch; read for
+//! `/admin/audit` and `scimgate audit tail`, pruned past the retention.
 
 use rusqlite::{Connection, params};
 

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use scimgate_model::{MemberInput, PasswordChange, ResourceType};
 
+use super::audit;
 use super::index::{self, META_LAST_MODIFIED, PathIds, insert_rows, rows_for, write_rows};
 use super::outbox::{self, Appended};
 use super::read::{COLUMNS, load_relations, members_of, row_to_resource};
@@ -73,6 +74,9 @@ pub fn create(
             members.iter().map(|m| m.value.as_str()),
         )?;
     }
+    if let Some(row) = new.change.audit_row(now, &id, Some(1), &[]) {
+        audit::append_audit(conn, &row)?;
+    }
     outbox::append(
         conn,
         tenant,
@@ -111,6 +115,9 @@ pub fn replace(
     update_row(conn, paths, tenant, id, &before, &new, &attributes, now)?;
     if rt == ResourceType::Group {
         replace_memberships(conn, &Touch::new(paths, tenant, now), id, &members)?;
+    }
+    if let Some(row) = new.change.audit_row(now, id, Some(before.version + 1), &[]) {
+        audit::append_audit(conn, &row)?;
     }
     outbox::append(
         conn,
@@ -170,6 +177,9 @@ pub fn delete(
     // Memberships on both sides go with the row (ON DELETE CASCADE).
     conn.prepare_cached("DELETE FROM resources WHERE tenant = ?1 AND id = ?2")?
         .execute(params![tenant, id])?;
+    if let Some(row) = change.audit_row(now, id, None, &[]) {
+        audit::append_audit(conn, &row)?;
+    }
     outbox::append(
         conn,
         tenant,
@@ -511,6 +521,12 @@ pub fn patch(
         None => Touch::new(paths, tenant, now).resource(conn, id)?,
     }
     let mut resource = read_row(conn, tenant, p.rt, id)?;
+    if let Some(row) = p
+        .change
+        .audit_row(now, id, Some(resource.version), &skipped)
+    {
+        audit::append_audit(conn, &row)?;
+    }
     if p.new.is_some() || changed > 0 {
         // A PATCH that changed nothing (a member added twice) moved no version: no event.
         outbox::append(conn, tenant, now, Appended::patched(&resource, &p.change))?;
