@@ -90,19 +90,38 @@ pub fn serve(args: ServeArgs) -> CliResult {
     })?;
     // The receivers stop (one stuck on a hanging receiver is left after a short grace),
     // then what is still queued for the writer (audit rows, positions) is committed: the
-    // store itself may outlive this if a stuck receiver holds it.
-    drop(receivers);
-    drop(background);
-    if let Err(e) = store.flush() {
-        tracing::warn!(error = %e, "could not commit what was queued at the stop");
+    // store itself may outlive this if a stuck receiver holds it. The reload thread still
+    // holds the plugin set: it stops too. All of it within a grace: background work
+    // blocked on a database that holds its connections open and never answers must not
+    // keep the process from stopping.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("scimgate-stop".into())
+        .spawn(move || {
+            drop(receivers);
+            drop(background);
+            if let Err(e) = store.flush() {
+                tracing::warn!(error = %e, "could not commit what was queued at the stop");
+            }
+            drop(store);
+            drop(reload);
+            let _ = reload_thread.join();
+            let _ = done.send(());
+        })?;
+    if finished.recv_timeout(STOP_GRACE).is_err() {
+        tracing::warn!(
+            grace_secs = STOP_GRACE.as_secs(),
+            "background work did not stop within the grace (the database not answering?); \
+             stopping without it: every acknowledged write is committed, what was queued \
+             (audit rows of refused requests, feed positions) may not be"
+        );
     }
-    drop(store);
-    // The reload thread still holds the plugin set: stop it too.
-    drop(reload);
-    let _ = reload_thread.join();
     tracing::info!("scimgate stopped");
     Ok(())
 }
+
+/// How long the stop waits for background work and for what was queued to be committed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// The server's TLS settings from PEM files: TLS 1.2 and 1.3, rustls's safe defaults.
 fn tls_config(

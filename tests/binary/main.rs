@@ -3,11 +3,11 @@
 
 mod clients;
 mod events;
+mod pg_cluster;
 mod postgres;
 mod receiver;
 mod schemas;
 mod sealed;
-mod tcp_cut;
 #[path = "../support/uri.rs"]
 mod uri;
 

@@ -11,8 +11,8 @@ use std::thread;
 use serde_json::json;
 
 use super::events::try_send;
+use super::pg_cluster::Cluster;
 use super::receiver::{Receiver, claims_unverified};
-use super::tcp_cut::Relay;
 use super::{BIN, Server, send, user};
 
 fn test_server() -> String {
@@ -402,22 +402,18 @@ fn killing_an_instance_under_load_loses_no_acknowledged_write_or_event() {
     }
 }
 
-/// The value of `key` in a `key=value …` connection string.
-fn setting<'a>(url: &'a str, key: &str) -> Option<&'a str> {
-    url.split_ascii_whitespace()
-        .filter_map(|pair| pair.split_once('='))
-        .filter(|(k, _)| *k == key)
-        .map(|(_, v)| v)
-        .next_back()
-}
-
-/// `url` reaching its server through 127.0.0.1:`port` instead.
-fn through(url: &str, port: u16) -> String {
-    let rest: Vec<&str> = url
-        .split_ascii_whitespace()
-        .filter(|pair| !pair.starts_with("host=") && !pair.starts_with("port="))
-        .collect();
-    format!("host=127.0.0.1 port={port} {}", rest.join(" "))
+/// `/readyz`'s status every 100 ms until `stop` (0: no answer).
+fn readiness_until(base: &str, stop: &AtomicBool) -> Vec<u16> {
+    let mut seen = Vec::new();
+    while !stop.load(Ordering::SeqCst) {
+        let status = super::agent()
+            .get(&format!("{base}/readyz"))
+            .call()
+            .map_or(0, |r| r.status().as_u16());
+        seen.push(status);
+        thread::sleep(std::time::Duration::from_millis(100));
+    }
+    seen
 }
 
 /// A POST's status and `Retry-After`, or `None` when no answer came.
@@ -445,22 +441,18 @@ fn post_user(
     ))
 }
 
-/// The database out of reach for a few seconds during a write load: readiness fails,
-/// writes are answered 503 with `Retry-After` (never 500), nothing half-written is kept,
-/// and the server recovers by itself when the database is back.
+/// PostgreSQL stopped for a few seconds during a write load (`pg_ctl stop -m fast`, as for
+/// maintenance, then started again): readiness fails, writes are answered 503 with
+/// `Retry-After` (never 500), nothing half-written is kept, and the server recovers by
+/// itself when the database is back.
 #[test]
-fn the_database_out_of_reach_gives_503_then_service_resumes_by_itself() {
+fn postgres_stopped_during_a_load_gives_503_then_service_resumes_by_itself() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let url = new_database();
-    let host = setting(&url, "host").expect("host");
-    let port: u16 = setting(&url, "port").expect("port").parse().expect("port");
-    let upstream = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
-        .expect("resolve")
-        .next()
-        .expect("an address");
-    let relay = Relay::start(upstream);
+    let cluster = Cluster::start();
+    let url = cluster.url();
     let data = dir.path().join("a");
-    let server = start_configured(&data, &through(&url, relay.port), "");
+    // A request waits 1 s for a connection (5 s by default, which outlasts a short stop).
+    let server = start_configured(&data, &url, "overload_wait_ms = 1000\n");
     let t = cli(&data, &["token"]);
     let stop = AtomicBool::new(false);
     let (outcomes, ready) = thread::scope(|s| {
@@ -476,22 +468,11 @@ fn the_database_out_of_reach_gives_503_then_service_resumes_by_itself() {
             }
             outcomes
         });
-        let probe = s.spawn(|| {
-            let mut seen = Vec::new();
-            while !stop.load(Ordering::SeqCst) {
-                let status = super::agent()
-                    .get(&format!("{}/readyz", server.base))
-                    .call()
-                    .map_or(0, |r| r.status().as_u16());
-                seen.push(status);
-                thread::sleep(std::time::Duration::from_millis(100));
-            }
-            seen
-        });
+        let probe = s.spawn(|| readiness_until(&server.base, &stop));
         thread::sleep(std::time::Duration::from_millis(1500));
-        relay.cut();
-        thread::sleep(std::time::Duration::from_secs(5));
-        relay.restore();
+        cluster.stop();
+        thread::sleep(std::time::Duration::from_secs(4));
+        cluster.start_again();
         thread::sleep(std::time::Duration::from_secs(6));
         stop.store(true, Ordering::SeqCst);
         (writer.join().expect("writer"), probe.join().expect("probe"))
@@ -553,6 +534,106 @@ fn the_database_out_of_reach_gives_503_then_service_resumes_by_itself() {
         stored >= acknowledged,
         "{stored} stored, {acknowledged} acknowledged"
     );
+}
+
+/// PostgreSQL frozen (every process stopped: connections open, nothing answered, as
+/// with a stalled disk): requests get 503 with `Retry-After` once the store's deadline
+/// passes (here 1 s for a connection and twice 1 s for a statement), not a wait without
+/// end; readiness fails; service resumes by itself when it thaws; and SIGTERM while it is
+/// frozen still stops the server.
+#[test]
+fn a_frozen_postgres_gets_503_within_the_deadline_and_does_not_hold_shutdown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = Cluster::start();
+    let data = dir.path().join("a");
+    let mut server = start_configured(
+        &data,
+        &cluster.url(),
+        "query_timeout_ms = 1000\noverload_wait_ms = 1000\n",
+    );
+    let t = cli(&data, &["token"]);
+    assert_eq!(
+        post_user(&server.base, &t, "before").map(|o| o.0),
+        Some(201)
+    );
+    cluster.freeze();
+    let answers: Vec<_> = thread::scope(|s| {
+        let calls: Vec<_> = (0..6)
+            .map(|i| {
+                let (base, t) = (&server.base, &t);
+                s.spawn(move || {
+                    let started = std::time::Instant::now();
+                    let outcome = if i % 2 == 0 {
+                        post_user(base, t, &format!("frozen-{i}")).map(|o| (o.0, o.1))
+                    } else {
+                        let resp = super::agent()
+                            .get(&format!(
+                                "{base}/scim/v2/Users?filter=userName%20eq%20%22before%22"
+                            ))
+                            .header("authorization", &format!("Bearer {t}"))
+                            .call()
+                            .ok();
+                        resp.map(|r| {
+                            let retry = r
+                                .headers()
+                                .get("retry-after")
+                                .and_then(|v| v.to_str().ok())
+                                .map(str::to_owned);
+                            (r.status().as_u16(), retry)
+                        })
+                    };
+                    (outcome, started.elapsed())
+                })
+            })
+            .collect();
+        calls.into_iter().map(|c| c.join().expect("call")).collect()
+    });
+    for (outcome, took) in &answers {
+        assert_eq!(outcome.as_ref().map(|o| o.0), Some(503), "{answers:?}");
+        assert_eq!(outcome.as_ref().and_then(|o| o.1.as_deref()), Some("1"));
+        assert!(took.as_secs() < 10, "answered in {took:?}");
+    }
+    let ready = super::agent()
+        .get(&format!("{}/readyz", server.base))
+        .call()
+        .map_or(0, |r| r.status().as_u16());
+    assert_eq!(ready, 503);
+    cluster.thaw();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let status = post_user(&server.base, &t, "after").map(|o| o.0);
+        if status == Some(201) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "did not resume: {status:?}"
+        );
+        thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // Frozen again, with a request waiting on it: SIGTERM still ends the process.
+    cluster.freeze();
+    let (base, token) = (server.base.clone(), t.clone());
+    let waiting = thread::spawn(move || post_user(&base, &token, "during-shutdown"));
+    thread::sleep(std::time::Duration::from_millis(300));
+    let term = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(term.success());
+    let stopping = std::time::Instant::now();
+    loop {
+        if server.child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        assert!(
+            stopping.elapsed().as_secs() < 30,
+            "the server did not stop while the database was frozen"
+        );
+        thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = waiting.join();
+    cluster.thaw();
 }
 
 /// `scimgate migrate` with its output, and whether it succeeded.

@@ -26,7 +26,7 @@ use scimgate_store::{EventPosition, EventRecord, POLL_CURSOR, STREAM_CURSOR};
 use serde_json::{Map, Value, json};
 
 use crate::auth;
-use crate::blocking::blocking;
+use crate::blocking::storage;
 use crate::error::ApiError;
 use crate::feed_watch::TenantWatch;
 use crate::query::QueryParams;
@@ -184,7 +184,10 @@ pub async fn poll(
         // must start from here, or its acknowledgements of the next events would wait on
         // a gap that is not one.
         let (store, stored) = (Arc::clone(&feed.store), position_at(&feed, &who, at));
-        blocking(move || Ok(store.commit_event_position(stored)?)).await?;
+        storage(store.answer_deadline(), move || {
+            Ok(store.commit_event_position(stored)?)
+        })
+        .await?;
     }
     let started = Instant::now();
     let wait = if request.return_immediately.unwrap_or(false) || max == 0 {
@@ -380,7 +383,10 @@ async fn read(
     limit: usize,
 ) -> Result<Vec<EventRecord>, ApiError> {
     let (store, tenant) = (Arc::clone(&feed.store), tenant.to_owned());
-    blocking(move || Ok(store.events(&tenant, after, limit)?)).await
+    storage(store.answer_deadline(), move || {
+        Ok(store.events(&tenant, after, limit)?)
+    })
+    .await
 }
 
 /// Where the consumer's cursor stands (0: at the start). A named cursor the subject does
@@ -394,7 +400,10 @@ async fn cursor_position(state: &AppState, who: &Consumer) -> Result<i64, ApiErr
             who.cursor.clone(),
             who.tenant.clone(),
         );
-        blocking(move || Ok(store.event_position(&cursor, &tenant)?)).await?
+        storage(store.answer_deadline(), move || {
+            Ok(store.event_position(&cursor, &tenant)?)
+        })
+        .await?
     };
     if let Some(seq) = stored {
         return Ok(seq);
@@ -409,7 +418,7 @@ async fn cursor_position(state: &AppState, who: &Consumer) -> Result<i64, ApiErr
         who.tenant.clone(),
         position_at(&state.feed, who, 0),
     );
-    let admitted = blocking(move || {
+    let admitted = storage(store.answer_deadline(), move || {
         if let Some(seq) = store.event_position(&cursor, &tenant)? {
             return Ok(Some(seq));
         }

@@ -9,7 +9,7 @@ use scimgate_model::{ResourceType, ScimError, ScimType, filter, path};
 use scimgate_store::{ListPage, ListQuery, Page, Position, SortBy, StoredResource};
 use serde_json::{Map, Value, json};
 
-use crate::blocking::blocking;
+use crate::blocking::{blocking, storage};
 use crate::body::read_json;
 use crate::context::Principal;
 use crate::cursor::CursorKey;
@@ -388,7 +388,7 @@ async fn list_one(
     base: String,
 ) -> Result<String, ApiError> {
     let store = state.store.clone();
-    blocking(move || {
+    storage(state.store.answer_deadline(), move || {
         let prepared = prepare(&state, &tenant, rt, &search)?;
         let page = store.list(&tenant, rt, &prepared.query)?;
         Ok(list_response(
@@ -503,7 +503,11 @@ pub async fn search_all(
     }
     let base = scim_base(&req, &state.settings);
     let tenant = principal.tenant;
-    let body = blocking(move || search_all_types(&state, &tenant, &search, &base)).await?;
+    let deadline = state.store.answer_deadline();
+    let body = storage(deadline, move || {
+        search_all_types(&state, &tenant, &search, &base)
+    })
+    .await?;
     Ok(scim_json_text(StatusCode::OK, body))
 }
 

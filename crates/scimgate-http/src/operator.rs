@@ -100,7 +100,8 @@ pub async fn audit(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
         newest: false,
     };
     let store = Arc::clone(&state.store);
-    let rows = crate::blocking::blocking(move || Ok(store.audit(&query)?)).await?;
+    let rows =
+        crate::blocking::storage(store.answer_deadline(), move || Ok(store.audit(&query)?)).await?;
     let next = (rows.len() as u32 == limit)
         .then(|| {
             rows.last()
@@ -133,7 +134,9 @@ pub async fn metrics(
     auth::require_scope(&claims, &[SCOPE_METRICS, SCOPE_ADMIN], "/metrics")?;
     auth::mark_authenticated(&req, &claims, claims.tenant.clone());
     let store = Arc::clone(&state.store);
-    let events_written = crate::blocking::blocking(move || Ok(store.events_written()?)).await?;
+    let events_written =
+        crate::blocking::storage(store.answer_deadline(), move || Ok(store.events_written()?))
+            .await?;
     let now = state.clock.now().unix_timestamp();
     let receivers = state
         .receivers

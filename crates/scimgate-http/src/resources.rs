@@ -1,11 +1,13 @@
 //! `/Users` and `/Groups`: create, read, replace and delete (RFC 7644 §3.3–§3.6).
 
+use std::time::Duration;
+
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use scimgate_model::ResourceType;
 use scimgate_store::{StoreError, StoredResource};
 
-use crate::blocking::blocking;
+use crate::blocking::storage;
 use crate::body::read_json;
 use crate::context::{Principal, RequestId};
 use crate::error::{ApiError, method_not_allowed};
@@ -53,13 +55,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// outcome (the audit trail is written from it) and hands back what it stored.
 async fn reported<F>(
     req: &HttpRequest,
+    deadline: Option<Duration>,
     mut report: WriteReport,
     write: F,
 ) -> Result<Option<StoredResource>, ApiError>
 where
     F: FnOnce(&mut WriteReport) -> Result<(), ApiError> + Send + 'static,
 {
-    let (mut report, result) = blocking(move || {
+    let (mut report, result) = storage(deadline, move || {
         let result = write(&mut report);
         Ok((report, result))
     })
@@ -109,7 +112,7 @@ async fn get(
     let base = scim_base(&req, &state.settings);
     let render_base = base.clone();
     // Read and render on a blocking thread: a group with its members can be megabytes.
-    let (found, body) = blocking(move || {
+    let (found, body) = storage(state.store.answer_deadline(), move || {
         let found = store
             .get(&tenant, rt, &id, with_relations)?
             .ok_or_else(|| ApiError::from(StoreError::NotFound(rt, id)))?;
@@ -141,8 +144,12 @@ async fn create(
     let doc = read_json(&req, payload, &state).await?;
     let st = state.clone();
     let report = report_for(&req, &state, principal, Hook::Create, rt, None);
-    let created =
-        stored(reported(&req, report, move |report| st.writes.create(report, doc)).await?)?;
+    let created = stored(
+        reported(&req, state.store.answer_deadline(), report, move |report| {
+            st.writes.create(report, doc)
+        })
+        .await?,
+    )?;
     let base = scim_base(&req, &state.settings);
     Ok(resource_response(
         StatusCode::CREATED,
@@ -174,7 +181,7 @@ async fn replace(
         rt,
         Some(id.as_str()),
     );
-    let replaced = reported(&req, report, move |report| {
+    let replaced = reported(&req, state.store.answer_deadline(), report, move |report| {
         st.writes.replace(report, if_match.as_ref(), doc)
     })
     .await?;
@@ -199,7 +206,7 @@ async fn delete(
     let if_match = Precondition::if_match(&req);
     let st = state.clone();
     let report = report_for(&req, &state, principal, Hook::Delete, rt, Some(id.as_str()));
-    reported(&req, report, move |report| {
+    reported(&req, state.store.answer_deadline(), report, move |report| {
         st.writes.delete(report, if_match.as_ref())
     })
     .await?;
@@ -227,7 +234,7 @@ async fn patch(
     let st = state.clone();
     let report = report_for(&req, &state, principal, Hook::Patch, rt, Some(id.as_str()));
     let members_shown = with_body && rt == ResourceType::Group && projection.wants("members");
-    let resource = reported(&req, report, move |report| {
+    let resource = reported(&req, state.store.answer_deadline(), report, move |report| {
         st.writes.patch(report, if_match.as_ref(), body)?;
         if members_shown {
             // The answer shows the members: the group is read again with them.

@@ -208,6 +208,11 @@ pub trait Store: Send + Sync {
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
     /// Deletes audit records older than `before` (RFC 3339); returns how many.
     fn prune_audit(&self, before: &str) -> Result<usize, StoreError>;
+    /// How long a caller waits for an answer before it gives up (503): for a database
+    /// that may hold its connections open and never answer. None: the store answers.
+    fn answer_deadline(&self) -> Option<std::time::Duration> {
+        None
+    }
     /// Takes or renews the lease `name` for this instance for `ttl`: whether it holds it
     /// now. Work that one instance of several does at a time (a push receiver's delivery)
     /// runs only while its lease is held, and another instance takes it over once the

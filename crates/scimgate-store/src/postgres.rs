@@ -135,6 +135,7 @@ impl PgOptions {
         let connections = config.read_connections.max(1) * 2;
         PgOptions {
             connections,
+            pool_timeout: share_wait,
             tenant_read_share: config.tenant_read_share(),
             query_timeout: config.query_timeout(),
             share_wait,
@@ -184,6 +185,8 @@ pub struct PgStore {
     clock: Arc<dyn Clock>,
     read_slots: Arc<FairSlots>,
     query_timeout: Duration,
+    /// How long a request waits for the database (`Store::answer_deadline`).
+    answer_deadline: Duration,
     page_budget: PageBudget,
     commits: Arc<Commits>,
     queue: Queue,
@@ -230,6 +233,9 @@ impl PgStore {
                 options.share_wait,
             ),
             query_timeout: options.query_timeout,
+            // A connection's wait and twice a statement's run (a write's retries): a
+            // database that answers at all answers within it.
+            answer_deadline: options.pool_timeout + options.query_timeout * 2,
             page_budget: PageBudget {
                 relations: options.list_relation_budget.max(1),
                 bytes: options.page_byte_budget.max(1),
@@ -650,6 +656,10 @@ impl Store for PgStore {
 
     /// Taken when free, lapsed or already this instance's, on the database's clock, so
     /// that instances' clocks need not agree.
+    fn answer_deadline(&self) -> Option<Duration> {
+        Some(self.answer_deadline)
+    }
+
     fn hold_lease(&self, name: &str, ttl: Duration) -> Result<bool, StoreError> {
         let millis = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         Ok(self
