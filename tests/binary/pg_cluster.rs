@@ -84,8 +84,9 @@ impl Cluster {
         };
         let pid = pid.lines().next().unwrap_or_default().trim().to_owned();
         // The postmaster, then its children (the sessions, the background processes).
-        let _ = Command::new("kill").args([which, &pid]).status();
-        let _ = Command::new("pkill").args([which, "-P", &pid]).status();
+        let mut pids = vec![pid.clone()];
+        pids.extend(children_of(&pid));
+        let _ = Command::new("kill").arg(which).args(&pids).status();
     }
 
     fn data(&self) -> PathBuf {
@@ -148,6 +149,22 @@ fn server_binaries() -> PathBuf {
         .collect();
     versions.sort();
     versions.pop().expect("initdb")
+}
+
+/// The processes whose parent is `pid` (from `/proc`: `procps` may not be installed).
+fn children_of(pid: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // `pid (name) state ppid …`: the name may hold spaces, so read after its ')'.
+            let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?;
+            (ppid == pid).then(|| e.file_name().to_string_lossy().into_owned())
+        })
+        .collect()
 }
 
 fn is_root() -> bool {
