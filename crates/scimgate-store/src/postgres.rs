@@ -135,7 +135,8 @@ impl PgOptions {
         let connections = config.read_connections.max(1) * 2;
         PgOptions {
             connections,
-            pool_timeout: share_wait,
+            // Never under a second: a new connection (TLS, SCRAM) takes milliseconds.
+            pool_timeout: share_wait.max(Duration::from_secs(1)),
             tenant_read_share: config.tenant_read_share(),
             query_timeout: config.query_timeout(),
             share_wait,
@@ -320,26 +321,18 @@ impl PgStore {
     fn read<T>(
         &self,
         tenant: &str,
-        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let _slot = self.read_slots.acquire(tenant)?;
         let mut conn = self.connection()?;
-        let mut tx = conn
-            .build_transaction()
-            .isolation_level(postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()?;
-        tx.batch_execute(&format!(
-            "SET LOCAL statement_timeout = {}",
-            self.query_timeout.as_millis().max(1)
-        ))?;
-        let value = f(&mut tx).map_err(|e| match e {
+        let mut snapshot = read::Snapshot::begin(&mut conn, self.query_timeout)?;
+        let value = f(snapshot.client()).map_err(|e| match e {
             StoreError::Postgres(e) if e.code() == Some(&SqlState::QUERY_CANCELED) => {
                 StoreError::QueryTimeout(self.query_timeout)
             }
             other => other,
         })?;
-        tx.commit()?;
+        snapshot.commit()?;
         Ok(value)
     }
 
@@ -542,7 +535,7 @@ impl Store for PgStore {
     }
 
     fn event_positions(&self) -> Result<Vec<EventPosition>, StoreError> {
-        self.read(EVENTS, |tx| outbox::positions(tx))
+        self.read(EVENTS, outbox::positions)
     }
 
     fn event_position(&self, consumer: &str, tenant: &str) -> Result<Option<i64>, StoreError> {

@@ -3,29 +3,30 @@
 //! for `/admin/audit` and `scimgate audit tail`, pruned past the retention.
 
 use postgres::GenericClient;
+use postgres::types::Type;
 
 use crate::error::StoreError;
 use crate::records::{AuditQuery, AuditRecord};
 
 pub fn append(client: &mut impl GenericClient, r: &AuditRecord) -> Result<(), StoreError> {
-    client.execute(
+    client.execute_typed(
         "INSERT INTO audit (at, tenant, subject, jti, client, method, resource_type, resource_id, \
          version_before, version_after, plugins, status, detail) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         &[
-            &r.at,
-            &r.tenant,
-            &r.subject,
-            &r.jti,
-            &r.client,
-            &r.method,
-            &r.resource_type,
-            &r.resource_id,
-            &r.version_before,
-            &r.version_after,
-            &r.plugins,
-            &i32::from(r.status),
-            &r.detail,
+            (&r.at, Type::TEXT),
+            (&r.tenant, Type::TEXT),
+            (&r.subject, Type::TEXT),
+            (&r.jti, Type::TEXT),
+            (&r.client, Type::TEXT),
+            (&r.method, Type::TEXT),
+            (&r.resource_type, Type::TEXT),
+            (&r.resource_id, Type::TEXT),
+            (&r.version_before, Type::INT8),
+            (&r.version_after, Type::INT8),
+            (&r.plugins, Type::TEXT),
+            (&i32::from(r.status), Type::INT4),
+            (&r.detail, Type::TEXT),
         ],
     )?;
     Ok(())

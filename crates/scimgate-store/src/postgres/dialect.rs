@@ -2,17 +2,18 @@
 //! bound as PostgreSQL values. Numbers bind as text cast to `numeric` (the index's type):
 //! exact for the nanosecond instants no `float8` can hold.
 
-use postgres::types::ToSql;
+use postgres::GenericClient;
+use postgres::types::{ToSql, Type};
 
 use crate::error::StoreError;
 use crate::filter_sql::{Dialect, Param};
 
 /// PostgreSQL's dialect, counting in the read transaction `tx`.
-pub struct Pg<'t, 'c> {
-    pub tx: &'t mut postgres::Transaction<'c>,
+pub struct Pg<'t, C: GenericClient> {
+    pub tx: &'t mut C,
 }
 
-impl Dialect for Pg<'_, '_> {
+impl<C: GenericClient> Dialect for Pg<'_, C> {
     fn placeholder(&self, n: usize, param: &Param) -> String {
         match param {
             Param::Num(_) => format!("${n}::text::numeric"),
@@ -42,7 +43,7 @@ impl Dialect for Pg<'_, '_> {
 
     fn count(&mut self, sql: &str, args: &[Param]) -> Result<u64, StoreError> {
         let values = values(args);
-        let n: i64 = self.tx.query_one(sql, &refs(&values))?.get(0);
+        let n: i64 = self.tx.query_typed_one(sql, &typed(args, &values))?.get(0);
         Ok(u64::try_from(n).unwrap_or(0))
     }
 }
@@ -62,11 +63,18 @@ pub fn value(p: &Param) -> Value {
     }
 }
 
-/// The bound values as the client takes them.
-pub fn refs(values: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
-    values
-        .iter()
-        .map(|v| v.as_ref() as &(dyn ToSql + Sync))
+/// The bound values with their types, for a statement sent in one round trip
+/// (`query_typed`): text, `int8`, and numbers as text (cast in the statement).
+pub fn typed<'v>(args: &[Param], values: &'v [Value]) -> Vec<(&'v (dyn ToSql + Sync), Type)> {
+    args.iter()
+        .zip(values)
+        .map(|(p, v)| {
+            let t = match p {
+                Param::Int(_) => Type::INT8,
+                Param::Text(_) | Param::Num(_) => Type::TEXT,
+            };
+            (v.as_ref() as &(dyn ToSql + Sync), t)
+        })
         .collect()
 }
 

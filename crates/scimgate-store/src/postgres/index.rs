@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use postgres::Transaction;
+use postgres::types::Type;
 use scimgate_model::registry::Registry;
 
 use crate::error::StoreError;
@@ -68,10 +69,17 @@ fn insert(tx: &mut Transaction<'_>, tenant: &str, seq: i64, rows: Keyed) -> Resu
         texts.push(text);
         nums.push(num);
     }
-    tx.execute(
+    tx.execute_typed(
         "INSERT INTO attr_index (tenant, path_id, text, num, seq, elem) \
          SELECT $1, p, t, n::numeric, $2, e FROM unnest($3::bigint[], $4::text[], $5::text[], $6::bigint[]) AS u(p, t, n, e)",
-        &[&tenant, &seq, &path_ids, &texts, &nums, &elems],
+        &[
+            (&tenant, Type::TEXT),
+            (&seq, Type::INT8),
+            (&path_ids, Type::INT8_ARRAY),
+            (&texts, Type::TEXT_ARRAY),
+            (&nums, Type::TEXT_ARRAY),
+            (&elems, Type::INT8_ARRAY),
+        ],
     )?;
     Ok(())
 }
@@ -88,9 +96,9 @@ pub fn write_rows(
 ) -> Result<(), StoreError> {
     let mut wanted = keyed(paths, rows)?;
     let (mut gone_paths, mut gone_elems) = (vec![], vec![]);
-    for row in tx.query(
+    for row in tx.query_typed(
         "SELECT path_id, elem, text, num::text FROM attr_index WHERE seq = $1",
-        &[&seq],
+        &[(&seq, Type::INT8)],
     )? {
         let key = (row.get::<_, i64>(0), row.get::<_, i64>(1));
         let stored = (
@@ -105,10 +113,14 @@ pub fn write_rows(
         }
     }
     if !gone_paths.is_empty() {
-        tx.execute(
+        tx.execute_typed(
             "DELETE FROM attr_index WHERE seq = $1 AND (path_id, elem) IN \
              (SELECT * FROM unnest($2::bigint[], $3::bigint[]))",
-            &[&seq, &gone_paths, &gone_elems],
+            &[
+                (&seq, Type::INT8),
+                (&gone_paths, Type::INT8_ARRAY),
+                (&gone_elems, Type::INT8_ARRAY),
+            ],
         )?;
     }
     insert(tx, tenant, seq, wanted)

@@ -4,6 +4,7 @@
 //! rolls back takes its number with it). The commit notifies the install's channel, so that
 //! every instance's feed consumers wake.
 
+use postgres::types::Type;
 use postgres::{GenericClient, Row, Transaction};
 
 use crate::error::StoreError;
@@ -24,11 +25,14 @@ pub fn append(
 ) -> Result<i64, StoreError> {
     // The notice goes out with the commit whenever it is asked for: before the counter's
     // lock, which every write in the tenant waits for, is taken.
-    tx.execute(&format!("SELECT pg_notify({CHANNEL}, $1)"), &[&tenant])?;
+    tx.execute_typed(
+        &format!("SELECT pg_notify({CHANNEL}, $1)"),
+        &[(&tenant, Type::TEXT)],
+    )?;
     // The number and the event in one statement, the last before the commit: the lock is
     // held for that statement and the commit only.
     let seq: i64 = tx
-        .query_one(
+        .query_typed_one(
             "WITH next AS (INSERT INTO event_sequences (tenant, last_seq) VALUES ($1, 1) \
                ON CONFLICT (tenant) DO UPDATE SET last_seq = event_sequences.last_seq + 1 \
                RETURNING last_seq) \
@@ -37,19 +41,19 @@ pub fn append(
              SELECT $1, next.last_seq, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, \
              $8::bigint, $9::text, $10::boolean, $11::text, $12::text, $13::text FROM next RETURNING seq",
             &[
-                &tenant,
-                &new_txn(),
-                &now,
-                &event.kind.name(),
-                &event.resource_type.name(),
-                &event.id,
-                &event.external_id,
-                &event.version,
-                &event.created,
-                &event.note.activation,
-                &event.attributes_names(),
-                &event.data(),
-                &event.members_json(),
+                (&tenant, Type::TEXT),
+                (&new_txn(), Type::TEXT),
+                (&now, Type::TEXT),
+                (&event.kind.name(), Type::TEXT),
+                (&event.resource_type.name(), Type::TEXT),
+                (&event.id, Type::TEXT),
+                (&event.external_id, Type::TEXT),
+                (&event.version, Type::INT8),
+                (&event.created, Type::TEXT),
+                (&event.note.activation, Type::BOOL),
+                (&event.attributes_names(), Type::TEXT),
+                (&event.data(), Type::TEXT),
+                (&event.members_json(), Type::TEXT),
             ],
         )?
         .get(0);

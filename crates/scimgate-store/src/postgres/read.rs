@@ -1,14 +1,18 @@
 //! Read queries on PostgreSQL: one resource, a filtered page, and the membership on
-//! either side. A request's reads run in one read-only, repeatable-read transaction, so
-//! that a resource and its relations, or a page and its total, are one snapshot.
+//! either side. A request's reads run in one read-only, repeatable-read transaction
+//! (`Snapshot`), so that a resource and its relations, or a page and its total, are one
+//! snapshot. Each statement is sent with its parameters' types (`query_typed`): one round
+//! trip, where a statement prepared first takes two.
 
-use postgres::types::ToSql;
-use postgres::{GenericClient, Row, Transaction};
+use std::time::Duration;
+
+use postgres::types::Type;
+use postgres::{GenericClient, Row};
 use scimgate_model::ResourceType;
 use scimgate_model::filter::Filter;
 use serde_json::Value;
 
-use super::dialect::{Pg, num_json, refs, values};
+use super::dialect::{Pg, num_json, typed, values};
 use crate::error::StoreError;
 use crate::filter_sql::{FilterSql, Param};
 use crate::index_rows::{PathIds, SqlNum};
@@ -20,8 +24,45 @@ use crate::{ListPage, ListQuery, Page, Position, SortBy};
 
 const COLUMNS: &str = "r.id, r.resource_type, r.attributes, r.version, r.created, r.last_modified";
 
+/// A read-only, repeatable-read transaction with its statement timeout, begun in one
+/// round trip; rolled back when dropped uncommitted.
+pub struct Snapshot<'c> {
+    client: &'c mut postgres::Client,
+    open: bool,
+}
+
+impl<'c> Snapshot<'c> {
+    pub fn begin(client: &'c mut postgres::Client, timeout: Duration) -> Result<Self, StoreError> {
+        client.batch_execute(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = {}",
+            timeout.as_millis().max(1)
+        ))?;
+        Ok(Snapshot { client, open: true })
+    }
+
+    pub fn client(&mut self) -> &mut postgres::Client {
+        self.client
+    }
+
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        self.open = false;
+        self.client.batch_execute("COMMIT")?;
+        Ok(())
+    }
+}
+
+impl Drop for Snapshot<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            // A connection returned to the pool must not be inside a transaction; if
+            // the rollback fails the connection is broken, and the pool drops it.
+            let _ = self.client.batch_execute("ROLLBACK");
+        }
+    }
+}
+
 pub fn get(
-    tx: &mut Transaction<'_>,
+    tx: &mut impl GenericClient,
     tenant: &str,
     rt: ResourceType,
     id: &str,
@@ -44,11 +85,11 @@ pub fn read_row(
     id: &str,
 ) -> Result<Option<StoredResource>, StoreError> {
     client
-        .query_opt(
+        .query_typed_opt(
             &format!(
                 "SELECT {COLUMNS} FROM resources r WHERE r.tenant = $1 AND r.id = $2 AND r.resource_type = $3"
             ),
-            &[&tenant, &id, &rt.name()],
+            &[(&tenant, Type::TEXT), (&id, Type::TEXT), (&rt.name(), Type::TEXT)],
         )?
         .map(|row| row_to_resource(&row))
         .transpose()
@@ -67,7 +108,7 @@ fn row_to_resource(row: &Row) -> Result<StoredResource, StoreError> {
 }
 
 pub fn list(
-    tx: &mut Transaction<'_>,
+    tx: &mut impl GenericClient,
     paths: &PathIds,
     tenant: &str,
     rt: ResourceType,
@@ -84,9 +125,9 @@ pub fn list(
         Some(Some(_)) => None,
         _ if q.filter.is_none() => {
             let n: Option<i64> = tx
-                .query_one(
+                .query_typed_one(
                     "SELECT sum(n)::bigint FROM resource_counts WHERE tenant = $1 AND resource_type = $2",
-                    &[&tenant, &rt.name()],
+                    &[(&tenant, Type::TEXT), (&rt.name(), Type::TEXT)],
                 )?
                 .get(0);
             Some(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
@@ -94,7 +135,7 @@ pub fn list(
         _ => {
             let sql = format!("SELECT count(*) FROM resources r WHERE {sql_where}");
             let bound = values(&args);
-            let n: i64 = tx.query_one(&sql, &refs(&bound))?.get(0);
+            let n: i64 = tx.query_typed_one(&sql, &typed(&args, &bound))?.get(0);
             Some(u64::try_from(n).unwrap_or(0))
         }
     };
@@ -133,7 +174,7 @@ pub fn list(
             sql.push_str(&format!(" OFFSET ${}", args.len()));
         }
         let bound = values(&args);
-        let rows = tx.query(&sql, &refs(&bound))?;
+        let rows = tx.query_typed(&sql, &typed(&args, &bound))?;
         let rows = rows.iter().map(|row| {
             let bytes = row.try_get::<_, &str>(2).map_or(0, str::len);
             Ok((row_to_resource(row)?, order.key_of(row)?, bytes))
@@ -158,7 +199,7 @@ pub fn list(
 /// The condition on `resources r` that selects the tenant's resources of type `rt` matching
 /// `filter`; parameters are appended to `args`, which must start empty.
 pub fn where_clause(
-    tx: &mut Transaction<'_>,
+    tx: &mut impl GenericClient,
     paths: &PathIds,
     tenant: &str,
     rt: ResourceType,
@@ -309,13 +350,12 @@ pub fn members_of(
     tenant: &str,
     group_id: &str,
 ) -> Result<Vec<MemberRef>, StoreError> {
-    let params: [&(dyn ToSql + Sync); 2] = [&tenant, &group_id];
     client
-        .query(
+        .query_typed(
             "SELECT m.member_id, r.resource_type, r.display FROM memberships m \
              JOIN resources r ON r.tenant = m.tenant AND r.id = m.member_id \
              WHERE m.tenant = $1 AND m.group_id = $2 ORDER BY m.member_id",
-            &params,
+            &[(&tenant, Type::TEXT), (&group_id, Type::TEXT)],
         )?
         .iter()
         .map(|row| {
@@ -334,11 +374,11 @@ fn groups_of(
     member_id: &str,
 ) -> Result<Vec<GroupRef>, StoreError> {
     Ok(client
-        .query(
+        .query_typed(
             "SELECT m.group_id, r.display FROM memberships m \
              JOIN resources r ON r.tenant = m.tenant AND r.id = m.group_id \
              WHERE m.tenant = $1 AND m.member_id = $2 ORDER BY m.group_id",
-            &[&tenant, &member_id],
+            &[(&tenant, Type::TEXT), (&member_id, Type::TEXT)],
         )?
         .iter()
         .map(|row| GroupRef {

@@ -157,9 +157,9 @@ fn plan(store: &PgStore, rt: ResourceType, filter: &str) -> String {
     let cond =
         read::where_clause(&mut tx, &paths, "default", rt, Some(&filter), &mut args).expect("sql");
     let bound = dialect::values(&args);
-    tx.query(
+    tx.query_typed(
         &format!("EXPLAIN SELECT r.id FROM resources r WHERE {cond}"),
-        &dialect::refs(&bound),
+        &dialect::typed(&args, &bound),
     )
     .expect("explain")
     .iter()

@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use postgres::Transaction;
 use postgres::error::SqlState;
+use postgres::types::{ToSql, Type};
 use scimgate_model::filter::instant;
 use scimgate_model::patch::MemberChanges;
 use scimgate_model::{MemberInput, PasswordChange, ResourceType};
@@ -31,30 +32,30 @@ pub fn create(
     new: &NewResource,
     now: &str,
 ) -> Result<StoredResource, StoreError> {
-    tx.query_opt(
+    tx.query_typed_opt(
         "SELECT 1 FROM tenants WHERE name = $1 FOR SHARE",
-        &[&tenant],
+        &[(&tenant, Type::TEXT)],
     )?
     .ok_or_else(|| StoreError::TenantNotRegistered(tenant.to_owned()))?;
     let id = uuid::Uuid::new_v4().to_string();
     let (members, _) = resolve_members(tx, tenant, None, &new.members, false)?;
     let attributes = attributes_json(new)?;
     let seq: i64 = tx
-        .query_one(
+        .query_typed_one(
             "INSERT INTO resources (tenant, resource_type, id, name, name_key, display, external_id, \
              attributes, password_hash, version, created, last_modified) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10) RETURNING seq",
             &[
-                &tenant,
-                &new.resource_type.name(),
-                &id,
-                &new.name,
-                &new.name_key,
-                &new.display,
-                &new.external_id,
-                &attributes,
-                &set_hash(&new.password_hash),
-                &now,
+                (&tenant, Type::TEXT),
+                (&new.resource_type.name(), Type::TEXT),
+                (&id, Type::TEXT),
+                (&new.name, Type::TEXT),
+                (&new.name_key, Type::TEXT),
+                (&new.display, Type::TEXT),
+                (&new.external_id, Type::TEXT),
+                (&attributes, Type::TEXT),
+                (&set_hash(&new.password_hash), Type::TEXT),
+                (&now, Type::TEXT),
             ],
         )
         .map_err(|e| uniqueness(e, &new.name))?
@@ -164,9 +165,13 @@ pub fn delete(
         touch.members_of(tx, id)?;
     }
     // Memberships on both sides go with the row (ON DELETE CASCADE).
-    tx.execute(
+    tx.execute_typed(
         "DELETE FROM resources WHERE tenant = $1 AND id = $2 AND version = $3",
-        &[&tenant, &id, &before.version],
+        &[
+            (&tenant, Type::TEXT),
+            (&id, Type::TEXT),
+            (&before.version, Type::INT8),
+        ],
     )?;
     if let Some(row) = change.audit_row(now, id, None, &[]) {
         audit::append(tx, &row)?;
@@ -205,7 +210,7 @@ pub fn patch(
         // Nothing changed (a member added twice, one removed that was not there): the
         // representation is the same, so is the version.
         None if changed == 0 => {}
-        None => Touch::new(paths, tenant, now).run(tx, "id = $2", &id)?,
+        None => Touch::new(paths, tenant, now).run(tx, "id = $2", (&id, Type::TEXT))?,
     }
     let mut resource =
         read_row(tx, tenant, p.rt, id)?.ok_or_else(|| StoreError::NotFound(p.rt, id.to_owned()))?;
@@ -237,10 +242,15 @@ fn count(
     delta: i64,
 ) -> Result<(), StoreError> {
     let shard = i16::from(uuid::Uuid::new_v4().as_bytes()[0] % 16);
-    tx.execute(
+    tx.execute_typed(
         "INSERT INTO resource_counts (tenant, resource_type, shard, n) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (tenant, resource_type, shard) DO UPDATE SET n = resource_counts.n + excluded.n",
-        &[&tenant, &rt.name(), &shard, &delta],
+        &[
+            (&tenant, Type::TEXT),
+            (&rt.name(), Type::TEXT),
+            (&shard, Type::INT2),
+            (&delta, Type::INT8),
+        ],
     )?;
     Ok(())
 }
@@ -284,10 +294,14 @@ fn current(
     expected_version: Option<i64>,
 ) -> Result<Current, StoreError> {
     let row = tx
-        .query_opt(
+        .query_typed_opt(
             "SELECT seq, version, created, display, external_id FROM resources \
              WHERE tenant = $1 AND id = $2 AND resource_type = $3 FOR UPDATE",
-            &[&tenant, &id, &rt.name()],
+            &[
+                (&tenant, Type::TEXT),
+                (&id, Type::TEXT),
+                (&rt.name(), Type::TEXT),
+            ],
         )?
         .ok_or_else(|| StoreError::NotFound(rt, id.to_owned()))?;
     let found = Current {
@@ -319,23 +333,23 @@ fn update_row(
     now: &str,
 ) -> Result<(), StoreError> {
     let updated = tx
-        .execute(
+        .execute_typed(
             "UPDATE resources SET name = $4, name_key = $5, display = $6, external_id = $7, attributes = $8, \
              password_hash = CASE WHEN $11 THEN password_hash ELSE $9 END, \
              version = version + 1, last_modified = $10 \
              WHERE tenant = $1 AND id = $2 AND version = $3",
             &[
-                &tenant,
-                &id,
-                &before.version,
-                &new.name,
-                &new.name_key,
-                &new.display,
-                &new.external_id,
-                &attributes,
-                &set_hash(&new.password_hash),
-                &now,
-                &new.password_hash.is_keep(),
+                (&tenant, Type::TEXT),
+                (&id, Type::TEXT),
+                (&before.version, Type::INT8),
+                (&new.name, Type::TEXT),
+                (&new.name_key, Type::TEXT),
+                (&new.display, Type::TEXT),
+                (&new.external_id, Type::TEXT),
+                (&attributes, Type::TEXT),
+                (&set_hash(&new.password_hash), Type::TEXT),
+                (&now, Type::TEXT),
+                (&new.password_hash.is_keep(), Type::BOOL),
             ],
         )
         .map_err(|e| uniqueness(e, &new.name))?;
@@ -388,7 +402,7 @@ impl<'a> Touch<'a> {
         self.run(
             tx,
             "id IN (SELECT group_id FROM memberships WHERE tenant = $1 AND member_id = $2)",
-            &member_id,
+            (&member_id, Type::TEXT),
         )
     }
 
@@ -398,7 +412,7 @@ impl<'a> Touch<'a> {
             tx,
             "resource_type = 'User' AND id IN \
              (SELECT member_id FROM memberships WHERE tenant = $1 AND group_id = $2)",
-            &group_id,
+            (&group_id, Type::TEXT),
         )
     }
 
@@ -407,30 +421,43 @@ impl<'a> Touch<'a> {
         if ids.is_empty() {
             return Ok(());
         }
-        self.run(tx, "resource_type = 'User' AND id = ANY($2)", &ids)
+        self.run(
+            tx,
+            "resource_type = 'User' AND id = ANY($2)",
+            (&ids, Type::TEXT_ARRAY),
+        )
     }
 
-    /// Touches the tenant's resources matching `which` (`$2` is `arg`), row and index in
-    /// one statement.
+    /// Touches the tenant's resources matching `which` (`$2` is `arg`, of its type), row
+    /// and index in one statement.
     fn run(
         &self,
         tx: &mut Transaction<'_>,
         which: &str,
-        arg: &(dyn postgres::types::ToSql + Sync),
+        arg: (&(dyn ToSql + Sync), Type),
     ) -> Result<(), StoreError> {
         let update = format!(
             "UPDATE resources SET version = version + 1, last_modified = $3 \
              WHERE tenant = $1 AND {which} RETURNING seq"
         );
         match (self.meta_path, &self.modified) {
-            (Some(path_id), Some(modified)) => tx.execute(
+            (Some(path_id), Some(modified)) => tx.execute_typed(
                 &format!(
                     "WITH touched AS ({update}) UPDATE attr_index SET num = $5::text::numeric \
                      FROM touched WHERE attr_index.seq = touched.seq AND attr_index.path_id = $4"
                 ),
-                &[&self.tenant, arg, &self.now, &path_id, modified],
+                &[
+                    (&self.tenant, Type::TEXT),
+                    arg,
+                    (&self.now, Type::TEXT),
+                    (&path_id, Type::INT8),
+                    (modified, Type::TEXT),
+                ],
             )?,
-            _ => tx.execute(&update, &[&self.tenant, arg, &self.now])?,
+            _ => tx.execute_typed(
+                &update,
+                &[(&self.tenant, Type::TEXT), arg, (&self.now, Type::TEXT)],
+            )?,
         };
         Ok(())
     }
@@ -451,10 +478,10 @@ fn resolve_members(
     }
     let ids: Vec<&str> = members.iter().map(|m| m.value.as_str()).collect();
     let mut found: HashMap<String, (String, String)> = HashMap::with_capacity(ids.len());
-    for row in tx.query(
+    for row in tx.query_typed(
         "SELECT id, resource_type, display FROM resources \
          WHERE tenant = $1 AND id = ANY($2) ORDER BY id FOR KEY SHARE",
-        &[&tenant, &ids],
+        &[(&tenant, Type::TEXT), (&ids, Type::TEXT_ARRAY)],
     )? {
         found.insert(row.get(0), (row.get(1), row.get(2)));
     }
@@ -536,7 +563,14 @@ fn change_links(
         return Ok(0);
     }
     let changed: Vec<String> = tx
-        .query(sql, &[&touch.tenant, &group_id, &member_ids])?
+        .query_typed(
+            sql,
+            &[
+                (&touch.tenant, Type::TEXT),
+                (&group_id, Type::TEXT),
+                (&member_ids, Type::TEXT_ARRAY),
+            ],
+        )?
         .iter()
         .map(|r| r.get(0))
         .collect();
