@@ -88,6 +88,16 @@ struct MigrateArgs {
     /// A file holding the PostgreSQL database's password.
     #[arg(long)]
     password_file: Option<PathBuf>,
+    /// The authority (PEM) the database server's certificate must chain to: TLS, always
+    /// verified (as `database_ca_file`).
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// A client certificate (PEM) for the database, with `--client-key`.
+    #[arg(long, requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, requires = "client_cert")]
+    client_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -22,6 +22,11 @@ fn is_database(place: &str) -> bool {
 pub fn migrate(args: MigrateArgs) -> CliResult {
     let database = |url: &str| -> Result<PgOptions, Box<dyn std::error::Error>> {
         let mut options = PgOptions::new(url);
+        options.tls = scimgate_store::TlsFiles {
+            ca_file: args.ca_file.clone(),
+            client_cert: args.client_cert.clone(),
+            client_key: args.client_key.clone(),
+        };
         if let Some(file) = &args.password_file {
             options.password = Some(
                 std::fs::read_to_string(file)
