@@ -11,6 +11,7 @@
 # synchronous_commit on). Raw wrk output goes to bench/results/.
 #
 #   bench/postgres.sh [DURATION_SECONDS] [USERS] [BIG]    (defaults 15, 10000, 1000000; BIG=0 skips)
+#   BIG_DATABASE=URL bench/postgres.sh …   reuses a database already filled from the BIG seed
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ -z "${POSTGRES_TEST_URL:-}" ]]; then
@@ -163,10 +164,15 @@ if [[ "$big" -gt 0 ]]; then
     target/release/examples/generate-users "$seed/scimgate.db" "$big"
     touch "$seed/loaded"
   fi
-  url=$(new_database scimgate_bench_big)
-  start=$(date +%s)
-  "$bin" migrate --from "$seed" --to "$url" | tail -1
-  echo "copied $big users to PostgreSQL in $(( $(date +%s) - start )) s"
+  if [[ -n "${BIG_DATABASE:-}" ]]; then
+    # A database a previous run (or `scimgate migrate`) filled from this seed: no copy.
+    url="$BIG_DATABASE"
+  else
+    url=$(new_database scimgate_bench_big)
+    start=$(date +%s)
+    "$bin" migrate --from "$seed" --to "$url" | tail -1
+    echo "copied $big users to PostgreSQL in $(( $(date +%s) - start )) s"
+  fi
   psql "$url" -qAtc "ANALYZE" >/dev/null
   TOKEN=$("$bin" token --data "$seed" --sub bench)
   keys="$seed"
@@ -174,6 +180,8 @@ if [[ "$big" -gt 0 ]]; then
   start "$scratch/pg-big" 18484 "$url"
   wrk -t2 -c4 -d"${duration}s" --latency -s bench/query-username.lua http://127.0.0.1:18484 > "$results/postgres-big-filter.txt"
   summarise "postgres $big users, userName eq (4 conn)" "$results/postgres-big-filter.txt"
+  wrk -t1 -c1 -d"${duration}s" --latency -s bench/query-username.lua http://127.0.0.1:18484 > "$results/postgres-big-filter-1.txt"
+  summarise "postgres $big users, userName eq (1 conn)" "$results/postgres-big-filter-1.txt"
   rss_kib=$(awk '/VmRSS/ {print $2}' "/proc/${servers[0]}/status")
   echo "postgres database: $(psql "$url" -qAtc "SELECT pg_size_pretty(pg_database_size(current_database()))"); server resident memory $((rss_kib / 1024)) MiB"
   stop_all

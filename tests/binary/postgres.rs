@@ -534,6 +534,23 @@ fn postgres_stopped_during_a_load_gives_503_then_service_resumes_by_itself() {
         stored >= acknowledged,
         "{stored} stored, {acknowledged} acknowledged"
     );
+    // Restarted while the server idles: every pooled connection is stale, and the first
+    // requests after it are answered all the same (a stale one is dropped, another taken).
+    cluster.stop();
+    cluster.start_again();
+    for _ in 0..20 {
+        let (status, _) = send(
+            "GET",
+            &format!("{}/scim/v2/Users?count=1", server.base),
+            &t,
+            None,
+        );
+        assert_eq!(status, 200);
+    }
+    assert_eq!(
+        post_user(&server.base, &t, "after-restart").map(|o| o.0),
+        Some(201)
+    );
 }
 
 /// PostgreSQL frozen (every process stopped: connections open, nothing answered, as

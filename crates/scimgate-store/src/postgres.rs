@@ -188,6 +188,8 @@ pub struct PgStore {
     query_timeout: Duration,
     /// How long a request waits for the database (`Store::answer_deadline`).
     answer_deadline: Duration,
+    /// The pool's size: how many stale connections a request may meet at most.
+    max_connections: u32,
     page_budget: PageBudget,
     commits: Arc<Commits>,
     queue: Queue,
@@ -214,6 +216,10 @@ impl PgStore {
             .max_size(options.connections.max(2))
             .min_idle(Some(1))
             .connection_timeout(options.pool_timeout)
+            // Not a round trip per request: a connection the server closed while it was
+            // idle fails its first statement, which did nothing, and another is taken
+            // (`begun`, `write`).
+            .test_on_check_out(false)
             .build(PostgresConnectionManager::new(config.clone(), tls.clone()))
             .map_err(|e| StoreError::Unreachable(e.to_string()))?;
         let commits = Arc::new(Commits::default());
@@ -237,6 +243,7 @@ impl PgStore {
             // A connection's wait and twice a statement's run (a write's retries): a
             // database that answers at all answers within it.
             answer_deadline: options.pool_timeout + options.query_timeout * 2,
+            max_connections: size as u32,
             page_budget: PageBudget {
                 relations: options.list_relation_budget.max(1),
                 bytes: options.page_byte_budget.max(1),
@@ -292,16 +299,26 @@ impl PgStore {
         let started = Instant::now();
         let paths = self.paths.load_full();
         let mut conn = self.connection()?;
-        let mut attempt = 1;
+        let (mut attempt, mut stale) = (1, 0);
         loop {
             let now = self.now();
+            let mut begun = false;
             let outcome = (|| {
                 let mut tx = conn.transaction()?;
+                begun = true;
                 let value = f(&mut tx, &paths, &now)?;
                 tx.commit()?;
                 Ok(value)
             })();
             match outcome {
+                // Its BEGIN failed on a connection the server had closed: nothing was
+                // done, so the write starts again on another.
+                Err(StoreError::Postgres(_))
+                    if !begun && conn.is_closed() && stale < self.max_connections =>
+                {
+                    stale += 1;
+                    conn = self.connection()?;
+                }
                 Err(StoreError::Postgres(e)) if retryable(&e) && attempt < WRITE_ATTEMPTS => {
                     attempt += 1;
                     std::thread::sleep(Duration::from_millis(u64::from(attempt) * 2));
@@ -324,8 +341,9 @@ impl PgStore {
         f: impl FnOnce(&mut postgres::Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let _slot = self.read_slots.acquire(tenant)?;
-        let mut conn = self.connection()?;
-        let mut snapshot = read::Snapshot::begin(&mut conn, self.query_timeout)?;
+        let timeout = self.query_timeout;
+        let mut conn = self.begun(|c| read::Snapshot::begin_on(c, timeout))?;
+        let mut snapshot = read::Snapshot::begun(&mut conn);
         let value = f(snapshot.client()).map_err(|e| match e {
             StoreError::Postgres(e) if e.code() == Some(&SqlState::QUERY_CANCELED) => {
                 StoreError::QueryTimeout(self.query_timeout)
@@ -338,6 +356,26 @@ impl PgStore {
 
     fn now(&self) -> String {
         scimgate_model::format_timestamp(self.clock.now())
+    }
+
+    /// A pooled connection on which `first` (a statement that changes nothing if it
+    /// fails: a BEGIN, a probe) succeeded. Connections are not tested when taken from the
+    /// pool; one the server closed while it was idle (a restart, a failover) fails here
+    /// and is dropped, and another is taken.
+    fn begun(
+        &self,
+        first: impl Fn(&mut postgres::Client) -> Result<(), postgres::Error>,
+    ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<MakeRustlsConnect>>, StoreError>
+    {
+        let mut stale = 0;
+        loop {
+            let mut conn = self.connection()?;
+            match first(&mut conn) {
+                Ok(()) => return Ok(conn),
+                Err(_) if conn.is_closed() && stale < self.max_connections => stale += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 }
 
@@ -585,11 +623,18 @@ impl Store for PgStore {
     /// before its own timeout, not after the pool's wait.
     fn ping(&self) -> Result<(), StoreError> {
         let pool = self.pool.as_ref().ok_or(StoreError::WriterGone)?;
-        let mut conn = pool
-            .get_timeout(PING_WAIT)
-            .map_err(|e| StoreError::Unreachable(e.to_string()))?;
-        conn.simple_query("SELECT 1")?;
-        Ok(())
+        let mut stale = 0;
+        loop {
+            let mut conn = pool
+                .get_timeout(PING_WAIT)
+                .map_err(|e| StoreError::Unreachable(e.to_string()))?;
+            match conn.simple_query("SELECT 1") {
+                Ok(_) => return Ok(()),
+                // Closed while idle (see `begun`): another connection answers.
+                Err(_) if conn.is_closed() && stale < self.max_connections => stale += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     fn stats(&self) -> StoreStats {

@@ -24,6 +24,22 @@ use crate::{ListPage, ListQuery, Page, Position, SortBy};
 
 const COLUMNS: &str = "r.id, r.resource_type, r.attributes, r.version, r.created, r.last_modified";
 
+/// Most groups a user's row carries (`groups_column`); a user in more has them read apart.
+const INLINE_GROUPS: usize = 100;
+
+/// A user's groups as a column of its row (JSON, in `groups_of`'s order; NULL for none),
+/// up to one past `INLINE_GROUPS`: a page or a user is read in one statement, not one
+/// more per user.
+fn groups_column() -> String {
+    format!(
+        "(SELECT json_agg(json_build_object('value', x.group_id, 'display', x.display) \
+         ORDER BY x.group_id)::text FROM (SELECT m.group_id, g.display FROM memberships m \
+         JOIN resources g ON g.tenant = m.tenant AND g.id = m.group_id \
+         WHERE m.tenant = r.tenant AND m.member_id = r.id ORDER BY m.group_id LIMIT {}) x)",
+        INLINE_GROUPS + 1
+    )
+}
+
 /// A read-only, repeatable-read transaction with its statement timeout, begun in one
 /// round trip; rolled back when dropped uncommitted.
 pub struct Snapshot<'c> {
@@ -32,12 +48,20 @@ pub struct Snapshot<'c> {
 }
 
 impl<'c> Snapshot<'c> {
-    pub fn begin(client: &'c mut postgres::Client, timeout: Duration) -> Result<Self, StoreError> {
+    /// Begins the snapshot on `client`.
+    pub fn begin_on(
+        client: &mut postgres::Client,
+        timeout: Duration,
+    ) -> Result<(), postgres::Error> {
         client.batch_execute(&format!(
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = {}",
             timeout.as_millis().max(1)
-        ))?;
-        Ok(Snapshot { client, open: true })
+        ))
+    }
+
+    /// The snapshot `begin_on` began on `client`.
+    pub fn begun(client: &'c mut postgres::Client) -> Self {
+        Snapshot { client, open: true }
     }
 
     pub fn client(&mut self) -> &mut postgres::Client {
@@ -68,13 +92,53 @@ pub fn get(
     id: &str,
     with_relations: bool,
 ) -> Result<Option<StoredResource>, StoreError> {
-    let Some(mut resource) = read_row(tx, tenant, rt, id)? else {
+    let inline = with_relations && rt == ResourceType::User;
+    let groups = if inline {
+        groups_column()
+    } else {
+        "NULL".into()
+    };
+    let row = tx.query_typed_opt(
+        &format!(
+            "SELECT {COLUMNS}, {groups} FROM resources r WHERE r.tenant = $1 AND r.id = $2 AND r.resource_type = $3"
+        ),
+        &[(&tenant, Type::TEXT), (&id, Type::TEXT), (&rt.name(), Type::TEXT)],
+    )?;
+    let Some(row) = row else {
         return Ok(None);
     };
-    if with_relations {
+    let mut resource = row_to_resource(&row)?;
+    if inline {
+        resource.groups = inline_groups(&row, 6)?;
+    }
+    if with_relations && resource.groups.is_none() {
         load_relations(tx, tenant, &mut resource)?;
     }
     Ok(Some(resource))
+}
+
+/// The groups column at `index`, unless it holds more than `INLINE_GROUPS` (then `None`:
+/// they are read apart).
+fn inline_groups(row: &Row, index: usize) -> Result<Option<Vec<GroupRef>>, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct Inline {
+        value: String,
+        display: String,
+    }
+    let Some(text) = row.try_get::<_, Option<&str>>(index)? else {
+        return Ok(Some(Vec::new()));
+    };
+    let groups: Vec<Inline> =
+        serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok((groups.len() <= INLINE_GROUPS).then(|| {
+        groups
+            .into_iter()
+            .map(|g| GroupRef {
+                value: g.value,
+                display: g.display,
+            })
+            .collect()
+    }))
 }
 
 /// One resource's row, without relations.
@@ -121,8 +185,14 @@ pub fn list(
         Page::Index { start_index, count } => (*count, None, Some(start_index.saturating_sub(1))),
         Page::Cursor { after, count } => (*count, Some(after.as_ref()), None),
     };
-    let total_results = match cursor_after {
+    // A filtered first page that comes out short holds every match: its length is the
+    // total, and the count (a second statement, as costly as the page or more) is not run.
+    let counted_by_page = q.filter.is_some() && offset == Some(0) && count > 0;
+    let count_sql = format!("SELECT count(*) FROM resources r WHERE {sql_where}");
+    let count_args = args.clone();
+    let mut total_results = match cursor_after {
         Some(Some(_)) => None,
+        _ if counted_by_page => None,
         _ if q.filter.is_none() => {
             let n: Option<i64> = tx
                 .query_typed_one(
@@ -132,12 +202,7 @@ pub fn list(
                 .get(0);
             Some(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
         }
-        _ => {
-            let sql = format!("SELECT count(*) FROM resources r WHERE {sql_where}");
-            let bound = values(&args);
-            let n: i64 = tx.query_typed_one(&sql, &typed(&args, &bound))?.get(0);
-            Some(u64::try_from(n).unwrap_or(0))
-        }
+        _ => Some(count_matches(tx, &count_sql, &count_args)?),
     };
     let (mut resources, mut next) = (Vec::new(), None);
     if count > 0 {
@@ -163,9 +228,15 @@ pub fn list(
             count
         };
         args.push(Param::Int(to_i64(fetch)));
+        let inline = q.with_relations && rt == ResourceType::User;
         let mut sql = format!(
-            "SELECT {COLUMNS}, {key} FROM resources r{join} WHERE {sql_where} ORDER BY {order_by} LIMIT ${n}",
+            "SELECT {COLUMNS}, {key}, {groups} FROM resources r{join} WHERE {sql_where} ORDER BY {order_by} LIMIT ${n}",
             key = order.key_columns(),
+            groups = if inline {
+                groups_column()
+            } else {
+                "NULL".into()
+            },
             order_by = order.order_by(),
             n = args.len()
         );
@@ -175,11 +246,24 @@ pub fn list(
         }
         let bound = values(&args);
         let rows = tx.query_typed(&sql, &typed(&args, &bound))?;
+        if counted_by_page {
+            total_results = Some(match rows.len() as u64 {
+                short if short < count => short,
+                _ => count_matches(tx, &count_sql, &count_args)?,
+            });
+        }
         let rows = rows.iter().map(|row| {
             let bytes = row.try_get::<_, &str>(2).map_or(0, str::len);
-            Ok((row_to_resource(row)?, order.key_of(row)?, bytes))
+            let mut resource = row_to_resource(row)?;
+            if inline {
+                resource.groups = inline_groups(row, row.len() - 1)?;
+            }
+            Ok((resource, order.key_of(row)?, bytes))
         });
-        let mut load = |r: &mut StoredResource| load_relations(&mut *tx, tenant, r);
+        let mut load = |r: &mut StoredResource| match r.groups {
+            Some(_) => Ok(()),
+            None => load_relations(&mut *tx, tenant, r),
+        };
         (resources, next) = fill_page(
             rows,
             budget,
@@ -194,6 +278,16 @@ pub fn list(
         resources,
         next,
     })
+}
+
+fn count_matches(
+    tx: &mut impl GenericClient,
+    sql: &str,
+    args: &[Param],
+) -> Result<u64, StoreError> {
+    let bound = values(args);
+    let n: i64 = tx.query_typed_one(sql, &typed(args, &bound))?.get(0);
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 /// The condition on `resources r` that selects the tenant's resources of type `rt` matching
