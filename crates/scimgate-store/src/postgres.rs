@@ -15,6 +15,7 @@ mod index;
 mod listen;
 mod migrations;
 mod outbox;
+mod pool;
 mod queue;
 mod read;
 mod schema_change;
@@ -28,7 +29,6 @@ use std::time::{Duration, Instant};
 
 use postgres::Transaction;
 use postgres::error::SqlState;
-use r2d2_postgres::PostgresConnectionManager;
 use scimgate_limits::FairSlots;
 use scimgate_model::registry::Registry;
 use scimgate_model::{Clock, ResourceType};
@@ -49,7 +49,7 @@ use crate::records::{
 use crate::{ListPage, ListQuery, Store};
 use queue::{Queue, Queued};
 
-type Pool = r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>;
+use pool::{Pool, Pooled};
 
 /// How the PostgreSQL store connects and shares its connections.
 #[derive(Debug, Clone)]
@@ -220,7 +220,7 @@ impl PgStore {
             // idle fails its first statement, which did nothing, and another is taken
             // (`begun`, `write`).
             .test_on_check_out(false)
-            .build(PostgresConnectionManager::new(config.clone(), tls.clone()))
+            .build(pool::Manager::new(config.clone(), tls.clone()))
             .map_err(|e| StoreError::Unreachable(e.to_string()))?;
         let commits = Arc::new(Commits::default());
         let counts = Arc::new(WriteCounts::default());
@@ -258,10 +258,7 @@ impl PgStore {
         })
     }
 
-    fn connection(
-        &self,
-    ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<MakeRustlsConnect>>, StoreError>
-    {
+    fn connection(&self) -> Result<Pooled, StoreError> {
         let started = Instant::now();
         let pool = self.pool.as_ref().ok_or(StoreError::WriterGone)?;
         let conn = pool.get().map_err(|e| {
@@ -338,7 +335,7 @@ impl PgStore {
     fn read<T>(
         &self,
         tenant: &str,
-        f: impl FnOnce(&mut postgres::Client) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut pool::Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let _slot = self.read_slots.acquire(tenant)?;
         let timeout = self.query_timeout;
@@ -364,9 +361,8 @@ impl PgStore {
     /// and is dropped, and another is taken.
     fn begun(
         &self,
-        first: impl Fn(&mut postgres::Client) -> Result<(), postgres::Error>,
-    ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<MakeRustlsConnect>>, StoreError>
-    {
+        first: impl Fn(&mut pool::Connection) -> Result<(), postgres::Error>,
+    ) -> Result<Pooled, StoreError> {
         let mut stale = 0;
         loop {
             let mut conn = self.connection()?;
@@ -497,7 +493,7 @@ impl Store for PgStore {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut conn = self.connection()?;
-        let ids = index::register_paths_of(&mut *conn, next)?;
+        let ids = index::register_paths_of(&mut **conn, next)?;
         self.paths.store(Arc::new(ids));
         self.schema_set.fetch_max(next.epoch(), Ordering::SeqCst);
         Ok(())
@@ -520,7 +516,7 @@ impl Store for PgStore {
 
     fn attribute_in_use(&self, path: &str) -> Result<u64, StoreError> {
         let paths = self.paths.load_full();
-        schema_change::resources_with(&mut *self.connection()?, &paths, path)
+        schema_change::resources_with(&mut **self.connection()?, &paths, path)
     }
 
     fn purge_attribute(
@@ -547,15 +543,19 @@ impl Store for PgStore {
         after: i64,
         limit: usize,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        self.read(EVENTS, |tx| outbox::read_after(tx, tenant, after, limit))
+        self.read(EVENTS, |tx| {
+            outbox::read_after(&mut **tx, tenant, after, limit)
+        })
     }
 
     fn event_head(&self, tenant: &str) -> Result<i64, StoreError> {
-        self.read(EVENTS, |tx| outbox::head(tx, tenant))
+        self.read(EVENTS, |tx| outbox::head(&mut **tx, tenant))
     }
 
     fn event_heads(&self) -> Result<HashMap<String, i64>, StoreError> {
-        self.read(EVENTS, |tx| Ok(outbox::heads(tx)?.into_iter().collect()))
+        self.read(EVENTS, |tx| {
+            Ok(outbox::heads(&mut **tx)?.into_iter().collect())
+        })
     }
 
     fn prune_events(&self, before: &str, holds: &[EventHold]) -> Result<usize, StoreError> {
@@ -573,11 +573,11 @@ impl Store for PgStore {
     }
 
     fn event_positions(&self) -> Result<Vec<EventPosition>, StoreError> {
-        self.read(EVENTS, outbox::positions)
+        self.read(EVENTS, |tx| outbox::positions(&mut **tx))
     }
 
     fn event_position(&self, consumer: &str, tenant: &str) -> Result<Option<i64>, StoreError> {
-        self.read(EVENTS, |tx| outbox::position(tx, consumer, tenant))
+        self.read(EVENTS, |tx| outbox::position(&mut **tx, consumer, tenant))
     }
 
     fn save_event_position(&self, position: EventPosition) {
@@ -601,7 +601,7 @@ impl Store for PgStore {
     fn take_event_replays(&self, consumer: &str) -> Result<Vec<(String, i64)>, StoreError> {
         // Looked at every few seconds by every receiver: a read, and a write only when
         // there is one to take.
-        if !self.read(EVENTS, |tx| outbox::has_replays(tx, consumer))? {
+        if !self.read(EVENTS, |tx| outbox::has_replays(&mut **tx, consumer))? {
             return Ok(Vec::new());
         }
         self.write(None, |tx, _, _| outbox::take_replays(tx, consumer))
@@ -654,7 +654,7 @@ impl Store for PgStore {
     }
 
     fn access(&self) -> Result<AccessSnapshot, StoreError> {
-        admin::snapshot(&mut *self.connection()?)
+        admin::snapshot(&mut **self.connection()?)
     }
 
     fn append_audit(&self, record: AuditRecord) {
@@ -662,7 +662,7 @@ impl Store for PgStore {
     }
 
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
-        self.read(ADMIN, |tx| audit::read(tx, query))
+        self.read(ADMIN, |tx| audit::read(&mut **tx, query))
     }
 
     fn prune_audit(&self, before: &str) -> Result<usize, StoreError> {

@@ -8,14 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use r2d2_postgres::PostgresConnectionManager;
-
 use super::{WriteCounts, audit, outbox};
 use crate::commits::Commits;
 use crate::error::StoreError;
 use crate::records::{AuditRecord, EventPosition};
 
-type Pool = r2d2::Pool<PostgresConnectionManager<tokio_postgres_rustls::MakeRustlsConnect>>;
+use super::pool::Pool;
 
 /// One queued row.
 pub enum Queued {

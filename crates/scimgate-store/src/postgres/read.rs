@@ -6,13 +6,14 @@
 
 use std::time::Duration;
 
-use postgres::types::Type;
+use postgres::types::{ToSql, Type};
 use postgres::{GenericClient, Row};
 use scimgate_model::ResourceType;
 use scimgate_model::filter::Filter;
 use serde_json::Value;
 
 use super::dialect::{Pg, num_json, typed, values};
+use super::pool::Connection;
 use crate::error::StoreError;
 use crate::filter_sql::{FilterSql, Param};
 use crate::index_rows::{PathIds, SqlNum};
@@ -43,16 +44,13 @@ fn groups_column() -> String {
 /// A read-only, repeatable-read transaction with its statement timeout, begun in one
 /// round trip; rolled back when dropped uncommitted.
 pub struct Snapshot<'c> {
-    client: &'c mut postgres::Client,
+    client: &'c mut Connection,
     open: bool,
 }
 
 impl<'c> Snapshot<'c> {
     /// Begins the snapshot on `client`.
-    pub fn begin_on(
-        client: &mut postgres::Client,
-        timeout: Duration,
-    ) -> Result<(), postgres::Error> {
+    pub fn begin_on(client: &mut Connection, timeout: Duration) -> Result<(), postgres::Error> {
         client.batch_execute(&format!(
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = {}",
             timeout.as_millis().max(1)
@@ -60,11 +58,11 @@ impl<'c> Snapshot<'c> {
     }
 
     /// The snapshot `begin_on` began on `client`.
-    pub fn begun(client: &'c mut postgres::Client) -> Self {
+    pub fn begun(client: &'c mut Connection) -> Self {
         Snapshot { client, open: true }
     }
 
-    pub fn client(&mut self) -> &mut postgres::Client {
+    pub fn client(&mut self) -> &mut Connection {
         self.client
     }
 
@@ -86,7 +84,7 @@ impl Drop for Snapshot<'_> {
 }
 
 pub fn get(
-    tx: &mut impl GenericClient,
+    tx: &mut Connection,
     tenant: &str,
     rt: ResourceType,
     id: &str,
@@ -98,23 +96,41 @@ pub fn get(
     } else {
         "NULL".into()
     };
-    let row = tx.query_typed_opt(
+    let rows = prepared_query(
+        tx,
         &format!(
             "SELECT {COLUMNS}, {groups} FROM resources r WHERE r.tenant = $1 AND r.id = $2 AND r.resource_type = $3"
         ),
-        &[(&tenant, Type::TEXT), (&id, Type::TEXT), (&rt.name(), Type::TEXT)],
+        &[
+            Param::Text(tenant.to_owned()),
+            Param::Text(id.to_owned()),
+            Param::Text(rt.name().to_owned()),
+        ],
     )?;
-    let Some(row) = row else {
+    let Some(row) = rows.first() else {
         return Ok(None);
     };
-    let mut resource = row_to_resource(&row)?;
+    let mut resource = row_to_resource(row)?;
     if inline {
-        resource.groups = inline_groups(&row, 6)?;
+        resource.groups = inline_groups(row, 6)?;
     }
     if with_relations && resource.groups.is_none() {
-        load_relations(tx, tenant, &mut resource)?;
+        load_relations(&mut **tx, tenant, &mut resource)?;
     }
     Ok(Some(resource))
+}
+
+/// Runs `sql` with `args` as a statement prepared on this connection (see `pool`).
+fn prepared_query(
+    conn: &mut Connection,
+    sql: &str,
+    args: &[Param],
+) -> Result<Vec<Row>, StoreError> {
+    let bound = values(args);
+    let (refs, types): (Vec<&(dyn ToSql + Sync)>, Vec<Type>) =
+        typed(args, &bound).into_iter().unzip();
+    let statement = conn.prepared(sql, &types)?;
+    Ok(conn.query(&statement, &refs)?)
 }
 
 /// The groups column at `index`, unless it holds more than `INLINE_GROUPS` (then `None`:
@@ -172,7 +188,7 @@ fn row_to_resource(row: &Row) -> Result<StoredResource, StoreError> {
 }
 
 pub fn list(
-    tx: &mut impl GenericClient,
+    tx: &mut Connection,
     paths: &PathIds,
     tenant: &str,
     rt: ResourceType,
@@ -180,7 +196,7 @@ pub fn list(
     budget: PageBudget,
 ) -> Result<ListPage, StoreError> {
     let mut args = Vec::new();
-    let mut sql_where = where_clause(tx, paths, tenant, rt, q.filter.as_ref(), &mut args)?;
+    let mut sql_where = where_clause(&mut **tx, paths, tenant, rt, q.filter.as_ref(), &mut args)?;
     let (count, cursor_after, offset) = match &q.page {
         Page::Index { start_index, count } => (*count, None, Some(start_index.saturating_sub(1))),
         Page::Cursor { after, count } => (*count, Some(after.as_ref()), None),
@@ -244,8 +260,7 @@ pub fn list(
             args.push(Param::Int(to_i64(offset)));
             sql.push_str(&format!(" OFFSET ${}", args.len()));
         }
-        let bound = values(&args);
-        let rows = tx.query_typed(&sql, &typed(&args, &bound))?;
+        let rows = prepared_query(tx, &sql, &args)?;
         if counted_by_page {
             total_results = Some(match rows.len() as u64 {
                 short if short < count => short,
@@ -262,7 +277,7 @@ pub fn list(
         });
         let mut load = |r: &mut StoredResource| match r.groups {
             Some(_) => Ok(()),
-            None => load_relations(&mut *tx, tenant, r),
+            None => load_relations(&mut **tx, tenant, r),
         };
         (resources, next) = fill_page(
             rows,
@@ -280,13 +295,12 @@ pub fn list(
     })
 }
 
-fn count_matches(
-    tx: &mut impl GenericClient,
-    sql: &str,
-    args: &[Param],
-) -> Result<u64, StoreError> {
-    let bound = values(args);
-    let n: i64 = tx.query_typed_one(sql, &typed(args, &bound))?.get(0);
+fn count_matches(tx: &mut Connection, sql: &str, args: &[Param]) -> Result<u64, StoreError> {
+    let rows = prepared_query(tx, sql, args)?;
+    let n: i64 = rows
+        .first()
+        .ok_or_else(|| StoreError::Corrupt("a count without a row".into()))?
+        .try_get(0)?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
