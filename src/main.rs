@@ -389,8 +389,21 @@ fn main() -> ExitCode {
 type CliResult = Result<(), Box<dyn std::error::Error>>;
 
 fn init_logging(config: &Config) -> CliResult {
-    let filter = EnvFilter::try_from_env("SCIMGATE_LOG")
-        .or_else(|_| EnvFilter::try_new(&config.log_level))?;
+    let from_env = std::env::var("SCIMGATE_LOG")
+        .ok()
+        .and_then(|text| EnvFilter::try_new(&text).ok().map(|f| (text, f)));
+    let (text, mut filter) = match from_env {
+        Some(chosen) => chosen,
+        None => (
+            config.log_level.clone(),
+            EnvFilter::try_new(&config.log_level)?,
+        ),
+    };
+    // The PostgreSQL client logs every statement's parameters at debug (stored
+    // attributes, password hashes): not below info unless an operator names it.
+    if !text.contains("tokio_postgres") {
+        filter = filter.add_directive("tokio_postgres=info".parse()?);
+    }
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

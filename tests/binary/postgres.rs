@@ -653,6 +653,60 @@ fn a_frozen_postgres_gets_503_within_the_deadline_and_does_not_hold_shutdown() {
     cluster.thaw();
 }
 
+/// Even at `debug`, the log holds no statement's parameters, stored password hash or
+/// attribute value: the PostgreSQL client, which logs statements with their parameters
+/// at debug, stays at info unless named.
+#[test]
+fn a_debug_log_on_postgres_shows_no_statement_parameters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("a");
+    private_folder(&data);
+    let config = data.join("scimgate.toml");
+    std::fs::write(
+        &config,
+        format!("database = {}\n", toml_string(&new_database())),
+    )
+    .expect("config");
+    let log = dir.path().join("server.log");
+    let server = Server::start_logging(
+        &data,
+        Some(&config),
+        std::fs::File::create(&log).expect("log").into(),
+        "debug",
+    );
+    let t = cli(&data, &["token"]);
+    let mut body = user("Marker-Name-5");
+    body["password"] = json!("Cleartext-Secret-9");
+    body["title"] = json!("Marker-Title-7");
+    let (status, _) = send(
+        "POST",
+        &format!("{}/scim/v2/Users", server.base),
+        &t,
+        Some(body),
+    );
+    assert_eq!(status, 201);
+    let filter = "userName%20eq%20%22Marker-Name-5%22";
+    let (status, found) = send(
+        "GET",
+        &format!("{}/scim/v2/Users?filter={filter}", server.base),
+        &t,
+        None,
+    );
+    assert_eq!((status, &found["totalResults"]), (200, &json!(1)));
+    drop(server);
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(text.contains("DEBUG"), "the log is at debug");
+    for secret in [
+        "argon2",
+        "Cleartext-Secret-9",
+        "Marker-Title-7",
+        "Marker-Name-5",
+        "with parameters",
+    ] {
+        assert!(!text.contains(secret), "{secret} in the log");
+    }
+}
+
 /// `scimgate migrate` with its output, and whether it succeeded.
 fn migrate(from: &str, to: &str) -> (bool, String) {
     let out = Command::new(BIN)
