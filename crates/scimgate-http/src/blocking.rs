@@ -1,9 +1,9 @@
 //! Work that blocks (SQLite, password hashing, plugins, large JSON) runs off the async
 //! workers.
 
-use actix_web::web;
 use std::time::Duration;
 
+use actix_web::web;
 use scimgate_store::StoreError;
 
 use crate::error::ApiError;
@@ -21,9 +21,9 @@ where
 }
 
 /// Runs storage work off the async workers, waiting for it no longer than `deadline` (the
-/// store's `answer_deadline`): a database that holds its connections open and never answers (its
-/// server frozen, its disk stalled) gets the request a 503 to retry, not a wait without
-/// end. The work itself cannot be called back from a blocked connection: it goes on, and
+/// store's `answer_deadline`): a database that holds its connections open and never
+/// answers (its server frozen, its disk stalled) gets the request a 503 to retry, not a
+/// wait without end. The work itself cannot be called back from a blocked connection: it goes on, and
 /// a write may still be completed when the database answers (as after any lost answer).
 pub async fn storage<T, F>(deadline: Option<Duration>, f: F) -> Result<T, ApiError>
 where
