@@ -192,3 +192,45 @@ async fn the_audit_api_needs_admin_pages_and_keeps_tenants_apart() {
         .await
         .assert_error(400, Some("invalidValue"), "RFC 3339");
 }
+
+/// A write's row records the status its client got: a group PATCH answered 204 (no body
+/// asked for) is audited 204, the same PATCH asked to show the group 200.
+#[actix_web::test]
+async fn a_group_patch_is_audited_with_the_status_it_was_answered() {
+    let h = Harness::new();
+    let member = h.create_user("member").await;
+    let group = h
+        .post(
+            "/scim/v2/Groups",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "g"}),
+        )
+        .send()
+        .await;
+    assert_eq!(group.status, 201);
+    let path = format!("/scim/v2/Groups/{}", id_of(&group.body));
+    let add = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                     "Operations": [{"op": "add", "path": "members", "value": [{"value": id_of(&member)}]}]});
+    let quiet = h
+        .req(actix_web::http::Method::PATCH, &path)
+        .json(&add)
+        .send()
+        .await;
+    assert_eq!(quiet.status, 204);
+    let shown = h
+        .req(
+            actix_web::http::Method::PATCH,
+            &format!("{path}?attributes=displayName"),
+        )
+        .json(&add)
+        .send()
+        .await;
+    assert_eq!(shown.status, 200);
+    let admin = h.token_for("default", "scim:admin");
+    let rows = audit_rows(&h, &admin, 4).await;
+    let patches: Vec<u64> = rows
+        .iter()
+        .filter(|r| r["method"] == "PATCH")
+        .map(|r| r["status"].as_u64().unwrap_or_default())
+        .collect();
+    assert_eq!(patches, [204, 200], "{rows:#?}");
+}

@@ -51,6 +51,9 @@ pub struct WriteReport {
     pub stored: Option<StoredResource>,
     /// Whether the write's audit row was committed with it (so none is queued after).
     pub audited: bool,
+    /// The status a success is answered with, which its audit row records: 201 for a
+    /// create, 204 for a delete and for a group PATCH answered without the group, else 200.
+    pub answered: u16,
 }
 
 impl WriteReport {
@@ -122,6 +125,11 @@ impl WriteReport {
             skipped_members: Vec::new(),
             stored: None,
             audited: false,
+            answered: match operation {
+                Hook::Create => 201,
+                Hook::Delete => 204,
+                Hook::Replace | Hook::Patch | Hook::Event => 200,
+            },
         }
     }
 

@@ -232,7 +232,10 @@ async fn patch(
     let with_body =
         rt == ResourceType::User || asked || state.settings.group_patch_returns_resource;
     let st = state.clone();
-    let report = report_for(&req, &state, principal, Hook::Patch, rt, Some(id.as_str()));
+    let mut report = report_for(&req, &state, principal, Hook::Patch, rt, Some(id.as_str()));
+    if !with_body {
+        report.answered = 204;
+    }
     let members_shown = with_body && rt == ResourceType::Group && projection.wants("members");
     let resource = reported(&req, state.store.answer_deadline(), report, move |report| {
         st.writes.patch(report, if_match.as_ref(), body)?;

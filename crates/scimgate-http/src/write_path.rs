@@ -91,7 +91,7 @@ impl WritePipeline {
         let ctx = context(report, None, None);
         let doc = run_write_hooks(&self.hooks, &ctx, doc)?;
         let mut new = self.stored_form(&ctx, &doc, &mut HashedOnce::default())?;
-        new.change.audit = Some(report.audit_row(201));
+        new.change.audit = Some(report.audit_row(report.answered));
         Ok(new)
     }
 
@@ -121,7 +121,7 @@ impl WritePipeline {
             let ctx = context(report, Some(&current), None);
             let hooked = run_write_hooks(&self.hooks, &ctx, doc.clone())?;
             let mut new = self.stored_form(&ctx, &hooked, &mut hashed)?;
-            new.change.audit = Some(report.audit_row(200));
+            new.change.audit = Some(report.audit_row(report.answered));
             Ok(self
                 .store
                 .replace(ctx.tenant, &current.id, Some(current.version), new)?)
@@ -242,7 +242,7 @@ impl WritePipeline {
                 list.extend(plugin_ops);
             }
             change.operations = Some(applied);
-            change.audit = Some(report.audit_row(200));
+            change.audit = Some(report.audit_row(report.answered));
             let write = PatchWrite {
                 rt,
                 expected_version: expected,
@@ -293,7 +293,7 @@ impl WritePipeline {
             }
             let expected = (if_match.is_some() || hooks_active).then_some(current.version);
             let change = ChangeNote {
-                audit: Some(report.audit_row(204)),
+                audit: Some(report.audit_row(report.answered)),
                 ..ChangeNote::default()
             };
             Ok(self
