@@ -159,7 +159,14 @@ fn write(pool: &Pool, rows: &[Queued]) -> Result<(), StoreError> {
         .get()
         .map_err(|e| StoreError::Unreachable(e.to_string()))?;
     let mut tx = conn.transaction()?;
-    for row in rows {
+    // Audit rows take their tenant's audit lock (`audit::append`): taken in tenant order,
+    // so that two instances' batches never wait on each other in a circle.
+    let mut ordered: Vec<&Queued> = rows.iter().collect();
+    ordered.sort_by_key(|row| match row {
+        Queued::Audit(record) => Some(record.tenant.as_str()),
+        _ => None,
+    });
+    for row in ordered {
         match row {
             Queued::Audit(record) => audit::append(&mut tx, record)?,
             Queued::Position { position, reset } => {

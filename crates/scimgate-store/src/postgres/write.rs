@@ -71,12 +71,13 @@ pub fn create(
         let ids: Vec<&str> = members.iter().map(|m| m.value.as_str()).collect();
         add_members(tx, &Touch::new(paths, tenant, now), &id, &ids)?;
     }
+    // What every write in the tenant contends for comes last, so that its locks are held
+    // for the shortest time: the count, the audit row (its turn in the tenant), then the
+    // event's number.
+    count(tx, tenant, new.resource_type, 1)?;
     if let Some(row) = new.change.audit_row(now, &id, Some(1), &[]) {
         audit::append(tx, &row)?;
     }
-    // What every write in the tenant contends for comes last, so that its locks are held
-    // for the shortest time: the count, then the event's number.
-    count(tx, tenant, new.resource_type, 1)?;
     outbox::append(
         tx,
         tenant,
@@ -173,10 +174,10 @@ pub fn delete(
             (&before.version, Type::INT8),
         ],
     )?;
+    count(tx, tenant, rt, -1)?;
     if let Some(row) = change.audit_row(now, id, None, &[]) {
         audit::append(tx, &row)?;
     }
-    count(tx, tenant, rt, -1)?;
     outbox::append(
         tx,
         tenant,
