@@ -355,6 +355,13 @@ impl PgStore {
         scimgate_model::format_timestamp(self.clock.now())
     }
 
+    /// A pooled connection known to be open (an empty statement answered), for the calls
+    /// that are neither a client's read nor a write: a stale one is taken over here, not
+    /// failed on (a schema reload, the access refresh, leases, fingerprints).
+    fn checked(&self) -> Result<Pooled, StoreError> {
+        self.begun(|c| c.simple_query("").map(drop))
+    }
+
     /// A pooled connection on which `first` (a statement that changes nothing if it
     /// fails: a BEGIN, a probe) succeeded. Connections are not tested when taken from the
     /// pool; one the server closed while it was idle (a restart, a failover) fails here
@@ -492,7 +499,7 @@ impl Store for PgStore {
             .schema_gate
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut conn = self.connection()?;
+        let mut conn = self.checked()?;
         let ids = index::register_paths_of(&mut **conn, next)?;
         self.paths.store(Arc::new(ids));
         self.schema_set.fetch_max(next.epoch(), Ordering::SeqCst);
@@ -501,13 +508,13 @@ impl Store for PgStore {
 
     fn schema_set(&self) -> Result<Option<String>, StoreError> {
         Ok(self
-            .connection()?
+            .checked()?
             .query_opt("SELECT json FROM schema_set WHERE id = 1", &[])?
             .map(|r| r.get(0)))
     }
 
     fn save_schema_set(&self, json: &str) -> Result<(), StoreError> {
-        self.connection()?.execute(
+        self.checked()?.execute(
             "INSERT INTO schema_set (id, json) VALUES (1, $1)              ON CONFLICT (id) DO UPDATE SET json = excluded.json",
             &[&json],
         )?;
@@ -516,7 +523,7 @@ impl Store for PgStore {
 
     fn attribute_in_use(&self, path: &str) -> Result<u64, StoreError> {
         let paths = self.paths.load_full();
-        schema_change::resources_with(&mut **self.connection()?, &paths, path)
+        schema_change::resources_with(&mut **self.checked()?, &paths, path)
     }
 
     fn purge_attribute(
@@ -654,7 +661,7 @@ impl Store for PgStore {
     }
 
     fn access(&self) -> Result<AccessSnapshot, StoreError> {
-        admin::snapshot(&mut **self.connection()?)
+        admin::snapshot(&mut **self.checked()?)
     }
 
     fn append_audit(&self, record: AuditRecord) {
@@ -671,7 +678,7 @@ impl Store for PgStore {
     }
 
     fn publish_fingerprint(&self, fingerprint: &str) -> Result<(), StoreError> {
-        self.connection()?.execute(
+        self.checked()?.execute(
             "INSERT INTO instances (name, fingerprint, seen) VALUES ($1, $2, clock_timestamp()) \
              ON CONFLICT (name) DO UPDATE SET fingerprint = excluded.fingerprint, seen = excluded.seen",
             &[&self.instance, &fingerprint],
@@ -681,7 +688,7 @@ impl Store for PgStore {
 
     fn other_fingerprints(&self) -> Result<Vec<(String, String)>, StoreError> {
         Ok(self
-            .connection()?
+            .checked()?
             .query(
                 "SELECT name, fingerprint FROM instances \
                  WHERE name <> $1 AND seen > clock_timestamp() - interval '30 seconds' ORDER BY name",
@@ -701,7 +708,7 @@ impl Store for PgStore {
     fn hold_lease(&self, name: &str, ttl: Duration) -> Result<bool, StoreError> {
         let millis = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         Ok(self
-            .connection()?
+            .checked()?
             .query_opt(
                 "INSERT INTO leases (name, holder, expires) \
                  VALUES ($1, $2, clock_timestamp() + $3 * interval '1 millisecond') \
