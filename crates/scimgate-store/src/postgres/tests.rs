@@ -29,6 +29,19 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// A store on this database, with the default options.
+    fn store(&self) -> Arc<PgStore> {
+        Arc::new(
+            PgStore::open(
+                &PgOptions::new(&self.url),
+                Arc::new(scimgate_model::SystemClock),
+            )
+            .expect("open"),
+        )
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
@@ -173,13 +186,7 @@ fn plan(store: &PgStore, rt: ResourceType, filter: &str) -> String {
 #[test]
 fn filters_are_index_lookups_not_scans() {
     let db = TestDb::new();
-    let store = Arc::new(
-        PgStore::open(
-            &PgOptions::new(&db.url),
-            Arc::new(scimgate_model::SystemClock),
-        )
-        .expect("open"),
-    );
+    let store = db.store();
     // Enough users, written by two writers at once, that a scan would cost more than the
     // index in the planner's eyes.
     let writers: Vec<_> = (0..2)
@@ -285,13 +292,7 @@ fn tls_is_used_when_asked_and_the_server_is_verified() {
 #[test]
 fn audit_rows_are_numbered_in_commit_order() {
     let db = TestDb::new();
-    let store = Arc::new(
-        PgStore::open(
-            &PgOptions::new(&db.url),
-            Arc::new(scimgate_model::SystemClock),
-        )
-        .expect("open"),
-    );
+    let store = db.store();
     let user = |name: &str, method: &str| {
         let body = serde_json::json!({
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
