@@ -359,7 +359,7 @@ impl PgStore {
     /// that are neither a client's read nor a write: a stale one is taken over here, not
     /// failed on (a schema reload, the access refresh, leases, fingerprints).
     fn checked(&self) -> Result<Pooled, StoreError> {
-        self.begun(|c| c.simple_query("").map(drop))
+        self.begun(pool::Connection::probe)
     }
 
     /// A pooled connection on which `first` (a statement that changes nothing if it

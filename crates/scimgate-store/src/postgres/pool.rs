@@ -43,7 +43,7 @@ impl ManageConnection for Manager {
     }
 
     fn is_valid(&self, conn: &mut Connection) -> Result<(), Error> {
-        conn.client.simple_query("").map(|_| ())
+        conn.probe()
     }
 
     fn has_broken(&self, conn: &mut Connection) -> bool {
@@ -58,6 +58,11 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// An empty statement: whether the server still answers on this connection.
+    pub fn probe(&mut self) -> Result<(), Error> {
+        self.client.simple_query("").map(drop)
+    }
+
     /// The statement `sql` (its parameters of `types`), prepared on this connection the
     /// first time it is asked for.
     pub fn prepared(&mut self, sql: &str, types: &[Type]) -> Result<Statement, Error> {

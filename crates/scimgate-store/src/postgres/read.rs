@@ -1,8 +1,9 @@
 //! Read queries on PostgreSQL: one resource, a filtered page, and the membership on
 //! either side. A request's reads run in one read-only, repeatable-read transaction
 //! (`Snapshot`), so that a resource and its relations, or a page and its total, are one
-//! snapshot. Each statement is sent with its parameters' types (`query_typed`): one round
-//! trip, where a statement prepared first takes two.
+//! snapshot. A resource, a page and a filtered count run as statements prepared once per
+//! pooled connection (`prepared_query`, `pool`): one round trip and no planning; the rest
+//! are sent with their parameters' types (`query_typed`), also one round trip.
 
 use std::time::Duration;
 
