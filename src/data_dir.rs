@@ -51,7 +51,7 @@ pub fn warn_if_shared(path: &Path) {
 /// Takes the data folder for this process: a second `serve` on the same folder would
 /// write beside the first. The lock lasts as long as the returned file is open (the OS
 /// releases it when the process ends, however it ends).
-pub fn lock(dir: &Path) -> Result<File, String> {
+pub fn lock(dir: &Path) -> Result<File, LockError> {
     let path = dir.join(LOCK_FILE);
     let file = OpenOptions::new()
         .write(true)
@@ -59,15 +59,33 @@ pub fn lock(dir: &Path) -> Result<File, String> {
         .truncate(false)
         .mode(0o600)
         .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        .map_err(|e| LockError::Io(format!("cannot open {}: {e}", path.display())))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => Err(format!(
-            "another scimgate server is running on the data folder {}; stop it first (the admin commands work beside it)",
-            dir.display()
-        )),
-        Err(fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+        Err(fs::TryLockError::WouldBlock) => Err(LockError::Held(dir.to_path_buf())),
+        Err(fs::TryLockError::Error(e)) => Err(LockError::Io(format!(
+            "cannot lock {}: {e}",
+            path.display()
+        ))),
     }
+}
+
+/// Whether a server holds the data folder's lock now (`doctor`): the lock is taken and
+/// given back at once.
+pub fn is_held(dir: &Path) -> bool {
+    matches!(lock(dir), Err(LockError::Held(_)))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// A server (or `restore`) holds the folder.
+    #[error(
+        "another scimgate server is running on the data folder {}; stop it first (the admin commands work beside it)",
+        .0.display()
+    )]
+    Held(std::path::PathBuf),
+    #[error("{0}")]
+    Io(String),
 }
 
 #[cfg(test)]
@@ -85,8 +103,9 @@ mod tests {
         create_private_file(&db).expect("file");
         assert_eq!(mode(&db), 0o600);
         let held = lock(&dir).expect("first lock");
-        let second = lock(&dir).expect_err("second lock");
+        let second = lock(&dir).expect_err("second lock").to_string();
         assert!(second.contains("another scimgate server"), "{second}");
+        assert!(is_held(&dir));
         drop(held);
         lock(&dir).expect("free again");
     }

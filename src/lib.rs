@@ -302,6 +302,15 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
 
 /// The receivers must be able to deliver, and none may point at this server itself: its
 /// events would be writes of their own, in a loop.
+/// The checks of the configuration the server's start makes before it opens anything
+/// (receivers, tenants, HTTP settings): what `scimgate doctor` runs too.
+pub fn check_settings(config: &Config) -> Result<(), StartError> {
+    check_receivers(config)?;
+    let tenants = config.tenant_policies().map_err(StartError::Config)?;
+    HttpSettings::new(&config.http, tenants).map_err(StartError::Config)?;
+    Ok(())
+}
+
 fn check_receivers(config: &Config) -> Result<(), StartError> {
     config
         .events

@@ -52,6 +52,26 @@ enum Command {
     /// Check or try out a WebAssembly plugin.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Copy the SQLite install (database and keys) into a new folder DEST while the server
+    /// runs and writes; the copy is one snapshot, checked before it is reported.
+    Backup {
+        dest: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Put a backup folder (or a database file) back into the data folder; refused while a
+    /// server runs on it. What it replaces is kept beside it.
+    Restore {
+        src: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Check the install (configuration, data folder permissions, keys, TLS, plugins,
+    /// schemas, database integrity and version, clock) and say what to fix; changes nothing.
+    Doctor {
+        #[command(flatten)]
+        data: DataArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -369,6 +389,9 @@ fn main() -> ExitCode {
         Command::Healthcheck(args) => cmd::serve::healthcheck(args),
         Command::Plugin(cmd) => cmd::plugin::plugin(cmd),
         Command::Migrate(args) => cmd::migrate::migrate(args),
+        Command::Backup { dest, data } => cmd::backup::backup(&dest, data),
+        Command::Restore { src, data } => cmd::backup::restore(&src, data),
+        Command::Doctor { data } => cmd::doctor::doctor(data),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,7 +11,9 @@ macro_rules! say {
 }
 
 pub mod admin;
+pub mod backup;
 pub mod client;
+pub mod doctor;
 pub mod events;
 pub mod migrate;
 pub mod plugin;

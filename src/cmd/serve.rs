@@ -124,7 +124,7 @@ pub fn serve(args: ServeArgs) -> CliResult {
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// The server's TLS settings from PEM files: TLS 1.2 and 1.3, rustls's safe defaults.
-fn tls_config(
+pub(crate) fn tls_config(
     cert: &std::path::Path,
     key: &std::path::Path,
 ) -> Result<rustls::ServerConfig, Box<dyn std::error::Error>> {

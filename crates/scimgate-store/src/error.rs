@@ -62,7 +62,7 @@ pub enum StoreError {
     /// The database's settings cannot be used as given (a TLS file, say).
     #[error("{0}")]
     Setup(String),
-    /// `scimgate migrate` could not copy or verify.
+    /// `scimgate migrate`, `backup` or `restore` could not copy or verify.
     #[error("{0}")]
     Transfer(String),
     #[error("io: {0}")]

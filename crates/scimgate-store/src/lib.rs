@@ -25,7 +25,9 @@ use scimgate_model::filter::Filter;
 use scimgate_model::path::AttrPath;
 use serde_json::Value;
 
-pub use crate::postgres::{PgAdmin, PgOptions, PgStore, TlsFiles};
+pub use crate::postgres::{
+    PgAdmin, PgFacts, PgOptions, PgStore, TlsFiles, inspect as inspect_postgres,
+};
 pub use admin::Admin;
 pub use error::StoreError;
 pub use pending::PendingWrite;
@@ -36,7 +38,10 @@ pub use records::{
     StoredResource, TenantInfo, TokenRecord, is_cursor, skipped_members_detail,
 };
 pub use settings::StoreConfig;
-pub use sqlite::{AdminDb, CheckpointPolicy, SqliteOptions, SqliteStore};
+pub use sqlite::{
+    AdminDb, CheckpointPolicy, DatabaseCheck, SqliteOptions, SqliteStore, backup_sqlite,
+    check_sqlite,
+};
 pub use transfer::{TableReport, TransferReport, postgres_to_sqlite, sqlite_to_postgres};
 
 /// What a list request asks of storage.

@@ -391,6 +391,76 @@ pub(crate) fn open_for_transfer(options: &PgOptions) -> Result<postgres::Client,
     Ok(client)
 }
 
+/// What `scimgate doctor` reads of a PostgreSQL database, changing nothing.
+#[derive(Debug, Clone)]
+pub struct PgFacts {
+    /// The migrations applied (0: none yet, the first server start applies them).
+    pub schema_version: i64,
+    pub supported_version: i64,
+    /// `SHOW server_version`.
+    pub server_version: String,
+    pub bytes: u64,
+    /// The database server's clock minus this host's, in seconds.
+    pub clock_offset_secs: f64,
+    /// The newest audit row's or event's time, as [`crate::DatabaseCheck::newest_write`].
+    pub newest_write: Option<String>,
+}
+
+/// Connects once (no retries) and reads the [`PgFacts`], comparing the server's clock with
+/// `clock`.
+pub fn inspect(options: &PgOptions, clock: &dyn Clock) -> Result<PgFacts, StoreError> {
+    let (config, tls) = options.settings()?;
+    let once = Retry {
+        attempts: 1,
+        ..Retry::default()
+    };
+    let mut client = connect_with(&config, &tls, once)?;
+    let mut tx = client
+        .build_transaction()
+        .read_only(true)
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .start()?;
+    let local = || clock.now().unix_timestamp_nanos() as f64 / 1e9;
+    let before = local();
+    let server_epoch: f64 = tx
+        .query_one("SELECT extract(epoch FROM clock_timestamp())::float8", &[])?
+        .get(0);
+    let midpoint = (before + local()) / 2.0;
+    let server_version: String = tx.query_one("SHOW server_version", &[])?.get(0);
+    let bytes: i64 = tx
+        .query_one("SELECT pg_database_size(current_database())", &[])?
+        .get(0);
+    let migrated: bool = tx
+        .query_one("SELECT to_regclass('scimgate_migrations') IS NOT NULL", &[])?
+        .get(0);
+    let (schema_version, newest_write) = if migrated {
+        let version: i64 = tx
+            .query_one(
+                "SELECT coalesce(max(version), 0) FROM scimgate_migrations",
+                &[],
+            )?
+            .get(0);
+        let newest: Option<String> = tx
+            .query_one(
+                "SELECT max(at) FROM (SELECT max(at) AS at FROM audit UNION ALL SELECT max(at) FROM events) t",
+                &[],
+            )?
+            .get(0);
+        (version, newest)
+    } else {
+        (0, None)
+    };
+    tx.commit()?;
+    Ok(PgFacts {
+        schema_version,
+        supported_version: LATEST,
+        server_version,
+        bytes: u64::try_from(bytes).unwrap_or(0),
+        clock_offset_secs: server_epoch - midpoint,
+        newest_write,
+    })
+}
+
 /// An error with its causes (a TLS handshake's names the certificate problem).
 fn why(e: &postgres::Error) -> String {
     let mut text = e.to_string();

@@ -3,6 +3,7 @@
 
 mod access;
 mod audit;
+mod backup;
 mod clients;
 mod connection;
 mod index;
@@ -134,7 +135,12 @@ impl SqliteStore {
         conn.pragma_update(None, "cache_size", -65536)?;
         migrate(&mut conn)?;
         let paths = arc_swap::ArcSwap::from_pointee(index::register_paths(&conn)?);
-        let writer = Writer::start(conn, options.max_batch, options.checkpoint)?;
+        let writer = Writer::start(
+            conn,
+            options.max_batch,
+            options.checkpoint,
+            options.busy_timeout,
+        )?;
 
         let busy = options.busy_timeout;
         let manager = SqliteConnectionManager::file(&options.path)
@@ -572,6 +578,7 @@ impl Store for SqliteStore {
 }
 
 pub use access::AdminDb;
+pub use backup::{DatabaseCheck, backup_sqlite, check_sqlite};
 pub use writer::CheckpointPolicy;
 
 /// The type column's text for `rt`.

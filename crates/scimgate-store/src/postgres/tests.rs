@@ -362,3 +362,41 @@ fn audit_rows_are_numbered_in_commit_order() {
         "the held create's row comes after the cursor"
     );
 }
+
+/// A clock an hour ahead of the system's.
+struct HourAhead;
+
+impl scimgate_model::Clock for HourAhead {
+    fn now(&self) -> time::OffsetDateTime {
+        scimgate_model::SystemClock.now() + time::Duration::hours(1)
+    }
+}
+
+#[test]
+fn inspect_reads_the_version_and_the_clock_offset_and_changes_nothing() {
+    let db = TestDb::new();
+    let options = PgOptions::new(&db.url);
+    let empty = inspect(&options, &scimgate_model::SystemClock).expect("inspect");
+    assert_eq!((empty.schema_version, empty.newest_write), (0, None));
+    assert!(!empty.server_version.is_empty());
+    // Nothing was created by looking.
+    let mut client = postgres::Client::connect(&db.url, postgres::NoTls).expect("connect");
+    let tables: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+            &[],
+        )
+        .expect("tables")
+        .get(0);
+    assert_eq!(tables, 0);
+    drop(db.store());
+    let migrated = inspect(&options, &HourAhead).expect("inspect");
+    assert_eq!(migrated.schema_version, LATEST);
+    assert_eq!(migrated.supported_version, LATEST);
+    // This host's clock an hour ahead: the server's is an hour behind it.
+    assert!(
+        (migrated.clock_offset_secs + 3600.0).abs() < 60.0,
+        "{}",
+        migrated.clock_offset_secs
+    );
+}

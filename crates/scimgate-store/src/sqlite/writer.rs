@@ -58,6 +58,7 @@ impl Writer {
         conn: Connection,
         max_batch: usize,
         checkpoint: CheckpointPolicy,
+        busy_timeout: Duration,
     ) -> Result<Self, StoreError> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let stats = Arc::new(WriterStats::default());
@@ -71,6 +72,7 @@ impl Writer {
                     queue,
                     max_batch.max(1),
                     checkpoint,
+                    busy_timeout,
                     &counters,
                     &signal,
                 )
@@ -179,11 +181,20 @@ impl Default for CheckpointPolicy {
 }
 
 /// `PRAGMA wal_checkpoint(TRUNCATE)`, between transactions. With readers in the middle
-/// of a read it copies what it can and leaves the log for the next time.
-fn checkpoint(conn: &Connection) {
-    match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+/// of a read it copies what it can and leaves the log for the next time. It waits for
+/// readers only briefly: a TRUNCATE checkpoint waits on them through the busy handler
+/// while holding the write lock, so with the connection's own busy timeout a long read
+/// (`scimgate backup`, a big count) would hold every write for seconds.
+fn checkpoint(conn: &Connection, busy_timeout: Duration) {
+    const CHECKPOINT_WAIT: Duration = Duration::from_millis(50);
+    let busy = conn.busy_timeout(CHECKPOINT_WAIT);
+    let done = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
         r.get::<_, i64>(0)
-    }) {
+    });
+    if let Err(e) = busy.and_then(|()| conn.busy_timeout(busy_timeout)) {
+        tracing::warn!(error = %e, "cannot set the writer's busy timeout");
+    }
+    match done {
         Ok(0) => tracing::trace!("write-ahead log checkpointed"),
         Ok(_) => tracing::debug!("checkpoint postponed: readers are using the log"),
         Err(e) => tracing::warn!(error = %e, "checkpoint failed"),
@@ -195,6 +206,7 @@ fn run(
     queue: mpsc::Receiver<Job>,
     max_batch: usize,
     policy: CheckpointPolicy,
+    busy_timeout: Duration,
     stats: &WriterStats,
     commits: &Commits,
 ) {
@@ -205,7 +217,7 @@ fn run(
             Ok(job) => job,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if unfolded {
-                    checkpoint(&conn);
+                    checkpoint(&conn, busy_timeout);
                     (unfolded, last_checkpoint) = (false, Instant::now());
                 }
                 continue;
@@ -232,12 +244,12 @@ fn run(
             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         unfolded = true;
         if last_checkpoint.elapsed() >= policy.every {
-            checkpoint(&conn);
+            checkpoint(&conn, busy_timeout);
             (unfolded, last_checkpoint) = (false, Instant::now());
         }
     }
     // A clean stop leaves the database file complete and the log empty.
-    checkpoint(&conn);
+    checkpoint(&conn, busy_timeout);
 }
 
 fn commit_batch(conn: &Connection, batch: Vec<Job>) {
@@ -296,7 +308,15 @@ mod tests {
         conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (k TEXT PRIMARY KEY);")
             .expect("schema");
         (
-            Arc::new(Writer::start(conn, 64, CheckpointPolicy::default()).expect("start")),
+            Arc::new(
+                Writer::start(
+                    conn,
+                    64,
+                    CheckpointPolicy::default(),
+                    Duration::from_secs(5),
+                )
+                .expect("start"),
+            ),
             path,
         )
     }
