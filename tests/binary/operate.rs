@@ -25,6 +25,17 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// Overwrites every page of a database file after the first (the schema) past its header.
+fn damage(file: &Path) {
+    let mut bytes = std::fs::read(file).expect("read");
+    for (i, b) in bytes.iter_mut().enumerate().skip(4096) {
+        if i % 4096 >= 12 {
+            *b = 0x5a;
+        }
+    }
+    std::fs::write(file, bytes).expect("write");
+}
+
 fn total_users(server: &Server, token: &str) -> u64 {
     let (status, list) = send(
         "GET",
@@ -184,15 +195,7 @@ fn restore_refuses_a_damaged_backup_and_changes_nothing() {
     let out = run(&["backup", backup.to_str().expect("utf8")], &data);
     assert!(out.status.success(), "{}", text(&out));
     drop(server);
-    // Every page after the first overwritten past its header.
-    let file = backup.join("scimgate.db");
-    let mut bytes = std::fs::read(&file).expect("read");
-    for (i, b) in bytes.iter_mut().enumerate().skip(4096) {
-        if i % 4096 >= 12 {
-            *b = 0x5a;
-        }
-    }
-    std::fs::write(&file, bytes).expect("write");
+    damage(&backup.join("scimgate.db"));
     let refused = run(&["restore", backup.to_str().expect("utf8")], &data);
     assert!(!refused.status.success());
     let said = text(&refused);
@@ -221,14 +224,7 @@ fn doctor_passes_a_sound_install_and_names_each_problem_with_its_fix() {
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let key = data.join("jwt-hs256.key");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    let db = data.join("scimgate.db");
-    let mut bytes = std::fs::read(&db).expect("read");
-    for (i, b) in bytes.iter_mut().enumerate().skip(4096) {
-        if i % 4096 >= 12 {
-            *b = 0x5a;
-        }
-    }
-    std::fs::write(&db, bytes).expect("write");
+    damage(&data.join("scimgate.db"));
     let sick = run(&["doctor"], &data);
     assert!(!sick.status.success());
     let said = text(&sick);
