@@ -4,6 +4,7 @@
 pub mod config;
 pub mod data_dir;
 pub mod deployment;
+pub mod import;
 pub mod open_files;
 pub mod reload;
 pub mod schemas;

@@ -66,6 +66,12 @@ enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Create the users and groups of a file in a tenant, each through the same checks
+    /// as an IdP's request (dialect, plugins, validation, audit, events); resumable.
+    Import(ImportArgs),
+    /// Write a tenant's users and groups to a file (or standard output), one consistent
+    /// snapshot while servers write.
+    Export(ExportArgs),
     /// Check the install (configuration, data folder permissions, keys, TLS, plugins,
     /// schemas, database integrity and version, clock) and say what to fix; changes nothing.
     Doctor {
@@ -118,6 +124,60 @@ struct MigrateArgs {
     /// The client certificate's private key (PEM).
     #[arg(long, requires = "client_cert")]
     client_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    /// The file: a SCIM ListResponse, a Bulk request or a JSON array (.json), one resource
+    /// per line (.ndjson), or users as CSV rows with a header (.csv).
+    file: PathBuf,
+    #[arg(long, default_value = "default")]
+    tenant: String,
+    /// The file's format [default: from its name's ending].
+    #[arg(long, value_enum)]
+    format: Option<scimgate::import::Format>,
+    /// CSV: the attribute a column holds, as COLUMN=ATTRIBUTE (e.g. mail=emails[type eq
+    /// "work"].value, dept=urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department,
+    /// teams=groups); COLUMN= skips it. Unmapped columns are read as the attribute they name.
+    #[arg(long = "map", value_name = "COLUMN=ATTRIBUTE")]
+    map: Vec<String>,
+    /// Run every check (dialect, plugins, validation, userNames taken) and report what
+    /// would be rejected; store nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Who the audit trail names as the writer [default: import:$USER].
+    #[arg(long)]
+    subject: Option<String>,
+    /// Where the import notes its progress, to go on after an interruption [default:
+    /// FILE.import-state]; removed when the import ends with nothing rejected.
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Where each rejected record goes with its SCIM error, as NDJSON [default:
+    /// FILE.rejects.ndjson].
+    #[arg(long)]
+    rejects: Option<PathBuf>,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    #[arg(long, default_value = "default")]
+    tenant: String,
+    #[arg(long, value_enum, default_value = "scim-json")]
+    format: scimgate::import::Format,
+    /// CSV: the columns, each COLUMN=ATTRIBUTE, in order [default: id, externalId,
+    /// userName, displayName, name, title, active, work email and phone, groups].
+    #[arg(long = "map", value_name = "COLUMN=ATTRIBUTE")]
+    map: Vec<String>,
+    /// Write here (a new file, 0600) instead of standard output.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Where the snapshot is kept while it is read [default: the data folder].
+    #[arg(long)]
+    scratch: Option<PathBuf>,
+    #[command(flatten)]
+    data: DataArgs,
 }
 
 #[derive(Debug, Args)]
@@ -392,6 +452,8 @@ fn main() -> ExitCode {
         Command::Backup { dest, data } => cmd::backup::backup(&dest, data),
         Command::Restore { src, data } => cmd::backup::restore(&src, data),
         Command::Doctor { data } => cmd::doctor::doctor(data),
+        Command::Import(args) => cmd::files::import(args),
+        Command::Export(args) => cmd::files::export(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -15,6 +15,7 @@ pub mod backup;
 pub mod client;
 pub mod doctor;
 pub mod events;
+pub mod files;
 pub mod migrate;
 pub mod plugin;
 pub mod serve;

@@ -3,6 +3,7 @@
 
 mod clients;
 mod events;
+mod files;
 mod operate;
 mod pg_cluster;
 mod postgres;

@@ -18,6 +18,7 @@ mod error;
 mod etag;
 mod feed;
 mod feed_watch;
+pub mod file_writes;
 mod gate;
 mod head;
 mod health;

@@ -93,7 +93,7 @@ impl WriteReport {
     }
 
     /// The HTTP method of this write, as an audit row names it.
-    fn method(&self) -> &'static str {
+    pub(crate) fn method(&self) -> &'static str {
         match self.operation {
             Hook::Create => "POST",
             Hook::Replace => "PUT",
