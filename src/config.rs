@@ -7,6 +7,11 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+/// The configuration an installed package keeps: read when no `--config` (or
+/// `SCIMGATE_CONFIG`) names another, so that `sudo -u scimgate scimgate token` finds the
+/// service's data folder.
+pub const SYSTEM_CONFIG: &str = "/etc/scimgate/config.toml";
+
 /// Each crate's keys are its own type, flattened here (so every key stays top-level, as
 /// the documentation lists them); this type holds what only the binary uses. Unknown keys
 /// are refused by `reject_unknown_keys`, since serde cannot deny them across flattened
@@ -174,8 +179,11 @@ impl Config {
             .collect()
     }
 
-    /// Layers defaults, `file` (when given), the environment and `flags`.
+    /// Layers defaults, `file` (when given; else the system's [`SYSTEM_CONFIG`] when it
+    /// exists), the environment and `flags`.
     pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, Box<figment::Error>> {
+        let system = Path::new(SYSTEM_CONFIG);
+        let file = file.or_else(|| system.exists().then_some(system));
         Self::load_from(
             file,
             flags,
@@ -397,5 +405,38 @@ mod tests {
             assert!(Config::load(Some(Path::new("nope.toml")), &FlagOverrides::default()).is_err());
             Ok(())
         });
+    }
+}
+
+#[cfg(test)]
+mod packaged {
+    use super::*;
+
+    /// The Debian package's /etc/scimgate/config.toml loads as it ships, and names every
+    /// key of the configuration (commented out with its default, or set).
+    #[test]
+    fn the_packaged_configuration_loads_and_lists_every_key() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/config.toml");
+        // No environment: other tests set SCIMGATE_* variables in this process.
+        let config = Config::load_from(
+            Some(&path),
+            &FlagOverrides::default(),
+            Env::prefixed("SCIMGATE_PACKAGED_TEST_NOTHING_"),
+        )
+        .expect("loads");
+        assert_eq!(config.data, PathBuf::from("/var/lib/scimgate"));
+        let text = std::fs::read_to_string(&path).expect("read");
+        let known = serde_json::to_value(Config::default()).expect("keys");
+        for key in known.as_object().expect("object").keys() {
+            let listed = text.lines().any(|line| {
+                let line = line.trim_start_matches("# ").trim_start_matches('[');
+                line.trim_start_matches('[').starts_with(key.as_str())
+                    && line[key.len()..]
+                        .chars()
+                        .next()
+                        .is_some_and(|c| matches!(c, ' ' | ']' | '.'))
+            });
+            assert!(listed, "packaging/config.toml does not list `{key}`");
+        }
     }
 }

@@ -287,12 +287,23 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
         feed: feed.clone(),
         feed_watch: Arc::new(feed_watch),
         fingerprint,
+        console: Default::default(),
         receivers: receivers.iter().map(|r| Arc::clone(&r.stats)).collect(),
         clock: Arc::clone(&clock),
         metrics,
         limits,
     });
 
+    // The admin page's administration handle: the CLI's own calls, on a connection of
+    // its own (SQLite) or the database the instances share.
+    let admin: Box<dyn scimgate_store::Admin + Send> = match pg_options(config)? {
+        Some(options) => Box::new(scimgate_store::PgAdmin::open(&options)?),
+        None => Box::new(scimgate_store::AdminDb::open(
+            &config.data.join(DATABASE_FILE),
+        )?),
+    };
+    state.console.set_admin(admin);
+    state.console.set_plugins(Arc::clone(&plugins));
     Ok(Built {
         state,
         plugins,

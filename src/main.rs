@@ -9,7 +9,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use scimgate::Config;
 use scimgate::config::LogFormat;
 use tracing_subscriber::EnvFilter;
@@ -40,6 +40,9 @@ enum Command {
     /// Read the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The admin web page (/admin/): a sign-in link.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// The change feed: read it, see where each receiver stands, replay, re-enable.
     #[command(subcommand)]
     Events(EventsCommand),
@@ -72,6 +75,12 @@ enum Command {
     /// Write a tenant's users and groups to a file (or standard output), one consistent
     /// snapshot while servers write.
     Export(ExportArgs),
+    /// Print the completions of this command line for a shell (bash, zsh, fish, elvish,
+    /// powershell), e.g. `scimgate completions bash > /etc/bash_completion.d/scimgate`.
+    Completions { shell: clap_complete::Shell },
+    /// Write the man pages (scimgate.1, and one per command) into DIR.
+    #[command(hide = true)]
+    Man { dir: PathBuf },
     /// Check the install (configuration, data folder permissions, keys, TLS, plugins,
     /// schemas, database integrity and version, clock) and say what to fix; changes nothing.
     Doctor {
@@ -240,6 +249,29 @@ enum TokenCommand {
         /// The `jti` is of a token minted elsewhere (an operator key), not by this folder.
         #[arg(long)]
         external: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Print a link that signs the browser in to the admin page: it works once, within
+    /// --ttl seconds, for the tenants named (their users, groups, audit trail, tokens).
+    LoginUrl {
+        /// A tenant the session may see; give it again for each further one.
+        #[arg(long, default_value = "default")]
+        tenant: Vec<String>,
+        /// Seconds the link stays good (30 to 3600).
+        #[arg(long, default_value_t = 300)]
+        ttl: u64,
+        /// Who signs in, as the audit trail names them [default: $USER].
+        #[arg(long)]
+        sub: Option<String>,
+        /// The server's address as the browser reaches it [default: public_base_url, else
+        /// the configuration's listen address].
+        #[arg(long)]
+        url: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
     },
 }
 
@@ -445,6 +477,13 @@ fn main() -> ExitCode {
         Command::Tenant(cmd) => cmd::admin::tenant(cmd),
         Command::Client(cmd) => cmd::client::client(cmd),
         Command::Audit(cmd) => cmd::admin::audit(cmd),
+        Command::Admin(AdminCommand::LoginUrl {
+            tenant,
+            ttl,
+            sub,
+            url,
+            data,
+        }) => cmd::admin::login_url(tenant, ttl, sub, url, data),
         Command::Events(cmd) => cmd::events::events(cmd),
         Command::Healthcheck(args) => cmd::serve::healthcheck(args),
         Command::Plugin(cmd) => cmd::plugin::plugin(cmd),
@@ -453,6 +492,17 @@ fn main() -> ExitCode {
         Command::Restore { src, data } => cmd::backup::restore(&src, data),
         Command::Doctor { data } => cmd::doctor::doctor(data),
         Command::Import(args) => cmd::files::import(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "scimgate",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        Command::Man { dir } => clap_mangen::generate_to(Cli::command(), &dir)
+            .map_err(|e| format!("cannot write the man pages into {}: {e}", dir.display()).into()),
         Command::Export(args) => cmd::files::export(args),
     };
     match result {

@@ -95,6 +95,63 @@ pub(crate) fn unix_now() -> i64 {
     scimgate_model::Clock::now(&SystemClock).unix_timestamp()
 }
 
+/// `scimgate admin login-url`: a token good for one sign-in to the admin page (scope
+/// `admin:sign-in`, recorded so that the server can revoke it once used), in the link's
+/// fragment (which browsers never send to a server, so that it stays out of logs).
+pub fn login_url(
+    tenants: Vec<String>,
+    ttl: u64,
+    sub: Option<String>,
+    url: Option<String>,
+    data: DataArgs,
+) -> CliResult {
+    if !(30..=3600).contains(&ttl) {
+        return Err("--ttl is 30 to 3600 seconds: a sign-in link is for now".into());
+    }
+    let (config, db) = admin_db(data)?;
+    check_registered(db.as_ref(), &tenants)?;
+    let key = SigningKey::load_or_create(&config.data)?;
+    let subject = sub.unwrap_or_else(|| {
+        format!(
+            "admin:{}",
+            std::env::var("USER").unwrap_or_else(|_| "operator".into())
+        )
+    });
+    let request = TokenRequest {
+        subject,
+        tenants,
+        scope: scimgate_http::console::session::SCOPE_SIGN_IN.into(),
+        ttl_secs: ttl,
+    };
+    let (token, claims) = key.mint(&request, unix_now())?;
+    let mut recorded = vec![claims.tenant.clone()];
+    recorded.extend(claims.tenants.iter().cloned());
+    db.record_token(&TokenRecord {
+        jti: claims.jti.clone().unwrap_or_default(),
+        subject: Some(claims.sub.clone()),
+        tenants: recorded,
+        scope: Some(claims.scope.clone()),
+        issued_at: claims.iat,
+        expires_at: Some(claims.exp),
+        revoked_at: None,
+    })?;
+    let base = url
+        .or(config.http.public_base_url.clone())
+        .unwrap_or_else(|| {
+            let scheme = if config.tls_cert.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            format!(
+                "{scheme}://{}",
+                config.listen.replace("0.0.0.0", "127.0.0.1")
+            )
+        });
+    say!("{}/admin/#t={token}", base.trim_end_matches('/'));
+    Ok(())
+}
+
 pub fn token(cli: TokenCli) -> CliResult {
     let (config, db) = admin_db(cli.data)?;
     match cli.command {
@@ -206,6 +263,7 @@ pub fn audit(cmd: AuditCommand) -> CliResult {
         after_seq: None,
         limit: count,
         newest: true,
+        ..Default::default()
     })?;
     for r in rows {
         if json {

@@ -48,6 +48,14 @@ pub fn serve(args: ServeArgs) -> CliResult {
         PluginReloader::new(source, config.clone(), built.plugins, state.store.clone())
             .spawn(poll)?;
     let sighup = reload.clone();
+    let from_page = std::sync::Mutex::new(reload.clone());
+    state.console.set_reload(Box::new(move || {
+        from_page
+            .lock()
+            .map_err(|_| "the reload channel".to_owned())?
+            .send(Trigger::Signal)
+            .map_err(|_| "the reload thread has stopped".to_owned())
+    }));
     let workers = config
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));

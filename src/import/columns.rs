@@ -308,7 +308,13 @@ mod tests {
     fn columns_become_attributes() {
         let enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
         /// Header, cells, `--map` pairs, the user wanted, its groups.
-        type Case<'a> = (&'a [&'a str], &'a [&'a str], &'a [&'a str], Value, Vec<&'a str>);
+        type Case<'a> = (
+            &'a [&'a str],
+            &'a [&'a str],
+            &'a [&'a str],
+            Value,
+            Vec<&'a str>,
+        );
         let cases: Vec<Case> = vec![
             (
                 &["userName", "name.givenName", "active"],

@@ -5,6 +5,7 @@ mod audit;
 mod auth;
 mod bulk;
 mod common;
+mod console;
 mod discovery;
 mod errors;
 mod events;

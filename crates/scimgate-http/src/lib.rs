@@ -11,6 +11,7 @@ mod body;
 mod bulk;
 mod bulk_run;
 mod connections;
+pub mod console;
 mod context;
 mod cursor;
 mod discovery;
@@ -138,6 +139,7 @@ pub fn build_app(
                 .route(web::get().to(operator::audit))
                 .default_service(web::to(error::method_not_allowed("GET, HEAD"))),
         )
+        .configure(console::routes)
         .service(
             web::resource("/metrics")
                 .wrap(from_fn(throttle::before_auth))

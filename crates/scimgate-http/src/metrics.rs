@@ -90,6 +90,20 @@ pub struct Metrics {
     feed: Arc<Mutex<FeedFigures>>,
     /// One scrape at a time, so each shows the counters it was handed.
     scraping: Mutex<()>,
+    /// Each plugin's calls and times as the admin page shows them.
+    plugin_figures: Mutex<std::collections::BTreeMap<String, PluginFigures>>,
+}
+
+/// One plugin's calls since the start, by outcome, and their time.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginFigures {
+    pub accepted: u64,
+    pub modified: u64,
+    pub rejected: u64,
+    pub failed: u64,
+    pub total_micros: u64,
+    pub max_micros: u64,
 }
 
 impl Default for Metrics {
@@ -150,6 +164,7 @@ impl Metrics {
             store_stats,
             feed,
             scraping: Mutex::new(()),
+            plugin_figures: Mutex::default(),
             requests,
             request_seconds,
             plugin_calls,
@@ -186,6 +201,26 @@ impl Metrics {
                 plugin: plugin.to_owned(),
             })
             .observe(took.as_secs_f64());
+        if let Ok(mut figures) = self.plugin_figures.lock() {
+            let f = figures.entry(plugin.to_owned()).or_default();
+            match outcome {
+                PluginOutcome::Accept => f.accepted += 1,
+                PluginOutcome::Modify => f.modified += 1,
+                PluginOutcome::Reject => f.rejected += 1,
+                PluginOutcome::Failed => f.failed += 1,
+            }
+            let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+            f.total_micros = f.total_micros.saturating_add(micros);
+            f.max_micros = f.max_micros.max(micros);
+        }
+    }
+
+    /// Each plugin's figures since the start, by name.
+    pub fn plugin_figures(&self) -> std::collections::BTreeMap<String, PluginFigures> {
+        self.plugin_figures
+            .lock()
+            .map(|f| f.clone())
+            .unwrap_or_default()
     }
 
     pub fn count_rate_limited(&self, limiter: &'static str) {

@@ -98,6 +98,7 @@ pub async fn audit(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
         after_seq,
         limit,
         newest: false,
+        ..Default::default()
     };
     let store = Arc::clone(&state.store);
     let rows =

@@ -50,4 +50,6 @@ pub struct AppState {
     /// What this instance runs (its plugins and schemas, as one fingerprint), which
     /// `/readyz` compares with the other instances' on the same database.
     pub fingerprint: Arc<arc_swap::ArcSwap<String>>,
+    /// The admin web page's sessions and handles.
+    pub console: crate::console::Console,
 }

@@ -625,6 +625,26 @@ impl Store for PgStore {
         })
     }
 
+    fn size_bytes(&self) -> Result<u64, StoreError> {
+        self.read(EVENTS, |tx| {
+            let bytes: i64 = tx
+                .query_one("SELECT pg_database_size(current_database())", &[])?
+                .get(0);
+            Ok(u64::try_from(bytes).unwrap_or(0))
+        })
+    }
+
+    fn resource_events(
+        &self,
+        tenant: &str,
+        resource_id: &str,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        self.read(EVENTS, |tx| {
+            outbox::of_resource(&mut **tx, tenant, resource_id, limit)
+        })
+    }
+
     fn event_head(&self, tenant: &str) -> Result<i64, StoreError> {
         self.read(EVENTS, |tx| outbox::head(&mut **tx, tenant))
     }

@@ -200,6 +200,79 @@ pub struct AuditQuery {
     pub limit: u32,
     /// The newest `limit` rows (still returned oldest first), as `tail` shows them.
     pub newest: bool,
+    /// Only rows before this time (as `since`).
+    pub until: Option<String>,
+    /// Only rows before this `seq` (paging back from the newest).
+    pub before_seq: Option<i64>,
+    /// Only rows with a status in this range (both ends included).
+    pub statuses: Option<(u16, u16)>,
+    pub subject: Option<String>,
+    pub resource_id: Option<String>,
+}
+
+/// One value an audit query compares with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuditParam {
+    Text(String),
+    Int(i64),
+}
+
+impl AuditQuery {
+    /// The query's conditions (each comparing a column with a parameter, `placeholder(n,
+    /// value)` naming the n-th, from 1) and their values, in order: only those the query sets, so
+    /// that each backend's planner sees plain comparisons it can use an index for.
+    pub fn conditions(
+        &self,
+        placeholder: impl Fn(usize, &AuditParam) -> String,
+    ) -> (String, Vec<AuditParam>) {
+        let mut terms = Vec::new();
+        let mut values = Vec::new();
+        let mut add = |column: &str, op: &str, value: AuditParam| {
+            terms.push(format!(
+                "{column} {op} {}",
+                placeholder(values.len() + 1, &value)
+            ));
+            values.push(value);
+        };
+        if let Some(t) = &self.tenant {
+            add("tenant", "=", AuditParam::Text(t.clone()));
+        }
+        if let Some(id) = &self.resource_id {
+            add("resource_id", "=", AuditParam::Text(id.clone()));
+        }
+        if let Some(s) = &self.since {
+            add("at", ">=", AuditParam::Text(s.clone()));
+        }
+        if let Some(u) = &self.until {
+            add("at", "<", AuditParam::Text(u.clone()));
+        }
+        if let Some(s) = &self.subject {
+            add("subject", "=", AuditParam::Text(s.clone()));
+        }
+        if let Some((low, high)) = self.statuses {
+            add("status", ">=", AuditParam::Int(i64::from(low)));
+            add("status", "<=", AuditParam::Int(i64::from(high)));
+        }
+        if let Some(after) = self.after_seq {
+            add("seq", ">", AuditParam::Int(after));
+        }
+        if let Some(before) = self.before_seq {
+            add("seq", "<", AuditParam::Int(before));
+        }
+        let clause = if terms.is_empty() {
+            "TRUE".to_owned()
+        } else {
+            terms.join(" AND ")
+        };
+        let limit = AuditParam::Int(i64::from(self.limit));
+        let clause = format!(
+            "{clause} ORDER BY seq {} LIMIT {}",
+            if self.newest { "DESC" } else { "ASC" },
+            placeholder(values.len() + 1, &limit)
+        );
+        values.push(limit);
+        (clause, values)
+    }
 }
 
 /// What a PATCH hands storage: new attributes (if any changed) and membership changes,

@@ -483,6 +483,28 @@ impl Store for SqliteStore {
         })
     }
 
+    fn size_bytes(&self) -> Result<u64, StoreError> {
+        self.read("\u{0}admin", |c| {
+            let bytes: i64 = c.query_row(
+                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(u64::try_from(bytes).unwrap_or(0))
+        })
+    }
+
+    fn resource_events(
+        &self,
+        tenant: &str,
+        resource_id: &str,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        self.read("\u{0}admin", |c| {
+            outbox::of_resource(c, tenant, resource_id, limit)
+        })
+    }
+
     fn events(
         &self,
         tenant: &str,

@@ -6,7 +6,7 @@ use postgres::GenericClient;
 use postgres::types::Type;
 
 use crate::error::StoreError;
-use crate::records::{AuditQuery, AuditRecord};
+use crate::records::{AuditParam, AuditQuery, AuditRecord};
 
 /// The class of the advisory locks that order each tenant's audit rows (the first key of
 /// `pg_advisory_xact_lock(int, int)`; the second is the tenant's hash).
@@ -46,20 +46,28 @@ pub fn read(
     client: &mut impl GenericClient,
     q: &AuditQuery,
 ) -> Result<Vec<AuditRecord>, StoreError> {
-    let order = if q.newest { "DESC" } else { "ASC" };
+    // Typed placeholders: the statement is prepared before the values are bound.
+    let (clause, values) = q.conditions(|n, value| match value {
+        AuditParam::Text(_) => format!("${n}::text"),
+        AuditParam::Int(_) => format!("${n}::int8"),
+    });
+    let owned: Vec<Box<dyn postgres::types::ToSql + Sync>> = values
+        .into_iter()
+        .map(|v| -> Box<dyn postgres::types::ToSql + Sync> {
+            match v {
+                AuditParam::Text(t) => Box::new(t),
+                AuditParam::Int(i) => Box::new(i),
+            }
+        })
+        .collect();
+    let params: Vec<&(dyn postgres::types::ToSql + Sync)> =
+        owned.iter().map(|b| b.as_ref()).collect();
     let rows = client.query(
         &format!(
             "SELECT seq, at, tenant, subject, jti, client, method, resource_type, resource_id, \
-             version_before, version_after, plugins, status, detail FROM audit \
-             WHERE ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR at >= $2) AND seq > $3 \
-             ORDER BY seq {order} LIMIT $4"
+             version_before, version_after, plugins, status, detail FROM audit WHERE {clause}"
         ),
-        &[
-            &q.tenant,
-            &q.since,
-            &q.after_seq.unwrap_or(0),
-            &i64::from(q.limit),
-        ],
+        &params,
     )?;
     let mut out = rows
         .iter()

@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_leases.sql"),
     include_str!("migrations/0003_instances.sql"),
     include_str!("migrations/0004_count_shards.sql"),
+    include_str!("migrations/0005_admin_lookups.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -5,7 +5,7 @@
 use rusqlite::{Connection, params};
 
 use crate::error::StoreError;
-use crate::records::{AuditQuery, AuditRecord};
+use crate::records::{AuditParam, AuditQuery, AuditRecord};
 
 pub(crate) fn append_audit(conn: &Connection, r: &AuditRecord) -> Result<(), StoreError> {
     conn.prepare_cached(
@@ -35,37 +35,38 @@ pub(crate) fn read_audit(
     conn: &Connection,
     q: &AuditQuery,
 ) -> Result<Vec<AuditRecord>, StoreError> {
-    const SELECT: &str = "SELECT seq, at, tenant, subject, jti, client, method, resource_type,
+    let (clause, values) = q.conditions(|n, _| format!("?{n}"));
+    let sql = format!(
+        "SELECT seq, at, tenant, subject, jti, client, method, resource_type,
                 resource_id, version_before, version_after, plugins, status, detail
-         FROM audit
-         WHERE (?1 IS NULL OR tenant = ?1) AND (?2 IS NULL OR at >= ?2) AND seq > ?3";
-    let sql = if q.newest {
-        format!("{SELECT} ORDER BY seq DESC LIMIT ?4")
-    } else {
-        format!("{SELECT} ORDER BY seq LIMIT ?4")
-    };
+         FROM audit WHERE {clause}"
+    );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(
-        params![q.tenant, q.since, q.after_seq.unwrap_or(0), q.limit],
-        |r| {
-            Ok(AuditRecord {
-                seq: r.get(0)?,
-                at: r.get(1)?,
-                tenant: r.get(2)?,
-                subject: r.get(3)?,
-                jti: r.get(4)?,
-                client: r.get(5)?,
-                method: r.get(6)?,
-                resource_type: r.get(7)?,
-                resource_id: r.get(8)?,
-                version_before: r.get(9)?,
-                version_after: r.get(10)?,
-                plugins: r.get(11)?,
-                status: r.get(12)?,
-                detail: r.get(13)?,
-            })
-        },
-    )?;
+    let values: Vec<rusqlite::types::Value> = values
+        .into_iter()
+        .map(|v| match v {
+            AuditParam::Text(t) => rusqlite::types::Value::Text(t),
+            AuditParam::Int(i) => rusqlite::types::Value::Integer(i),
+        })
+        .collect();
+    let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| {
+        Ok(AuditRecord {
+            seq: r.get(0)?,
+            at: r.get(1)?,
+            tenant: r.get(2)?,
+            subject: r.get(3)?,
+            jti: r.get(4)?,
+            client: r.get(5)?,
+            method: r.get(6)?,
+            resource_type: r.get(7)?,
+            resource_id: r.get(8)?,
+            version_before: r.get(9)?,
+            version_after: r.get(10)?,
+            plugins: r.get(11)?,
+            status: r.get(12)?,
+            detail: r.get(13)?,
+        })
+    })?;
     let mut rows: Vec<AuditRecord> = rows.collect::<Result<_, _>>()?;
     if q.newest {
         rows.reverse();
@@ -123,6 +124,7 @@ mod tests {
                 after_seq: after,
                 limit,
                 newest,
+                ..Default::default()
             }
         };
         let statuses = |rows: Vec<AuditRecord>| rows.iter().map(|r| r.status).collect::<Vec<_>>();
