@@ -85,6 +85,8 @@ pub struct Import<'a> {
     group_members: BTreeMap<String, Vec<String>>,
     /// Dry run: the userNames seen (folded), to find duplicates within the file.
     seen: HashSet<String>,
+    /// Dry run: the file ids of the records that would be created.
+    would_create: HashSet<String>,
 }
 
 impl<'a> Import<'a> {
@@ -106,6 +108,7 @@ impl<'a> Import<'a> {
             groups: Vec::new(),
             group_members: BTreeMap::new(),
             seen: HashSet::new(),
+            would_create: HashSet::new(),
         }
     }
 
@@ -222,6 +225,9 @@ impl<'a> Import<'a> {
                 format!("userName '{name}' is taken"),
             );
             return self.reject(n, Some(ResourceType::User), &e, Some(&resource.doc));
+        }
+        if let Some(fid) = &resource.file_id {
+            self.would_create.insert(fid.clone());
         }
         self.summary.created += 1;
         Ok(())
@@ -347,43 +353,45 @@ impl<'a> Import<'a> {
                 m["value"] = Value::String(id.clone());
             }
         }
-        let mut chunks = members.chunks(MEMBERS_PER_WRITE);
-        if let Some(first) = chunks.next() {
-            r.doc["members"] = Value::Array(first.to_vec());
-        }
-        if n <= self.journal.reached_before {
-            let name = r.doc["displayName"].as_str().unwrap_or_default();
-            if let Some(id) = self
-                .writer
-                .find_one(ResourceType::Group, &group_filter(name))
-                .map_err(|e| e.detail)?
-            {
-                self.summary.found_committed += 1;
-                return self.journal.done(n, r.file_id.as_deref(), Some(&id));
-            }
-        }
         if self.options.dry_run {
-            return match self
-                .writer
-                .prepare(ResourceType::Group, r.doc.clone(), true)
-            {
-                Ok(_) => {
-                    self.summary.created += 1;
-                    Ok(())
-                }
-                Err(e) => self.reject(n, Some(ResourceType::Group), &e, Some(&r.doc)),
-            };
+            return self.check_group(n, &r, &members);
         }
-        self.journal.reaching(n, 1)?;
-        let result = self
-            .writer
-            .prepare(ResourceType::Group, r.doc.clone(), false)
-            .and_then(|p| self.writer.settle(self.writer.queue(p)));
-        let id = match result {
-            Ok(stored) => stored.id,
-            Err(e) => return self.reject(n, Some(ResourceType::Group), &e, Some(&r.doc)),
+        // Created by an interrupted run: its members are added again, every step (adding a
+        // member it has is no change), so that a group cut off half-way is filled.
+        let resumed = match self.journal.created.get(&n) {
+            Some(id) => Some(id.clone()),
+            None if n <= self.journal.reached_before => {
+                let name = r.doc["displayName"].as_str().unwrap_or_default();
+                self.writer
+                    .find_one(ResourceType::Group, &group_filter(name))
+                    .map_err(|e| e.detail)?
+            }
+            None => None,
         };
-        for chunk in chunks {
+        let (id, rest) = match resumed {
+            Some(id) => {
+                self.summary.found_committed += 1;
+                (id, members.as_slice())
+            }
+            None => {
+                let split = members.len().min(MEMBERS_PER_WRITE);
+                r.doc["members"] = Value::Array(members[..split].to_vec());
+                self.journal.reaching(n, 1)?;
+                let result = self
+                    .writer
+                    .prepare(ResourceType::Group, r.doc.clone(), false)
+                    .and_then(|p| self.writer.settle(self.writer.queue(p)));
+                match result {
+                    Ok(stored) => {
+                        self.journal.group_created(n, &stored.id)?;
+                        (stored.id, &members[split..])
+                    }
+                    Err(e) => return self.reject(n, Some(ResourceType::Group), &e, Some(&r.doc)),
+                }
+            }
+        };
+        r.doc["members"] = Value::Array(members.clone());
+        for chunk in rest.chunks(MEMBERS_PER_WRITE) {
             if let Err(e) = self.writer.add_members(&id, chunk.to_vec()) {
                 self.summary.created += 1;
                 self.journal.done(n, r.file_id.as_deref(), Some(&id))?;
@@ -400,6 +408,36 @@ impl<'a> Import<'a> {
         }
         self.summary.created += 1;
         self.journal.done(n, r.file_id.as_deref(), Some(&id))
+    }
+
+    /// A dry run's stand-in for storage's member checks: each member is a record of the
+    /// file that would be created, or a resource the tenant holds; never the group itself.
+    fn check_group(&mut self, n: u64, r: &Resource, members: &[Value]) -> Result<(), String> {
+        let mut doc = r.doc.clone();
+        doc["members"] = Value::Array(members.iter().take(MEMBERS_PER_WRITE).cloned().collect());
+        if let Err(e) = self.writer.prepare(ResourceType::Group, doc, true) {
+            return self.reject(n, Some(ResourceType::Group), &e, Some(&r.doc));
+        }
+        for value in members.iter().filter_map(|m| m["value"].as_str()) {
+            let missing = if r.file_id.as_deref() == Some(value) {
+                Some(format!("group '{value}' cannot be a member of itself"))
+            } else if self.would_create.contains(value)
+                || self.writer.exists(value).map_err(|e| e.detail)?
+            {
+                None
+            } else {
+                Some(format!("member '{value}' does not exist in this tenant"))
+            };
+            if let Some(detail) = missing {
+                let e = ScimError::invalid_value(detail);
+                return self.reject(n, Some(ResourceType::Group), &e, Some(&r.doc));
+            }
+        }
+        if let Some(fid) = &r.file_id {
+            self.would_create.insert(fid.clone());
+        }
+        self.summary.created += 1;
+        Ok(())
     }
 
     /// CSV: each group named in the `groups` column, created when the tenant has none of
@@ -536,6 +574,7 @@ pub fn beside(file: &std::path::Path, ending: &str) -> PathBuf {
 /// A rejects file appended to (a resumed import keeps the earlier run's lines).
 pub fn rejects_file(path: &std::path::Path, resume: bool) -> Result<Box<dyn Write>, String> {
     use std::os::unix::fs::OpenOptionsExt;
+    refuse_link(path)?;
     let file = std::fs::OpenOptions::new()
         .create(true)
         .write(true)
@@ -545,4 +584,16 @@ pub fn rejects_file(path: &std::path::Path, resume: bool) -> Result<Box<dyn Writ
         .open(path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(Box::new(BufWriter::new(file)))
+}
+
+/// Refuses a symbolic link where the import writes (its journal, its rejects): what it
+/// writes would land wherever the link points.
+pub fn refuse_link(path: &std::path::Path) -> Result<(), String> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(format!(
+            "{} is a symbolic link; the import writes there, give another path",
+            path.display()
+        ));
+    }
+    Ok(())
 }

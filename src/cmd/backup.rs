@@ -125,6 +125,21 @@ pub fn restore(src: &Path, data: DataArgs) -> CliResult {
         )
         .into());
     }
+    // A scimgate database, not any SQLite file: restoring another would start an empty
+    // install over the data.
+    let missing: Vec<&str> = ["tenants", "resources", "audit", "events"]
+        .into_iter()
+        .filter(|t| found.rows_of(t).is_none())
+        .collect();
+    if found.schema_version < 1 || !missing.is_empty() {
+        return Err(format!(
+            "{} is not a scimgate database (schema version {}, no table {}); nothing was changed",
+            database.display(),
+            found.schema_version,
+            missing.join(", ")
+        )
+        .into());
+    }
     if found.schema_version > found.supported_version {
         return Err(format!(
             "{} was written by a newer scimgate (schema version {}, this one knows up to {}); nothing was changed",
@@ -243,8 +258,16 @@ fn print_rows(check: &DatabaseCheck) -> CliResult {
     Ok(())
 }
 
-/// Creates `dir` private (0700); refuses one that exists and holds anything.
+/// Creates `dir` private (0700); refuses one that exists and holds anything, or a
+/// symbolic link (which would put the copy wherever it points).
 fn new_private_folder(dir: &Path) -> CliResult {
+    if fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(format!(
+            "{} is a symbolic link; give the folder itself",
+            dir.display()
+        )
+        .into());
+    }
     if dir.exists() && fs::read_dir(dir)?.next().is_some() {
         return Err(format!(
             "{} exists and is not empty; a backup goes to a new folder",
@@ -253,6 +276,8 @@ fn new_private_folder(dir: &Path) -> CliResult {
         .into());
     }
     data_dir::create_private(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    // An empty folder that was there keeps its mode otherwise.
+    fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
     Ok(())
 }
 

@@ -254,6 +254,14 @@ pub fn export(args: ExportArgs) -> CliResult {
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
     let tenant = args.tenant.as_str();
+    if !scimgate_store::Store::access(&store)?
+        .tenants
+        .contains(&args.tenant)
+    {
+        return Err(
+            format!("the tenant '{tenant}' is not registered (scimgate tenant list)").into(),
+        );
+    }
     let users = file_writes::count(&store, tenant, ResourceType::User)?;
     let groups = file_writes::count(&store, tenant, ResourceType::Group)?;
     let mut written = 0u64;

@@ -70,6 +70,16 @@ impl Columns {
                 format!("CSV column '{column}': {e}; map it with --map '{column}=ATTRIBUTE' or skip it with --map '{column}='")
             })?));
         }
+        for (i, t) in targets.iter().enumerate() {
+            if let Some(t) = t
+                && let Some(j) = targets[..i].iter().position(|u| u.as_ref() == Some(t))
+            {
+                return Err(format!(
+                    "CSV columns '{}' and '{}' both hold the same attribute; map one elsewhere or skip it with --map '{}='",
+                    &header[j], &header[i], &header[i]
+                ));
+            }
+        }
         if !targets.iter().flatten().any(
             |t| matches!(t, Target::Plain { urn: None, attr, sub: None } if attr == "userName"),
         ) {
@@ -195,12 +205,7 @@ impl Plan {
                 continue;
             }
             match target {
-                Target::Groups => groups.extend(
-                    text.split(';')
-                        .map(str::trim)
-                        .filter(|g| !g.is_empty())
-                        .map(str::to_owned),
-                ),
+                Target::Groups => groups.extend(group_names(text)),
                 Target::Plain { urn, attr, sub } => {
                     let home = match urn {
                         None => &mut doc,
@@ -252,6 +257,32 @@ impl Plan {
     }
 }
 
+/// The names in a `groups` cell: separated by `;`, a `;` or `\` inside a name written
+/// `\;` or `\\` (as export writes them).
+fn group_names(cell: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut name = String::new();
+    let mut chars = cell.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => name.extend(chars.next()),
+            ';' => names.push(std::mem::take(&mut name)),
+            c => name.push(c),
+        }
+    }
+    names.push(name);
+    names
+        .into_iter()
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
+/// A group name as a `groups` cell holds it.
+fn escape_group_name(name: &str) -> String {
+    name.replace('\\', "\\\\").replace(';', "\\;")
+}
+
 /// The text of `attribute` in an exported resource, for a CSV cell.
 pub fn export_cell(resource: &Map<String, Value>, attribute: &str) -> String {
     let text = |v: &Value| match v {
@@ -266,6 +297,7 @@ pub fn export_cell(resource: &Map<String, Value>, attribute: &str) -> String {
             .map(|gs| {
                 gs.iter()
                     .filter_map(|g| g["display"].as_str())
+                    .map(escape_group_name)
                     .collect::<Vec<_>>()
                     .join(";")
             })
@@ -369,6 +401,11 @@ mod tests {
                 "--map 'x=emails[value eq 1].y'",
             ),
             (&["userName"], &["nothing"], "give column=attribute"),
+            (
+                &["userName", "login"],
+                &["login=userName"],
+                "both hold the same attribute",
+            ),
         ];
         for (header, map, want) in cases {
             let e = row(header, &[], map).expect_err("refused");
@@ -393,6 +430,13 @@ mod tests {
         );
         assert_eq!(export_cell(&resource, "active"), "true");
         assert_eq!(export_cell(&resource, "groups"), "A;B");
+        resource.insert(
+            "groups".into(),
+            json!([{"display": "R;D"}, {"display": "a\\b"}]),
+        );
+        let cell = export_cell(&resource, "groups");
+        assert_eq!(cell, r"R\;D;a\\b");
+        assert_eq!(group_names(&cell), vec!["R;D", r"a\b"]);
         assert_eq!(export_cell(&resource, "name.givenName"), "");
     }
 }

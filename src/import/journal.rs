@@ -24,6 +24,8 @@ pub struct Journal {
     pub ids: HashMap<String, String>,
     /// CSV groups finished: name → id.
     pub groups: HashMap<String, String>,
+    /// Groups of the file created (their members perhaps not all added yet): record → id.
+    pub created: HashMap<u64, String>,
 }
 
 impl Journal {
@@ -36,12 +38,14 @@ impl Journal {
             reach: 0,
             ids: HashMap::new(),
             groups: HashMap::new(),
+            created: HashMap::new(),
         }
     }
 
     /// Opens (or starts) the journal at `path` for the import that `identity` describes
     /// (file size, format, tenant): one of another import is refused.
     pub fn open(path: &Path, identity: &Value) -> Result<Journal, String> {
+        super::refuse_link(path)?;
         let mut journal = Journal::none();
         if path.exists() {
             let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -76,7 +80,11 @@ impl Journal {
             .mode(0o600)
             .open(path)
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        if journal.done.is_empty() && journal.reached_before == 0 && journal.groups.is_empty() {
+        if journal.done.is_empty()
+            && journal.reached_before == 0
+            && journal.groups.is_empty()
+            && journal.created.is_empty()
+        {
             out.set_len(0).map_err(|e| e.to_string())?;
             writeln!(out, "{}", json!({"import": identity})).map_err(|e| e.to_string())?;
         } else {
@@ -96,6 +104,9 @@ impl Journal {
         }
         if let Some(reach) = entry["reach"].as_u64() {
             self.reached_before = self.reached_before.max(reach);
+        }
+        if let (Some(n), Some(id)) = (entry["created"].as_u64(), entry["id"].as_str()) {
+            self.created.insert(n, id.to_owned());
         }
         if let (Some(name), Some(id)) = (entry["group"].as_str(), entry["id"].as_str()) {
             self.groups.insert(name.to_owned(), id.to_owned());
@@ -126,6 +137,14 @@ impl Journal {
             (Some(fid), Some(id)) => json!({"n": n, "fid": fid, "id": id}),
             _ => json!({"n": n}),
         })
+    }
+
+    /// Group record `n` was created as `id`; its members follow (synced: a resumed import
+    /// must find it, not create it again).
+    pub fn group_created(&mut self, n: u64, id: &str) -> Result<(), String> {
+        self.created.insert(n, id.to_owned());
+        self.write(&json!({"created": n, "id": id}))?;
+        self.sync()
     }
 
     pub fn group_done(&mut self, name: &str, id: &str) -> Result<(), String> {

@@ -149,15 +149,20 @@ fn read_lines(
     input: impl BufRead,
     each: &mut impl FnMut(Record) -> Result<(), String>,
 ) -> Result<(), String> {
-    for (i, line) in input.lines().enumerate() {
+    for (i, line) in input.split(b'\n').enumerate() {
         let n = i as u64 + 1;
         let line = line.map_err(|e| format!("reading line {n}: {e}"))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let body = serde_json::from_str::<Value>(&line)
-            .map_err(|e| format!("line {n} is not JSON: {e}"))
-            .and_then(|v| resource(corrected(v), None));
+        // A line that is not UTF-8 is that record's rejection, not the file's end.
+        let body = match String::from_utf8(line) {
+            Ok(text) if text.trim().is_empty() => continue,
+            Ok(text) => serde_json::from_str::<Value>(&text)
+                .map_err(|e| format!("line {n} is not JSON: {e}"))
+                .and_then(|v| resource(corrected(v), None)),
+            Err(e) => Err(format!(
+                "line {n} is not UTF-8 (byte {} of the line)",
+                e.utf8_error().valid_up_to() + 1
+            )),
+        };
         each(Record { n, body })?;
     }
     Ok(())
@@ -405,6 +410,25 @@ mod tests {
         assert!(errors[0].contains("neither"), "{}", errors[0]);
         assert!(errors[1].contains("line 2 is not JSON"), "{}", errors[1]);
         assert!(errors[2].contains("JSON object"), "{}", errors[2]);
+        // A line that is not UTF-8 is refused alone; the lines after it are read.
+        let mut bytes = b"\xff\xfe\n".to_vec();
+        bytes.extend_from_slice(
+            br#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"u"}"#,
+        );
+        let mut found = Vec::new();
+        read(&bytes[..], Format::Ndjson, &Columns::default(), |r| {
+            found.push(r);
+            Ok(())
+        })
+        .expect("read");
+        assert!(
+            found[0]
+                .body
+                .as_ref()
+                .expect_err("refused")
+                .contains("not UTF-8")
+        );
+        assert_eq!(found[1].body.as_ref().expect("user").doc["userName"], "u");
         let broken = read(
             r#"{"Resources":[{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"]},"#
                 .as_bytes(),

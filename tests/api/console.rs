@@ -232,3 +232,202 @@ async fn every_admin_answer_forbids_framing_inline_script_and_caching() {
         .await;
     assert_eq!(audit.status, 200, "{}", audit.body);
 }
+
+/// The `jti` of a token (its payload read without checking: the test minted it).
+fn jti_of(token: &str) -> String {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64");
+    let claims: Value = serde_json::from_slice(&bytes).expect("claims");
+    claims["jti"].as_str().expect("jti").to_owned()
+}
+
+async fn post_with(h: &Harness, cookie: &str, csrf: &str, path: &str, body: Value) -> Resp {
+    with_session(h.req(actix_web::http::Method::POST, path), cookie)
+        .header("content-type", "application/json")
+        .header("x-csrf-token", csrf)
+        .raw(None, body.to_string())
+        .send()
+        .await
+}
+
+#[actix_web::test]
+async fn a_session_ends_with_the_pasted_token_s_revocation() {
+    let h = Harness::new();
+    let admin = h.token_for("acme", "scim:admin");
+    let (cookie, _) = sign_in(&h, &admin).await;
+    let cookie = cookie.expect("session");
+    assert_eq!(
+        with_session(h.get("/admin/api/me"), &cookie)
+            .send()
+            .await
+            .status,
+        200
+    );
+    let jti = jti_of(&admin);
+    h.admin().revoke_token(&jti, now(), true).expect("revoke");
+    h.wait_for_access(|a| a.revoked.contains(&jti));
+    let after = with_session(h.get("/admin/api/me"), &cookie).send().await;
+    assert_eq!(after.status, 401, "{}", after.body);
+}
+
+#[actix_web::test]
+async fn revoked_tokens_and_sign_in_links_are_not_rotated_back_to_life() {
+    let h = Harness::new();
+    let admin = h.token_for("acme", "scim:admin");
+    let (cookie, resp) = sign_in(&h, &admin).await;
+    let (cookie, csrf) = (
+        cookie.expect("session"),
+        resp.body["csrf"].as_str().expect("csrf").to_owned(),
+    );
+    // A token recorded as `scimgate token` records it, then revoked.
+    let idp = link_token(&h, &["acme"]);
+    let jti = jti_of(&idp);
+    h.admin().revoke_token(&jti, now(), false).expect("revoke");
+    let rotated = post_with(
+        &h,
+        &cookie,
+        &csrf,
+        &format!("/admin/api/tokens/{jti}/rotate"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(rotated.status, 400, "{}", rotated.body);
+    assert!(
+        rotated.body["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("revoked")
+    );
+    // An unused sign-in link is not rotated either: it would make a fresh link.
+    let link = link_token(&h, &["acme"]);
+    let rotated = post_with(
+        &h,
+        &cookie,
+        &csrf,
+        &format!("/admin/api/tokens/{}/rotate", jti_of(&link)),
+        json!({}),
+    )
+    .await;
+    assert_eq!(rotated.status, 400, "{}", rotated.body);
+    assert!(
+        rotated.body["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("sign-in link")
+    );
+}
+
+#[actix_web::test]
+async fn a_receiver_dead_in_another_tenant_is_not_re_enabled_from_this_one() {
+    let h = Harness::new();
+    h.add_tenant("globex");
+    let admin = h.token_for("acme", "scim:admin");
+    let store = h.state().store.clone();
+    let dead = |tenant: &str| scimgate_store::EventPosition {
+        consumer: "receiver:hr".into(),
+        tenant: tenant.into(),
+        seq: 0,
+        updated: "2026-01-01T00:00:00.000Z".into(),
+        state: "dead".into(),
+        failing_since: Some("2026-01-01T00:00:00.000Z".into()),
+        last_error: Some("refused".into()),
+    };
+    off_runtime(|| {
+        store.commit_event_position(dead("acme")).expect("acme");
+        store.commit_event_position(dead("globex")).expect("globex");
+    });
+    let (cookie, resp) = sign_in(&h, &admin).await;
+    let (cookie, csrf) = (
+        cookie.expect("session"),
+        resp.body["csrf"].as_str().expect("csrf").to_owned(),
+    );
+    let listed = with_session(h.get("/admin/api/receivers"), &cookie)
+        .send()
+        .await;
+    assert_eq!(
+        listed.body["receivers"].as_array().expect("rows").len(),
+        1,
+        "{}",
+        listed.body
+    );
+    let refused = post_with(
+        &h,
+        &cookie,
+        &csrf,
+        "/admin/api/receivers/receiver:hr/enable",
+        json!({}),
+    )
+    .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let states: Vec<String> = off_runtime(|| store.event_positions().expect("positions"))
+        .into_iter()
+        .map(|p| p.state)
+        .collect();
+    assert_eq!(states, vec!["dead", "dead"]);
+    // Dead only in the session's tenants: re-enabled.
+    off_runtime(|| {
+        let mut alive = dead("globex");
+        alive.state = "active".into();
+        store.commit_event_position(alive).expect("globex");
+    });
+    let enabled = post_with(
+        &h,
+        &cookie,
+        &csrf,
+        "/admin/api/receivers/receiver:hr/enable",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (enabled.status, &enabled.body["enabledInTenants"]),
+        (200, &json!(1)),
+        "{}",
+        enabled.body
+    );
+}
+
+#[actix_web::test]
+async fn one_subject_s_sign_ins_do_not_end_another_s_session() {
+    let h = Harness::new();
+    h.add_tenant("globex");
+    let (victim, _) = sign_in(&h, &h.token_for("acme", "scim:admin")).await;
+    let victim = victim.expect("victim");
+    let key = SigningKey::load_or_create(h.data_dir()).expect("key");
+    let flood = key
+        .mint(
+            &TokenRequest {
+                subject: "flooder".into(),
+                tenants: vec!["globex".into()],
+                scope: "scim:admin".into(),
+                ttl_secs: 600,
+            },
+            now(),
+        )
+        .expect("mint")
+        .0;
+    let mut first = None;
+    for _ in 0..40 {
+        let (cookie, resp) = sign_in(&h, &flood).await;
+        assert_eq!(resp.status, 200);
+        first.get_or_insert(cookie.expect("cookie"));
+    }
+    assert_eq!(
+        with_session(h.get("/admin/api/me"), &victim)
+            .send()
+            .await
+            .status,
+        200
+    );
+    // The flooder's own oldest session made room.
+    let oldest = first.expect("first");
+    assert_eq!(
+        with_session(h.get("/admin/api/me"), &oldest)
+            .send()
+            .await
+            .status,
+        401
+    );
+}

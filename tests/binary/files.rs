@@ -180,11 +180,10 @@ fn import_runs_each_record_through_the_pipeline_and_explains_each_rejection() {
         by_record(8)
     );
     assert_eq!(by_record(9)["scimType"], "invalidSyntax");
-    // The dry run found the same user refusals without storing anything.
+    // The dry run found the same refusals, groups' included, without storing anything.
     let statuses = |rs: &[Value]| {
         let mut s: Vec<(u64, u64)> = rs
             .iter()
-            .filter(|r| r["resourceType"] != "Group")
             .map(|r| {
                 (
                     r["record"].as_u64().expect("n"),
@@ -515,4 +514,54 @@ fn an_export_taken_while_the_server_writes_is_one_snapshot_that_imports_back() {
             "{tenant}"
         );
     }
+}
+
+#[test]
+fn an_import_killed_while_it_fills_a_big_group_fills_it_when_run_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    drop(Server::start(&data));
+    let file = dir.path().join("big.ndjson");
+    let users = 6000;
+    let mut text = String::new();
+    for i in 0..users {
+        let mut u = user(&format!("m{i}@example.com"));
+        u["id"] = json!(format!("f{i}"));
+        text.push_str(&u.to_string());
+        text.push('\n');
+    }
+    let all: Vec<String> = (0..users).map(|i| format!("f{i}")).collect();
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    text.push_str(&group_doc("g", "Everyone", &refs).to_string());
+    text.push('\n');
+    std::fs::write(&file, text).expect("file");
+    let state = dir.path().join("big.ndjson.import-state");
+    let mut child = Command::new(BIN)
+        .args(["import", file.to_str().expect("utf8"), "--data"])
+        .arg(&data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("import");
+    // Killed once the group exists, while its members are added a thousand at a time.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !std::fs::read_to_string(&state)
+        .unwrap_or_default()
+        .contains("\"created\"")
+    {
+        assert!(Instant::now() < deadline, "the group was never created");
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "finished before it was killed"
+        );
+        thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    let out = scimgate(&["import", file.to_str().expect("utf8")], &data, None);
+    assert!(out.status.success(), "{}", said(&out));
+    let server = Server::start(&data);
+    let t = token(&data, &["--ttl", "600"]);
+    let group = only_group(&server, &t);
+    assert_eq!(group["members"].as_array().expect("members").len(), users);
 }

@@ -203,6 +203,18 @@ fn restore_refuses_a_damaged_backup_and_changes_nothing() {
         said.contains("damaged") || said.contains("malformed"),
         "{said}"
     );
+    // Any healthy SQLite file that is not a scimgate database is refused too.
+    let foreign = dir.path().join("foreign.db");
+    rusqlite::Connection::open(&foreign)
+        .and_then(|c| c.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);"))
+        .expect("foreign");
+    let refused = run(&["restore", foreign.to_str().expect("utf8")], &data);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("not a scimgate database"),
+        "{}",
+        text(&refused)
+    );
     let server = Server::start(&data);
     assert_eq!(total_users(&server, &t), 1);
 }

@@ -166,6 +166,21 @@ impl FileWriter {
         })
     }
 
+    /// Whether the tenant holds a user or group of this id.
+    pub fn exists(&self, id: &str) -> Result<bool, ScimError> {
+        for rt in [ResourceType::User, ResourceType::Group] {
+            let found = self
+                .state
+                .store
+                .get(&self.principal.tenant, rt, id, false)
+                .map_err(|e| ApiError::from(e).to_scim())?;
+            if found.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Waits until what storage queued beside the writes (refusals' audit rows) is
     /// committed.
     pub fn flush(&self) -> Result<(), ScimError> {

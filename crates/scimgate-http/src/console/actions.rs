@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use scimgate_store::{ClientSecret, Revocation, TokenRecord};
 use serde_json::json;
 
-use super::operator::{audit, audit_action, with_admin};
+use super::operator::{audit, audit_action, signed_in_changing, with_admin};
 use super::session::{self, Operator, SCOPE_SIGN_IN};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -74,10 +74,22 @@ pub async fn sign_in(
             .filter(|t| **t != claims.tenant)
             .cloned(),
     );
-    let (id, op) = state
-        .console
-        .sessions
-        .open(claims.sub.clone(), tenants, claims.jti.clone())?;
+    // A pasted token's session ends with the token (its expiry, its revocation); a link's
+    // lasts the session's own limits.
+    let lifetime = if link {
+        std::time::Duration::MAX
+    } else {
+        let left = claims.exp - state.clock.now().unix_timestamp();
+        std::time::Duration::from_secs(u64::try_from(left).unwrap_or(0))
+    };
+    let revocable = if link { None } else { claims.jti.clone() };
+    let (id, op) = state.console.sessions.open(
+        claims.sub.clone(),
+        tenants,
+        claims.jti.clone(),
+        revocable,
+        lifetime,
+    )?;
     audit_action(
         &state,
         &op,
@@ -98,7 +110,7 @@ pub async fn sign_out(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let op = state.console.sessions.operator_changing(&req)?;
+    let op = signed_in_changing(&req, &state)?;
     state.console.sessions.close(&req);
     audit_action(&state, &op, &op.tenants.clone(), "sign out", &op.subject);
     Ok(HttpResponse::NoContent()
@@ -111,8 +123,30 @@ pub async fn enable_receiver(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let op = state.console.sessions.operator_changing(&req)?;
+    let op = signed_in_changing(&req, &state)?;
     let consumer = path.into_inner();
+    let c = consumer.clone();
+    let dead_in: Vec<String> = with_admin(&state, move |a| {
+        Ok(a.event_positions()?
+            .into_iter()
+            .filter(|p| p.consumer == c && p.state == "dead")
+            .map(|p| p.tenant)
+            .collect())
+    })
+    .await?;
+    if dead_in.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "'{}' is not dead-lettered in this session's tenants",
+            scimgate_model::excerpt(&consumer, 64)
+        )));
+    }
+    if dead_in.iter().any(|t| !op.tenants.contains(t)) {
+        // Re-enabling is for every tenant at once (as `scimgate events enable`).
+        return Err(ApiError::Forbidden(format!(
+            "'{}' is also dead-lettered in tenants this session may not see; re-enable it with `scimgate events enable`",
+            scimgate_model::excerpt(&consumer, 64)
+        )));
+    }
     let c = consumer.clone();
     let enabled = with_admin(&state, move |a| a.enable_consumer(&c)).await?;
     audit_action(
@@ -137,7 +171,7 @@ pub async fn replay_receiver(
     path: web::Path<String>,
     body: web::Json<Replay>,
 ) -> Result<HttpResponse, ApiError> {
-    let op = state.console.sessions.operator_changing(&req)?;
+    let op = signed_in_changing(&req, &state)?;
     let tenant = super::operator::chosen_tenant(&op, Some(&body.tenant))?;
     let consumer = path.into_inner();
     let (c, t, from) = (consumer.clone(), tenant.clone(), body.from.max(0));
@@ -158,7 +192,7 @@ pub async fn reload_plugins(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let op = state.console.sessions.operator_changing(&req)?;
+    let op = signed_in_changing(&req, &state)?;
     let reload =
         state.console.reload.get().ok_or_else(|| {
             ApiError::NotImplemented("this server cannot reload its plugins".into())
@@ -202,7 +236,7 @@ pub async fn revoke_token(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let op = state.console.sessions.operator_changing(&req)?;
+    let op = signed_in_changing(&req, &state)?;
     let record = own_token(&state, &op, &path).await?;
     let now = state.clock.now().unix_timestamp();
     let jti = record.jti.clone();
@@ -218,13 +252,31 @@ pub async fn rotate_token(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let op = state.console.sessions.operator_changing(&req)?;
+    let op = signed_in_changing(&req, &state)?;
     let old = own_token(&state, &op, &path).await?;
+    let now = state.clock.now().unix_timestamp();
+    let refused = |why: &str| {
+        Err(ApiError::Scim(scimgate_model::ScimError::invalid_value(
+            format!("token '{}' {why}: only a valid token is rotated", old.jti),
+        )))
+    };
+    if old.revoked_at.is_some() {
+        return refused("is revoked");
+    }
+    if old.expires_at.is_some_and(|e| e <= now) {
+        return refused("has expired");
+    }
+    if old
+        .scope
+        .as_deref()
+        .is_some_and(|s| s.split_ascii_whitespace().any(|x| x == SCOPE_SIGN_IN))
+    {
+        return refused("is a sign-in link's");
+    }
     let ttl = match (old.issued_at, old.expires_at) {
         (Some(i), Some(e)) if e > i => u64::try_from(e - i).unwrap_or(3600),
         _ => 365 * 24 * 3600,
     };
-    let now = state.clock.now().unix_timestamp();
     let request = TokenRequest {
         subject: old.subject.clone().unwrap_or_else(|| "scim-client".into()),
         tenants: old.tenants.clone(),
@@ -256,7 +308,7 @@ pub async fn rotate_client(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let op = state.console.sessions.operator_changing(&req)?;
+    let op = signed_in_changing(&req, &state)?;
     let name = path.into_inner();
     let client = own_client(&state, &op, &name).await?;
     if client.assertion.is_some() {
@@ -285,7 +337,7 @@ pub async fn remove_client(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let op = state.console.sessions.operator_changing(&req)?;
+    let op = signed_in_changing(&req, &state)?;
     let name = path.into_inner();
     let client = own_client(&state, &op, &name).await?;
     let n = name.clone();

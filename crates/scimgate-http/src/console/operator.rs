@@ -12,12 +12,35 @@ use crate::error::ApiError;
 use crate::query::QueryParams;
 use crate::state::AppState;
 
+/// The signed-in operator, as long as the token the session came from is not revoked.
+pub fn signed_in(req: &HttpRequest, state: &AppState) -> Result<Operator, ApiError> {
+    still_valid(req, state, state.console.sessions.operator(req)?)
+}
+
+/// As `signed_in`, for a call that changes something (CSRF token, origin).
+pub fn signed_in_changing(req: &HttpRequest, state: &AppState) -> Result<Operator, ApiError> {
+    still_valid(req, state, state.console.sessions.operator_changing(req)?)
+}
+
+fn still_valid(req: &HttpRequest, state: &AppState, op: Operator) -> Result<Operator, ApiError> {
+    if let Some(jti) = &op.revocable
+        && state.access.current().revoked.contains(jti)
+    {
+        state.console.sessions.close(req);
+        return Err(ApiError::Unauthorized {
+            detail: "the token this session was opened with has been revoked: sign in again".into(),
+            token_sent: false,
+        });
+    }
+    Ok(op)
+}
+
 /// The signed-in operator, and the tenant the request names (`tenant`, else their first).
 pub fn operator_in(
     req: &HttpRequest,
     state: &AppState,
 ) -> Result<(Operator, String, QueryParams), ApiError> {
-    let operator = state.console.sessions.operator(req)?;
+    let operator = signed_in(req, state)?;
     let query = QueryParams::parse(req.query_string())?;
     let tenant = chosen_tenant(&operator, query.all("tenant").last())?;
     Ok((operator, tenant, query))

@@ -20,8 +20,11 @@ pub const SCOPE_SIGN_IN: &str = "admin:sign-in";
 
 const IDLE: Duration = Duration::from_secs(30 * 60);
 const LIFETIME: Duration = Duration::from_secs(8 * 3600);
-/// Sessions kept at most: a flood of sign-ins cannot grow memory without end.
+/// Sessions kept at most: a flood of sign-ins cannot grow memory without end; when full, a
+/// new sign-in is refused rather than another operator's session ended.
 const MOST: usize = 1000;
+/// Sessions one subject keeps at most; its least recently used goes first.
+const PER_SUBJECT: usize = 20;
 
 /// Who is signed in, and what they may see.
 #[derive(Debug, Clone)]
@@ -32,12 +35,17 @@ pub struct Operator {
     pub csrf: String,
     /// The token the session came from (its `jti`), for the audit trail.
     pub jti: Option<String>,
+    /// A pasted token's `jti`: the session ends when that token is revoked. (A sign-in
+    /// link's token is revoked by the sign-in itself: its session is not tied to it.)
+    pub revocable: Option<String>,
 }
 
 struct Entry {
     operator: Operator,
     created: Instant,
     used: Instant,
+    /// No later than the token it came from.
+    lifetime: Duration,
 }
 
 #[derive(Default)]
@@ -55,12 +63,15 @@ fn random_id() -> Result<String, ApiError> {
 }
 
 impl Sessions {
-    /// Opens a session; returns its id.
+    /// Opens a session for at most `lifetime` (the token's remaining life, at most 8
+    /// hours); returns its id.
     pub fn open(
         &self,
         subject: String,
         tenants: Vec<String>,
         jti: Option<String>,
+        revocable: Option<String>,
+        lifetime: Duration,
     ) -> Result<(String, Operator), ApiError> {
         let id = random_id()?;
         let operator = Operator {
@@ -68,6 +79,7 @@ impl Sessions {
             tenants,
             csrf: random_id()?,
             jti,
+            revocable,
         };
         let now = Instant::now();
         let mut open = self
@@ -75,15 +87,22 @@ impl Sessions {
             .lock()
             .map_err(|_| ApiError::Internal("sessions".into()))?;
         open.retain(|_, e| live(e, now));
+        let theirs: Vec<(String, Instant)> = open
+            .iter()
+            .filter(|(_, e)| e.operator.subject == operator.subject)
+            .map(|(k, e)| (k.clone(), e.used))
+            .collect();
+        if theirs.len() >= PER_SUBJECT
+            && let Some((oldest, _)) = theirs.iter().min_by_key(|(_, used)| *used)
+        {
+            open.remove(oldest);
+        }
         if open.len() >= MOST {
-            // The least recently used goes.
-            if let Some(oldest) = open
-                .iter()
-                .min_by_key(|(_, e)| e.used)
-                .map(|(k, _)| k.clone())
-            {
-                open.remove(&oldest);
-            }
+            return Err(ApiError::Scim(scimgate_model::ScimError::new(
+                503,
+                None,
+                "too many admin sessions are open; sign out elsewhere, or wait for idle ones to end",
+            )));
         }
         open.insert(
             id.clone(),
@@ -91,6 +110,7 @@ impl Sessions {
                 operator: operator.clone(),
                 created: now,
                 used: now,
+                lifetime: lifetime.min(LIFETIME),
             },
         );
         Ok((id, operator))
@@ -149,7 +169,7 @@ impl Sessions {
 }
 
 fn live(entry: &Entry, now: Instant) -> bool {
-    now.duration_since(entry.used) < IDLE && now.duration_since(entry.created) < LIFETIME
+    now.duration_since(entry.used) < IDLE && now.duration_since(entry.created) < entry.lifetime
 }
 
 /// A cross-site request carries its page's `Origin`: it must be this server's.

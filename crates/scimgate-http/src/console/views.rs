@@ -12,7 +12,7 @@ use scimgate_model::{ResourceType, ScimError};
 use scimgate_store::{AuditQuery, AuditRecord, ListQuery, Page, Position, Store};
 use serde_json::{Value, json};
 
-use super::operator::{audit_view, operator_in, with_admin};
+use super::operator::{audit_view, operator_in, signed_in, with_admin};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -28,7 +28,7 @@ fn store_call<T: Send + 'static>(
 }
 
 pub async fn me(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let op = state.console.sessions.operator(&req)?;
+    let op = signed_in(&req, &state)?;
     Ok(HttpResponse::Ok().json(json!({
         "subject": op.subject,
         "tenants": op.tenants,
@@ -119,12 +119,9 @@ pub async fn activity(
         newest: true,
         ..Default::default()
     };
-    let binding = json!([
-        "admin-activity",
-        tenant,
-        req.query_string().split("&cursor=").next()
-    ])
-    .to_string();
+    // The cursor holds for these filters only.
+    let filters = ["since", "until", "status", "subject", "resource"].map(last);
+    let binding = json!(["admin-activity", tenant, filters]).to_string();
     if let Some(cursor) = last("cursor") {
         query.before_seq = Some(
             state
@@ -339,7 +336,7 @@ pub async fn receivers(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let operator = state.console.sessions.operator(&req)?;
+    let operator = signed_in(&req, &state)?;
     let (positions, heads) =
         with_admin(&state, |a| Ok((a.event_positions()?, a.event_heads()?))).await?;
     let rows: Vec<Value> = positions
@@ -375,8 +372,22 @@ pub async fn plugins(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.console.sessions.operator(&req)?;
+    let operator = signed_in(&req, &state)?;
     let figures = state.metrics.plugin_figures();
+    // Only what runs for the session's tenants, naming only those tenants.
+    let theirs = |tenants: &Option<Vec<String>>| -> (bool, Option<Vec<String>>) {
+        match tenants {
+            None => (true, None),
+            Some(ts) => {
+                let mine: Vec<String> = ts
+                    .iter()
+                    .filter(|t| operator.tenants.contains(t))
+                    .cloned()
+                    .collect();
+                (!mine.is_empty(), Some(mine))
+            }
+        }
+    };
     let plugins: Vec<Value> = state
         .console
         .plugins
@@ -384,13 +395,14 @@ pub async fn plugins(
         .map(|p| {
             p.current()
                 .specs()
+                .filter(|spec| theirs(&spec.tenants).0)
                 .map(|spec| {
                     json!({
                         "name": spec.name,
                         "file": spec.file.display().to_string(),
                         "hooks": spec.hooks.iter().map(|h| format!("{h:?}").to_lowercase()).collect::<Vec<_>>(),
                         "resourceTypes": spec.resource_types,
-                        "tenants": spec.tenants,
+                        "tenants": theirs(&spec.tenants).1,
                         "figures": figures.get(&spec.name),
                     })
                 })
@@ -407,11 +419,14 @@ pub async fn plugins(
         })
         .collect();
     for ext in registry.operator() {
-        schemas.push(json!({
-            "id": ext.schema.id, "name": ext.schema.name, "resourceType": ext.resource_type.name(),
-            "attributes": ext.schema.attributes.len(), "required": ext.required,
-            "tenants": ext.tenants, "file": ext.file,
-        }));
+        let (shown, tenants) = theirs(&ext.tenants);
+        if shown {
+            schemas.push(json!({
+                "id": ext.schema.id, "name": ext.schema.name, "resourceType": ext.resource_type.name(),
+                "attributes": ext.schema.attributes.len(), "required": ext.required,
+                "tenants": tenants, "file": ext.file,
+            }));
+        }
     }
     Ok(HttpResponse::Ok().json(json!({
         "plugins": plugins,
@@ -426,7 +441,7 @@ pub async fn access(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let operator = state.console.sessions.operator(&req)?;
+    let operator = signed_in(&req, &state)?;
     let (tokens, clients) = with_admin(&state, |a| Ok((a.tokens()?, a.clients()?))).await?;
     let mine = |tenants: &[String]| tenants.iter().any(|t| operator.tenants.contains(t));
     let all_mine = |tenants: &[String]| tenants.iter().all(|t| operator.tenants.contains(t));
@@ -461,7 +476,7 @@ pub async fn health(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.console.sessions.operator(&req)?;
+    signed_in(&req, &state)?;
     let (stats, bytes, events) = store_call(&state, |s| {
         Ok((s.stats(), s.size_bytes()?, s.events_written()?))
     })
