@@ -128,6 +128,7 @@ pub fn append(state: &AppState, row: Row<'_>, report: Option<WriteReport>) {
             plugins: None,
             status: row.status,
             detail: None,
+            event_seq: None,
         },
     };
     record.at = scimgate_model::clock::format_timestamp(state.clock.now());

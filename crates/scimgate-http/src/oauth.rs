@@ -481,5 +481,6 @@ fn audit(
         plugins: None,
         status: refusal.map_or(200, |e| e.status_code().as_u16()),
         detail: refusal.map(ToString::to_string),
+        event_seq: None,
     });
 }

@@ -89,6 +89,7 @@ impl WriteReport {
                 .flatten(),
             status,
             detail: self.skipped_detail(),
+            event_seq: None,
         }
     }
 

@@ -169,13 +169,6 @@ pub trait Store: Send + Sync {
     fn event_head(&self, tenant: &str) -> Result<i64, StoreError>;
     /// The database's size on disk, in bytes (the admin page's health view).
     fn size_bytes(&self) -> Result<u64, StoreError>;
-    /// The newest `limit` events of one resource, newest first (the admin page).
-    fn resource_events(
-        &self,
-        tenant: &str,
-        resource_id: &str,
-        limit: usize,
-    ) -> Result<Vec<EventRecord>, StoreError>;
     /// Every tenant's last sequence number, in one read (a receiver of every tenant looks
     /// at them all often).
     fn event_heads(&self) -> Result<std::collections::HashMap<String, i64>, StoreError>;

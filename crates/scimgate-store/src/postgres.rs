@@ -634,17 +634,6 @@ impl Store for PgStore {
         })
     }
 
-    fn resource_events(
-        &self,
-        tenant: &str,
-        resource_id: &str,
-        limit: usize,
-    ) -> Result<Vec<EventRecord>, StoreError> {
-        self.read(EVENTS, |tx| {
-            outbox::of_resource(&mut **tx, tenant, resource_id, limit)
-        })
-    }
-
     fn event_head(&self, tenant: &str) -> Result<i64, StoreError> {
         self.read(EVENTS, |tx| outbox::head(&mut **tx, tenant))
     }

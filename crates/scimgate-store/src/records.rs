@@ -187,6 +187,10 @@ pub struct AuditRecord {
     pub plugins: Option<String>,
     pub status: u16,
     pub detail: Option<String>,
+    /// The change feed's event the write made (its number in the tenant's feed): the admin
+    /// page's "what the write changed". `None` for a refusal. Not in `/admin/audit`'s rows.
+    #[serde(skip_serializing)]
+    pub event_seq: Option<i64>,
 }
 
 /// Which audit rows to read: a tenant's (or all), from a time or after a `seq`, oldest first.

@@ -494,17 +494,6 @@ impl Store for SqliteStore {
         })
     }
 
-    fn resource_events(
-        &self,
-        tenant: &str,
-        resource_id: &str,
-        limit: usize,
-    ) -> Result<Vec<EventRecord>, StoreError> {
-        self.read("\u{0}admin", |c| {
-            outbox::of_resource(c, tenant, resource_id, limit)
-        })
-    }
-
     fn events(
         &self,
         tenant: &str,

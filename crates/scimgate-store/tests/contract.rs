@@ -570,6 +570,7 @@ fn every_committed_write_has_its_audit_row_and_no_other_does() {
             plugins: None,
             status,
             detail: None,
+            event_seq: None,
         }),
         ..ChangeNote::default()
     };
@@ -627,6 +628,17 @@ fn every_committed_write_has_its_audit_row_and_no_other_does() {
         detail.contains("nobody-1") && detail.contains("nobody-2"),
         "{detail}"
     );
+    // Each row names the event its write made (the admin page's "what changed").
+    let events = s.events("t", 0, 100).expect("events");
+    for row in &rows {
+        let seq = row.event_seq.expect("an event for a committed write");
+        let event = events.iter().find(|e| e.seq == seq).expect("that event");
+        assert_eq!(
+            (Some(event.resource_id.as_str()), event.version),
+            (row.resource_id.as_deref(), row.version_after),
+            "{row:?}"
+        );
+    }
 }
 
 /// Every committed write has its event, numbered 1, 2, 3, … in its tenant; a write that

@@ -105,6 +105,7 @@ pub fn audit(
         plugins: None,
         status,
         detail,
+        event_seq: None,
     });
 }
 

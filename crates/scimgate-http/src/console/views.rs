@@ -160,7 +160,7 @@ pub async fn activity_row(
         .and_then(|v| v.as_i64())
         .ok_or_else(|| ApiError::NotFound("no such row in this tenant's trail".into()))?;
     let t = tenant.clone();
-    let (row, events) = store_call(&state, move |s| {
+    let (row, change, before) = store_call(&state, move |s| {
         let row = s
             .audit(&AuditQuery {
                 tenant: Some(t.clone()),
@@ -170,26 +170,37 @@ pub async fn activity_row(
             })?
             .into_iter()
             .find(|r| r.seq == seq);
-        let events = match row.as_ref().and_then(|r| r.resource_id.clone()) {
-            Some(id) => s.resource_events(&t, &id, 100)?,
-            None => Vec::new(),
+        let Some(row) = row else {
+            return Ok((None, None, None));
         };
-        Ok((row, events))
+        // The write's own event, by its key; the version before, by the resource's
+        // earlier row in the trail.
+        let event = |n: Option<i64>| -> Result<_, scimgate_store::StoreError> {
+            Ok(match n {
+                Some(n) => s.events(&t, n - 1, 1)?.into_iter().find(|e| e.seq == n),
+                None => None,
+            })
+        };
+        let change = event(row.event_seq)?;
+        let before = match (&row.resource_id, row.version_before) {
+            (Some(id), Some(v)) => {
+                let earlier = s.audit(&AuditQuery {
+                    tenant: Some(t.clone()),
+                    resource_id: Some(id.clone()),
+                    before_seq: Some(seq),
+                    limit: 50,
+                    newest: true,
+                    ..Default::default()
+                })?;
+                let at = earlier.iter().rev().find(|r| r.version_after == Some(v));
+                event(at.and_then(|r| r.event_seq))?
+            }
+            _ => None,
+        };
+        Ok((Some(row), change, before))
     })
     .await?;
     let row = row.ok_or_else(|| ApiError::NotFound("no such row in this tenant's trail".into()))?;
-    let at_version = |v: Option<i64>| {
-        v.and_then(|v| events.iter().find(|e| e.version == Some(v)))
-            .map(event_json)
-    };
-    let change = match (row.version_after, row.method.as_str()) {
-        (Some(_), _) => at_version(row.version_after),
-        (None, "DELETE") => events
-            .iter()
-            .find(|e| e.kind.name() == "delete")
-            .map(event_json),
-        _ => None,
-    };
     audit_view(
         &state,
         &operator,
@@ -199,8 +210,8 @@ pub async fn activity_row(
     );
     Ok(HttpResponse::Ok().json(json!({
         "row": row_json(&state, &tenant, &row),
-        "change": change,
-        "before": at_version(row.version_before),
+        "change": change.as_ref().map(event_json),
+        "before": before.as_ref().map(event_json),
     })))
 }
 

@@ -20,8 +20,8 @@ pub fn append(client: &mut impl GenericClient, r: &AuditRecord) -> Result<(), St
         &format!(
             "WITH turn AS (SELECT pg_advisory_xact_lock({AUDIT_LOCKS}, hashtext($2))) \
          INSERT INTO audit (at, tenant, subject, jti, client, method, resource_type, resource_id, \
-         version_before, version_after, plugins, status, detail) \
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM turn"
+         version_before, version_after, plugins, status, detail, event_seq) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM turn"
         ),
         &[
             (&r.at, Type::TEXT),
@@ -37,6 +37,7 @@ pub fn append(client: &mut impl GenericClient, r: &AuditRecord) -> Result<(), St
             (&r.plugins, Type::TEXT),
             (&i32::from(r.status), Type::INT4),
             (&r.detail, Type::TEXT),
+            (&r.event_seq, Type::INT8),
         ],
     )?;
     Ok(())
@@ -65,7 +66,7 @@ pub fn read(
     let rows = client.query(
         &format!(
             "SELECT seq, at, tenant, subject, jti, client, method, resource_type, resource_id, \
-             version_before, version_after, plugins, status, detail FROM audit WHERE {clause}"
+             version_before, version_after, plugins, status, detail, event_seq FROM audit WHERE {clause}"
         ),
         &params,
     )?;
@@ -87,6 +88,7 @@ pub fn read(
                 plugins: r.try_get(11)?,
                 status: u16::try_from(r.try_get::<_, i32>(12)?).unwrap_or(0),
                 detail: r.try_get(13)?,
+                event_seq: r.try_get(14)?,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;

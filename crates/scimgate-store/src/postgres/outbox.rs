@@ -83,26 +83,6 @@ pub fn read_after(
         .collect()
 }
 
-/// The newest `limit` events of one resource, newest first.
-pub fn of_resource(
-    client: &mut impl GenericClient,
-    tenant: &str,
-    resource_id: &str,
-    limit: usize,
-) -> Result<Vec<EventRecord>, StoreError> {
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    client
-        .query(
-            &format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE tenant = $1 AND resource_id = $2 ORDER BY seq DESC LIMIT $3"
-            ),
-            &[&tenant, &resource_id, &limit],
-        )?
-        .iter()
-        .map(row_to_event)
-        .collect()
-}
-
 fn row_to_event(r: &Row) -> Result<EventRecord, StoreError> {
     EventColumns {
         tenant: r.try_get(0)?,

@@ -315,6 +315,7 @@ fn audit_rows_are_numbered_in_commit_order() {
             plugins: None,
             status: 200,
             detail: None,
+            event_seq: None,
         });
         new
     };

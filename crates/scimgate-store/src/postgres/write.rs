@@ -72,13 +72,10 @@ pub fn create(
         add_members(tx, &Touch::new(paths, tenant, now), &id, &ids)?;
     }
     // What every write in the tenant contends for comes last, so that its locks are held
-    // for the shortest time: the count, the audit row (its turn in the tenant), then the
-    // event's number.
+    // for the shortest time: the count, the event's number, then the audit row (its turn
+    // in the tenant), which names the event.
     count(tx, tenant, new.resource_type, 1)?;
-    if let Some(row) = new.change.audit_row(now, &id, Some(1), &[]) {
-        audit::append(tx, &row)?;
-    }
-    outbox::append(
+    let event_seq = outbox::append(
         tx,
         tenant,
         now,
@@ -91,6 +88,10 @@ pub fn create(
             &members,
         ),
     )?;
+    if let Some(mut row) = new.change.audit_row(now, &id, Some(1), &[]) {
+        row.event_seq = Some(event_seq);
+        audit::append(tx, &row)?;
+    }
     Ok(created_resource(
         new.resource_type,
         new.attributes.clone(),
@@ -117,10 +118,7 @@ pub fn replace(
     if rt == ResourceType::Group {
         replace_members(tx, &Touch::new(paths, tenant, now), id, &members)?;
     }
-    if let Some(row) = new.change.audit_row(now, id, Some(before.version + 1), &[]) {
-        audit::append(tx, &row)?;
-    }
-    outbox::append(
+    let event_seq = outbox::append(
         tx,
         tenant,
         now,
@@ -133,6 +131,10 @@ pub fn replace(
             &members,
         ),
     )?;
+    if let Some(mut row) = new.change.audit_row(now, id, Some(before.version + 1), &[]) {
+        row.event_seq = Some(event_seq);
+        audit::append(tx, &row)?;
+    }
     let mut stored = StoredResource {
         id: id.to_owned(),
         resource_type: rt,
@@ -175,15 +177,16 @@ pub fn delete(
         ],
     )?;
     count(tx, tenant, rt, -1)?;
-    if let Some(row) = change.audit_row(now, id, None, &[]) {
-        audit::append(tx, &row)?;
-    }
-    outbox::append(
+    let event_seq = outbox::append(
         tx,
         tenant,
         now,
         Appended::deleted(rt, id, before.external_id.as_deref(), change),
     )?;
+    if let Some(mut row) = change.audit_row(now, id, None, &[]) {
+        row.event_seq = Some(event_seq);
+        audit::append(tx, &row)?;
+    }
     Ok(())
 }
 
@@ -215,15 +218,23 @@ pub fn patch(
     }
     let mut resource =
         read_row(tx, tenant, p.rt, id)?.ok_or_else(|| StoreError::NotFound(p.rt, id.to_owned()))?;
-    if let Some(row) = p
+    let event_seq = if p.new.is_some() || changed > 0 {
+        // A PATCH that changed nothing moved no version: no event.
+        Some(outbox::append(
+            tx,
+            tenant,
+            now,
+            Appended::patched(&resource, &p.change),
+        )?)
+    } else {
+        None
+    };
+    if let Some(mut row) = p
         .change
         .audit_row(now, id, Some(resource.version), &skipped)
     {
+        row.event_seq = event_seq;
         audit::append(tx, &row)?;
-    }
-    if p.new.is_some() || changed > 0 {
-        // A PATCH that changed nothing moved no version: no event.
-        outbox::append(tx, tenant, now, Appended::patched(&resource, &p.change))?;
     }
     if p.rt == ResourceType::User {
         load_relations(tx, tenant, &mut resource)?;

@@ -10,8 +10,8 @@ use crate::records::{AuditParam, AuditQuery, AuditRecord};
 pub(crate) fn append_audit(conn: &Connection, r: &AuditRecord) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO audit (at, tenant, subject, jti, client, method, resource_type, resource_id,
-                            version_before, version_after, plugins, status, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                            version_before, version_after, plugins, status, detail, event_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?
     .execute(params![
         r.at,
@@ -26,7 +26,8 @@ pub(crate) fn append_audit(conn: &Connection, r: &AuditRecord) -> Result<(), Sto
         r.version_after,
         r.plugins,
         r.status,
-        r.detail
+        r.detail,
+        r.event_seq
     ])?;
     Ok(())
 }
@@ -38,7 +39,7 @@ pub(crate) fn read_audit(
     let (clause, values) = q.conditions(|n, _| format!("?{n}"));
     let sql = format!(
         "SELECT seq, at, tenant, subject, jti, client, method, resource_type,
-                resource_id, version_before, version_after, plugins, status, detail
+                resource_id, version_before, version_after, plugins, status, detail, event_seq
          FROM audit WHERE {clause}"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
@@ -65,6 +66,7 @@ pub(crate) fn read_audit(
             plugins: r.get(11)?,
             status: r.get(12)?,
             detail: r.get(13)?,
+            event_seq: r.get(14)?,
         })
     })?;
     let mut rows: Vec<AuditRecord> = rows.collect::<Result<_, _>>()?;
@@ -101,6 +103,7 @@ mod tests {
             plugins: None,
             status,
             detail: None,
+            event_seq: None,
         }
     }
 

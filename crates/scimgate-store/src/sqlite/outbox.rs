@@ -65,23 +65,6 @@ pub fn read_after(
     rows.map(|r| r?).collect()
 }
 
-/// The newest `limit` events of one resource, newest first.
-pub fn of_resource(
-    conn: &Connection,
-    tenant: &str,
-    resource_id: &str,
-    limit: usize,
-) -> Result<Vec<EventRecord>, StoreError> {
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let mut stmt = conn.prepare_cached(
-        "SELECT tenant, seq, txn, at, operation, resource_type, resource_id, external_id, \
-         version, created, activation, attributes, data, members \
-         FROM events WHERE tenant = ?1 AND resource_id = ?2 ORDER BY seq DESC LIMIT ?3",
-    )?;
-    let rows = stmt.query_map(params![tenant, resource_id, limit], row_to_event)?;
-    rows.map(|r| r?).collect()
-}
-
 /// The last sequence number given in `tenant` (0 before its first event).
 pub fn head(conn: &Connection, tenant: &str) -> Result<i64, StoreError> {
     Ok(conn

@@ -74,10 +74,7 @@ pub fn create(
             members.iter().map(|m| m.value.as_str()),
         )?;
     }
-    if let Some(row) = new.change.audit_row(now, &id, Some(1), &[]) {
-        audit::append_audit(conn, &row)?;
-    }
-    outbox::append(
+    let event_seq = outbox::append(
         conn,
         tenant,
         now,
@@ -90,6 +87,10 @@ pub fn create(
             &members,
         ),
     )?;
+    if let Some(mut row) = new.change.audit_row(now, &id, Some(1), &[]) {
+        row.event_seq = Some(event_seq);
+        audit::append_audit(conn, &row)?;
+    }
     Ok(created_resource(
         new.resource_type,
         new.attributes,
@@ -116,10 +117,7 @@ pub fn replace(
     if rt == ResourceType::Group {
         replace_memberships(conn, &Touch::new(paths, tenant, now), id, &members)?;
     }
-    if let Some(row) = new.change.audit_row(now, id, Some(before.version + 1), &[]) {
-        audit::append_audit(conn, &row)?;
-    }
-    outbox::append(
+    let event_seq = outbox::append(
         conn,
         tenant,
         now,
@@ -132,6 +130,10 @@ pub fn replace(
             &members,
         ),
     )?;
+    if let Some(mut row) = new.change.audit_row(now, id, Some(before.version + 1), &[]) {
+        row.event_seq = Some(event_seq);
+        audit::append_audit(conn, &row)?;
+    }
     let Current {
         version, created, ..
     } = before;
@@ -177,15 +179,16 @@ pub fn delete(
     // Memberships on both sides go with the row (ON DELETE CASCADE).
     conn.prepare_cached("DELETE FROM resources WHERE tenant = ?1 AND id = ?2")?
         .execute(params![tenant, id])?;
-    if let Some(row) = change.audit_row(now, id, None, &[]) {
-        audit::append_audit(conn, &row)?;
-    }
-    outbox::append(
+    let event_seq = outbox::append(
         conn,
         tenant,
         now,
         Appended::deleted(rt, id, before.external_id.as_deref(), change),
     )?;
+    if let Some(mut row) = change.audit_row(now, id, None, &[]) {
+        row.event_seq = Some(event_seq);
+        audit::append_audit(conn, &row)?;
+    }
     Ok(())
 }
 
@@ -521,15 +524,23 @@ pub fn patch(
         None => Touch::new(paths, tenant, now).resource(conn, id)?,
     }
     let mut resource = read_row(conn, tenant, p.rt, id)?;
-    if let Some(row) = p
+    let event_seq = if p.new.is_some() || changed > 0 {
+        // A PATCH that changed nothing (a member added twice) moved no version: no event.
+        Some(outbox::append(
+            conn,
+            tenant,
+            now,
+            Appended::patched(&resource, &p.change),
+        )?)
+    } else {
+        None
+    };
+    if let Some(mut row) = p
         .change
         .audit_row(now, id, Some(resource.version), &skipped)
     {
+        row.event_seq = event_seq;
         audit::append_audit(conn, &row)?;
-    }
-    if p.new.is_some() || changed > 0 {
-        // A PATCH that changed nothing (a member added twice) moved no version: no event.
-        outbox::append(conn, tenant, now, Appended::patched(&resource, &p.change))?;
     }
     if p.rt == ResourceType::User {
         load_relations(conn, tenant, &mut resource)?;

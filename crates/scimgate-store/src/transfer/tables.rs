@@ -132,6 +132,7 @@ pub const TABLES: &[Table] = &[
             plain("plugins", Text),
             plain("status", Int32),
             plain("detail", Text),
+            plain("event_seq", Int),
         ],
         order: &[("seq", Int)],
     },
