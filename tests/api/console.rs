@@ -24,6 +24,14 @@ async fn sign_in(h: &Harness, token: &str) -> (Option<String>, Resp) {
     (cookie, resp)
 }
 
+/// A session of `token`: its cookie and CSRF token.
+async fn session(h: &Harness, token: &str) -> (String, String) {
+    let (cookie, resp) = sign_in(h, token).await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let csrf = resp.body["csrf"].as_str().expect("csrf").to_owned();
+    (cookie.expect("session cookie"), csrf)
+}
+
 fn with_session<'a>(r: Req<'a>, cookie: &str) -> Req<'a> {
     r.no_token().header("cookie", cookie)
 }
@@ -141,9 +149,7 @@ async fn only_an_admin_token_or_an_unused_sign_in_link_opens_a_session() {
 async fn every_change_needs_the_csrf_token_and_the_page_s_origin() {
     let h = Harness::new();
     let admin = h.token_for("acme", "scim:admin");
-    let (cookie, resp) = sign_in(&h, &admin).await;
-    let cookie = cookie.expect("session");
-    let csrf = resp.body["csrf"].as_str().expect("csrf").to_owned();
+    let (cookie, csrf) = session(&h, &admin).await;
     let post = |path: &str| {
         with_session(h.req(actix_web::http::Method::POST, path), &cookie)
             .header("content-type", "application/json")
@@ -277,11 +283,7 @@ async fn a_session_ends_with_the_pasted_token_s_revocation() {
 async fn revoked_tokens_and_sign_in_links_are_not_rotated_back_to_life() {
     let h = Harness::new();
     let admin = h.token_for("acme", "scim:admin");
-    let (cookie, resp) = sign_in(&h, &admin).await;
-    let (cookie, csrf) = (
-        cookie.expect("session"),
-        resp.body["csrf"].as_str().expect("csrf").to_owned(),
-    );
+    let (cookie, csrf) = session(&h, &admin).await;
     // A token recorded as `scimgate token` records it, then revoked.
     let idp = link_token(&h, &["acme"]);
     let jti = jti_of(&idp);
@@ -339,11 +341,7 @@ async fn a_receiver_dead_in_another_tenant_is_not_re_enabled_from_this_one() {
         store.commit_event_position(dead("acme")).expect("acme");
         store.commit_event_position(dead("globex")).expect("globex");
     });
-    let (cookie, resp) = sign_in(&h, &admin).await;
-    let (cookie, csrf) = (
-        cookie.expect("session"),
-        resp.body["csrf"].as_str().expect("csrf").to_owned(),
-    );
+    let (cookie, csrf) = session(&h, &admin).await;
     let listed = with_session(h.get("/admin/api/receivers"), &cookie)
         .send()
         .await;

@@ -52,6 +52,28 @@ fn list(server: &Server, token: &str, path: &str) -> Value {
     body
 }
 
+/// Runs `scimgate import FILE` and kills it (-9) as soon as its journal satisfies `ready`.
+fn import_killed_when(file: &Path, data: &Path, journal: &Path, ready: impl Fn(&str) -> bool) {
+    let mut child = Command::new(BIN)
+        .args(["import", file.to_str().expect("utf8"), "--data"])
+        .arg(data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("import");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !ready(&std::fs::read_to_string(journal).unwrap_or_default()) {
+        assert!(Instant::now() < deadline, "the import never got there");
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "finished before it was killed"
+        );
+        thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+}
+
 fn user_doc(id: &str, name: &str, department: &str) -> Value {
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User",
@@ -325,32 +347,10 @@ fn an_import_killed_half_way_goes_on_and_creates_each_record_once() {
     text.push('\n');
     std::fs::write(&file, text).expect("file");
     let state = dir.path().join("users.ndjson.import-state");
-    let mut child = Command::new(BIN)
-        .args(["import", file.to_str().expect("utf8"), "--data"])
-        .arg(&data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("import");
     // Killed once a part is done.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let done = std::fs::read_to_string(&state)
-            .unwrap_or_default()
-            .matches("\"n\"")
-            .count();
-        if done >= 1000 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the import made no progress");
-        assert!(
-            child.try_wait().expect("wait").is_none(),
-            "finished before it was killed"
-        );
-        thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().expect("kill -9");
-    child.wait().expect("reap");
+    import_killed_when(&file, &data, &state, |journal| {
+        journal.matches("\"n\"").count() >= 1000
+    });
     assert!(state.exists());
     let out = scimgate(&["import", file.to_str().expect("utf8")], &data, None);
     assert!(out.status.success(), "{}", said(&out));
@@ -536,28 +536,10 @@ fn an_import_killed_while_it_fills_a_big_group_fills_it_when_run_again() {
     text.push('\n');
     std::fs::write(&file, text).expect("file");
     let state = dir.path().join("big.ndjson.import-state");
-    let mut child = Command::new(BIN)
-        .args(["import", file.to_str().expect("utf8"), "--data"])
-        .arg(&data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("import");
     // Killed once the group exists, while its members are added a thousand at a time.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !std::fs::read_to_string(&state)
-        .unwrap_or_default()
-        .contains("\"created\"")
-    {
-        assert!(Instant::now() < deadline, "the group was never created");
-        assert!(
-            child.try_wait().expect("wait").is_none(),
-            "finished before it was killed"
-        );
-        thread::sleep(Duration::from_millis(2));
-    }
-    child.kill().expect("kill -9");
-    child.wait().expect("reap");
+    import_killed_when(&file, &data, &state, |journal| {
+        journal.contains("\"created\"")
+    });
     let out = scimgate(&["import", file.to_str().expect("utf8")], &data, None);
     assert!(out.status.success(), "{}", said(&out));
     let server = Server::start(&data);
