@@ -303,6 +303,24 @@ impl<'a> Import<'a> {
         self.journal.done(n, None, None)
     }
 
+    /// A group of the `groups` column refused (or, with its id, not wholly filled): its
+    /// line in the rejects file names it, as it has no record of its own.
+    fn reject_group(
+        &mut self,
+        name: &str,
+        id: Option<&str>,
+        e: &ScimError,
+        detail: String,
+    ) -> Result<(), String> {
+        self.summary.rejected += 1;
+        let mut line = json!({"group": name, "status": e.status,
+                              "scimType": e.scim_type.map(ScimType::as_str), "detail": detail});
+        if let Some(id) = id {
+            line["id"] = json!(id);
+        }
+        writeln!(self.rejects, "{line}").map_err(|e| format!("the rejects file: {e}"))
+    }
+
     /// The file's groups, each after the groups it names as members (a circle is
     /// refused), their members' file ids replaced by the ids the users got.
     fn import_groups(&mut self) -> Result<(), String> {
@@ -479,15 +497,7 @@ impl<'a> Import<'a> {
                             stored.id
                         }
                         Err(e) => {
-                            self.summary.rejected += 1;
-                            writeln!(
-                                self.rejects,
-                                "{}",
-                                json!({"group": name, "status": e.status,
-                                       "scimType": e.scim_type.map(ScimType::as_str),
-                                       "detail": e.detail})
-                            )
-                            .map_err(|e| format!("the rejects file: {e}"))?;
+                            self.reject_group(&name, None, &e, e.detail.clone())?;
                             continue;
                         }
                     }
@@ -495,15 +505,8 @@ impl<'a> Import<'a> {
             };
             for chunk in chunks {
                 if let Err(e) = self.writer.add_members(&id, chunk.to_vec()) {
-                    self.summary.rejected += 1;
-                    writeln!(
-                        self.rejects,
-                        "{}",
-                        json!({"group": name, "id": id, "status": e.status,
-                               "scimType": e.scim_type.map(ScimType::as_str),
-                               "detail": format!("not every member was added: {}", e.detail)})
-                    )
-                    .map_err(|e| format!("the rejects file: {e}"))?;
+                    let detail = format!("not every member was added: {}", e.detail);
+                    self.reject_group(&name, Some(&id), &e, detail)?;
                     break;
                 }
             }

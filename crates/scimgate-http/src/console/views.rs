@@ -146,8 +146,8 @@ pub async fn activity(
     Ok(HttpResponse::Ok().json(json!({"tenant": tenant, "entries": entries, "next": next})))
 }
 
-/// One row of the trail with the changes the write made: the change feed's events of its
-/// resource at the versions before and after it (kept for the feed's retention).
+/// One row of the trail with the changes the write made: the change feed's event the row
+/// names, and the one of the version before it (kept for the feed's retention).
 pub async fn activity_row(
     req: HttpRequest,
     state: web::Data<AppState>,
