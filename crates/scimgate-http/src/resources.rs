@@ -110,19 +110,28 @@ async fn get(
     let tenant = principal.tenant;
     let not_modified = Precondition::if_none_match(&req);
     let base = scim_base(&req, &state.settings);
-    let render_base = base.clone();
-    // Read and render on a blocking thread: a group with its members can be megabytes.
-    let (found, body) = storage(state.store.answer_deadline(), move || {
-        let found = store
-            .get(&tenant, rt, &id, with_relations)?
-            .ok_or_else(|| ApiError::from(StoreError::NotFound(rt, id)))?;
+    let missing = id.clone();
+    let render = move |found: Option<StoredResource>, base: &str| {
+        let found = found.ok_or_else(|| ApiError::from(StoreError::NotFound(rt, missing)))?;
         if not_modified.is_some_and(|p| p.matches(found.version)) {
             return Ok((found, None));
         }
-        let body = resource_text(&found, &render_base, &projection);
-        Ok((found, Some(body)))
-    })
-    .await?;
+        let body = resource_text(&found, base, &projection);
+        Ok::<_, ApiError>((found, Some(body)))
+    };
+    // Most reads are a lookup by key and a few relations: answered here, without the
+    // hand-off to a blocking thread. A group with many members (megabytes to read and
+    // render), or a pool with no connection free at once, goes to a blocking thread.
+    let (found, body) = match store.get_at_once(&tenant, rt, &id, with_relations) {
+        Some(found) => render(found?, &base)?,
+        None => {
+            let render_base = base.clone();
+            storage(state.store.answer_deadline(), move || {
+                render(store.get(&tenant, rt, &id, with_relations)?, &render_base)
+            })
+            .await?
+        }
+    };
     let Some(body) = body else {
         return Ok(HttpResponse::NotModified()
             .insert_header((header::ETAG, etag(found.version)))

@@ -51,6 +51,26 @@ pub struct FairSlots {
 struct Held {
     total: usize,
     by_tenant: HashMap<String, usize>,
+    /// Callers waiting for a slot: a release with none skips waking anyone (a system call).
+    waiting: usize,
+}
+
+impl Held {
+    /// Takes a slot for `tenant` if one is free to it now.
+    fn take(&mut self, limits: &FairSlots, tenant: &str) -> Result<(), usize> {
+        let mine = self.by_tenant.get(tenant).copied().unwrap_or(0);
+        if self.total < limits.total && mine < limits.per_tenant {
+            self.total += 1;
+            match self.by_tenant.get_mut(tenant) {
+                Some(n) => *n += 1,
+                None => {
+                    self.by_tenant.insert(tenant.to_owned(), 1);
+                }
+            }
+            return Ok(());
+        }
+        Err(mine)
+    }
 }
 
 impl FairSlots {
@@ -87,15 +107,10 @@ impl FairSlots {
         let deadline = started + self.wait;
         let mut held = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
-            let mine = held.by_tenant.get(tenant).copied().unwrap_or(0);
-            if held.total < self.total && mine < self.per_tenant {
-                held.total += 1;
-                *held.by_tenant.entry(tenant.to_owned()).or_insert(0) += 1;
-                return Ok(Slot {
-                    slots: Arc::clone(self),
-                    tenant: tenant.to_owned(),
-                });
-            }
+            let mine = match held.take(self, tenant) {
+                Ok(()) => return Ok(self.slot(tenant)),
+                Err(mine) => mine,
+            };
             let now = Instant::now();
             if now >= deadline {
                 return Err(Busy {
@@ -108,11 +123,26 @@ impl FairSlots {
                     waited_ms: started.elapsed().as_millis(),
                 });
             }
+            held.waiting += 1;
             held = self
                 .freed
                 .wait_timeout(held, deadline - now)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
+            held.waiting -= 1;
+        }
+    }
+
+    /// Takes a slot for `tenant` only if one is free to it now.
+    pub fn try_acquire(self: &Arc<Self>, tenant: &str) -> Option<Slot> {
+        let mut held = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        held.take(self, tenant).ok().map(|()| self.slot(tenant))
+    }
+
+    fn slot(self: &Arc<Self>, tenant: &str) -> Slot {
+        Slot {
+            slots: Arc::clone(self),
+            tenant: tenant.to_owned(),
         }
     }
 
@@ -131,9 +161,12 @@ impl FairSlots {
                 held.by_tenant.remove(tenant);
             }
         }
+        let waiting = held.waiting > 0;
         drop(held);
         // Every waiter re-checks: the freed slot may be usable only by another tenant.
-        self.freed.notify_all();
+        if waiting {
+            self.freed.notify_all();
+        }
     }
 }
 
@@ -191,6 +224,20 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         drop(first);
         assert_eq!(waiter.join().expect("thread"), Ok(()));
+    }
+
+    #[test]
+    fn try_acquire_keeps_the_shares_and_never_waits() {
+        // A wait of a minute: a try that waited would hang the test.
+        let s = slots(3, 2, 60_000);
+        let a1 = s.try_acquire("a").expect("free slot");
+        let _a2 = s.try_acquire("a").expect("free slot");
+        assert!(s.try_acquire("a").is_none(), "share used up");
+        let _b = s.try_acquire("b").expect("the slot kept for b");
+        assert!(s.try_acquire("c").is_none(), "all slots in use");
+        drop(a1);
+        assert!(s.try_acquire("c").is_some());
+        assert_eq!(s.in_use("c"), (2, 0));
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub use sqlite::{
 };
 pub use transfer::{TableReport, TransferReport, postgres_to_sqlite, sqlite_to_postgres};
 
+/// The most members or groups [`Store::get_at_once`] reads on the caller's thread: a
+/// user's groups or a small group's members, a fraction of a millisecond.
+pub const AT_ONCE_RELATIONS: usize = 64;
+
 /// What a list request asks of storage.
 #[derive(Debug, Clone)]
 pub struct ListQuery {
@@ -124,6 +128,20 @@ pub trait Store: Send + Sync {
         id: &str,
         with_relations: bool,
     ) -> Result<Option<StoredResource>, StoreError>;
+    /// [`Store::get`] answered on the caller's thread, when that costs no more than a few
+    /// index lookups in a local file: a read connection and the tenant's share free at
+    /// once, and at most [`AT_ONCE_RELATIONS`] members or groups. `None` otherwise (and on
+    /// a networked database): run `get` off the async workers instead. Saves a GET the
+    /// hand-off to a blocking thread and back, which cost more than the lookup itself.
+    fn get_at_once(
+        &self,
+        _tenant: &str,
+        _rt: ResourceType,
+        _id: &str,
+        _with_relations: bool,
+    ) -> Option<Result<Option<StoredResource>, StoreError>> {
+        None
+    }
     fn list(
         &self,
         tenant: &str,

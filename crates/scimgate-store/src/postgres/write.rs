@@ -23,7 +23,7 @@ use crate::index_rows::{META_LAST_MODIFIED, PathIds, SqlNum, nanos, rows_for};
 use crate::records::{
     ChangeKind, ChangeNote, MemberRef, NewResource, PatchOutcome, PatchWrite, StoredResource,
 };
-use crate::stored_rows::{Appended, created_resource, parse_type};
+use crate::stored_rows::{Appended, created_resource, new_resource_id, parse_type};
 
 pub fn create(
     tx: &mut Transaction<'_>,
@@ -37,7 +37,7 @@ pub fn create(
         &[(&tenant, Type::TEXT)],
     )?
     .ok_or_else(|| StoreError::TenantNotRegistered(tenant.to_owned()))?;
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = new_resource_id();
     let (members, _) = resolve_members(tx, tenant, None, &new.members, false)?;
     let attributes = attributes_json(new)?;
     let seq: i64 = tx

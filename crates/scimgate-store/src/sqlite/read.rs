@@ -18,8 +18,32 @@ use crate::sort_plan::{SortKey, sort_key};
 use crate::stored_rows::ResourceColumns;
 use crate::{ListPage, ListQuery, Page, Position, SortBy};
 
-pub const COLUMNS: &str =
-    "r.id, r.resource_type, r.attributes, r.version, r.created, r.last_modified";
+macro_rules! columns {
+    () => {
+        "r.id, r.resource_type, r.attributes, r.version, r.created, r.last_modified"
+    };
+}
+
+pub const COLUMNS: &str = columns!();
+
+/// One resource by its id: a constant, so that it is not formatted again for every read.
+pub const ONE_RESOURCE: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM resources r WHERE r.tenant = ?1 AND r.id = ?2 AND r.resource_type = ?3"
+);
+
+/// One resource looked up with at most a given number of members or groups.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "returned once per lookup and taken apart at once; a box would only add an allocation"
+)]
+pub enum Fetched {
+    Found(StoredResource),
+    Missing,
+    /// It has more members or groups than the caller would read.
+    OverLimit,
+}
 
 pub fn get(
     conn: &Connection,
@@ -28,24 +52,62 @@ pub fn get(
     id: &str,
     with_relations: bool,
 ) -> Result<Option<StoredResource>, StoreError> {
+    Ok(
+        match get_within(conn, tenant, rt, id, with_relations, None)? {
+            Fetched::Found(resource) => Some(resource),
+            Fetched::Missing | Fetched::OverLimit => None,
+        },
+    )
+}
+
+/// Like [`get`], reading at most `max_relations` members or groups (`None`: all).
+pub fn get_within(
+    conn: &Connection,
+    tenant: &str,
+    rt: ResourceType,
+    id: &str,
+    with_relations: bool,
+    max_relations: Option<usize>,
+) -> Result<Fetched, StoreError> {
     // One read transaction, so the resource and its relations are one snapshot.
-    let snapshot = conn.unchecked_transaction()?;
-    let sql = format!(
-        "SELECT {COLUMNS} FROM resources r WHERE r.tenant = ?1 AND r.id = ?2 AND r.resource_type = ?3"
-    );
+    let _snapshot = Snapshot::begin(conn)?;
     let found = conn
-        .prepare_cached(&sql)?
+        .prepare_cached(ONE_RESOURCE)?
         .query_row(params![tenant, id, type_name(rt)], row_to_resource)
         .optional()?;
     let Some(resource) = found else {
-        return Ok(None);
+        return Ok(Fetched::Missing);
     };
     let mut resource = resource?;
-    if with_relations {
-        load_relations(conn, tenant, &mut resource)?;
+    if with_relations && !load_relations_within(conn, tenant, &mut resource, max_relations)? {
+        return Ok(Fetched::OverLimit);
     }
-    snapshot.commit()?;
-    Ok(Some(resource))
+    Ok(Fetched::Found(resource))
+}
+
+/// A read transaction on a pooled connection, ended when dropped whatever happened: its
+/// statements are prepared once per connection, not parsed again for every read.
+struct Snapshot<'c>(&'c Connection);
+
+impl<'c> Snapshot<'c> {
+    fn begin(conn: &'c Connection) -> Result<Self, StoreError> {
+        conn.prepare_cached("BEGIN")?.execute([])?;
+        Ok(Snapshot(conn))
+    }
+}
+
+impl Drop for Snapshot<'_> {
+    fn drop(&mut self) {
+        // A read transaction left open would pin its snapshot (and the log) on a pooled
+        // connection: a failed COMMIT falls back to ROLLBACK.
+        let ended = self
+            .0
+            .prepare_cached("COMMIT")
+            .and_then(|mut s| s.execute([]));
+        if ended.is_err() && !self.0.is_autocommit() {
+            let _ = self.0.execute_batch("ROLLBACK");
+        }
+    }
 }
 
 pub fn list(
@@ -57,7 +119,7 @@ pub fn list(
     budget: PageBudget,
 ) -> Result<ListPage, StoreError> {
     // One read transaction, so totalResults and the page agree with each other.
-    let snapshot = conn.unchecked_transaction()?;
+    let _snapshot = Snapshot::begin(conn)?;
     let mut args = Vec::new();
     let mut sql_where = where_clause(conn, paths, tenant, rt, q.filter.as_ref(), &mut args)?;
     let (count, cursor_after, offset) = match &q.page {
@@ -133,7 +195,6 @@ pub fn list(
             load,
         )?;
     }
-    snapshot.commit()?;
     Ok(ListPage {
         total_results,
         resources,
@@ -291,11 +352,37 @@ pub fn load_relations(
     tenant: &str,
     r: &mut StoredResource,
 ) -> Result<(), StoreError> {
+    load_relations_within(conn, tenant, r, None).map(|_| ())
+}
+
+/// Loads at most `max` members or groups (`None`: all); false, loading none, when there
+/// are more.
+fn load_relations_within(
+    conn: &Connection,
+    tenant: &str,
+    r: &mut StoredResource,
+    max: Option<usize>,
+) -> Result<bool, StoreError> {
+    // One more than allowed tells that there are more.
+    let limit = max.map_or(usize::MAX, |m| m.saturating_add(1));
+    let within = |n: usize| max.is_none_or(|m| n <= m);
     match r.resource_type {
-        ResourceType::Group => r.members = Some(members_of(conn, tenant, &r.id)?),
-        ResourceType::User => r.groups = Some(groups_of(conn, tenant, &r.id)?),
+        ResourceType::Group => {
+            let members = members_upto(conn, tenant, &r.id, limit)?;
+            if !within(members.len()) {
+                return Ok(false);
+            }
+            r.members = Some(members);
+        }
+        ResourceType::User => {
+            let groups = groups_of(conn, tenant, &r.id, limit)?;
+            if !within(groups.len()) {
+                return Ok(false);
+            }
+            r.groups = Some(groups);
+        }
     }
-    Ok(())
+    Ok(true)
 }
 
 pub fn members_of(
@@ -303,11 +390,22 @@ pub fn members_of(
     tenant: &str,
     group_id: &str,
 ) -> Result<Vec<MemberRef>, StoreError> {
+    members_upto(conn, tenant, group_id, usize::MAX)
+}
+
+fn members_upto(
+    conn: &Connection,
+    tenant: &str,
+    group_id: &str,
+    limit: usize,
+) -> Result<Vec<MemberRef>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT m.member_id, r.resource_type, r.display FROM memberships m \
          JOIN resources r ON r.tenant = m.tenant AND r.id = m.member_id \
          WHERE m.tenant = ?1 AND m.group_id = ?2",
     )?;
+    // Rows are read as they are taken: `limit` bounds the work. (A bound LIMIT would have
+    // SQLite plan the statement again for every value.)
     let rows = stmt.query_map(params![tenant, group_id], |row| {
         Ok((
             row.get::<_, String>(0)?,
@@ -316,7 +414,7 @@ pub fn members_of(
         ))
     })?;
     let mut out = Vec::new();
-    for row in rows {
+    for row in rows.take(limit) {
         let (value, rt, display) = row?;
         out.push(MemberRef {
             value,
@@ -331,6 +429,7 @@ fn groups_of(
     conn: &Connection,
     tenant: &str,
     member_id: &str,
+    limit: usize,
 ) -> Result<Vec<GroupRef>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT m.group_id, r.display FROM memberships m \
@@ -343,5 +442,5 @@ fn groups_of(
             display: row.get(1)?,
         })
     })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    Ok(rows.take(limit).collect::<Result<_, _>>()?)
 }

@@ -370,6 +370,56 @@ fn a_tenant_cannot_hold_every_read_connection() {
     );
 }
 
+fn group(name: &str, members: &[String]) -> NewResource {
+    let members: Vec<_> = members.iter().map(|m| json!({"value": m})).collect();
+    let v = validate(
+        ResourceType::Group,
+        &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": members}),
+    )
+    .expect("valid");
+    NewResource::from_validated(v, Default::default())
+}
+
+/// A lookup answered on the caller's thread reads a bounded number of members or groups:
+/// a larger group is left to `get`, which reads them all. Missing and other tenants'
+/// resources are answered at once as missing; with no connection free, nothing is.
+#[test]
+fn a_lookup_at_once_reads_a_bounded_number_of_relations() {
+    use crate::AT_ONCE_RELATIONS as MAX;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = SqliteOptions::new(dir.path().join("s.db"));
+    options.read_connections = 1;
+    let s = opened(&options);
+    let ids: Vec<String> = (0..=MAX)
+        .map(|i| s.create("t", user(&format!("u{i}"))).expect("create").id)
+        .collect();
+    let small = s
+        .create("t", group("small", &ids[..MAX]))
+        .expect("small")
+        .id;
+    let large = s.create("t", group("large", &ids)).expect("large").id;
+    let at_once = |tenant: &str, rt, id: &str, relations| {
+        s.get_at_once(tenant, rt, id, relations)
+            .map(|r| r.expect("read"))
+    };
+    let found = at_once("t", ResourceType::Group, &small, true).expect("answered");
+    assert_eq!(found.expect("found").members.map(|m| m.len()), Some(MAX));
+    assert!(at_once("t", ResourceType::Group, &large, true).is_none());
+    let bare = at_once("t", ResourceType::Group, &large, false).expect("answered");
+    assert!(bare.expect("found").members.is_none());
+    let all = s.get("t", ResourceType::Group, &large, true).expect("get");
+    assert_eq!(all.expect("found").members.map(|m| m.len()), Some(MAX + 1));
+    let member = at_once("t", ResourceType::User, &ids[0], true).expect("answered");
+    assert_eq!(member.expect("found").groups.map(|g| g.len()), Some(2));
+    let foreign = at_once("other", ResourceType::User, &ids[0], true).expect("answered");
+    assert!(foreign.is_none(), "another tenant's user is missing");
+    s.read("t", |_| {
+        assert!(at_once("t2", ResourceType::User, &ids[0], false).is_none());
+        Ok(())
+    })
+    .expect("read");
+}
+
 /// A page of large resources ends at the byte budget (at least one resource), and the next
 /// page goes on from there.
 #[test]

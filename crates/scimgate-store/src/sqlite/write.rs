@@ -8,13 +8,13 @@ use scimgate_model::{MemberInput, PasswordChange, ResourceType};
 use super::audit;
 use super::index::{self, META_LAST_MODIFIED, PathIds, insert_rows, rows_for, write_rows};
 use super::outbox::{self, Appended};
-use super::read::{COLUMNS, load_relations, members_of, row_to_resource};
+use super::read::{ONE_RESOURCE, load_relations, members_of, row_to_resource};
 use super::{parse_type, type_name};
 use crate::error::StoreError;
 use crate::records::{
     ChangeKind, ChangeNote, MemberRef, NewResource, PatchOutcome, PatchWrite, StoredResource,
 };
-use crate::stored_rows::created_resource;
+use crate::stored_rows::{created_resource, new_resource_id};
 use scimgate_model::filter::instant;
 use scimgate_model::patch::MemberChanges;
 
@@ -31,7 +31,7 @@ pub fn create(
         .query_row(params![tenant], |_| Ok(()))
         .optional()?
         .ok_or_else(|| StoreError::TenantNotRegistered(tenant.to_owned()))?;
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = new_resource_id();
     let members = check_members(conn, tenant, None, &new.members)?;
     let attributes = attributes_json(&new)?;
     conn.prepare_cached(
@@ -591,10 +591,7 @@ fn read_row(
     rt: ResourceType,
     id: &str,
 ) -> Result<StoredResource, StoreError> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM resources r WHERE r.tenant = ?1 AND r.id = ?2 AND r.resource_type = ?3"
-    );
-    conn.prepare_cached(&sql)?
+    conn.prepare_cached(ONE_RESOURCE)?
         .query_row(params![tenant, id, type_name(rt)], row_to_resource)
         .optional()?
         .ok_or_else(|| StoreError::NotFound(rt, id.to_owned()))?

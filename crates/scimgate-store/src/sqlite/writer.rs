@@ -254,14 +254,14 @@ fn run(
 
 fn commit_batch(conn: &Connection, batch: Vec<Job>) {
     let size = batch.len();
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = run_statement(conn, "BEGIN IMMEDIATE") {
         // Dropping the jobs unanswered tells each caller the write did not happen.
         tracing::error!(error = %e, size, "could not begin a write transaction");
         return;
     }
     let mut completions = Vec::with_capacity(size);
     for job in batch {
-        if let Err(e) = conn.execute_batch("SAVEPOINT write") {
+        if let Err(e) = run_statement(conn, "SAVEPOINT write") {
             tracing::error!(error = %e, "could not open a savepoint");
             continue;
         }
@@ -277,11 +277,11 @@ fn commit_batch(conn: &Connection, batch: Vec<Job>) {
                 rollback_savepoint(conn);
             }
         }
-        if let Err(e) = conn.execute_batch("RELEASE write") {
+        if let Err(e) = run_statement(conn, "RELEASE write") {
             tracing::error!(error = %e, "could not release a savepoint");
         }
     }
-    let commit = conn.execute_batch("COMMIT").map_err(|e| {
+    let commit = run_statement(conn, "COMMIT").map_err(|e| {
         tracing::error!(error = %e, size, "commit failed; the batch is rolled back");
         let _ = conn.execute_batch("ROLLBACK");
         e.to_string()
@@ -292,8 +292,14 @@ fn commit_batch(conn: &Connection, batch: Vec<Job>) {
     }
 }
 
+/// One of the batch's own statements (BEGIN, SAVEPOINT, RELEASE, COMMIT), prepared once
+/// rather than parsed again for every write.
+fn run_statement(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 fn rollback_savepoint(conn: &Connection) {
-    if let Err(e) = conn.execute_batch("ROLLBACK TO write") {
+    if let Err(e) = run_statement(conn, "ROLLBACK TO write") {
         tracing::error!(error = %e, "could not roll back a savepoint");
     }
 }
