@@ -145,6 +145,7 @@ impl SqliteStore {
         // (`temp_store=MEMORY`): SQLite truncates an in-memory journal by walking it at the
         // end of every statement, so a write of 20,000 members took 7 s instead of 1 s,
         // growing with the square of its size, and held every tenant's writes meanwhile.
+        //
         // The log is folded into the file beside the writer (`LogFolder`); SQLite's own
         // fold inside a commit stays only as a backstop, at 10,000 pages (40 MiB) instead
         // of 1,000, for a log the folder could not keep up with.
@@ -168,7 +169,7 @@ impl SqliteStore {
             )
             .with_init(move |c| {
                 c.busy_timeout(busy)?;
-                // 8 MiB each: with the writer's 64 MiB, the page caches of a full pool stay
+                // 8 MiB each: with the writer's 8 MiB, the page caches of a full pool stay
                 // a bounded part of the server's memory (the OS cache is behind them).
                 c.pragma_update(None, "cache_size", -8192)?;
                 connection::plan_once(c)?;
