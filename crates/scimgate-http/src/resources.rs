@@ -110,9 +110,8 @@ async fn get(
     let tenant = principal.tenant;
     let not_modified = Precondition::if_none_match(&req);
     let base = scim_base(&req, &state.settings);
-    let missing = id.clone();
-    let render = move |found: Option<StoredResource>, base: &str| {
-        let found = found.ok_or_else(|| ApiError::from(StoreError::NotFound(rt, missing)))?;
+    let render = move |found: Option<StoredResource>, base: &str, id: &str| {
+        let found = found.ok_or_else(|| ApiError::from(StoreError::NotFound(rt, id.to_owned())))?;
         if not_modified.is_some_and(|p| p.matches(found.version)) {
             return Ok((found, None));
         }
@@ -123,11 +122,15 @@ async fn get(
     // hand-off to a blocking thread. A group with many members (megabytes to read and
     // render), or a pool with no connection free at once, goes to a blocking thread.
     let (found, body) = match store.get_at_once(&tenant, rt, &id, with_relations) {
-        Some(found) => render(found?, &base)?,
+        Some(found) => render(found?, &base, &id)?,
         None => {
             let render_base = base.clone();
             storage(state.store.answer_deadline(), move || {
-                render(store.get(&tenant, rt, &id, with_relations)?, &render_base)
+                render(
+                    store.get(&tenant, rt, &id, with_relations)?,
+                    &render_base,
+                    &id,
+                )
             })
             .await?
         }
