@@ -69,7 +69,7 @@ pub fn import(args: ImportArgs) -> CliResult {
     if std::env::var_os("SCIMGATE_LOG").is_none() {
         config.log_level = "warn".into();
     }
-    crate::init_logging(&config)?;
+    let _log = crate::init_logging(&config)?;
     let _lock = if config.database.is_none() {
         if !config.data.join(scimgate::DATABASE_FILE).exists() {
             return Err(format!(

@@ -27,7 +27,7 @@ pub fn serve(args: ServeArgs) -> CliResult {
         flags,
     };
     let config = source.load()?;
-    init_logging(&config)?;
+    let _log = init_logging(&config)?;
     scimgate::data_dir::create_private(&config.data).map_err(|e| {
         format!(
             "cannot create the data folder {}: {e}",

@@ -171,3 +171,38 @@ async fn a_group_of_many_members_lists_them_all() {
     let value: Value = fetched.body["members"][0]["type"].clone();
     assert_eq!(value, "User");
 }
+
+/// A user looked up by `userName eq` (answered at once when its groups are few) shows all
+/// its groups on both sides of the limit of what is read at once, and the same answer as
+/// a read by id.
+#[actix_web::test]
+async fn a_user_found_by_user_name_shows_all_its_groups() {
+    let h = Harness::new();
+    let few = id_of(&h.create_user("few").await);
+    let many = id_of(&h.create_user("many").await);
+    for i in 0..(scimgate_store::AT_ONCE_RELATIONS + 1) {
+        let members: Vec<&str> = if i < 3 {
+            vec![few.as_str(), many.as_str()]
+        } else {
+            vec![many.as_str()]
+        };
+        h.create_group(&format!("g{i}"), &members).await;
+    }
+    for (name, id, groups) in [
+        ("FEW", &few, 3),
+        ("many", &many, scimgate_store::AT_ONCE_RELATIONS + 1),
+    ] {
+        let found = h
+            .get(&format!(
+                "/scim/v2/Users?filter=userName%20eq%20%22{name}%22"
+            ))
+            .send()
+            .await;
+        assert_eq!(found.status, 200);
+        assert_eq!(found.body["totalResults"], 1);
+        let listed = &found.body["Resources"][0];
+        assert_eq!(listed["groups"].as_array().map(Vec::len), Some(groups));
+        let by_id = h.get(&format!("/scim/v2/Users/{id}")).send().await;
+        assert_eq!(listed, &by_id.body);
+    }
+}

@@ -378,8 +378,13 @@ fn decode_cursor(key: &CursorKey, c: &str, binding: &str) -> Result<Position, Sc
     })
 }
 
+/// The longest filter parsed on an async worker to see whether storage can answer at once:
+/// an equality on a userName of the longest length IdPs send, with room to spare.
+const AT_ONCE_FILTER_BYTES: usize = 512;
+
 /// Runs one list for one type and renders the ListResponse, both on a blocking thread: a
 /// page of large resources is megabytes of JSON, which must not stall an async worker.
+/// A list that matches at most one resource is answered on the async worker instead.
 async fn list_one(
     state: web::Data<AppState>,
     tenant: String,
@@ -387,9 +392,28 @@ async fn list_one(
     search: Search,
     base: String,
 ) -> Result<String, ApiError> {
+    // A short filter is parsed here: if it can match at most one resource (`userName eq`,
+    // asked before every create a provisioning client sends), storage may answer at once,
+    // as it answers a read by id, without the hand-off to a blocking thread and back.
+    let mut prepared = None;
+    if search.cursor.is_none()
+        && search
+            .filter
+            .as_deref()
+            .is_some_and(|f| f.len() <= AT_ONCE_FILTER_BYTES)
+    {
+        let ready = prepare(&state, &tenant, rt, &search)?;
+        if let Some(page) = state.store.list_at_once(&tenant, rt, &ready.query) {
+            return Ok(list_response(page?, &ready, &base, None));
+        }
+        prepared = Some(ready);
+    }
     let store = state.store.clone();
     storage(state.store.answer_deadline(), move || {
-        let prepared = prepare(&state, &tenant, rt, &search)?;
+        let prepared = match prepared {
+            Some(ready) => ready,
+            None => prepare(&state, &tenant, rt, &search)?,
+        };
         let page = store.list(&tenant, rt, &prepared.query)?;
         Ok(list_response(
             page,
@@ -406,7 +430,7 @@ async fn list_one(
 fn render_all(resources: Vec<StoredResource>, projection: &Projection, base: &str) -> Vec<String> {
     resources
         .into_iter()
-        .map(|r| resource_text(&r, base, projection))
+        .map(|r| resource_text(r, base, projection))
         .collect()
 }
 

@@ -57,16 +57,21 @@ pub fn location(base: &str, rt: ResourceType, id: &str) -> String {
     format!("{base}/{}/{id}", rt.endpoint())
 }
 
+/// A copy of a resource's SCIM JSON, leaving the resource as it was.
 pub fn resource_json(r: &StoredResource, base: &str) -> Map<String, Value> {
-    let mut out = Map::new();
+    into_resource_json(r.clone(), base)
+}
+
+/// A resource's SCIM JSON, made from the resource itself: its attributes move into the
+/// document rather than being copied.
+pub fn into_resource_json(r: StoredResource, base: &str) -> Map<String, Value> {
+    let mut out = Map::with_capacity(r.attributes.len() + 5);
     out.insert(
         "schemas".into(),
         json!(schema_urns(r.resource_type, &r.attributes)),
     );
-    out.insert("id".into(), json!(r.id));
-    for (k, v) in &r.attributes {
-        out.insert(k.clone(), v.clone());
-    }
+    out.insert("id".into(), Value::String(r.id.clone()));
+    out.extend(r.attributes);
     if let Some(members) = r.members.as_ref().filter(|m| !m.is_empty()) {
         let list: Vec<Value> = members
             .iter()
@@ -110,35 +115,50 @@ pub fn resource_json(r: &StoredResource, base: &str) -> Map<String, Value> {
 
 /// A resource's JSON text, projected: what a response carries. A group of many members is
 /// megabytes, so callers with large resources run this on a blocking thread.
-pub fn resource_text(r: &StoredResource, base: &str, projection: &Projection) -> String {
-    let mut body = resource_json(r, base);
+pub fn resource_text(r: StoredResource, base: &str, projection: &Projection) -> String {
+    let mut body = into_resource_json(r, base);
     projection.apply(&mut body);
-    Value::Object(body).to_string()
+    json_text(&Value::Object(body))
+}
+
+/// A document's JSON text, written into a buffer sized for a typical resource at once
+/// rather than grown (and copied) step by step from empty.
+fn json_text(doc: &Value) -> String {
+    let mut text = Vec::with_capacity(1024);
+    // Writing a `Value` into memory cannot fail: its keys are strings and it holds no I/O.
+    if serde_json::to_writer(&mut text, doc).is_err() {
+        return doc.to_string();
+    }
+    String::from_utf8(text).unwrap_or_else(|_| doc.to_string())
 }
 
 /// A single-resource response with `ETag` (and `Location` on 201).
 pub fn resource_response(
     status: StatusCode,
-    r: &StoredResource,
+    r: StoredResource,
     base: &str,
     projection: &Projection,
 ) -> HttpResponse {
+    let version = r.version;
+    let created_at =
+        (status == StatusCode::CREATED).then(|| location(base, r.resource_type, &r.id));
     let body = resource_text(r, base, projection);
-    resource_response_text(status, r, base, body)
+    resource_response_text(status, version, created_at, body)
 }
 
-/// Like [`resource_response`], with the body already rendered.
+/// Like [`resource_response`], with the body already rendered: the resource's version for
+/// the `ETag`, and on 201 its location.
 pub fn resource_response_text(
     status: StatusCode,
-    r: &StoredResource,
-    base: &str,
+    version: i64,
+    created_at: Option<String>,
     body: String,
 ) -> HttpResponse {
     let mut resp = HttpResponse::build(status);
     resp.insert_header((header::CONTENT_TYPE, SCIM_JSON))
-        .insert_header((header::ETAG, etag(r.version)));
-    if status == StatusCode::CREATED {
-        resp.insert_header((header::LOCATION, location(base, r.resource_type, &r.id)));
+        .insert_header((header::ETAG, etag(version)));
+    if let Some(at) = created_at {
+        resp.insert_header((header::LOCATION, at));
     }
     resp.body(body)
 }

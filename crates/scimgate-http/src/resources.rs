@@ -112,16 +112,16 @@ async fn get(
     let base = scim_base(&req, &state.settings);
     let render = move |found: Option<StoredResource>, base: &str, id: &str| {
         let found = found.ok_or_else(|| ApiError::from(StoreError::NotFound(rt, id.to_owned())))?;
-        if not_modified.is_some_and(|p| p.matches(found.version)) {
-            return Ok((found, None));
+        let version = found.version;
+        if not_modified.is_some_and(|p| p.matches(version)) {
+            return Ok((version, None));
         }
-        let body = resource_text(&found, base, &projection);
-        Ok::<_, ApiError>((found, Some(body)))
+        Ok::<_, ApiError>((version, Some(resource_text(found, base, &projection))))
     };
     // Most reads are a lookup by key and a few relations: answered here, without the
     // hand-off to a blocking thread. A group with many members (megabytes to read and
     // render), or a pool with no connection free at once, goes to a blocking thread.
-    let (found, body) = match store.get_at_once(&tenant, rt, &id, with_relations) {
+    let (version, body) = match store.get_at_once(&tenant, rt, &id, with_relations) {
         Some(found) => render(found?, &base, &id)?,
         None => {
             let render_base = base.clone();
@@ -137,10 +137,10 @@ async fn get(
     };
     let Some(body) = body else {
         return Ok(HttpResponse::NotModified()
-            .insert_header((header::ETAG, etag(found.version)))
+            .insert_header((header::ETAG, etag(version)))
             .finish());
     };
-    Ok(resource_response_text(StatusCode::OK, &found, &base, body))
+    Ok(resource_response_text(StatusCode::OK, version, None, body))
 }
 
 async fn create(
@@ -165,7 +165,7 @@ async fn create(
     let base = scim_base(&req, &state.settings);
     Ok(resource_response(
         StatusCode::CREATED,
-        &created,
+        created,
         &base,
         &projection,
     ))
@@ -201,7 +201,7 @@ async fn replace(
     let base = scim_base(&req, &state.settings);
     Ok(resource_response(
         StatusCode::OK,
-        &replaced,
+        replaced,
         &base,
         &projection,
     ))
@@ -269,7 +269,7 @@ async fn patch(
     let base = scim_base(&req, &state.settings);
     Ok(resource_response(
         StatusCode::OK,
-        &resource,
+        resource,
         &base,
         &projection,
     ))

@@ -1,12 +1,15 @@
 //! `attributes` and `excludedAttributes` (RFC 7644 §3.4.2.5) applied to a rendered resource,
 //! honouring each attribute's `returned` characteristic.
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use serde_json::{Map, Value};
 
 use crate::error::{ScimError, excerpt};
 use crate::path::{PathTarget, resolve};
+use crate::registry::Registry;
 use crate::resource_type::ResourceType;
-use crate::schema::{AttributeDef, Returned, Schema};
+use crate::schema::{AttributeDef, Returned};
 use crate::schemas::COMMON;
 
 /// Most paths one `attributes` or `excludedAttributes` list may name. Every attribute and
@@ -16,11 +19,7 @@ pub const MAX_PROJECTION_PATHS: usize = 200;
 #[derive(Debug, Clone, Default)]
 pub struct Projection {
     mode: Mode,
-    /// Top-level keys kept whatever was asked: `schemas` and `returned: always` attributes.
-    always: Vec<&'static str>,
-    /// Paths by their `returned` characteristic, `never` and `request`.
-    never: Vec<Vec<&'static str>>,
-    on_request: Vec<Vec<&'static str>>,
+    returning: Arc<Returning>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -29,6 +28,93 @@ enum Mode {
     Default,
     Include(Vec<Vec<&'static str>>),
     Exclude(Vec<Vec<&'static str>>),
+}
+
+/// What a resource type's schemas say of returning each attribute (RFC 7643 §7
+/// `returned`). It changes only when the operator's schemas are reloaded, so it is worked
+/// out once per schema set and shared by every request's projection.
+#[derive(Debug, Default)]
+struct Returning {
+    /// Top-level keys kept whatever was asked: `schemas` and `returned: always` attributes.
+    always: Vec<&'static str>,
+    /// Paths by their `returned` characteristic, `never` and `request`.
+    never: Vec<Vec<&'static str>>,
+    on_request: Vec<Vec<&'static str>>,
+    /// Extension attributes with `returned: always`: the extension's URN and the name.
+    extension_always: Vec<(&'static str, &'static str)>,
+    /// Every attribute of each extension with such an attribute, for an exclusion of the
+    /// whole extension: the URN, the name, and whether it is returned always.
+    extension_attributes: Vec<(&'static str, &'static str, bool)>,
+}
+
+impl Returning {
+    fn of(rt: ResourceType, registry: &Registry) -> Returning {
+        let mut r = Returning {
+            always: vec!["schemas"],
+            ..Returning::default()
+        };
+        let core = rt
+            .core_schema()
+            .attributes
+            .iter()
+            .chain(COMMON.iter())
+            .map(|d| (None, d));
+        let ext = registry
+            .extensions(rt)
+            .iter()
+            .flat_map(|e| e.attributes.iter().map(move |d| (Some(e.id), d)));
+        for (urn, def) in core.chain(ext) {
+            let base: Vec<&'static str> = urn.into_iter().chain([def.name]).collect();
+            if urn.is_none() && def.returned == Returned::Always {
+                r.always.push(def.name);
+            }
+            r.classify(base.clone(), def);
+            for sub in &def.sub_attributes {
+                let mut path = base.clone();
+                path.push(sub.name);
+                r.classify(path, sub);
+            }
+        }
+        for e in registry.extensions(rt) {
+            let always = |d: &AttributeDef| d.returned == Returned::Always;
+            if e.attributes.iter().any(always) {
+                r.extension_always.extend(
+                    e.attributes
+                        .iter()
+                        .filter(|d| always(d))
+                        .map(|d| (e.id, d.name)),
+                );
+                r.extension_attributes
+                    .extend(e.attributes.iter().map(|d| (e.id, d.name, always(d))));
+            }
+        }
+        r
+    }
+
+    fn classify(&mut self, path: Vec<&'static str>, def: &'static AttributeDef) {
+        match def.returned {
+            Returned::Never => self.never.push(path),
+            Returned::Request => self.on_request.push(path),
+            Returned::Always | Returned::Default => {}
+        }
+    }
+}
+
+/// The [`Returning`] of `rt` under the schema set in force, kept per set (by its epoch).
+fn returning(rt: ResourceType) -> Arc<Returning> {
+    type Kept = Option<(u64, [Arc<Returning>; 2])>;
+    static KEPT: Mutex<Kept> = Mutex::new(None);
+    let registry = crate::registry::current();
+    let mut kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
+    let slot = match &*kept {
+        Some((epoch, both)) if *epoch == registry.epoch() => both,
+        _ => {
+            let both = [ResourceType::User, ResourceType::Group]
+                .map(|rt| Arc::new(Returning::of(rt, registry)));
+            &kept.insert((registry.epoch(), both)).1
+        }
+    };
+    Arc::clone(&slot[usize::from(rt == ResourceType::Group)])
 }
 
 impl Projection {
@@ -46,44 +132,9 @@ impl Projection {
             }
             _ => Mode::Default,
         };
-        let mode = with_extensions_always_returned(rt, mode);
-        let mut p = Projection {
-            mode,
-            always: vec!["schemas"],
-            never: Vec::new(),
-            on_request: Vec::new(),
-        };
-        let core = rt
-            .core_schema()
-            .attributes
-            .iter()
-            .chain(COMMON.iter())
-            .map(|d| (None, d));
-        let ext = rt
-            .extensions()
-            .iter()
-            .flat_map(|e| e.attributes.iter().map(move |d| (Some(e.id), d)));
-        for (urn, def) in core.chain(ext) {
-            let base: Vec<&'static str> = urn.into_iter().chain([def.name]).collect();
-            if urn.is_none() && def.returned == Returned::Always {
-                p.always.push(def.name);
-            }
-            p.classify(base.clone(), def);
-            for sub in &def.sub_attributes {
-                let mut path = base.clone();
-                path.push(sub.name);
-                p.classify(path, sub);
-            }
-        }
-        Ok(p)
-    }
-
-    fn classify(&mut self, path: Vec<&'static str>, def: &'static AttributeDef) {
-        match def.returned {
-            Returned::Never => self.never.push(path),
-            Returned::Request => self.on_request.push(path),
-            Returned::Always | Returned::Default => {}
-        }
+        let returning = returning(rt);
+        let mode = with_extensions_always_returned(&returning, mode);
+        Ok(Projection { mode, returning })
     }
 
     /// Whether the top-level attribute `name` will appear at all, so that storage can skip
@@ -106,23 +157,25 @@ impl Projection {
     }
 
     pub fn apply(&self, resource: &mut Map<String, Value>) {
+        let r = &*self.returning;
         // `returned: never` goes whatever was asked; `request` unless it was named.
-        exclude(resource, &self.never, &[]);
-        let named = |path: &Vec<&str>| match &self.mode {
-            Mode::Include(sel) => sel.iter().any(|s| path.starts_with(s)),
-            _ => false,
-        };
-        let unrequested: Vec<Vec<&'static str>> = self
-            .on_request
-            .iter()
-            .filter(|p| !named(p))
-            .cloned()
-            .collect();
-        exclude(resource, &unrequested, &[]);
+        exclude(resource, &r.never, &[]);
         match &self.mode {
-            Mode::Default => {}
-            Mode::Include(sel) => include(resource, sel, &self.always),
-            Mode::Exclude(sel) => exclude(resource, sel, &self.always),
+            Mode::Default => exclude(resource, &r.on_request, &[]),
+            Mode::Include(sel) => {
+                let unrequested: Vec<Vec<&'static str>> = r
+                    .on_request
+                    .iter()
+                    .filter(|p| !sel.iter().any(|s| p.starts_with(s)))
+                    .cloned()
+                    .collect();
+                exclude(resource, &unrequested, &[]);
+                include(resource, sel, &r.always);
+            }
+            Mode::Exclude(sel) => {
+                exclude(resource, &r.on_request, &[]);
+                exclude(resource, sel, &r.always);
+            }
         }
     }
 }
@@ -130,25 +183,16 @@ impl Projection {
 /// Extension attributes with `returned: always` (an operator's) are in every answer: named
 /// by `attributes` whatever it names, and never taken out by `excludedAttributes`, even
 /// when the whole extension is excluded (its other attributes are, one by one).
-fn with_extensions_always_returned(rt: ResourceType, mode: Mode) -> Mode {
-    let always: Vec<(&'static Schema, &'static str)> = rt
-        .extensions()
-        .iter()
-        .flat_map(|e| {
-            e.attributes
-                .iter()
-                .filter(|d| d.returned == Returned::Always)
-                .map(move |d| (*e, d.name))
-        })
-        .collect();
+fn with_extensions_always_returned(returning: &Returning, mode: Mode) -> Mode {
+    let always = &returning.extension_always;
     if always.is_empty() {
         return mode;
     }
     match mode {
         Mode::Default => Mode::Default,
         Mode::Include(mut sel) => {
-            for (ext, name) in &always {
-                let path = vec![ext.id, *name];
+            for (urn, name) in always {
+                let path = vec![*urn, *name];
                 if !sel.contains(&path) {
                     sel.push(path);
                 }
@@ -158,16 +202,17 @@ fn with_extensions_always_returned(rt: ResourceType, mode: Mode) -> Mode {
         Mode::Exclude(sel) => {
             let mut out = Vec::with_capacity(sel.len());
             for s in sel {
-                let ext = always.iter().find(|(e, _)| e.id == s[0]).map(|(e, _)| *e);
-                match (ext, s.len()) {
+                let has_always = always.iter().any(|(urn, _)| *urn == s[0]);
+                match (has_always, s.len()) {
                     // The whole extension: each of its attributes but those always returned.
-                    (Some(ext), 1) => out.extend(
-                        ext.attributes
+                    (true, 1) => out.extend(
+                        returning
+                            .extension_attributes
                             .iter()
-                            .filter(|d| d.returned != Returned::Always)
-                            .map(|d| vec![ext.id, d.name]),
+                            .filter(|(urn, _, always)| *urn == s[0] && !always)
+                            .map(|(urn, name, _)| vec![*urn, *name]),
                     ),
-                    (Some(_), _) if always.iter().any(|(e, n)| e.id == s[0] && *n == s[1]) => {}
+                    (true, _) if always.iter().any(|(u, n)| *u == s[0] && *n == s[1]) => {}
                     _ => out.push(s),
                 }
             }

@@ -108,6 +108,23 @@ pub fn probe(f: &Filter) -> Option<(&AttrPath, Pred<'_>)> {
     }
 }
 
+/// Whether `f` matches at most one resource of type `rt` whatever is stored: an equality
+/// on `id`, or on a user's `userName` (unique in its tenant, compared case-folded as its
+/// uniqueness is). Such a list costs one index lookup, like a read by id.
+pub fn matches_at_most_one(rt: ResourceType, f: &Filter) -> bool {
+    let Filter::Compare {
+        path,
+        op: CompareOp::Eq,
+        value: Comparand::Text { .. },
+    } = f
+    else {
+        return false;
+    };
+    path.extension.is_none()
+        && path.sub.is_none()
+        && (path.attr.name == "id" || (rt == ResourceType::User && path.attr.name == "userName"))
+}
+
 /// About how many rows each node of one filter matches, so that the side of an `and`
 /// matching fewer drives and the other is only probed: `emails[type eq "work" and value
 /// eq "x"]` starts from the one address, not from every work email. A comparison is

@@ -9,7 +9,8 @@
 use scimgate_model::ResourceType;
 use scimgate_model::filter::{Comparand, CompareOp, Filter};
 use scimgate_model::path::AttrPath;
-use scimgate_model::schema::AttrType;
+use scimgate_model::schema::{AttrType, AttributeDef};
+use scimgate_model::schemas::COMMON;
 
 use crate::error::StoreError;
 use crate::filter_plan::{
@@ -155,6 +156,27 @@ impl<'a, D: Dialect> FilterSql<'a, D> {
                 self.complement_of_resources(inner)
             }
         })
+    }
+
+    /// A query counting the resources matching `f` straight off the attribute index, when
+    /// each matching resource is exactly one index row: a comparison on a singular
+    /// attribute that only this resource type has (`active eq true`). `None` otherwise.
+    /// The general count looks up each matching resource by its `seq`; at a million
+    /// matches that is most of a second, where counting index entries is tens of ms.
+    pub fn count_by_index(&mut self, f: &Filter) -> Result<Option<String>, StoreError> {
+        let Step::Match(path, pred) = step(f) else {
+            return Ok(None);
+        };
+        if !one_index_row_per_resource(self.rt, path)
+            || !matches!(self.source(path)?, Source::Index(_))
+        {
+            return Ok(None);
+        }
+        let atom = self.atom(path, pred)?;
+        Ok(Some(format!(
+            "SELECT count(*) FROM ({atom}) {}",
+            self.alias()
+        )))
     }
 
     /// `a` and `b` of an `and`, the one matching fewer rows first (see `Estimates`).
@@ -398,4 +420,22 @@ fn sql_operator(op: CompareOp) -> Result<&'static str, StoreError> {
             )));
         }
     })
+}
+
+/// Whether each resource of type `rt` has at most one index row of `path`, and no
+/// resource of the other type has any: a singular attribute (or a sub-attribute of a
+/// singular one), not complex itself, defined by `rt`'s own schema or an extension of it.
+fn one_index_row_per_resource(rt: ResourceType, path: &AttrPath) -> bool {
+    let singular = !path.attr.multi_valued
+        && path.sub.is_none_or(|s| !s.multi_valued)
+        && path.leaf().ty != AttrType::Complex;
+    let other = match rt {
+        ResourceType::User => ResourceType::Group,
+        ResourceType::Group => ResourceType::User,
+    };
+    let named = |d: &AttributeDef| d.name.eq_ignore_ascii_case(path.attr.name);
+    // An extension extends one resource type; core names may be shared (`displayName`).
+    let only_this_type = path.extension.is_some()
+        || !(COMMON.iter().any(named) || other.core_schema().attributes.iter().any(named));
+    singular && only_this_type
 }

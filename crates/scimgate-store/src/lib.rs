@@ -148,6 +148,19 @@ pub trait Store: Send + Sync {
         rt: ResourceType,
         query: &ListQuery,
     ) -> Result<ListPage, StoreError>;
+    /// [`Store::list`] answered on the caller's thread, as [`Store::get_at_once`] answers
+    /// a read, for a filter that matches at most one resource whatever is stored
+    /// (`filter_plan::matches_at_most_one`: `userName eq`, what a provisioning client
+    /// asks before each create) and index paging. `None` otherwise: run `list` off the
+    /// async workers instead.
+    fn list_at_once(
+        &self,
+        _tenant: &str,
+        _rt: ResourceType,
+        _query: &ListQuery,
+    ) -> Option<Result<ListPage, StoreError>> {
+        None
+    }
     /// A schema set about to be put in force (`scimgate_model::registry`): the attribute
     /// paths it brings are registered first, so that every write under it finds its
     /// values' index paths (filters, sorting).

@@ -32,7 +32,10 @@ use crate::records::{
     StoreStats, StoredResource,
 };
 use crate::stored_rows::parse_type;
-use crate::{AccessSnapshot, AuditQuery, AuditRecord, ListPage, ListQuery, PendingWrite, Store};
+use crate::{
+    AccessSnapshot, AuditQuery, AuditRecord, ListPage, ListQuery, Page, PendingWrite, Store,
+    filter_plan,
+};
 use index::PathIds;
 use migrations::migrate;
 use scimgate_model::registry::Registry;
@@ -175,9 +178,12 @@ impl SqliteStore {
                 connection::plan_once(c)?;
                 c.pragma_update(None, "query_only", "ON")
             });
+        // No test on check-out: a connection to a local file does not go stale the way a
+        // network one does, and the test parsed a statement on every read.
         let readers = r2d2::Pool::builder()
             .max_size(options.read_connections.max(1))
             .min_idle(Some(1))
+            .test_on_check_out(false)
             .connection_timeout(options.pool_timeout)
             .build(manager)
             .map_err(|e| StoreError::Migration(format!("cannot open read connections: {e}")))?;
@@ -448,6 +454,27 @@ impl Store for SqliteStore {
         self.read(tenant, |c| {
             read::list(c, &self.paths.load(), tenant, rt, query, budget)
         })
+    }
+
+    fn list_at_once(
+        &self,
+        tenant: &str,
+        rt: ResourceType,
+        query: &ListQuery,
+    ) -> Option<Result<ListPage, StoreError>> {
+        let one = query
+            .filter
+            .as_ref()
+            .is_some_and(|f| filter_plan::matches_at_most_one(rt, f));
+        if !one || !matches!(query.page, Page::Index { .. }) {
+            return None;
+        }
+        let _slot = self.read_slots.try_acquire(tenant)?;
+        let conn = self.readers.try_get()?;
+        self.read_checkouts.fetch_add(1, Ordering::Relaxed);
+        // No query deadline, as for `get_at_once`: one index lookup and a bounded relation read.
+        let (paths, max) = (self.paths.load(), crate::AT_ONCE_RELATIONS);
+        read::list_within(&conn, &paths, tenant, rt, query, self.page_budget, max).transpose()
     }
 
     fn register_schemas(&self, next: &'static Registry) -> Result<(), StoreError> {

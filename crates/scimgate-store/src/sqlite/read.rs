@@ -1,5 +1,7 @@
 //! Read queries: one resource, a filtered page, and the membership on either side.
 
+use std::cell::Cell;
+
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use scimgate_model::ResourceType;
@@ -118,6 +120,42 @@ pub fn list(
     q: &ListQuery,
     budget: PageBudget,
 ) -> Result<ListPage, StoreError> {
+    list_loading(conn, paths, tenant, rt, q, budget, |r| {
+        load_relations(conn, tenant, r)
+    })
+}
+
+/// Like [`list`], reading at most `max_relations` members or groups of each resource;
+/// `None` when a resource of the page has more.
+pub fn list_within(
+    conn: &Connection,
+    paths: &PathIds,
+    tenant: &str,
+    rt: ResourceType,
+    q: &ListQuery,
+    budget: PageBudget,
+    max_relations: usize,
+) -> Result<Option<ListPage>, StoreError> {
+    let over_limit = Cell::new(false);
+    let page = list_loading(conn, paths, tenant, rt, q, budget, |r| {
+        if !load_relations_within(conn, tenant, r, Some(max_relations))? {
+            over_limit.set(true);
+        }
+        Ok(())
+    })?;
+    Ok((!over_limit.get()).then_some(page))
+}
+
+/// A list whose resources' relations, when asked for, are read by `load`.
+fn list_loading(
+    conn: &Connection,
+    paths: &PathIds,
+    tenant: &str,
+    rt: ResourceType,
+    q: &ListQuery,
+    budget: PageBudget,
+    load: impl FnMut(&mut StoredResource) -> Result<(), StoreError>,
+) -> Result<ListPage, StoreError> {
     // One read transaction, so totalResults and the page agree with each other.
     let _snapshot = Snapshot::begin(conn)?;
     let mut args = Vec::new();
@@ -137,13 +175,9 @@ pub fn list(
                 .optional()?;
             Some(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
         }
-        _ => {
-            let sql = format!("SELECT count(*) FROM resources r WHERE {sql_where}");
-            let n: i64 = conn
-                .prepare_cached(&sql)?
-                .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
-            Some(u64::try_from(n).unwrap_or(0))
-        }
+        _ => Some(count_matching(
+            conn, paths, tenant, rt, q, &sql_where, &args,
+        )?),
     };
     let (mut resources, mut next) = (Vec::new(), None);
     if count > 0 {
@@ -185,7 +219,6 @@ pub fn list(
             let (resource, key, size) = row?;
             Ok((resource?, sql_to_json(key), size))
         });
-        let load = |r: &mut StoredResource| load_relations(conn, tenant, r);
         (resources, next) = fill_page(
             rows,
             budget,
@@ -200,6 +233,37 @@ pub fn list(
         resources,
         next,
     })
+}
+
+/// How many of the tenant's resources of type `rt` match the list's filter (`sql_where`
+/// with `args`): counted off the attribute index alone when one index row stands for one
+/// resource (`FilterSql::count_by_index`), else resource by resource.
+fn count_matching(
+    conn: &Connection,
+    paths: &PathIds,
+    tenant: &str,
+    rt: ResourceType,
+    q: &ListQuery,
+    sql_where: &str,
+    args: &[SqlValue],
+) -> Result<u64, StoreError> {
+    let mut index_params = Vec::new();
+    let by_index = match q.filter.as_ref() {
+        Some(filter) => FilterSql::new(&mut Sqlite { conn }, paths, tenant, rt, &mut index_params)
+            .count_by_index(filter)?,
+        None => None,
+    };
+    let n: i64 = match by_index {
+        Some(sql) => conn
+            .prepare_cached(&sql)?
+            .query_row(params_from_iter(values(&index_params)), |r| r.get(0))?,
+        None => conn
+            .prepare_cached(&format!(
+                "SELECT count(*) FROM resources r WHERE {sql_where}"
+            ))?
+            .query_row(params_from_iter(args.iter()), |r| r.get(0))?,
+    };
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 /// The condition on `resources r` that selects the tenant's resources of type `rt` matching

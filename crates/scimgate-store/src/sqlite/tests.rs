@@ -2,12 +2,13 @@ use std::sync::Arc;
 use std::thread;
 
 use scimgate_model::SystemClock;
+use scimgate_model::filter;
 use scimgate_model::validate::validate;
 use serde_json::json;
 
 use super::*;
 use crate::admin::Admin;
-use crate::{ListQuery, Page};
+use crate::{GroupRef, ListQuery, Page};
 
 fn open(dir: &tempfile::TempDir) -> SqliteStore {
     opened(&SqliteOptions::new(dir.path().join("s.db")))
@@ -418,6 +419,110 @@ fn a_lookup_at_once_reads_a_bounded_number_of_relations() {
         Ok(())
     })
     .expect("read");
+}
+
+/// A filter matching at most one resource (`userName eq`, `id eq`) is answered at once,
+/// with the same page `list` gives; a user with more groups than that reads, any other
+/// filter, and cursor paging are left to `list`.
+#[test]
+fn a_list_at_once_answers_only_lookups_of_one_resource() {
+    use crate::AT_ONCE_RELATIONS as MAX;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = opened(&SqliteOptions::new(dir.path().join("s.db")));
+    let ids: Vec<String> = (0..2)
+        .map(|i| s.create("t", user(&format!("u{i}"))).expect("create").id)
+        .collect();
+    for g in 0..=MAX {
+        let members = if g < MAX { &ids[..] } else { &ids[1..] };
+        s.create("t", group(&format!("g{g}"), members))
+            .expect("group");
+    }
+    let query = |text: &str, page: Page| ListQuery {
+        filter: Some(filter::parse(ResourceType::User, text).expect("filter")),
+        sort: None,
+        page,
+        with_relations: true,
+    };
+    let index = Page::Index {
+        start_index: 1,
+        count: 10,
+    };
+    let at_once = |q: &ListQuery| s.list_at_once("t", ResourceType::User, q);
+    let lookup = query("userName eq \"U0\"", index.clone());
+    let page = at_once(&lookup).expect("answered").expect("list");
+    let listed = s.list("t", ResourceType::User, &lookup).expect("list");
+    let seen = |p: &ListPage| -> Vec<(String, Option<Vec<GroupRef>>)> {
+        p.resources
+            .iter()
+            .map(|r| (r.id.clone(), r.groups.clone()))
+            .collect()
+    };
+    assert_eq!(page.total_results, Some(1));
+    assert_eq!(seen(&page), seen(&listed));
+    assert_eq!(page.resources[0].groups.as_ref().map(Vec::len), Some(MAX));
+    let by_id = query(&format!("id eq \"{}\"", ids[0]), index.clone());
+    let page_by_id = at_once(&by_id).expect("answered").expect("list");
+    assert_eq!(seen(&page_by_id), seen(&page));
+    let missing = at_once(&query("userName eq \"nobody\"", index.clone())).expect("answered");
+    assert_eq!(missing.expect("list").total_results, Some(0));
+    // u1 is in MAX + 1 groups: more than is read at once.
+    assert!(at_once(&query("userName eq \"u1\"", index.clone())).is_none());
+    assert!(at_once(&query("userName sw \"u\"", index.clone())).is_none());
+    assert!(at_once(&query("displayName eq \"u0\"", index)).is_none());
+    let cursor = Page::Cursor {
+        after: None,
+        count: 10,
+    };
+    assert!(at_once(&query("userName eq \"u0\"", cursor)).is_none());
+}
+
+/// A count off the attribute index alone (one row per resource) agrees with the count
+/// resource by resource: only the tenant's users, whatever the groups and other tenants hold.
+#[test]
+fn counts_off_the_index_count_only_the_type_and_the_tenant() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = opened(&SqliteOptions::new(dir.path().join("s.db")));
+    for i in 0..5 {
+        let active = i % 2 == 0;
+        let v = validate(
+            ResourceType::User,
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("u{i}"), "displayName": "same", "active": active}),
+        )
+        .expect("valid");
+        s.create(
+            "t",
+            NewResource::from_validated(v.clone(), Default::default()),
+        )
+        .expect("create");
+        s.create("other", NewResource::from_validated(v, Default::default()))
+            .expect("create");
+    }
+    s.create("t", group("same", &[])).expect("group");
+    let total = |rt, text: &str| {
+        let q = ListQuery {
+            filter: Some(filter::parse(rt, text).expect("filter")),
+            sort: None,
+            page: Page::Index {
+                start_index: 1,
+                count: 0,
+            },
+            with_relations: false,
+        };
+        s.list("t", rt, &q).expect("list").total_results
+    };
+    assert_eq!(total(ResourceType::User, "active eq true"), Some(3));
+    assert_eq!(total(ResourceType::User, "active eq false"), Some(2));
+    assert_eq!(total(ResourceType::User, "active pr"), Some(5));
+    assert_eq!(total(ResourceType::User, "userName sw \"u\""), Some(5));
+    // `displayName` is the groups' too: counted resource by resource.
+    assert_eq!(
+        total(ResourceType::User, "displayName eq \"same\""),
+        Some(5)
+    );
+    assert_eq!(
+        total(ResourceType::Group, "displayName eq \"same\""),
+        Some(1)
+    );
 }
 
 /// A page of large resources ends at the byte budget (at least one resource), and the next
