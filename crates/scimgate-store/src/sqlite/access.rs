@@ -38,6 +38,9 @@ pub(crate) fn snapshot(conn: &Connection) -> Result<AccessSnapshot, StoreError> 
     })
 }
 
+/// How long an admin command's end waits for the log to be folded into the file.
+const FOLD_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A read-write connection for the command-line tools, beside a running server.
 pub struct AdminDb {
     conn: Connection,
@@ -47,14 +50,34 @@ impl Drop for AdminDb {
     /// What a command wrote goes into the database file before it exits: the server's
     /// writer folds the log only after its own writes, and a copy of `scimgate.db` taken
     /// while the server idles must not miss a revocation or a tenant.
+    ///
+    /// A checkpoint answers busy at once, without waiting, while another connection folds
+    /// the log (the server's log folder, every 50 ms, which may have started before this
+    /// command's commit): it is tried again, for a few seconds at most.
     fn drop(&mut self) {
-        if let Err(e) = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                r.get::<_, i64>(0)
-            })
-        {
-            tracing::warn!(error = %e, "checkpoint after an admin command failed");
+        let deadline = std::time::Instant::now() + FOLD_PATIENCE;
+        loop {
+            let busy = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    r.get::<_, i64>(0)
+                });
+            match busy {
+                Ok(0) => return,
+                Ok(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Ok(_) => {
+                    tracing::warn!(
+                        "the log was not folded after an admin command: the database stayed busy; the server folds it later"
+                    );
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "checkpoint after an admin command failed");
+                    return;
+                }
+            }
         }
     }
 }
