@@ -1,6 +1,7 @@
 //! `scimgate`: serve SCIM 2.0, mint tokens, and answer Docker's health check.
 
 mod cmd;
+mod log_writer;
 
 /// See Cargo.toml: memory freed after a burst goes back to the system.
 #[global_allocator]
@@ -12,7 +13,6 @@ use std::process::ExitCode;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use scimgate::Config;
 use scimgate::config::LogFormat;
-use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
@@ -526,7 +526,7 @@ type CliResult = Result<(), Box<dyn std::error::Error>>;
 
 /// Sets up the log; it is written until the guard returned is dropped, which writes out
 /// what is still queued.
-fn init_logging(config: &Config) -> Result<WorkerGuard, Box<dyn std::error::Error>> {
+fn init_logging(config: &Config) -> Result<log_writer::Flushed, Box<dyn std::error::Error>> {
     let from_env = std::env::var("SCIMGATE_LOG")
         .ok()
         .and_then(|text| EnvFilter::try_new(&text).ok().map(|f| (text, f)));
@@ -543,13 +543,8 @@ fn init_logging(config: &Config) -> Result<WorkerGuard, Box<dyn std::error::Erro
         filter = filter.add_directive("tokio_postgres=info".parse()?);
     }
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    // Lines go to standard error from a thread of their own, as many per write as are
-    // waiting: a request's log line costs its worker a queue push, not a system call. The
-    // queue is not lossy; only a kill -9 can lose the lines of its last instant.
-    let (writer, flushed_at_drop) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("scimgate-log")
-        .finish(std::io::BufWriter::new(std::io::stderr()));
+    // Lines go to standard error from a thread of their own (`log_writer`).
+    let (writer, flushed_at_drop) = log_writer::start(std::io::stderr())?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)

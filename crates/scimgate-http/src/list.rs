@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use crate::blocking::{blocking, storage};
 use crate::body::read_json;
-use crate::context::Principal;
+use crate::context::{Principal, may_answer_at_once};
 use crate::cursor::CursorKey;
 use crate::error::ApiError;
 use crate::query::QueryParams;
@@ -384,19 +384,22 @@ const AT_ONCE_FILTER_BYTES: usize = 512;
 
 /// Runs one list for one type and renders the ListResponse, both on a blocking thread: a
 /// page of large resources is megabytes of JSON, which must not stall an async worker.
-/// A list that matches at most one resource is answered on the async worker instead.
+/// A list that matches at most one resource is answered on the async worker instead, when
+/// `at_once` allows (`context::may_answer_at_once`).
 async fn list_one(
     state: web::Data<AppState>,
     tenant: String,
     rt: ResourceType,
     search: Search,
     base: String,
+    at_once: bool,
 ) -> Result<String, ApiError> {
     // A short filter is parsed here: if it can match at most one resource (`userName eq`,
     // asked before every create a provisioning client sends), storage may answer at once,
     // as it answers a read by id, without the hand-off to a blocking thread and back.
     let mut prepared = None;
-    if search.cursor.is_none()
+    if at_once
+        && search.cursor.is_none()
         && search
             .filter
             .as_deref()
@@ -487,7 +490,8 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let search = Search::from_query(&query)?;
     let base = scim_base(&req, &state.settings);
-    let body = list_one(state, principal.tenant, **rt, search, base).await?;
+    let at_once = may_answer_at_once(&req, &principal.tenant);
+    let body = list_one(state, principal.tenant, **rt, search, base, at_once).await?;
     Ok(scim_json_text(StatusCode::OK, body))
 }
 
@@ -503,7 +507,8 @@ pub async fn search(
     // A SearchRequest can list tens of thousands of names: read off the async worker.
     let search = blocking(move || Ok(Search::from_body(&body)?)).await?;
     let base = scim_base(&req, &state.settings);
-    let out = list_one(state, principal.tenant, **rt, search, base).await?;
+    let at_once = may_answer_at_once(&req, &principal.tenant);
+    let out = list_one(state, principal.tenant, **rt, search, base, at_once).await?;
     Ok(scim_json_text(StatusCode::OK, out))
 }
 
