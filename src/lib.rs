@@ -283,6 +283,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Built, StartError
             )
         },
         connections: Connections::new(),
+        at_once: Default::default(),
         cursors: signing_key.cursor_key(),
         feed: feed.clone(),
         feed_watch: Arc::new(feed_watch),

@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use crate::connections::OpenConnection;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 
@@ -50,20 +49,6 @@ impl FromRequest for RequestId {
 
 /// Who an authenticated request is and which tenant it acts for; put on every request
 /// under `/scim/v2` (a handler takes it as an argument: `auth` says how).
-/// Most connections a tenant may keep open for its reads still to be answered on the async
-/// worker itself (`Store::get_at_once`, `list_at_once`). A worker serves its connections'
-/// requests in turn, so a tenant with many connections busy would have every other
-/// tenant's answer wait behind one whole answer per connection of its own; from the
-/// blocking threads, its share of read connections holds it back instead. At 32, another
-/// tenant's answer waits a few milliseconds at most.
-pub const AT_ONCE_MAX_TENANT_CONNECTIONS: usize = 32;
-
-/// Whether a read of `tenant` may be answered on the async worker (see above).
-pub fn may_answer_at_once(req: &actix_web::HttpRequest, tenant: &str) -> bool {
-    req.conn_data::<OpenConnection>()
-        .is_none_or(|c| c.tenant_connections(tenant) <= AT_ONCE_MAX_TENANT_CONNECTIONS)
-}
-
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub tenant: String,

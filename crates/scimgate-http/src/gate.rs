@@ -17,6 +17,7 @@ pub async fn middleware(
     let Some((state, principal)) = authenticated(&req) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
+    state.at_once.saw(&principal.tenant);
     let admitted = match state.admission.enter(&principal.tenant).await {
         Ok(admitted) => admitted,
         // Answered as a response, not returned as an error, so that the request id, the

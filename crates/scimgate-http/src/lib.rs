@@ -4,6 +4,7 @@
 mod access;
 mod admission;
 mod assertion;
+mod at_once;
 mod audit;
 mod auth;
 mod blocking;

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use crate::blocking::{blocking, storage};
 use crate::body::read_json;
-use crate::context::{Principal, may_answer_at_once};
+use crate::context::Principal;
 use crate::cursor::CursorKey;
 use crate::error::ApiError;
 use crate::query::QueryParams;
@@ -384,26 +384,25 @@ const AT_ONCE_FILTER_BYTES: usize = 512;
 
 /// Runs one list for one type and renders the ListResponse, both on a blocking thread: a
 /// page of large resources is megabytes of JSON, which must not stall an async worker.
-/// A list that matches at most one resource is answered on the async worker instead, when
-/// `at_once` allows (`context::may_answer_at_once`).
+/// A list that matches at most one resource is answered on the async worker instead, within
+/// its tenant's part of what the workers answer themselves (`at_once`).
 async fn list_one(
     state: web::Data<AppState>,
     tenant: String,
     rt: ResourceType,
     search: Search,
     base: String,
-    at_once: bool,
 ) -> Result<String, ApiError> {
     // A short filter is parsed here: if it can match at most one resource (`userName eq`,
     // asked before every create a provisioning client sends), storage may answer at once,
     // as it answers a read by id, without the hand-off to a blocking thread and back.
     let mut prepared = None;
-    if at_once
-        && search.cursor.is_none()
+    if search.cursor.is_none()
         && search
             .filter
             .as_deref()
             .is_some_and(|f| f.len() <= AT_ONCE_FILTER_BYTES)
+        && state.at_once.allows(&tenant)
     {
         let ready = prepare(&state, &tenant, rt, &search)?;
         if let Some(page) = state.store.list_at_once(&tenant, rt, &ready.query) {
@@ -490,8 +489,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let search = Search::from_query(&query)?;
     let base = scim_base(&req, &state.settings);
-    let at_once = may_answer_at_once(&req, &principal.tenant);
-    let body = list_one(state, principal.tenant, **rt, search, base, at_once).await?;
+    let body = list_one(state, principal.tenant, **rt, search, base).await?;
     Ok(scim_json_text(StatusCode::OK, body))
 }
 
@@ -507,8 +505,7 @@ pub async fn search(
     // A SearchRequest can list tens of thousands of names: read off the async worker.
     let search = blocking(move || Ok(Search::from_body(&body)?)).await?;
     let base = scim_base(&req, &state.settings);
-    let at_once = may_answer_at_once(&req, &principal.tenant);
-    let out = list_one(state, principal.tenant, **rt, search, base, at_once).await?;
+    let out = list_one(state, principal.tenant, **rt, search, base).await?;
     Ok(scim_json_text(StatusCode::OK, out))
 }
 

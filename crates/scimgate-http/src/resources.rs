@@ -9,7 +9,7 @@ use scimgate_store::{StoreError, StoredResource};
 
 use crate::blocking::storage;
 use crate::body::read_json;
-use crate::context::{Principal, RequestId, may_answer_at_once};
+use crate::context::{Principal, RequestId};
 use crate::error::{ApiError, method_not_allowed};
 use crate::etag::{Precondition, etag};
 use crate::hooks::Hook;
@@ -120,9 +120,11 @@ async fn get(
     };
     // Most reads are a lookup by key and a few relations: answered here, without the
     // hand-off to a blocking thread. A group with many members (megabytes to read and
-    // render), a pool with no connection free at once, or a read of a tenant keeping many
-    // connections open (`may_answer_at_once`), goes to a blocking thread.
-    let at_once = may_answer_at_once(&req, &tenant)
+    // render), a pool with no connection free at once, or a read past its tenant's part of
+    // what the workers answer themselves (`at_once`), goes to a blocking thread.
+    let at_once = state
+        .at_once
+        .allows(&tenant)
         .then(|| store.get_at_once(&tenant, rt, &id, with_relations))
         .flatten();
     let (version, body) = match at_once {

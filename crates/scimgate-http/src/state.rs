@@ -7,6 +7,7 @@ use scimgate_store::Store;
 
 use crate::access::AccessCache;
 use crate::admission::Admission;
+use crate::at_once::AtOnce;
 use crate::connections::Connections;
 use crate::cursor::CursorKey;
 use crate::feed_watch::FeedWatch;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub parsing: Arc<scimgate_limits::FairSlots>,
     /// Open client connections against the cap (counted by the server's connect hook).
     pub connections: Arc<Connections>,
+    /// Which reads the async workers answer themselves (`at_once`).
+    pub at_once: AtOnce,
     /// Seals and opens page cursors.
     pub cursors: Arc<CursorKey>,
     /// The change feed: its key (published at `/events/jwks.json`), issuer and store,
