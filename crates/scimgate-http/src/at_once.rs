@@ -50,6 +50,11 @@ impl AtOnce {
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         match &mut seen.last {
             [Some((first, at)), _] if first == tenant => *at = now,
+            // The two alternating (the usual case with two tenants): no new name to keep.
+            [_, Some((second, at))] if second == tenant => {
+                *at = now;
+                seen.last.swap(0, 1);
+            }
             last => {
                 last[1] = last[0].take();
                 last[0] = Some((tenant.to_owned(), now));

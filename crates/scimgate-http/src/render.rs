@@ -124,12 +124,11 @@ pub fn resource_text(r: StoredResource, base: &str, projection: &Projection) -> 
 /// A document's JSON text, written into a buffer sized for a typical resource at once
 /// rather than grown (and copied) step by step from empty.
 fn json_text(doc: &Value) -> String {
-    let mut text = Vec::with_capacity(1024);
-    // Writing a `Value` into memory cannot fail: its keys are strings and it holds no I/O.
-    if serde_json::to_writer(&mut text, doc).is_err() {
-        return doc.to_string();
-    }
-    String::from_utf8(text).unwrap_or_else(|_| doc.to_string())
+    use std::fmt::Write;
+    let mut text = String::with_capacity(1024);
+    // A `Value` displays as its compact JSON; writing into a `String` cannot fail.
+    let _ = write!(text, "{doc}");
+    text
 }
 
 /// A single-resource response with `ETag` (and `Location` on 201).
