@@ -39,7 +39,7 @@ use crate::{
 use index::PathIds;
 use migrations::migrate;
 use scimgate_model::registry::Registry;
-use writer::Writer;
+use writer::{Guard, Writer};
 
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
@@ -306,6 +306,17 @@ impl SqliteStore {
     fn now(&self) -> String {
         scimgate_model::format_timestamp(self.clock.now())
     }
+
+    /// A create queued for the next batch. It runs without a savepoint of its own:
+    /// `write::create` makes every check that can refuse it before its first change.
+    fn create_queued_with(&self, tenant: &str, new: NewResource) -> PendingWrite<StoredResource> {
+        let (tenant, now, paths) = (tenant.to_owned(), self.now(), self.paths.load_full());
+        let set = Arc::clone(&self.schema_set);
+        self.writer.queue(Guard::ChecksFirst, move |c| {
+            current_set(&set, new.schema_set)?;
+            write::create(c, &paths, &tenant, new, &now)
+        })
+    }
 }
 
 impl Drop for SqliteStore {
@@ -358,21 +369,11 @@ impl Store for SqliteStore {
     }
 
     fn create(&self, tenant: &str, new: NewResource) -> Result<StoredResource, StoreError> {
-        let (tenant, now, paths) = (tenant.to_owned(), self.now(), self.paths.load_full());
-        let set = Arc::clone(&self.schema_set);
-        self.writer.write(move |c| {
-            current_set(&set, new.schema_set)?;
-            write::create(c, &paths, &tenant, new, &now)
-        })
+        self.create_queued_with(tenant, new).wait()
     }
 
     fn create_queued(&self, tenant: &str, new: NewResource) -> PendingWrite<StoredResource> {
-        let (tenant, now, paths) = (tenant.to_owned(), self.now(), self.paths.load_full());
-        let set = Arc::clone(&self.schema_set);
-        self.writer.queue(move |c| {
-            current_set(&set, new.schema_set)?;
-            write::create(c, &paths, &tenant, new, &now)
-        })
+        self.create_queued_with(tenant, new)
     }
 
     fn replace(
@@ -542,12 +543,21 @@ impl Store for SqliteStore {
             self.paths.load_full(),
         );
         let set = Arc::clone(&self.schema_set);
-        self.writer.write(move |c| {
-            if let Some(new) = &patch.new {
-                current_set(&set, new.schema_set)?;
-            }
-            write::patch(c, &paths, &tenant, &id, patch, &now)
-        })
+        // A user's PATCH is refused (a stale version, a userName taken) before or by its
+        // first change; a group's may find an unknown member after removing others.
+        let guard = if patch.rt == ResourceType::User && patch.members.is_empty() {
+            Guard::ChecksFirst
+        } else {
+            Guard::Savepoint
+        };
+        self.writer
+            .queue(guard, move |c| {
+                if let Some(new) = &patch.new {
+                    current_set(&set, new.schema_set)?;
+                }
+                write::patch(c, &paths, &tenant, &id, patch, &now)
+            })
+            .wait()
     }
 
     fn size_bytes(&self) -> Result<u64, StoreError> {

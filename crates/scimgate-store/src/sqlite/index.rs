@@ -54,7 +54,8 @@ impl rusqlite::ToSql for SqlNum {
 /// The typed key of each row, as the table holds it, for inserting or comparing.
 type RowKey = (i64, i64, Option<String>, Option<SqlValue>);
 
-fn row_keys(paths: &PathIds, rows: &[IndexRow]) -> Result<Vec<RowKey>, StoreError> {
+/// The rows' keys as stored: each path by its id.
+pub fn row_keys(paths: &PathIds, rows: &[IndexRow]) -> Result<Vec<RowKey>, StoreError> {
     rows.iter()
         .map(|row| {
             let path_id = paths.get(&row.path).ok_or_else(|| {
@@ -81,7 +82,8 @@ pub fn insert_rows(
     insert_keys(conn, tenant, seq, row_keys(paths, rows)?)
 }
 
-fn insert_keys(
+/// Inserts the keys of a resource that has none yet.
+pub fn insert_keys(
     conn: &Connection,
     tenant: &str,
     seq: i64,

@@ -643,3 +643,43 @@ fn admin_writes_reach_the_database_file() {
     assert_eq!(n, 1);
     drop(s);
 }
+
+/// A large write (a group of 10,000 members, its pages far past what SQLite journals in
+/// memory) shares a batch with a refused create and a later one: the group is stored
+/// whole, the refused create leaves no row, the later one lands. (SQLite writes a spilled
+/// journal to its file in pieces of its in-memory limit and refuses pieces of 128 KiB or
+/// more as "disk full": with that limit raised to 1 MiB this group could not be stored.)
+#[test]
+fn a_large_write_and_a_refused_one_share_a_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    let ids: Vec<String> = (0..10_000)
+        .map(|i| s.create_queued("t", user(&format!("u{i}"))))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|p| p.wait().expect("user").id)
+        .collect();
+    let large = s.create_queued("t", group("large", &ids));
+    let taken = s.create_queued("t", user("u0"));
+    let after = s.create_queued("t", user("after"));
+    let large = large.wait().expect("large group").id;
+    assert!(matches!(taken.wait(), Err(StoreError::UserNameTaken(_))));
+    after.wait().expect("a write after the failed one");
+    let stored = s.get("t", ResourceType::Group, &large, true).expect("get");
+    assert_eq!(
+        stored.expect("found").members.map(|m| m.len()),
+        Some(10_000)
+    );
+    let users = s
+        .list(
+            "t",
+            ResourceType::User,
+            &filter(ResourceType::User, "userName sw \"u\""),
+        )
+        .expect("list");
+    assert_eq!(
+        users.total_results,
+        Some(10_000),
+        "the refused duplicate left no row"
+    );
+}

@@ -1,4 +1,6 @@
-//! Write statements, each run by the writer inside its own savepoint.
+//! Write statements, each run by the writer as one write of its batch: in a savepoint of
+//! its own, or without one where every refusal comes before the first change (a create, a
+//! user's PATCH: `writer::Guard`).
 
 use std::collections::HashSet;
 
@@ -6,7 +8,9 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use scimgate_model::{MemberInput, PasswordChange, ResourceType};
 
 use super::audit;
-use super::index::{self, META_LAST_MODIFIED, PathIds, insert_rows, rows_for, write_rows};
+use super::index::{
+    self, META_LAST_MODIFIED, PathIds, insert_keys, row_keys, rows_for, write_rows,
+};
 use super::outbox::{self, Appended};
 use super::read::{ONE_RESOURCE, load_relations, members_of, row_to_resource};
 use super::{parse_type, type_name};
@@ -18,6 +22,9 @@ use crate::stored_rows::{created_resource, new_resource_id};
 use scimgate_model::filter::instant;
 use scimgate_model::patch::MemberChanges;
 
+/// A create makes every check that can refuse it before its first change (the writer runs
+/// it without a savepoint, `Guard::ChecksFirst`): its tenant, its members, its index keys,
+/// and, in its first statement, its userName's uniqueness.
 pub fn create(
     conn: &Connection,
     paths: &PathIds,
@@ -34,6 +41,10 @@ pub fn create(
     let id = new_resource_id();
     let members = check_members(conn, tenant, None, &new.members)?;
     let attributes = attributes_json(&new)?;
+    let index_keys = row_keys(
+        paths,
+        &rows_for(new.resource_type, &new.attributes, now, now),
+    )?;
     conn.prepare_cached(
         "INSERT INTO resources (tenant, resource_type, id, name, name_key, display, external_id, \
          attributes, password_hash, version, created, last_modified) \
@@ -58,13 +69,7 @@ pub fn create(
          ON CONFLICT (tenant, resource_type) DO UPDATE SET n = n + 1",
     )?
     .execute(params![tenant, type_name(new.resource_type)])?;
-    insert_rows(
-        conn,
-        paths,
-        tenant,
-        seq,
-        &rows_for(new.resource_type, &new.attributes, now, now),
-    )?;
+    insert_keys(conn, tenant, seq, index_keys)?;
     if !members.is_empty() {
         change_memberships(
             conn,
@@ -497,8 +502,10 @@ fn uniqueness(e: rusqlite::Error, name: &str) -> StoreError {
     }
 }
 
-/// Applies a PATCH in one savepoint: the row (when attributes changed) and only the
-/// membership rows named, never the whole member list.
+/// Applies a PATCH: the row (when attributes changed) and only the membership rows named,
+/// never the whole member list. A user's PATCH is refused only before its first change (its
+/// version) or by it (a userName taken); a group's may find an unknown member after
+/// removing others, so it runs in a savepoint.
 pub fn patch(
     conn: &Connection,
     paths: &PathIds,
