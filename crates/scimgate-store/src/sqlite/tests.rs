@@ -644,11 +644,12 @@ fn admin_writes_reach_the_database_file() {
     drop(s);
 }
 
-/// A large write (a group of 10,000 members, its pages far past what SQLite journals in
-/// memory) shares a batch with a refused create and a later one: the group is stored
-/// whole, the refused create leaves no row, the later one lands. (SQLite writes a spilled
-/// journal to its file in pieces of its in-memory limit and refuses pieces of 128 KiB or
-/// more as "disk full": with that limit raised to 1 MiB this group could not be stored.)
+/// A large write (a group of 10,000 members) shares a batch with a refused create and a
+/// later one: the group is stored whole, the refused create leaves no row, the later one
+/// lands; then a PATCH adds 10,000 members in its savepoint, whose journal goes far past
+/// what SQLite keeps in memory. (SQLite writes a spilled journal to its file in pieces of
+/// its in-memory limit and refuses pieces of 128 KiB or more as "disk full": with that
+/// limit raised to 1 MiB, `SQLITE_STMTJRNL_SPILL`, such writes could not be stored.)
 #[test]
 fn a_large_write_and_a_refused_one_share_a_batch() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -681,5 +682,38 @@ fn a_large_write_and_a_refused_one_share_a_batch() {
         users.total_results,
         Some(10_000),
         "the refused duplicate left no row"
+    );
+    // A group's PATCH keeps its savepoint: adding 10,000 members journals every page
+    // they touch, far past what SQLite keeps in memory.
+    let patched = s
+        .create("t", group("patched", &[]))
+        .expect("empty group")
+        .id;
+    let add = ids
+        .iter()
+        .map(|id| scimgate_model::MemberInput {
+            value: id.clone(),
+            member_type: None,
+        })
+        .collect();
+    let patch = crate::PatchWrite {
+        rt: ResourceType::Group,
+        expected_version: None,
+        new: None,
+        members: scimgate_model::patch::MemberChanges {
+            add,
+            ..Default::default()
+        },
+        skip_unknown_members: false,
+        change: Default::default(),
+    };
+    s.patch("t", &patched, patch)
+        .expect("a PATCH adding 10,000 members");
+    let stored = s
+        .get("t", ResourceType::Group, &patched, true)
+        .expect("get");
+    assert_eq!(
+        stored.expect("found").members.map(|m| m.len()),
+        Some(10_000)
     );
 }
