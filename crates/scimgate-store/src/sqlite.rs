@@ -390,10 +390,14 @@ impl Store for SqliteStore {
             self.paths.load_full(),
         );
         let set = Arc::clone(&self.schema_set);
-        self.writer.write(move |c| {
-            current_set(&set, new.schema_set)?;
-            write::replace(c, &paths, &tenant, &id, expected_version, new, &now)
-        })
+        // Refused (a stale version, an unknown member, a userName taken) before or by its
+        // first change, as a create is.
+        self.writer
+            .queue(Guard::ChecksFirst, move |c| {
+                current_set(&set, new.schema_set)?;
+                write::replace(c, &paths, &tenant, &id, expected_version, new, &now)
+            })
+            .wait()
     }
 
     fn delete(

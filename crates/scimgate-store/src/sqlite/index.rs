@@ -52,7 +52,7 @@ impl rusqlite::ToSql for SqlNum {
 }
 
 /// The typed key of each row, as the table holds it, for inserting or comparing.
-type RowKey = (i64, i64, Option<String>, Option<SqlValue>);
+pub type RowKey = (i64, i64, Option<String>, Option<SqlValue>);
 
 /// The rows' keys as stored: each path by its id.
 pub fn row_keys(paths: &PathIds, rows: &[IndexRow]) -> Result<Vec<RowKey>, StoreError> {
@@ -108,7 +108,17 @@ pub fn write_rows(
     seq: i64,
     rows: &[IndexRow],
 ) -> Result<(), StoreError> {
-    let mut wanted = row_keys(paths, rows)?;
+    write_keys(conn, tenant, seq, row_keys(paths, rows)?)
+}
+
+/// `write_rows` with the keys worked out beforehand (a write that makes its checks before
+/// its first change).
+pub fn write_keys(
+    conn: &Connection,
+    tenant: &str,
+    seq: i64,
+    mut wanted: Vec<RowKey>,
+) -> Result<(), StoreError> {
     let mut existing = conn
         .prepare_cached("SELECT rowid, path_id, elem, text, num FROM attr_index WHERE seq = ?1")?;
     let found = existing

@@ -1,6 +1,6 @@
 //! Write statements, each run by the writer as one write of its batch: in a savepoint of
 //! its own, or without one where every refusal comes before the first change (a create, a
-//! user's PATCH: `writer::Guard`).
+//! replace, a user's PATCH: `writer::Guard`).
 
 use std::collections::HashSet;
 
@@ -9,7 +9,7 @@ use scimgate_model::{MemberInput, PasswordChange, ResourceType};
 
 use super::audit;
 use super::index::{
-    self, META_LAST_MODIFIED, PathIds, insert_keys, row_keys, rows_for, write_rows,
+    self, META_LAST_MODIFIED, PathIds, insert_keys, row_keys, rows_for, write_keys,
 };
 use super::outbox::{self, Appended};
 use super::read::{ONE_RESOURCE, load_relations, members_of, row_to_resource};
@@ -105,6 +105,8 @@ pub fn create(
     ))
 }
 
+/// A replace, like a create, makes every check that can refuse it before its first change
+/// (its version, its members, its index keys) or in it (its userName's uniqueness).
 pub fn replace(
     conn: &Connection,
     paths: &PathIds,
@@ -219,6 +221,10 @@ fn update_row(
     now: &str,
 ) -> Result<(), StoreError> {
     let (seq, created) = (before.seq, before.created.as_str());
+    let index_keys = row_keys(
+        paths,
+        &rows_for(new.resource_type, &new.attributes, created, now),
+    )?;
     conn.prepare_cached(
         "UPDATE resources SET name = ?3, name_key = ?4, display = ?5, external_id = ?6, attributes = ?7, \
          password_hash = CASE WHEN ?10 THEN password_hash ELSE ?8 END, \
@@ -250,13 +256,7 @@ fn update_row(
             }
         }
     }
-    write_rows(
-        conn,
-        paths,
-        tenant,
-        seq,
-        &rows_for(new.resource_type, &new.attributes, created, now),
-    )
+    write_keys(conn, tenant, seq, index_keys)
 }
 
 /// The stored version and creation time, after the existence and version checks.
