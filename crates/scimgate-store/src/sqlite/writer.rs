@@ -419,6 +419,15 @@ mod tests {
         })
     }
 
+    fn keys(path: &std::path::Path) -> Vec<String> {
+        let c = Connection::open(path).expect("open");
+        let mut stmt = c.prepare("SELECT k FROM t ORDER BY k").expect("prepare");
+        stmt.query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
+
     fn count(path: &std::path::Path) -> i64 {
         let c = Connection::open(path).expect("open");
         c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
@@ -568,16 +577,8 @@ mod tests {
         after
             .wait()
             .expect("a write after them commits in a transaction of its own");
-        let c = Connection::open(&path).expect("open");
-        let keys: Vec<String> = c
-            .prepare("SELECT k FROM t ORDER BY k")
-            .expect("prepare")
-            .query_map([], |r| r.get(0))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows");
         assert_eq!(
-            keys,
+            keys(&path),
             ["after"],
             "no part of a failed write, nor of its batch, is kept"
         );
@@ -615,16 +616,8 @@ mod tests {
             );
             assert!(after.wait().is_err(), "{guard:?}: it failed half-way");
             last.wait().expect("the last write lands");
-            let c = Connection::open(&path).expect("open");
-            let keys: Vec<String> = c
-                .prepare("SELECT k FROM t ORDER BY k")
-                .expect("prepare")
-                .query_map([], |r| r.get(0))
-                .expect("query")
-                .collect::<Result<_, _>>()
-                .expect("rows");
             assert_eq!(
-                keys,
+                keys(&path),
                 ["last"],
                 "{guard:?}: nothing of the others, no half write"
             );
