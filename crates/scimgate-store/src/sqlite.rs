@@ -306,17 +306,6 @@ impl SqliteStore {
     fn now(&self) -> String {
         scimgate_model::format_timestamp(self.clock.now())
     }
-
-    /// A create queued for the next batch. It runs without a savepoint of its own:
-    /// `write::create` makes every check that can refuse it before its first change.
-    fn create_queued_with(&self, tenant: &str, new: NewResource) -> PendingWrite<StoredResource> {
-        let (tenant, now, paths) = (tenant.to_owned(), self.now(), self.paths.load_full());
-        let set = Arc::clone(&self.schema_set);
-        self.writer.queue(Guard::ChecksFirst, move |c| {
-            current_set(&set, new.schema_set)?;
-            write::create(c, &paths, &tenant, new, &now)
-        })
-    }
 }
 
 impl Drop for SqliteStore {
@@ -369,11 +358,18 @@ impl Store for SqliteStore {
     }
 
     fn create(&self, tenant: &str, new: NewResource) -> Result<StoredResource, StoreError> {
-        self.create_queued_with(tenant, new).wait()
+        self.create_queued(tenant, new).wait()
     }
 
+    /// Without a savepoint of its own: `write::create` makes every check that can refuse
+    /// it before its first change.
     fn create_queued(&self, tenant: &str, new: NewResource) -> PendingWrite<StoredResource> {
-        self.create_queued_with(tenant, new)
+        let (tenant, now, paths) = (tenant.to_owned(), self.now(), self.paths.load_full());
+        let set = Arc::clone(&self.schema_set);
+        self.writer.queue(Guard::ChecksFirst, move |c| {
+            current_set(&set, new.schema_set)?;
+            write::create(c, &paths, &tenant, new, &now)
+        })
     }
 
     fn replace(
