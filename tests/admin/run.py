@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The admin web page in a real browser: headless Chromium driven over WebDriver
-(chromedriver, through Selenium), against the real release binary with real data.
+(chromedriver, through Selenium), against the real binary with real data.
 
 Usage: run.py PATH_TO_SCIMGATE [--screenshots DIR]
 
