@@ -767,6 +767,7 @@ fn an_install_moves_to_postgres_and_back_whole() {
     for i in 0..30 {
         let mut body = user(&format!("mig-{i}"));
         body["emails"] = json!([{"value": format!("m{i}@example.com"), "type": "work"}]);
+        body["active"] = json!(i % 3 != 0);
         let (status, u) = send(
             "POST",
             &format!("{}/scim/v2/Users", server.base),
@@ -867,6 +868,9 @@ fn an_install_moves_to_postgres_and_back_whole() {
         ),
         30
     );
+    // Counted from the copied index rows (SQLite keeps a count per boolean value).
+    assert_eq!(total(&server.base, &t, "active eq true"), 19);
+    assert_eq!(total(&server.base, &t, "active eq false"), 10);
     assert_eq!(status_within_a_second(&server.base, &revoked, 401), 401);
     let (status, _) = send(
         "POST",

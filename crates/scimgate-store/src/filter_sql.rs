@@ -179,6 +179,25 @@ impl<'a, D: Dialect> FilterSql<'a, D> {
         )))
     }
 
+    /// The path id and the value (0 or 1) whose kept count answers how many resources
+    /// match `f`, when `f` compares a boolean that each resource has at most once, and
+    /// only this resource type has, with `eq` (`active eq true`): each matching resource is
+    /// then one index row holding that number, and the backend keeps a count of those.
+    /// `None` otherwise.
+    pub fn count_by_flag(&mut self, f: &Filter) -> Result<Option<(i64, i64)>, StoreError> {
+        let Step::Match(path, Pred::Compare(CompareOp::Eq, Comparand::Bool(value))) = step(f)
+        else {
+            return Ok(None);
+        };
+        if path.leaf().ty != AttrType::Boolean || !one_index_row_per_resource(self.rt, path) {
+            return Ok(None);
+        }
+        Ok(match self.source(path)? {
+            Source::Index(path_id) => Some((path_id, i64::from(*value))),
+            _ => None,
+        })
+    }
+
     /// `a` and `b` of an `and`, the one matching fewer rows first (see `Estimates`).
     fn smaller_first<'f>(
         &mut self,

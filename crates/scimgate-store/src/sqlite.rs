@@ -6,7 +6,7 @@ mod audit;
 mod backup;
 mod clients;
 mod connection;
-mod index;
+pub(crate) mod index;
 mod log_folder;
 mod migrations;
 mod outbox;

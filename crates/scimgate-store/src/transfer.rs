@@ -333,7 +333,9 @@ impl Side for Sqlite<'_> {
         Ok(())
     }
 
+    /// The flags' counts come from the copied index rows (they are not copied).
     fn finish(&mut self) -> Result<(), StoreError> {
+        self.0.execute_batch(crate::sqlite::index::RECOUNT_FLAGS)?;
         Ok(())
     }
 }

@@ -211,6 +211,8 @@ impl Admin for AdminDb {
         tx.execute("DELETE FROM memberships WHERE tenant = ?1", [name])?;
         tx.execute("DELETE FROM resources WHERE tenant = ?1", [name])?;
         tx.execute("DELETE FROM resource_counts WHERE tenant = ?1", [name])?;
+        // Its index rows went with its resources, each taking one off its flag's count.
+        tx.execute("DELETE FROM flag_counts WHERE tenant = ?1", [name])?;
         // The change feed's events hold the tenant's data too: they go with it, and so do
         // its consumers' positions. Its numbering stays, so that a tenant of the same name
         // added later never reuses a number a receiver has already seen.

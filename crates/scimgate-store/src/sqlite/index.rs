@@ -71,23 +71,36 @@ pub fn row_keys(paths: &PathIds, rows: &[IndexRow]) -> Result<Vec<RowKey>, Store
         .collect()
 }
 
-/// Indexes a resource that has no rows yet (a create, a backfill): inserts only.
-pub fn insert_rows(
+/// Indexes a resource that has no rows yet, in a migration's backfill: inserts only, with
+/// no flag counts (the migration that adds `flag_counts` counts what is there then).
+fn backfill_rows(
     conn: &Connection,
     paths: &PathIds,
     tenant: &str,
     seq: i64,
     rows: &[IndexRow],
 ) -> Result<(), StoreError> {
-    insert_keys(conn, tenant, seq, row_keys(paths, rows)?)
+    insert_uncounted(conn, tenant, seq, &row_keys(paths, rows)?)
 }
 
-/// Inserts the keys of a resource that has none yet.
+/// Inserts the keys of a resource that has none yet (a create), and counts its flags.
 pub fn insert_keys(
     conn: &Connection,
     tenant: &str,
     seq: i64,
     keys: Vec<RowKey>,
+) -> Result<(), StoreError> {
+    insert_uncounted(conn, tenant, seq, &keys)?;
+    let mut flags = FlagDeltas::default();
+    flags.add(keys.iter(), 1);
+    flags.apply(conn, tenant)
+}
+
+fn insert_uncounted(
+    conn: &Connection,
+    tenant: &str,
+    seq: i64,
+    keys: &[RowKey],
 ) -> Result<(), StoreError> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO attr_index (tenant, path_id, text, num, seq, elem) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -96,6 +109,61 @@ pub fn insert_keys(
         insert.execute(params![tenant, path_id, text, num, seq, elem])?;
     }
     Ok(())
+}
+
+/// Takes resource `seq`'s flags off their counts: its index rows are about to go with it
+/// (a delete; they leave by cascade).
+pub fn uncount_flags_of(conn: &Connection, tenant: &str, seq: i64) -> Result<(), StoreError> {
+    let keys = conn
+        .prepare_cached(
+            "SELECT path_id, num FROM attr_index WHERE seq = ?1 AND text IS NULL AND num IN (0, 1)",
+        )?
+        .query_map([seq], |r| {
+            Ok((r.get::<_, i64>(0)?, 0, None, Some(r.get::<_, SqlValue>(1)?)))
+        })?
+        .collect::<Result<Vec<RowKey>, _>>()?;
+    let mut flags = FlagDeltas::default();
+    flags.add(keys.iter(), -1);
+    flags.apply(conn, tenant)
+}
+
+/// `flag_counts` counted again from the index rows (after `scimgate migrate` wrote them).
+pub const RECOUNT_FLAGS: &str = "DELETE FROM flag_counts; \
+    INSERT INTO flag_counts (tenant, path_id, num, n) \
+    SELECT tenant, path_id, num, count(*) FROM attr_index \
+    WHERE text IS NULL AND num IN (0, 1) GROUP BY tenant, path_id, num;";
+
+/// How a write moves `flag_counts`: per path and value (0 or 1), the index rows holding
+/// it that the write inserts less those it deletes. A resource has few such rows, so a
+/// short list is enough.
+#[derive(Default)]
+struct FlagDeltas(Vec<((i64, i64), i64)>);
+
+impl FlagDeltas {
+    /// Counts `delta` for each key that holds a flag: no text and the number 0 or 1.
+    fn add<'k>(&mut self, keys: impl Iterator<Item = &'k RowKey>, delta: i64) {
+        for key in keys {
+            let (path_id, _, None, Some(SqlValue::Integer(value @ (0 | 1)))) = key else {
+                continue;
+            };
+            let flag = (*path_id, *value);
+            match self.0.iter_mut().find(|(f, _)| *f == flag) {
+                Some((_, n)) => *n += delta,
+                None => self.0.push((flag, delta)),
+            }
+        }
+    }
+
+    fn apply(&self, conn: &Connection, tenant: &str) -> Result<(), StoreError> {
+        for &((path_id, value), delta) in self.0.iter().filter(|(_, d)| *d != 0) {
+            conn.prepare_cached(
+                "INSERT INTO flag_counts (tenant, path_id, num, n) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (tenant, path_id, num) DO UPDATE SET n = n + excluded.n",
+            )?
+            .execute(params![tenant, path_id, value, delta])?;
+        }
+        Ok(())
+    }
 }
 
 /// Replaces the index rows of resource `seq`. Only the rows that differ are deleted and
@@ -141,6 +209,7 @@ pub fn write_keys(
         by_key.entry(hash_key(key)).or_default().push(i);
     }
     let mut kept = vec![false; wanted.len()];
+    let mut flags = FlagDeltas::default();
     let mut delete = conn.prepare_cached("DELETE FROM attr_index WHERE rowid = ?1")?;
     for (rowid, row) in &found {
         let same = by_key
@@ -150,15 +219,18 @@ pub fn write_keys(
             Some(i) => kept[i] = true,
             None => {
                 delete.execute([rowid])?;
+                flags.add(std::iter::once(row), -1);
             }
         }
     }
-    let fresh = wanted
+    let fresh: Vec<RowKey> = wanted
         .drain(..)
         .zip(kept)
         .filter_map(|(key, kept)| (!kept).then_some(key))
         .collect();
-    insert_keys(conn, tenant, seq, fresh)
+    insert_uncounted(conn, tenant, seq, &fresh)?;
+    flags.add(fresh.iter(), 1);
+    flags.apply(conn, tenant)
 }
 
 /// A row key that can be hashed: SQLite's REAL is compared by its bits, as the stored value
@@ -210,7 +282,7 @@ pub fn backfill(tx: &rusqlite::Transaction<'_>) -> rusqlite_migration::HookResul
         let attributes: Map<String, Value> =
             serde_json::from_str(&attributes).map_err(|e| hook_err(e.to_string()))?;
         let rows = rows_for(rt, &attributes, &created, &modified);
-        insert_rows(tx, &paths, &tenant, seq, &rows).map_err(|e| hook_err(e.to_string()))?;
+        backfill_rows(tx, &paths, &tenant, seq, &rows).map_err(|e| hook_err(e.to_string()))?;
     }
     Ok(())
 }

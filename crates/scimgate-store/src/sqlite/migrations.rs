@@ -23,11 +23,12 @@ fn steps() -> Vec<M<'static>> {
         M::up(include_str!("migrations/0007_oauth_clients.sql")),
         M::up(include_str!("migrations/0008_schema_set.sql")),
         M::up(include_str!("migrations/0009_admin_lookups.sql")),
+        M::up(include_str!("migrations/0010_flag_counts.sql")),
     ]
 }
 
 /// The schema version this binary writes.
-pub const LATEST: i64 = 9;
+pub const LATEST: i64 = 10;
 
 /// Brings `conn` to [`LATEST`]; refuses a database written by a newer scimgate.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

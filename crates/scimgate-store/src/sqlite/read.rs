@@ -236,8 +236,9 @@ fn list_loading(
 }
 
 /// How many of the tenant's resources of type `rt` match the list's filter (`sql_where`
-/// with `args`): counted off the attribute index alone when one index row stands for one
-/// resource (`FilterSql::count_by_index`), else resource by resource.
+/// with `args`): read from the kept count of a boolean's value (`flag_counts`,
+/// `FilterSql::count_by_flag`), else counted off the attribute index alone when one index
+/// row stands for one resource (`FilterSql::count_by_index`), else resource by resource.
 fn count_matching(
     conn: &Connection,
     paths: &PathIds,
@@ -248,11 +249,26 @@ fn count_matching(
     args: &[SqlValue],
 ) -> Result<u64, StoreError> {
     let mut index_params = Vec::new();
-    let by_index = match q.filter.as_ref() {
-        Some(filter) => FilterSql::new(&mut Sqlite { conn }, paths, tenant, rt, &mut index_params)
-            .count_by_index(filter)?,
-        None => None,
+    let (by_flag, by_index) = match q.filter.as_ref() {
+        Some(filter) => {
+            let mut dialect = Sqlite { conn };
+            let mut sql = FilterSql::new(&mut dialect, paths, tenant, rt, &mut index_params);
+            match sql.count_by_flag(filter)? {
+                Some(flag) => (Some(flag), None),
+                None => (None, sql.count_by_index(filter)?),
+            }
+        }
+        None => (None, None),
     };
+    if let Some((path_id, value)) = by_flag {
+        let n: Option<i64> = conn
+            .prepare_cached(
+                "SELECT n FROM flag_counts WHERE tenant = ?1 AND path_id = ?2 AND num = ?3",
+            )?
+            .query_row(params![tenant, path_id, value], |r| r.get(0))
+            .optional()?;
+        return Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0));
+    }
     let n: i64 = match by_index {
         Some(sql) => conn
             .prepare_cached(&sql)?

@@ -181,7 +181,7 @@ fn a_version_1_database_is_migrated_and_its_resources_indexed() {
             "INSERT INTO resources (tenant, resource_type, id, name, name_key, display, external_id, attributes, \
              version, created, last_modified) VALUES ('t', 'User', 'u1', 'Émile', 'émile', 'Émile', NULL, ?1, 1, \
              '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
-            [json!({"userName": "Émile", "emails": [{"value": "E@X", "type": "work"}]}).to_string()],
+            [json!({"userName": "Émile", "emails": [{"value": "E@X", "type": "work"}], "active": true}).to_string()],
         )
         .expect("row");
     }
@@ -190,11 +190,13 @@ fn a_version_1_database_is_migrated_and_its_resources_indexed() {
         r#"userName eq "ÉMILE""#,
         r#"emails[type eq "work" and value eq "e@x"]"#,
         r#"meta.created lt "2026-06-01T00:00:00Z""#,
+        "active eq true",
     ] {
         let page = s
             .list("t", ResourceType::User, &filter(ResourceType::User, f))
             .expect("list");
         assert_eq!(page.resources.len(), 1, "{f}");
+        assert_eq!(page.total_results, Some(1), "{f}");
     }
 }
 
@@ -716,4 +718,104 @@ fn a_large_write_and_a_refused_one_share_a_batch() {
         stored.expect("found").members.map(|m| m.len()),
         Some(10_000)
     );
+}
+
+/// `flag_counts` holds, per tenant, path and value, exactly the index rows that hold the
+/// number 0 or 1, however the rows came or went: creates, a replace that flips or drops
+/// `active`, a delete (the index rows go by cascade) and a tenant's purge. The count a
+/// list reads from it is the count of matching resources.
+#[test]
+fn kept_flag_counts_follow_the_index_through_every_change() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(&dir);
+    let body = |name: &str, active: Option<bool>| {
+        let mut json =
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name});
+        if let Some(active) = active {
+            json["active"] = json!(active);
+        }
+        NewResource::from_validated(
+            validate(ResourceType::User, &json).expect("valid"),
+            Default::default(),
+        )
+    };
+    let kept_and_counted = || {
+        let conn = s.reader().expect("conn");
+        let rows = |sql: &str| -> Vec<(String, i64, i64, i64)> {
+            let mut stmt = conn.prepare(sql).expect("prepare");
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .expect("rows")
+                .map(|r| r.expect("row"))
+                .collect()
+        };
+        (
+            rows("SELECT tenant, path_id, num, n FROM flag_counts WHERE n <> 0 ORDER BY 1, 2, 3"),
+            rows(
+                "SELECT tenant, path_id, num, count(*) FROM attr_index \
+                 WHERE text IS NULL AND num IN (0, 1) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+            ),
+        )
+    };
+    let total = |tenant: &str, text: &str| {
+        let q = ListQuery {
+            filter: Some(filter::parse(ResourceType::User, text).expect("filter")),
+            sort: None,
+            page: Page::Index {
+                start_index: 1,
+                count: 0,
+            },
+            with_relations: false,
+        };
+        s.list(tenant, ResourceType::User, &q)
+            .expect("list")
+            .total_results
+    };
+    let mut ids = Vec::new();
+    for i in 0..9 {
+        let active = [Some(true), Some(false), None][i % 3];
+        ids.push(
+            s.create("t", body(&format!("u{i}"), active))
+                .expect("create")
+                .id,
+        );
+        s.create("other", body(&format!("u{i}"), Some(true)))
+            .expect("create");
+    }
+    let (kept, counted) = kept_and_counted();
+    assert!(!kept.is_empty());
+    assert_eq!(kept, counted);
+    assert_eq!(total("t", "active eq true"), Some(3));
+    assert_eq!(total("t", "active eq false"), Some(3));
+    assert_eq!(total("other", "active eq true"), Some(9));
+    assert_eq!(total("other", "active eq false"), Some(0));
+
+    // u0: true → false; u1: false → absent; u2: absent → true.
+    for (i, active) in [(0, Some(false)), (1, None), (2, Some(true))] {
+        s.replace("t", &ids[i], None, body(&format!("u{i}"), active))
+            .expect("replace");
+    }
+    let (kept, counted) = kept_and_counted();
+    assert_eq!(kept, counted);
+    assert_eq!(total("t", "active eq true"), Some(3));
+    assert_eq!(total("t", "active eq false"), Some(3));
+
+    // A delete takes the user's index rows by cascade.
+    s.delete(
+        "t",
+        ResourceType::User,
+        &ids[3],
+        None,
+        ChangeNote::default(),
+    )
+    .expect("delete");
+    let (kept, counted) = kept_and_counted();
+    assert_eq!(kept, counted);
+    assert_eq!(total("t", "active eq true"), Some(2));
+
+    let mut admin = crate::AdminDb::open(&dir.path().join("s.db")).expect("admin");
+    admin.remove_tenant("other", true).expect("purge");
+    let (kept, counted) = kept_and_counted();
+    assert_eq!(kept, counted);
+    assert!(kept.iter().all(|(tenant, ..)| tenant == "t"));
+    assert_eq!(total("t", "active eq false"), Some(3));
 }

@@ -183,7 +183,8 @@ pub fn delete(
         "UPDATE resource_counts SET n = n - 1 WHERE tenant = ?1 AND resource_type = ?2",
     )?
     .execute(params![tenant, type_name(rt)])?;
-    // Memberships on both sides go with the row (ON DELETE CASCADE).
+    // Memberships on both sides and the index rows go with the row (ON DELETE CASCADE).
+    index::uncount_flags_of(conn, tenant, before.seq)?;
     conn.prepare_cached("DELETE FROM resources WHERE tenant = ?1 AND id = ?2")?
         .execute(params![tenant, id])?;
     let event_seq = outbox::append(
@@ -336,6 +337,7 @@ impl<'a> Touch<'a> {
             .query_map(params![self.tenant, id, self.now], |r| r.get::<_, i64>(0))?
             .collect::<Result<Vec<_>, _>>()?;
         if let (Some(path_id), Some(nanos)) = (self.meta_path, self.nanos) {
+            // `lastModified` is now, never the 0 or 1 that `flag_counts` counts: no count moves.
             let mut index = conn
                 .prepare_cached("UPDATE attr_index SET num = ?3 WHERE seq = ?1 AND path_id = ?2")?;
             for seq in seqs {
