@@ -122,13 +122,14 @@ pub fn resource_text(r: StoredResource, base: &str, projection: &Projection) -> 
 }
 
 /// A document's JSON text, written into a buffer sized for a typical resource at once
-/// rather than grown (and copied) step by step from empty.
+/// rather than grown (and copied) step by step from empty. Written as bytes: `Display`
+/// (`write!`) passes every token through a `fmt::Formatter` into the `String`, which was
+/// 6 % of the samples of a sorted page of 100 users.
 fn json_text(doc: &Value) -> String {
-    use std::fmt::Write;
-    let mut text = String::with_capacity(1024);
-    // A `Value` displays as its compact JSON; writing into a `String` cannot fail.
-    let _ = write!(text, "{doc}");
-    text
+    let mut bytes = Vec::with_capacity(1024);
+    // Serialising a `Value` into a `Vec` cannot fail, and its text is UTF-8.
+    let _ = serde_json::to_writer(&mut bytes, doc);
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// A single-resource response with `ETag` (and `Location` on 201).
