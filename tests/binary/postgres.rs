@@ -932,3 +932,10 @@ fn readiness_names_an_instance_running_other_schemas() {
         thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+/// Two attributes removed in one reload with `purge` are both dropped on PostgreSQL too.
+#[test]
+fn attributes_removed_together_are_purged_together_on_postgres() {
+    let database = format!("database = {}", toml_string(&new_database()));
+    super::schemas::purge_two_attributes_together(&database);
+}

@@ -316,6 +316,92 @@ fn removing_an_attribute_with_stored_values_is_refused_unless_purge_is_set() {
     assert_eq!(status, 400, "{e}");
 }
 
+/// Two attributes removed in one reload with `purge` are both dropped from every resource
+/// that held them. Purging the first used to index each resource again under the new
+/// set, which dropped the second's index rows, so the second's purge found no resource:
+/// its values stayed stored and served, unsearchable once the attribute came back.
+#[test]
+fn attributes_removed_together_are_purged_together() {
+    purge_two_attributes_together("");
+}
+
+/// The test above with `backend` in the configuration (PostgreSQL's `database = …` in
+/// `postgres.rs`).
+pub(super) fn purge_two_attributes_together(backend: &str) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let purge = format!("schema_removal = \"purge\"\n{backend}");
+    let purge = purge.as_str();
+    let config = write_config(dir.path(), &full_schema(), purge);
+    let data = dir.path().join("data");
+    let log = dir.path().join("server.log");
+    let server = Server::start_with(
+        &data,
+        Some(&config),
+        Stdio::from(std::fs::File::create(&log).expect("log")),
+    );
+    let t = token(&data, &["--config", config.to_str().expect("utf8")]);
+    let base = format!("{}/scim/v2", server.base);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let ext = json!({"costCenter": "CC", "level": 4,
+                         "badges": [{"value": "b1", "issued": "2026-01-01T00:00:00Z"}]});
+        let (status, created) = post_user(&base, &t, custom_user(&format!("p{i}"), ext));
+        assert_eq!(status, 201, "{created}");
+        ids.push(created["id"].as_str().expect("id").to_owned());
+    }
+    write_config(
+        dir.path(),
+        &schema(json!([{"name": "level", "type": "integer"}])),
+        purge,
+    );
+    hup(&server);
+    let text = logged(&log, "purged");
+    for attribute in ["costCenter", "badges"] {
+        assert!(
+            text.contains(&format!("{CUSTOM}:{attribute} (3 resources)")),
+            "{attribute}: {text}"
+        );
+    }
+    for id in &ids {
+        let (_, after) = send("GET", &format!("{base}/Users/{id}"), &t, None);
+        assert_eq!(after[CUSTOM], json!({"level": 4}), "{after}");
+    }
+    let total = |filter: &str| {
+        let (status, list) = send(
+            "GET",
+            &format!("{base}/Users?count=0&filter={}", uri::encode(filter)),
+            &t,
+            None,
+        );
+        assert_eq!(status, 200, "{list}");
+        list["totalResults"].clone()
+    };
+    assert_eq!(
+        total(&format!("{CUSTOM}:level eq 4")),
+        3,
+        "level's rows stay"
+    );
+
+    // Back in the schema, the purged attributes hold nothing, stored or indexed.
+    write_config(dir.path(), &full_schema(), purge);
+    hup(&server);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !send("GET", &format!("{base}/Schemas"), &t, None)
+        .1
+        .to_string()
+        .contains("badges")
+    {
+        assert!(Instant::now() < deadline, "the schema never came back");
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(total(&format!("{CUSTOM}:badges.value eq \"b1\"")), 0);
+    assert_eq!(total(&format!("{CUSTOM}:costCenter pr")), 0);
+    for id in &ids {
+        let (_, after) = send("GET", &format!("{base}/Users/{id}"), &t, None);
+        assert_eq!(after[CUSTOM], json!({"level": 4}), "{after}");
+    }
+}
+
 #[test]
 fn an_extension_for_some_tenants_and_a_required_one() {
     let dir = tempfile::tempdir().expect("tmp");

@@ -24,6 +24,22 @@ impl PathIds {
     pub fn get(&self, path: &str) -> Option<i64> {
         self.0.get(path).copied()
     }
+
+    /// The ids of `path` and of its sub-attributes' paths (`path.sub`): where an
+    /// attribute's index rows are.
+    pub fn of_attribute(&self, path: &str) -> Vec<i64> {
+        let prefix = format!("{path}.");
+        self.0
+            .iter()
+            .filter(|(p, _)| *p == path || p.starts_with(&prefix))
+            .map(|(_, id)| *id)
+            .collect()
+    }
+}
+
+/// `meta.lastModified` as its index row holds it: nanoseconds since the epoch.
+pub fn modified_nanos(now: &str) -> Option<i64> {
+    instant(&Value::String(now.to_owned())).map(nanos)
 }
 
 pub fn known_paths(registry: &Registry) -> Vec<String> {

@@ -9,7 +9,9 @@ use postgres::types::Type;
 use scimgate_model::registry::Registry;
 
 use crate::error::StoreError;
-use crate::index_rows::{IndexRow, PathIds, SqlNum, known_paths};
+use crate::index_rows::{
+    IndexRow, META_LAST_MODIFIED, PathIds, SqlNum, known_paths, modified_nanos,
+};
 
 /// Registers every path the schema set `registry` can produce (before it is put in force,
 /// so that no write under it finds a path without an id) and loads all ids. Instances
@@ -124,4 +126,35 @@ pub fn write_rows(
         )?;
     }
     insert(tx, tenant, seq, wanted)
+}
+
+/// Drops resource `seq`'s rows of attribute `path` and its sub-attributes (a purged
+/// attribute) and moves its `meta.lastModified` row to `now`. Its other rows stay as they
+/// are, also those of attributes the schemas now in force no longer declare: a purge of
+/// another attribute in the same reload finds its resources by them.
+pub fn drop_attribute_rows(
+    tx: &mut Transaction<'_>,
+    paths: &PathIds,
+    seq: i64,
+    path: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    tx.execute_typed(
+        "DELETE FROM attr_index WHERE seq = $1 AND path_id = ANY($2::bigint[])",
+        &[
+            (&seq, Type::INT8),
+            (&paths.of_attribute(path), Type::INT8_ARRAY),
+        ],
+    )?;
+    if let (Some(path_id), Some(nanos)) = (paths.get(META_LAST_MODIFIED), modified_nanos(now)) {
+        tx.execute_typed(
+            "UPDATE attr_index SET num = $3::text::numeric WHERE seq = $1 AND path_id = $2",
+            &[
+                (&seq, Type::INT8),
+                (&path_id, Type::INT8),
+                (&SqlNum::Int(nanos).text(), Type::TEXT),
+            ],
+        )?;
+    }
+    Ok(())
 }

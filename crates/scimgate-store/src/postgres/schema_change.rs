@@ -6,9 +6,9 @@ use postgres::{GenericClient, Transaction};
 use scimgate_model::ResourceType;
 use serde_json::{Map, Value};
 
-use super::index::write_rows;
+use super::index::drop_attribute_rows;
 use crate::error::StoreError;
-use crate::index_rows::{PathIds, rows_for};
+use crate::index_rows::PathIds;
 use crate::stored_rows::remove_extension_attribute;
 
 /// How many resources, in all tenants, hold a value at `path`.
@@ -46,15 +46,14 @@ pub fn purge(
         return Ok(0);
     };
     let holders = tx.query(
-        "SELECT r.seq, r.tenant, r.attributes, r.created FROM resources r \
+        "SELECT r.seq, r.attributes FROM resources r \
          WHERE r.resource_type = $2 AND r.seq IN (SELECT seq FROM attr_index WHERE path_id = $1) \
          ORDER BY r.seq FOR UPDATE",
         &[&id, &rt.name()],
     )?;
     let mut changed = 0;
     for row in holders {
-        let (seq, tenant, json, created): (i64, String, String, String) =
-            (row.get(0), row.get(1), row.get(2), row.get(3));
+        let (seq, json): (i64, String) = (row.get(0), row.get(1));
         let mut attrs: Map<String, Value> = serde_json::from_str(&json)
             .map_err(|e| StoreError::Corrupt(format!("resource {seq}: {e}")))?;
         if !remove_extension_attribute(&mut attrs, urn, attribute) {
@@ -66,13 +65,7 @@ pub fn purge(
             "UPDATE resources SET attributes = $1, version = version + 1, last_modified = $2 WHERE seq = $3",
             &[&text, &now, &seq],
         )?;
-        write_rows(
-            tx,
-            paths,
-            &tenant,
-            seq,
-            &rows_for(rt, &attrs, &created, now),
-        )?;
+        drop_attribute_rows(tx, paths, seq, &path, now)?;
         changed += 1;
     }
     Ok(changed)

@@ -12,7 +12,9 @@ use serde_json::{Map, Value};
 use super::parse_type;
 use crate::error::StoreError;
 use crate::index_rows::known_paths;
-pub use crate::index_rows::{IndexRow, META_LAST_MODIFIED, PathIds, SqlNum, nanos, rows_for};
+pub use crate::index_rows::{
+    IndexRow, META_LAST_MODIFIED, PathIds, SqlNum, modified_nanos, nanos, rows_for,
+};
 
 /// Registers every path the schemas in force can produce and loads their ids.
 pub fn register_paths(conn: &Connection) -> Result<PathIds, StoreError> {
@@ -127,6 +129,41 @@ pub fn uncount_flags_of(conn: &Connection, tenant: &str, seq: i64) -> Result<(),
     flags.apply(conn, tenant)
 }
 
+/// Drops resource `seq`'s rows of attribute `path` and its sub-attributes (a purged
+/// attribute), taking their flags off their counts, and moves its `meta.lastModified` row
+/// to `now`. Its other rows stay as they are, also those of attributes the schemas now in
+/// force no longer declare: a purge of another attribute in the same reload finds its
+/// resources by them.
+pub fn drop_attribute_rows(
+    conn: &Connection,
+    paths: &PathIds,
+    tenant: &str,
+    seq: i64,
+    path: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    let mut select = conn.prepare_cached(
+        "SELECT rowid, path_id, elem, text, num FROM attr_index WHERE seq = ?1 AND path_id = ?2",
+    )?;
+    let mut delete = conn.prepare_cached("DELETE FROM attr_index WHERE rowid = ?1")?;
+    let mut flags = FlagDeltas::default();
+    for path_id in paths.of_attribute(path) {
+        let rows = select
+            .query_map(params![seq, path_id], rowid_and_key)?
+            .collect::<Result<Vec<(i64, RowKey)>, _>>()?;
+        for (rowid, key) in &rows {
+            delete.execute([rowid])?;
+            flags.add(std::iter::once(key), -1);
+        }
+    }
+    flags.apply(conn, tenant)?;
+    if let (Some(path_id), Some(nanos)) = (paths.get(META_LAST_MODIFIED), modified_nanos(now)) {
+        conn.prepare_cached("UPDATE attr_index SET num = ?3 WHERE seq = ?1 AND path_id = ?2")?
+            .execute(params![seq, path_id, nanos])?;
+    }
+    Ok(())
+}
+
 /// `flag_counts` counted again from the index rows (after `scimgate migrate` wrote them).
 pub const RECOUNT_FLAGS: &str = "DELETE FROM flag_counts; \
     INSERT INTO flag_counts (tenant, path_id, num, n) \
@@ -166,21 +203,10 @@ impl FlagDeltas {
     }
 }
 
-/// Replaces the index rows of resource `seq`. Only the rows that differ are deleted and
-/// inserted: a PATCH of one attribute touches one row (and meta.lastModified's), not
-/// every value of the resource.
-pub fn write_rows(
-    conn: &Connection,
-    paths: &PathIds,
-    tenant: &str,
-    seq: i64,
-    rows: &[IndexRow],
-) -> Result<(), StoreError> {
-    write_keys(conn, tenant, seq, row_keys(paths, rows)?)
-}
-
-/// `write_rows` with the keys worked out beforehand (a write that makes its checks before
-/// its first change).
+/// Replaces the index rows of resource `seq` with the rows of `wanted` (worked out before
+/// the write's first change). Only the rows that differ are deleted and inserted: a PATCH
+/// of one attribute touches one row (and meta.lastModified's), not every value of the
+/// resource.
 pub fn write_keys(
     conn: &Connection,
     tenant: &str,
@@ -190,17 +216,7 @@ pub fn write_keys(
     let mut existing = conn
         .prepare_cached("SELECT rowid, path_id, elem, text, num FROM attr_index WHERE seq = ?1")?;
     let found = existing
-        .query_map([seq], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                (
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get(3)?,
-                    r.get::<_, Option<SqlValue>>(4)?,
-                ),
-            ))
-        })?
+        .query_map([seq], rowid_and_key)?
         .collect::<Result<Vec<_>, _>>()?;
     // Wanted rows by key, so that matching each stored row costs O(1), not a scan: a
     // resource may have thousands of values, and this runs in the single writer.
@@ -231,6 +247,11 @@ pub fn write_keys(
     insert_uncounted(conn, tenant, seq, &fresh)?;
     flags.add(fresh.iter(), 1);
     flags.apply(conn, tenant)
+}
+
+/// A stored row's rowid and key, from `SELECT rowid, path_id, elem, text, num`.
+fn rowid_and_key(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, RowKey)> {
+    Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
 }
 
 /// A row key that can be hashed: SQLite's REAL is compared by its bits, as the stored value

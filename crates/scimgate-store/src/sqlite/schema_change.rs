@@ -65,18 +65,12 @@ pub fn purge(
     let mut changed = 0;
     for (tenant, seq) in seqs {
         let row = conn
-            .prepare_cached(
-                "SELECT attributes, created, resource_type FROM resources WHERE seq = ?1",
-            )?
+            .prepare_cached("SELECT attributes, resource_type FROM resources WHERE seq = ?1")?
             .query_row([seq], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
             })
             .optional()?;
-        let Some((json, created, stored_type)) = row else {
+        let Some((json, stored_type)) = row else {
             continue;
         };
         if super::parse_type(&stored_type)? != rt {
@@ -93,8 +87,7 @@ pub fn purge(
             "UPDATE resources SET attributes = ?1, version = version + 1, last_modified = ?2 WHERE seq = ?3",
         )?
         .execute(params![text, now, seq])?;
-        let rows = index::rows_for(rt, &attrs, &created, now);
-        index::write_rows(conn, paths, &tenant, seq, &rows)?;
+        index::drop_attribute_rows(conn, paths, &tenant, seq, &path, now)?;
         changed += 1;
     }
     Ok(changed)
