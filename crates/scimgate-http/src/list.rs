@@ -15,7 +15,7 @@ use crate::context::Principal;
 use crate::cursor::CursorKey;
 use crate::error::ApiError;
 use crate::query::QueryParams;
-use crate::render::{resource_text, scim_base, scim_json_text};
+use crate::render::{json_text, resource_text, scim_base, scim_json_text};
 use crate::state::AppState;
 
 pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
@@ -438,9 +438,9 @@ fn render_all(resources: Vec<StoredResource>, projection: &Projection, base: &st
 
 /// A ListResponse's text: the envelope's members, then `Resources` from rendered texts.
 fn list_text(envelope: Map<String, Value>, resources: &[String]) -> String {
-    let mut text = Value::Object(envelope).to_string();
+    let size: usize = resources.iter().map(|r| r.len() + 1).sum();
+    let mut text = json_text(&Value::Object(envelope), size + 256);
     text.pop(); // the envelope's closing brace; it always has `schemas` before it
-    text.reserve(resources.iter().map(|r| r.len() + 1).sum::<usize>() + 16);
     text.push_str(",\"Resources\":[");
     for (i, r) in resources.iter().enumerate() {
         if i > 0 {

@@ -118,15 +118,16 @@ pub fn into_resource_json(r: StoredResource, base: &str) -> Map<String, Value> {
 pub fn resource_text(r: StoredResource, base: &str, projection: &Projection) -> String {
     let mut body = into_resource_json(r, base);
     projection.apply(&mut body);
-    json_text(&Value::Object(body))
+    json_text(&Value::Object(body), 1024)
 }
 
-/// A document's JSON text, written into a buffer sized for a typical resource at once
-/// rather than grown (and copied) step by step from empty. Written as bytes: `Display`
-/// (`write!`) passes every token through a `fmt::Formatter` into the `String`, which was
-/// 6 % of the samples of a sorted page of 100 users.
-fn json_text(doc: &Value) -> String {
-    let mut bytes = Vec::with_capacity(1024);
+/// A document's JSON text, written into a buffer of `capacity` bytes at once (what the
+/// text and anything appended to it will need) rather than grown, and copied, step by
+/// step from empty. Written as bytes: `Display` (`write!`, `to_string`) passes every token
+/// through a `fmt::Formatter` into the `String`, which was 6 % of the samples of a sorted
+/// page of 100 users.
+pub fn json_text(doc: &Value, capacity: usize) -> String {
+    let mut bytes = Vec::with_capacity(capacity);
     // Serialising a `Value` into a `Vec` cannot fail, and its text is UTF-8.
     let _ = serde_json::to_writer(&mut bytes, doc);
     String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
