@@ -171,8 +171,9 @@ pub const RECOUNT_FLAGS: &str = "DELETE FROM flag_counts; \
     WHERE text IS NULL AND num IN (0, 1) GROUP BY tenant, path_id, num;";
 
 /// How a write moves `flag_counts`: per path and value (0 or 1), the index rows holding
-/// it that the write inserts less those it deletes. A resource has few such rows, so a
-/// short list is enough.
+/// it that the write inserts less those it deletes. A list searched in turn: it has at
+/// most two entries per path, and the paths are the schemas' (however many values a
+/// resource holds, e.g. 10,000 emails each with `primary`, they share two entries).
 #[derive(Default)]
 struct FlagDeltas(Vec<((i64, i64), i64)>);
 
