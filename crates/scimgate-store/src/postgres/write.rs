@@ -10,7 +10,6 @@ use std::collections::{HashMap, HashSet};
 use postgres::Transaction;
 use postgres::error::SqlState;
 use postgres::types::{ToSql, Type};
-use scimgate_model::filter::instant;
 use scimgate_model::patch::MemberChanges;
 use scimgate_model::{MemberInput, PasswordChange, ResourceType};
 
@@ -19,7 +18,7 @@ use super::index::{insert_rows, write_rows};
 use super::outbox;
 use super::read::{load_relations, members_of, read_row};
 use crate::error::StoreError;
-use crate::index_rows::{META_LAST_MODIFIED, PathIds, SqlNum, nanos, rows_for};
+use crate::index_rows::{META_LAST_MODIFIED, PathIds, SqlNum, modified_nanos, rows_for};
 use crate::records::{
     ChangeKind, ChangeNote, MemberRef, NewResource, PatchOutcome, PatchWrite, StoredResource,
 };
@@ -404,8 +403,7 @@ impl<'a> Touch<'a> {
             tenant,
             now,
             meta_path: paths.get(META_LAST_MODIFIED),
-            modified: instant(&serde_json::Value::String(now.to_owned()))
-                .map(|n| SqlNum::Int(nanos(n)).text()),
+            modified: modified_nanos(now).map(|n| SqlNum::Int(n).text()),
         }
     }
 

@@ -13,7 +13,7 @@ use super::parse_type;
 use crate::error::StoreError;
 use crate::index_rows::known_paths;
 pub use crate::index_rows::{
-    IndexRow, META_LAST_MODIFIED, PathIds, SqlNum, modified_nanos, nanos, rows_for,
+    IndexRow, META_LAST_MODIFIED, PathIds, SqlNum, modified_nanos, rows_for,
 };
 
 /// Registers every path the schemas in force can produce and loads their ids.

@@ -19,7 +19,6 @@ use crate::records::{
     ChangeKind, ChangeNote, MemberRef, NewResource, PatchOutcome, PatchWrite, StoredResource,
 };
 use crate::stored_rows::{created_resource, new_resource_id};
-use scimgate_model::filter::instant;
 use scimgate_model::patch::MemberChanges;
 
 /// A create makes every check that can refuse it before its first change (the writer runs
@@ -286,7 +285,7 @@ impl<'a> Touch<'a> {
             tenant,
             now,
             meta_path: paths.get(META_LAST_MODIFIED),
-            nanos: instant(&serde_json::Value::String(now.to_owned())).map(index::nanos),
+            nanos: index::modified_nanos(now),
         }
     }
 
