@@ -158,9 +158,21 @@ pub fn drop_attribute_rows(
     }
     flags.apply(conn, tenant)?;
     if let (Some(path_id), Some(nanos)) = (paths.get(META_LAST_MODIFIED), modified_nanos(now)) {
-        conn.prepare_cached("UPDATE attr_index SET num = ?3 WHERE seq = ?1 AND path_id = ?2")?
-            .execute(params![seq, path_id, nanos])?;
+        set_modified(conn, seq, path_id, nanos)?;
     }
+    Ok(())
+}
+
+/// Moves resource `seq`'s `meta.lastModified` row (path `path_id`) to `nanos`. It is
+/// "now", never the 0 or 1 that `flag_counts` counts: no count moves.
+pub fn set_modified(
+    conn: &Connection,
+    seq: i64,
+    path_id: i64,
+    nanos: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE attr_index SET num = ?3 WHERE seq = ?1 AND path_id = ?2")?
+        .execute(params![seq, path_id, nanos])?;
     Ok(())
 }
 

@@ -166,15 +166,11 @@ fn list_loading(
     };
     let total_results = match cursor_after {
         Some(Some(_)) => None,
-        _ if q.filter.is_none() => {
-            let n: Option<i64> = conn
-                .prepare_cached(
-                    "SELECT n FROM resource_counts WHERE tenant = ?1 AND resource_type = ?2",
-                )?
-                .query_row(params![tenant, type_name(rt)], |r| r.get(0))
-                .optional()?;
-            Some(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
-        }
+        _ if q.filter.is_none() => Some(kept_count(
+            conn,
+            "SELECT n FROM resource_counts WHERE tenant = ?1 AND resource_type = ?2",
+            params![tenant, type_name(rt)],
+        )?),
         _ => Some(count_matching(
             conn, paths, tenant, rt, q, &sql_where, &args,
         )?),
@@ -249,26 +245,21 @@ fn count_matching(
     args: &[SqlValue],
 ) -> Result<u64, StoreError> {
     let mut index_params = Vec::new();
-    let (by_flag, by_index) = match q.filter.as_ref() {
+    let by_index = match q.filter.as_ref() {
         Some(filter) => {
             let mut dialect = Sqlite { conn };
             let mut sql = FilterSql::new(&mut dialect, paths, tenant, rt, &mut index_params);
-            match sql.count_by_flag(filter)? {
-                Some(flag) => (Some(flag), None),
-                None => (None, sql.count_by_index(filter)?),
+            if let Some((path_id, value)) = sql.count_by_flag(filter)? {
+                return kept_count(
+                    conn,
+                    "SELECT n FROM flag_counts WHERE tenant = ?1 AND path_id = ?2 AND num = ?3",
+                    params![tenant, path_id, value],
+                );
             }
+            sql.count_by_index(filter)?
         }
-        None => (None, None),
+        None => None,
     };
-    if let Some((path_id, value)) = by_flag {
-        let n: Option<i64> = conn
-            .prepare_cached(
-                "SELECT n FROM flag_counts WHERE tenant = ?1 AND path_id = ?2 AND num = ?3",
-            )?
-            .query_row(params![tenant, path_id, value], |r| r.get(0))
-            .optional()?;
-        return Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0));
-    }
     let n: i64 = match by_index {
         Some(sql) => conn
             .prepare_cached(&sql)?
@@ -280,6 +271,20 @@ fn count_matching(
             .query_row(params_from_iter(args.iter()), |r| r.get(0))?,
     };
     Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// A count the writer keeps (`resource_counts`, `flag_counts`): the one row `sql` selects
+/// with `args`, 0 when there is none.
+fn kept_count(
+    conn: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<u64, StoreError> {
+    let n: Option<i64> = conn
+        .prepare_cached(sql)?
+        .query_row(args, |r| r.get(0))
+        .optional()?;
+    Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
 }
 
 /// The condition on `resources r` that selects the tenant's resources of type `rt` matching

@@ -336,11 +336,8 @@ impl<'a> Touch<'a> {
             .query_map(params![self.tenant, id, self.now], |r| r.get::<_, i64>(0))?
             .collect::<Result<Vec<_>, _>>()?;
         if let (Some(path_id), Some(nanos)) = (self.meta_path, self.nanos) {
-            // `lastModified` is now, never the 0 or 1 that `flag_counts` counts: no count moves.
-            let mut index = conn
-                .prepare_cached("UPDATE attr_index SET num = ?3 WHERE seq = ?1 AND path_id = ?2")?;
             for seq in seqs {
-                index.execute(params![seq, path_id, nanos])?;
+                index::set_modified(conn, seq, path_id, nanos)?;
             }
         }
         Ok(())
