@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use scimgate_model::projection::Projection;
 use scimgate_model::schema::Returned;
 use scimgate_model::{ResourceType, ScimError, ScimType, filter, path};
-use scimgate_store::{ListPage, ListQuery, Page, Position, SortBy, StoredResource};
+use scimgate_store::{ListPage, ListQuery, Page, Position, SortBy, StoreError, StoredDocument};
 use serde_json::{Map, Value, json};
 
 use crate::blocking::{blocking, storage};
@@ -15,7 +15,9 @@ use crate::context::Principal;
 use crate::cursor::CursorKey;
 use crate::error::ApiError;
 use crate::query::QueryParams;
-use crate::render::{json_text, resource_text, scim_base, scim_json_text};
+use crate::render::{
+    document_size, document_text, json_text, scim_base, scim_json_text, write_document,
+};
 use crate::state::AppState;
 
 pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
@@ -406,7 +408,7 @@ async fn list_one(
     {
         let ready = prepare(&state, &tenant, rt, &search)?;
         if let Some(page) = state.store.list_at_once(&tenant, rt, &ready.query) {
-            return Ok(list_response(page?, &ready, &base, None));
+            return Ok(list_response(page?, &ready, &base, None)?);
         }
         prepared = Some(ready);
     }
@@ -416,49 +418,84 @@ async fn list_one(
             Some(ready) => ready,
             None => prepare(&state, &tenant, rt, &search)?,
         };
-        let page = store.list(&tenant, rt, &prepared.query)?;
+        let page = store.list_documents(&tenant, rt, &prepared.query)?;
         Ok(list_response(
             page,
             &prepared,
             &base,
             search.cursor.is_some().then_some(&*state.cursors),
-        ))
+        )?)
     })
     .await
 }
 
 /// Each resource rendered to its JSON text and dropped at once: a page's peak memory is
-/// its text and one resource's tree, not every resource's tree together.
-fn render_all(resources: Vec<StoredResource>, projection: &Projection, base: &str) -> Vec<String> {
+/// its stored text and its answer's, not a tree of every resource together.
+fn render_all(
+    resources: Vec<StoredDocument>,
+    projection: &Projection,
+    base: &str,
+) -> Result<Vec<String>, StoreError> {
     resources
         .into_iter()
-        .map(|r| resource_text(r, base, projection))
+        .map(|r| document_text(r, base, projection))
         .collect()
 }
 
 /// A ListResponse's text: the envelope's members, then `Resources` from rendered texts.
 fn list_text(envelope: Map<String, Value>, resources: &[String]) -> String {
     let size: usize = resources.iter().map(|r| r.len() + 1).sum();
-    let mut text = json_text(&Value::Object(envelope), size + 256);
-    text.pop(); // the envelope's closing brace; it always has `schemas` before it
-    text.push_str(",\"Resources\":[");
+    let mut text = envelope_text(envelope, size);
     for (i, r) in resources.iter().enumerate() {
         if i > 0 {
-            text.push(',');
+            text.push(b',');
         }
-        text.push_str(r);
+        text.extend_from_slice(r.as_bytes());
     }
-    text.push_str("]}");
+    finish_list(text)
+}
+
+/// A ListResponse's text with its resources written straight from their stored text,
+/// each dropped once written.
+fn list_text_of(
+    envelope: Map<String, Value>,
+    resources: Vec<StoredDocument>,
+    projection: &Projection,
+    base: &str,
+) -> Result<String, StoreError> {
+    let size: usize = resources.iter().map(|r| document_size(r) + 1).sum();
+    let mut text = envelope_text(envelope, size);
+    for (i, r) in resources.into_iter().enumerate() {
+        if i > 0 {
+            text.push(b',');
+        }
+        write_document(r, base, projection, &mut text)?;
+    }
+    Ok(finish_list(text))
+}
+
+/// The envelope's members and the opening of `Resources`, in a buffer with room for
+/// `resources` bytes more.
+fn envelope_text(envelope: Map<String, Value>, resources: usize) -> Vec<u8> {
+    let mut text = json_text(&Value::Object(envelope), resources + 256).into_bytes();
+    text.pop(); // the envelope's closing brace; it always has `schemas` before it
+    text.extend_from_slice(b",\"Resources\":[");
     text
+}
+
+fn finish_list(mut text: Vec<u8>) -> String {
+    text.extend_from_slice(b"]}");
+    // JSON text written from UTF-8 pieces.
+    String::from_utf8(text).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// `cursors` is given in cursor mode (RFC 9865), to seal the next page's position.
 fn list_response(
-    page: ListPage,
+    page: ListPage<StoredDocument>,
     prepared: &Prepared,
     base: &str,
     cursors: Option<&CursorKey>,
-) -> String {
+) -> Result<String, StoreError> {
     let mut out = Map::new();
     out.insert("schemas".into(), json!([LIST_RESPONSE]));
     if let Some(total) = page.total_results {
@@ -475,8 +512,7 @@ fn list_response(
     } else {
         out.insert("startIndex".into(), json!(prepared.start_index));
     }
-    let resources = render_all(page.resources, &prepared.projection, base);
-    list_text(out, &resources)
+    list_text_of(out, page.resources, &prepared.projection, base)
 }
 
 /// `GET /Users`, `GET /Groups`.
@@ -577,12 +613,12 @@ fn search_all_types(
             start_index: skip + 1,
             count: want,
         };
-        let page = state.store.list(tenant, *rt, &q)?;
+        let page = state.store.list_documents(tenant, *rt, &q)?;
         let type_total = page.total_results.unwrap_or(0);
         total += type_total;
         skip = skip.saturating_sub(type_total);
         want -= page.resources.len() as u64;
-        resources.extend(render_all(page.resources, &p.projection, base));
+        resources.extend(render_all(page.resources, &p.projection, base)?);
     }
     let mut envelope = Map::new();
     envelope.insert("schemas".into(), json!([LIST_RESPONSE]));

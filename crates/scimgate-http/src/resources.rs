@@ -5,7 +5,7 @@ use std::time::Duration;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use scimgate_model::ResourceType;
-use scimgate_store::{StoreError, StoredResource};
+use scimgate_store::{StoreError, StoredDocument, StoredResource};
 
 use crate::blocking::storage;
 use crate::body::read_json;
@@ -16,7 +16,7 @@ use crate::hooks::Hook;
 use crate::list::{list, search};
 use crate::query::QueryParams;
 use crate::render::{
-    projection, resource_response, resource_response_text, resource_text, scim_base,
+    document_text, projection, resource_response, resource_response_text, scim_base,
 };
 use crate::report::WriteReport;
 use crate::state::AppState;
@@ -110,13 +110,13 @@ async fn get(
     let tenant = principal.tenant;
     let not_modified = Precondition::if_none_match(&req);
     let base = scim_base(&req, &state.settings);
-    let render = move |found: Option<StoredResource>, base: &str, id: &str| {
+    let render = move |found: Option<StoredDocument>, base: &str, id: &str| {
         let found = found.ok_or_else(|| ApiError::from(StoreError::NotFound(rt, id.to_owned())))?;
         let version = found.version;
         if not_modified.is_some_and(|p| p.matches(version)) {
             return Ok((version, None));
         }
-        Ok::<_, ApiError>((version, Some(resource_text(found, base, &projection))))
+        Ok::<_, ApiError>((version, Some(document_text(found, base, &projection)?)))
     };
     // Most reads are a lookup by key and a few relations: answered here, without the
     // hand-off to a blocking thread. A group with many members (megabytes to read and
@@ -133,7 +133,7 @@ async fn get(
             let render_base = base.clone();
             storage(state.store.answer_deadline(), move || {
                 render(
-                    store.get(&tenant, rt, &id, with_relations)?,
+                    store.get_document(&tenant, rt, &id, with_relations)?,
                     &render_base,
                     &id,
                 )

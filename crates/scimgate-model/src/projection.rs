@@ -156,6 +156,42 @@ impl Projection {
         }
     }
 
+    /// What [`Projection::apply`] does to the top-level attribute `key`, when its name
+    /// alone decides it: a renderer then copies the attribute's stored text, or leaves it
+    /// out, without parsing it. `Projected` when paths below it are named: its value must be
+    /// parsed and the projection applied to a map holding it alone (each top-level key
+    /// fares on its own in `apply`).
+    pub fn fate(&self, key: &str) -> Fate {
+        let r = &*self.returning;
+        let below = |paths: &[Vec<&'static str>]| paths.iter().any(|p| p.len() > 1 && p[0] == key);
+        let named = |paths: &[Vec<&'static str>]| paths.iter().any(|p| p.len() == 1 && p[0] == key);
+        let selected: &[Vec<&'static str>] = match &self.mode {
+            Mode::Default => &[],
+            Mode::Include(sel) | Mode::Exclude(sel) => sel,
+        };
+        if below(&r.never) || below(&r.on_request) || below(selected) {
+            return Fate::Projected;
+        }
+        if let Mode::Default = self.mode {
+            // Most answers: no parameter, so only `returned` decides (as in `apply`).
+            return if named(&r.never) || named(&r.on_request) {
+                Fate::Dropped
+            } else {
+                Fate::Kept
+            };
+        }
+        // Nothing is named below `key`, so `apply` decides by the name alone, whatever the
+        // value: ask it about the name with no value.
+        let mut alone = Map::with_capacity(1);
+        alone.insert(key.to_owned(), Value::Null);
+        self.apply(&mut alone);
+        if alone.is_empty() {
+            Fate::Dropped
+        } else {
+            Fate::Kept
+        }
+    }
+
     pub fn apply(&self, resource: &mut Map<String, Value>) {
         let r = &*self.returning;
         // `returned: never` goes whatever was asked; `request` unless it was named.
@@ -178,6 +214,17 @@ impl Projection {
             }
         }
     }
+}
+
+/// What a projection does to one top-level attribute ([`Projection::fate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// In the answer, whole.
+    Kept,
+    /// Not in the answer.
+    Dropped,
+    /// Paths below it are named: what is left of it depends on its value.
+    Projected,
 }
 
 /// Extension attributes with `returned: always` (an operator's) are in every answer: named
@@ -384,6 +431,56 @@ mod tests {
                 .apply(&mut copy);
             assert!(copy.get("password").is_none(), "{a:?} {e:?}");
         }
+    }
+
+    /// `fate` agrees with `apply` for every top-level key of the sample, under each way of
+    /// asking: a key kept whole is in the applied map unchanged, a dropped one is not there,
+    /// and applying to the key alone gives what applying to the whole gives.
+    #[test]
+    fn fate_agrees_with_apply() {
+        let mut sample = sample();
+        sample.insert("password".into(), json!("secret"));
+        sample.insert("groups".into(), json!([{"value": "g", "display": "G"}]));
+        let asked = [
+            (None, None),
+            (Some("userName"), None),
+            (Some("name.givenName,emails.value"), None),
+            (Some(ENTERPRISE_USER_URN), None),
+            (Some(&*format!("{ENTERPRISE_USER_URN}:department")), None),
+            (Some("password,meta.created"), None),
+            (None, Some("emails")),
+            (None, Some("name.familyName,id,meta,schemas")),
+            (None, Some(ENTERPRISE_USER_URN)),
+            (None, Some(&*format!("{ENTERPRISE_USER_URN}:division"))),
+            (None, Some("groups.display")),
+            (Some("groups"), None),
+        ];
+        for (a, e) in asked {
+            let p = Projection::parse(ResourceType::User, a, e).expect("parse");
+            let mut whole = sample.clone();
+            p.apply(&mut whole);
+            for (key, value) in &sample {
+                let mut alone = Map::new();
+                alone.insert(key.clone(), value.clone());
+                p.apply(&mut alone);
+                assert_eq!(alone.get(key), whole.get(key), "{key} under {a:?} {e:?}");
+                match p.fate(key) {
+                    Fate::Kept => assert_eq!(whole.get(key), Some(value), "{key} {a:?} {e:?}"),
+                    Fate::Dropped => assert_eq!(whole.get(key), None, "{key} {a:?} {e:?}"),
+                    Fate::Projected => {}
+                }
+            }
+        }
+        let default = Projection::parse(ResourceType::User, None, None).expect("parse");
+        let fates: Vec<Fate> = ["userName", "password", "name"]
+            .iter()
+            .map(|k| default.fate(k))
+            .collect();
+        assert_eq!(fates, [Fate::Kept, Fate::Dropped, Fate::Kept]);
+        let sub = Projection::parse(ResourceType::User, Some("name.givenName"), None).expect("p");
+        assert_eq!(sub.fate("name"), Fate::Projected);
+        assert_eq!(sub.fate("userName"), Fate::Dropped);
+        assert_eq!(sub.fate("schemas"), Fate::Kept);
     }
 
     #[test]

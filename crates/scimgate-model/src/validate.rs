@@ -96,11 +96,16 @@ impl ValidatedResource {
 
 /// The `schemas` value of a stored resource: core URN, then each extension it carries.
 pub fn schema_urns(rt: ResourceType, attributes: &Map<String, Value>) -> Vec<&'static str> {
+    schema_urns_of(rt, |key| attributes.contains_key(key))
+}
+
+/// [`schema_urns`] of attributes known only by whether each top-level key is there.
+pub fn schema_urns_of(rt: ResourceType, has: impl Fn(&str) -> bool) -> Vec<&'static str> {
     let mut urns = vec![rt.core_schema().id];
     urns.extend(
         rt.extensions()
             .iter()
-            .filter(|ext| attributes.contains_key(ext.id))
+            .filter(|ext| has(ext.id))
             .map(|ext| ext.id),
     );
     urns

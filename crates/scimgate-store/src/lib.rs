@@ -35,7 +35,7 @@ pub use records::{
     AccessSnapshot, AuditQuery, AuditRecord, ChangeKind, ChangeNote, ClientAssertion, ClientSecret,
     EventHold, EventPosition, EventRecord, GroupRef, MemberRef, NewResource, OAuthClient,
     POLL_CURSOR, PatchOutcome, PatchWrite, RemoveOutcome, Revocation, STREAM_CURSOR, StoreStats,
-    StoredResource, TenantInfo, TokenRecord, is_cursor, skipped_members_detail,
+    StoredDocument, StoredResource, TenantInfo, TokenRecord, is_cursor, skipped_members_detail,
 };
 pub use settings::StoreConfig;
 pub use sqlite::{
@@ -82,12 +82,14 @@ pub struct Position {
     pub id: String,
 }
 
+/// A page of a list; `R` is how its resources come (parsed, or as read for an answer:
+/// [`StoredDocument`]).
 #[derive(Debug, Clone)]
-pub struct ListPage {
+pub struct ListPage<R = StoredResource> {
     /// Always for index paging; for cursor paging only on the first page, as counting a
     /// large result costs a full scan.
     pub total_results: Option<u64>,
-    pub resources: Vec<StoredResource>,
+    pub resources: Vec<R>,
     /// The position after the last resource, when more follow (cursor paging).
     pub next: Option<Position>,
 }
@@ -127,7 +129,20 @@ pub trait Store: Send + Sync {
         rt: ResourceType,
         id: &str,
         with_relations: bool,
-    ) -> Result<Option<StoredResource>, StoreError>;
+    ) -> Result<Option<StoredResource>, StoreError> {
+        self.get_document(tenant, rt, id, with_relations)?
+            .map(StoredDocument::parse)
+            .transpose()
+    }
+    /// [`Store::get`] with the attributes left as their stored JSON text: what an answer
+    /// needs, without the cost of parsing them.
+    fn get_document(
+        &self,
+        tenant: &str,
+        rt: ResourceType,
+        id: &str,
+        with_relations: bool,
+    ) -> Result<Option<StoredDocument>, StoreError>;
     /// [`Store::get`] answered on the caller's thread, when that costs no more than a few
     /// index lookups in a local file: a read connection and the tenant's share free at
     /// once, and at most [`AT_ONCE_RELATIONS`] members or groups. `None` otherwise (and on
@@ -139,7 +154,7 @@ pub trait Store: Send + Sync {
         _rt: ResourceType,
         _id: &str,
         _with_relations: bool,
-    ) -> Option<Result<Option<StoredResource>, StoreError>> {
+    ) -> Option<Result<Option<StoredDocument>, StoreError>> {
         None
     }
     fn list(
@@ -147,7 +162,26 @@ pub trait Store: Send + Sync {
         tenant: &str,
         rt: ResourceType,
         query: &ListQuery,
-    ) -> Result<ListPage, StoreError>;
+    ) -> Result<ListPage, StoreError> {
+        let page = self.list_documents(tenant, rt, query)?;
+        Ok(ListPage {
+            total_results: page.total_results,
+            resources: page
+                .resources
+                .into_iter()
+                .map(StoredDocument::parse)
+                .collect::<Result<_, _>>()?,
+            next: page.next,
+        })
+    }
+    /// [`Store::list`] with the attributes left as their stored JSON text, as
+    /// [`Store::get_document`].
+    fn list_documents(
+        &self,
+        tenant: &str,
+        rt: ResourceType,
+        query: &ListQuery,
+    ) -> Result<ListPage<StoredDocument>, StoreError>;
     /// [`Store::list`] answered on the caller's thread, as [`Store::get_at_once`] answers
     /// a read, for a filter that matches at most one resource whatever is stored
     /// (`filter_plan::matches_at_most_one`: `userName eq`, what a provisioning client
@@ -158,7 +192,7 @@ pub trait Store: Send + Sync {
         _tenant: &str,
         _rt: ResourceType,
         _query: &ListQuery,
-    ) -> Option<Result<ListPage, StoreError>> {
+    ) -> Option<Result<ListPage<StoredDocument>, StoreError>> {
         None
     }
     /// A schema set about to be put in force (`scimgate_model::registry`): the attribute

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::Position;
 use crate::error::StoreError;
-use crate::records::StoredResource;
+use crate::records::StoredDocument;
 
 /// How much one list page may carry: related values (members, groups) and bytes (stored
 /// JSON plus related ids and display names). A page ends early, after the resource that
@@ -22,13 +22,13 @@ pub struct PageBudget {
 /// hold one more than `count`, and the position after the page is returned when more
 /// follow.
 pub fn fill_page(
-    rows: impl Iterator<Item = Result<(StoredResource, Value, usize), StoreError>>,
+    rows: impl Iterator<Item = Result<(StoredDocument, Value, usize), StoreError>>,
     budget: PageBudget,
     with_relations: bool,
     count: u64,
     cursor: bool,
-    mut load: impl FnMut(&mut StoredResource) -> Result<(), StoreError>,
-) -> Result<(Vec<StoredResource>, Option<Position>), StoreError> {
+    mut load: impl FnMut(&mut StoredDocument) -> Result<(), StoreError>,
+) -> Result<(Vec<StoredDocument>, Option<Position>), StoreError> {
     let (mut resources, mut keys) = (Vec::new(), Vec::new());
     let mut cut_short = false;
     // The page also ends once its resources hold `budget.bytes` of stored JSON: a page
@@ -81,7 +81,7 @@ pub fn fill_page(
 }
 
 /// About what a resource's members or groups add to the page.
-fn relation_bytes(r: &StoredResource) -> usize {
+fn relation_bytes(r: &StoredDocument) -> usize {
     let members = r
         .members
         .iter()

@@ -44,7 +44,7 @@ use crate::index_rows::PathIds;
 use crate::page::PageBudget;
 use crate::records::{
     AccessSnapshot, AuditQuery, AuditRecord, ChangeNote, EventHold, EventPosition, EventRecord,
-    NewResource, PatchOutcome, PatchWrite, StoreStats, StoredResource,
+    NewResource, PatchOutcome, PatchWrite, StoreStats, StoredDocument, StoredResource,
 };
 use crate::{ListPage, ListQuery, Store};
 use queue::{Queue, Queued};
@@ -542,22 +542,22 @@ impl Store for PgStore {
         })
     }
 
-    fn get(
+    fn get_document(
         &self,
         tenant: &str,
         rt: ResourceType,
         id: &str,
         with_relations: bool,
-    ) -> Result<Option<StoredResource>, StoreError> {
+    ) -> Result<Option<StoredDocument>, StoreError> {
         self.read(tenant, |tx| read::get(tx, tenant, rt, id, with_relations))
     }
 
-    fn list(
+    fn list_documents(
         &self,
         tenant: &str,
         rt: ResourceType,
         query: &ListQuery,
-    ) -> Result<ListPage, StoreError> {
+    ) -> Result<ListPage<StoredDocument>, StoreError> {
         let (paths, budget) = (self.paths.load_full(), self.page_budget);
         self.read(tenant, |tx| {
             read::list(tx, &paths, tenant, rt, query, budget)

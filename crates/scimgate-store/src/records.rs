@@ -6,6 +6,8 @@ use scimgate_model::patch::MemberChanges;
 use scimgate_model::{MemberInput, PasswordChange, ResourceType, ValidatedResource, fold_case};
 use serde_json::{Map, Value};
 
+use crate::error::StoreError;
+
 /// A validated resource ready to write, with its lookup keys computed in Rust.
 #[derive(Debug, Clone)]
 pub struct NewResource {
@@ -41,11 +43,13 @@ impl NewResource {
     }
 }
 
+/// A resource as stored. `A` is how its attributes are held: parsed (the default), or as
+/// the JSON text they were stored as ([`StoredDocument`]).
 #[derive(Debug, Clone)]
-pub struct StoredResource {
+pub struct StoredResource<A = Map<String, Value>> {
     pub id: String,
     pub resource_type: ResourceType,
-    pub attributes: Map<String, Value>,
+    pub attributes: A,
     pub version: i64,
     pub created: String,
     pub last_modified: String,
@@ -53,6 +57,29 @@ pub struct StoredResource {
     pub members: Option<Vec<MemberRef>>,
     /// Direct groups of a User, when asked for.
     pub groups: Option<Vec<GroupRef>>,
+}
+
+/// A resource as a read for an answer gives it: its attributes still the JSON text stored,
+/// so that an answer can carry them without building a tree of them (`render.rs` in the
+/// HTTP crate).
+pub type StoredDocument = StoredResource<String>;
+
+impl StoredDocument {
+    /// The resource with its attributes parsed.
+    pub fn parse(self) -> Result<StoredResource, StoreError> {
+        let attributes: Map<String, Value> = serde_json::from_str(&self.attributes)
+            .map_err(|e| StoreError::Corrupt(format!("attributes of '{}': {e}", self.id)))?;
+        Ok(StoredResource {
+            id: self.id,
+            resource_type: self.resource_type,
+            attributes,
+            version: self.version,
+            created: self.created,
+            last_modified: self.last_modified,
+            members: self.members,
+            groups: self.groups,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

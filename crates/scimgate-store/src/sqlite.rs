@@ -29,7 +29,7 @@ use scimgate_model::{Clock, ResourceType};
 use crate::error::StoreError;
 use crate::records::{
     ChangeNote, EventHold, EventPosition, EventRecord, NewResource, PatchOutcome, PatchWrite,
-    StoreStats, StoredResource,
+    StoreStats, StoredDocument, StoredResource,
 };
 use crate::stored_rows::parse_type;
 use crate::{
@@ -415,13 +415,13 @@ impl Store for SqliteStore {
         })
     }
 
-    fn get(
+    fn get_document(
         &self,
         tenant: &str,
         rt: ResourceType,
         id: &str,
         with_relations: bool,
-    ) -> Result<Option<StoredResource>, StoreError> {
+    ) -> Result<Option<StoredDocument>, StoreError> {
         self.read(tenant, |c| read::get(c, tenant, rt, id, with_relations))
     }
 
@@ -431,7 +431,7 @@ impl Store for SqliteStore {
         rt: ResourceType,
         id: &str,
         with_relations: bool,
-    ) -> Option<Result<Option<StoredResource>, StoreError>> {
+    ) -> Option<Result<Option<StoredDocument>, StoreError>> {
         let _slot = self.read_slots.try_acquire(tenant)?;
         let conn = self.readers.try_get()?;
         self.read_checkouts.fetch_add(1, Ordering::Relaxed);
@@ -445,12 +445,12 @@ impl Store for SqliteStore {
         }
     }
 
-    fn list(
+    fn list_documents(
         &self,
         tenant: &str,
         rt: ResourceType,
         query: &ListQuery,
-    ) -> Result<ListPage, StoreError> {
+    ) -> Result<ListPage<StoredDocument>, StoreError> {
         let budget = self.page_budget;
         self.read(tenant, |c| {
             read::list(c, &self.paths.load(), tenant, rt, query, budget)
@@ -462,7 +462,7 @@ impl Store for SqliteStore {
         tenant: &str,
         rt: ResourceType,
         query: &ListQuery,
-    ) -> Option<Result<ListPage, StoreError>> {
+    ) -> Option<Result<ListPage<StoredDocument>, StoreError>> {
         let one = query
             .filter
             .as_ref()

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::error::StoreError;
 use crate::records::{
     ChangeKind, ChangeNote, EventHold, EventPosition, EventRecord, MemberRef, NewResource,
-    StoredResource,
+    StoredDocument, StoredResource,
 };
 
 /// The resource type named by a `resource_type` column.
@@ -30,12 +30,11 @@ pub struct ResourceColumns {
 }
 
 impl ResourceColumns {
-    pub fn into_resource(self) -> Result<StoredResource, StoreError> {
-        let attributes: Map<String, Value> = serde_json::from_str(&self.attributes)
-            .map_err(|e| StoreError::Corrupt(format!("attributes of '{}': {e}", self.id)))?;
+    /// The resource with its attributes left as their stored text.
+    pub fn into_document(self) -> Result<StoredDocument, StoreError> {
         Ok(StoredResource {
             resource_type: parse_type(&self.resource_type)?,
-            attributes,
+            attributes: self.attributes,
             version: self.version,
             created: self.created,
             last_modified: self.last_modified,

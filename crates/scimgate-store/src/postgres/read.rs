@@ -19,7 +19,7 @@ use crate::error::StoreError;
 use crate::filter_sql::{FilterSql, Param};
 use crate::index_rows::{PathIds, SqlNum};
 use crate::page::{PageBudget, fill_page};
-use crate::records::{GroupRef, MemberRef, StoredResource};
+use crate::records::{GroupRef, MemberRef, StoredDocument, StoredResource};
 use crate::sort_plan::{SortKey, sort_key};
 use crate::stored_rows::{ResourceColumns, parse_type};
 use crate::{ListPage, ListQuery, Page, Position, SortBy};
@@ -90,7 +90,7 @@ pub fn get(
     rt: ResourceType,
     id: &str,
     with_relations: bool,
-) -> Result<Option<StoredResource>, StoreError> {
+) -> Result<Option<StoredDocument>, StoreError> {
     let inline = with_relations && rt == ResourceType::User;
     let groups = if inline {
         groups_column()
@@ -111,7 +111,7 @@ pub fn get(
     let Some(row) = rows.first() else {
         return Ok(None);
     };
-    let mut resource = row_to_resource(row)?;
+    let mut resource = row_to_document(row)?;
     if inline {
         resource.groups = inline_groups(row, 6)?;
     }
@@ -172,11 +172,12 @@ pub fn read_row(
             ),
             &[(&tenant, Type::TEXT), (&id, Type::TEXT), (&rt.name(), Type::TEXT)],
         )?
-        .map(|row| row_to_resource(&row))
+        .map(|row| row_to_document(&row)?.parse())
         .transpose()
 }
 
-fn row_to_resource(row: &Row) -> Result<StoredResource, StoreError> {
+/// A resource's row with its attributes left as their stored text.
+fn row_to_document(row: &Row) -> Result<StoredDocument, StoreError> {
     ResourceColumns {
         id: row.try_get(0)?,
         resource_type: row.try_get(1)?,
@@ -185,7 +186,7 @@ fn row_to_resource(row: &Row) -> Result<StoredResource, StoreError> {
         created: row.try_get(4)?,
         last_modified: row.try_get(5)?,
     }
-    .into_resource()
+    .into_document()
 }
 
 pub fn list(
@@ -195,7 +196,7 @@ pub fn list(
     rt: ResourceType,
     q: &ListQuery,
     budget: PageBudget,
-) -> Result<ListPage, StoreError> {
+) -> Result<ListPage<StoredDocument>, StoreError> {
     let mut args = Vec::new();
     let mut sql_where = where_clause(&mut **tx, paths, tenant, rt, q.filter.as_ref(), &mut args)?;
     let (count, cursor_after, offset) = match &q.page {
@@ -270,13 +271,13 @@ pub fn list(
         }
         let rows = rows.iter().map(|row| {
             let bytes = row.try_get::<_, &str>(2).map_or(0, str::len);
-            let mut resource = row_to_resource(row)?;
+            let mut resource = row_to_document(row)?;
             if inline {
                 resource.groups = inline_groups(row, row.len() - 1)?;
             }
             Ok((resource, order.key_of(row)?, bytes))
         });
-        let mut load = |r: &mut StoredResource| match r.groups {
+        let mut load = |r: &mut StoredDocument| match r.groups {
             Some(_) => Ok(()),
             None => load_relations(&mut **tx, tenant, r),
         };
@@ -442,10 +443,10 @@ impl SortOrder {
     }
 }
 
-pub fn load_relations(
+pub fn load_relations<A>(
     client: &mut impl GenericClient,
     tenant: &str,
-    r: &mut StoredResource,
+    r: &mut StoredResource<A>,
 ) -> Result<(), StoreError> {
     match r.resource_type {
         ResourceType::Group => r.members = Some(members_of(client, tenant, &r.id)?),

@@ -15,7 +15,7 @@ use crate::filter_sql::{FilterSql, Param};
 use crate::index_rows::PathIds;
 pub use crate::page::PageBudget;
 use crate::page::fill_page;
-use crate::records::{GroupRef, MemberRef, StoredResource};
+use crate::records::{GroupRef, MemberRef, StoredDocument, StoredResource};
 use crate::sort_plan::{SortKey, sort_key};
 use crate::stored_rows::ResourceColumns;
 use crate::{ListPage, ListQuery, Page, Position, SortBy};
@@ -36,12 +36,8 @@ pub const ONE_RESOURCE: &str = concat!(
 );
 
 /// One resource looked up with at most a given number of members or groups.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "returned once per lookup and taken apart at once; a box would only add an allocation"
-)]
 pub enum Fetched {
-    Found(StoredResource),
+    Found(StoredDocument),
     Missing,
     /// It has more members or groups than the caller would read.
     OverLimit,
@@ -53,7 +49,7 @@ pub fn get(
     rt: ResourceType,
     id: &str,
     with_relations: bool,
-) -> Result<Option<StoredResource>, StoreError> {
+) -> Result<Option<StoredDocument>, StoreError> {
     Ok(
         match get_within(conn, tenant, rt, id, with_relations, None)? {
             Fetched::Found(resource) => Some(resource),
@@ -75,7 +71,7 @@ pub fn get_within(
     let _snapshot = Snapshot::begin(conn)?;
     let found = conn
         .prepare_cached(ONE_RESOURCE)?
-        .query_row(params![tenant, id, type_name(rt)], row_to_resource)
+        .query_row(params![tenant, id, type_name(rt)], row_to_document)
         .optional()?;
     let Some(resource) = found else {
         return Ok(Fetched::Missing);
@@ -119,7 +115,7 @@ pub fn list(
     rt: ResourceType,
     q: &ListQuery,
     budget: PageBudget,
-) -> Result<ListPage, StoreError> {
+) -> Result<ListPage<StoredDocument>, StoreError> {
     list_loading(conn, paths, tenant, rt, q, budget, |r| {
         load_relations(conn, tenant, r)
     })
@@ -135,7 +131,7 @@ pub fn list_within(
     q: &ListQuery,
     budget: PageBudget,
     max_relations: usize,
-) -> Result<Option<ListPage>, StoreError> {
+) -> Result<Option<ListPage<StoredDocument>>, StoreError> {
     let over_limit = Cell::new(false);
     let page = list_loading(conn, paths, tenant, rt, q, budget, |r| {
         if !load_relations_within(conn, tenant, r, Some(max_relations))? {
@@ -154,8 +150,8 @@ fn list_loading(
     rt: ResourceType,
     q: &ListQuery,
     budget: PageBudget,
-    load: impl FnMut(&mut StoredResource) -> Result<(), StoreError>,
-) -> Result<ListPage, StoreError> {
+    load: impl FnMut(&mut StoredDocument) -> Result<(), StoreError>,
+) -> Result<ListPage<StoredDocument>, StoreError> {
     // One read transaction, so totalResults and the page agree with each other.
     let _snapshot = Snapshot::begin(conn)?;
     let mut args = Vec::new();
@@ -209,7 +205,7 @@ fn list_loading(
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params_from_iter(args.iter()), |row| {
             let bytes = row.get_ref(2)?.as_str().map_or(0, str::len);
-            Ok((row_to_resource(row)?, row.get::<_, SqlValue>(6)?, bytes))
+            Ok((row_to_document(row)?, row.get::<_, SqlValue>(6)?, bytes))
         })?;
         let rows = rows.map(|row| {
             let (resource, key, size) = row?;
@@ -418,9 +414,12 @@ impl SortOrder {
     }
 }
 
-pub type RowResult = Result<StoredResource, StoreError>;
+pub fn row_to_resource(row: &Row<'_>) -> rusqlite::Result<Result<StoredResource, StoreError>> {
+    Ok(row_to_document(row)?.and_then(StoredDocument::parse))
+}
 
-pub fn row_to_resource(row: &Row<'_>) -> rusqlite::Result<RowResult> {
+/// A resource's row with its attributes left as their stored text.
+pub fn row_to_document(row: &Row<'_>) -> rusqlite::Result<Result<StoredDocument, StoreError>> {
     Ok(ResourceColumns {
         id: row.get(0)?,
         resource_type: row.get(1)?,
@@ -429,23 +428,23 @@ pub fn row_to_resource(row: &Row<'_>) -> rusqlite::Result<RowResult> {
         created: row.get(4)?,
         last_modified: row.get(5)?,
     }
-    .into_resource())
+    .into_document())
 }
 
-pub fn load_relations(
+pub fn load_relations<A>(
     conn: &Connection,
     tenant: &str,
-    r: &mut StoredResource,
+    r: &mut StoredResource<A>,
 ) -> Result<(), StoreError> {
     load_relations_within(conn, tenant, r, None).map(|_| ())
 }
 
 /// Loads at most `max` members or groups (`None`: all); false, loading none, when there
 /// are more.
-fn load_relations_within(
+fn load_relations_within<A>(
     conn: &Connection,
     tenant: &str,
-    r: &mut StoredResource,
+    r: &mut StoredResource<A>,
     max: Option<usize>,
 ) -> Result<bool, StoreError> {
     // One more than allowed tells that there are more.

@@ -452,11 +452,13 @@ fn a_list_at_once_answers_only_lookups_of_one_resource() {
     let at_once = |q: &ListQuery| s.list_at_once("t", ResourceType::User, q);
     let lookup = query("userName eq \"U0\"", index.clone());
     let page = at_once(&lookup).expect("answered").expect("list");
-    let listed = s.list("t", ResourceType::User, &lookup).expect("list");
-    let seen = |p: &ListPage| -> Vec<(String, Option<Vec<GroupRef>>)> {
+    let listed = s
+        .list_documents("t", ResourceType::User, &lookup)
+        .expect("list");
+    let seen = |p: &ListPage<StoredDocument>| -> Vec<(String, String, Option<Vec<GroupRef>>)> {
         p.resources
             .iter()
-            .map(|r| (r.id.clone(), r.groups.clone()))
+            .map(|r| (r.id.clone(), r.attributes.clone(), r.groups.clone()))
             .collect()
     };
     assert_eq!(page.total_results, Some(1));
