@@ -126,6 +126,14 @@ async fn d3_group_lists_carry_members_only_when_asked_and_within_the_page_budget
             .map(Vec::len),
         Some(5)
     );
+    // Filtered, the first page is short for the budget, not for want of matches: all
+    // three are counted.
+    let filtered = h
+        .get("/scim/v2/Groups?attributes=members&filter=displayName%20sw%20%22g%22")
+        .send()
+        .await;
+    assert_eq!(filtered.body["totalResults"], 3, "{}", filtered.body);
+    assert_eq!(filtered.body["itemsPerPage"], 2);
     let rest = h
         .get("/scim/v2/Groups?attributes=members&startIndex=3")
         .send()

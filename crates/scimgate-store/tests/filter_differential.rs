@@ -376,6 +376,11 @@ proptest! {
             let q = ListQuery { filter: Some(f), sort: None, page: Page::Index { start_index: 1, count: 1000 }, with_relations: false };
             let page = store.list("t", ResourceType::User, &q).expect("list");
             prop_assert_eq!(page.total_results, Some(want.len() as u64), "totalResults, filter: {}", text);
+            // A first page that comes out short is its own total; a full one is counted.
+            let full = ListQuery { page: Page::Index { start_index: 1, count: 2 }, ..q.clone() };
+            let first = store.list("t", ResourceType::User, &full).expect("list");
+            prop_assert_eq!(first.total_results, Some(want.len() as u64), "totalResults of a 2-page, filter: {}", text);
+            prop_assert_eq!(first.resources.len(), want.len().min(2));
             let mut got: Vec<String> = page.resources.into_iter().map(|r| r.id).collect();
             got.sort();
             prop_assert_eq!(got, want, "filter: {}", text);
