@@ -168,30 +168,23 @@ pub fn write_document(
         return Ok(());
     };
     let mut entries = Entries::open(out);
-    if entries.wants(projection, "schemas") {
-        let urns = schema_urns_of(doc.resource_type, |key| stored.has(key));
-        entries.value(projection, "schemas", &json!(urns));
-    }
-    if entries.wants(projection, "id") {
-        entries.value(projection, "id", &Value::String(doc.id.clone()));
-    }
+    entries.value(projection, "schemas", || {
+        json!(schema_urns_of(doc.resource_type, |key| stored.has(key)))
+    });
+    entries.value(projection, "id", || Value::String(doc.id.clone()));
     for (key, text) in &stored.0 {
         entries.stored(projection, key, text)?;
     }
-    if let Some(members) = doc.members.as_deref().filter(|m| !m.is_empty())
-        && entries.wants(projection, "members")
-    {
-        entries.value(projection, "members", &members_json(members, base));
+    if let Some(members) = doc.members.as_deref().filter(|m| !m.is_empty()) {
+        entries.value(projection, "members", || members_json(members, base));
     }
-    if let Some(groups) = doc.groups.as_deref().filter(|g| !g.is_empty())
-        && entries.wants(projection, "groups")
-    {
-        entries.value(projection, "groups", &groups_json(groups, base));
+    if let Some(groups) = doc.groups.as_deref().filter(|g| !g.is_empty()) {
+        entries.value(projection, "groups", || groups_json(groups, base));
     }
     match projection.fate("meta") {
         Fate::Dropped => {}
         Fate::Kept => entries.meta(&doc, base),
-        Fate::Projected => entries.value(projection, "meta", &meta_json(&doc, base)),
+        Fate::Projected => entries.projected(projection, "meta", meta_json(&doc, base)),
     }
     entries.close();
     Ok(())
@@ -257,11 +250,6 @@ impl<'o> Entries<'o> {
         self.out.push(b'}');
     }
 
-    /// Whether `key` may be in the answer: a value for it need not be built otherwise.
-    fn wants(&self, projection: &Projection, key: &str) -> bool {
-        projection.fate(key) != Fate::Dropped
-    }
-
     /// Writes `"key":`. Keys are written as they are: each is a schema's attribute name or a
     /// stored key read without escapes, so it holds no character JSON escapes and the
     /// serialiser would write it the same.
@@ -280,23 +268,26 @@ impl<'o> Entries<'o> {
         let _ = serde_json::to_writer(&mut *self.out, value);
     }
 
-    /// A member given as a value.
-    fn value(&mut self, projection: &Projection, key: &str, value: &Value) {
+    /// A member given as a value, built only when the projection keeps some of it.
+    fn value(&mut self, projection: &Projection, key: &str, value: impl FnOnce() -> Value) {
         match projection.fate(key) {
             Fate::Dropped => {}
             Fate::Kept => {
                 self.key(key);
-                let _ = serde_json::to_writer(&mut *self.out, value);
+                let _ = serde_json::to_writer(&mut *self.out, &value());
             }
-            Fate::Projected => {
-                let mut alone = Map::with_capacity(1);
-                alone.insert(key.to_owned(), value.clone());
-                projection.apply(&mut alone);
-                if let Some(left) = alone.get(key) {
-                    self.key(key);
-                    let _ = serde_json::to_writer(&mut *self.out, left);
-                }
-            }
+            Fate::Projected => self.projected(projection, key, value()),
+        }
+    }
+
+    /// A member the projection cuts into: what is left of it, if anything.
+    fn projected(&mut self, projection: &Projection, key: &str, value: Value) {
+        let mut alone = Map::with_capacity(1);
+        alone.insert(key.to_owned(), value);
+        projection.apply(&mut alone);
+        if let Some(left) = alone.get(key) {
+            self.key(key);
+            let _ = serde_json::to_writer(&mut *self.out, left);
         }
     }
 
@@ -316,7 +307,7 @@ impl<'o> Entries<'o> {
             Fate::Projected => {
                 let value: Value = serde_json::from_str(text.get())
                     .map_err(|e| StoreError::Corrupt(format!("attribute '{key}': {e}")))?;
-                self.value(projection, key, &value);
+                self.projected(projection, key, value);
             }
         }
         Ok(())
