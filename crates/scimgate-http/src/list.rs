@@ -16,7 +16,7 @@ use crate::cursor::CursorKey;
 use crate::error::ApiError;
 use crate::query::QueryParams;
 use crate::render::{
-    document_size, document_text, json_text, scim_base, scim_json_text, write_document,
+    document_size, document_text, json_string, json_text, scim_base, scim_json_text, write_document,
 };
 use crate::state::AppState;
 
@@ -485,8 +485,7 @@ fn envelope_text(envelope: Map<String, Value>, resources: usize) -> Vec<u8> {
 
 fn finish_list(mut text: Vec<u8>) -> String {
     text.extend_from_slice(b"]}");
-    // JSON text written from UTF-8 pieces.
-    String::from_utf8(text).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    json_string(text)
 }
 
 /// `cursors` is given in cursor mode (RFC 9865), to seal the next page's position.

@@ -144,9 +144,7 @@ pub fn document_text(
 ) -> Result<String, StoreError> {
     let mut text = Vec::with_capacity(document_size(&doc));
     write_document(doc, base, projection, &mut text)?;
-    // Written from JSON text and `serde_json`, which are UTF-8.
-    Ok(String::from_utf8(text)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+    Ok(json_string(text))
 }
 
 /// About how many bytes [`write_document`] writes for `doc`: its stored text, `meta`, and
@@ -338,8 +336,14 @@ impl<'o> Entries<'o> {
 /// page of 100 users.
 pub fn json_text(doc: &Value, capacity: usize) -> String {
     let mut bytes = Vec::with_capacity(capacity);
-    // Serialising a `Value` into a `Vec` cannot fail, and its text is UTF-8.
+    // Serialising a `Value` into a `Vec` cannot fail.
     let _ = serde_json::to_writer(&mut bytes, doc);
+    json_string(bytes)
+}
+
+/// JSON text written as bytes, as a `String`: written by `serde_json` and from JSON text,
+/// it is UTF-8 (were it not, the bad bytes would be replaced rather than panic).
+pub fn json_string(bytes: Vec<u8>) -> String {
     String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
