@@ -405,19 +405,33 @@ async fn each_operation_runs_the_plugins_and_has_its_audit_row_and_event() {
             )
         })
         .collect();
-    assert_eq!(
-        summary,
-        [
-            ("POST".to_owned(), "User".to_owned(), 201),
-            ("POST".to_owned(), "Group".to_owned(), 422),
-            ("POST".to_owned(), "User".to_owned(), 201)
-        ],
-        "{rows:?}"
-    );
+    let in_request_order = [
+        ("POST".to_owned(), "User".to_owned(), 201),
+        ("POST".to_owned(), "Group".to_owned(), 422),
+        ("POST".to_owned(), "User".to_owned(), 201),
+    ];
+    if on_postgres() {
+        // There a refused write's row is committed by the queue's own thread
+        // (docs/architecture.md), so it may be numbered after a write that committed
+        // meanwhile: every row is there, and the committed writes' rows keep their order.
+        let mut sorted = summary.clone();
+        sorted.sort();
+        let mut expected = in_request_order.to_vec();
+        expected.sort();
+        assert_eq!(sorted, expected, "{rows:?}");
+        let committed: Vec<_> = rows.iter().filter(|r| r["status"] == 201).collect();
+        assert_eq!(committed[0]["resourceId"], created_id(&a[0]), "{rows:?}");
+        assert_eq!(committed[1]["resourceId"], created_id(&a[2]), "{rows:?}");
+    } else {
+        assert_eq!(summary, in_request_order, "{rows:?}");
+    }
+    let refused = rows
+        .iter()
+        .find(|r| r["resourceType"] == "Group")
+        .expect("the refused group's row");
     assert!(
-        rows[1]["plugins"].to_string().contains("reject"),
-        "{}",
-        rows[1]
+        refused["plugins"].to_string().contains("reject"),
+        "{refused}"
     );
     let store = h.state().store.clone();
     let events = off_runtime(|| store.events("default", 0, 100)).expect("events");
