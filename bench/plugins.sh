@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Plugin benchmarks: whole plugin calls (fresh instance, 1 KB user, JSON parsed and
 # re-serialised by username-from-email), create-user throughput through HTTP with no
-# plugin, one plugin and the three Rust example plugins chained, and start-up time.
+# plugin, one plugin and the three Rust example plugins chained, each with the server's
+# CPU time per create (steadier than throughput on a noisy VM), and start-up time.
 #
 #   bench/plugins.sh [DURATION_SECONDS]
+#   ROUNDS=3 bench/plugins.sh 10   (the three setups in turn, three times over)
 #   BENCH_BIN=/path/to/scimgate bench/plugins.sh 10   (another build's server, side by side;
 #   the call benchmark is always this tree's host)
 set -euo pipefail
@@ -36,7 +38,13 @@ name = \"require-department\"
 file = \"$dist/require-department.wasm\"
 config = { allowed = [\"Sales\", \"Engineering\"] }"
 
-for setup in none one three; do
+# The server's CPU time (user and system) in clock ticks.
+cpu_ticks() { # pid
+  awk '{print $14 + $15}' "/proc/$1/stat"
+}
+ticks_per_second=$(getconf CLK_TCK)
+
+for setup in $(for _ in $(seq "${ROUNDS:-1}"); do echo none one three; done); do
   data=$(mktemp -d "$PWD/target/bench-plugins.XXXXXX")
   case $setup in
     none) printf '' > "$data/config.toml" ;;
@@ -53,8 +61,12 @@ for setup in none one three; do
     if [[ $start == second ]]; then
       export TOKEN
       TOKEN=$("$bin" token --data "$data" --sub bench)
+      before=$(cpu_ticks "$server")
       wrk -t2 -c16 -d"${duration}s" --latency -s bench/create-user-with-department.lua "http://127.0.0.1:$port" > "$results/plugins-$setup.txt"
+      after=$(cpu_ticks "$server")
       summarise "create-user, $setup plugin(s)" "$results/plugins-$setup.txt"
+      requests=$(awk '/requests in/ {print $1}' "$results/plugins-$setup.txt")
+      echo "  server CPU per create: $(( (after - before) * 1000000 / ticks_per_second / requests )) µs"
     fi
     kill $server; wait $server 2>/dev/null || true
   done
